@@ -1,0 +1,71 @@
+/**
+ * Every limit of the protocol, in one place (spec/PROTOCOL.md §10 "Limits"). Each row appears in the
+ * spec's limits table with the same name and value; test/spec-tables.test.ts keeps the two equal.
+ *
+ * Byte counts are counts of encoded bytes (UTF-8 bytes for strings). Times are milliseconds.
+ * Rows marked "default" are the reference relay's defaults and may be configured; the relay announces
+ * the values in force in its WELCOME frame.
+ */
+export const LIMITS = {
+  /** Size of the big-endian unsigned length prefix in front of every frame on the wire. */
+  LENGTH_PREFIX_BYTES: 4,
+  /** Largest frame body (the msgpack value after the prefix). A larger declared length is refused unread. */
+  MAX_FRAME_BYTES: 65536,
+  /** Deepest container nesting in a frame: the frame map is depth 1. */
+  MAX_DEPTH: 3,
+  /** Most entries in any map. */
+  MAX_MAP_ENTRIES: 8,
+  /** Largest integer value: 2^53 - 1, so every value is exact in every language's doubles. */
+  MAX_UINT: 9007199254740991,
+  /** Nickname: 1 to 32 bytes of [A-Za-z0-9_-]. */
+  NICK_MIN_BYTES: 1,
+  NICK_MAX_BYTES: 32,
+  /** Room name: 1 to 64 bytes of [A-Za-z0-9_.-]. */
+  ROOM_MIN_BYTES: 1,
+  ROOM_MAX_BYTES: 64,
+  /** ERROR detail text. */
+  DETAIL_MAX_BYTES: 256,
+  /** An identity key as SPKI DER (RSA-2048 with e = 65537 is 294 bytes). */
+  KEY_MAX_BYTES: 512,
+  /** Length of an RSA-2048 signature or OAEP ciphertext. */
+  RSA_BYTES: 256,
+  /** Length of an X25519 public key, a challenge nonce, a key-confirmation MAC. */
+  X25519_BYTES: 32,
+  NONCE_BYTES: 32,
+  MAC_BYTES: 32,
+  /** Largest opaque body the relay forwards (SEND.body, DELIVER.body). */
+  MAX_BODY_BYTES: 49152,
+  /** Largest message text, in UTF-8 bytes. */
+  MAX_TEXT_BYTES: 16384,
+  /** Padding buckets: plaintexts are padded to the next power of two from 256 to 32768 bytes. */
+  PAD_MIN_BYTES: 256,
+  PAD_MAX_BYTES: 32768,
+  /** Most members a relay may be configured to allow in one room. */
+  MAX_ROOM_SIZE: 256,
+  /** default: members per room. */
+  DEFAULT_ROOM_SIZE: 2,
+  /** default: time from TCP accept to WELCOME. */
+  HANDSHAKE_TIMEOUT_MS: 10000,
+  /** default: a connection that sends no frame for this long is closed with TIMEOUT. */
+  IDLE_TIMEOUT_MS: 60000,
+  /** Clients send PING when they have sent nothing for a third of the announced idle timeout. */
+  KEEPALIVE_DIVISOR: 3,
+  /** default: connections the relay holds at once, in total and from one address. */
+  MAX_CONNECTIONS: 1024,
+  MAX_CONNECTIONS_PER_ADDRESS: 64,
+  /** Open files the relay keeps free beyond its connection limit (registry, logs, listening socket). */
+  FD_HEADROOM: 64,
+  /** default: frames per second a connection may send (token bucket refill) and the bucket size. */
+  RATE_FRAMES_PER_S: 1000,
+  RATE_BURST_FRAMES: 2000,
+  /** default: bytes queued for one slow reader before it is disconnected with SLOW_CONSUMER. */
+  WRITE_HIGH_WATER_BYTES: 1048576,
+  /** A client gives up an end-to-end handshake that has not completed in this time. */
+  E2E_HANDSHAKE_TIMEOUT_MS: 30000,
+} as const;
+
+export type LimitName = keyof typeof LIMITS;
+
+/** Alphabets of names, as regular expressions over the whole string (spec §10). */
+export const NICK_PATTERN = /^[A-Za-z0-9_-]+$/;
+export const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;
