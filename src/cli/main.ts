@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/**
+ * `e2ee-chat <command>`: dispatches to one module per command. Each module exports
+ * `run(argv: string[]): Promise<number>` returning the process exit status.
+ */
+const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
+  server: () => import('./server.js'),
+  client: () => import('./client.js'),
+  vectors: () => import('./vectors.js'),
+  conformance: () => import('./conformance.js'),
+};
+
+const USAGE = `usage: e2ee-chat <command> [options]
+
+commands:
+  server         run the relay server
+  client         run the chat client
+  vectors verify check the test vectors in a folder (default: vectors/)
+  conformance    drive another implementation through the spec's cases
+
+Run 'e2ee-chat <command> --help' for a command's options.`;
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return cmd === undefined ? 2 : 0;
+  }
+  const load = COMMANDS[cmd];
+  if (load === undefined) {
+    process.stderr.write(`e2ee-chat: unknown command '${cmd}'\n${USAGE}\n`);
+    return 2;
+  }
+  return (await load()).run(rest);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`e2ee-chat: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 70;
+  },
+);
