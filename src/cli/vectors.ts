@@ -1,5 +1,73 @@
-/** `e2ee-chat vectors`: placeholder until the module lands (see the open issue for this command). */
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('e2ee-chat vectors: not built yet\n');
-  return 70;
+/**
+ * `e2ee-chat vectors verify [DIR]` (spec/VECTORS.md "Running the vectors"): loads each registered suite's
+ * file from DIR (default: the package's vectors/ folder), verifies every case with the runtime code,
+ * prints one line per failing case id and a summary, and exits 1 on any failure, including a missing
+ * file or a file that is not valid JSON.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SUITES } from '../vectors/registry.js';
+import type { VectorFailure, VectorSuite } from '../vectors/types.js';
+
+const USAGE = `usage: e2ee-chat vectors verify [DIR]
+
+Verifies every vector file (${SUITES.map((s) => s.file).join(', ')}) in DIR
+(default: the vectors/ folder of this package). Prints one line per failing case id,
+then a summary; exits 1 when any case fails or a file is missing or not valid JSON.`;
+
+/** The package's own vectors/ folder (this file is dist/src/cli/vectors.js). */
+function defaultDir(): string {
+  return fileURLToPath(new URL('../../../vectors/', import.meta.url));
+}
+
+function countCases(doc: unknown): number {
+  const cases = (doc as { cases?: unknown } | null)?.cases;
+  return Array.isArray(cases) ? cases.length : 0;
+}
+
+/** Loads and verifies one suite's file; a missing or unparsable file is one failure named after the file. */
+export async function verifySuite(suite: VectorSuite, dir: string): Promise<{ cases: number; failures: VectorFailure[] }> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, suite.file), 'utf8');
+  } catch (e) {
+    return { cases: 0, failures: [{ id: suite.file, reason: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }] };
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return { cases: 0, failures: [{ id: suite.file, reason: `not valid JSON: ${(e as Error).message}` }] };
+  }
+  try {
+    return { cases: countCases(doc), failures: await suite.verify(doc) };
+  } catch (e) {
+    return { cases: countCases(doc), failures: [{ id: suite.file, reason: `verifier threw: ${e instanceof Error ? e.message : String(e)}` }] };
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (sub !== 'verify' || rest.length > 1 || rest.some((a) => a.startsWith('-'))) {
+    process.stderr.write(USAGE + '\n');
+    return 2;
+  }
+  const dir = rest[0] ?? defaultDir();
+  let total = 0;
+  let failed = 0;
+  let files = 0;
+  for (const suite of SUITES) {
+    const { cases, failures } = await verifySuite(suite, dir);
+    total += cases;
+    failed += failures.length;
+    if (failures.length === 0) files++;
+    for (const f of failures) process.stdout.write(`FAIL ${suite.file} ${f.id}: ${f.reason}\n`);
+  }
+  process.stdout.write(`${total - failed} of ${total} cases passed, ${failed} failed, in ${SUITES.length} files (${files} clean)\n`);
+  return failed > 0 ? 1 : 0;
 }

@@ -20,11 +20,13 @@ export type FieldSpec =
   | { readonly name: string; readonly kind: 'members'; readonly min: number; readonly max: number };
 
 const L = LIMITS;
-const nick = (name: string) => ({ name, kind: 'str', min: L.NICK_MIN_BYTES, max: L.NICK_MAX_BYTES, alphabet: 'nick' }) as const;
-const room = (name: string) => ({ name, kind: 'str', min: L.ROOM_MIN_BYTES, max: L.ROOM_MAX_BYTES, alphabet: 'room' }) as const;
-const uint = (name: string, min = 0, max: number = L.MAX_UINT) => ({ name, kind: 'uint', min, max }) as const;
-const bin = (name: string, min: number, max: number = min) => ({ name, kind: 'bin', min, max }) as const;
-const key = (name: string) => bin(name, 1, L.KEY_MAX_BYTES);
+// The helpers are generic in the field name so that FrameOf<N> below gets literal keys (a plain `string`
+// name would collapse every frame type into an index signature).
+const nick = <N extends string>(name: N) => ({ name, kind: 'str', min: L.NICK_MIN_BYTES, max: L.NICK_MAX_BYTES, alphabet: 'nick' }) as const;
+const room = <N extends string>(name: N) => ({ name, kind: 'str', min: L.ROOM_MIN_BYTES, max: L.ROOM_MAX_BYTES, alphabet: 'room' }) as const;
+const uint = <N extends string>(name: N, min = 0, max: number = L.MAX_UINT) => ({ name, kind: 'uint', min, max }) as const;
+const bin = <N extends string>(name: N, min: number, max: number = min) => ({ name, kind: 'bin', min, max }) as const;
+const key = <N extends string>(name: N) => bin(name, 1, L.KEY_MAX_BYTES);
 
 /** Frame types: name -> code, layer, direction, fields (the `t` field is implicit and always first). */
 export const FRAMES = {

@@ -1,0 +1,8 @@
+/**
+ * Every vector suite, in the order their files are written and verified (spec/VECTORS.md). The crypto
+ * suites are appended here.
+ */
+import { codecSuite } from './codec.js';
+import type { VectorSuite } from './types.js';
+
+export const SUITES: VectorSuite[] = [codecSuite];
