@@ -1,5 +1,130 @@
-/** `e2ee-chat server`: placeholder until the module lands (see the open issue for this command). */
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('e2ee-chat server: not built yet\n');
-  return 70;
+/**
+ * `e2ee-chat server`: runs the reference relay (spec/PROTOCOL.md §7.1) until SIGINT or SIGTERM.
+ *
+ * stdout gets exactly one line, `listening on HOST:PORT`, once connections are accepted. stderr gets the
+ * relay's events as JSON lines, one per line; no event carries a body, key or passphrase.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LIMITS } from '../limits.js';
+import { startServer, type ServerOptions } from '../server/index.js';
+
+const DEFAULT_PORT = 55555;
+
+/** `$XDG_STATE_HOME/e2ee-chat/registry.db`, else `~/.local/state/e2ee-chat/registry.db`; the folder is created on start. */
+export function defaultRegistryPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_STATE_HOME'] !== undefined && env['XDG_STATE_HOME'] !== '' ? env['XDG_STATE_HOME'] : join(homedir(), '.local', 'state');
+  return join(base, 'e2ee-chat', 'registry.db');
+}
+
+// Flag name -> ServerOptions key, default and bounds, all from src/limits.ts (spec §10).
+const INT_FLAGS = {
+  port: { key: 'port', dflt: DEFAULT_PORT, min: 0, max: 65535, help: 'TCP port, 0 for any free port' },
+  'max-room-size': { key: 'maxRoomSize', dflt: LIMITS.DEFAULT_ROOM_SIZE, min: 2, max: LIMITS.MAX_ROOM_SIZE, help: 'members per room' },
+  'handshake-timeout-ms': { key: 'handshakeTimeoutMs', dflt: LIMITS.HANDSHAKE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms from accept to WELCOME' },
+  'idle-timeout-ms': { key: 'idleTimeoutMs', dflt: LIMITS.IDLE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms without a frame before TIMEOUT' },
+  'max-connections': { key: 'maxConnections', dflt: LIMITS.MAX_CONNECTIONS, min: 1, max: LIMITS.MAX_UINT, help: 'connections in total (lowered under the open-file limit)' },
+  'max-connections-per-address': {
+    key: 'maxConnectionsPerAddress',
+    dflt: LIMITS.MAX_CONNECTIONS_PER_ADDRESS,
+    min: 1,
+    max: LIMITS.MAX_UINT,
+    help: 'connections from one address',
+  },
+  rate: { key: 'rateFramesPerSecond', dflt: LIMITS.RATE_FRAMES_PER_S, min: 1, max: LIMITS.MAX_UINT, help: 'frames per second per connection' },
+  'rate-burst': { key: 'rateBurst', dflt: LIMITS.RATE_BURST_FRAMES, min: 1, max: LIMITS.MAX_UINT, help: 'token bucket size, frames' },
+  'write-high-water-bytes': {
+    key: 'writeHighWaterBytes',
+    dflt: LIMITS.WRITE_HIGH_WATER_BYTES,
+    min: 1,
+    max: LIMITS.MAX_UINT,
+    help: 'unsent bytes per connection before SLOW_CONSUMER',
+  },
+  'max-frame-bytes': { key: 'maxFrameBytes', dflt: LIMITS.MAX_FRAME_BYTES, min: 1024, max: LIMITS.MAX_FRAME_BYTES, help: 'largest frame body accepted' },
+} as const satisfies Record<string, { key: keyof ServerOptions; dflt: number; min: number; max: number; help: string }>;
+
+type IntFlag = keyof typeof INT_FLAGS;
+
+function usage(): string {
+  const rows = (Object.keys(INT_FLAGS) as IntFlag[]).map((f) => `  --${f} N`.padEnd(36) + `${INT_FLAGS[f].help} (default ${INT_FLAGS[f].dflt})`);
+  return [
+    'usage: e2ee-chat server [options]',
+    '',
+    '  --host ADDR'.padEnd(36) + 'address to listen on (default 127.0.0.1)',
+    ...rows,
+    '  --registry FILE'.padEnd(36) + `nickname registry, SQLite (default ${defaultRegistryPath()})`,
+    '  -h, --help'.padEnd(36) + 'show this help',
+    '',
+    'Prints "listening on HOST:PORT" on stdout once ready; logs JSON lines on stderr.',
+    'SIGINT or SIGTERM: every client gets ERROR SERVER_SHUTDOWN, then exit 0.',
+  ].join('\n');
+}
+
+function fail(msg: string): number {
+  process.stderr.write(`e2ee-chat server: ${msg}\n${usage()}\n`);
+  return 2;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    host: { type: 'string' },
+    registry: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const f of Object.keys(INT_FLAGS)) options[f] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (values['help'] === true) {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  const opts: ServerOptions = {};
+  for (const f of Object.keys(INT_FLAGS) as IntFlag[]) {
+    const spec = INT_FLAGS[f];
+    const raw = values[f];
+    let n: number = spec.dflt;
+    if (typeof raw === 'string') {
+      if (!/^[0-9]{1,16}$/.test(raw)) return fail(`--${f}: expected a decimal integer, got '${raw}'`);
+      n = Number(raw);
+      if (!Number.isSafeInteger(n) || n < spec.min || n > spec.max) return fail(`--${f}: expected ${spec.min}..${spec.max}, got ${raw}`);
+    }
+    (opts as Record<string, number>)[spec.key] = n;
+  }
+  const host = typeof values['host'] === 'string' ? values['host'] : '127.0.0.1';
+  const registry = typeof values['registry'] === 'string' ? values['registry'] : defaultRegistryPath();
+  if (registry === '') return fail('--registry: expected a file path');
+  opts.host = host;
+  opts.registry = registry;
+  opts.log = (event) => {
+    process.stderr.write(JSON.stringify(event) + '\n');
+  };
+
+  let server;
+  try {
+    server = await startServer(opts);
+  } catch (e) {
+    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
+    return 1;
+  }
+  process.stdout.write(`listening on ${server.host}:${server.port}\n`);
+
+  // Graceful shutdown (spec §7.1 "Shutdown"): the promise settles once every socket is closed and the
+  // registry is flushed; a second signal while shutting down changes nothing.
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'signal', signal }) + '\n');
+      server.close().then(resolve, resolve);
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
 }

@@ -1,0 +1,578 @@
+/**
+ * The reference relay (spec/PROTOCOL.md §3-§7.1, §7.3, §9, §10): accepts TCP connections, authenticates
+ * each client's nickname against its identity key, groups clients into rooms and forwards opaque bodies.
+ * It never holds a private key, never decrypts, and never logs or stores a relayed body.
+ *
+ * Every connection is driven by the transition table of §7.1 (src/server/transitions.ts): a frame whose
+ * (state, input) pair is not in the table is answered with ERROR UNEXPECTED_FRAME and the connection is
+ * closed. Nothing a peer sends can throw past `onData`: every rejection becomes an ERROR frame with its
+ * §9 code and a log line naming that code.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
+import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../crypto/rsa.js';
+import { ERROR_CODES, ProtocolError, type ErrorName } from '../errors.js';
+import { LIMITS } from '../limits.js';
+import { RoomManager } from '../room/index.js';
+import { NickRegistry } from './registry.js';
+import { serverTransition, type ServerState } from './transitions.js';
+
+export { NickRegistry } from './registry.js';
+
+export interface ServerOptions {
+  /** Address to listen on (default 127.0.0.1). */
+  host?: string;
+  /** TCP port; 0 picks a free one (default 0 for the library, 55555 for the CLI). */
+  port?: number;
+  /** Members per room, 2..MAX_ROOM_SIZE (default DEFAULT_ROOM_SIZE). */
+  maxRoomSize?: number;
+  /** Registry file path, or ':memory:' (the default for the library; the CLI defaults to a file). */
+  registry?: string;
+  /** Milliseconds from accept to WELCOME (default HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs?: number;
+  /** Milliseconds without a frame before TIMEOUT, announced as WELCOME.idle_ms (default IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** Connections held at once (default MAX_CONNECTIONS, lowered to the open-file limit minus FD_HEADROOM). */
+  maxConnections?: number;
+  /** Connections held at once from one remote address (default MAX_CONNECTIONS_PER_ADDRESS). */
+  maxConnectionsPerAddress?: number;
+  /** Token-bucket refill, frames per second per connection, announced as WELCOME.rate (default RATE_FRAMES_PER_S). */
+  rateFramesPerSecond?: number;
+  /** Token-bucket size in frames (default RATE_BURST_FRAMES). */
+  rateBurst?: number;
+  /** Bytes of unsent output per connection before SLOW_CONSUMER (default WRITE_HIGH_WATER_BYTES). */
+  writeHighWaterBytes?: number;
+  /** Largest frame body accepted, bytes, announced as WELCOME.max_frame (default MAX_FRAME_BYTES). */
+  maxFrameBytes?: number;
+  /** Receives one structured event per call; never a body, key or passphrase. */
+  log?: (event: Record<string, unknown>) => void;
+}
+
+export interface ServerStats {
+  /** Connections currently held (accepted and not refused). */
+  connections: number;
+  /** Of those, connections that completed AUTH. */
+  authenticated: number;
+  rooms: number;
+  /** Complete frames received, over the server's lifetime. */
+  framesIn: number;
+  /** DELIVER frames written, over the server's lifetime. */
+  framesRelayed: number;
+  /** ERROR frames sent, by code name, over the server's lifetime. */
+  errors: Partial<Record<ErrorName, number>>;
+  /** The connection cap in force (after lowering it under the open-file limit). */
+  maxConnections: number;
+}
+
+export interface RelayServer {
+  readonly host: string;
+  readonly port: number;
+  /** Sends ERROR SERVER_SHUTDOWN to every client, closes every socket, closes the registry. Idempotent. */
+  close(): Promise<void>;
+  stats(): ServerStats;
+}
+
+/**
+ * A connection that is closing is given this long to take its ERROR frame before the socket is
+ * destroyed; a peer that never reads cannot hold the descriptor or its buffer any longer than this.
+ */
+const CLOSE_GRACE_MS = 2000;
+/** Refused connections (over a cap) may exist briefly beyond the cap; half the fd headroom is theirs. */
+const REFUSAL_SLACK = LIMITS.FD_HEADROOM / 2;
+
+interface Config {
+  host: string;
+  port: number;
+  maxRoomSize: number;
+  registry: string;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  rateFramesPerSecond: number;
+  rateBurst: number;
+  writeHighWaterBytes: number;
+  maxFrameBytes: number;
+}
+
+function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  const x = v ?? dflt;
+  if (!Number.isSafeInteger(x) || x < min || x > max) throw new RangeError(`${name}: expected an integer ${min}..${max}, got ${String(v)}`);
+  return x;
+}
+
+/**
+ * The soft limit on open files of this process (Linux /proc/self/limits), or undefined where unknown.
+ * Node accepts connections past this limit only to drop them silently, so the cap stays below it.
+ */
+export function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m === null || m[1] === 'unlimited') return undefined;
+    return Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function resolveConfig(o: ServerOptions): Config {
+  const M = LIMITS.MAX_UINT;
+  return {
+    host: o.host ?? '127.0.0.1',
+    port: intOption('port', o.port, 0, 0, 65535),
+    maxRoomSize: intOption('maxRoomSize', o.maxRoomSize, LIMITS.DEFAULT_ROOM_SIZE, 2, LIMITS.MAX_ROOM_SIZE),
+    registry: o.registry ?? ':memory:',
+    handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, LIMITS.HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, LIMITS.IDLE_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    maxConnections: intOption('maxConnections', o.maxConnections, LIMITS.MAX_CONNECTIONS, 1, M),
+    maxConnectionsPerAddress: intOption('maxConnectionsPerAddress', o.maxConnectionsPerAddress, LIMITS.MAX_CONNECTIONS_PER_ADDRESS, 1, M),
+    rateFramesPerSecond: intOption('rateFramesPerSecond', o.rateFramesPerSecond, LIMITS.RATE_FRAMES_PER_S, 1, M),
+    rateBurst: intOption('rateBurst', o.rateBurst, LIMITS.RATE_BURST_FRAMES, 1, M),
+    writeHighWaterBytes: intOption('writeHighWaterBytes', o.writeHighWaterBytes, LIMITS.WRITE_HIGH_WATER_BYTES, 1, M),
+    // A HELLO with a 294-byte key is about 330 bytes: below 1024 no client could authenticate.
+    maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, 1024, LIMITS.MAX_FRAME_BYTES),
+  };
+}
+
+/** ERROR.detail is at most DETAIL_MAX_BYTES of UTF-8 (spec §6); cut on a code point boundary. */
+function clipDetail(s: string): string {
+  if (Buffer.byteLength(s, 'utf8') <= LIMITS.DETAIL_MAX_BYTES) return s;
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch, 'utf8') > LIMITS.DETAIL_MAX_BYTES) break;
+    out += ch;
+  }
+  return out;
+}
+
+class Connection {
+  state: ServerState = 'AWAIT_HELLO';
+  closing = false;
+  authed = false;
+  nick: string | undefined;
+  identity: PublicIdentity | undefined;
+  nonce: Buffer | undefined;
+  room: string | undefined;
+  lastFrameAt: number;
+  tokens: number;
+  refillAt: number;
+  grace: NodeJS.Timeout | undefined;
+  readonly reader: FrameReader;
+
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+    readonly addr: string,
+    readonly acceptedAt: number,
+    maxFrame: number,
+    burst: number,
+  ) {
+    this.reader = new FrameReader(maxFrame);
+    this.lastFrameAt = acceptedAt;
+    this.tokens = burst;
+    this.refillAt = acceptedAt;
+  }
+}
+
+class Relay implements RelayServer {
+  host = '';
+  port = 0;
+  private readonly server: Server;
+  private readonly rooms: RoomManager<Connection>;
+  private readonly registry: NickRegistry;
+  private readonly conns = new Set<Connection>();
+  private readonly refusing = new Set<Socket>();
+  private readonly perAddress = new Map<string, number>();
+  private readonly errorCounts: Partial<Record<ErrorName, number>> = {};
+  private readonly sweep: NodeJS.Timeout;
+  private nextId = 1;
+  private framesIn = 0;
+  private framesRelayed = 0;
+  private authenticated = 0;
+  private closePromise: Promise<void> | undefined;
+  private allClosed: (() => void) | undefined;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly logSink: ((event: Record<string, unknown>) => void) | undefined,
+  ) {
+    this.rooms = new RoomManager<Connection>(cfg.maxRoomSize);
+    this.registry = new NickRegistry(cfg.registry);
+    this.server = createServer({ noDelay: true }, (s) => this.onConnection(s));
+    // Hard backstop under the fd limit: past this Node itself closes new sockets unanswered.
+    this.server.maxConnections = cfg.maxConnections + REFUSAL_SLACK;
+    // One sweep for all timeouts instead of a timer per connection: memory per idle connection stays
+    // small and a frame costs no timer re-arm. Resolution is a tenth of the shorter timeout.
+    const tick = Math.max(5, Math.min(1000, Math.floor(Math.min(cfg.handshakeTimeoutMs, cfg.idleTimeoutMs) / 10)));
+    this.sweep = setInterval(() => this.checkTimeouts(), tick);
+    this.sweep.unref();
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => {
+        clearInterval(this.sweep);
+        this.registry.close();
+        reject(e);
+      };
+      this.server.once('error', onError);
+      this.server.listen(this.cfg.port, this.cfg.host, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (e) => this.log({ event: 'server_error', error: e.message }));
+        const a = this.server.address();
+        if (a === null || typeof a === 'string') throw new Error('unexpected listening address');
+        this.host = this.cfg.host;
+        this.port = a.port;
+        this.log({
+          event: 'listening',
+          host: this.host,
+          port: this.port,
+          max_connections: this.cfg.maxConnections,
+          max_room_size: this.cfg.maxRoomSize,
+          registry: this.cfg.registry,
+        });
+        resolve();
+      });
+    });
+  }
+
+  log(event: Record<string, unknown>): void {
+    if (this.logSink === undefined) return;
+    try {
+      this.logSink({ ts: new Date().toISOString(), ...event });
+    } catch {
+      // A failing log sink must not take a connection handler down with it.
+    }
+  }
+
+  stats(): ServerStats {
+    return {
+      connections: this.conns.size,
+      authenticated: this.authenticated,
+      rooms: this.rooms.roomCount,
+      framesIn: this.framesIn,
+      framesRelayed: this.framesRelayed,
+      errors: { ...this.errorCounts },
+      maxConnections: this.cfg.maxConnections,
+    };
+  }
+
+  // ---- accept --------------------------------------------------------------------------------------
+
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => {
+      // Resets and write errors end in 'close'; the error itself is the peer's business.
+    });
+    const addr = socket.remoteAddress;
+    if (addr === undefined || this.closePromise !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const fromAddr = this.perAddress.get(addr) ?? 0;
+    // §7.1 "Resource limits": over a cap, refuse with TOO_MANY_CONNECTIONS rather than drop silently.
+    if (this.conns.size >= this.cfg.maxConnections || fromAddr >= this.cfg.maxConnectionsPerAddress) {
+      const scope = this.conns.size >= this.cfg.maxConnections ? 'total' : 'address';
+      this.count('TOO_MANY_CONNECTIONS');
+      this.log({ event: 'refuse', code: 'TOO_MANY_CONNECTIONS', addr, scope });
+      this.refusing.add(socket);
+      socket.on('data', () => {}); // read and discard, so a close does not reset away our ERROR
+      socket.end(encodeWire(frame('ERROR', { code: ERROR_CODES.TOO_MANY_CONNECTIONS.code, detail: `connection limit (${scope}) reached` })));
+      const t = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+      t.unref();
+      socket.on('close', () => {
+        clearTimeout(t);
+        this.refusing.delete(socket);
+        this.maybeAllClosed();
+      });
+      return;
+    }
+    const now = performance.now();
+    const conn = new Connection(this.nextId++, socket, addr, now, this.cfg.maxFrameBytes, this.cfg.rateBurst);
+    this.conns.add(conn);
+    this.perAddress.set(addr, fromAddr + 1);
+    this.log({ event: 'connect', conn: conn.id, addr, port: socket.remotePort });
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    socket.on('close', () => this.onClose(conn));
+  }
+
+  // ---- input ---------------------------------------------------------------------------------------
+
+  /** Entry point for every byte a peer sends. Never throws. */
+  private onData(conn: Connection, chunk: Buffer): void {
+    // §3: after a closing ERROR the relay reads nothing more; bytes are drained and dropped.
+    if (conn.closing) return;
+    try {
+      const bodies = conn.reader.push(chunk);
+      for (const body of bodies) {
+        if (conn.closing) return;
+        this.onFrame(conn, body);
+      }
+    } catch (e) {
+      this.onFailure(conn, e);
+    }
+  }
+
+  private onFailure(conn: Connection, e: unknown): void {
+    if (e instanceof ProtocolError && e.code <= 31) {
+      this.refuse(conn, e.errorName, e.message);
+    } else {
+      this.log({ event: 'internal_error', conn: conn.id, error: e instanceof Error ? e.message : String(e) });
+      this.refuse(conn, 'INTERNAL_ERROR', 'internal error');
+    }
+  }
+
+  private onFrame(conn: Connection, body: Buffer): void {
+    this.framesIn++;
+    const now = performance.now();
+    conn.lastFrameAt = now;
+    // §7.1 "Resource limits": token bucket, `rate` frames per second, RATE_BURST_FRAMES deep.
+    conn.tokens = Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
+    conn.refillAt = now;
+    if (conn.tokens < 1) throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.rateFramesPerSecond} frames per second`);
+    conn.tokens -= 1;
+
+    const f = decodeFrame(body, 'relay');
+    const t = serverTransition(conn.state, f.type);
+    if (t === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in state ${conn.state}`);
+    try {
+      this.apply(conn, f);
+    } catch (e) {
+      // Only the refusals the table lists for this step may come out of it (§7.1); anything else is a
+      // bug in the relay, reported as INTERNAL_ERROR rather than blamed on the peer.
+      if (e instanceof ProtocolError && t.errors.includes(e.errorName)) throw e;
+      this.log({ event: 'internal_error', conn: conn.id, input: f.type, error: e instanceof Error ? e.message : String(e) });
+      throw new ProtocolError('INTERNAL_ERROR', 'internal error');
+    }
+    if (!conn.closing) conn.state = t.next;
+  }
+
+  /** Performs the action of the table row for (conn.state, f.type); throws only that row's refusals. */
+  private apply(conn: Connection, f: RelayFrame): void {
+    switch (f.type) {
+      case 'HELLO':
+        return this.onHello(conn, f);
+      case 'AUTH':
+        return this.onAuth(conn, f);
+      case 'JOIN':
+        return this.onJoin(conn, f);
+      case 'SEND':
+        return this.onSend(conn, f);
+      case 'LEAVE':
+        return this.onLeave(conn);
+      case 'PING':
+        this.send(conn, frame('PONG', { n: f.n }));
+        return;
+      case 'ERROR':
+        // The peer gave up: close without answering (an ERROR is never answered with an ERROR).
+        this.log({ event: 'peer_error', conn: conn.id, nick: conn.nick, code: f.code });
+        this.closeConn(conn, undefined);
+        return;
+      default:
+        // Unreachable while the table and this switch agree; the caller turns it into INTERNAL_ERROR.
+        throw new Error(`no action for ${f.type}`);
+    }
+  }
+
+  private onHello(conn: Connection, f: FrameOf<'HELLO'>): void {
+    // §7.1 "Version": version 1 only, no negotiation.
+    if (f.version !== 1) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}; this relay speaks 1`);
+    conn.identity = parsePublicKey(f.key); // BAD_PUBLIC_KEY (§8.1)
+    conn.nick = f.nick;
+    conn.nonce = randomBytes(LIMITS.NONCE_BYTES); // §7.3: fresh, from a CSPRNG
+    this.send(conn, frame('CHALLENGE', { version: 1, nonce: conn.nonce }));
+  }
+
+  private onAuth(conn: Connection, f: FrameOf<'AUTH'>): void {
+    const { identity, nick, nonce } = conn;
+    if (identity === undefined || nick === undefined || nonce === undefined) throw new Error('AUTH without HELLO state');
+    conn.nonce = undefined; // one signature per challenge
+    // §7.3: the signature is checked first; only a proven key may touch the registry.
+    if (!pssVerify(identity.key, authMessage(nonce, nick, identity.spki), f.sig)) {
+      throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
+    }
+    const bound = this.registry.bind(nick, identity.spki);
+    if (bound === 'mismatch') throw new ProtocolError('NICK_BOUND', `nickname ${nick} is bound to another key`);
+    conn.authed = true;
+    this.authenticated++;
+    this.log({ event: 'auth', conn: conn.id, nick, binding: bound === 'bound' ? 'new' : 'existing' });
+    this.send(
+      conn,
+      frame('WELCOME', {
+        idle_ms: this.cfg.idleTimeoutMs,
+        max_frame: this.cfg.maxFrameBytes,
+        room_size: this.cfg.maxRoomSize,
+        rate: this.cfg.rateFramesPerSecond,
+      }),
+    );
+  }
+
+  private onJoin(conn: Connection, f: FrameOf<'JOIN'>): void {
+    const nick = conn.nick!;
+    const key = conn.identity!.spki;
+    const others = this.rooms.join(f.room, { nick, key, handle: conn }); // ROOM_FULL, NICK_IN_ROOM
+    conn.room = f.room;
+    this.log({ event: 'join', conn: conn.id, nick, room: f.room, members: others.length + 1 });
+    // §7.1 "Joining": JOINED to the joiner, PEER_JOINED to the rest, before anything the joiner sends next.
+    this.send(conn, frame('JOINED', { room: f.room, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
+    const joined = encodeWire(frame('PEER_JOINED', { nick, key }));
+    for (const m of others) this.write(m.handle, joined);
+  }
+
+  private onSend(conn: Connection, f: FrameOf<'SEND'>): void {
+    const room = conn.room!;
+    const to = f.to === conn.nick ? undefined : this.rooms.member(room, f.to);
+    if (to === undefined) throw new ProtocolError('NO_SUCH_PEER', `${f.to} is not another member of this room`);
+    // §7.1 "Relaying": `from` is the authenticated nickname of this connection, never the client's claim.
+    this.framesRelayed++;
+    this.write(to.handle, encodeWire(frame('DELIVER', { from: conn.nick!, body: f.body })));
+  }
+
+  private onLeave(conn: Connection): void {
+    this.leaveRoom(conn, 'leave');
+    this.send(conn, frame('LEFT', {}));
+  }
+
+  /** Removes conn from its room (if any) and sends PEER_LEFT to those who remain (§7.1 "Leaving"). */
+  private leaveRoom(conn: Connection, why: string): void {
+    const room = conn.room;
+    if (room === undefined || conn.nick === undefined) return;
+    conn.room = undefined;
+    const rest = this.rooms.leave(room, conn.nick);
+    this.log({ event: 'leave', conn: conn.id, nick: conn.nick, room, reason: why, remaining: rest.length });
+    if (rest.length === 0) return;
+    const left = encodeWire(frame('PEER_LEFT', { nick: conn.nick }));
+    for (const m of rest) this.write(m.handle, left);
+  }
+
+  // ---- output --------------------------------------------------------------------------------------
+
+  private send(conn: Connection, f: Frame): void {
+    this.write(conn, encodeWire(f));
+  }
+
+  /**
+   * Queues bytes for one connection. §7.1 "Resource limits": past the high-water mark the reader is too
+   * slow; it is disconnected with SLOW_CONSUMER and the relay stops buffering for it, so one slow reader
+   * costs at most WRITE_HIGH_WATER_BYTES plus one frame and never stalls anyone else.
+   */
+  private write(conn: Connection, bytes: Buffer): void {
+    if (conn.closing || conn.socket.destroyed || !conn.socket.writable) return;
+    conn.socket.write(bytes);
+    if (conn.socket.writableLength > this.cfg.writeHighWaterBytes) {
+      this.refuse(conn, 'SLOW_CONSUMER', `more than ${this.cfg.writeHighWaterBytes} bytes unread`);
+    }
+  }
+
+  /** Sends ERROR `code`; closes the connection when the code's `closes` column says so (§9). */
+  private refuse(conn: Connection, code: ErrorName, detail: string): void {
+    if (conn.closing) return;
+    this.count(code);
+    this.log({ event: 'refuse', conn: conn.id, nick: conn.nick, state: conn.state, code });
+    if (ERROR_CODES[code].close) {
+      this.closeConn(conn, code, detail);
+    } else {
+      this.write(conn, encodeWire(frame('ERROR', { code: ERROR_CODES[code].code, detail: clipDetail(detail) })));
+    }
+  }
+
+  private count(code: ErrorName): void {
+    this.errorCounts[code] = (this.errorCounts[code] ?? 0) + 1;
+  }
+
+  /**
+   * Moves conn to CLOSED: leaves its room (PEER_LEFT to the rest at once), sends ERROR `code` if given,
+   * half-closes, and destroys the socket after CLOSE_GRACE_MS if the peer has not closed by then.
+   */
+  private closeConn(conn: Connection, code: ErrorName | undefined, detail = ''): void {
+    if (conn.closing) return;
+    conn.closing = true;
+    conn.state = 'CLOSED';
+    this.leaveRoom(conn, code === undefined ? 'peer_error' : code);
+    const s = conn.socket;
+    if (!s.destroyed && s.writable) {
+      if (code !== undefined) s.write(encodeWire(frame('ERROR', { code: ERROR_CODES[code].code, detail: clipDetail(detail) })));
+      s.end();
+    }
+    conn.grace = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
+    conn.grace.unref();
+  }
+
+  private onClose(conn: Connection): void {
+    if (conn.grace !== undefined) clearTimeout(conn.grace);
+    if (!conn.closing) {
+      // §7.1 input `disconnect`: IN_ROOM leaves the room with PEER_LEFT; other states are forgotten.
+      conn.closing = true;
+      this.leaveRoom(conn, 'disconnect');
+      conn.state = 'CLOSED';
+    }
+    this.conns.delete(conn);
+    const n = (this.perAddress.get(conn.addr) ?? 1) - 1;
+    if (n <= 0) this.perAddress.delete(conn.addr);
+    else this.perAddress.set(conn.addr, n);
+    if (conn.authed) this.authenticated--;
+    this.log({ event: 'disconnect', conn: conn.id, nick: conn.nick });
+    this.maybeAllClosed();
+  }
+
+  private checkTimeouts(): void {
+    const now = performance.now();
+    for (const conn of this.conns) {
+      if (conn.closing) continue;
+      const handshaking = conn.state === 'AWAIT_HELLO' || conn.state === 'AWAIT_AUTH';
+      // §7.1 "Timeouts": READY within HANDSHAKE_TIMEOUT_MS of accept; a frame at least every idle_ms.
+      const late = handshaking && now - conn.acceptedAt >= this.cfg.handshakeTimeoutMs;
+      const idle = now - conn.lastFrameAt >= this.cfg.idleTimeoutMs;
+      if ((late || idle) && serverTransition(conn.state, 'timeout') !== undefined) {
+        this.refuse(conn, 'TIMEOUT', late ? 'handshake not completed in time' : 'no frame received in idle_ms');
+      }
+    }
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------------------
+
+  private maybeAllClosed(): void {
+    if (this.allClosed !== undefined && this.conns.size === 0 && this.refusing.size === 0) this.allClosed();
+  }
+
+  close(): Promise<void> {
+    if (this.closePromise !== undefined) return this.closePromise;
+    this.closePromise = (async () => {
+      clearInterval(this.sweep);
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      const drained = new Promise<void>((resolve) => {
+        this.allClosed = resolve;
+      });
+      this.log({ event: 'shutdown', connections: this.conns.size });
+      // §7.1 "Shutdown": ERROR SERVER_SHUTDOWN to every connection, then close it.
+      for (const conn of [...this.conns]) this.refuse(conn, 'SERVER_SHUTDOWN', 'relay shutting down');
+      this.maybeAllClosed();
+      await drained;
+      await stopped;
+      this.registry.close();
+      this.log({ event: 'stopped' });
+    })();
+    return this.closePromise;
+  }
+}
+
+/**
+ * Starts a relay and resolves once it accepts connections (`port` then holds the real port). Rejects
+ * with RangeError for an option out of range and with the listen error (EADDRINUSE, ...) otherwise.
+ */
+export async function startServer(opts: ServerOptions = {}): Promise<RelayServer> {
+  const cfg = resolveConfig(opts);
+  const fdLimit = openFileLimit();
+  if (fdLimit !== undefined) {
+    // Keep FD_HEADROOM descriptors free for the registry, the listener, stdio and refused sockets.
+    const ceiling = Math.max(1, fdLimit - LIMITS.FD_HEADROOM - REFUSAL_SLACK);
+    if (cfg.maxConnections > ceiling) {
+      opts.log?.({ ts: new Date().toISOString(), event: 'connection_cap_lowered', requested: cfg.maxConnections, cap: ceiling, fd_limit: fdLimit });
+      cfg.maxConnections = ceiling;
+    }
+  }
+  const relay = new Relay(cfg, opts.log);
+  await relay.listen();
+  return relay;
+}
