@@ -4,74 +4,83 @@
  * A frame is one msgpack map: `t` (the frame type code) first, then the catalogue's fields in catalogue
  * order, nothing else. `encodeFrame` produces that one canonical byte form; `decodeFrame` accepts only it.
  */
-import { Decoder, Encoder } from '@msgpack/msgpack';
+import { Encoder } from '@msgpack/msgpack';
 import { ProtocolError } from '../errors.js';
 import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
-import { FRAMES, frameName, type FieldSpec, type Frame, type FrameName, type FrameOf, type Layer, type LayerFrame } from './catalogue.js';
-import { checkStrict } from './strict.js';
+import { FRAMES, frameName, type FieldSpec, type Frame, type FrameName, type FrameOf, type Layer, type LayerFrame, type Member } from './catalogue.js';
+import { decodeStrict, StrictMap } from './strict.js';
 
-// The structural check has already bounded every length by the frame size, so these limits are a
-// second line of defence only.
-const decoder = new Decoder({
-  maxStrLength: LIMITS.MAX_FRAME_BYTES,
-  maxBinLength: LIMITS.MAX_FRAME_BYTES,
-  maxArrayLength: LIMITS.MAX_ROOM_SIZE,
-  maxMapLength: LIMITS.MAX_MAP_ENTRIES,
-  maxExtLength: 0,
-});
+// The encoder only ever sees values checked against the catalogue (toWireObject), and for those
+// @msgpack/msgpack writes the shortest forms of §4 rule 3; the vector generator cross-checks its output
+// against an independent byte builder (src/vectors/msgpack-raw.ts).
 const encoder = new Encoder({ initialBufferSize: 2048 });
 
 function invalid(detail: string): never {
   throw new ProtocolError('INVALID_FIELD', detail);
 }
 
-function utf8Length(s: string): number {
-  return Buffer.byteLength(s, 'utf8');
-}
-
-function checkField(f: FieldSpec, v: unknown, where: string): void {
+/** Checks a uint, str or bin value against its field spec (§6 bounds are inclusive). */
+function checkScalar(f: FieldSpec, v: unknown, where: string): void {
   switch (f.kind) {
     case 'uint':
-      if (typeof v !== 'number') invalid(`${where}: expected an integer`);
+      // Number.isSafeInteger also keeps an encoder from emitting a float for 1.5 or NaN.
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(`${where}: expected an integer`);
       if (v < f.min || v > f.max) invalid(`${where}: expected ${f.min}..${f.max}, got ${v}`);
       return;
     case 'str': {
       if (typeof v !== 'string') invalid(`${where}: expected a string`);
-      const n = utf8Length(v);
+      if (f.alphabet !== undefined) {
+        // Both alphabets are ASCII, so once the pattern holds, UTF-16 length = UTF-8 byte length.
+        const ok = f.alphabet === 'nick' ? NICK_PATTERN.test(v) : ROOM_PATTERN.test(v);
+        if (!ok && v.length > 0) invalid(`${where}: characters outside the ${f.alphabet} alphabet`);
+        if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
+        return;
+      }
+      const n = Buffer.byteLength(v, 'utf8');
       if (n < f.min || n > f.max) invalid(`${where}: expected ${f.min}..${f.max} UTF-8 bytes, got ${n}`);
-      if (f.alphabet === 'nick' && !NICK_PATTERN.test(v)) invalid(`${where}: characters outside [A-Za-z0-9_-]`);
-      if (f.alphabet === 'room' && !ROOM_PATTERN.test(v)) invalid(`${where}: characters outside [A-Za-z0-9_.-]`);
       return;
     }
     case 'bin':
       if (!(v instanceof Uint8Array)) invalid(`${where}: expected binary`);
       if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
       return;
-    case 'members': {
-      if (!Array.isArray(v)) invalid(`${where}: expected an array`);
-      if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} members, got ${v.length}`);
-      v.forEach((m: unknown, i) => checkMember(m, `${where}[${i}]`));
+    case 'members':
+      // Checked by the callers: the wire form (StrictMap) and the typed form ({nick, key}) differ.
       return;
-    }
   }
 }
 
-const MEMBER_FIELDS = [FRAMES.PEER_JOINED.fields[0], FRAMES.PEER_JOINED.fields[1]] as const;
+const MEMBER_NICK = FRAMES.PEER_JOINED.fields[0];
+const MEMBER_KEY = FRAMES.PEER_JOINED.fields[1];
+const MEMBER_KEYS = ['nick', 'key'] as const;
 
-function checkMember(m: unknown, where: string): void {
-  if (typeof m !== 'object' || m === null || Array.isArray(m) || m instanceof Uint8Array) invalid(`${where}: expected a map`);
-  checkKeys(Object.keys(m), ['nick', 'key'], where);
-  const rec = m as Record<string, unknown>;
-  for (const f of MEMBER_FIELDS) checkField(f, rec[f.name], `${where}.${f.name}`);
+function checkMembersCount(f: FieldSpec, v: unknown, where: string): asserts v is unknown[] {
+  if (!Array.isArray(v)) invalid(`${where}: expected an array`);
+  if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} members, got ${v.length}`);
 }
 
-/** Unknown or missing keys are INVALID_FIELD; all known and present but out of order is non-canonical. */
+/**
+ * Unknown or missing keys are INVALID_FIELD; all known and present but out of order is non-canonical,
+ * MALFORMED_FRAME (§4 rule 9).
+ */
 function checkKeys(keys: readonly string[], expected: readonly string[], where: string): void {
+  let inOrder = keys.length === expected.length;
+  for (let i = 0; inOrder && i < keys.length; i++) if (keys[i] !== expected[i]) inOrder = false;
+  if (inOrder) return;
   for (const k of keys) if (!expected.includes(k)) invalid(`${where}: unknown field ${JSON.stringify(k)}`);
   for (const k of expected) if (!keys.includes(k)) invalid(`${where}: missing field ${JSON.stringify(k)}`);
-  for (let i = 0; i < expected.length; i++) {
-    if (keys[i] !== expected[i]) throw new ProtocolError('MALFORMED_FRAME', `${where}: fields out of canonical order`);
-  }
+  throw new ProtocolError('MALFORMED_FRAME', `${where}: fields out of canonical order`);
+}
+
+/** A member map from the wire: exactly {nick, key} in that order, with PEER_JOINED's bounds. */
+function memberFromWire(m: unknown, where: string): Member {
+  if (!(m instanceof StrictMap)) invalid(`${where}: expected a map`);
+  checkKeys(m.keys, MEMBER_KEYS, where);
+  const nick = m.values[0];
+  const key = m.values[1];
+  checkScalar(MEMBER_NICK, nick, `${where}.nick`);
+  checkScalar(MEMBER_KEY, key, `${where}.key`);
+  return { nick: nick as string, key: key as Uint8Array };
 }
 
 const KEY_LISTS: Record<FrameName, readonly string[]> = Object.fromEntries(
@@ -79,52 +88,69 @@ const KEY_LISTS: Record<FrameName, readonly string[]> = Object.fromEntries(
 ) as unknown as Record<FrameName, readonly string[]>;
 
 /**
- * Decodes one frame body (the bytes after the length prefix) of the given layer.
- * Throws ProtocolError: MALFORMED_FRAME (not one canonical msgpack map), UNKNOWN_FRAME_TYPE (no frame of
- * this layer has that `t`), INVALID_FIELD (unknown, missing, mistyped or out-of-bounds field).
- * Binary fields of the result are views into `body`: the caller must not reuse that buffer.
+ * Decodes one frame body (the bytes after the length prefix, at most MAX_FRAME_BYTES bytes) of the given
+ * layer (§4, §5, §6). Throws ProtocolError: FRAME_TOO_LARGE (body over MAX_FRAME_BYTES), MALFORMED_FRAME
+ * (not one canonical msgpack map of the §4 subset, or fields out of order), INVALID_FIELD (missing or
+ * non-integer `t`; unknown, missing, mistyped or out-of-bounds field), UNKNOWN_FRAME_TYPE (no frame of
+ * this layer has that `t`). Binary fields of the result are views into `body`: the caller must not
+ * reuse that buffer.
  */
 export function decodeFrame<Ly extends Layer>(body: Uint8Array, layer: Ly): LayerFrame<Ly> {
   if (body.length > LIMITS.MAX_FRAME_BYTES) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${body.length} bytes`);
-  checkStrict(body);
-  let obj: Record<string, unknown>;
-  try {
-    obj = decoder.decode(body) as Record<string, unknown>;
-  } catch (e) {
-    // checkStrict admits only what the decoder understands; this is the "__proto__" key and kin.
-    throw new ProtocolError('MALFORMED_FRAME', `msgpack: ${(e as Error).message}`);
-  }
-  const t = obj['t'];
+  const m = decodeStrict(body);
+  const t = m.get('t');
   if (t === undefined) invalid('missing field "t"');
   if (typeof t !== 'number') invalid('"t": expected an integer');
   const name = frameName(t);
   if (name === undefined || FRAMES[name].layer !== layer) {
     throw new ProtocolError('UNKNOWN_FRAME_TYPE', `no ${layer} frame has type ${t}`);
   }
-  const spec = FRAMES[name];
-  checkKeys(Object.keys(obj), KEY_LISTS[name], name);
+  checkKeys(m.keys, KEY_LISTS[name], name);
   const out: Record<string, unknown> = { type: name };
-  for (const f of spec.fields as readonly FieldSpec[]) {
-    const v = obj[f.name];
-    checkField(f, v, `${name}.${f.name}`);
-    out[f.name] = f.kind === 'members' ? (v as Record<string, unknown>[]).map((m) => ({ nick: m['nick'], key: m['key'] })) : v;
+  const fields = FRAMES[name].fields as readonly FieldSpec[];
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    // checkKeys proved keys[i + 1] === f.name.
+    const v = m.values[i + 1];
+    const where = `${name}.${f.name}`;
+    if (f.kind === 'members') {
+      checkMembersCount(f, v, where);
+      out[f.name] = v.map((x, j) => memberFromWire(x, `${where}[${j}]`));
+    } else {
+      checkScalar(f, v, where);
+      out[f.name] = v;
+    }
   }
   return out as LayerFrame<Ly>;
 }
 
 /** Checks a frame against its catalogue entry and returns the msgpack object in canonical key order. */
 function toWireObject(frame: Frame): Record<string, unknown> {
-  const spec = FRAMES[frame.type];
-  if (spec === undefined) invalid(`unknown frame type ${String(frame.type)}`);
+  const spec = (FRAMES as Record<string, (typeof FRAMES)[FrameName] | undefined>)[frame.type];
+  if (spec === undefined || !Object.hasOwn(FRAMES, frame.type)) invalid(`unknown frame type ${String(frame.type)}`);
   const rec = frame as unknown as Record<string, unknown>;
+  const fields = spec.fields as readonly FieldSpec[];
   for (const k of Object.keys(rec)) {
-    if (k !== 'type' && !spec.fields.some((f) => f.name === k)) invalid(`${frame.type}: unknown field ${k}`);
+    if (k !== 'type' && !fields.some((f) => f.name === k)) invalid(`${frame.type}: unknown field ${k}`);
   }
   const obj: Record<string, unknown> = { t: spec.code };
-  for (const f of spec.fields as readonly FieldSpec[]) {
+  for (const f of fields) {
     const v = rec[f.name];
-    checkField(f, v, `${frame.type}.${f.name}`);
-    obj[f.name] = f.kind === 'members' ? (v as { nick: string; key: Uint8Array }[]).map((m) => ({ nick: m.nick, key: m.key })) : v;
+    const where = `${frame.type}.${f.name}`;
+    if (f.kind === 'members') {
+      checkMembersCount(f, v, where);
+      obj[f.name] = v.map((m, j) => {
+        if (typeof m !== 'object' || m === null) invalid(`${where}[${j}]: expected a member`);
+        const mr = m as Record<string, unknown>;
+        for (const k of Object.keys(mr)) if (k !== 'nick' && k !== 'key') invalid(`${where}[${j}]: unknown field ${k}`);
+        checkScalar(MEMBER_NICK, mr['nick'], `${where}[${j}].nick`);
+        checkScalar(MEMBER_KEY, mr['key'], `${where}[${j}].key`);
+        return { nick: mr['nick'], key: mr['key'] };
+      });
+    } else {
+      checkScalar(f, v, where);
+      obj[f.name] = v;
+    }
   }
   return obj;
 }
