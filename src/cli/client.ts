@@ -1,5 +1,579 @@
-/** `e2ee-chat client`: placeholder until the module lands (see the open issue for this command). */
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('e2ee-chat client: not built yet\n');
-  return 70;
+/**
+ * `e2ee-chat client`: the reference chat client (issue 5) on top of the ChatClient library.
+ *
+ * Two modes, chosen by whether stdin is a terminal:
+ * - interactive: node:readline keeps the line being typed intact while messages arrive (each output line
+ *   is written above the prompt, then the prompt and the partial input are redrawn), timestamps, slash
+ *   commands, colour on a terminal unless NO_COLOR is set;
+ * - scriptable: each stdin line is one message; each received message is one stdout line `NICK: TEXT`;
+ *   events are stdout lines starting with `* `; errors go to stderr; the exit status says why (EXIT).
+ *
+ * Everything a peer controls (message text) is passed through `printable` first, so a message can never
+ * forge a line of output or drive the terminal (src/client/text.ts).
+ */
+import { parseArgs } from 'node:util';
+import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
+import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
+import { defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
+import { PinStore, PinStoreError } from '../client/pins.js';
+import { printable, splitText } from '../client/text.js';
+import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
+
+/** Exit statuses of the scriptable contract (issue 5). */
+export const EXIT = {
+  OK: 0,
+  USAGE: 2,
+  ROOM_FULL: 3,
+  AUTH_REFUSED: 4,
+  KEY_CHANGED: 5,
+  CONNECTION: 6,
+  PROTOCOL: 7,
+} as const;
+
+const EXIT_BY_FAILURE: Record<FailureKind, number> = {
+  connect: EXIT.CONNECTION,
+  connection: EXIT.CONNECTION,
+  auth: EXIT.AUTH_REFUSED,
+  room: EXIT.ROOM_FULL,
+  protocol: EXIT.PROTOCOL,
+};
+
+const DEFAULT_PORT = 55555;
+const DEFAULT_WAIT_S = 10;
+
+const USAGE = `usage: e2ee-chat client [options]
+
+  --host ADDR              relay address (default 127.0.0.1)
+  --port N                 relay port (default ${DEFAULT_PORT})
+  --nick NAME              your nickname, [A-Za-z0-9_-]{1,32} (asked for on a terminal when absent)
+  --room NAME              room to join, [A-Za-z0-9_.-]{1,64} (default lobby)
+  --home DIR               identity key and pinned peer keys (default ${defaultHome()})
+  --no-passphrase          store a NEW identity key unencrypted (mode 0600); only when you ask for it
+  --room-secret-file FILE  optional room secret shared out of band (or env E2EE_CHAT_ROOM_SECRET)
+  --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
+                           to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
+  -h, --help               show this help
+
+The identity passphrase comes from a no-echo prompt on a terminal, or from E2EE_CHAT_PASSPHRASE.
+
+With stdin not a terminal (scriptable): each input line is a message to every member; received
+messages print as "NICK: TEXT", events as lines starting with "* ", errors on stderr.
+Exit status: 0 ok, 2 usage, 3 room full (or nickname already in the room), 4 authentication refused
+(or wrong passphrase), 5 a peer's key changed, 6 cannot connect or connection lost, 7 protocol error.`;
+
+interface Options {
+  host: string;
+  port: number;
+  nick: string | undefined;
+  room: string;
+  home: string;
+  noPassphrase: boolean;
+  roomSecretFile: string | undefined;
+  waitMs: number;
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): Options | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        nick: { type: 'string' },
+        room: { type: 'string' },
+        home: { type: 'string' },
+        'no-passphrase': { type: 'boolean' },
+        'room-secret-file': { type: 'string' },
+        wait: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values['help'] === true) return 'help';
+  const str = (k: string): string | undefined => values[k] as string | undefined;
+  const port = str('port') === undefined ? DEFAULT_PORT : Number(str('port'));
+  if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(str('port') ?? '1')) throw new UsageError('--port: expected an integer 1..65535');
+  const wait = str('wait') === undefined ? DEFAULT_WAIT_S : Number(str('wait'));
+  if (!Number.isFinite(wait) || wait < 0 || wait > 86400 || !/^\d+(\.\d+)?$/.test(str('wait') ?? '0')) throw new UsageError('--wait: expected seconds, 0..86400');
+  const nick = str('nick');
+  if (nick !== undefined) checkNick(nick);
+  const room = str('room') ?? 'lobby';
+  if (!ROOM_PATTERN.test(room) || Buffer.byteLength(room) > LIMITS.ROOM_MAX_BYTES) throw new UsageError('--room: 1..64 characters of [A-Za-z0-9_.-]');
+  const host = str('host') ?? '127.0.0.1';
+  if (host === '') throw new UsageError('--host: empty');
+  return {
+    host,
+    port,
+    nick,
+    room,
+    home: str('home') ?? defaultHome(),
+    noPassphrase: values['no-passphrase'] === true,
+    roomSecretFile: str('room-secret-file'),
+    waitMs: Math.round(wait * 1000),
+  };
+}
+
+function checkNick(nick: string): void {
+  if (!NICK_PATTERN.test(nick) || Buffer.byteLength(nick) > LIMITS.NICK_MAX_BYTES) throw new UsageError('nickname: 1..32 characters of [A-Za-z0-9_-]');
+}
+
+/** Replaces lone surrogates (which are not UTF-8) so a text always encodes (spec §4 rule 4). */
+function wellFormed(s: string): string {
+  return s.replace(/[\ud800-\udfff]/gu, '\ufffd');
+}
+
+function describeUndelivered(u: Undelivered): string {
+  const what = u.seq === null ? 'never sent' : `#${u.seq} not acknowledged`;
+  return `not delivered to ${u.to} (${what}): ${printable(u.text)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Terminal helpers (interactive mode only).
+
+interface Paint {
+  dim(s: string): string;
+  bold(s: string): string;
+  red(s: string): string;
+  green(s: string): string;
+  yellow(s: string): string;
+  nick(s: string): string;
+}
+
+function paint(enabled: boolean): Paint {
+  const wrap = (open: number, close: number) => (s: string) => (enabled ? `\x1b[${open}m${s}\x1b[${close}m` : s);
+  const palette = [36, 35, 34, 33, 32, 96, 95, 94];
+  return {
+    dim: wrap(2, 22),
+    bold: wrap(1, 22),
+    red: wrap(31, 39),
+    green: wrap(32, 39),
+    yellow: wrap(33, 39),
+    nick: (s) => {
+      let h = 0;
+      for (const ch of s) h = (h * 31 + ch.codePointAt(0)!) >>> 0;
+      return wrap(palette[h % palette.length]!, 39)(s);
+    },
+  };
+}
+
+function clock(d = new Date()): string {
+  return d.toTimeString().slice(0, 8);
+}
+
+/** Reads a line from the terminal without echoing it (raw mode). Ctrl-C rejects. */
+function askHidden(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  process.stderr.write(prompt);
+  return new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const wasRaw = stdin.isRaw;
+    stdin.setRawMode(true);
+    stdin.resume();
+    const done = (err: Error | null) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(wasRaw);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(buf);
+    };
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(null);
+        if (ch === '\u0003' || ch === '\u0004') return done(new UsageError('passphrase entry cancelled'));
+        if (ch === '\u007f' || ch === '\b') buf = [...buf].slice(0, -1).join('');
+        else if (ch >= ' ') buf += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+async function askLine(prompt: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      rl.question(prompt, resolve);
+      rl.once('close', () => reject(new UsageError('no nickname given')));
+    });
+  } finally {
+    rl.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+export async function run(argv: string[]): Promise<number> {
+  const interactive = process.stdin.isTTY === true;
+  let opts: Options;
+  try {
+    const parsed = parseOptions(argv);
+    if (parsed === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return EXIT.OK;
+    }
+    opts = parsed;
+  } catch (e) {
+    process.stderr.write(`e2ee-chat client: ${(e as Error).message}\n${USAGE}\n`);
+    return EXIT.USAGE;
+  }
+
+  const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
+  let nick: string;
+  let identity: Identity;
+  let pins: PinStore;
+  let psk: Uint8Array | undefined;
+  try {
+    if (opts.nick === undefined) {
+      if (!interactive) throw new UsageError('--nick is required when stdin is not a terminal');
+      nick = (await askLine('nickname: ')).trim();
+      checkNick(nick);
+    } else nick = opts.nick;
+    prepareHome(opts.home);
+    const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
+    identity = await openIdentity(opts.home, {
+      given: envPass !== undefined && envPass !== '' ? envPass : null,
+      none: opts.noPassphrase,
+      ...(interactive
+        ? {
+            ask: async (confirm: boolean) => {
+              if (!confirm) return askHidden('passphrase for your identity key: ');
+              process.stderr.write('Creating your identity key (RSA-2048). It is stored encrypted under a passphrase.\n');
+              const a = await askHidden('new passphrase: ');
+              const b = await askHidden('repeat passphrase: ');
+              if (a !== b) throw new IdentityError('PASSPHRASE_MISMATCH', 'the two passphrases differ');
+              if (a === '') throw new IdentityError('PASSPHRASE_REQUIRED', 'empty passphrase (use --no-passphrase to store the key unencrypted)');
+              return a;
+            },
+          }
+        : {}),
+    });
+    pins = PinStore.load(opts.home);
+    const envSecret = process.env['E2EE_CHAT_ROOM_SECRET'];
+    if (opts.roomSecretFile !== undefined) psk = readRoomSecret(opts.roomSecretFile);
+    else if (envSecret !== undefined && envSecret !== '') psk = new Uint8Array(Buffer.from(envSecret, 'utf8'));
+  } catch (e) {
+    if (e instanceof IdentityError) {
+      err(`identity key in ${opts.home}: ${e.message}`);
+      return e.code === 'BAD_PASSPHRASE' ? EXIT.AUTH_REFUSED : EXIT.USAGE;
+    }
+    if (e instanceof PinStoreError) {
+      err(`pinned keys in ${opts.home}: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    err((e as Error).message);
+    return EXIT.USAGE;
+  }
+
+  const client = new ChatClient({
+    host: opts.host,
+    port: opts.port,
+    nick,
+    identity,
+    pins,
+    ...(psk ? { psk } : {}),
+  });
+  return interactive ? runInteractive(client, opts, identity) : runScriptable(client, opts, identity);
+}
+
+/** Connects and joins; returns an exit status on failure, or null when in the room. */
+async function enter(client: ChatClient, opts: Options, report: (msg: string) => void): Promise<number | null> {
+  try {
+    await client.connect();
+    await client.join(opts.room);
+    return null;
+  } catch (e) {
+    if (e instanceof ClientFailure) {
+      report(e.message);
+      client.close();
+      return EXIT_BY_FAILURE[e.kind];
+    }
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scriptable mode: the contract of issue 5.
+
+async function runScriptable(client: ChatClient, opts: Options, identity: Identity): Promise<number> {
+  const out = (line: string) => process.stdout.write(line + '\n');
+  const event = (line: string) => out(`* ${line}`);
+  const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
+
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  let exiting = false;
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    resolveExit(code);
+  };
+
+  if (identity.created) event(`created identity key in ${opts.home}`);
+  client.on('joined', ({ room }) => event(`joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
+  client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
+    event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen, pinned)' : verified ? ' (verified)' : ''}`),
+  );
+  client.on('peer-left', ({ nick, undelivered }) => {
+    event(`${nick} left`);
+    for (const u of undelivered) event(describeUndelivered(u));
+  });
+  client.on('established', ({ nick, safetyNumber, verified }) =>
+    event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`),
+  );
+  client.on('text', ({ from, text }) => out(`${from}: ${printable(text)}`));
+  client.on('delivered', ({ to, seq }) => event(`delivered to ${to} #${seq}`));
+  client.on('rejected', ({ from, error, fatal }) =>
+    event(fatal ? `session with ${from} failed: ${error.errorName}` : `message from ${from} failed to verify: ${error.errorName}`),
+  );
+  client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
+  client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) => {
+    event(`WARNING: the identity key of ${nick} CHANGED: pinned ${pinnedFingerprint}, now ${offeredFingerprint}; nothing is sent to or accepted from ${nick}`);
+    err(`the identity key of ${nick} changed (pinned ${pinnedFingerprint}, offered ${offeredFingerprint}); run interactively and use /trust ${nick} if expected`);
+    void client.leave().then(() => exit(EXIT.KEY_CHANGED));
+  });
+  client.on('closed', ({ failure, undelivered }) => {
+    if (failure === null) return;
+    for (const u of undelivered) event(describeUndelivered(u));
+    err(failure.message);
+    exit(EXIT_BY_FAILURE[failure.kind]);
+  });
+
+  const entered = await enter(client, opts, err);
+  if (entered !== null) return entered;
+
+  const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
+  rl.on('line', (line) => {
+    if (exiting || client.closed) return;
+    for (const piece of splitText(wellFormed(line.replace(/\r$/, '')))) client.send(piece);
+  });
+  rl.on('close', () => {
+    if (exiting || client.closed) return;
+    // End of input: send what is queued, wait up to --wait for it to be acknowledged, leave, exit 0.
+    void client.whenSettled(opts.waitMs).then(async () => {
+      if (exiting || client.closed) return;
+      const left = await client.leave();
+      for (const u of left) event(describeUndelivered(u));
+      exit(EXIT.OK);
+    });
+  });
+
+  const code = await exited;
+  rl.close();
+  process.stdin.destroy();
+  client.close();
+  return code;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Interactive mode.
+
+const HELP = [
+  'Type a message and press Enter to send it to everyone in the room, end to end encrypted.',
+  '  /who            members, their session state and whether you verified them',
+  '  /fingerprint    your own key fingerprint',
+  '  /safety NICK    the safety number you share with NICK: compare it with NICK in person or by phone',
+  '  /verify NICK    mark NICK as verified after the safety numbers matched',
+  "  /trust NICK     accept NICK's changed key (only after checking it with NICK!)",
+  '  /quit           leave the room (also Ctrl-D or Ctrl-C)',
+  '  //text          send a message that starts with "/"',
+];
+
+async function runInteractive(client: ChatClient, opts: Options, identity: Identity): Promise<number> {
+  const stdout = process.stdout;
+  const color = stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '' && process.env['TERM'] !== 'dumb';
+  const p = paint(color);
+  let rl: Interface | null = null;
+
+  /** Writes whole lines above the prompt, then redraws the prompt and whatever is typed (never garbled). */
+  const print = (...lines: string[]) => {
+    if (rl === null) {
+      for (const l of lines) stdout.write(l + '\n');
+      return;
+    }
+    const rows = rl.getCursorPos().rows;
+    moveCursor(stdout, 0, -rows);
+    cursorTo(stdout, 0);
+    clearScreenDown(stdout);
+    for (const l of lines) stdout.write(l + '\n');
+    // readline would move up by the rows of its last drawing, which now hold our output.
+    (rl as unknown as { prevRows: number }).prevRows = 0;
+    rl.prompt(true);
+  };
+  const info = (s: string) => print(p.dim(`[${clock()}] * ${s}`));
+  const warn = (...lines: string[]) => print(...lines.map((l) => p.red(p.bold(l))));
+  const err = (msg: string) => print(p.red(`error: ${msg}`));
+
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (resolveExit = r));
+  let exiting = false;
+  const exit = (code: number) => {
+    if (exiting) return;
+    exiting = true;
+    resolveExit(code);
+  };
+
+  if (identity.created) info(`created your identity key in ${opts.home}`);
+  const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? p.green('✓') : '');
+
+  client.on('joined', ({ room, members }) => {
+    info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
+    if (members.length === 0) info('nobody else is here yet; messages you type now are sent when someone joins');
+  });
+  client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
+    info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned' : verified ? ', verified' : ''})`),
+  );
+  client.on('peer-left', ({ nick, undelivered }) => {
+    info(`${nick} left`);
+    for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
+  });
+  client.on('established', ({ nick, safetyNumber, verified }) => {
+    info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
+    if (!verified) info(`safety number ${safetyNumber}; compare it with ${nick}, then /verify ${nick}`);
+  });
+  client.on('text', ({ from, text, verified }) => print(`${p.dim(`[${clock()}]`)} ${label(from, verified)}: ${printable(text)}`));
+  client.on('delivered', ({ to, seq, text }) => {
+    const short = [...printable(text)].slice(0, 40).join('') + ([...text].length > 40 ? '…' : '');
+    print(p.dim(`[${clock()}]   ✓ ${to} received #${seq} "${short}"`));
+  });
+  client.on('rejected', ({ from, error, fatal }) =>
+    warn(fatal ? `session with ${from} failed: ${error.errorName}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`),
+  );
+  client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
+  client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) =>
+    warn(
+      '',
+      `!!! WARNING: THE IDENTITY KEY OF ${nick} HAS CHANGED !!!`,
+      `    pinned key:  ${pinnedFingerprint}`,
+      `    offered key: ${offeredFingerprint}`,
+      `    Someone may be impersonating ${nick}, or ${nick} set up a new key.`,
+      `    Nothing is sent to or accepted from ${nick} until you check with them (/safety ${nick})`,
+      `    and accept the new key with /trust ${nick}.`,
+      '',
+    ),
+  );
+  client.on('closed', ({ failure, undelivered }) => {
+    if (failure === null) return;
+    for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
+    err(failure.message);
+    exit(EXIT_BY_FAILURE[failure.kind]);
+  });
+
+  info(`connecting to ${opts.host}:${opts.port} as ${client.nick}...`);
+  const entered = await enter(client, opts, err);
+  if (entered !== null) return entered;
+
+  const promptText = `${p.nick(client.nick)}@${opts.room}> `;
+  const promptWidth = `${client.nick}@${opts.room}> `.length;
+  rl = createInterface({ input: process.stdin, output: stdout, prompt: promptText, terminal: true, historySize: 100 });
+  info('type /help for commands');
+
+  const quit = async () => {
+    if (exiting) return;
+    const left = client.closed ? [] : await client.leave();
+    for (const u of left) print(p.yellow(`  ! ${describeUndelivered(u)}`));
+    exit(EXIT.OK);
+  };
+
+  const command = (line: string) => {
+    const [cmd, arg, ...extra] = line.trim().split(/\s+/);
+    const needNick = (): string | null => {
+      if (arg === undefined || extra.length > 0) {
+        err(`usage: ${cmd} NICK`);
+        return null;
+      }
+      if (!client.members().some((m) => m.nick === arg)) {
+        err(`${printable(arg)} is not in the room`);
+        return null;
+      }
+      return arg;
+    };
+    switch (cmd) {
+      case '/help':
+        print(...HELP.map((l) => p.dim(l)));
+        return;
+      case '/who': {
+        const rows = [`  ${label(client.nick, false)} (you)  ${client.fingerprint()}`];
+        for (const m of client.members()) rows.push(`  ${label(m.nick, m.verified)}  ${m.status}${m.verified ? ', verified' : ''}  ${m.fingerprint}`);
+        if (client.members().length === 0) rows.push(p.dim('  (nobody else)'));
+        print(...rows);
+        return;
+      }
+      case '/fingerprint':
+        print(`your key fingerprint: ${client.fingerprint()}`);
+        return;
+      case '/safety': {
+        const n = needNick();
+        if (n === null) return;
+        print(`safety number with ${n}:`, `  ${client.safetyNumber(n)}`, p.dim(`compare it with ${n} over another channel; if it matches, /verify ${n}`));
+        return;
+      }
+      case '/verify': {
+        const n = needNick();
+        if (n === null) return;
+        if (client.verify(n)) info(`${n} marked as verified`);
+        else err(`cannot verify ${n}: its key changed; check it and /trust ${n} first`);
+        return;
+      }
+      case '/trust': {
+        const n = needNick();
+        if (n === null) return;
+        if (client.trust(n)) info(`accepted the new key of ${n}; starting a session (not verified yet: /safety ${n})`);
+        else err(`${n}'s key did not change; nothing to trust`);
+        return;
+      }
+      case '/quit':
+        void quit();
+        return;
+      default:
+        err(`unknown command ${printable(cmd ?? '')}; /help lists them`);
+    }
+  };
+
+  rl.on('line', (raw) => {
+    if (exiting) return;
+    // readline echoed "prompt + line"; replace that echo with the timestamped message (or nothing).
+    const cols = stdout.columns > 0 ? stdout.columns : 80;
+    const rows = Math.max(1, Math.ceil((promptWidth + [...raw].length) / cols));
+    moveCursor(stdout, 0, -rows);
+    cursorTo(stdout, 0);
+    clearScreenDown(stdout);
+    const line = wellFormed(raw);
+    if (line.startsWith('/') && !line.startsWith('//')) {
+      print(p.dim(`${promptWidth > 0 ? '> ' : ''}${printable(line)}`));
+      command(line);
+      rl!.prompt();
+      return;
+    }
+    const text = line.startsWith('//') ? line.slice(1) : line;
+    if (text.trim() === '') {
+      rl!.prompt();
+      return;
+    }
+    if (client.closed) {
+      err('not connected');
+      return;
+    }
+    for (const piece of splitText(text)) {
+      const to = client.send(piece);
+      const note = to.length === 0 ? p.yellow(' (queued: nobody else here yet)') : '';
+      print(`${p.dim(`[${clock()}]`)} ${p.bold(client.nick)}: ${printable(piece)}${note}`);
+    }
+    rl!.prompt();
+  });
+  rl.on('close', () => void quit());
+  rl.prompt();
+
+  const code = await exited;
+  rl.close();
+  process.stdin.pause();
+  client.close();
+  return code;
 }

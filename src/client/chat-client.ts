@@ -1,0 +1,778 @@
+/**
+ * The reference client as a library: one relay connection (spec §7.1, §7.3), one room, and one
+ * end-to-end session per other member (spec §7.2, §8). No terminal here: the CLI (src/cli/client.ts),
+ * the demo, the benchmarks and the tests all drive this class and listen to its events.
+ *
+ * What it does, in the order a connection lives:
+ * - `connect()`: TCP, HELLO, CHALLENGE, AUTH signed per §7.3, WELCOME (limits in force).
+ * - `join(room)`: JOIN, then JOINED (we are the initiator towards every member listed) or ERROR
+ *   ROOM_FULL / NICK_IN_ROOM. Members arriving later (PEER_JOINED) are responders (§7.2).
+ * - Every member's identity key is checked against the trust-on-first-use pins first (PinStore); a key
+ *   that differs from the pin blocks all traffic with that member and emits `key-changed` until `trust()`.
+ * - `send(text)`: to every member through its own session; queued until the session is established,
+ *   and kept as unacknowledged until the peer's ACK (§8.3 step 6) arrives. When a member leaves or the
+ *   connection drops, whatever it never acknowledged is reported, never dropped silently.
+ * - Keepalive: PING once nothing has been sent for `idle_ms / KEEPALIVE_DIVISOR` (§7.1 "Timeouts").
+ * - Pacing: frames leave through a token bucket of WELCOME.rate frames per second (§7.1 "Resource limits").
+ *
+ * Nothing the relay or a peer sends throws out of this class: relay violations end the connection with a
+ * `closed` event carrying a ClientFailure; peer violations are `rejected` events for that peer only.
+ */
+import { EventEmitter } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type Member, type RelayFrame } from '../codec/index.js';
+import { ERROR_CODES, errorName, ProtocolError, type ErrorName } from '../errors.js';
+import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
+import { authMessage, parsePublicKey, pssSign } from '../crypto/rsa.js';
+import { fingerprint, safetyNumber } from '../crypto/safety.js';
+import { PeerSession, type SessionEvent } from '../handshake/session.js';
+import { PinStore } from './pins.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Why a connection ended or an operation was refused; the CLI maps each kind to an exit status. */
+export type FailureKind = 'connect' | 'auth' | 'room' | 'connection' | 'protocol';
+
+export class ClientFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    detail: string,
+    /** The protocol error behind the failure: received in an ERROR frame, or found in the relay's input. */
+    readonly error?: ProtocolError,
+  ) {
+    super(error ? `${detail} (${error.errorName})` : detail);
+    this.name = 'ClientFailure';
+  }
+}
+
+/** Which failure an ERROR code received from the relay means (spec §9). */
+function failureKindOf(name: ErrorName | undefined): FailureKind {
+  switch (name) {
+    case 'AUTH_FAILED':
+    case 'NICK_BOUND':
+    case 'BAD_PUBLIC_KEY':
+      return 'auth';
+    case 'ROOM_FULL':
+    case 'NICK_IN_ROOM':
+      return 'room';
+    case 'TIMEOUT':
+    case 'SERVER_SHUTDOWN':
+    case 'TOO_MANY_CONNECTIONS':
+    case 'RATE_LIMITED':
+    case 'SLOW_CONSUMER':
+    case 'INTERNAL_ERROR':
+      return 'connection';
+    default:
+      return 'protocol';
+  }
+}
+
+export interface ChatClientOptions {
+  host: string;
+  port: number;
+  nick: string;
+  /** The identity key pair; `spki` is the public key as DER SubjectPublicKeyInfo (294 bytes). */
+  identity: { privateKey: KeyObject; spki: Uint8Array };
+  /** Trust-on-first-use pins; default an in-memory store (every key is new to it). */
+  pins?: PinStore;
+  /** The name pins are kept under; default `host:port` as given. */
+  serverName?: string;
+  /** Room secret (spec §8.2 `psk`), any length from 1 byte. */
+  psk?: Uint8Array;
+  /** Milliseconds an end-to-end handshake may take (default E2E_HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs?: number;
+  /** Milliseconds from TCP connect to WELCOME before giving up (default HANDSHAKE_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
+}
+
+/** The limits the relay announced in WELCOME (spec §6). */
+export interface Welcome {
+  idleMs: number;
+  maxFrame: number;
+  roomSize: number;
+  rate: number;
+}
+
+export interface Undelivered {
+  to: string;
+  /** The session sequence number, or null when the text never left (no session yet). */
+  seq: number | null;
+  text: string;
+}
+
+export type PeerStatus = 'handshake' | 'established' | 'failed' | 'key-changed' | 'bad-key';
+
+export interface PeerInfo {
+  nick: string;
+  fingerprint: string;
+  status: PeerStatus;
+  verified: boolean;
+}
+
+export interface ChatClientEvents {
+  joined: [{ room: string; members: string[] }];
+  'peer-joined': [{ nick: string; fingerprint: string; verified: boolean; firstSeen: boolean }];
+  'peer-left': [{ nick: string; undelivered: Undelivered[] }];
+  established: [{ nick: string; safetyNumber: string; verified: boolean }];
+  text: [{ from: string; seq: number; ts: number; text: string; verified: boolean }];
+  sent: [{ to: string; seq: number; text: string }];
+  delivered: [{ to: string; seq: number; text: string }];
+  /** A peer's frame was refused (spec §7.2 refusals); `fatal` when the session failed because of it. */
+  rejected: [{ from: string; error: ProtocolError; fatal: boolean }];
+  'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string }];
+  /** A non-fatal ERROR from the relay (NO_SUCH_PEER, or a refusal outside a request). */
+  'relay-error': [{ error: ProtocolError }];
+  /** The connection is gone: `failure` null after close()/leave(), else why; `undelivered` what never got acknowledged. */
+  closed: [{ failure: ClientFailure | null; undelivered: Undelivered[] }];
+}
+
+type Phase = 'idle' | 'await-challenge' | 'await-welcome' | 'ready' | 'joining' | 'in-room' | 'leaving' | 'closed';
+
+interface Peer {
+  nick: string;
+  spki: Uint8Array;
+  role: 'initiator' | 'responder';
+  session: PeerSession | null;
+  blocked: boolean;
+  badKey: boolean;
+  verified: boolean;
+  established: boolean;
+  /** Texts waiting for the session (sent in order once established). */
+  outbox: string[];
+  /** Texts sent and not yet acknowledged, by seq. */
+  unacked: Map<number, string>;
+  /** While blocked by a key change, the first few bodies (the peer's HS_INIT) kept for after /trust. */
+  held: Uint8Array[];
+  timer: NodeJS.Timeout | null;
+}
+
+const MAX_HELD_BODIES = 4;
+/** Local bound on frames waiting for the rate limiter or a slow socket: a local caller's mistake, not a peer's. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+
+export class ChatClient extends EventEmitter<ChatClientEvents> {
+  readonly nick: string;
+  readonly serverName: string;
+  readonly spki: Uint8Array;
+  private readonly opts: ChatClientOptions;
+  private readonly pins: PinStore;
+  private socket: Socket | null = null;
+  private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
+  private phase: Phase = 'idle';
+  private welcomeInfo: Welcome | null = null;
+  private roomName: string | null = null;
+  private readonly peers = new Map<string, Peer>();
+  /** Texts sent while alone in the room: they go to the next member(s) to arrive. */
+  private pending: string[] = [];
+  private failure: ClientFailure | null = null;
+
+  private pendingConnect: { resolve: (w: Welcome) => void; reject: (e: ClientFailure) => void } | null = null;
+  private pendingJoin: { room: string; resolve: (m: string[]) => void; reject: (e: ClientFailure) => void } | null = null;
+  private pendingLeave: (() => void) | null = null;
+  private settleWaiters = new Set<() => void>();
+
+  // Output pacing (token bucket) and keepalive.
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private tokens = 0;
+  private lastRefill = 0;
+  private pumpTimer: NodeJS.Timeout | null = null;
+  private waitingDrain = false;
+  private keepalive: NodeJS.Timeout | null = null;
+  private connectTimer: NodeJS.Timeout | null = null;
+  private pingCounter = 0;
+
+  constructor(opts: ChatClientOptions) {
+    super();
+    if (!NICK_PATTERN.test(opts.nick) || Buffer.byteLength(opts.nick) > LIMITS.NICK_MAX_BYTES) {
+      throw new RangeError('nick: 1..32 characters of [A-Za-z0-9_-]');
+    }
+    this.opts = opts;
+    this.nick = opts.nick;
+    this.spki = Uint8Array.from(opts.identity.spki);
+    this.pins = opts.pins ?? PinStore.memory();
+    this.serverName = opts.serverName ?? `${opts.host}:${opts.port}`;
+  }
+
+  /** The limits of WELCOME, once connected. */
+  get welcome(): Welcome | null {
+    return this.welcomeInfo;
+  }
+
+  get room(): string | null {
+    return this.roomName;
+  }
+
+  get closed(): boolean {
+    return this.phase === 'closed';
+  }
+
+  /** Our own key's fingerprint (spec §8.4). */
+  fingerprint(): string {
+    return fingerprint(this.spki);
+  }
+
+  /** Connects and authenticates (spec §7.3). Rejects with ClientFailure `connect`, `auth`, `connection` or `protocol`. */
+  connect(): Promise<Welcome> {
+    if (this.phase !== 'idle') return Promise.reject(new ClientFailure('protocol', 'connect() called twice'));
+    return new Promise<Welcome>((resolve, reject) => {
+      this.pendingConnect = { resolve, reject };
+      const sock = netConnect({ host: this.opts.host, port: this.opts.port });
+      this.socket = sock;
+      sock.setNoDelay(true);
+      let connected = false;
+      this.connectTimer = setTimeout(
+        () => this.fail(new ClientFailure('connection', 'no WELCOME from the relay in time')),
+        this.opts.connectTimeoutMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS,
+      );
+      this.connectTimer.unref();
+      sock.once('connect', () => {
+        connected = true;
+        this.phase = 'await-challenge';
+        this.write(frame('HELLO', { version: PROTOCOL_VERSION, nick: this.nick, key: this.spki }));
+      });
+      sock.on('data', (chunk: Buffer) => this.onData(chunk));
+      sock.on('drain', () => {
+        this.waitingDrain = false;
+        this.pump();
+      });
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        if (!connected) this.fail(new ClientFailure('connect', `cannot connect to ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`));
+        else this.fail(new ClientFailure('connection', `connection lost: ${err.code ?? err.message}`));
+      });
+      sock.on('close', () => {
+        if (this.phase === 'leaving' && this.pendingLeave) {
+          this.finish(null);
+          return;
+        }
+        if (this.phase !== 'closed') this.fail(new ClientFailure(connected ? 'connection' : 'connect', 'connection closed by the relay'));
+      });
+    });
+  }
+
+  /** Joins `room` (spec §7.1 JOIN). Resolves with the nicknames already there; rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM. */
+  join(room: string): Promise<string[]> {
+    if (!ROOM_PATTERN.test(room) || Buffer.byteLength(room) > LIMITS.ROOM_MAX_BYTES) {
+      return Promise.reject(new RangeError('room: 1..64 characters of [A-Za-z0-9_.-]'));
+    }
+    if (this.phase !== 'ready') return Promise.reject(this.failure ?? new ClientFailure('protocol', `join() in phase ${this.phase}`));
+    return new Promise<string[]>((resolve, reject) => {
+      this.pendingJoin = { room, resolve, reject };
+      this.phase = 'joining';
+      this.write(frame('JOIN', { room }));
+    });
+  }
+
+  /**
+   * Sends `text` (1..MAX_TEXT_BYTES UTF-8 bytes, well-formed) to every member of the room through its own
+   * session, or queues it for the next member when alone. Members blocked by a key change are skipped.
+   * Returns the nicknames it is addressed to (empty when queued for later).
+   */
+  send(text: string): string[] {
+    const n = Buffer.byteLength(text, 'utf8');
+    if (n < 1 || n > LIMITS.MAX_TEXT_BYTES) throw new RangeError(`text must be 1..${LIMITS.MAX_TEXT_BYTES} UTF-8 bytes, got ${n}`);
+    if (LONE_SURROGATE.test(text)) throw new RangeError('text contains a lone surrogate (not valid UTF-8)');
+    if (this.phase !== 'in-room') throw new Error(`send() in phase ${this.phase}`);
+    const to: string[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.blocked || peer.badKey) continue;
+      to.push(peer.nick);
+      peer.outbox.push(text);
+      this.flushOutbox(peer);
+    }
+    if (to.length === 0) this.pending.push(text);
+    return to;
+  }
+
+  /** The members of the room with their state. */
+  members(): PeerInfo[] {
+    return [...this.peers.values()].map((p) => ({ nick: p.nick, fingerprint: fingerprint(p.spki), status: statusOf(p), verified: p.verified }));
+  }
+
+  /** The safety number with `nick` (spec §8.4: 12 groups of 5 digits), or undefined for a non-member. */
+  safetyNumber(nick: string): string | undefined {
+    const p = this.peers.get(nick);
+    return p === undefined ? undefined : safetyNumber(this.nick, this.spki, p.nick, p.spki);
+  }
+
+  /** Marks the pinned key of `nick` as verified (after the user compared safety numbers). */
+  verify(nick: string): boolean {
+    const p = this.peers.get(nick);
+    if (p === undefined || p.blocked || p.badKey) return false;
+    if (!this.pins.verify(this.serverName, nick)) {
+      this.pins.pin(this.serverName, nick, p.spki);
+      this.pins.verify(this.serverName, nick);
+    }
+    p.verified = true;
+    return true;
+  }
+
+  /** Accepts the changed key of `nick`: re-pins it (unverified) and starts the session. False when nothing is blocked. */
+  trust(nick: string): boolean {
+    const p = this.peers.get(nick);
+    if (p === undefined || !p.blocked) return false;
+    this.pins.pin(this.serverName, nick, p.spki);
+    p.blocked = false;
+    p.verified = false;
+    this.openSession(p);
+    const held = p.held;
+    p.held = [];
+    for (const body of held) this.deliverToSession(p, body);
+    return true;
+  }
+
+  /** True when nothing is queued or waiting for an acknowledgement from a member that can still answer. */
+  settled(): boolean {
+    if (this.phase !== 'in-room') return true;
+    if (this.pending.length > 0) return false;
+    for (const p of this.peers.values()) {
+      const st = statusOf(p);
+      if (st === 'failed' || st === 'key-changed' || st === 'bad-key') continue;
+      if (p.outbox.length > 0 || p.unacked.size > 0) return false;
+    }
+    return true;
+  }
+
+  /** Resolves true once settled(), false after `timeoutMs` milliseconds or when the connection ends first. */
+  whenSettled(timeoutMs: number): Promise<boolean> {
+    if (this.settled()) return Promise.resolve(this.phase !== 'closed' || this.failure === null);
+    return new Promise<boolean>((resolve) => {
+      const done = (v: boolean) => {
+        clearTimeout(t);
+        this.settleWaiters.delete(check);
+        resolve(v);
+      };
+      const check = () => {
+        if (this.phase === 'closed') done(false);
+        else if (this.settled()) done(true);
+      };
+      const t = setTimeout(() => done(false), timeoutMs);
+      this.settleWaiters.add(check);
+    });
+  }
+
+  /** Everything sent or queued that no member acknowledged yet. */
+  undelivered(): Undelivered[] {
+    const out: Undelivered[] = this.pending.map((text) => ({ to: '(nobody yet)', seq: null, text }));
+    for (const p of this.peers.values()) out.push(...undeliveredOf(p));
+    return out;
+  }
+
+  /** Leaves the room (LEAVE, then LEFT) and closes the connection. Resolves with what was never acknowledged. */
+  async leave(): Promise<Undelivered[]> {
+    const undelivered = this.undelivered();
+    if (this.phase === 'in-room') {
+      await new Promise<void>((resolve) => {
+        this.phase = 'leaving';
+        this.pendingLeave = resolve;
+        this.write(frame('LEAVE', {}));
+      });
+    }
+    this.finish(null);
+    return undelivered;
+  }
+
+  /** Closes the connection at once (no LEAVE). */
+  close(): void {
+    this.finish(null);
+  }
+
+  // ---- relay input ----
+
+  private onData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    try {
+      for (const body of this.reader.push(chunk)) {
+        this.onFrame(decodeFrame(body, 'relay'));
+        // onFrame may have ended the connection (an ERROR frame): read nothing more (§3).
+        if (this.closed) return;
+      }
+    } catch (e) {
+      const err = e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e));
+      // §3: the first error on a connection is final; tell the relay why (codes 1-31 only) and close.
+      this.sendError(err);
+      this.fail(new ClientFailure('protocol', 'the relay sent an invalid frame', err));
+    }
+  }
+
+  private onFrame(f: RelayFrame): void {
+    if (f.type === 'ERROR') return this.onError(f.code, f.detail);
+    if (f.type === 'PING' && this.phase !== 'await-challenge' && this.phase !== 'await-welcome') {
+      this.write(frame('PONG', { n: f.n }));
+      return;
+    }
+    if (f.type === 'PONG' && this.welcomeInfo !== null) return;
+    switch (this.phase) {
+      case 'await-challenge':
+        if (f.type === 'CHALLENGE') return this.onChallenge(f.version, f.nonce);
+        break;
+      case 'await-welcome':
+        if (f.type === 'WELCOME') return this.onWelcome({ idleMs: f.idle_ms, maxFrame: f.max_frame, roomSize: f.room_size, rate: f.rate });
+        break;
+      case 'joining':
+        if (f.type === 'JOINED') return this.onJoined(f.room, f.members);
+        break;
+      case 'in-room':
+      case 'leaving':
+        if (f.type === 'PEER_JOINED') return this.onPeerJoined(f.nick, f.key);
+        if (f.type === 'PEER_LEFT') return this.onPeerLeft(f.nick);
+        if (f.type === 'DELIVER') return this.onDeliver(f.from, f.body);
+        if (f.type === 'LEFT' && this.phase === 'leaving') return this.onLeft();
+        break;
+      default:
+        break;
+    }
+    throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in client phase ${this.phase}`);
+  }
+
+  private onError(code: number, detail: string): void {
+    const name = errorName(code);
+    // Codes 32 and up are end-to-end results that never travel to or from a relay (§9): treat as unknown.
+    const wire = name !== undefined && code < 32 ? name : undefined;
+    const err = new ProtocolError(wire ?? 'UNEXPECTED_FRAME', wire ? detail : `relay sent unknown error code ${code}`);
+    const kind = failureKindOf(wire);
+    if (wire !== undefined && !ERROR_CODES[wire].close) {
+      // Non-closing refusals (§9): the connection stays in its state.
+      if (kind === 'room' && this.phase === 'joining' && this.pendingJoin) {
+        const j = this.pendingJoin;
+        this.pendingJoin = null;
+        this.phase = 'ready';
+        j.reject(new ClientFailure('room', `cannot join room ${j.room}`, err));
+        return;
+      }
+      this.emit('relay-error', { error: err });
+      this.wake();
+      return;
+    }
+    this.fail(new ClientFailure(kind, kind === 'auth' ? 'the relay refused authentication' : 'the relay closed the connection', err));
+  }
+
+  private onChallenge(version: number, nonce: Uint8Array): void {
+    if (version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `relay speaks version ${version}`);
+    const sig = pssSign(this.opts.identity.privateKey, authMessage(nonce, this.nick, this.spki));
+    this.phase = 'await-welcome';
+    this.write(frame('AUTH', { sig }));
+  }
+
+  private onWelcome(w: Welcome): void {
+    this.welcomeInfo = w;
+    this.phase = 'ready';
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+    this.tokens = Math.min(w.rate, LIMITS.RATE_BURST_FRAMES);
+    this.lastRefill = performance.now();
+    // §7.1 "Timeouts": PING when nothing was sent for idle_ms / KEEPALIVE_DIVISOR.
+    const every = Math.max(1, Math.floor(w.idleMs / LIMITS.KEEPALIVE_DIVISOR));
+    this.keepalive = setTimeout(() => this.ping(), every);
+    this.keepalive.unref();
+    const c = this.pendingConnect;
+    this.pendingConnect = null;
+    c?.resolve(w);
+  }
+
+  private ping(): void {
+    if (this.phase === 'closed') return;
+    this.pingCounter = this.pingCounter >= LIMITS.MAX_UINT ? 0 : this.pingCounter + 1;
+    this.write(frame('PING', { n: this.pingCounter }));
+  }
+
+  private onJoined(room: string, members: Member[]): void {
+    const j = this.pendingJoin!;
+    if (room !== j.room) throw new ProtocolError('INVALID_FIELD', `JOINED names room ${room}, we asked for ${j.room}`);
+    const seen = new Set<string>();
+    for (const m of members) {
+      if (m.nick === this.nick || seen.has(m.nick)) throw new ProtocolError('INVALID_FIELD', `JOINED lists ${m.nick} twice or lists us`);
+      seen.add(m.nick);
+    }
+    this.pendingJoin = null;
+    this.phase = 'in-room';
+    this.roomName = room;
+    this.emit('joined', { room, members: members.map((m) => m.nick) });
+    // §7.2: we joined later, so we initiate towards everyone already here.
+    for (const m of members) this.addPeer(m.nick, m.key, 'initiator');
+    j.resolve(members.map((m) => m.nick));
+    this.wake();
+  }
+
+  private onPeerJoined(nick: string, key: Uint8Array): void {
+    if (nick === this.nick || this.peers.has(nick)) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick}, already a member`);
+    if (this.phase === 'leaving') return;
+    this.addPeer(nick, key, 'responder');
+  }
+
+  private addPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): void {
+    const spki = Uint8Array.from(key);
+    const peer: Peer = {
+      nick,
+      spki,
+      role,
+      session: null,
+      blocked: false,
+      badKey: false,
+      verified: false,
+      established: false,
+      outbox: [],
+      unacked: new Map(),
+      held: [],
+      timer: null,
+    };
+    this.peers.set(nick, peer);
+    try {
+      parsePublicKey(spki);
+    } catch (e) {
+      // §8.1: a client refuses to start a session with a key that is not a canonical RSA-2048 key.
+      peer.badKey = true;
+      this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: false, firstSeen: false });
+      this.emit('rejected', { from: nick, error: e as ProtocolError, fatal: true });
+      return;
+    }
+    const check = this.pins.check(this.serverName, nick, spki);
+    if (check.status === 'new') this.pins.pin(this.serverName, nick, spki);
+    peer.verified = check.status === 'match' && check.verified;
+    this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: peer.verified, firstSeen: check.status === 'new' });
+    if (check.status === 'changed') {
+      peer.blocked = true;
+      this.emit('key-changed', { nick, pinnedFingerprint: check.pinnedFingerprint, offeredFingerprint: check.offeredFingerprint });
+      return;
+    }
+    if (this.pending.length > 0) {
+      peer.outbox.push(...this.pending);
+      this.pending = [];
+    }
+    this.openSession(peer);
+  }
+
+  private openSession(peer: Peer): void {
+    const session = new PeerSession({
+      room: this.roomName!,
+      self: { nick: this.nick, privateKey: this.opts.identity.privateKey, spki: this.spki },
+      peerNick: peer.nick,
+      peerKey: peer.spki,
+      role: peer.role,
+      ...(this.opts.psk ? { psk: this.opts.psk } : {}),
+    });
+    peer.session = session;
+    peer.timer = setTimeout(() => {
+      peer.timer = null;
+      if (peer.session === session && !peer.established) this.handleSessionEvents(peer, guard(() => session.timeout()));
+    }, this.opts.handshakeTimeoutMs ?? LIMITS.E2E_HANDSHAKE_TIMEOUT_MS);
+    peer.timer.unref();
+    if (peer.role === 'initiator') this.handleSessionEvents(peer, guard(() => session.start()));
+  }
+
+  private onPeerLeft(nick: string): void {
+    const peer = this.peers.get(nick);
+    if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_LEFT for ${nick}, not a member`);
+    this.peers.delete(nick);
+    const undelivered = undeliveredOf(peer);
+    this.dropPeer(peer);
+    this.emit('peer-left', { nick, undelivered });
+    this.wake();
+  }
+
+  private dropPeer(peer: Peer): void {
+    if (peer.timer) clearTimeout(peer.timer);
+    peer.timer = null;
+    if (peer.session) {
+      // §7.2 peer_left: erase keys.
+      guard(() => (peer.session!.peerLeft(), []));
+      guard(() => (peer.session!.destroy(), []));
+    }
+    peer.session = null;
+    peer.outbox = [];
+    peer.unacked.clear();
+  }
+
+  private onDeliver(from: string, body: Uint8Array): void {
+    const peer = this.peers.get(from);
+    if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `DELIVER from ${from}, not a member`);
+    if (this.phase === 'leaving') return;
+    if (peer.blocked) {
+      // No traffic with a changed key until trust(); keep the opening handshake frame for afterwards.
+      if (peer.held.length < MAX_HELD_BODIES) peer.held.push(Uint8Array.from(body));
+      return;
+    }
+    if (peer.session === null) return;
+    this.deliverToSession(peer, body);
+  }
+
+  private deliverToSession(peer: Peer, body: Uint8Array): void {
+    const session = peer.session!;
+    this.handleSessionEvents(peer, guard(() => session.receive(body)));
+  }
+
+  private handleSessionEvents(peer: Peer, events: SessionEvent[]): void {
+    for (const ev of events) {
+      switch (ev.kind) {
+        case 'send':
+          this.write(frame('SEND', { to: peer.nick, body: ev.body }));
+          break;
+        case 'established':
+          peer.established = true;
+          if (peer.timer) clearTimeout(peer.timer);
+          peer.timer = null;
+          this.emit('established', { nick: peer.nick, safetyNumber: ev.safetyNumber, verified: peer.verified });
+          break;
+        case 'text':
+          this.emit('text', { from: peer.nick, seq: ev.seq, ts: ev.ts, text: ev.text, verified: peer.verified });
+          break;
+        case 'delivered': {
+          const text = peer.unacked.get(ev.seq);
+          if (text !== undefined) {
+            peer.unacked.delete(ev.seq);
+            this.emit('delivered', { to: peer.nick, seq: ev.seq, text });
+          }
+          break;
+        }
+        case 'rejected':
+          this.emit('rejected', { from: peer.nick, error: ev.error, fatal: peer.session?.state === 'FAILED' });
+          break;
+      }
+    }
+    if (peer.established) this.flushOutbox(peer);
+    this.wake();
+  }
+
+  private flushOutbox(peer: Peer): void {
+    if (!peer.established || peer.session === null || peer.session.state !== 'ESTABLISHED') return;
+    while (peer.outbox.length > 0) {
+      const text = peer.outbox.shift()!;
+      const session = peer.session;
+      let r: { seq: number; events: SessionEvent[] };
+      try {
+        r = session.sendText(text, Date.now());
+      } catch (e) {
+        this.emit('rejected', { from: peer.nick, error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e)), fatal: false });
+        continue;
+      }
+      peer.unacked.set(r.seq, text);
+      this.emit('sent', { to: peer.nick, seq: r.seq, text });
+      for (const ev of r.events) if (ev.kind === 'send') this.write(frame('SEND', { to: peer.nick, body: ev.body }));
+    }
+  }
+
+  private onLeft(): void {
+    const done = this.pendingLeave;
+    this.pendingLeave = null;
+    done?.();
+  }
+
+  // ---- output ----
+
+  private write(f: Frame): void {
+    if (this.socket === null || this.phase === 'closed') return;
+    const buf = encodeWire(f);
+    if (this.queuedBytes + buf.length > MAX_QUEUED_BYTES) throw new Error('client send queue is full');
+    this.queue.push(buf);
+    this.queuedBytes += buf.length;
+    this.pump();
+  }
+
+  /** Writes queued frames while the token bucket (WELCOME.rate per second) and the socket allow. */
+  private pump(): void {
+    const sock = this.socket;
+    if (sock === null || this.phase === 'closed' || this.waitingDrain) return;
+    const w = this.welcomeInfo;
+    if (w !== null) {
+      const now = performance.now();
+      const cap = Math.min(w.rate, LIMITS.RATE_BURST_FRAMES);
+      this.tokens = Math.min(cap, this.tokens + ((now - this.lastRefill) * w.rate) / 1000);
+      this.lastRefill = now;
+    }
+    while (this.queue.length > 0) {
+      if (w !== null && this.tokens < 1) break;
+      const buf = this.queue.shift()!;
+      this.queuedBytes -= buf.length;
+      if (w !== null) this.tokens -= 1;
+      const ok = sock.write(buf);
+      this.keepalive?.refresh();
+      if (!ok) {
+        this.waitingDrain = true;
+        return;
+      }
+    }
+    if (this.queue.length > 0 && this.pumpTimer === null && w !== null) {
+      const ms = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / w.rate));
+      this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = null;
+        this.pump();
+      }, ms);
+    }
+  }
+
+  private sendError(err: ProtocolError): void {
+    const sock = this.socket;
+    if (sock === null || err.code >= 32 || this.phase === 'closed') return;
+    try {
+      sock.write(encodeWire(frame('ERROR', { code: err.code, detail: '' })));
+    } catch {
+      // The connection is being torn down anyway.
+    }
+  }
+
+  // ---- ending ----
+
+  private fail(failure: ClientFailure): void {
+    if (this.phase === 'closed') return;
+    this.failure = failure;
+    this.finish(failure);
+  }
+
+  private finish(failure: ClientFailure | null): void {
+    if (this.phase === 'closed') return;
+    const undelivered = this.undelivered();
+    this.phase = 'closed';
+    for (const p of this.peers.values()) this.dropPeer(p);
+    this.peers.clear();
+    this.pending = [];
+    for (const t of [this.keepalive, this.pumpTimer, this.connectTimer]) if (t) clearTimeout(t);
+    this.keepalive = this.pumpTimer = this.connectTimer = null;
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    if (this.socket) {
+      // end() flushes what is written (a LEAVE or an ERROR) before the FIN.
+      this.socket.end();
+      this.socket.destroySoon();
+    }
+    const c = this.pendingConnect;
+    this.pendingConnect = null;
+    c?.reject(failure ?? new ClientFailure('connection', 'closed before WELCOME'));
+    const j = this.pendingJoin;
+    this.pendingJoin = null;
+    j?.reject(failure ?? new ClientFailure('connection', 'closed before JOINED'));
+    const l = this.pendingLeave;
+    this.pendingLeave = null;
+    l?.();
+    this.wake();
+    this.emit('closed', { failure, undelivered });
+  }
+
+  private wake(): void {
+    for (const w of [...this.settleWaiters]) w();
+  }
+}
+
+function statusOf(p: Peer): PeerStatus {
+  if (p.badKey) return 'bad-key';
+  if (p.blocked) return 'key-changed';
+  if (p.session?.state === 'FAILED') return 'failed';
+  return p.established ? 'established' : 'handshake';
+}
+
+function undeliveredOf(p: Peer): Undelivered[] {
+  return [
+    ...[...p.unacked].map(([seq, text]) => ({ to: p.nick, seq, text })),
+    ...p.outbox.map((text) => ({ to: p.nick, seq: null, text })),
+  ];
+}
+
+/** Runs a session call; a throw (which a correct session never does on peer input) becomes a rejection. */
+function guard(f: () => SessionEvent[]): SessionEvent[] {
+  try {
+    return f();
+  } catch (e) {
+    return [{ kind: 'rejected', error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', `session: ${String(e)}`) }];
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The client's home folder: the identity key (encrypted by src/crypto/keystore.ts unless the user asked
+ * for `--no-passphrase`) and the trust-on-first-use pins (src/client/pins.ts). The folder is created with
+ * mode 0700; the key file is written 0600 by the keystore.
+ */
+import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { generateIdentity } from '../crypto/rsa.js';
+import { KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
+
+export const IDENTITY_FILE = 'identity.key';
+/** Largest room secret file read (the secret is hashed into the key schedule, §8.2; it need not be big). */
+export const MAX_ROOM_SECRET_BYTES = 4096;
+
+/** `$E2EE_CHAT_HOME`, else `$XDG_CONFIG_HOME/e2ee-chat`, else `~/.config/e2ee-chat`. */
+export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
+  const own = env['E2EE_CHAT_HOME'];
+  if (own !== undefined && own !== '') return own;
+  const xdg = env['XDG_CONFIG_HOME'];
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.config'), 'e2ee-chat');
+}
+
+/** Creates the home folder (mode 0700) if needed. */
+export function prepareHome(home: string): void {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+}
+
+export interface Identity {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  /** DER SubjectPublicKeyInfo, 294 bytes. */
+  spki: Uint8Array;
+  /** True when this run generated the key. */
+  created: boolean;
+}
+
+export interface PassphraseSource {
+  /** A passphrase given up front (E2EE_CHAT_PASSPHRASE), or null. */
+  given: string | null;
+  /** True when the user asked for an unencrypted key file (--no-passphrase). */
+  none: boolean;
+  /** Asks the user (TTY only); undefined when there is no one to ask. `confirm` asks twice for a new key. */
+  ask?: (confirm: boolean) => Promise<string>;
+}
+
+/** Errors of opening the identity, with the keystore's code or our own. */
+export class IdentityError extends Error {
+  constructor(
+    readonly code: KeystoreError['code'] | 'PASSPHRASE_MISMATCH',
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'IdentityError';
+  }
+}
+
+/**
+ * Loads `<home>/identity.key`, or generates an RSA-2048 identity and stores it there on first use.
+ * Throws IdentityError (PASSPHRASE_REQUIRED when no passphrase can be had, BAD_PASSPHRASE, CORRUPT,
+ * INSECURE_PERMISSIONS, PASSPHRASE_MISMATCH when the two entries of a new passphrase differ).
+ */
+export async function openIdentity(home: string, pass: PassphraseSource): Promise<Identity> {
+  const path = join(home, IDENTITY_FILE);
+  try {
+    if (existsSync(path)) {
+      if (pass.given !== null) return { ...(await loadIdentity(path, pass.given)), created: false };
+      try {
+        return { ...(await loadIdentity(path, null)), created: false };
+      } catch (e) {
+        if (!(e instanceof KeystoreError) || e.code !== 'PASSPHRASE_REQUIRED' || pass.ask === undefined) throw e;
+      }
+      return { ...(await loadIdentity(path, await pass.ask(false))), created: false };
+    }
+    let passphrase: string | null;
+    if (pass.none) passphrase = null;
+    else if (pass.given !== null) passphrase = pass.given;
+    else if (pass.ask !== undefined) passphrase = await pass.ask(true);
+    else throw new IdentityError('PASSPHRASE_REQUIRED', 'a new identity needs a passphrase: set E2EE_CHAT_PASSPHRASE, or pass --no-passphrase');
+    const id = generateIdentity();
+    await saveIdentity(path, id.privateKey, passphrase);
+    return { ...id, created: true };
+  } catch (e) {
+    if (e instanceof KeystoreError) throw new IdentityError(e.code, e.message);
+    throw e;
+  }
+}
+
+/**
+ * Reads a room secret file (spec §8.2 `psk`): its bytes, without one trailing newline. Throws on an empty
+ * or oversized file. The secret is read from a file or the environment, never from the command line,
+ * where other users of the machine could read it in the process list.
+ */
+export function readRoomSecret(path: string): Uint8Array {
+  const st = statSync(path);
+  if (st.size > MAX_ROOM_SECRET_BYTES) throw new RangeError(`room secret file is larger than ${MAX_ROOM_SECRET_BYTES} bytes`);
+  let b = readFileSync(path);
+  if (b.length > 0 && b[b.length - 1] === 0x0a) b = b.subarray(0, b.length - (b.length > 1 && b[b.length - 2] === 0x0d ? 2 : 1));
+  if (b.length === 0) throw new RangeError('room secret file is empty');
+  return new Uint8Array(b);
+}

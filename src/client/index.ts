@@ -1,0 +1,7 @@
+export { ChatClient, ClientFailure, PROTOCOL_VERSION } from './chat-client.js';
+export type { ChatClientEvents, ChatClientOptions, FailureKind, PeerInfo, PeerStatus, Undelivered, Welcome } from './chat-client.js';
+export { PinStore, PinStoreError, PINS_FILE } from './pins.js';
+export type { Pin, PinCheck } from './pins.js';
+export { defaultHome, IdentityError, IDENTITY_FILE, openIdentity, prepareHome, readRoomSecret } from './home.js';
+export type { Identity, PassphraseSource } from './home.js';
+export { printable, splitText } from './text.js';
