@@ -1,0 +1,373 @@
+// The relay over real TCP on 127.0.0.1 (spec/PROTOCOL.md §3, §7.1, §7.3): authentication, rooms,
+// relaying, leaving, and every refusal a client can provoke, each asserted by its §9 code.
+import t, { type Test } from 'tap';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { encode } from '@msgpack/msgpack';
+import { encodeWire, frame } from '../../src/codec/index.js';
+import { authMessage, pssSign } from '../../src/crypto/rsa.js';
+import { startServer, type ServerOptions } from '../../src/server/index.js';
+import { identities, TestClient, type Identity } from './helpers.js';
+
+const [alice, bob, carol, mallory] = identities(4) as [Identity, Identity, Identity, Identity];
+
+async function withServer(t: Test, opts: ServerOptions = {}): Promise<{ port: number; logs: Record<string, unknown>[]; stats: () => ReturnType<Awaited<ReturnType<typeof startServer>>['stats']> }> {
+  const logs: Record<string, unknown>[] = [];
+  const s = await startServer({ ...opts, log: (e) => logs.push(e) });
+  t.teardown(() => s.close());
+  return { port: s.port, logs, stats: () => s.stats() };
+}
+
+async function member(port: number, nick: string, id: Identity, room?: string): Promise<TestClient> {
+  const c = await TestClient.connect(port);
+  await c.auth(nick, id);
+  if (room !== undefined) {
+    c.send(frame('JOIN', { room }));
+    await c.expect('JOINED');
+  }
+  return c;
+}
+
+/** Length-prefixes raw msgpack bytes, for frames the codec's encoder would refuse to produce. */
+function wire(body: Uint8Array): Buffer {
+  const b = Buffer.alloc(4 + body.length);
+  b.writeUInt32BE(body.length, 0);
+  b.set(body, 4);
+  return b;
+}
+
+t.test('auth: WELCOME announces the limits in force', async (t) => {
+  const { port } = await withServer(t, { maxRoomSize: 5, idleTimeoutMs: 12345, rateFramesPerSecond: 77, maxFrameBytes: 4096 });
+  const c = await TestClient.connect(port);
+  const w = await c.auth('alice', alice);
+  t.same({ ...w }, { type: 'WELCOME', idle_ms: 12345, max_frame: 4096, room_size: 5, rate: 77 });
+  c.destroy();
+});
+
+t.test('join: the joiner gets the members with their keys, the others get PEER_JOINED with its key', async (t) => {
+  const { port } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await TestClient.connect(port);
+  await b.auth('bob', bob);
+  b.send(frame('JOIN', { room: 'r' }));
+  const joined = await b.expect('JOINED');
+  t.equal(joined.room, 'r');
+  t.same(joined.members.map((m) => [m.nick, Buffer.from(m.key).toString('hex')]), [['alice', Buffer.from(alice.spki).toString('hex')]]);
+  const pj = await a.expect('PEER_JOINED');
+  t.equal(pj.nick, 'bob');
+  t.same(Buffer.from(pj.key), Buffer.from(bob.spki));
+  a.destroy();
+  b.destroy();
+});
+
+t.test('relay: bodies arrive unchanged and in order, both ways at once', async (t) => {
+  const { port, stats } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  const N = 300;
+  const body = (from: string, i: number): Uint8Array => Buffer.from(`${from}:${i}:${'x'.repeat(i % 97)}`);
+  for (let i = 0; i < N; i++) {
+    a.send(frame('SEND', { to: 'bob', body: body('a', i) }));
+    b.send(frame('SEND', { to: 'alice', body: body('b', i) }));
+  }
+  let inOrder = 0;
+  for (let i = 0; i < N; i++) {
+    const atB = await b.expect('DELIVER');
+    const atA = await a.expect('DELIVER');
+    if (atB.from === 'alice' && Buffer.from(atB.body).equals(body('a', i)) && atA.from === 'bob' && Buffer.from(atA.body).equals(body('b', i))) inOrder++;
+  }
+  t.equal(inOrder, N, `all ${N} frames each way in order, bodies unchanged, from stamped`);
+  t.equal(stats().framesRelayed, 2 * N);
+  a.destroy();
+  b.destroy();
+});
+
+t.test('sender stamping: from is the authenticated nickname; a SEND carrying "from" is refused', async (t) => {
+  const { port } = await withServer(t, { maxRoomSize: 3 });
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  const m = await member(port, 'mallory', mallory, 'r');
+  await a.expect('PEER_JOINED');
+  await a.expect('PEER_JOINED');
+  await b.expect('PEER_JOINED');
+  m.send(frame('SEND', { to: 'bob', body: Buffer.from('hi') }));
+  t.equal((await b.expect('DELIVER')).from, 'mallory', 'stamped with the sender, not chosen by it');
+  // A SEND with an extra `from` field claiming to be alice: not a valid SEND (§4 rule 9).
+  m.raw(wire(encode({ t: 9, to: 'bob', body: Buffer.from('forged'), from: 'alice' })));
+  t.equal(await m.expectError(), 'INVALID_FIELD');
+  t.equal(await m.next(), 'closed');
+  const next = await b.next();
+  t.same(next, { type: 'PEER_LEFT', nick: 'mallory' }, 'bob sees mallory leave, never a forged DELIVER');
+  a.destroy();
+  b.destroy();
+});
+
+t.test('SEND to oneself or to a non-member is NO_SUCH_PEER and the connection stays', async (t) => {
+  const { port } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'other');
+  a.send(frame('SEND', { to: 'alice', body: Buffer.from('me') }));
+  t.equal(await a.expectError(), 'NO_SUCH_PEER');
+  a.send(frame('SEND', { to: 'bob', body: Buffer.from('not in my room') }));
+  t.equal(await a.expectError(), 'NO_SUCH_PEER');
+  a.send(frame('PING', { n: 1 }));
+  t.equal((await a.expect('PONG')).n, 1);
+  b.send(frame('PING', { n: 2 }));
+  t.equal((await b.expect('PONG')).n, 2, 'bob received nothing before his PONG');
+  a.destroy();
+  b.destroy();
+});
+
+t.test('leave and rejoin: LEFT, PEER_LEFT at once, then JOINED/PEER_JOINED again', async (t) => {
+  const { port, stats } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  b.send(frame('LEAVE', {}));
+  await b.expect('LEFT');
+  t.same(await a.expect('PEER_LEFT'), { type: 'PEER_LEFT', nick: 'bob' });
+  a.send(frame('SEND', { to: 'bob', body: Buffer.from('gone?') }));
+  t.equal(await a.expectError(), 'NO_SUCH_PEER', 'nothing is delivered after a leave');
+  b.send(frame('JOIN', { room: 'r' }));
+  t.same((await b.expect('JOINED')).members.map((m) => m.nick), ['alice']);
+  t.equal((await a.expect('PEER_JOINED')).nick, 'bob');
+  a.send(frame('SEND', { to: 'bob', body: Buffer.from('back') }));
+  t.equal(Buffer.from((await b.expect('DELIVER')).body).toString(), 'back');
+  b.send(frame('LEAVE', {}));
+  await b.expect('LEFT');
+  await a.expect('PEER_LEFT');
+  a.send(frame('LEAVE', {}));
+  await a.expect('LEFT');
+  t.equal(stats().rooms, 0, 'the room is removed when empty');
+  a.destroy();
+  b.destroy();
+});
+
+t.test('a dropped connection sends PEER_LEFT to the rest', async (t) => {
+  const { port } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  b.destroy();
+  t.same(await a.expect('PEER_LEFT'), { type: 'PEER_LEFT', nick: 'bob' });
+  a.destroy();
+});
+
+t.test('room full: the third joiner gets ROOM_FULL and stays connected', async (t) => {
+  const { port, logs } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  const c = await member(port, 'carol', carol);
+  c.send(frame('JOIN', { room: 'r' }));
+  t.equal(await c.expectError(), 'ROOM_FULL');
+  c.send(frame('JOIN', { room: 'elsewhere' }));
+  t.same((await c.expect('JOINED')).members, [], 'the same connection may join another room');
+  t.ok(logs.some((e) => e['event'] === 'refuse' && e['code'] === 'ROOM_FULL'), 'the refusal is logged with its code');
+  for (const x of [a, b, c]) x.destroy();
+});
+
+t.test('three simultaneous joins to one room admit exactly two', async (t) => {
+  const { port } = await withServer(t);
+  const cs = [await member(port, 'alice', alice), await member(port, 'bob', bob), await member(port, 'carol', carol)];
+  for (const c of cs) c.send(frame('JOIN', { room: 'race' }));
+  const outcomes = await Promise.all(
+    cs.map(async (c) => {
+      const r = await c.next();
+      if (r === 'closed') return 'closed';
+      return r.type === 'ERROR' ? `ERROR ${r.code}` : r.type;
+    }),
+  );
+  t.same([...outcomes].sort(), ['ERROR 10', 'JOINED', 'JOINED'], 'two JOINED, one ROOM_FULL (code 10)');
+  for (const c of cs) c.destroy();
+});
+
+t.test('rooms of more than two members, when configured', async (t) => {
+  const { port } = await withServer(t, { maxRoomSize: 3 });
+  const a = await member(port, 'alice', alice, 'big');
+  const b = await member(port, 'bob', bob, 'big');
+  const c = await TestClient.connect(port);
+  await c.auth('carol', carol);
+  c.send(frame('JOIN', { room: 'big' }));
+  t.same((await c.expect('JOINED')).members.map((m) => m.nick), ['alice', 'bob']);
+  t.equal((await a.expect('PEER_JOINED')).nick, 'bob');
+  t.equal((await a.expect('PEER_JOINED')).nick, 'carol');
+  t.equal((await b.expect('PEER_JOINED')).nick, 'carol');
+  c.send(frame('SEND', { to: 'alice', body: Buffer.from('to alice only') }));
+  a.send(frame('PING', { n: 1 }));
+  b.send(frame('PING', { n: 2 }));
+  t.equal((await a.expect('DELIVER')).from, 'carol');
+  await a.expect('PONG');
+  t.equal((await b.expect('PONG')).n, 2, 'bob got nothing addressed to alice');
+  for (const x of [a, b, c]) x.destroy();
+});
+
+t.test('the same nickname twice in a room is NICK_IN_ROOM', async (t) => {
+  const { port } = await withServer(t);
+  const a1 = await member(port, 'alice', alice, 'r');
+  const a2 = await member(port, 'alice', alice);
+  a2.send(frame('JOIN', { room: 'r' }));
+  t.equal(await a2.expectError(), 'NICK_IN_ROOM');
+  a2.send(frame('PING', { n: 3 }));
+  t.equal((await a2.expect('PONG')).n, 3, 'NICK_IN_ROOM does not close');
+  a1.destroy();
+  a2.destroy();
+});
+
+t.test('a signature that does not verify is AUTH_FAILED and binds nothing', async (t) => {
+  const { port } = await withServer(t);
+  const c = await TestClient.connect(port);
+  c.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  const ch = await c.expect('CHALLENGE');
+  // Signed by mallory's key, claiming alice's.
+  c.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', alice.spki)) }));
+  t.equal(await c.expectError(), 'AUTH_FAILED');
+  t.equal(await c.next(), 'closed');
+
+  const stale = await TestClient.connect(port);
+  stale.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  const ch2 = await stale.expect('CHALLENGE');
+  // Signed by the right key over another nonce (a replayed AUTH).
+  const other = Buffer.from(ch2.nonce).fill(0);
+  stale.send(frame('AUTH', { sig: pssSign(alice.privateKey, authMessage(other, 'alice', alice.spki)) }));
+  t.equal(await stale.expectError(), 'AUTH_FAILED');
+
+  const m = await TestClient.connect(port);
+  await m.auth('alice', mallory);
+  t.pass('the nickname was still free: failed AUTH bound nothing');
+  m.destroy();
+});
+
+t.test('HELLO with another version is UNSUPPORTED_VERSION; a bad key is BAD_PUBLIC_KEY', async (t) => {
+  const { port } = await withServer(t);
+  const v = await TestClient.connect(port);
+  v.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
+  t.equal(await v.expectError(), 'UNSUPPORTED_VERSION');
+  t.equal(await v.next(), 'closed');
+
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'der' });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'der' });
+  for (const [what, key] of [
+    ['1024-bit RSA', small],
+    ['EC key', ec],
+    ['garbage', Buffer.from('not a key at all')],
+  ] as const) {
+    const c = await TestClient.connect(port);
+    c.send(frame('HELLO', { version: 1, nick: 'alice', key }));
+    t.equal(await c.expectError(), 'BAD_PUBLIC_KEY', what);
+    t.equal(await c.next(), 'closed');
+  }
+});
+
+t.test('framing violations are refused with their codes and close', async (t) => {
+  const { port } = await withServer(t, { maxFrameBytes: 2048 });
+  const cases: [string, Buffer, string][] = [
+    ['zero length', Buffer.from([0, 0, 0, 0]), 'MALFORMED_FRAME'],
+    ['declared length over max_frame, no body sent', Buffer.from([0, 0, 0x08, 0x01]), 'FRAME_TOO_LARGE'],
+    ['declared length over MAX_FRAME_BYTES', Buffer.from([0xff, 0xff, 0xff, 0xff]), 'FRAME_TOO_LARGE'],
+    ['not msgpack', wire(Buffer.from([0xc1])), 'MALFORMED_FRAME'],
+    ['trailing bytes', wire(Buffer.concat([Buffer.from(encode({ t: 13, n: 1 })), Buffer.from([0])])), 'MALFORMED_FRAME'],
+    ['an e2e frame on the relay connection', wire(encode({ t: 0x23, sig: new Uint8Array(256), mac: new Uint8Array(32) })), 'UNKNOWN_FRAME_TYPE'],
+    ['HELLO without key', wire(encode({ t: 1, version: 1, nick: 'alice' })), 'INVALID_FIELD'],
+    ['nick outside the alphabet', wire(encode({ t: 1, version: 1, nick: 'al ice', key: alice.spki })), 'INVALID_FIELD'],
+  ];
+  for (const [what, bytes, code] of cases) {
+    const c = await TestClient.connect(port);
+    c.raw(bytes);
+    t.equal(await c.expectError(), code, what);
+    t.equal(await c.next(), 'closed', `${what}: closed`);
+  }
+});
+
+t.test('a frame split across many writes is one frame; many frames in one write are all handled', async (t) => {
+  const { port } = await withServer(t);
+  const c = await TestClient.connect(port);
+  await c.auth('alice', alice);
+  const ping = encodeWire(frame('PING', { n: 42 }));
+  for (const byte of ping) {
+    c.raw(Buffer.from([byte]));
+    await new Promise((r) => setImmediate(r));
+  }
+  t.equal((await c.expect('PONG')).n, 42);
+  c.raw(Buffer.concat(Array.from({ length: 20 }, (_, i) => encodeWire(frame('PING', { n: i })))));
+  const ns: number[] = [];
+  for (let i = 0; i < 20; i++) ns.push((await c.expect('PONG')).n);
+  t.same(ns, Array.from({ length: 20 }, (_, i) => i));
+  c.destroy();
+});
+
+t.test('NICK_BOUND: another key for a bound nickname is refused, also after a restart on the same registry', async (t) => {
+  const dir = t.testdir({});
+  const registry = join(dir, 'state', 'registry.db');
+  const first = await startServer({ registry });
+  const a = await TestClient.connect(first.port);
+  await a.auth('alice', alice);
+  const m = await TestClient.connect(first.port);
+  m.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  const ch = await m.expect('CHALLENGE');
+  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
+  t.equal(await m.expectError(), 'NICK_BOUND');
+  t.equal(await m.next(), 'closed');
+  await first.close();
+  t.equal(await a.expectError(), 'SERVER_SHUTDOWN');
+
+  const second = await startServer({ registry });
+  t.teardown(() => second.close());
+  const m2 = await TestClient.connect(second.port);
+  m2.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  const ch2 = await m2.expect('CHALLENGE');
+  m2.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch2.nonce, 'alice', mallory.spki)) }));
+  t.equal(await m2.expectError(), 'NICK_BOUND', 'the binding survived the restart');
+  const a2 = await TestClient.connect(second.port);
+  await a2.auth('alice', alice);
+  t.pass('the first key is still welcome');
+  a2.destroy();
+});
+
+t.test('a client reset in the middle of its handshake does not affect others', async (t) => {
+  const { port, stats } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  const before = stats().connections;
+  for (let i = 0; i < 10; i++) {
+    const x = await TestClient.connect(port);
+    x.send(frame('HELLO', { version: 1, nick: `x${i}`, key: carol.spki }));
+    if (i % 2 === 0) await x.expect('CHALLENGE');
+    // A half frame, then a TCP reset.
+    x.raw(encodeWire(frame('PING', { n: 1 })).subarray(0, 3));
+    x.socket.resetAndDestroy();
+  }
+  a.send(frame('SEND', { to: 'bob', body: Buffer.from('still here') }));
+  t.equal(Buffer.from((await b.expect('DELIVER')).body).toString(), 'still here');
+  b.send(frame('SEND', { to: 'alice', body: Buffer.from('me too') }));
+  t.equal(Buffer.from((await a.expect('DELIVER')).body).toString(), 'me too');
+  // The resets are forgotten: wait (bounded) until the relay has seen every close.
+  for (let i = 0; i < 500 && stats().connections > before; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(stats().connections, before, 'the reset connections are forgotten');
+  a.destroy();
+  b.destroy();
+});
+
+t.test('logs carry codes and metadata, never a body or a key', async (t) => {
+  const { port, logs } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  const secret = 'BODY-MARKER-7f3a9c';
+  a.send(frame('SEND', { to: 'bob', body: Buffer.from(secret) }));
+  await b.expect('DELIVER');
+  a.send(frame('SEND', { to: 'nobody', body: Buffer.from(secret) }));
+  t.equal(await a.expectError(), 'NO_SUCH_PEER');
+  a.destroy();
+  await b.expect('PEER_LEFT');
+  const text = logs.map((e) => JSON.stringify(e)).join('\n');
+  t.notOk(text.includes(secret), 'no body in any log line');
+  t.notOk(text.includes(Buffer.from(secret).toString('hex')) || text.includes(Buffer.from(secret).toString('base64')), 'nor its hex or base64');
+  const keyHex = Buffer.from(alice.spki).toString('hex').slice(100, 160);
+  const keyB64 = Buffer.from(alice.spki).toString('base64').slice(100, 140);
+  t.notOk(text.includes(keyHex) || text.includes(keyB64), 'no key bytes in any log line');
+  t.ok(logs.every((e) => Object.values(e).every((v) => !(v instanceof Uint8Array))), 'no binary values');
+  t.ok(logs.some((e) => e['event'] === 'refuse' && e['code'] === 'NO_SUCH_PEER'));
+  b.destroy();
+});
