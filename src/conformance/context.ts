@@ -1,0 +1,142 @@
+/**
+ * Shared machinery of the server cases: identities, fresh names, and helpers that bring a kit connection
+ * into each state of the relay's machine (spec/PROTOCOL.md §7.1) by the spec's own steps (§7.3).
+ */
+import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { FrameOf, Member } from '../codec/index.js';
+import { authMessage, pssSign } from '../crypto/rsa.js';
+import { CaseFailure, Conn } from './conn.js';
+
+const genKeyPair = promisify(generateKeyPair);
+
+/** An identity: RSA private key and its public key as SPKI DER (294 bytes for RSA-2048). */
+export interface Identity {
+  readonly privateKey: KeyObject;
+  readonly spki: Uint8Array;
+}
+
+/** Generates an RSA identity of `bits` bits with exponent `e` (2048 and 65537 are the protocol's, §8.1). */
+export async function makeIdentity(bits = 2048, e = 65537): Promise<Identity> {
+  const { privateKey, publicKey } = await genKeyPair('rsa', { modulusLength: bits, publicExponent: e });
+  return { privateKey, spki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })) };
+}
+
+export interface ServerKitOptions {
+  readonly host: string;
+  readonly port: number;
+  /** How long the kit waits for an answer the spec requires, in milliseconds. */
+  readonly waitMs: number;
+  /** The target's handshake timeout (HANDSHAKE_TIMEOUT_MS as configured on the target), in milliseconds. */
+  readonly handshakeMs: number;
+  /** Most connections one case may open at once (room filling and the join race). */
+  readonly connectionBudget: number;
+}
+
+/** A connection that has passed the relay handshake (state READY). */
+export interface Authed {
+  readonly conn: Conn;
+  readonly nick: string;
+  readonly ident: Identity;
+  readonly welcome: FrameOf<'WELCOME'>;
+}
+
+/** A connection in a room (state IN_ROOM). */
+export interface InRoom extends Authed {
+  readonly room: string;
+  readonly joined: FrameOf<'JOINED'>;
+}
+
+/** Identities shared by the whole run; nicknames are fresh per case, so one key may serve many nicks. */
+export class Pool {
+  private constructor(readonly idents: readonly Identity[]) {}
+  static async create(n = 4): Promise<Pool> {
+    return new Pool(await Promise.all(Array.from({ length: n }, () => makeIdentity())));
+  }
+}
+
+const RUN = randomBytes(4).toString('hex');
+let counter = 0;
+
+/** The per-case context: opens connections, remembers them, closes them all at the end. */
+export class Ctx {
+  private readonly conns: Conn[] = [];
+
+  constructor(
+    readonly opts: ServerKitOptions,
+    readonly pool: Pool,
+  ) {}
+
+  /** A fresh nickname: nickname binding is permanent on a real relay (§7.1), so every run uses new ones. */
+  nick(): string {
+    return `ck${RUN}${(counter++).toString(36)}${randomBytes(3).toString('hex')}`;
+  }
+
+  /** A fresh room name. */
+  room(): string {
+    return `ckroom.${RUN}.${(counter++).toString(36)}${randomBytes(3).toString('hex')}`;
+  }
+
+  ident(i = 0): Identity {
+    return this.pool.idents[i % this.pool.idents.length]!;
+  }
+
+  async open(): Promise<Conn> {
+    const c = await Conn.open(this.opts.host, this.opts.port, this.opts.waitMs);
+    this.conns.push(c);
+    return c;
+  }
+
+  /** Opens a connection and sends HELLO; returns it after CHALLENGE (state AWAIT_AUTH). */
+  async challenged(nick = this.nick(), ident = this.ident()): Promise<{ conn: Conn; nick: string; ident: Identity; challenge: FrameOf<'CHALLENGE'> }> {
+    const conn = await this.open();
+    conn.send({ type: 'HELLO', version: 1, nick, key: ident.spki });
+    const challenge = await conn.expect('CHALLENGE', 'CHALLENGE after HELLO (§7.1 AWAIT_HELLO)');
+    return { conn, nick, ident, challenge };
+  }
+
+  /** Runs HELLO / CHALLENGE / AUTH / WELCOME (§7.3); returns the connection in READY. */
+  async authed(nick = this.nick(), ident = this.ident()): Promise<Authed> {
+    const { conn, challenge } = await this.challenged(nick, ident);
+    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authMessage(challenge.nonce, nick, ident.spki)) });
+    const welcome = await conn.expect('WELCOME', 'WELCOME after a valid AUTH (§7.1 AWAIT_AUTH, §7.3)');
+    return { conn, nick, ident, welcome };
+  }
+
+  /** Authenticates and joins `room`; returns the connection in IN_ROOM. */
+  async joined(room: string, nick = this.nick(), ident = this.ident()): Promise<InRoom> {
+    const a = await this.authed(nick, ident);
+    a.conn.send({ type: 'JOIN', room });
+    const joined = await a.conn.expect('JOINED', `JOINED for room ${room} (§7.1 READY JOIN)`);
+    return { ...a, room, joined };
+  }
+
+  /**
+   * Joins `n` members to a fresh room one after the other, each existing member reading the newcomer's
+   * PEER_JOINED, so the room is quiet when this returns.
+   */
+  async roomOf(n: number, room = this.room()): Promise<InRoom[]> {
+    const members: InRoom[] = [];
+    for (let i = 0; i < n; i++) {
+      const m = await this.joined(room, this.nick(), this.ident(i));
+      for (const other of members) {
+        const pj = await other.conn.expect('PEER_JOINED', `PEER_JOINED for ${m.nick}`);
+        if (pj.nick !== m.nick) throw new CaseFailure(`PEER_JOINED {nick: ${m.nick}}`, `PEER_JOINED {nick: ${pj.nick}}`);
+      }
+      members.push(m);
+    }
+    return members;
+  }
+
+  /** Closes every connection this case opened. */
+  cleanup(): void {
+    for (const c of this.conns) c.destroy();
+    this.conns.length = 0;
+  }
+}
+
+/** Compares a JOINED member list with the expected members, as sets of (nick, key). */
+export function sameMembers(got: readonly Member[], want: ReadonlyArray<{ nick: string; ident: Identity }>): boolean {
+  if (got.length !== want.length) return false;
+  return want.every((w) => got.some((g) => g.nick === w.nick && Buffer.from(g.key).equals(Buffer.from(w.ident.spki))));
+}

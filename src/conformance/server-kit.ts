@@ -1,0 +1,40 @@
+/**
+ * `conformance server`: drives a live relay through SERVER_CASES (spec/PROTOCOL.md §3-§7, §9, §10).
+ */
+import { LIMITS } from '../limits.js';
+import { Ctx, Pool, type ServerKitOptions } from './context.js';
+import { runCases, selects, type CaseResult } from './runner.js';
+import { SERVER_CASES } from './server-cases.js';
+
+export interface ServerRunOptions extends Partial<Omit<ServerKitOptions, 'host' | 'port'>> {
+  readonly host: string;
+  readonly port: number;
+  /** A section number ("7.1") or a case id prefix; only matching cases run. */
+  readonly only?: string | undefined;
+  readonly concurrency?: number;
+  readonly onResult?: (r: CaseResult) => void;
+}
+
+export const DEFAULT_WAIT_MS = 2000;
+export const DEFAULT_BUDGET = 48;
+
+/** Runs the server cases against host:port and returns one result per selected case. */
+export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
+  const opts: ServerKitOptions = {
+    host: o.host,
+    port: o.port,
+    waitMs: o.waitMs ?? DEFAULT_WAIT_MS,
+    handshakeMs: o.handshakeMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS,
+    connectionBudget: o.connectionBudget ?? DEFAULT_BUDGET,
+  };
+  const selected = SERVER_CASES.filter((c) => selects(o.only, c));
+  const pool = await Pool.create();
+  return runCases(selected, {
+    concurrency: o.concurrency ?? 8,
+    // Generous: the slowest case waits about 2.5 idle timeouts plus a few answers.
+    capMs: 120_000 + 4 * opts.handshakeMs,
+    makeCtx: () => new Ctx(opts, pool),
+    cleanup: (ctx) => ctx.cleanup(),
+    ...(o.onResult ? { onResult: o.onResult } : {}),
+  });
+}
