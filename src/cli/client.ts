@@ -329,6 +329,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`),
   );
   client.on('text', ({ from, text }) => out(`${from}: ${printable(text)}`));
+  client.on('sent', ({ to, seq }) => event(`sent to ${to} #${seq}`));
   client.on('delivered', ({ to, seq }) => event(`delivered to ${to} #${seq}`));
   client.on('rejected', ({ from, error, fatal }) =>
     event(fatal ? `session with ${from} failed: ${error.errorName}` : `message from ${from} failed to verify: ${error.errorName}`),
