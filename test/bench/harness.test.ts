@@ -1,0 +1,155 @@
+/**
+ * The benchmark harness's pure parts (bench/harness.ts): ratios against floors, targets, percentiles,
+ * argument parsing, the printed table and the --json document. No benchmark runs here and nothing is
+ * timed: these are the parts whose mistakes would print a wrong verdict next to a right measurement.
+ */
+import t from 'tap';
+import {
+  BENCH_NAMES,
+  Reservoir,
+  formatNumber,
+  formatTable,
+  makeFigure,
+  median,
+  mergedPercentiles,
+  parseBenchArgs,
+  percentile,
+  ratioOf,
+  targetMet,
+  toJsonDoc,
+  type RunInfo,
+} from '../../bench/harness.js';
+
+t.test('ratio is figure / floor, and absent when the floor cannot divide', async (t) => {
+  t.equal(ratioOf(50, 100), 0.5);
+  t.equal(ratioOf(300, 150), 2);
+  t.equal(ratioOf(1, null), null);
+  t.equal(ratioOf(1, undefined), null);
+  t.equal(ratioOf(1, 0), null, 'a zero floor gives no ratio rather than Infinity');
+  t.equal(ratioOf(1, -5), null);
+  t.equal(ratioOf(1, NaN), null);
+  t.equal(ratioOf(NaN, 10), null);
+});
+
+t.test('targets apply to the column they name, in the direction they name', async (t) => {
+  t.equal(targetMet({ on: 'ratio', op: '>=', value: 0.5 }, 10, 0.5), true, 'bound is inclusive');
+  t.equal(targetMet({ on: 'ratio', op: '>=', value: 0.5 }, 10, 0.49), false);
+  t.equal(targetMet({ on: 'ratio', op: '<=', value: 2 }, 10, 2.01), false);
+  t.equal(targetMet({ on: 'ratio', op: '<=', value: 2 }, 10, 1.2), true);
+  t.equal(targetMet({ on: 'figure', op: '<=', value: 8192 }, 8000, 100), true, 'figure target ignores the ratio');
+  t.equal(targetMet({ on: 'figure', op: '<=', value: 8192 }, 8193, 0.1), false);
+  t.equal(targetMet({ on: 'ratio', op: '>=', value: 0 }, 10, null), false, 'a missing ratio never meets a ratio target');
+});
+
+t.test('makeFigure computes the ratio and the verdict over every target', async (t) => {
+  const both = [
+    { on: 'figure', op: '>=', value: 39500 },
+    { on: 'ratio', op: '>=', value: 0.25 },
+  ] as const;
+  const ok = makeFigure({ name: 'e2e', figure: 50000, floor: 150000, unit: 'msgs/s', targets: both });
+  t.equal(ok.ratio, 50000 / 150000);
+  t.equal(ok.met, true);
+  const lowAbsolute = makeFigure({ name: 'e2e', figure: 30000, floor: 100000, unit: 'msgs/s', targets: both });
+  t.equal(lowAbsolute.met, false, 'ratio 0.3 passes but 30,000 < 39,500 fails the row');
+  const none = makeFigure({ name: 'scale', figure: 1, floor: 2, unit: 'x' });
+  t.equal(none.met, null, 'no target, no verdict');
+  t.same(none.targets, []);
+  t.same(none.extra, {});
+  t.equal(none.note, '');
+  const noFloor = makeFigure({ name: 'hs', figure: 120, unit: 'sessions/s', targets: [{ on: 'ratio', op: '>=', value: 1 }] });
+  t.equal(noFloor.floor, null);
+  t.equal(noFloor.ratio, null);
+  t.equal(noFloor.met, false);
+});
+
+t.test('percentiles use the nearest rank; the median averages the middle pair', async (t) => {
+  const xs = Array.from({ length: 100 }, (_, i) => i + 1); // 1..100
+  t.equal(percentile(xs, 50), 50);
+  t.equal(percentile(xs, 99), 99);
+  t.equal(percentile(xs, 100), 100);
+  t.equal(percentile([7], 99), 7);
+  t.ok(Number.isNaN(percentile([], 50)));
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 3, 2]), 2.5);
+  t.ok(Number.isNaN(median([])));
+});
+
+t.test('a reservoir keeps at most its capacity and counts everything it saw', async (t) => {
+  let x = 0;
+  const r = new Reservoir(10, () => {
+    x = (x * 9301 + 49297) % 233280;
+    return x / 233280;
+  });
+  for (let i = 0; i < 1000; i++) r.add(i);
+  t.equal(r.values.length, 10);
+  t.equal(r.seen, 1000);
+  for (const v of r.values) t.ok(v >= 0 && v < 1000);
+  t.throws(() => new Reservoir(0), RangeError);
+});
+
+t.test('merged percentiles weight each worker by how many observations it stands for', async (t) => {
+  // Worker A saw 900 round trips of 1 (sample of 3), worker B 100 of 10 (sample of 2): p50 is 1, p99 is 10.
+  const parts = [
+    { values: [1, 1, 1], seen: 900 },
+    { values: [10, 10], seen: 100 },
+  ];
+  const [p50, p90, p99] = mergedPercentiles(parts, [50, 90, 99]);
+  t.equal(p50, 1);
+  t.equal(p90, 1);
+  t.equal(p99, 10);
+  t.ok(mergedPercentiles([], [50]).every((v) => Number.isNaN(v)));
+});
+
+t.test('numbers print with separators or three significant digits', async (t) => {
+  t.equal(formatNumber(145000), '145,000');
+  t.equal(formatNumber(0.123456), '0.123');
+  t.equal(formatNumber(12.345), '12.3');
+  t.equal(formatNumber(null), '-');
+  t.equal(formatNumber(0), '0');
+});
+
+t.test('the table has a row per figure with ratio, target and verdict', async (t) => {
+  const figs = [
+    makeFigure({ name: 'relay_throughput_ratio', figure: 80000, floor: 145000, unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }] }),
+    makeFigure({ name: 'idle_conn_bytes', figure: 9000, floor: 3400, unit: 'bytes/conn', targets: [{ on: 'figure', op: '<=', value: 8192 }], extra: { fds: 10012 } }),
+    makeFigure({ name: 'scale_rtt_10_rooms', figure: 200, floor: 100, unit: 'us p50', note: 'informational' }),
+  ];
+  const out = formatTable(figs);
+  const lines = out.split('\n');
+  t.match(lines[0], /^figure\s+value\s+floor\s+ratio\s+unit\s+target/);
+  const row = (name: string) => lines.find((l) => l.startsWith(name + ' ')) ?? '';
+  t.match(row('relay_throughput_ratio'), /80,000\s+145,000\s+0\.552\s+frames\/s\s+ratio >= 0\.500\s+ok$/);
+  t.match(row('idle_conn_bytes'), /9,000\s+3,400\s+2\.647\s+bytes\/conn\s+figure <= 8,192\s+MISSED$/);
+  t.match(row('scale_rtt_10_rooms'), /200\s+100\s+2\.000\s+us p50\s+-$/);
+  t.match(out, /idle_conn_bytes: fds=10,012/);
+  t.match(out, /scale_rtt_10_rooms: informational/);
+});
+
+t.test('the --json document keys figures by name and refuses duplicates', async (t) => {
+  const run: RunInfo = { quick: true, started: '2026-01-01T00:00:00.000Z', seconds: 1, node: 'v20', cpus: 2, loadavg: [0, 0, 0], nofile: 20000, workers: 2, serverOptions: { rate: '1' } };
+  const a = makeFigure({ name: 'a', figure: 1, floor: 2, unit: 'u', targets: [{ on: 'ratio', op: '<=', value: 1 }] });
+  const doc = toJsonDoc(run, [a], { idle: 'failed' });
+  const back = JSON.parse(JSON.stringify(doc)) as typeof doc;
+  t.equal(back.version, 1);
+  t.same(back.run, run);
+  t.same(Object.keys(back.figures), ['a']);
+  t.same(back.figures['a'], { name: 'a', figure: 1, floor: 2, ratio: 0.5, unit: 'u', targets: [{ on: 'ratio', op: '<=', value: 1 }], met: true, note: '', extra: {} });
+  t.same(back.errors, { idle: 'failed' });
+  t.throws(() => toJsonDoc(run, [a, a]), /duplicate/);
+});
+
+t.test('arguments: --quick, --json, --only, --workers; anything else is refused', async (t) => {
+  t.same(parseBenchArgs([]), { quick: false, json: null, only: [], workers: 2, profile: null, help: false });
+  const a = parseBenchArgs(['--quick', '--json', 'out.json', '--only', 'relay,idle', '--workers', '3']);
+  t.equal(a.quick, true);
+  t.equal(a.json, 'out.json');
+  t.same(a.only, ['relay', 'idle']);
+  t.equal(a.workers, 3);
+  t.throws(() => parseBenchArgs(['--only', 'nope']), /unknown benchmark/);
+  t.throws(() => parseBenchArgs(['--workers', '0']));
+  t.throws(() => parseBenchArgs(['--workers', '1.5']));
+  t.throws(() => parseBenchArgs(['--fast']));
+  t.throws(() => parseBenchArgs(['positional']));
+  t.throws(() => parseBenchArgs(['--json', '']));
+  t.same([...BENCH_NAMES].sort(), ['codec', 'e2e', 'handshake', 'idle', 'relay']);
+});
