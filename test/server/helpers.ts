@@ -49,9 +49,10 @@ export class TestClient {
     });
   }
 
-  static connect(port: number): Promise<TestClient> {
+  /** Connects to 127.0.0.1:port, from `localAddress` when given (another loopback address). */
+  static connect(port: number, localAddress?: string): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port });
+      const s = connect(localAddress === undefined ? { host: '127.0.0.1', port } : { host: '127.0.0.1', port, localAddress });
       s.once('connect', () => {
         s.off('error', reject);
         resolve(new TestClient(s));

@@ -1,0 +1,146 @@
+// `e2ee-chat server` as a real child process (built CLI in dist/): the listening line, JSON-line logs,
+// graceful shutdown on SIGTERM and SIGINT (clients get SERVER_SHUTDOWN, exit 0), a registry file that
+// survives a restart, and argument errors.
+import t, { type Test } from 'tap';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { frame } from '../../src/codec/index.js';
+import { authMessage, pssSign } from '../../src/crypto/rsa.js';
+import { defaultRegistryPath } from '../../src/cli/server.js';
+import { identities, TestClient, type Identity } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const [alice, bob, mallory] = identities(3) as [Identity, Identity, Identity];
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the server and resolves once it printed its listening line. */
+function startCli(t: Test, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
+  const child = spawn(process.execPath, [MAIN, 'server', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(out);
+      if (m !== null) resolve({ child, port: Number(m[1]), stdout: () => out, stderr: () => err, exited });
+    });
+    void exited.then(({ code }) => reject(new Error(`server exited (${String(code)}) before listening: ${err}`)));
+  });
+}
+
+t.before(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npx tsc first`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal}: every client gets SERVER_SHUTDOWN, the process exits 0`, async (t) => {
+    const dir = t.testdir({});
+    const srv = await startCli(t, ['--registry', join(dir, 'reg', 'registry.db')]);
+    const a = await TestClient.connect(srv.port);
+    await a.auth('alice', alice);
+    a.send(frame('JOIN', { room: 'r' }));
+    await a.expect('JOINED');
+    const b = await TestClient.connect(srv.port);
+    await b.auth('bob', bob);
+    const pending = await TestClient.connect(srv.port); // still in AWAIT_HELLO
+    srv.child.kill(signal);
+    for (const [name, c] of [['alice', a], ['bob', b], ['pending', pending]] as const) {
+      t.equal(await c.expectError(), 'SERVER_SHUTDOWN', `${name} got SERVER_SHUTDOWN`);
+      t.equal(await c.next(), 'closed', `${name} closed`);
+    }
+    const { code } = await srv.exited;
+    t.equal(code, 0, 'exit status 0');
+    t.equal(srv.stdout(), `listening on 127.0.0.1:${srv.port}\n`, 'stdout is exactly the listening line');
+    const events = srv
+      .stderr()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    t.ok(events.length > 0 && events.every((e) => typeof e['event'] === 'string'), 'stderr is JSON lines, each an event');
+    t.equal(events.filter((e) => e['event'] === 'refuse' && e['code'] === 'SERVER_SHUTDOWN').length, 3, 'each shutdown refusal logged');
+    t.equal(events[events.length - 1]?.['event'], 'stopped');
+    t.ok(existsSync(join(dir, 'reg', 'registry.db')), 'the registry folder and file were created');
+  });
+}
+
+t.test('the registry file keeps nickname bindings across a restart of the process', async (t) => {
+  const dir = t.testdir({});
+  const reg = join(dir, 'registry.db');
+  const first = await startCli(t, ['--registry', reg]);
+  const a = await TestClient.connect(first.port);
+  await a.auth('alice', alice);
+  first.child.kill('SIGTERM');
+  t.equal(await a.expectError(), 'SERVER_SHUTDOWN');
+  t.equal((await first.exited).code, 0);
+
+  const second = await startCli(t, ['--registry', reg]);
+  const m = await TestClient.connect(second.port);
+  m.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  const ch = await m.expect('CHALLENGE');
+  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
+  t.equal(await m.expectError(), 'NICK_BOUND');
+  const a2 = await TestClient.connect(second.port);
+  await a2.auth('alice', alice);
+  t.pass('alice with her own key is welcome after the restart');
+  a2.destroy();
+  second.child.kill('SIGTERM');
+  t.equal((await second.exited).code, 0);
+  const refusals = second
+    .stderr()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e['event'] === 'refuse');
+  t.ok(refusals.some((e) => e['code'] === 'NICK_BOUND' && e['nick'] === 'alice'), 'NICK_BOUND logged with its code');
+});
+
+t.test('with no --registry the default lives under XDG_STATE_HOME and its folder is created', async (t) => {
+  const dir = t.testdir({});
+  const env = { ...process.env, XDG_STATE_HOME: join(dir, 'state') };
+  const expected = defaultRegistryPath(env);
+  t.equal(expected, join(dir, 'state', 'e2ee-chat', 'registry.db'));
+  const srv = await startCli(t, [], env);
+  const a = await TestClient.connect(srv.port);
+  await a.auth('alice', alice);
+  srv.child.kill('SIGTERM');
+  t.equal((await srv.exited).code, 0);
+  t.ok(existsSync(expected), 'registry created at the default path');
+});
+
+t.test('--help prints the options and exits 0; bad arguments exit 2', async (t) => {
+  const help = spawnSync(process.execPath, [MAIN, 'server', '--help'], { encoding: 'utf8' });
+  t.equal(help.status, 0);
+  for (const flag of ['--host', '--port', '--max-room-size', '--registry', '--handshake-timeout-ms', '--idle-timeout-ms', '--max-connections', '--max-connections-per-address', '--rate', '--rate-burst', '--write-high-water-bytes', '--max-frame-bytes']) {
+    t.ok(help.stdout.includes(flag), `--help lists ${flag}`);
+  }
+  for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--max-room-size', '1'], ['--max-room-size', '257'], ['--rate', '-5'], ['--nope'], ['stray']]) {
+    const r = spawnSync(process.execPath, [MAIN, 'server', ...bad], { encoding: 'utf8' });
+    t.equal(r.status, 2, `${bad.join(' ')} exits 2`);
+    t.equal(r.stdout, '', `${bad.join(' ')} prints nothing on stdout`);
+  }
+});
+
+t.test('a port in use is reported and exits non-zero', async (t) => {
+  const dir = t.testdir({});
+  const first = await startCli(t, ['--registry', join(dir, 'a.db')]);
+  const r = spawnSync(process.execPath, [MAIN, 'server', '--port', String(first.port), '--registry', join(dir, 'b.db')], { encoding: 'utf8' });
+  t.equal(r.status, 1);
+  t.ok(r.stderr.split('\n').some((l) => l.includes('"start_failed"')), 'a start_failed event on stderr');
+  first.child.kill('SIGTERM');
+  t.equal((await first.exited).code, 0);
+});
