@@ -65,10 +65,14 @@ export function oaepEncrypt(publicKey: KeyObject, message: Uint8Array): Uint8Arr
   return new Uint8Array(publicEncrypt({ key: publicKey, ...OAEP }, message));
 }
 
-/** RSA-OAEP decryption; throws ProtocolError OAEP_FAILED on any failure. */
-export function oaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array): Uint8Array {
+/**
+ * RSA-OAEP decryption; throws ProtocolError OAEP_FAILED on any failure. The protocol uses the empty
+ * label (§8.1); `label` exists for the Wycheproof suites, whose cases carry labels.
+ */
+export function oaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array, label?: Uint8Array): Uint8Array {
   try {
-    return new Uint8Array(privateDecrypt({ key: privateKey, ...OAEP }, ciphertext));
+    const opts = label === undefined || label.length === 0 ? { key: privateKey, ...OAEP } : { key: privateKey, ...OAEP, oaepLabel: label };
+    return new Uint8Array(privateDecrypt(opts, ciphertext));
   } catch {
     throw new ProtocolError('OAEP_FAILED', 'RSA-OAEP decryption failed');
   }
