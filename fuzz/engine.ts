@@ -1,0 +1,199 @@
+/**
+ * The fuzz loop behind `npm run fuzz`: batches of cases against a relay child process, the health checks
+ * after every batch, and on a failure the seed, the minimised bytes and a corpus file.
+ */
+import { join } from 'node:path';
+import { LIMITS } from '../src/limits.js';
+import {
+  caseNames,
+  connectionFlood,
+  frameFlood,
+  IdentityBook,
+  legitimatePair,
+  makeCase,
+  runCase,
+  segmentsOf,
+  type Deadlines,
+  type FuzzCase,
+} from './harness.js';
+import { saveCrasher } from './corpus.js';
+import { minimise } from './minimise.js';
+import { Prng } from './prng.js';
+import { loadSeeds } from './seeds.js';
+import { repoRoot, ServerProcess } from './server-process.js';
+
+export interface FuzzOptions {
+  seed: number;
+  /** Stop after this many cases (whichever of iterations and seconds comes first). */
+  iterations?: number;
+  seconds?: number;
+  /** Cases run at once in a batch. */
+  batchSize?: number;
+  /** Resident-memory bound for the relay process. */
+  memoryLimitBytes?: number;
+  deadlines?: Deadlines;
+  /** Where crashers are saved; undefined: do not save. */
+  corpusDir?: string;
+  /** Stop after this many failures. */
+  maxFailures?: number;
+  log?: (line: string) => void;
+}
+
+export interface Failure {
+  seed: number;
+  batch: number;
+  caseIndex?: number;
+  what: string;
+  /** Minimised bytes (payload hex) and the corpus file, for case failures. */
+  bytes?: string;
+  state?: string;
+  saved?: string;
+}
+
+export interface FuzzReport {
+  seed: number;
+  cases: number;
+  batches: number;
+  framesSent: number;
+  connections: number;
+  floods: number;
+  failures: Failure[];
+  peakRssBytes: number;
+  seconds: number;
+  seeds: number;
+  seedsFromVectors: number;
+}
+
+/** Source addresses: per-address connection caps must not let the floods starve the checks (spec §7.1). */
+const FLOOD_ADDR = '127.0.0.2';
+const LEGIT_ADDR = '127.0.0.3';
+
+export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
+  const log = o.log ?? (() => {});
+  const d: Deadlines = o.deadlines ?? { replyMs: 10_000 };
+  const batchSize = o.batchSize ?? 8;
+  const memLimit = o.memoryLimitBytes ?? 512 * 1024 * 1024;
+  const maxFailures = o.maxFailures ?? 5;
+  const started = performance.now();
+  const endAt = o.seconds !== undefined ? started + o.seconds * 1000 : Infinity;
+  const iterations = o.iterations ?? (o.seconds !== undefined ? Infinity : 200);
+  const { seeds, raw, fromVectors } = loadSeeds(join(repoRoot(), 'vectors', 'codec.json'));
+  const book = new IdentityBook();
+  const registry = new Map<string, Buffer>();
+  const rng = new Prng(o.seed);
+  const report: FuzzReport = {
+    seed: o.seed,
+    cases: 0,
+    batches: 0,
+    framesSent: 0,
+    connections: 0,
+    floods: 0,
+    failures: [],
+    peakRssBytes: 0,
+    seconds: 0,
+    seeds: seeds.length,
+    seedsFromVectors: fromVectors,
+  };
+  let server = await ServerProcess.start();
+  const restart = async (): Promise<void> => {
+    await server.stop();
+    server = await ServerProcess.start();
+    registry.clear();
+  };
+  try {
+    while (report.cases < iterations && performance.now() < endAt && report.failures.length < maxFailures) {
+      const batch = report.batches++;
+      const n = Math.min(batchSize, iterations - report.cases);
+      const cases: FuzzCase[] = [];
+      for (let i = 0; i < n; i++) cases.push(makeCase(o.seed, report.cases + i, seeds, raw, book));
+      report.cases += n;
+      const results = await Promise.all(cases.map((c) => runCase(server, c, book, registry, d)));
+      for (const r of results) {
+        report.framesSent += r.framesSent;
+        report.connections += r.connections;
+      }
+      // Floods, now and then: a frame flood on one connection and a connection flood from one address.
+      if (rng.chance(0.15)) {
+        report.floods++;
+        const f = await frameFlood(server, book, `flood${(o.seed >>> 0).toString(36)}x${batch.toString(36)}`, rng.int(100, 2500), d);
+        report.framesSent += f.frames;
+        report.connections += 1;
+        if (f.failure !== undefined) report.failures.push({ seed: o.seed, batch, what: f.failure });
+      }
+      if (rng.chance(0.05)) {
+        report.floods++;
+        const count = LIMITS.MAX_CONNECTIONS_PER_ADDRESS + rng.int(1, 16);
+        const f = await connectionFlood(server, count, LIMITS.MAX_CONNECTIONS_PER_ADDRESS, FLOOD_ADDR, d);
+        report.connections += count;
+        report.framesSent += count;
+        if (f.failure !== undefined) report.failures.push({ seed: o.seed, batch, what: f.failure });
+      }
+      // Health after the batch.
+      const health: string[] = [];
+      if (!server.alive) health.push('relay process is not running');
+      health.push(...server.problems.splice(0));
+      const rss = server.rssBytes();
+      if (rss !== undefined) {
+        report.peakRssBytes = Math.max(report.peakRssBytes, rss);
+        if (rss > memLimit) health.push(`relay holds ${rss} bytes resident, bound ${memLimit}`);
+      }
+      if (server.alive) {
+        const legit = await legitimatePair(server, book, `${(o.seed >>> 0).toString(36)}x${batch.toString(36)}`, d, LEGIT_ADDR);
+        report.connections += 2;
+        report.framesSent += 7;
+        if (legit !== undefined) health.push(legit);
+      }
+      for (let i = 0; i < results.length; i++) {
+        const r = results[i]!;
+        if (r.ok) continue;
+        const c = cases[i]!;
+        const f = await reportCase(c, r.failure!, batch);
+        report.failures.push(f);
+      }
+      if (health.length > 0) {
+        report.failures.push({ seed: o.seed, batch, what: `after batch ${batch} (cases ${cases[0]?.index}..${cases[cases.length - 1]?.index}): ${health.join('; ')}` });
+        log(`FAIL batch ${batch}: ${health.join('; ')}`);
+        // Find the case that did it: each case of the batch alone against a fresh relay.
+        for (const c of cases) {
+          await restart();
+          const r = await runCase(server, c, book, registry, d);
+          const alone: string[] = [...server.problems.splice(0)];
+          if (!server.alive) alone.push('relay process died');
+          if (!r.ok || alone.length > 0) {
+            report.failures.push(await reportCase(c, [r.failure, ...alone].filter(Boolean).join('; '), batch));
+            break;
+          }
+        }
+        await restart();
+      }
+      if (batch % 25 === 0) log(`batch ${batch}: ${report.cases} cases, ${report.framesSent} frames, ${report.connections} connections, rss ${Math.round((rss ?? 0) / 1048576)} MiB, ${report.failures.length} failures`);
+    }
+  } finally {
+    await server.stop();
+    report.seconds = (performance.now() - started) / 1000;
+  }
+  return report;
+
+  async function reportCase(c: FuzzCase, failure: string, batch: number): Promise<Failure> {
+    log(`FAIL seed ${o.seed} case ${c.index} (${c.state}; ${c.ops.join(', ')}): ${failure}`);
+    const stillFails = async (cand: FuzzCase): Promise<boolean> => {
+      if (!server.alive) await restart();
+      // The candidate reuses the case's names: give the relay a moment to drop the last attempt's room.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const r = await runCase(server, cand, book, registry, d);
+      const bad = !r.ok || server.problems.length > 0 || !server.alive;
+      server.problems.splice(0);
+      return bad && !(r.failure ?? '').startsWith('harness:') === !failure.startsWith('harness:');
+    };
+    let small = c;
+    if (await stillFails(c)) small = await minimise(c, stillFails);
+    else log(`  (case ${c.index} did not fail again alone: not minimised)`);
+    const bytes = Buffer.concat(segmentsOf(small)).toString('hex');
+    log(`  seed ${o.seed}, smallest reproducing bytes (${small.state}, ${small.payload.length} payload bytes): ${small.payload.toString('hex').slice(0, 2000)}`);
+    const saved = o.corpusDir !== undefined ? saveCrasher(o.corpusDir, o.seed, small, failure) : undefined;
+    if (saved) log(`  saved ${saved}`);
+    return { seed: o.seed, batch, caseIndex: c.index, what: failure, bytes, state: small.state, ...(saved !== undefined ? { saved } : {}) };
+  }
+}
+
+export { caseNames };

@@ -1,0 +1,366 @@
+/**
+ * The fuzz harness: sends mutated and out-of-order frames to a live relay over real connections and
+ * checks every answer against the oracle (fuzz/oracle.ts), then, after every batch, that the relay is
+ * alive, still serves a fresh legitimate pair, stays under a memory bound and logged no unhandled error.
+ *
+ * A case is: a connection walked legitimately into one state of spec §7.1 (and, for IN_ROOM, a peer in
+ * the same room), then a byte stream (mutants, valid frames out of order, garbage) written in random
+ * segments and ended by a PING sentinel, so that every frame has a defined answer and the case ends by
+ * itself. Everything follows from (seed, case index): a failing case is replayed and minimised from that.
+ */
+import { ERROR_CODES } from '../src/errors.js';
+import { encodeFrame, frame } from '../src/codec/index.js';
+import type { ServerState } from '../src/server/transitions.js';
+import { ConnectionOracle, describe, splitStream, type ConnectionContext, type Expectation } from './oracle.js';
+import { garbage, mutate, wireOf } from './mutate.js';
+import { Prng } from './prng.js';
+import { retarget, type RawSeed, type Seed, type Target } from './seeds.js';
+import { identity, RawConnection, type Identity, type Received } from './wire.js';
+
+export const FUZZ_STATES = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'] as const satisfies readonly ServerState[];
+export type FuzzState = (typeof FUZZ_STATES)[number];
+
+/** One reproducible case: where the connection stands, who it is, and the bytes it sends. */
+export interface FuzzCase {
+  index: number;
+  state: FuzzState;
+  target: Target;
+  /** The bytes under test. */
+  payload: Buffer;
+  /** A PING after the payload whose answer (PONG, or UNEXPECTED_FRAME before READY) ends the case. */
+  sentinel: Buffer;
+  /** Offsets into payload || sentinel where one write() ends and the next begins. */
+  cuts: number[];
+  ops: string[];
+}
+
+/** The write() calls of a case, in order. */
+export function segmentsOf(c: FuzzCase): Buffer[] {
+  const stream = Buffer.concat([c.payload, c.sentinel]);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const cut of c.cuts) {
+    if (cut <= prev || cut >= stream.length) continue;
+    out.push(stream.subarray(prev, cut));
+    prev = cut;
+  }
+  out.push(stream.subarray(prev));
+  return out;
+}
+
+export interface CaseResult {
+  ok: boolean;
+  /** What went wrong, when not ok. */
+  failure?: string;
+  framesSent: number;
+  connections: number;
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** Timing bounds of the harness: liveness deadlines, not speed assertions. */
+export interface Deadlines {
+  /** Longest wait for one expected frame from the relay. */
+  replyMs: number;
+}
+
+/** Identities by nickname, so a replayed case authenticates with the same key (the relay binds nicks). */
+export class IdentityBook {
+  private readonly ids = new Map<string, Identity>();
+  get(nick: string): Identity {
+    let id = this.ids.get(nick);
+    if (id === undefined) {
+      id = identity(nick);
+      this.ids.set(nick, id);
+    }
+    return id;
+  }
+}
+
+/** Nicknames and room of case `index` of run `seed`: unique per run, valid per spec §6 alphabets. */
+export function caseNames(seed: number, index: number): { nick: string; peer: string; room: string } {
+  const tag = `${(seed >>> 0).toString(36)}_${index.toString(36)}`;
+  return { nick: `f${tag}`, peer: `p${tag}`, room: `r${tag}` };
+}
+
+/** 0..7 offsets that split a stream of `length` bytes into write() calls (spec §3: segmentation changes nothing). */
+function cutsFor(length: number, r: Prng): number[] {
+  if (length < 2 || r.chance(0.4)) return [];
+  const cuts = new Set<number>();
+  const n = r.int(1, Math.min(7, length - 1));
+  for (let i = 0; i < n; i++) cuts.add(r.int(1, length - 1));
+  return [...cuts].sort((a, b) => a - b);
+}
+
+/** Builds case `index` of the run with `seed`: deterministic in (seed, index, seeds). */
+export function makeCase(seed: number, index: number, seeds: readonly Seed[], raw: readonly RawSeed[], book: IdentityBook): FuzzCase {
+  const r = new Prng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+  const names = caseNames(seed, index);
+  const me = book.get(names.nick);
+  const target: Target = { nick: names.nick, spki: me.spki, room: names.room, peer: names.peer };
+  const state = r.pick(FUZZ_STATES);
+  const parts: Buffer[] = [];
+  const ops: string[] = [];
+  const kind = r.below(10);
+  if (kind < 6) {
+    // Mutants of valid frames, sometimes with valid frames around them.
+    const count = r.int(1, 3);
+    for (let i = 0; i < count; i++) {
+      const s = r.pick(seeds);
+      const body = r.chance(0.7) ? retarget(s, target) : s.body;
+      if (r.chance(0.3)) {
+        const v = r.pick(seeds);
+        parts.push(wireOf(r.chance(0.7) ? retarget(v, target) : v.body));
+        ops.push(`valid:${v.id}`);
+      }
+      const m = mutate(body, r);
+      parts.push(m.wire);
+      ops.push(`${s.id}:${m.ops.join('+')}`);
+    }
+  } else if (kind < 8) {
+    // Valid frames in an arbitrary order (spec §7.1: anything not in the table is UNEXPECTED_FRAME).
+    const count = r.int(1, 6);
+    for (let i = 0; i < count; i++) {
+      const v = r.pick(seeds);
+      parts.push(wireOf(retarget(v, target)));
+      ops.push(`valid:${v.id}`);
+    }
+  } else if (kind < 9 && raw.length > 0) {
+    const v = r.pick(raw);
+    parts.push(v.wire);
+    ops.push(`raw:${v.id}`);
+  } else {
+    // Garbage before, between or after valid frames.
+    const v = r.pick(seeds);
+    const valid = wireOf(retarget(v, target));
+    const g = garbage(r);
+    const where = r.below(3);
+    if (where === 0) parts.push(g.wire, valid);
+    else if (where === 1) parts.push(valid.subarray(0, r.int(0, valid.length)), g.wire);
+    else parts.push(valid, g.wire);
+    ops.push(`${g.ops[0]!}-${['before', 'inside', 'after'][where]!}:${v.id}`);
+  }
+  const payload = Buffer.concat(parts);
+  const sentinel = wireOf(encodeFrame(frame('PING', { n: r.int(0, 1_000_000) })));
+  return { index, state, target, payload, sentinel, cuts: cutsFor(payload.length + sentinel.length, r), ops };
+}
+
+/** Walks a connection to `state`; for IN_ROOM the peer joins first, so the connection's JOINED lists it. */
+async function prepare(
+  ep: Endpoint,
+  c: FuzzCase,
+  book: IdentityBook,
+  registry: Map<string, Buffer>,
+  d: Deadlines,
+): Promise<{ conn: RawConnection; peer?: RawConnection; ctx: ConnectionContext; frames: number }> {
+  const me = book.get(c.target.nick);
+  const ctx: ConnectionContext = { state: 'AWAIT_HELLO', maxFrame: 65536, peers: new Set(), registry };
+  let peer: RawConnection | undefined;
+  let frames = 0;
+  if (c.state === 'IN_ROOM') {
+    peer = await RawConnection.open(ep.host, ep.port);
+    const pid = book.get(c.target.peer);
+    await peer.authenticate(pid, d.replyMs);
+    registry.set(pid.nick, Buffer.from(pid.spki));
+    await peer.join(c.target.room, d.replyMs);
+    frames += 3;
+  }
+  const conn = await RawConnection.open(ep.host, ep.port);
+  ctx.nick = me.nick;
+  ctx.spki = me.spki;
+  if (c.state === 'AWAIT_AUTH') {
+    conn.send(frame('HELLO', { version: 1, nick: me.nick, key: me.spki }));
+    ctx.nonce = (await conn.expect('CHALLENGE', d.replyMs)).nonce;
+    ctx.state = 'AWAIT_AUTH';
+    frames += 1;
+  } else if (c.state === 'READY' || c.state === 'IN_ROOM') {
+    const { nonce, welcome } = await conn.authenticate(me, d.replyMs);
+    registry.set(me.nick, Buffer.from(me.spki));
+    ctx.nonce = nonce;
+    ctx.maxFrame = welcome.max_frame;
+    ctx.state = 'READY';
+    frames += 2;
+    if (c.state === 'IN_ROOM') {
+      const joined = await conn.join(c.target.room, d.replyMs);
+      ctx.state = 'IN_ROOM';
+      ctx.room = joined.room;
+      ctx.peers = new Set(joined.members.map((m) => m.nick));
+      frames += 1;
+    }
+  }
+  return { conn, ...(peer !== undefined ? { peer } : {}), ctx, frames };
+}
+
+/** The next frame that is not a room event (PEER_JOINED/PEER_LEFT may interleave while in a room). */
+async function nextAnswer(conn: RawConnection, d: Deadlines): Promise<Received> {
+  for (let i = 0; i < 1000; i++) {
+    const f = await conn.next(d.replyMs);
+    if (f.type !== 'PEER_JOINED' && f.type !== 'PEER_LEFT') return f;
+  }
+  throw new Error('more than 1000 room events in a row');
+}
+
+/** Runs one case against the relay at `ep` and checks every answer. Never throws. */
+export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, registry: Map<string, Buffer>, d: Deadlines): Promise<CaseResult> {
+  let conn: RawConnection | undefined;
+  let peer: RawConnection | undefined;
+  let framesSent = 0;
+  let connections = 0;
+  const fail = (failure: string): CaseResult => ({ ok: false, failure, framesSent, connections });
+  try {
+    const p = await prepare(ep, c, book, registry, d);
+    conn = p.conn;
+    peer = p.peer;
+    connections = peer ? 2 : 1;
+    framesSent += p.frames;
+    const oracle = new ConnectionOracle(p.ctx);
+    const segments = segmentsOf(c);
+    for (const s of segments) conn.write(s);
+    const items = splitStream(Buffer.concat(segments), p.ctx.maxFrame);
+    framesSent += items.filter((i) => i.kind === 'frame').length;
+    const deliveries: Buffer[] = [];
+    let joins = 0;
+    for (const item of items) {
+      const exp: Expectation = oracle.expect(item);
+      if (exp.kind === 'deliver') {
+        deliveries.push(exp.body);
+        continue;
+      }
+      if (exp.kind === 'partial') {
+        conn.socket.end();
+        const got = await nextAnswer(conn, d);
+        if (got.type !== 'closed') return fail(`after an unfinished frame: expected a silent close, got ${got.type}`);
+        break;
+      }
+      if (exp.kind === 'close') {
+        const got = await nextAnswer(conn, d);
+        if (got.type !== 'closed') return fail(`after the client's ERROR: expected a silent close, got ${got.type}`);
+        break;
+      }
+      const got = await nextAnswer(conn, d);
+      const mismatch = oracle.observe(exp, got.type === 'closed' ? undefined : got);
+      if (mismatch !== undefined) return fail(mismatch);
+      if (exp.kind === 'join' && got.type === 'JOINED') joins++;
+      if (oracle.ctx.state === 'CLOSED') {
+        // §3: after a closing ERROR the relay closes and sends nothing more.
+        const after = await nextAnswer(conn, d);
+        if (after.type !== 'closed') return fail(`after ${describe(exp)}: relay sent ${after.type} instead of closing`);
+        break;
+      }
+    }
+    // Without a close, the last item answered was the sentinel PING: every frame got its answer.
+    if (conn.violations.length > 0) return fail(conn.violations.join('; '));
+    if (peer !== undefined) {
+      // Exactly the accepted SENDs reach the peer, in order, from the relay-stamped nick, then PEER_LEFT.
+      conn.close();
+      const got: Buffer[] = [];
+      for (let i = 0; i < 10_000; i++) {
+        const f = await peer.next(d.replyMs);
+        if (f.type === 'DELIVER') {
+          if (f.from !== c.target.nick) return fail(`peer got DELIVER from ${f.from}, expected ${c.target.nick}`);
+          got.push(Buffer.from(f.body));
+          continue;
+        }
+        if (f.type === 'PEER_LEFT' && f.nick === c.target.nick) break;
+        if (f.type === 'PEER_JOINED' && f.nick === c.target.nick) continue;
+        return fail(`peer got ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''} while waiting for DELIVERs`);
+      }
+      if (joins === 0) {
+        if (got.length !== deliveries.length) return fail(`peer got ${got.length} DELIVERs, relay accepted ${deliveries.length} SENDs`);
+        for (let i = 0; i < got.length; i++) if (!got[i]!.equals(deliveries[i]!)) return fail(`DELIVER ${i} body differs from the SEND body`);
+      }
+      if (peer.violations.length > 0) return fail(peer.violations.join('; '));
+    }
+    return { ok: true, framesSent, connections };
+  } catch (e) {
+    return fail(`harness: ${e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    conn?.close();
+    peer?.close();
+  }
+}
+
+/** A fresh legitimate pair: both authenticate and join a new room, A's SEND reaches B intact. */
+export async function legitimatePair(ep: Endpoint, book: IdentityBook, tag: string, d: Deadlines, localAddress?: string): Promise<string | undefined> {
+  let a: RawConnection | undefined;
+  let b: RawConnection | undefined;
+  try {
+    a = await RawConnection.open(ep.host, ep.port, localAddress);
+    b = await RawConnection.open(ep.host, ep.port, localAddress);
+    const ia = book.get(`la${tag}`);
+    const ib = book.get(`lb${tag}`);
+    await Promise.all([a.authenticate(ia, d.replyMs), b.authenticate(ib, d.replyMs)]);
+    await a.join(`lr${tag}`, d.replyMs);
+    const joined = await b.join(`lr${tag}`, d.replyMs);
+    if (!joined.members.some((m) => m.nick === ia.nick)) return 'JOINED does not list the member already present';
+    const body = Buffer.from(`legit ${tag}`);
+    a.send(frame('SEND', { to: ib.nick, body }));
+    const got = await b.expect('DELIVER', d.replyMs);
+    if (got.from !== ia.nick || !Buffer.from(got.body).equals(body)) return 'DELIVER differs from the SEND';
+    return undefined;
+  } catch (e) {
+    return `legitimate pair failed: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    a?.close();
+    b?.close();
+  }
+}
+
+/**
+ * A frame flood on one READY connection: `count` PINGs in one write. Every answer is the matching PONG
+ * in order, until possibly ERROR RATE_LIMITED and a close (spec §7.1 "Resource limits").
+ */
+export async function frameFlood(ep: Endpoint, book: IdentityBook, nick: string, count: number, d: Deadlines): Promise<{ failure?: string; frames: number }> {
+  const conn = await RawConnection.open(ep.host, ep.port);
+  try {
+    await conn.authenticate(book.get(nick), d.replyMs);
+    const one = (n: number): Buffer => wireOf(encodeFrame(frame('PING', { n })));
+    conn.write(Buffer.concat(Array.from({ length: count }, (_, i) => one(i))));
+    for (let i = 0; i < count; i++) {
+      const f = await conn.next(d.replyMs);
+      if (f.type === 'PONG' && f.n === i) continue;
+      if (f.type === 'ERROR' && f.code === ERROR_CODES.RATE_LIMITED.code) {
+        const after = await conn.next(d.replyMs);
+        return after.type === 'closed' ? { frames: count + 2 } : { failure: `after RATE_LIMITED the relay sent ${after.type}`, frames: count + 2 };
+      }
+      return { failure: `flood: answer ${i} is ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''}${f.type === 'PONG' ? ' n=' + f.n : ''}`, frames: count + 2 };
+    }
+    return { frames: count + 2 };
+  } catch (e) {
+    return { failure: `flood: ${e instanceof Error ? e.message : String(e)}`, frames: count + 2 };
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * A connection flood from one source address: `count` connections at once. Each either is refused with
+ * ERROR TOO_MANY_CONNECTIONS and closed, or is held (it then answers a PING before HELLO with
+ * UNEXPECTED_FRAME); at most `cap` are held.
+ */
+export async function connectionFlood(ep: Endpoint, count: number, cap: number, localAddress: string, d: Deadlines): Promise<{ failure?: string; held: number; refused: number }> {
+  const conns: RawConnection[] = [];
+  try {
+    for (let i = 0; i < count; i++) conns.push(await RawConnection.open(ep.host, ep.port, localAddress));
+    const ping = wireOf(encodeFrame(frame('PING', { n: 1 })));
+    for (const c of conns) c.write(ping);
+    let held = 0;
+    let refused = 0;
+    for (const c of conns) {
+      const f = await c.next(d.replyMs);
+      if (f.type === 'ERROR' && f.code === ERROR_CODES.TOO_MANY_CONNECTIONS.code) refused++;
+      else if (f.type === 'ERROR' && f.code === ERROR_CODES.UNEXPECTED_FRAME.code) held++;
+      else return { failure: `connection flood: unexpected answer ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''}`, held, refused };
+    }
+    if (held > cap) return { failure: `connection flood: ${held} connections held from one address, cap ${cap}`, held, refused };
+    if (refused === 0 && count > cap) return { failure: `connection flood: ${count} connections, none refused (cap ${cap})`, held, refused };
+    return { held, refused };
+  } catch (e) {
+    return { failure: `connection flood: ${e instanceof Error ? e.message : String(e)}`, held: 0, refused: 0 };
+  } finally {
+    for (const c of conns) c.close();
+  }
+}

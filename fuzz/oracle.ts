@@ -1,0 +1,202 @@
+/**
+ * The oracle: what a conforming relay must answer to a byte stream, computed with the reference decoder
+ * (src/codec), the relay's transition table (src/server/transitions.ts) and the key and signature checks
+ * of src/crypto/rsa.ts. It never looks at the server under test.
+ *
+ * Some answers depend on state the oracle cannot see (another connection may fill a room, so a JOIN is
+ * JOINED or ROOM_FULL); for those it lists every conforming answer, and `observe` follows the branch the
+ * server actually took.
+ */
+import { ERROR_CODES, ProtocolError, type ErrorName } from '../src/errors.js';
+import { LIMITS } from '../src/limits.js';
+import { decodeFrame, FrameReader, type RelayFrame } from '../src/codec/index.js';
+import { serverTransition, type ServerInput, type ServerState } from '../src/server/transitions.js';
+import { authMessage, parsePublicKey, pssVerify } from '../src/crypto/rsa.js';
+
+/** One unit of a client's byte stream, as the reference framing (spec §3) splits it. */
+export type Item =
+  | { kind: 'frame'; body: Buffer }
+  | { kind: 'framing-error'; code: ErrorName }
+  | { kind: 'partial'; have: number };
+
+/** What the relay must do with one item. */
+export type Expectation =
+  | { kind: 'error'; codes: ErrorName[]; why: string }
+  | { kind: 'reply'; type: 'CHALLENGE' | 'WELCOME' | 'PONG' | 'LEFT'; n?: number; why: string }
+  | { kind: 'join'; room: string; why: string }
+  | { kind: 'deliver'; to: string; body: Buffer; why: string }
+  | { kind: 'close'; why: string }
+  | { kind: 'partial'; why: string };
+
+/** What the oracle knows of one connection. */
+export interface ConnectionContext {
+  state: ServerState;
+  /** Largest frame body accepted (the WELCOME max_frame once READY). */
+  maxFrame: number;
+  nick?: string;
+  spki?: Uint8Array;
+  nonce?: Uint8Array;
+  room?: string;
+  /** Nicknames of the other members of the room, for SEND (spec §7.1 "Relaying"). */
+  peers: Set<string>;
+  /** nickname -> identity key bound in the relay's registry, as far as the harness knows. */
+  registry: Map<string, Buffer>;
+}
+
+/** Splits a byte stream into frames with the reference FrameReader, keeping frames before an error. */
+export function splitStream(wire: Uint8Array, maxFrame: number): Item[] {
+  const reader = new FrameReader(maxFrame);
+  const buf = Buffer.from(wire.buffer, wire.byteOffset, wire.length);
+  const items: Item[] = [];
+  let pos = 0;
+  while (pos < buf.length) {
+    // Feed up to one frame boundary at a time, so a header error does not hide the frames before it.
+    let end: number;
+    if (buf.length - pos < LIMITS.LENGTH_PREFIX_BYTES) end = buf.length;
+    else {
+      const n = buf.readUInt32BE(pos);
+      end = n === 0 || n > maxFrame ? pos + LIMITS.LENGTH_PREFIX_BYTES : Math.min(buf.length, pos + LIMITS.LENGTH_PREFIX_BYTES + n);
+    }
+    try {
+      for (const body of reader.push(buf.subarray(pos, end))) items.push({ kind: 'frame', body });
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        items.push({ kind: 'framing-error', code: e.errorName });
+        return items;
+      }
+      throw e;
+    }
+    pos = end;
+  }
+  if (!reader.atBoundary) items.push({ kind: 'partial', have: reader.pending });
+  return items;
+}
+
+/** A connection's oracle: feed it items in order, then the frames the relay sent back. */
+export class ConnectionOracle {
+  constructor(readonly ctx: ConnectionContext) {}
+
+  /** What the relay must do with the next item, in the current state. */
+  expect(item: Item): Expectation {
+    if (item.kind === 'framing-error') return { kind: 'error', codes: [item.code], why: 'framing (spec §3)' };
+    if (item.kind === 'partial') return { kind: 'partial', why: `stream ends inside a frame (${item.have} bytes pending)` };
+    let f: RelayFrame;
+    try {
+      f = decodeFrame(item.body, 'relay');
+    } catch (e) {
+      if (e instanceof ProtocolError) return { kind: 'error', codes: [e.errorName], why: 'decoding (spec §4)' };
+      throw e;
+    }
+    const st = this.ctx.state;
+    const tr = serverTransition(st, f.type as ServerInput);
+    if (tr === undefined) return { kind: 'error', codes: ['UNEXPECTED_FRAME'], why: `${f.type} in ${st} (spec §7.1)` };
+    switch (f.type) {
+      case 'HELLO': {
+        const codes: ErrorName[] = [];
+        if (f.version !== 1) codes.push('UNSUPPORTED_VERSION');
+        if (!validKey(f.key)) codes.push('BAD_PUBLIC_KEY');
+        if (codes.length > 0) return { kind: 'error', codes, why: 'HELLO refused (spec §7.1)' };
+        return { kind: 'reply', type: 'CHALLENGE', why: 'HELLO accepted' };
+      }
+      case 'AUTH': {
+        const { nick, spki, nonce } = this.ctx;
+        if (nick === undefined || spki === undefined || nonce === undefined) return { kind: 'error', codes: ['AUTH_FAILED'], why: 'AUTH without a known challenge' };
+        let ok = false;
+        try {
+          ok = pssVerify(parsePublicKey(spki).key, authMessage(nonce, nick, spki), f.sig);
+        } catch {
+          ok = false;
+        }
+        if (!ok) return { kind: 'error', codes: ['AUTH_FAILED'], why: 'signature does not verify (spec §7.3)' };
+        const bound = this.ctx.registry.get(nick);
+        if (bound !== undefined && !bound.equals(Buffer.from(spki))) return { kind: 'error', codes: ['NICK_BOUND'], why: 'nickname bound to another key' };
+        return { kind: 'reply', type: 'WELCOME', why: 'AUTH accepted' };
+      }
+      case 'JOIN':
+        return { kind: 'join', room: f.room, why: 'JOIN' };
+      case 'PING':
+        return { kind: 'reply', type: 'PONG', n: f.n, why: 'PING' };
+      case 'SEND':
+        if (!this.ctx.peers.has(f.to)) return { kind: 'error', codes: ['NO_SUCH_PEER'], why: `SEND to ${f.to}, not a member` };
+        return { kind: 'deliver', to: f.to, body: Buffer.from(f.body), why: 'SEND' };
+      case 'LEAVE':
+        return { kind: 'reply', type: 'LEFT', why: 'LEAVE' };
+      case 'ERROR':
+        return { kind: 'close', why: 'client sent ERROR' };
+      default:
+        // The table admits no other client frame; reaching here means the table changed under the oracle.
+        return { kind: 'error', codes: ['UNEXPECTED_FRAME'], why: `${f.type} in ${st}` };
+    }
+  }
+
+  /**
+   * Checks the relay's answer to an expectation and moves the model on. `got` is the decoded frame the
+   * relay sent (undefined when it closed instead). Returns a description of the mismatch, or undefined.
+   */
+  observe(exp: Expectation, got: RelayFrame | undefined): string | undefined {
+    const want = describe(exp);
+    if (got === undefined) return `expected ${want}, relay closed the connection`;
+    switch (exp.kind) {
+      case 'error':
+        if (got.type !== 'ERROR') return `expected ${want}, got ${got.type}`;
+        if (!exp.codes.some((c) => ERROR_CODES[c].code === got.code)) return `expected ${want}, got ERROR ${got.code}`;
+        if (ERROR_CODES[exp.codes[0]!].close) this.ctx.state = 'CLOSED';
+        return undefined;
+      case 'reply':
+        if (got.type !== exp.type) return `expected ${want}, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`;
+        if (got.type === 'PONG' && got.n !== exp.n) return `PONG echoes ${got.n}, PING sent ${exp.n}`;
+        if (got.type === 'CHALLENGE') {
+          this.ctx.state = 'AWAIT_AUTH';
+          this.ctx.nonce = Buffer.from(got.nonce);
+        } else if (got.type === 'WELCOME') {
+          this.ctx.state = 'READY';
+          this.ctx.maxFrame = got.max_frame;
+          if (this.ctx.nick !== undefined && this.ctx.spki !== undefined) this.ctx.registry.set(this.ctx.nick, Buffer.from(this.ctx.spki));
+        } else if (got.type === 'LEFT') {
+          this.ctx.state = 'READY';
+          this.ctx.peers.clear();
+          delete this.ctx.room;
+        }
+        return undefined;
+      case 'join':
+        if (got.type === 'JOINED') {
+          if (got.room !== exp.room) return `JOINED names room ${got.room}, JOIN asked for ${exp.room}`;
+          this.ctx.state = 'IN_ROOM';
+          this.ctx.room = got.room;
+          this.ctx.peers = new Set(got.members.map((m) => m.nick));
+          return undefined;
+        }
+        if (got.type === 'ERROR' && got.code === ERROR_CODES.ROOM_FULL.code) return undefined;
+        return `expected JOINED or ERROR ROOM_FULL, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`;
+      default:
+        return `expected nothing on this connection (${want}), got ${got.type}`;
+    }
+  }
+}
+
+function validKey(spki: Uint8Array): boolean {
+  try {
+    parsePublicKey(spki);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A short human description of an expectation, for failure reports. */
+export function describe(exp: Expectation): string {
+  switch (exp.kind) {
+    case 'error':
+      return `ERROR ${exp.codes.join('|')} (${exp.why})`;
+    case 'reply':
+      return `${exp.type} (${exp.why})`;
+    case 'join':
+      return `JOINED or ROOM_FULL (${exp.why})`;
+    case 'deliver':
+      return `DELIVER to ${exp.to}`;
+    case 'close':
+      return 'close without reply (client sent ERROR)';
+    case 'partial':
+      return 'no reply to an unfinished frame';
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * A raw relay connection for hostile tests and the fuzzer: real TCP, the reference FrameReader on what the
+ * relay sends, and helpers that walk a legitimate client through HELLO, AUTH and JOIN (spec §7.1, §7.3).
+ *
+ * Everything the relay sends must itself be a valid relay frame; anything else is recorded as a
+ * `violation`, so a relay that answers garbage with garbage fails the check that reads it.
+ */
+import { connect, type Socket } from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../src/codec/index.js';
+import { ProtocolError } from '../src/errors.js';
+import { authMessage, generateIdentity, pssSign } from '../src/crypto/rsa.js';
+
+/** A received frame, or the end of the connection. */
+export type Received = RelayFrame | { type: 'closed' };
+
+export interface Identity {
+  nick: string;
+  privateKey: KeyObject;
+  spki: Uint8Array;
+}
+
+const keyPool: { privateKey: KeyObject; spki: Uint8Array }[] = [];
+let poolNext = 0;
+
+/**
+ * An identity with a fresh nickname. RSA key generation costs ~100 ms, so keys come from a small pool:
+ * the relay binds nicknames, not keys, and every nickname here is new.
+ */
+export function identity(nick: string, fresh = false): Identity {
+  if (fresh || keyPool.length < 8) {
+    const k = generateIdentity();
+    keyPool.push({ privateKey: k.privateKey, spki: k.spki });
+    return { nick, privateKey: k.privateKey, spki: k.spki };
+  }
+  const k = keyPool[poolNext++ % keyPool.length]!;
+  return { nick, ...k };
+}
+
+export class RawConnection {
+  readonly socket: Socket;
+  private readonly reader = new FrameReader();
+  private readonly queue: Received[] = [];
+  private waiter: (() => void) | undefined;
+  private ended = false;
+  /** Bytes from the relay that did not decode as relay frames (a relay bug when non-empty). */
+  readonly violations: string[] = [];
+  /** Bytes received in total. */
+  received = 0;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.received += chunk.length;
+      let bodies: Buffer[] = [];
+      try {
+        bodies = this.reader.push(chunk);
+      } catch (e) {
+        this.violations.push(`relay framing: ${e instanceof ProtocolError ? e.errorName : String(e)}`);
+      }
+      for (const b of bodies) {
+        try {
+          this.queue.push(decodeFrame(b, 'relay'));
+        } catch (e) {
+          this.violations.push(`relay sent an invalid frame (${e instanceof ProtocolError ? e.errorName : String(e)}): ${b.toString('hex').slice(0, 120)}`);
+        }
+      }
+      this.wake();
+    });
+    const end = (): void => {
+      if (this.ended) return;
+      this.ended = true;
+      this.queue.push({ type: 'closed' });
+      this.wake();
+    };
+    socket.on('close', end);
+    socket.on('end', end);
+    socket.on('error', () => end());
+  }
+
+  /** Opens a connection; resolves once TCP is connected. `localAddress` picks a loopback source address. */
+  static open(host: string, port: number, localAddress?: string): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) });
+      s.setNoDelay(true);
+      const c = new RawConnection(s);
+      s.once('connect', () => resolve(c));
+      s.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Writes raw bytes (ignored once the connection is gone). */
+  write(bytes: Uint8Array): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  }
+
+  send(f: RelayFrame): void {
+    this.write(encodeWire(f));
+  }
+
+  /**
+   * The next frame from the relay, or `{type: 'closed'}`. Rejects after `deadlineMs` with no frame: a
+   * liveness bound for the harness, not a speed assertion.
+   */
+  async next(deadlineMs = 10_000): Promise<Received> {
+    if (this.queue.length > 0) return this.queue.shift()!;
+    if (this.ended) return { type: 'closed' };
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`no frame from the relay within ${deadlineMs} ms`));
+      }, deadlineMs);
+      this.waiter = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    return this.next(deadlineMs);
+  }
+
+  /** The next frame of one of `types`, skipping room events (PEER_JOINED, PEER_LEFT) that may interleave. */
+  async expect<T extends RelayFrame['type']>(type: T, deadlineMs = 10_000): Promise<Extract<RelayFrame, { type: T }>> {
+    for (let i = 0; i < 10_000; i++) {
+      const f = await this.next(deadlineMs);
+      if (f.type === type) return f as Extract<RelayFrame, { type: T }>;
+      if ((f.type === 'PEER_JOINED' || f.type === 'PEER_LEFT') && type !== 'PEER_JOINED' && type !== 'PEER_LEFT') continue;
+      throw new Error(`expected ${type}, got ${f.type}${f.type === 'ERROR' ? ` code ${f.code}` : ''}`);
+    }
+    throw new Error(`expected ${type}: too many room events`);
+  }
+
+  /** HELLO then AUTH with `id`; resolves with the WELCOME (spec §7.3). */
+  async authenticate(id: Identity, deadlineMs = 10_000): Promise<{ nonce: Uint8Array; welcome: Extract<RelayFrame, { type: 'WELCOME' }> }> {
+    this.send(frame('HELLO', { version: 1, nick: id.nick, key: id.spki }));
+    const ch = await this.expect('CHALLENGE', deadlineMs);
+    this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, id.nick, id.spki)) }));
+    const welcome = await this.expect('WELCOME', deadlineMs);
+    return { nonce: ch.nonce, welcome };
+  }
+
+  /** JOIN; resolves with JOINED or throws with the refusal. */
+  async join(room: string, deadlineMs = 10_000): Promise<Extract<RelayFrame, { type: 'JOINED' }>> {
+    this.send(frame('JOIN', { room }));
+    return this.expect('JOINED', deadlineMs);
+  }
+
+  /** Resolves once the relay has closed the connection (frames before that are discarded). */
+  async closedByRelay(deadlineMs = 10_000): Promise<RelayFrame[]> {
+    const seen: RelayFrame[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const f = await this.next(deadlineMs);
+      if (f.type === 'closed') return seen;
+      seen.push(f);
+    }
+    return seen;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
