@@ -1,0 +1,110 @@
+/**
+ * The conformance kit against the reference relay (every case passes) and against relays that each break
+ * one rule (each fails exactly the cases that rule governs). Real TCP on 127.0.0.1, port 0.
+ */
+import t from 'tap';
+import { startServer } from '../../src/server/index.js';
+import { runServerKit } from '../../src/conformance/server-kit.js';
+import { SERVER_CASES } from '../../src/conformance/server-cases.js';
+import type { CaseResult } from '../../src/conformance/runner.js';
+import { startBroken, type BrokenKind } from './fixtures/broken.js';
+
+// Short timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME.
+const HANDSHAKE_MS = 600;
+const IDLE_MS = 900;
+
+async function reference(maxRoomSize = 2, maxFrameBytes?: number) {
+  return startServer({
+    port: 0,
+    registry: ':memory:',
+    maxRoomSize,
+    handshakeTimeoutMs: HANDSHAKE_MS,
+    idleTimeoutMs: IDLE_MS,
+    ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}),
+  });
+}
+
+function ids(results: readonly CaseResult[], status: CaseResult['status']): string[] {
+  return results.filter((r) => r.status === status).map((r) => r.id).sort();
+}
+
+function failures(results: readonly CaseResult[]): string {
+  return results
+    .filter((r) => r.status === 'fail' || r.status === 'error')
+    .map((r) => `${r.id}: expected ${r.expected ?? ''}, arrived ${r.arrived ?? ''}`)
+    .join('\n');
+}
+
+t.test('case ids are unique and every case names a spec section', async (t) => {
+  t.equal(new Set(SERVER_CASES.map((c) => c.id)).size, SERVER_CASES.length);
+  for (const c of SERVER_CASES) t.match(c.section, /§\d/, c.id);
+  // Every out-of-table (state, relay frame) pair of §7.1 has its case: 4 states x 15 frames - 11 in the table.
+  t.equal(SERVER_CASES.filter((c) => /^transition_.*(?<!_error_closes)$/.test(c.id)).length, 4 * 15 - 11);
+});
+
+t.test('the reference relay passes every case (room_size 2)', async (t) => {
+  const srv = await reference();
+  t.teardown(() => srv.close());
+  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS });
+  t.equal(results.length, SERVER_CASES.length);
+  t.same(ids(results, 'fail'), [], failures(results));
+  t.same(ids(results, 'error'), [], failures(results));
+  // Only the three-member case cannot run with room_size 2.
+  t.same(ids(results, 'skip'), ['relay_to_no_one_else']);
+});
+
+t.test('the reference relay passes the §7.1 and §6 cases with room_size 3 and a 1024-byte max_frame', async (t) => {
+  const srv = await reference(3, 1024);
+  t.teardown(() => srv.close());
+  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: '7.1' });
+  t.ok(results.length > 80);
+  t.same(ids(results, 'fail'), [], failures(results));
+  t.same(ids(results, 'error'), [], failures(results));
+  t.same(ids(results, 'skip'), []);
+  const frames = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: 'framing_' });
+  t.same(ids(frames, 'fail'), [], failures(frames));
+  // A 49152-byte body cannot fit a 1024-byte frame: those two cases are skipped, not failed.
+  const sends = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: 'relay_body_' });
+  t.same(ids(sends, 'skip'), ['relay_body_at_max', 'relay_body_too_long']);
+});
+
+const EXPECTED: Record<Exclude<BrokenKind, 'silent' | 'echo'>, string[]> = {
+  'no-room-limit': ['join_race_exactly_k', 'join_room_full', 'join_room_full_nobody_notified'],
+  'no-stamp': ['relay_forged_from_field'],
+  'no-peer-left': [
+    'disconnect_nick_can_rejoin',
+    'disconnect_peer_left',
+    'disconnect_truncated_frame',
+    'join_place_freed_by_disconnect',
+    'leave_left_and_peer_left',
+    'relay_nothing_after_leave',
+    'timeout_idle_in_room_peer_left',
+  ],
+};
+
+for (const kind of Object.keys(EXPECTED) as Array<keyof typeof EXPECTED>) {
+  t.test(`a relay that breaks one rule (${kind}) fails exactly the cases of that rule`, async (t) => {
+    const srv = await reference(kind === 'no-room-limit' ? 256 : 2);
+    const fx = await startBroken(kind, srv);
+    t.teardown(async () => {
+      await fx.close();
+      await srv.close();
+    });
+    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS });
+    t.same(ids(results, 'fail'), EXPECTED[kind], failures(results));
+    t.same(ids(results, 'error'), []);
+  });
+}
+
+for (const kind of ['silent', 'echo'] as const) {
+  t.test(`a relay that ${kind === 'silent' ? 'never answers' : 'echoes what it receives'} fails every case`, async (t) => {
+    const fx = await startBroken(kind);
+    t.teardown(() => fx.close());
+    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: 400, concurrency: 24 });
+    t.equal(results.length, SERVER_CASES.length);
+    t.same(
+      results.filter((r) => r.status !== 'fail').map((r) => `${r.id}: ${r.status}`),
+      [],
+    );
+  });
+}
