@@ -461,7 +461,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.phase = 'ready';
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    this.tokens = Math.min(w.rate, LIMITS.RATE_BURST_FRAMES);
+    // HELLO and AUTH already spent two of the relay's tokens.
+    this.tokens = Math.max(0, pacingBucket(w.rate) - 2);
     this.lastRefill = performance.now();
     // §7.1 "Timeouts": PING when nothing was sent for idle_ms / KEEPALIVE_DIVISOR.
     const every = Math.max(1, Math.floor(w.idleMs / LIMITS.KEEPALIVE_DIVISOR));
@@ -677,8 +678,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const w = this.welcomeInfo;
     if (w !== null) {
       const now = performance.now();
-      const cap = Math.min(w.rate, LIMITS.RATE_BURST_FRAMES);
-      this.tokens = Math.min(cap, this.tokens + ((now - this.lastRefill) * w.rate) / 1000);
+      this.tokens = Math.min(pacingBucket(w.rate), this.tokens + ((now - this.lastRefill) * pacingRate(w.rate)) / 1000);
       this.lastRefill = now;
     }
     while (this.queue.length > 0) {
@@ -694,7 +694,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       }
     }
     if (this.queue.length > 0 && this.pumpTimer === null && w !== null) {
-      const ms = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / w.rate));
+      const ms = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / pacingRate(w.rate)));
       this.pumpTimer = setTimeout(() => {
         this.pumpTimer = null;
         this.pump();
@@ -752,6 +752,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private wake(): void {
     for (const w of [...this.settleWaiters]) w();
   }
+}
+
+/**
+ * The client's own token bucket stays inside the relay's (§7.1: `rate` per second, RATE_BURST_FRAMES
+ * deep) with a margin: the relay counts frames when they arrive, and the network can bunch frames that
+ * left evenly spaced. So: half the relay's bucket, and 95 % of its rate.
+ */
+function pacingBucket(rate: number): number {
+  return Math.max(1, Math.floor(Math.min(rate, LIMITS.RATE_BURST_FRAMES) / 2));
+}
+
+function pacingRate(rate: number): number {
+  return rate * 0.95;
 }
 
 function statusOf(p: Peer): PeerStatus {

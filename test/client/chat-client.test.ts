@@ -1,0 +1,338 @@
+/**
+ * The ChatClient library against the real relay (startServer, in process, 127.0.0.1:0), and against
+ * a scripted fake relay for the relay misbehaviours a client must refuse (spec §3, §4, §7.1, §9).
+ */
+import t from 'tap';
+import { createServer, type Socket } from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { ChatClient, ClientFailure, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { PinStore } from '../../src/client/pins.js';
+import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
+import { generateIdentity } from '../../src/crypto/rsa.js';
+import { startServer, type ServerOptions } from '../../src/server/index.js';
+import { RecordingProxy } from './procs.js';
+
+type Id = { privateKey: KeyObject; spki: Uint8Array };
+const ids: Record<string, Id> = {};
+function id(name: string): Id {
+  return (ids[name] ??= (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity()));
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+async function relay(t: Teardown, opts: ServerOptions = {}) {
+  const s = await startServer({ port: 0, ...opts });
+  t.teardown(() => s.close());
+  return s;
+}
+
+function client(t: Teardown, port: number, nick: string, extra: Partial<ChatClientOptions> = {}): ChatClient {
+  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: extra.identity ?? id(nick), ...extra });
+  t.teardown(() => c.close());
+  return c;
+}
+
+/** Resolves with the next event of that name whose payload passes `pred`. */
+function next<K extends keyof ChatClientEvents>(c: ChatClient, name: K, pred: (...a: ChatClientEvents[K]) => boolean = () => true): Promise<ChatClientEvents[K][0]> {
+  return new Promise((resolve) => {
+    const on = (...a: ChatClientEvents[K]) => {
+      if (!pred(...a)) return;
+      (c.off as (n: K, f: typeof on) => void)(name, on);
+      resolve(a[0]);
+    };
+    (c.on as (n: K, f: typeof on) => void)(name, on);
+  });
+}
+
+async function inRoom(c: ChatClient, room = 'lobby'): Promise<string[]> {
+  await c.connect();
+  return c.join(room);
+}
+
+t.test('two library clients: sessions, texts both ways, acks, safety numbers, members', async (t) => {
+  const s = await relay(t);
+  const alice = client(t, s.port, 'alice');
+  t.same(await inRoom(alice), [], 'alice is first');
+  t.equal(alice.welcome?.roomSize, 2, 'WELCOME limits are exposed');
+  alice.send('queued before bob');
+  const bob = client(t, s.port, 'bob');
+  const estA = next(alice, 'established');
+  const estB = next(bob, 'established');
+  t.same(await inRoom(bob), ['alice'], 'JOINED lists alice');
+  const [ea, eb] = await Promise.all([estA, estB]);
+  t.equal(ea.safetyNumber, eb.safetyNumber, 'same safety number on both sides');
+  t.equal(alice.safetyNumber('bob'), ea.safetyNumber, 'safetyNumber() agrees with the session');
+  t.equal((await next(bob, 'text')).text, 'queued before bob');
+
+  const got = next(alice, 'text');
+  const acked = next(bob, 'delivered');
+  t.same(bob.send('hi alice'), ['alice'], 'send() names the addressees');
+  const txt = await got;
+  t.equal(txt.from, 'bob');
+  t.equal(txt.text, 'hi alice');
+  const d = await acked;
+  t.same([d.to, d.text], ['alice', 'hi alice'], 'delivered event carries the text');
+  t.same(alice.members().map((m) => [m.nick, m.status, m.verified]), [['bob', 'established', false]]);
+  t.ok(await bob.whenSettled(60000), 'settled once everything is acknowledged');
+
+  t.throws(() => bob.send(''), RangeError, 'empty text refused');
+  t.throws(() => bob.send('x'.repeat(16385)), RangeError, 'text over MAX_TEXT_BYTES refused');
+  t.throws(() => bob.send('a\ud800b'), RangeError, 'lone surrogate refused');
+
+  const left = next(alice, 'peer-left');
+  t.same(await bob.leave(), [], 'nothing undelivered');
+  t.same((await left).undelivered, [], 'alice sees bob leave');
+  t.ok(bob.closed);
+});
+
+t.test('a changed key blocks the peer until trust(); then the session runs, unverified', async (t) => {
+  const pins = PinStore.memory();
+  const serverName = 'relay-under-test';
+  {
+    const s1 = await relay(t);
+    const alice = client(t, s1.port, 'alice', { pins, serverName });
+    await inRoom(alice);
+    const bob = client(t, s1.port, 'bob', { serverName });
+    const est = next(alice, 'established');
+    await inRoom(bob);
+    await est;
+    t.ok(alice.verify('bob'), 'alice verifies bob');
+    t.equal(pins.get(serverName, 'bob')?.verified, true, 'verified mark stored in the pins');
+    await bob.leave();
+    await alice.leave();
+    await s1.close();
+  }
+
+  // Alice is present when the new "bob" joins: bob initiates, alice holds his HS_INIT until /trust.
+  const s2 = await relay(t);
+  const alice = client(t, s2.port, 'alice', { pins, serverName });
+  await inRoom(alice);
+  const mallory = client(t, s2.port, 'bob', { identity: id('bob-new') });
+  const changed = next(alice, 'key-changed');
+  await inRoom(mallory);
+  const kc = await changed;
+  t.equal(kc.nick, 'bob');
+  t.not(kc.pinnedFingerprint, kc.offeredFingerprint, 'both fingerprints are named');
+  t.same(alice.members().map((m) => m.status), ['key-changed']);
+  t.same(alice.send('for the real bob only'), [], 'nothing is sent to the changed key');
+  t.notOk(alice.verify('bob'), 'a changed key cannot be verified');
+  t.equal(pins.get(serverName, 'bob')?.verified, true, 'the old pin stays until trust');
+
+  const est = next(alice, 'established');
+  t.ok(alice.trust('bob'), 'trust() accepts the new key');
+  const e = await est;
+  t.equal(e.verified, false, 'the new key is not verified');
+  t.equal(pins.get(serverName, 'bob')?.verified, false, 'the pin now holds the new key, unverified');
+  t.same(pins.get(serverName, 'bob')?.key, id('bob-new').spki);
+  t.notOk(alice.trust('bob'), 'nothing left to trust');
+  const txt = next(alice, 'text');
+  mallory.send('hello after trust');
+  t.equal((await txt).text, 'hello after trust');
+});
+
+t.test('a changed key of a member already in the room (we initiate) is held too', async (t) => {
+  const pins = PinStore.memory();
+  pins.pin('relay', 'carol', id('carol-old').spki);
+  const s = await relay(t);
+  const carol = client(t, s.port, 'carol');
+  await inRoom(carol);
+  const dave = client(t, s.port, 'dave', { pins, serverName: 'relay' });
+  const changed = next(dave, 'key-changed');
+  await inRoom(dave);
+  t.equal((await changed).nick, 'carol');
+  const est = next(dave, 'established');
+  dave.trust('carol');
+  t.equal((await est).nick, 'carol', 'after trust the initiator starts the handshake');
+});
+
+t.test('different room secrets: the handshake fails with BAD_KEY_CONFIRMATION; equal ones work', async (t) => {
+  const s = await relay(t);
+  const a = client(t, s.port, 'a', { psk: new Uint8Array(Buffer.from('one')) });
+  await inRoom(a, 'r1');
+  const b = client(t, s.port, 'b', { psk: new Uint8Array(Buffer.from('two')) });
+  const rej = next(b, 'rejected');
+  await inRoom(b, 'r1');
+  const r = await rej;
+  t.equal(r.error.errorName, 'BAD_KEY_CONFIRMATION');
+  t.equal(r.fatal, true);
+  t.same(b.members().map((m) => m.status), ['failed']);
+
+  const c = client(t, s.port, 'c', { psk: new Uint8Array(Buffer.from('same')) });
+  await inRoom(c, 'r2');
+  const d = client(t, s.port, 'd', { psk: new Uint8Array(Buffer.from('same')) });
+  const est = next(d, 'established');
+  await inRoom(d, 'r2');
+  t.equal((await est).nick, 'c');
+});
+
+t.test('ROOM_FULL rejects join() with a room failure and leaves the connection usable', async (t) => {
+  const s = await relay(t);
+  await inRoom(client(t, s.port, 'm1'));
+  await inRoom(client(t, s.port, 'm2'));
+  const third = client(t, s.port, 'm3');
+  await third.connect();
+  const err = await third.join('lobby').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ClientFailure && err.kind === 'room' && err.error?.errorName === 'ROOM_FULL', 'ROOM_FULL');
+  t.same(await third.join('elsewhere'), [], 'another room still works on the same connection');
+});
+
+t.test('keepalive: PINGs keep a connection open past the idle timeout', async (t) => {
+  const s = await relay(t, { idleTimeoutMs: 300 });
+  const proxy = new RecordingProxy(s.port);
+  const port = await proxy.listen();
+  t.teardown(() => proxy.close());
+  const c = client(t, port, 'idler');
+  let failure: ClientFailure | null = null;
+  c.on('closed', (e) => (failure = e.failure));
+  await inRoom(c);
+  t.equal(c.welcome?.idleMs, 300);
+  // Bounded wait: until the client has sent 6 PINGs (two idle periods), or it was closed.
+  const pings = () => {
+    const r = new FrameReader();
+    return r.push(Buffer.concat(proxy.upstream)).filter((b) => decodeFrame(b, 'relay').type === 'PING').length;
+  };
+  for (let i = 0; i < 200 && pings() < 6 && failure === null; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(failure, null, 'not closed by the relay');
+  t.ok(pings() >= 6, `the client sent PINGs (${pings()})`);
+  t.notOk(c.closed);
+});
+
+t.test('pacing: a client never exceeds WELCOME.rate, so a low relay rate loses nothing', async (t) => {
+  const s = await relay(t, { rateFramesPerSecond: 40, rateBurst: 40 });
+  const a = client(t, s.port, 'fast');
+  await inRoom(a);
+  const b = client(t, s.port, 'slow');
+  const est = next(a, 'established');
+  await inRoom(b);
+  await est;
+  const failures: string[] = [];
+  for (const c of [a, b]) c.on('closed', (e) => e.failure && failures.push(e.failure.message));
+  const got: string[] = [];
+  b.on('text', (e) => got.push(e.text));
+  const N = 100;
+  for (let i = 0; i < N; i++) a.send(`m${i}`);
+  t.ok(await a.whenSettled(120000), 'all acknowledged');
+  t.same(failures, [], 'no one was disconnected (no RATE_LIMITED)');
+  t.same(got, Array.from({ length: N }, (_, i) => `m${i}`), 'all texts, in order');
+  t.notOk(s.stats().errors.RATE_LIMITED, 'the relay refused nothing');
+});
+
+/** A fake relay: `script` answers each frame the client sends with raw bytes. */
+async function fakeRelay(t: Teardown, script: (f: RelayFrame, sock: Socket) => void) {
+  const seen: RelayFrame[] = [];
+  const srv = createServer((sock) => {
+    const r = new FrameReader();
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      for (const b of r.push(d)) {
+        const f = decodeFrame(b, 'relay');
+        seen.push(f);
+        script(f, sock);
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => srv.close(() => r())));
+  return { port: (srv.address() as { port: number }).port, seen };
+}
+
+const w = (f: Frame) => encodeWire(f);
+const nonce = new Uint8Array(32);
+const welcome = frame('WELCOME', { idle_ms: 60000, max_frame: 65536, room_size: 2, rate: 1000 });
+
+const misbehaviours: { name: string; kind: string; code: string; script: (f: RelayFrame, s: Socket) => void; sentError?: number }[] = [
+  {
+    name: 'a DELIVER before CHALLENGE',
+    kind: 'protocol',
+    code: 'UNEXPECTED_FRAME',
+    sentError: 5,
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('DELIVER', { from: 'x', body: new Uint8Array(1) }))),
+  },
+  {
+    name: 'a frame length over MAX_FRAME_BYTES',
+    kind: 'protocol',
+    code: 'FRAME_TOO_LARGE',
+    sentError: 2,
+    script: (f, s) => f.type === 'HELLO' && s.write(Buffer.from([0, 1, 0, 1])),
+  },
+  {
+    name: 'a CHALLENGE of another version',
+    kind: 'protocol',
+    code: 'UNSUPPORTED_VERSION',
+    sentError: 6,
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 2, nonce }))),
+  },
+  {
+    name: 'a non-canonical frame (map with a nil value)',
+    kind: 'protocol',
+    code: 'MALFORMED_FRAME',
+    sentError: 1,
+    script: (f, s) => f.type === 'HELLO' && s.write(Buffer.from([0, 0, 0, 4, 0x82, 0xa1, 0x74, 0xc0])),
+  },
+  {
+    name: 'an ERROR with an unknown code',
+    kind: 'protocol',
+    code: 'UNEXPECTED_FRAME',
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('ERROR', { code: 200, detail: '' }))),
+  },
+  {
+    name: 'ERROR AUTH_FAILED',
+    kind: 'auth',
+    code: 'AUTH_FAILED',
+    script: (f, s) => {
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'AUTH') s.end(w(frame('ERROR', { code: 8, detail: '' })));
+    },
+  },
+  {
+    name: 'a JOINED that lists the joiner itself',
+    kind: 'protocol',
+    code: 'INVALID_FIELD',
+    sentError: 4,
+    script: (f, s) => {
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'AUTH') s.write(w(welcome));
+      if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', members: [{ nick: 'probe', key: id('probe').spki }] })));
+    },
+  },
+];
+
+for (const m of misbehaviours) {
+  t.test(`a relay that sends ${m.name} ends the connection: ${m.kind} / ${m.code}`, async (t) => {
+    const fake = await fakeRelay(t, m.script);
+    const c = client(t, fake.port, 'probe');
+    const closed = next(c, 'closed');
+    const err = await inRoom(c).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof ClientFailure, 'connect/join rejects with a ClientFailure');
+    const { failure } = await closed;
+    t.equal(failure?.kind, m.kind);
+    t.equal(failure?.error?.errorName, m.code);
+    if (m.sentError !== undefined) {
+      // Bounded wait for the client's ERROR frame to reach the fake relay.
+      for (let i = 0; i < 100 && !fake.seen.some((f) => f.type === 'ERROR'); i++) await new Promise((r) => setTimeout(r, 10));
+      const e = fake.seen.find((f) => f.type === 'ERROR');
+      t.equal(e?.type === 'ERROR' ? e.code : undefined, m.sentError, 'the client told the relay the code (§3)');
+    }
+  });
+}
+
+t.test('nothing listening: connect() rejects with kind connect', async (t) => {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  const c = client(t, port, 'lonely');
+  const err = await c.connect().then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof ClientFailure && err.kind === 'connect');
+});
