@@ -25,8 +25,8 @@ export interface HandshakeSetup {
   initiator: FixedName;
   responder: FixedName;
   psk?: Uint8Array;
-  /** The responder's view of the initiator's psk when it differs (a psk mismatch). */
-  responderPsk?: Uint8Array;
+  /** The responder's psk when it differs from the initiator's (a mismatch); null: the responder has none. */
+  responderPsk?: Uint8Array | null;
   randI: SideRandomness;
   randR: SideRandomness;
 }
@@ -82,7 +82,7 @@ export function runHandshake(s: HandshakeSetup): HandshakeRun {
     random: sideRandom(s.randI),
     ...(s.psk === undefined ? {} : { psk: s.psk }),
   });
-  const rPsk = s.responderPsk ?? s.psk;
+  const rPsk = s.responderPsk === undefined ? s.psk : (s.responderPsk ?? undefined);
   const R = new PeerSession({
     ...common,
     self: { nick: idR.nick, privateKey: idR.privateKey, spki: idR.spki },
