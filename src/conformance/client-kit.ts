@@ -1,6 +1,659 @@
-// Work in progress: replaced by the client kit in the next commit.
-import type { CaseResult } from './runner.js';
-export const CLIENT_CASES: ReadonlyArray<{ id: string; section: string; title: string }> = [];
-export async function runClientKit(_o: { cmd: string; only?: string | undefined; waitMs?: number }): Promise<CaseResult[]> {
-  throw new Error('the client kit is not built yet');
+/**
+ * `conformance client`: a scripted test relay that plays every other member of the room and the relay
+ * itself (so it can also act as a hostile relay, §11), and starts the client under test once per case.
+ *
+ * The client is driven through the scriptable contract of the reference client (spec/CONFORMANCE.md
+ * "Client contract"): it is started with placeholders {host} {port} {nick} {room} {home} filled in and
+ * stdin a pipe; it prints each received message as `NICK: TEXT` and events as lines starting with `* `;
+ * at end of input it leaves and exits 0; exit 5 means a peer's key changed, 6 connection lost, 7 protocol
+ * error. The kit observes the wire (what the client sends) and stdout (what it shows).
+ *
+ * A case passes when the client refused correctly: the forged, replayed, reordered or tampered content
+ * is never shown, the refusal is reported as a `* ` event (and if that event names a §9 code, it is the
+ * one the spec gives), and the session goes on unchanged where §7.2 says it does.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeFrame, encodeWire, type FrameOf, type RelayFrame } from '../codec/index.js';
+import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
+import { ERROR_CODES, type ErrorName } from '../errors.js';
+import { CaseFailure, Conn, describe } from './conn.js';
+import { makeIdentity, type Identity } from './context.js';
+import { pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
+import * as mp from './raw.js';
+import { runCases, selects, type CaseResult, type RunnableCase } from './runner.js';
+
+const SAFETY = /\d{5}( \d{5}){11}/;
+const ERROR_NAMES = Object.keys(ERROR_CODES) as ErrorName[];
+
+export interface ClientKitOptions {
+  /** The client command; {host} {port} {nick} {room} {home} are replaced per run. */
+  readonly cmd: string;
+  readonly only?: string | undefined;
+  /** How long to wait for each thing the spec or contract requires, in milliseconds (default 5000). */
+  readonly waitMs?: number;
+  readonly concurrency?: number;
+  readonly onResult?: (r: CaseResult) => void;
+}
+
+/** The client under test as a child process: stdout lines, exit status. */
+class Proc {
+  readonly lines: string[] = [];
+  readonly stderr: string[] = [];
+  private readonly exited: Promise<number | string>;
+  private lineWaiters: Array<() => void> = [];
+  exitCode: number | string | undefined;
+
+  constructor(readonly child: ChildProcess) {
+    let buf = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      for (const l of parts) this.lines.push(l.replace(/\r$/, ''));
+      const w = this.lineWaiters;
+      this.lineWaiters = [];
+      for (const f of w) f();
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      if (this.stderr.length < 200) this.stderr.push(d);
+    });
+    child.stdin!.on('error', () => undefined);
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.exitCode = code ?? `signal ${signal ?? '?'}`;
+        const w = this.lineWaiters;
+        this.lineWaiters = [];
+        for (const f of w) f();
+        resolve(this.exitCode);
+      });
+      child.on('error', (e) => {
+        this.exitCode = `spawn error ${e.message}`;
+        resolve(this.exitCode);
+      });
+    });
+  }
+
+  /** Waits until a stdout line satisfies `pred` (true) or `ms` pass or the process exits (false). */
+  async waitLine(pred: (l: string) => boolean, ms: number): Promise<string | undefined> {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < 10_000; i++) {
+      const hit = this.lines.find(pred);
+      if (hit !== undefined) return hit;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.exitCode !== undefined) return undefined;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, left);
+        this.lineWaiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return undefined;
+  }
+
+  /** Closes stdin (end of input, contract) and waits up to `ms` for the exit status. */
+  async finish(ms: number): Promise<number | string> {
+    this.child.stdin!.end();
+    return this.exitStatus(ms);
+  }
+
+  async exitStatus(ms: number): Promise<number | string> {
+    let t: NodeJS.Timeout | undefined;
+    const r = await Promise.race([this.exited, new Promise<'timeout'>((res) => (t = setTimeout(() => res('timeout'), ms)))]);
+    clearTimeout(t);
+    return r === 'timeout' ? `still running after ${ms} ms` : r;
+  }
+
+  kill(): void {
+    if (this.exitCode !== undefined || this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL'); // the process group we created (detached)
+    } catch {
+      this.child.kill('SIGKILL');
+    }
+  }
+
+  tail(): string {
+    return [...this.lines.slice(-6), ...this.stderr.join('').split('\n').filter(Boolean).slice(-3).map((l) => `stderr: ${l}`)].join(' | ');
+  }
+}
+
+/** One case's world: the scripted relay, the kit peers, the client process, a temp home. */
+export class ClientCtx {
+  readonly room = `ckroom.${randomBytes(4).toString('hex')}`;
+  readonly nick = `ckclient${randomBytes(4).toString('hex')}`;
+  readonly home = mkdtempSync(join(tmpdir(), 'e2ee-conf-'));
+  private server: Server | undefined;
+  private readonly accepted: Socket[] = [];
+  private acceptWaiters: Array<(s: Socket) => void> = [];
+  readonly procs: Proc[] = [];
+  port = 0;
+
+  constructor(
+    readonly cmd: string,
+    readonly waitMs: number,
+    readonly idents: readonly Identity[],
+  ) {}
+
+  async listen(): Promise<void> {
+    this.server = createServer((s) => {
+      const w = this.acceptWaiters.shift();
+      if (w) w(s);
+      else this.accepted.push(s);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') throw new Error('scripted relay has no port');
+    this.port = a.port;
+  }
+
+  peer(i: number, nick = `ckpeer${i}${randomBytes(3).toString('hex')}`): KitPeer {
+    const ident = this.idents[i % this.idents.length]!;
+    return { nick, spki: ident.spki, ident };
+  }
+
+  /** Starts the client under test; stdin stays open until `finish`. */
+  start(): Proc {
+    const fill = this.cmd
+      .replaceAll('{host}', '127.0.0.1')
+      .replaceAll('{port}', String(this.port))
+      .replaceAll('{nick}', this.nick)
+      .replaceAll('{room}', this.room)
+      .replaceAll('{home}', `'${this.home.replaceAll("'", "'\\''")}'`);
+    const child = spawn(fill, {
+      shell: true,
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', E2EE_CONF_HOST: '127.0.0.1', E2EE_CONF_PORT: String(this.port), E2EE_CONF_NICK: this.nick, E2EE_CONF_ROOM: this.room, E2EE_CONF_HOME: this.home },
+    });
+    const p = new Proc(child);
+    this.procs.push(p);
+    return p;
+  }
+
+  /** The next connection the client opens to the scripted relay. */
+  accept(): Promise<Conn> {
+    const s = this.accepted.shift();
+    if (s) return Promise.resolve(Conn.wrap(s, this.waitMs));
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new CaseFailure('the client to connect to the relay', `no connection within ${this.waitMs} ms`)), this.waitMs);
+      this.acceptWaiters.push((sock) => {
+        clearTimeout(t);
+        resolve(Conn.wrap(sock, this.waitMs));
+      });
+    });
+  }
+
+  cleanup(): void {
+    for (const p of this.procs) p.kill();
+    for (const s of this.accepted) s.destroy();
+    this.server?.close();
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+/** The relay side of one client connection, with the relay's own steps (§7.1, §7.3) done by the kit. */
+class Session {
+  readonly sessions = new Map<string, ResponderSession>();
+  /** SEND frames from the client not yet consumed, in order. */
+  private readonly sends: FrameOf<'SEND'>[] = [];
+  clientKey: Uint8Array = new Uint8Array();
+  clientNick = '';
+
+  constructor(
+    readonly conn: Conn,
+    readonly ctx: ClientCtx,
+    readonly proc: Proc,
+  ) {}
+
+  /** HELLO -> CHALLENGE -> AUTH (verified) -> WELCOME -> JOIN -> JOINED listing `peers`. */
+  async admit(peers: readonly KitPeer[]): Promise<void> {
+    const hello = await this.expectFrom('HELLO');
+    this.clientNick = hello.nick;
+    this.clientKey = hello.key;
+    const nonce = randomBytes(32);
+    this.conn.send({ type: 'CHALLENGE', version: 1, nonce });
+    const auth = await this.expectFrom('AUTH');
+    const ok = pssVerify(parsePublicKey(hello.key).key, authMessage(nonce, hello.nick, hello.key), auth.sig);
+    if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
+    this.conn.send({ type: 'WELCOME', idle_ms: 60_000, max_frame: 65536, room_size: 8, rate: 1000 });
+    const join = await this.expectFrom('JOIN');
+    if (join.room !== this.ctx.room) throw new CaseFailure(`JOIN {room: ${this.ctx.room}}`, `JOIN {room: ${join.room}}`);
+    this.conn.send({ type: 'JOINED', room: join.room, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
+  }
+
+  /** The next frame from the client that is not a PING (PINGs are answered, §7.1); must be `name`. */
+  async expectFrom<N extends RelayFrame['type']>(name: N): Promise<Extract<RelayFrame, { type: N }>> {
+    for (let i = 0; i < 50; i++) {
+      const a = await this.conn.next();
+      if (a.kind === 'frame' && a.frame.type === 'PING') {
+        this.conn.send({ type: 'PONG', n: a.frame.n });
+        continue;
+      }
+      if (a.kind === 'frame' && a.frame.type === name) return a.frame as Extract<RelayFrame, { type: N }>;
+      throw new CaseFailure(`${name} from the client`, `${describe(a)}; client output: ${this.proc.tail()}`);
+    }
+    throw new CaseFailure(`${name} from the client`, 'only PINGs');
+  }
+
+  /** The next SEND from the client to `to` whose body is an e2e frame of type `t` (ACK MSGs to others are kept). */
+  async sendTo(to: string, t: 'HS_INIT' | 'HS_FINISH' | 'MSG', ms = this.ctx.waitMs): Promise<Uint8Array | undefined> {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < 200; i++) {
+      const idx = this.sends.findIndex((s) => s.to === to);
+      if (idx >= 0) {
+        const s = this.sends.splice(idx, 1)[0]!;
+        let type: string;
+        try {
+          type = decodeFrame(s.body, 'e2e').type;
+        } catch (e) {
+          throw new CaseFailure(`a valid ${t} to ${to}`, `an e2e body that does not decode (${String(e)})`);
+        }
+        if (type === t) return s.body;
+        if (type === 'MSG') continue; // an ACK or a message: not what this step waits for
+        throw new CaseFailure(`${t} to ${to}`, `${type} to ${to}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      const a = await this.conn.next(left);
+      // Silence or a closed connection: the client sent no such frame.
+      if (a.kind === 'silence' || a.kind === 'closed') return undefined;
+      if (a.kind === 'frame' && a.frame.type === 'PING') this.conn.send({ type: 'PONG', n: a.frame.n });
+      else if (a.kind === 'frame' && a.frame.type === 'SEND') this.sends.push(a.frame);
+      else if (a.kind === 'frame' && a.frame.type === 'LEAVE') this.conn.send({ type: 'LEFT' });
+      else throw new CaseFailure(`SEND {to: ${to}} with ${t}`, `${describe(a)}; client output: ${this.proc.tail()}`);
+    }
+    return undefined;
+  }
+
+  deliver(from: string, body: Uint8Array): void {
+    this.conn.send({ type: 'DELIVER', from, body });
+  }
+
+  /** Runs the §8.2 handshake with the client as initiator and `peer` as responder; returns the session. */
+  async handshake(peer: KitPeer, opts: RespOptions = {}): Promise<ResponderSession> {
+    const init = await this.sendTo(peer.nick, 'HS_INIT');
+    if (init === undefined) throw new CaseFailure(`HS_INIT to ${peer.nick} (the client joined later: it initiates, §7.2)`, `nothing; client output: ${this.proc.tail()}`);
+    const s = new ResponderSession(this.ctx.room, { nick: peer.nick, spki: peer.spki, privateKey: peer.ident.privateKey }, { nick: this.clientNick, spki: this.clientKey });
+    this.sessions.set(peer.nick, s);
+    this.deliver(peer.nick, s.onInit(init, opts));
+    return s;
+  }
+
+  /** Handshake that must complete: the client's HS_FINISH must verify. */
+  async established(peer: KitPeer): Promise<ResponderSession> {
+    const s = await this.handshake(peer);
+    const fin = await this.sendTo(peer.nick, 'HS_FINISH');
+    if (fin === undefined) throw new CaseFailure(`HS_FINISH to ${peer.nick}`, `nothing; client output: ${this.proc.tail()}`);
+    if (!s.onFinish(fin)) throw new CaseFailure('an HS_FINISH whose signature and MAC verify (§8.2)', 'an HS_FINISH that does not verify');
+    return s;
+  }
+
+  /** Answers the client's LEAVE (if any) so it can exit cleanly at end of input. */
+  async serveUntilClosed(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < 500; i++) {
+      const left = deadline - Date.now();
+      if (left <= 0) return;
+      const a = await this.conn.next(left);
+      if (a.kind === 'closed' || a.kind === 'silence') return;
+      if (a.kind === 'frame' && a.frame.type === 'PING') this.conn.send({ type: 'PONG', n: a.frame.n });
+      if (a.kind === 'frame' && a.frame.type === 'LEAVE') this.conn.send({ type: 'LEFT' });
+    }
+  }
+}
+
+async function open(ctx: ClientCtx, peers: readonly KitPeer[]): Promise<Session> {
+  if (ctx.port === 0) await ctx.listen();
+  const proc = ctx.start();
+  let conn: Conn;
+  try {
+    conn = await ctx.accept();
+  } catch (e) {
+    if (e instanceof CaseFailure) throw new CaseFailure(e.expected, `${e.arrived}; client output: ${proc.tail()}`);
+    throw e;
+  }
+  const s = new Session(conn, ctx, proc);
+  await s.admit(peers);
+  return s;
+}
+
+const shown = (nick: string, text: string) => (l: string) => l === `${nick}: ${text}`;
+const marker = (what: string) => `${what}-${randomBytes(4).toString('hex')}`;
+
+/** Ends input, serves the LEAVE, and requires exit status `want`. */
+async function endsWith(s: Session, want: number): Promise<void> {
+  s.proc.child.stdin!.end();
+  await s.serveUntilClosed(s.ctx.waitMs);
+  const code = await s.proc.exitStatus(s.ctx.waitMs);
+  if (code !== want) throw new CaseFailure(`exit status ${want} at end of input`, `exit status ${String(code)}; output: ${s.proc.tail()}`);
+}
+
+/**
+ * The refusal checks of one rejected MSG: `bad` was never shown, a `* ` event was printed after `from`
+ * (index into stdout lines) up to the marker, and if that event names a §9 code it is `code`.
+ */
+function refused(s: Session, badText: string | undefined, from: number, markerLine: string, code: ErrorName): void {
+  if (badText !== undefined && s.proc.lines.some((l) => l.endsWith(`: ${badText}`))) {
+    throw new CaseFailure(`the refused message never shown (${code})`, `it was shown: ${s.proc.lines.find((l) => l.endsWith(`: ${badText}`))}`);
+  }
+  const end = s.proc.lines.indexOf(markerLine);
+  const window = s.proc.lines.slice(from, end < 0 ? undefined : end);
+  const events = window.filter((l) => l.startsWith('* ') && !/^\* (sent|delivered) /.test(l));
+  if (events.length === 0) throw new CaseFailure(`a "* " event reporting the refused message (${code})`, `no event line; output: ${window.join(' | ') || '(none)'}`);
+  const named = events.flatMap((l) => ERROR_NAMES.filter((n) => new RegExp(`\\b${n}\\b`).test(l)));
+  if (named.length > 0 && !named.includes(code)) throw new CaseFailure(`the event to name ${code} (if it names a code)`, events.join(' | '));
+}
+
+export interface ClientCase extends RunnableCase<ClientCtx> {}
+
+const cases: ClientCase[] = [];
+const add = (c: ClientCase) => cases.push(c);
+
+add({
+  id: 'client_baseline_message',
+  section: '§8.2, §8.3',
+  title: 'after the handshake a TEXT from a peer is shown as "NICK: TEXT", acknowledged with ACK{upto: seq}, and the client exits 0 at end of input',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const text = marker('hello');
+    s.deliver(bob.nick, sess.text(text));
+    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}" on stdout`, s.proc.tail());
+    const ack = await s.sendTo(bob.nick, 'MSG');
+    const inner = ack && sess.open(ack);
+    if (!(inner && inner.type === 'ACK' && inner.upto === 0)) throw new CaseFailure('MSG carrying ACK {upto: 0} (§8.3 step 6)', inner ? JSON.stringify(inner) : 'no MSG that opens');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_replay',
+  section: '§8.3 step 1',
+  title: 'a replayed MSG (same seq and bytes again) is refused (REPLAY), shown once only; the next message is shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const first = marker('once');
+    const msg = sess.text(first);
+    s.deliver(bob.nick, msg);
+    if ((await s.proc.waitLine(shown(bob.nick, first), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${first}"`, s.proc.tail());
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, msg);
+    const next = marker('next');
+    s.deliver(bob.nick, sess.text(next));
+    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" after the replay`, s.proc.tail());
+    const times = s.proc.lines.filter(shown(bob.nick, first)).length;
+    if (times !== 1) throw new CaseFailure('the replayed message shown once', `shown ${times} times`);
+    refused(s, undefined, from, `${bob.nick}: ${next}`, 'REPLAY');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_reorder',
+  section: '§8.3 step 1',
+  title: 'a MSG that arrives before its predecessor is refused (OUT_OF_ORDER) and changes nothing: seq 0 then the same seq 1 are shown in order',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const t0 = marker('zero');
+    const t1 = marker('one');
+    const m0 = sess.text(t0);
+    const m1 = sess.text(t1);
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, m1);
+    s.deliver(bob.nick, m0);
+    if ((await s.proc.waitLine(shown(bob.nick, t0), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${t0}"`, s.proc.tail());
+    if (s.proc.lines.some(shown(bob.nick, t1))) throw new CaseFailure('seq 1 not shown before seq 0', 'seq 1 was shown first');
+    refused(s, undefined, from, `${bob.nick}: ${t0}`, 'OUT_OF_ORDER');
+    s.deliver(bob.nick, m1);
+    if ((await s.proc.waitLine(shown(bob.nick, t1), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${t1}" once its turn came`, s.proc.tail());
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_tampered_ciphertext',
+  section: '§8.3 step 2',
+  title: 'a MSG with one bit of its ciphertext flipped is refused (DECRYPT_FAILED), not shown; the genuine MSG is then shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const text = marker('genuine');
+    const good = sess.text(text);
+    const f = decodeFrame(good, 'e2e') as FrameOf<'MSG'>;
+    const ct = Buffer.from(f.ct);
+    ct[10]! ^= 0x40;
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, mp.map([['t', mp.uint(0x24)], ['seq', mp.uint(f.seq)], ['ct', mp.bin(ct)]]));
+    s.deliver(bob.nick, good);
+    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}" after the tampered copy`, s.proc.tail());
+    if (s.proc.lines.filter(shown(bob.nick, text)).length !== 1) throw new CaseFailure('the text shown once', 'shown twice');
+    refused(s, undefined, from, `${bob.nick}: ${text}`, 'DECRYPT_FAILED');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_bad_padding',
+  section: '§8.3 step 4',
+  title: 'a MSG that opens but whose padding has a non-zero byte is refused (BAD_PADDING), not shown; the next MSG is shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const bad = marker('padded');
+    const padded = pad(mp.map([['t', mp.uint(0x31)], ['ts', mp.uint(1)], ['text', mp.str(bad)]]));
+    padded[padded.length - 1] = 0x01;
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, sess.seal(new Uint8Array(), { padded }));
+    // Steps 1-3 succeeded, so the receive chain advanced: the next message is seq 1.
+    const next = marker('next');
+    s.deliver(bob.nick, sess.text(next));
+    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    refused(s, bad, from, `${bob.nick}: ${next}`, 'BAD_PADDING');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_inner_unknown_type',
+  section: '§8.3 step 5, §4 rule 9',
+  title: 'a MSG whose inner frame has an unknown type is refused (UNKNOWN_FRAME_TYPE); the next MSG is shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, sess.seal(mp.map([['t', mp.uint(0x7f)], ['text', mp.str('x')]])));
+    const next = marker('next');
+    s.deliver(bob.nick, sess.text(next));
+    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    refused(s, undefined, from, `${bob.nick}: ${next}`, 'UNKNOWN_FRAME_TYPE');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_truncated_e2e_body',
+  section: '§4 rule 7, §8.3',
+  title: 'a DELIVER whose body is a truncated MSG is refused (MALFORMED_FRAME) and changes nothing: the intact MSG is then shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const text = marker('intact');
+    const good = sess.text(text);
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, good.subarray(0, good.length - 7));
+    s.deliver(bob.nick, good);
+    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}"`, s.proc.tail());
+    refused(s, undefined, from, `${bob.nick}: ${text}`, 'MALFORMED_FRAME');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_forged_sender',
+  section: '§8.3, §11',
+  title: "a MSG of bob's session delivered as from carol is refused (DECRYPT_FAILED), shown under neither name; both sessions go on",
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const carol = ctx.peer(1);
+    const s = await open(ctx, [bob, carol]);
+    const sb = await s.established(bob);
+    const sc = await s.established(carol);
+    const forged = marker('forged');
+    const from = s.proc.lines.length;
+    s.deliver(carol.nick, sb.text(forged, { seq: 0 }));
+    const fromCarol = marker('carol');
+    s.deliver(carol.nick, sc.text(fromCarol));
+    if ((await s.proc.waitLine(shown(carol.nick, fromCarol), ctx.waitMs)) === undefined) throw new CaseFailure(`"${carol.nick}: ${fromCarol}"`, s.proc.tail());
+    refused(s, forged, from, `${carol.nick}: ${fromCarol}`, 'DECRYPT_FAILED');
+    s.deliver(bob.nick, sb.text(forged, { seq: 0 }));
+    if ((await s.proc.waitLine(shown(bob.nick, forged), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${forged}" delivered from its real sender`, s.proc.tail());
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_handshake_key_substitution',
+  section: '§8.2, §11',
+  title: 'an HS_RESP signed with a key other than the one in JOINED is refused (BAD_SIGNATURE): no HS_FINISH, no session, nothing shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.handshake(bob, { signWith: ctx.peer(1).ident.privateKey });
+    const fin = await s.sendTo(bob.nick, 'HS_FINISH', ctx.waitMs);
+    if (fin !== undefined) throw new CaseFailure('no HS_FINISH (BAD_SIGNATURE fails the session, §7.2)', 'HS_FINISH sent');
+    const text = marker('mitm');
+    s.deliver(bob.nick, sess.text(text));
+    await s.proc.waitLine(shown(bob.nick, text), Math.min(ctx.waitMs, 1000));
+    if (s.proc.lines.some(shown(bob.nick, text))) throw new CaseFailure('nothing shown from a peer whose handshake failed', `shown: ${text}`);
+    const est = s.proc.lines.find((l) => l.startsWith('* ') && l.includes(bob.nick) && SAFETY.test(l));
+    if (est) throw new CaseFailure('no session-established event', est);
+  },
+});
+
+add({
+  id: 'client_handshake_bad_confirmation',
+  section: '§8.2',
+  title: 'an HS_RESP whose key-confirmation MAC is wrong is refused (BAD_KEY_CONFIRMATION): no HS_FINISH, nothing shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.handshake(bob, { badMac: true });
+    const fin = await s.sendTo(bob.nick, 'HS_FINISH', ctx.waitMs);
+    if (fin !== undefined) throw new CaseFailure('no HS_FINISH (BAD_KEY_CONFIRMATION fails the session, §7.2)', 'HS_FINISH sent');
+    const text = marker('unconfirmed');
+    s.deliver(bob.nick, sess.text(text));
+    await s.proc.waitLine(shown(bob.nick, text), Math.min(ctx.waitMs, 1000));
+    if (s.proc.lines.some(shown(bob.nick, text))) throw new CaseFailure('nothing shown', `shown: ${text}`);
+  },
+});
+
+add({
+  id: 'client_msg_before_established',
+  section: '§7.2',
+  title: 'a MSG that arrives while the client waits for HS_RESP is never shown and fails the session: no HS_FINISH follows',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const init = await s.sendTo(bob.nick, 'HS_INIT');
+    if (init === undefined) throw new CaseFailure(`HS_INIT to ${bob.nick}`, s.proc.tail());
+    const early = mp.map([['t', mp.uint(0x24)], ['seq', mp.uint(0)], ['ct', mp.bin(randomBytes(272))]]);
+    s.deliver(bob.nick, early);
+    const sess = new ResponderSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+    s.deliver(bob.nick, sess.onInit(init));
+    const fin = await s.sendTo(bob.nick, 'HS_FINISH', ctx.waitMs);
+    if (fin !== undefined) throw new CaseFailure('no HS_FINISH: MSG in AWAIT_RESP is not in the table, the session FAILED (§7.2)', 'HS_FINISH sent');
+    if (s.proc.lines.some((l) => l.startsWith(`${bob.nick}: `))) throw new CaseFailure('nothing shown from bob', s.proc.lines.find((l) => l.startsWith(`${bob.nick}: `))!);
+  },
+});
+
+add({
+  id: 'client_key_changed',
+  section: '§11, client contract',
+  title: 'a peer that comes back with another key (same nick, same relay, same --home) stops the client: exit 5, no HS_INIT to it',
+  async run(ctx) {
+    const nick = `ckpeer${randomBytes(4).toString('hex')}`;
+    const first = ctx.peer(0, nick);
+    const s1 = await open(ctx, [first]);
+    const sess = await s1.established(first);
+    const text = marker('pinned');
+    s1.deliver(first.nick, sess.text(text));
+    if ((await s1.proc.waitLine(shown(nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${nick}: ${text}" on the first run`, s1.proc.tail());
+    await endsWith(s1, 0);
+    const second = ctx.peer(1, nick);
+    const s2 = await open(ctx, [second]);
+    const init = await s2.sendTo(nick, 'HS_INIT', Math.min(ctx.waitMs, 1500));
+    if (init !== undefined) throw new CaseFailure(`no traffic with ${nick} after its key changed`, 'HS_INIT sent to the changed key');
+    const code = await s2.proc.exitStatus(ctx.waitMs);
+    if (code !== 5) throw new CaseFailure('exit status 5 (a peer key changed)', `exit status ${String(code)}; output: ${s2.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_truncated_relay_frame',
+  section: '§3',
+  title: 'a relay connection that closes in the middle of a DELIVER is a lost connection: the partial message is not shown, exit 6',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const text = marker('partial');
+    const w = encodeWire({ type: 'DELIVER', from: bob.nick, body: sess.text(text) });
+    s.conn.raw(w.subarray(0, w.length - 20));
+    await new Promise((r) => setTimeout(r, 20));
+    s.conn.socket.end();
+    const code = await s.proc.exitStatus(ctx.waitMs);
+    if (s.proc.lines.some((l) => l.includes(text))) throw new CaseFailure('the partial frame discarded', 'its text was shown');
+    if (code !== 6) throw new CaseFailure('exit status 6 (connection lost)', `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_noncanonical_relay_frame',
+  section: '§4 rule 3',
+  title: 'a DELIVER whose `t` is written as uint 8 is refused (MALFORMED_FRAME): not shown, exit 7',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const text = marker('noncanonical');
+    s.conn.body(mp.map([['t', Buffer.from([0xcc, 0x0a])], ['from', mp.str(bob.nick)], ['body', mp.bin(sess.text(text))]]));
+    const code = await s.proc.exitStatus(ctx.waitMs);
+    if (s.proc.lines.some((l) => l.includes(text))) throw new CaseFailure('the non-canonical frame not acted on', 'its text was shown');
+    if (code !== 7) throw new CaseFailure('exit status 7 (protocol error)', `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  },
+});
+
+/** Every client case. */
+export const CLIENT_CASES: readonly ClientCase[] = cases;
+
+/** Runs the client cases: one scripted relay and one client process per case. */
+export async function runClientKit(o: ClientKitOptions): Promise<CaseResult[]> {
+  const waitMs = o.waitMs ?? 5000;
+  const idents = await Promise.all([makeIdentity(), makeIdentity()]);
+  const selected = CLIENT_CASES.filter((c) => selects(o.only, c));
+  return runCases(selected, {
+    concurrency: o.concurrency ?? 4,
+    capMs: 20 * waitMs,
+    makeCtx: () => new ClientCtx(o.cmd, waitMs, idents),
+    cleanup: (c) => c.cleanup(),
+    ...(o.onResult ? { onResult: o.onResult } : {}),
+  });
 }

@@ -88,6 +88,12 @@ export class Conn {
     socket.on('end', () => this.finish());
   }
 
+  /** Wraps an accepted socket (the kit's scripted relay reads the client under test with it). */
+  static wrap(socket: Socket, waitMs: number): Conn {
+    socket.setNoDelay(true);
+    return new Conn(socket, waitMs);
+  }
+
   /** Opens a TCP connection to host:port; rejects with a CaseFailure when it cannot connect within waitMs. */
   static open(host: string, port: number, waitMs: number): Promise<Conn> {
     return new Promise((resolve, reject) => {
