@@ -338,21 +338,21 @@ export async function frameFlood(ep: Endpoint, book: IdentityBook, nick: string,
 
 /**
  * A connection flood from one source address: `count` connections at once. Each either is refused with
- * ERROR TOO_MANY_CONNECTIONS and closed, or is held (it then answers a PING before HELLO with
- * UNEXPECTED_FRAME); at most `cap` are held.
+ * ERROR TOO_MANY_CONNECTIONS and closed, or is held (it then answers a HELLO with CHALLENGE and stays
+ * open, so a probe never frees a slot for a later connection); at most `cap` are held.
  */
 export async function connectionFlood(ep: Endpoint, count: number, cap: number, localAddress: string, d: Deadlines): Promise<{ failure?: string; held: number; refused: number }> {
   const conns: RawConnection[] = [];
   try {
     for (let i = 0; i < count; i++) conns.push(await RawConnection.open(ep.host, ep.port, localAddress));
-    const ping = wireOf(encodeFrame(frame('PING', { n: 1 })));
-    for (const c of conns) c.write(ping);
+    const probe = identity('floodprobe');
+    conns.forEach((c, i) => c.send(frame('HELLO', { version: 1, nick: `fp${i}`, key: probe.spki })));
     let held = 0;
     let refused = 0;
     for (const c of conns) {
       const f = await c.next(d.replyMs);
       if (f.type === 'ERROR' && f.code === ERROR_CODES.TOO_MANY_CONNECTIONS.code) refused++;
-      else if (f.type === 'ERROR' && f.code === ERROR_CODES.UNEXPECTED_FRAME.code) held++;
+      else if (f.type === 'CHALLENGE') held++;
       else return { failure: `connection flood: unexpected answer ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''}`, held, refused };
     }
     if (held > cap) return { failure: `connection flood: ${held} connections held from one address, cap ${cap}`, held, refused };
