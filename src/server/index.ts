@@ -307,7 +307,7 @@ class Relay implements RelayServer {
       const bodies = conn.reader.push(chunk);
       for (const body of bodies) {
         if (conn.closing) return;
-        this.onFrame(conn, body);
+        try { this.onFrame(conn, body); } catch (e) { this.onFailure(conn, e); } // a non-closing refusal must not drop the rest of the chunk
       }
     } catch (e) {
       this.onFailure(conn, e);
