@@ -28,6 +28,7 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
     connectionBudget: o.connectionBudget ?? DEFAULT_BUDGET,
   };
   const selected = SERVER_CASES.filter((c) => selects(o.only, c));
+  if (selected.length === 0) return [];
   const pool = await Pool.create();
   return runCases(selected, {
     concurrency: o.concurrency ?? 8,

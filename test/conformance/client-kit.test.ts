@@ -1,0 +1,41 @@
+/**
+ * The client kit against the reference client (every case passes) and against a command that never
+ * connects (every case fails, so no case passes vacuously). Real child processes and real TCP on
+ * 127.0.0.1; the reference client runs from dist/ (build first: `npx tsc`).
+ */
+import t from 'tap';
+import { CLIENT_CASES, runClientKit } from '../../src/conformance/client-kit.js';
+import type { CaseResult } from '../../src/conformance/runner.js';
+
+const CLIENT = `"${process.execPath}" dist/src/cli/main.js client --host {host} --port {port} --nick {nick} --room {room} --home {home} --no-passphrase --wait 1`;
+
+function failures(results: readonly CaseResult[]): string {
+  return results
+    .filter((r) => r.status !== 'pass')
+    .map((r) => `${r.id} (${r.status}): expected ${r.expected ?? ''}, arrived ${r.arrived ?? ''}`)
+    .join('\n');
+}
+
+t.test('client case ids are unique and name a spec section', async (t) => {
+  t.equal(new Set(CLIENT_CASES.map((c) => c.id)).size, CLIENT_CASES.length);
+  for (const c of CLIENT_CASES) t.match(c.section, /§\d/, c.id);
+});
+
+t.test('the reference client passes every client case', async (t) => {
+  const results = await runClientKit({ cmd: CLIENT, waitMs: 8000 });
+  t.equal(results.length, CLIENT_CASES.length);
+  t.same(
+    results.filter((r) => r.status !== 'pass').map((r) => r.id),
+    [],
+    failures(results),
+  );
+});
+
+t.test('a client that never connects fails every client case', async (t) => {
+  const results = await runClientKit({ cmd: 'exit 0', waitMs: 800 });
+  t.equal(results.length, CLIENT_CASES.length);
+  t.same(
+    results.filter((r) => r.status !== 'fail').map((r) => `${r.id}: ${r.status}`),
+    [],
+  );
+});
