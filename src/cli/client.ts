@@ -238,13 +238,18 @@ export async function run(argv: string[]): Promise<number> {
     } else nick = opts.nick;
     prepareHome(opts.home);
     const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
+    let triedOnce = false;
     identity = await openIdentity(opts.home, {
       given: envPass !== undefined && envPass !== '' ? envPass : null,
       none: opts.noPassphrase,
       ...(interactive
         ? {
             ask: async (confirm: boolean) => {
-              if (!confirm) return askHidden('passphrase for your identity key: ');
+              if (!confirm) {
+                const first = triedOnce;
+                triedOnce = true;
+                return askHidden(first ? 'wrong passphrase, try again: ' : 'passphrase for your identity key: ');
+              }
               process.stderr.write('Creating your identity key (RSA-2048). It is stored encrypted under a passphrase.\n');
               const a = await askHidden('new passphrase: ');
               const b = await askHidden('repeat passphrase: ');
@@ -437,7 +442,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   });
   client.on('established', ({ nick, safetyNumber, verified }) => {
     info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
-    if (!verified) info(`safety number ${safetyNumber}; compare it with ${nick}, then /verify ${nick}`);
+    if (!verified) {
+      info(`safety number ${safetyNumber}`);
+      info(`compare it with ${nick} (in person or by phone), then /verify ${nick}`);
+    }
   });
   client.on('text', ({ from, text, verified }) => print(`${p.dim(`[${clock()}]`)} ${label(from, verified)}: ${printable(text)}`));
   client.on('delivered', ({ to, seq, text }) => {
@@ -564,7 +572,12 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     }
     for (const piece of splitText(text)) {
       const to = client.send(piece);
-      const note = to.length === 0 ? p.yellow(' (queued: nobody else here yet)') : '';
+      const note =
+        to.length > 0
+          ? ''
+          : client.members().length === 0
+            ? p.yellow(' (queued: nobody else here yet)')
+            : p.red(' (NOT sent: no member with a trusted key, see /who)');
       print(`${p.dim(`[${clock()}]`)} ${p.bold(client.nick)}: ${printable(piece)}${note}`);
     }
     rl!.prompt();
@@ -573,6 +586,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   rl.prompt();
 
   const code = await exited;
+  // Take the prompt (and anything typed but not submitted) off the screen, so the shell starts clean.
+  moveCursor(stdout, 0, -rl.getCursorPos().rows);
+  cursorTo(stdout, 0);
+  clearScreenDown(stdout);
   rl.close();
   process.stdin.pause();
   client.close();

@@ -268,7 +268,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /**
    * Sends `text` (1..MAX_TEXT_BYTES UTF-8 bytes, well-formed) to every member of the room through its own
    * session, or queues it for the next member when alone. Members blocked by a key change are skipped.
-   * Returns the nicknames it is addressed to (empty when queued for later).
+   * Returns the nicknames it is addressed to: empty when alone (queued for the next member) or when
+   * every member is blocked (sent to no one).
    */
   send(text: string): string[] {
     const n = Buffer.byteLength(text, 'utf8');
@@ -282,7 +283,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       peer.outbox.push(text);
       this.flushOutbox(peer);
     }
-    if (to.length === 0) this.pending.push(text);
+    // Alone in the room: keep it for whoever joins next. Members present but all blocked (changed or
+    // bad key): it is sent to no one, and the empty result says so.
+    if (this.peers.size === 0) this.pending.push(text);
     return to;
   }
 

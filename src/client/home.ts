@@ -11,6 +11,8 @@ import { generateIdentity } from '../crypto/rsa.js';
 import { KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 
 export const IDENTITY_FILE = 'identity.key';
+/** Passphrase prompts for an existing key before giving up (interactive only). */
+export const PASSPHRASE_ATTEMPTS = 3;
 /** Largest room secret file read (the secret is hashed into the key schedule, §8.2; it need not be big). */
 export const MAX_ROOM_SECRET_BYTES = 4096;
 
@@ -71,7 +73,14 @@ export async function openIdentity(home: string, pass: PassphraseSource): Promis
       } catch (e) {
         if (!(e instanceof KeystoreError) || e.code !== 'PASSPHRASE_REQUIRED' || pass.ask === undefined) throw e;
       }
-      return { ...(await loadIdentity(path, await pass.ask(false))), created: false };
+      // A person at a terminal gets three tries, as sudo and ssh give; a typo should not end the program.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return { ...(await loadIdentity(path, await pass.ask(false))), created: false };
+        } catch (e) {
+          if (!(e instanceof KeystoreError) || e.code !== 'BAD_PASSPHRASE' || attempt >= PASSPHRASE_ATTEMPTS) throw e;
+        }
+      }
     }
     let passphrase: string | null;
     if (pass.none) passphrase = null;

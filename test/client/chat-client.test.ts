@@ -117,9 +117,12 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
   t.not(kc.pinnedFingerprint, kc.offeredFingerprint, 'both fingerprints are named');
   t.same(alice.members().map((m) => m.status), ['key-changed']);
   t.same(alice.send('for the real bob only'), [], 'nothing is sent to the changed key');
+  t.same(alice.undelivered(), [], 'nor kept for later: the text is not queued for whoever comes next');
   t.notOk(alice.verify('bob'), 'a changed key cannot be verified');
   t.equal(pins.get(serverName, 'bob')?.verified, true, 'the old pin stays until trust');
 
+  const seen: string[] = [];
+  mallory.on('text', (e) => seen.push(e.text));
   const est = next(alice, 'established');
   t.ok(alice.trust('bob'), 'trust() accepts the new key');
   const e = await est;
@@ -130,6 +133,10 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
   const txt = next(alice, 'text');
   mallory.send('hello after trust');
   t.equal((await txt).text, 'hello after trust');
+  const got = next(mallory, 'text');
+  alice.send('after trust');
+  await got;
+  t.same(seen, ['after trust'], 'what was typed while the key was blocked was never sent, not even after trust');
 });
 
 t.test('a changed key of a member already in the room (we initiate) is held too', async (t) => {
