@@ -1,0 +1,111 @@
+/**
+ * FrameReader (spec/PROTOCOL.md §3): length checks before buffering, waiting on partial input, the first
+ * error poisoning the reader, and the bound on what it buffers.
+ */
+import t from 'tap';
+import { ProtocolError } from '../../src/errors.js';
+import { LIMITS } from '../../src/limits.js';
+import { FrameReader } from '../../src/codec/reader.js';
+import { encodeWire, frame } from '../../src/codec/frame.js';
+import { cat, wire } from '../../src/vectors/msgpack-raw.js';
+
+const errName = (fn: () => unknown): string => {
+  try {
+    fn();
+    return 'ok';
+  } catch (e) {
+    return e instanceof ProtocolError ? e.errorName : 'other';
+  }
+};
+
+t.test('a zero length prefix is MALFORMED_FRAME', async (t) => {
+  t.equal(errName(() => new FrameReader().push(cat('00000000'))), 'MALFORMED_FRAME');
+});
+
+t.test('a declared length over the limit is FRAME_TOO_LARGE on the prefix alone, nothing buffered', async (t) => {
+  const r = new FrameReader();
+  t.equal(errName(() => r.push(cat('00010001'))), 'FRAME_TOO_LARGE');
+  t.equal(r.pending, 0);
+  // Prefix split over several pushes: still refused when its fourth byte arrives, before any body byte.
+  const r2 = new FrameReader();
+  t.same(r2.push(cat('00')), []);
+  t.same(r2.push(cat('01')), []);
+  t.same(r2.push(cat('00')), []);
+  t.equal(errName(() => r2.push(cat('01'))), 'FRAME_TOO_LARGE');
+  t.equal(errName(() => new FrameReader().push(cat('ffffffff', Buffer.alloc(100)))), 'FRAME_TOO_LARGE');
+});
+
+t.test('a smaller configured limit applies: at the limit accepted, one past refused', async (t) => {
+  const r = new FrameReader(1024);
+  t.same(r.push(wire(new Uint8Array(0), 1024)), []);
+  t.notOk(r.atBoundary, 'waiting for the 1024-byte body');
+  t.equal(errName(() => new FrameReader(1024).push(wire(new Uint8Array(0), 1025))), 'FRAME_TOO_LARGE');
+});
+
+t.test('a declared length of exactly MAX_FRAME_BYTES is accepted and its body assembled', async (t) => {
+  const r = new FrameReader();
+  const body = Buffer.alloc(LIMITS.MAX_FRAME_BYTES, 7);
+  t.same(r.push(wire(new Uint8Array(0), LIMITS.MAX_FRAME_BYTES)), []);
+  t.same(r.push(body.subarray(0, 1000)), []);
+  t.equal(r.pending, 1000);
+  const out = r.push(body.subarray(1000));
+  t.equal(out.length, 1);
+  t.ok(out[0]!.equals(body));
+  t.ok(r.atBoundary);
+  t.equal(r.pending, 0);
+});
+
+t.test('partial input waits; several frames in one chunk all come out, in order', async (t) => {
+  const a = encodeWire(frame('PING', { n: 1 }));
+  const b = encodeWire(frame('PONG', { n: 2 }));
+  const r = new FrameReader();
+  t.same(r.push(a.subarray(0, 2)), []);
+  t.notOk(r.atBoundary);
+  const out = r.push(Buffer.concat([a.subarray(2), b, a.subarray(0, 5)]));
+  t.equal(out.length, 2);
+  t.ok(out[0]!.equals(a.subarray(4)));
+  t.ok(out[1]!.equals(b.subarray(4)));
+  t.notOk(r.atBoundary, 'a partial third frame is pending');
+  t.equal(r.push(a.subarray(5)).length, 1);
+  t.ok(r.atBoundary);
+  t.same(r.push(new Uint8Array(0)), [], 'an empty chunk is nothing');
+});
+
+t.test('returned bodies are fresh copies: reusing the input buffer does not change them', async (t) => {
+  const chunk = Buffer.from(encodeWire(frame('PING', { n: 5 })));
+  const [body] = new FrameReader().push(chunk);
+  const copy = Buffer.from(body!);
+  chunk.fill(0);
+  t.ok(body!.equals(copy));
+});
+
+t.test('the first error poisons the reader: later pushes throw the same error', async (t) => {
+  const r = new FrameReader();
+  let first: unknown;
+  try {
+    r.push(cat('00000000'));
+  } catch (e) {
+    first = e;
+  }
+  t.ok(first instanceof ProtocolError);
+  let second: unknown;
+  try {
+    r.push(encodeWire(frame('PING', { n: 1 })));
+  } catch (e) {
+    second = e;
+  }
+  t.equal(second, first, 'the same error object');
+  t.equal(r.pending, 0, 'nothing kept after an error');
+});
+
+t.test('what the reader holds is bounded by one frame whatever is pushed', async (t) => {
+  const r = new FrameReader(100);
+  let maxPending = 0;
+  const stream = Buffer.concat(Array.from({ length: 50 }, (_, i) => wire(Buffer.alloc(100, i))));
+  for (let i = 0; i < stream.length; i += 7) {
+    r.push(stream.subarray(i, i + 7));
+    maxPending = Math.max(maxPending, r.pending);
+  }
+  t.ok(maxPending <= 100 + LIMITS.LENGTH_PREFIX_BYTES, `pending stayed at most one frame (${maxPending})`);
+  t.ok(r.atBoundary);
+});
