@@ -1,0 +1,452 @@
+/**
+ * A load-generator worker process (forked by bench/run.ts through bench/proc.ts). It holds client
+ * connections and runs one benchmark phase per request over the IPC channel, so the relay never shares a
+ * thread with the clients that drive it. Every phase reports counts and elapsed times measured here with
+ * the monotonic clock; the orchestrator adds workers up and divides by floors.
+ *
+ * Raw phases (`setup`, `flow`, `pingpong`) use bench/client.ts against either relay. End-to-end phases
+ * (`e2e-*`, `churn`) use the client library (src/client ChatClient, without its terminal); `handshake`
+ * drives two PeerSessions (src/handshake/session.ts) over raw connections so that establishment alone is
+ * timed, next to the RSA operations it needs.
+ */
+import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { hrtime } from 'node:process';
+import { decodeFrame, encodeWire, frame } from '../src/codec/index.js';
+import { oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../src/crypto/rsa.js';
+import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
+import { ChatClient } from '../src/client/chat-client.js';
+import { Reservoir } from './harness.js';
+import { RawConn, bounded, type Identity, type RelayAddr } from './client.js';
+import type { WorkerReply, WorkerRequest } from './proc.js';
+
+/** One client connection of a room: it sends to `peer`. Role `a` sends/pings, role `b` receives/echoes. */
+export interface SideSpec {
+  readonly nick: string;
+  readonly room: string;
+  readonly peer: string;
+  readonly key: number;
+  readonly role: 'a' | 'b';
+}
+
+export interface FlowResult {
+  frames: number;
+  seconds: number;
+}
+export interface RttResult {
+  values: number[];
+  seen: number;
+  seconds: number;
+}
+export interface HandshakeResult {
+  /** Milliseconds from the initiator's start() to both sides ESTABLISHED, one per iteration. */
+  handshakeMs: number[];
+  /** Milliseconds of the eight RSA operations a handshake needs, run alone, one per iteration. */
+  rsaMs: number[];
+}
+export interface ChurnResult {
+  handshakes: number;
+  seconds: number;
+  failures: string[];
+}
+
+const now = (): number => Number(hrtime.bigint()) / 1e6; // milliseconds, monotonic
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+let keys: Identity[] = [];
+let conns: { spec: SideSpec; conn: RawConn }[] = [];
+let chats: { spec: SideSpec; client: ChatClient }[] = [];
+/** 256 bytes of opaque body, the relay frame payload of every raw benchmark (spec §6 SEND.body). */
+const BODY = randomBytes(256);
+/** The text of every end-to-end message: 200 ASCII bytes, so a TEXT pads into the 256-byte bucket. */
+const TEXT = 'x'.repeat(200);
+
+function keyOf(i: number): Identity {
+  const k = keys[i % keys.length];
+  if (k === undefined) throw new Error('no keys: init first');
+  return k;
+}
+
+/** A window of `count` SEND frames to `to`, concatenated (one write per window refill). */
+function sendFrames(to: string, count: number): Buffer {
+  const one = encodeWire(frame('SEND', { to, body: BODY }));
+  return Buffer.concat(Array.from({ length: count }, () => one));
+}
+
+const ops: Record<string, (args: never) => Promise<unknown>> = {
+  /** Identity keys, PKCS#8 and SPKI DER as base64 (throwaway keys made for this run, never stored). */
+  async init(args: { keys: { pkcs8: string; spki: string }[] }) {
+    keys = args.keys.map((k) => ({
+      privateKey: createPrivateKey({ key: Buffer.from(k.pkcs8, 'base64'), format: 'der', type: 'pkcs8' }),
+      spki: new Uint8Array(Buffer.from(k.spki, 'base64')),
+    }));
+    return keys.length;
+  },
+
+  /** Connects every side and resolves once each knows its peer. At most `limit` connecting at once. */
+  async setup(args: { relay: RelayAddr; sides: SideSpec[]; limit: number }) {
+    const opened = await bounded(args.sides.length, args.limit, async (i) => {
+      const spec = args.sides[i]!;
+      const conn = new RawConn(args.relay, spec.nick, spec.room, keyOf(spec.key));
+      conns.push({ spec, conn });
+      await conn.joined;
+      return conn;
+    });
+    await Promise.all(opened.map((c) => c.ready));
+    return opened.length;
+  },
+
+  /**
+   * One-way streams: each `a` side keeps at most `window` frames in flight to its `b`, which answers every
+   * `ackEvery` frames with one frame back (the credit). Counts frames received (both kinds) in the window.
+   */
+  async flow(args: { warmupMs: number; durationMs: number; window: number; ackEvery: number }) {
+    let received = 0;
+    let running = true;
+    for (const { spec, conn } of conns) {
+      if (spec.role === 'a') {
+        const refill = sendFrames(spec.peer, args.ackEvery);
+        conn.onBody = () => {
+          received++;
+          if (running) conn.write(refill);
+        };
+      } else {
+        const ack = sendFrames(spec.peer, 1);
+        let n = 0;
+        conn.onBody = () => {
+          received++;
+          if (++n === args.ackEvery) {
+            n = 0;
+            conn.write(ack);
+          }
+        };
+      }
+    }
+    for (const { spec, conn } of conns) {
+      if (spec.role === 'a') for (let i = 0; i < args.window / args.ackEvery; i++) conn.write(sendFrames(spec.peer, args.ackEvery));
+    }
+    await sleep(args.warmupMs);
+    const r0 = received;
+    const t0 = now();
+    await sleep(args.durationMs);
+    const r1 = received;
+    const t1 = now();
+    running = false;
+    await quiet(() => received);
+    failIfAny();
+    return { frames: r1 - r0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
+  },
+
+  /** Closed-loop ping-pong: each `a` sends one frame, its `b` echoes it, `a` times the round trip. */
+  async pingpong(args: { warmupMs: number; durationMs: number; sample: number }) {
+    const res = new Reservoir(args.sample);
+    let measuring = false;
+    let running = true;
+    // The last 4 bytes of a frame are the last 4 of its body: `a` numbers its pings there and `b` echoes
+    // the number, so a frame left over from an earlier phase is never timed as a round trip.
+    for (const { spec, conn } of conns) {
+      if (spec.role === 'a') {
+        let sentAt = 0;
+        let seq = 0;
+        // One ping is in flight at a time, so the previous write has left before the buffer is reused.
+        const one = sendFrames(spec.peer, 1);
+        const ping = () => {
+          one.writeUInt32BE(++seq, one.length - 4);
+          sentAt = now();
+          conn.write(one);
+        };
+        conn.onBody = (f) => {
+          if (f.readUInt32BE(f.length - 4) !== seq) return;
+          if (measuring) res.add((now() - sentAt) * 1000);
+          if (running) ping();
+        };
+        ping();
+      } else {
+        const one = sendFrames(spec.peer, 1);
+        conn.onBody = (f) => {
+          f.copy(one, one.length - 4, f.length - 4);
+          conn.write(one);
+        };
+      }
+    }
+    await sleep(args.warmupMs);
+    measuring = true;
+    const t0 = now();
+    await sleep(args.durationMs);
+    measuring = false;
+    running = false;
+    const t1 = now();
+    await quiet(() => res.seen);
+    failIfAny();
+    return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
+  },
+
+  /** Closes every raw connection. */
+  async close() {
+    const all = conns;
+    conns = [];
+    for (const { conn } of all) conn.close();
+    await Promise.all(all.map(({ conn }) => conn.closed));
+    return all.length;
+  },
+
+  /**
+   * Handshake cost: sides `a` (responder, joined first) and `b` (initiator) of one room, both in this
+   * worker. Each iteration times (1) a fresh PeerSession pair establishing through the relay, from the
+   * initiator's start() to both ESTABLISHED, and (2) the RSA operations of one handshake run alone with
+   * the same keys: two OAEP encryptions, two OAEP decryptions, two PSS signatures, two PSS verifications.
+   */
+  async handshake(args: { iterations: number; room: string }) {
+    const a = conns.find((c) => c.spec.role === 'a' && c.spec.room === args.room);
+    const b = conns.find((c) => c.spec.role === 'b' && c.spec.room === args.room);
+    if (a === undefined || b === undefined) throw new Error(`room ${args.room} is not set up in this worker`);
+    const ida = keyOf(a.spec.key);
+    const idb = keyOf(b.spec.key);
+    const pubA = createPublicKey({ key: Buffer.from(ida.spki), format: 'der', type: 'spki' });
+    const pubB = createPublicKey({ key: Buffer.from(idb.spki), format: 'der', type: 'spki' });
+    const out: HandshakeResult = { handshakeMs: [], rsaMs: [] };
+    for (let i = 0; i < args.iterations; i++) {
+      out.rsaMs.push(rsaAlone(ida.privateKey, pubA, idb.privateKey, pubB));
+      out.handshakeMs.push(await oneHandshake(args.room, a, b));
+    }
+    failIfAny();
+    return out;
+  },
+
+  /** End-to-end setup with the client library: each side connects, joins, and both reach ESTABLISHED. */
+  async 'e2e-setup'(args: { relay: RelayAddr; sides: SideSpec[]; limit: number }) {
+    const made = await bounded(args.sides.length, args.limit, async (i) => {
+      const spec = args.sides[i]!;
+      const client = newChat(args.relay, spec);
+      chats.push({ spec, client });
+      const established = new Promise<void>((resolve, reject) => {
+        client.once('established', () => resolve());
+        client.once('closed', (c) => reject(new Error(`${spec.nick}: ${c.failure?.message ?? 'closed'}`)));
+      });
+      established.catch(() => {});
+      await client.connect();
+      await client.join(spec.room);
+      return established;
+    });
+    await Promise.all(made);
+    return made.length;
+  },
+
+  /** Sealed, relayed and opened TEXTs one way: each `a` keeps `window` unacknowledged texts in flight. */
+  async 'e2e-flow'(args: { warmupMs: number; durationMs: number; window: number }) {
+    let opened = 0;
+    let running = true;
+    for (const { spec, client } of chats) {
+      client.removeAllListeners('text').removeAllListeners('delivered');
+      if (spec.role === 'a') {
+        client.on('delivered', () => {
+          if (running) client.send(TEXT);
+        });
+        for (let i = 0; i < args.window; i++) client.send(TEXT);
+      } else {
+        client.on('text', () => void opened++);
+      }
+    }
+    await sleep(args.warmupMs);
+    const o0 = opened;
+    const t0 = now();
+    await sleep(args.durationMs);
+    const o1 = opened;
+    const t1 = now();
+    running = false;
+    failIfAnyChat();
+    return { frames: o1 - o0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
+  },
+
+  /**
+   * Encrypted ping-pong: `a` sends a TEXT, `b` answers with a TEXT on opening it, `a` times it. Each reply
+   * is sent from a microtask, after the 'text' listener returns: ChatClient writes the ACK of the text
+   * being handled only after its listeners ran, so a send() from inside the listener would seal the
+   * reply with the next number yet put it on the wire before that ACK, and the peer refuses it as
+   * OUT_OF_ORDER (found by this benchmark; reported to the client's owner).
+   */
+  async 'e2e-pingpong'(args: { warmupMs: number; durationMs: number; sample: number }) {
+    const res = new Reservoir(args.sample);
+    let measuring = false;
+    let running = true;
+    for (const { spec, client } of chats) {
+      client.removeAllListeners('text').removeAllListeners('delivered');
+      if (spec.role === 'a') {
+        let sentAt = 0;
+        const ping = () => {
+          sentAt = now();
+          client.send(TEXT);
+        };
+        client.on('text', () => {
+          if (measuring) res.add((now() - sentAt) * 1000);
+          if (running) queueMicrotask(ping);
+        });
+        ping();
+      } else {
+        client.on('text', () => queueMicrotask(() => void client.send(TEXT)));
+      }
+    }
+    await sleep(args.warmupMs);
+    measuring = true;
+    const t0 = now();
+    await sleep(args.durationMs);
+    measuring = false;
+    running = false;
+    const t1 = now();
+    failIfAnyChat();
+    return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
+  },
+
+  async 'e2e-close'() {
+    const all = chats;
+    chats = [];
+    for (const { client } of all) client.close();
+    return all.length;
+  },
+
+  /**
+   * Session churn with the client library: `pairs` pairs in parallel, each repeatedly connecting both
+   * clients, authenticating, joining, establishing the end-to-end session and leaving. Counts sessions
+   * established (both sides) in the window.
+   */
+  async churn(args: { relay: RelayAddr; pairs: { a: SideSpec; b: SideSpec }[]; warmupMs: number; durationMs: number }) {
+    let done = 0;
+    let running = true;
+    const failures: string[] = [];
+    const loop = async (p: { a: SideSpec; b: SideSpec }) => {
+      while (running) {
+        const ca = newChat(args.relay, p.a);
+        const cb = newChat(args.relay, p.b);
+        try {
+          const both = Promise.all([ca, cb].map((c) => new Promise<void>((res, rej) => {
+            c.once('established', () => res());
+            c.once('closed', (x) => rej(new Error(x.failure?.message ?? 'closed')));
+          })));
+          both.catch(() => {});
+          await ca.connect();
+          await ca.join(p.a.room);
+          await cb.connect();
+          await cb.join(p.b.room);
+          await both;
+          done++;
+          await cb.leave();
+          await ca.leave();
+        } catch (e) {
+          if (failures.length < 10) failures.push((e as Error).message);
+          ca.close();
+          cb.close();
+          if (failures.length >= 10) return;
+        }
+      }
+    };
+    const loops = args.pairs.map(loop);
+    await sleep(args.warmupMs);
+    const d0 = done;
+    const t0 = now();
+    await sleep(args.durationMs);
+    const d1 = done;
+    const t1 = now();
+    running = false;
+    await Promise.all(loops);
+    return { handshakes: d1 - d0, seconds: (t1 - t0) / 1000, failures } satisfies ChurnResult;
+  },
+};
+
+function newChat(addr: RelayAddr, spec: SideSpec): ChatClient {
+  const client = new ChatClient({ host: addr.host, port: addr.port, nick: spec.nick, identity: keyOf(spec.key) });
+  return client;
+}
+
+/** The RSA work of one handshake (spec §8.2), alone: milliseconds. Results are checked so none is skipped. */
+function rsaAlone(privA: KeyObject, pubA: KeyObject, privB: KeyObject, pubB: KeyObject): number {
+  const sI = randomBytes(32);
+  const sR = randomBytes(32);
+  const th = randomBytes(32);
+  const t0 = now();
+  const ctI = oaepEncrypt(pubA, sI); // initiator b -> responder a
+  const dI = oaepDecrypt(privA, ctI);
+  const ctR = oaepEncrypt(pubB, sR);
+  const sigR = pssSign(privA, th);
+  const dR = oaepDecrypt(privB, ctR);
+  const okR = pssVerify(pubA, th, sigR);
+  const sigI = pssSign(privB, th);
+  const okI = pssVerify(pubB, th, sigI);
+  const t1 = now();
+  if (!okR || !okI || !Buffer.from(dI).equals(sI) || !Buffer.from(dR).equals(sR)) throw new Error('RSA floor: an operation failed');
+  return t1 - t0;
+}
+
+/** One session establishment between a (responder) and b (initiator) through the relay: milliseconds. */
+function oneHandshake(room: string, a: { spec: SideSpec; conn: RawConn }, b: { spec: SideSpec; conn: RawConn }): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const t0 = now();
+    const mk = (self: { spec: SideSpec; conn: RawConn }, role: 'initiator' | 'responder') =>
+      new PeerSession({
+        room,
+        self: { nick: self.spec.nick, privateKey: keyOf(self.spec.key).privateKey, spki: keyOf(self.spec.key).spki },
+        peerNick: self.spec.peer,
+        peerKey: keyOf(role === 'initiator' ? a.spec.key : b.spec.key).spki,
+        role,
+      });
+    const sa = mk(a, 'responder');
+    const sb = mk(b, 'initiator');
+    let up = 0;
+    const handle = (side: { spec: SideSpec; conn: RawConn }, events: SessionEvent[]) => {
+      for (const ev of events) {
+        if (ev.kind === 'send') side.conn.write(encodeWire(frame('SEND', { to: side.spec.peer, body: ev.body })));
+        else if (ev.kind === 'rejected') reject(new Error(`handshake rejected: ${ev.error.errorName}`));
+        else if (ev.kind === 'established' && ++up === 2) {
+          const t1 = now();
+          a.conn.onBody = null;
+          b.conn.onBody = null;
+          resolve(t1 - t0);
+        }
+      }
+    };
+    // DELIVER{from, body}: the body is the frame's last field; decode it through the strict codec.
+    const bodyOf = (f: Buffer) => deliverBody(f);
+    a.conn.onBody = (f) => handle(a, sa.receive(bodyOf(f)));
+    b.conn.onBody = (f) => handle(b, sb.receive(bodyOf(f)));
+    handle(b, sb.start());
+  });
+}
+
+function deliverBody(f: Buffer): Uint8Array {
+  const d = decodeFrame(f, 'relay');
+  if (d.type !== 'DELIVER' && d.type !== 'SEND') throw new Error(`expected DELIVER, got ${d.type}`);
+  return d.body;
+}
+
+/**
+ * Waits until `count()` stops moving for 100 ms (at most 50 checks, 5 s), so frames still in flight
+ * from a phase are delivered before the next phase starts timing.
+ */
+async function quiet(count: () => number): Promise<void> {
+  let last = count();
+  for (let i = 0; i < 50; i++) {
+    await sleep(100);
+    const c = count();
+    if (c === last) return;
+    last = c;
+  }
+}
+
+function failIfAny(): void {
+  const bad = conns.filter((c) => c.conn.failure !== null);
+  if (bad.length > 0) throw new Error(`${bad.length} connection(s) failed, first: ${bad[0]!.spec.nick}: ${bad[0]!.conn.failure}`);
+}
+
+function failIfAnyChat(): void {
+  const bad = chats.filter((c) => c.client.closed);
+  if (bad.length > 0) throw new Error(`${bad.length} client(s) closed during the run, first: ${bad[0]!.spec.nick}`);
+}
+
+process.on('message', (m: WorkerRequest) => {
+  const op = ops[m.op];
+  const reply = (r: WorkerReply) => process.send!(r);
+  if (op === undefined) return reply({ id: m.id, ok: false, error: `unknown op ${m.op}` });
+  op(m.args as never).then(
+    (result) => reply({ id: m.id, ok: true, result }),
+    (e: unknown) => reply({ id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+  );
+});
+process.on('SIGTERM', () => process.exit(0));

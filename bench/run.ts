@@ -1,0 +1,437 @@
+/**
+ * `npm run bench [-- --quick] [-- --json FILE]`: every benchmark of issue 8, each figure divided by a
+ * floor measured in the same run (STYLE.md rule 11). Progress goes to stderr, the table to stdout.
+ *
+ * Process layout: the relay under test runs alone in its own process (our server started through its CLI
+ * as a user would, or the bare pipe relay of bench/pipe-relay.ts); clients run in `--workers`
+ * load-generator processes (bench/loadgen.ts). The orchestrator (this file) only sends instructions,
+ * reads /proc, and adds results up.
+ *
+ * Server options raised for benchmarking, and why (each also appears in the JSON `run.serverOptions`):
+ * the per-connection rate limit and burst (1000 frames/s by default, spec §10 RATE_FRAMES_PER_S) would cap
+ * every stream at 1000 frames/s; the connection caps (1024 in total, 64 per address) would refuse the
+ * 1,000-room and 10,000-connection runs, whose clients all come from 127.0.0.1.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hrtime } from 'node:process';
+import { benchCodec } from './codec.js';
+import {
+  BENCH_USAGE,
+  formatTable,
+  makeFigure,
+  median,
+  mergedPercentiles,
+  parseBenchArgs,
+  toJsonDoc,
+  type BenchArgs,
+  type Figure,
+  type Target,
+} from './harness.js';
+import type { ChurnResult, FlowResult, HandshakeResult, RttResult, SideSpec } from './loadgen.js';
+import { Worker, cpuMs, nofileLimit, openFds, rssBytes, sleep, startRelay, type Relay } from './proc.js';
+import type { RelayAddr } from './client.js';
+
+/** The Python program this project grew from: 395 messages per second one way (issue 8). */
+const PYTHON_MSGS_PER_S = 395;
+
+/** Durations and sizes of a run; `--quick` trades precision for a run under a minute. */
+interface Plan {
+  warmupMs: number;
+  durationMs: number;
+  /** Interleaved repetitions of each floor/figure pair; the median of each is reported. */
+  reps: number;
+  rooms: number[];
+  idleConnections: number;
+  handshakeIterations: number;
+  churnPairs: number;
+  churnMs: number;
+  keys: number;
+}
+
+const QUICK: Plan = { warmupMs: 200, durationMs: 700, reps: 1, rooms: [1, 10, 100, 1000], idleConnections: 2000, handshakeIterations: 15, churnPairs: 8, churnMs: 1500, keys: 4 };
+const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
+
+/** Server flags every benchmark uses (see the header comment for why each is raised). */
+const SERVER_FLAGS: Record<string, string> = {
+  rate: '1000000000',
+  'rate-burst': '1000000000',
+  'max-connections': '12000',
+  'max-connections-per-address': '12000',
+};
+
+const started = Date.now();
+const t0 = Number(hrtime.bigint());
+function progress(msg: string): void {
+  const s = ((Number(hrtime.bigint()) - t0) / 1e9).toFixed(1).padStart(6);
+  process.stderr.write(`[bench ${s}s] ${msg}\n`);
+}
+
+class Bench {
+  readonly figures: Figure[] = [];
+  readonly errors: Record<string, string> = {};
+  readonly tmp = mkdtempSync(join(tmpdir(), 'e2ee-bench-'));
+  workers: Worker[] = [];
+  private pipeFloor: { flow: number; p50: number; p99: number } | null = null;
+  private serial = 0;
+
+  constructor(
+    readonly args: BenchArgs,
+    readonly plan: Plan,
+  ) {}
+
+  add(f: Parameters<typeof makeFigure>[0]): void {
+    const fig = makeFigure(f);
+    this.figures.push(fig);
+    const r = fig.ratio === null ? '' : ` ratio ${fig.ratio.toFixed(3)}`;
+    progress(`  ${fig.name} = ${fig.figure.toFixed(fig.figure < 10 ? 3 : 0)} ${fig.unit}${r}${fig.met === false ? ' (target missed)' : ''}`);
+  }
+
+  async start(): Promise<void> {
+    progress(`generating ${this.plan.keys} RSA-2048 identity keys for the load generators`);
+    const keys = Array.from({ length: this.plan.keys }, () => {
+      const k = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+      return {
+        pkcs8: k.privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+        spki: k.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+      };
+    });
+    this.workers = Array.from({ length: this.args.workers }, (_, i) => new Worker(i));
+    await Promise.all(this.workers.map((w) => w.call('init', { keys })));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop()));
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  /** Starts our relay through its CLI with the benchmark flags and a fresh registry file. */
+  server(): Promise<Relay> {
+    const flags = Object.entries(SERVER_FLAGS).flatMap(([k, v]) => [`--${k}`, v]);
+    const reg = join(this.tmp, `registry-${this.serial++}.db`);
+    const prof = this.args.profile === null ? [] : ['--cpu-prof', '--cpu-prof-dir', this.args.profile];
+    return startRelay('server', ['--host', '127.0.0.1', '--port', '0', '--registry', reg, ...flags], prof);
+  }
+
+  pipe(): Promise<Relay> {
+    return startRelay('pipe', ['--host', '127.0.0.1', '--port', '0']);
+  }
+
+  /**
+   * Sides of `rooms` two-member rooms named `<tag>-<i>`, spread over the workers: room i's `a` side in
+   * worker i mod W and its `b` side in the next worker, so both directions cross a process boundary.
+   */
+  sides(tag: string, rooms: number, nickTag = 'n'): SideSpec[][] {
+    const per: SideSpec[][] = this.workers.map(() => []);
+    const W = this.workers.length;
+    for (let i = 0; i < rooms; i++) {
+      const room = `${tag}-${i}`;
+      const a = `${nickTag}${i}a`;
+      const b = `${nickTag}${i}b`;
+      per[i % W]!.push({ nick: a, room, peer: b, key: i % this.plan.keys, role: 'a' });
+      per[(i + 1) % W]!.push({ nick: b, room, peer: a, key: (i + 1) % this.plan.keys, role: 'b' });
+    }
+    return per;
+  }
+
+  async setup(relay: Relay, per: SideSpec[][], op: 'setup' | 'e2e-setup' = 'setup'): Promise<void> {
+    const addr: RelayAddr = { kind: relay.kind, host: relay.host, port: relay.port };
+    await Promise.all(this.workers.map((w, i) => w.call(op, { relay: addr, sides: per[i], limit: 64 })));
+  }
+
+  async flow(rooms: number): Promise<number> {
+    // The total in flight stays near 16,384 frames (about 4.5 MB) whatever the room count, so 1,000 rooms
+    // do not flood memory and one room still keeps the pipe full; the credit comes back every quarter window.
+    const window = Math.max(16, Math.min(1024, 2 ** Math.floor(Math.log2(16384 / rooms))));
+    const rs = await Promise.all(
+      this.workers.map((w) => w.call<FlowResult>('flow', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 })),
+    );
+    return rs.reduce((s, r) => s + r.frames / r.seconds, 0);
+  }
+
+  async pingpong(op: 'pingpong' | 'e2e-pingpong' = 'pingpong'): Promise<{ p50: number; p99: number; n: number }> {
+    const rs = await Promise.all(
+      this.workers.map((w) => w.call<RttResult>(op, { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 })),
+    );
+    const [p50, p99] = mergedPercentiles(rs, [50, 99]);
+    return { p50: p50!, p99: p99!, n: rs.reduce((s, r) => s + r.seen, 0) };
+  }
+
+  async closeAll(op: 'close' | 'e2e-close' = 'close'): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.call(op, {})));
+  }
+
+  /** One relay, one room count: throughput then latency on the same connections. */
+  async relayRun(relay: Relay, rooms: number): Promise<{ flow: number; p50: number; p99: number }> {
+    const tag = `${relay.kind[0]}${rooms}r${this.serial++}`;
+    await this.setup(relay, this.sides(tag, rooms));
+    const flow = await this.flow(rooms);
+    await sleep(200); // let the last window drain so no stale frame is timed as a round trip
+    const rtt = await this.pingpong();
+    await this.closeAll();
+    return { flow, ...rtt };
+  }
+
+  // ---- the benchmarks ----
+
+  /** relay_throughput_ratio, relay RTT, and how both grow with 1..1,000 busy rooms. */
+  async relay(): Promise<void> {
+    const pipe = await this.pipe();
+    const server = await this.server();
+    try {
+      for (const rooms of this.plan.rooms) {
+        const ours: { flow: number; p50: number; p99: number }[] = [];
+        const floor: { flow: number; p50: number; p99: number }[] = [];
+        for (let rep = 0; rep < this.plan.reps; rep++) {
+          // Alternate which relay goes first, so a neighbour's burst does not always hit the same one.
+          const order = rep % 2 === 0 ? [pipe, server] : [server, pipe];
+          for (const r of order) {
+            progress(`relay: ${rooms} busy room(s), ${r.kind}${this.plan.reps > 1 ? `, repetition ${rep + 1}/${this.plan.reps}` : ''}`);
+            (r === pipe ? floor : ours).push(await this.relayRun(r, rooms));
+          }
+        }
+        const m = (xs: { flow: number; p50: number; p99: number }[], k: 'flow' | 'p50' | 'p99') => median(xs.map((x) => x[k]));
+        if (rooms === 1) this.pipeFloor = { flow: m(floor, 'flow'), p50: m(floor, 'p50'), p99: m(floor, 'p99') };
+        if (rooms === 1) {
+          this.add({ name: 'relay_throughput_ratio', figure: m(ours, 'flow'), floor: m(floor, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'SEND/DELIVER frames with a 256-byte body, one room, one way (credit frames counted too)' });
+          this.add({ name: 'relay_rtt_ratio', figure: m(ours, 'p50'), floor: m(floor, 'p50'), unit: 'us p50', extra: { p99_us: m(ours, 'p99'), floor_p99_us: m(floor, 'p99') }, note: 'raw-frame ping-pong, one room' });
+        }
+        this.add({ name: `scale_throughput_${rooms}_rooms`, figure: m(ours, 'flow'), floor: m(floor, 'flow'), unit: 'frames/s' });
+        this.add({ name: `scale_rtt_${rooms}_rooms`, figure: m(ours, 'p50'), floor: m(floor, 'p50'), unit: 'us p50', extra: { p99_us: m(ours, 'p99'), floor_p99_us: m(floor, 'p99') } });
+      }
+      this.add({ name: 'server_rss_after_relay_runs', figure: rssBytes(server.pid) / 1048576, floor: rssBytes(pipe.pid) / 1048576, unit: 'MiB', note: 'resident memory of each relay after all relay runs' });
+    } finally {
+      await server.stop();
+      await pipe.stop();
+    }
+  }
+
+  /** The pipe floor at one room, measured now if the relay benchmark did not run. */
+  async floor(): Promise<{ flow: number; p50: number; p99: number }> {
+    if (this.pipeFloor !== null) return this.pipeFloor;
+    const pipe = await this.pipe();
+    try {
+      const rs: { flow: number; p50: number; p99: number }[] = [];
+      for (let rep = 0; rep < this.plan.reps; rep++) {
+        progress('floor: bare pipe relay, one room');
+        rs.push(await this.relayRun(pipe, 1));
+      }
+      this.pipeFloor = { flow: median(rs.map((r) => r.flow)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) };
+      return this.pipeFloor;
+    } finally {
+      await pipe.stop();
+    }
+  }
+
+  /** e2e_msgs_per_s, e2e_throughput_ratio, e2e_rtt_ratio: the client library through our server. */
+  async e2e(): Promise<void> {
+    const floor = await this.floor();
+    const server = await this.server();
+    try {
+      const flows: number[] = [];
+      const p50s: number[] = [];
+      const p99s: number[] = [];
+      for (let rep = 0; rep < this.plan.reps; rep++) {
+        progress(`e2e: two ChatClients, sessions established, one room${this.plan.reps > 1 ? `, repetition ${rep + 1}/${this.plan.reps}` : ''}`);
+        await this.setup(server, this.sides(`e2e${this.serial++}`, 1, 'e'), 'e2e-setup');
+        const rs = await Promise.all(
+          this.workers.map((w) => w.call<FlowResult>('e2e-flow', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window: 256 })),
+        );
+        flows.push(rs.reduce((s, r) => s + r.frames / r.seconds, 0));
+        await sleep(300);
+        const rtt = await this.pingpong('e2e-pingpong');
+        p50s.push(rtt.p50);
+        p99s.push(rtt.p99);
+        await this.closeAll('e2e-close');
+      }
+      const msgs = median(flows);
+      const target100x: Target = { on: 'figure', op: '>=', value: 100 * PYTHON_MSGS_PER_S };
+      this.add({ name: 'e2e_msgs_per_s', figure: msgs, floor: PYTHON_MSGS_PER_S, unit: 'msgs/s', targets: [target100x], note: 'floor here is the Python original (395 msgs/s, not re-measured); 200-byte TEXT, sealed, relayed, opened, ACKed' });
+      this.add({ name: 'e2e_throughput_ratio', figure: msgs, floor: floor.flow, unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.25 }], note: 'floor: bare pipe relay frames/s, one room' });
+      this.add({ name: 'e2e_rtt_ratio', figure: median(p50s), floor: floor.p50, unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floor.p99, p99_ratio: median(p99s) / floor.p99 } });
+    } finally {
+      await server.stop();
+    }
+  }
+
+  /** handshake_floor_ratio and handshakes per second with many pairs. */
+  async handshake(): Promise<void> {
+    const server = await this.server();
+    try {
+      progress(`handshake: ${this.plan.handshakeIterations} session establishments through the relay, each next to its RSA operations alone`);
+      // Both sides of the room in worker 0: the handshake is sequential, so one process times it end to end.
+      const room = `hs${this.serial++}`;
+      const per: SideSpec[][] = this.workers.map(() => []);
+      per[0]!.push({ nick: 'hsa', room, peer: 'hsb', key: 0, role: 'a' }, { nick: 'hsb', room, peer: 'hsa', key: 1, role: 'b' });
+      await this.setup(server, per);
+      const r = await this.workers[0]!.call<HandshakeResult>('handshake', { iterations: this.plan.handshakeIterations, room });
+      await this.closeAll();
+      const hs = median(r.handshakeMs);
+      const rsa = median(r.rsaMs);
+      this.add({ name: 'handshake_floor_ratio', figure: hs, floor: rsa, unit: 'ms', targets: [{ on: 'ratio', op: '<=', value: 1.5 }], extra: { handshake_p99_ms: pct(r.handshakeMs, 99), rsa_p99_ms: pct(r.rsaMs, 99) }, note: 'PeerSession pair via the relay, start() to both ESTABLISHED; floor: 2 OAEP enc + 2 OAEP dec + 2 PSS sign + 2 PSS verify' });
+
+      progress(`handshake: ${this.plan.churnPairs} client pairs connecting, authenticating, joining, establishing and leaving in a loop`);
+      const addr: RelayAddr = { kind: 'server', host: server.host, port: server.port };
+      const pairs = Array.from({ length: this.plan.churnPairs }, (_, i) => ({
+        a: { nick: `c${i}a`, room: `churn-${i}`, peer: `c${i}b`, key: i % this.plan.keys, role: 'a' as const },
+        b: { nick: `c${i}b`, room: `churn-${i}`, peer: `c${i}a`, key: (i + 1) % this.plan.keys, role: 'b' as const },
+      }));
+      const W = this.workers.length;
+      const cpu0 = cpuMs(server.pid);
+      const rs = await Promise.all(
+        this.workers.map((w, k) =>
+          w.call<ChurnResult>('churn', { relay: addr, pairs: pairs.filter((_, i) => i % W === k), warmupMs: this.plan.warmupMs, durationMs: this.plan.churnMs }),
+        ),
+      );
+      const cpu1 = cpuMs(server.pid);
+      const failures = rs.flatMap((x) => x.failures);
+      if (failures.length > 0) throw new Error(`churn failures: ${failures.slice(0, 3).join('; ')}`);
+      const perS = rs.reduce((s, x) => s + x.handshakes / x.seconds, 0);
+      const total = rs.reduce((s, x) => s + x.handshakes, 0);
+      // Server CPU over the whole call (warm-up and wind-down included) per session counted in the window
+      // is an upper bound on the server's cost per session; 1000 / it bounds what one server core sustains.
+      const seconds = (this.plan.warmupMs + this.plan.churnMs) / 1000;
+      const cpuPer = (cpu1 - cpu0) / Math.max(1, total * (seconds / (this.plan.churnMs / 1000)));
+      this.add({
+        name: 'handshakes_per_s',
+        figure: perS,
+        unit: 'sessions/s',
+        extra: { pairs: this.plan.churnPairs, server_cpu_ms_per_session: cpuPer, server_bound_sessions_per_s: 1000 / cpuPer },
+        note: 'ChatClient pairs: connect, auth, join, e2e handshake, leave; limited by the clients\' RSA on this 2-core machine, see server_bound_sessions_per_s',
+      });
+    } finally {
+      await server.stop();
+    }
+  }
+
+  /** idle_conn_bytes: resident memory per idle authenticated connection, ours and the pipe relay's. */
+  async idle(): Promise<void> {
+    const n = this.plan.idleConnections;
+    const measure = async (relay: Relay): Promise<{ perConn: number; fds: number }> => {
+      // Warm the relay's code paths with one room first, so the baseline includes loaded code.
+      await this.setup(relay, this.sides(`warm${this.serial++}`, 1, 'w'));
+      await this.closeAll();
+      await sleep(500);
+      const before = rssBytes(relay.pid);
+      const fds0 = openFds(relay.pid);
+      progress(`idle: opening ${n.toLocaleString('en-US')} ${relay.kind === 'server' ? 'authenticated ' : ''}connections in ${(n / 2).toLocaleString('en-US')} rooms on the ${relay.kind} relay`);
+      await this.setup(relay, this.sides(`idle${this.serial++}`, n / 2, 'i'));
+      // Settle: let the garbage of n authentications be collected before reading memory.
+      let after = rssBytes(relay.pid);
+      for (let i = 0; i < 6; i++) {
+        await sleep(500);
+        after = Math.min(after, rssBytes(relay.pid));
+      }
+      const fds = openFds(relay.pid);
+      await this.closeAll();
+      return { perConn: (after - before) / n, fds: fds - fds0 + fds0 };
+    };
+    const pipe = await this.pipe();
+    let floor: { perConn: number; fds: number };
+    try {
+      floor = await measure(pipe);
+    } finally {
+      await pipe.stop();
+    }
+    const server = await this.server();
+    try {
+      const ours = await measure(server);
+      this.add({
+        name: 'idle_conn_bytes',
+        figure: ours.perConn,
+        floor: floor.perConn,
+        unit: 'bytes/conn',
+        targets: [{ on: 'figure', op: '<=', value: 8192 }],
+        extra: { connections: n, server_open_fds: ours.fds, nofile_soft_limit: nofileLimit(server.pid) ?? -1 },
+        note: `RSS growth / connections after settling; the server needs an open-file limit of at least ${ours.fds} + 64 headroom (FD_HEADROOM)`,
+      });
+    } finally {
+      await server.stop();
+    }
+  }
+
+  async codec(): Promise<void> {
+    progress('codec: strict decode vs bare @msgpack/msgpack decode (bench/codec.ts)');
+    const r = await benchCodec({ quick: this.args.quick });
+    const m = /(ratio|figure)\s*(>=|<=)\s*([0-9.]+)/.exec(r.target);
+    const targets: Target[] = m === null ? [] : [{ on: m[1] as 'ratio' | 'figure', op: m[2] as '>=' | '<=', value: Number(m[3]) }];
+    this.add({ name: 'codec_decode_ratio', figure: r.figure, floor: r.floor, unit: r.unit, targets, note: r.name });
+  }
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+
+async function main(): Promise<number> {
+  let args: BenchArgs;
+  try {
+    args = parseBenchArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n${BENCH_USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const plan = args.quick ? QUICK : FULL;
+  const bench = new Bench(args, plan);
+  const load = loadavg();
+  progress(`${args.quick ? 'quick' : 'full'} run on ${cpus().length} CPU(s), load average ${load.map((l) => l.toFixed(2)).join(' ')}, ${args.workers} load-generator process(es)`);
+  const want = (n: string) => args.only.length === 0 || args.only.includes(n);
+  try {
+    await bench.start();
+    for (const [name, fn] of [
+      ['codec', () => bench.codec()],
+      ['relay', () => bench.relay()],
+      ['e2e', () => bench.e2e()],
+      ['handshake', () => bench.handshake()],
+      ['idle', () => bench.idle()],
+    ] as const) {
+      if (!want(name)) continue;
+      try {
+        await fn();
+      } catch (e) {
+        bench.errors[name] = (e as Error).message;
+        progress(`${name}: FAILED: ${(e as Error).message}`);
+        await bench.closeAll().catch(() => {});
+        await bench.closeAll('e2e-close').catch(() => {});
+      }
+    }
+  } finally {
+    await bench.stop();
+  }
+  const run = {
+    quick: args.quick,
+    started: new Date(started).toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    node: process.version,
+    cpus: cpus().length,
+    loadavg: load,
+    nofile: nofileLimit(),
+    workers: args.workers,
+    serverOptions: SERVER_FLAGS,
+  };
+  process.stdout.write(formatTable(bench.figures));
+  for (const [k, v] of Object.entries(bench.errors)) process.stdout.write(`FAILED ${k}: ${v}\n`);
+  if (args.json !== null) {
+    writeFileSync(args.json, JSON.stringify(toJsonDoc(run, bench.figures, bench.errors), null, 2) + '\n');
+    progress(`wrote ${args.json}`);
+  }
+  progress(`done in ${run.seconds.toFixed(1)} s`);
+  return Object.keys(bench.errors).length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exitCode = 70;
+  },
+);
