@@ -233,8 +233,17 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (opts.nick === undefined) {
       if (!interactive) throw new UsageError('--nick is required when stdin is not a terminal');
-      nick = (await askLine('nickname: ')).trim();
-      checkNick(nick);
+      nick = '';
+      for (let attempt = 1; nick === ''; attempt++) {
+        const answer = (await askLine('nickname: ')).trim();
+        try {
+          checkNick(answer);
+          nick = answer;
+        } catch (e) {
+          if (attempt >= 3) throw e;
+          process.stderr.write('a nickname is 1 to 32 letters, digits, "_" or "-"\n');
+        }
+      }
     } else nick = opts.nick;
     prepareHome(opts.home);
     const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
@@ -251,11 +260,14 @@ export async function run(argv: string[]): Promise<number> {
                 return askHidden(first ? 'wrong passphrase, try again: ' : 'passphrase for your identity key: ');
               }
               process.stderr.write('Creating your identity key (RSA-2048). It is stored encrypted under a passphrase.\n');
-              const a = await askHidden('new passphrase: ');
-              const b = await askHidden('repeat passphrase: ');
-              if (a !== b) throw new IdentityError('PASSPHRASE_MISMATCH', 'the two passphrases differ');
-              if (a === '') throw new IdentityError('PASSPHRASE_REQUIRED', 'empty passphrase (use --no-passphrase to store the key unencrypted)');
-              return a;
+              for (let attempt = 1; ; attempt++) {
+                const a = await askHidden('new passphrase: ');
+                const b = a === '' ? '' : await askHidden('repeat passphrase: ');
+                if (a !== '' && a === b) return a;
+                const why = a === '' ? 'an empty passphrase is not allowed (--no-passphrase stores the key unencrypted)' : 'the two passphrases differ';
+                if (attempt >= 3) throw new IdentityError(a === '' ? 'PASSPHRASE_REQUIRED' : 'PASSPHRASE_MISMATCH', why);
+                process.stderr.write(`${why}; try again\n`);
+              }
             },
           }
         : {}),
