@@ -58,16 +58,18 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const dir = rest[0] ?? defaultDir();
-  let total = 0;
-  let failed = 0;
-  let files = 0;
+  let cases = 0;
+  let failures = 0;
+  let badFiles = 0;
   for (const suite of SUITES) {
-    const { cases, failures } = await verifySuite(suite, dir);
-    total += cases;
-    failed += failures.length;
-    if (failures.length === 0) files++;
-    for (const f of failures) process.stdout.write(`FAIL ${suite.file} ${f.id}: ${f.reason}\n`);
+    const r = await verifySuite(suite, dir);
+    cases += r.cases;
+    failures += r.failures.length;
+    if (r.failures.length > 0) badFiles++;
+    for (const f of r.failures) process.stdout.write(`FAIL ${suite.file} ${f.id}: ${f.reason}\n`);
   }
-  process.stdout.write(`${total - failed} of ${total} cases passed, ${failed} failed, in ${SUITES.length} files (${files} clean)\n`);
-  return failed > 0 ? 1 : 0;
+  process.stdout.write(
+    `${SUITES.length} files, ${cases} cases: ${failures === 0 ? 'all passed' : `${failures} failure(s) in ${badFiles} file(s)`}\n`,
+  );
+  return failures > 0 ? 1 : 0;
 }
