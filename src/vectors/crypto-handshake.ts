@@ -9,7 +9,8 @@ import { LIMITS } from '../limits.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
 import { keySchedule, messageAd, pad, sealMessage, th0, th1, th2, th3, type SessionKeys } from '../crypto/schedule.js';
-import { fixedIdentity, type FixedIdentity, type FixedName } from './crypto-keys.js';
+import { clampScalar, fixedIdentity, type FixedIdentity, type FixedName } from './crypto-keys.js';
+export { clampScalar, isClamped } from './crypto-keys.js';
 import { FORGE_RSA } from './crypto-forge.js';
 
 /** One side's randomness, in the order PeerSession draws it: secret, X25519 scalar, OAEP seed, PSS salt. */
@@ -44,8 +45,10 @@ export function scripted(chunks: Uint8Array[]): (n: number) => Uint8Array {
 /** Randomness derived from a label, so vectors are reproducible by anyone: SHA-256-based, 32 bytes each. */
 export function labelledRandomness(label: string): SideRandomness {
   const f = (what: string) => new Uint8Array(hmac(Buffer.from('e2ee-chat/1 vector randomness', 'ascii'), Buffer.from(`${label}/${what}`, 'utf8')));
-  return { secret: f('secret'), eph: f('eph'), oaepSeed: f('oaep-seed'), pssSalt: f('pss-salt') };
+  return { secret: f('secret'), eph: clampScalar(f('eph')), oaepSeed: f('oaep-seed'), pssSalt: f('pss-salt') };
 }
+
+
 
 function sideRandom(r: SideRandomness): (n: number) => Uint8Array {
   return scripted([r.secret, r.eph, r.oaepSeed, r.pssSalt]);

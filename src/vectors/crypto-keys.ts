@@ -32,3 +32,27 @@ export function fixedIdentity(name: FixedName): FixedIdentity {
   const publicKey = createPublicKey(privateKey);
   return { nick: name, privateKey, publicKey, spki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })), pkcs8 };
 }
+
+/** Public keys a client must refuse (spec §8.1), SPKI DER hex: 1024-bit RSA, RSA with e = 3, Ed25519. */
+export const REFUSED_SPKI = {
+  rsa1024: '30819f300d06092a864886f70d010101050003818d0030818902818100b3838fe07caadbcd30ed63a9e5617f1f557cfbc29cc14a53b25cb3df6174f687b8f3280a243f79825854f30186da83333ffd7db2f517427977a536a29dd0b4609b4b3bc0842c01fb7f98ffe1d7778a5b0532e9ef012c23dce73787dd86bf116d81da1896b2e7ab0c574ecff07e4537dd269bd0f1125676d3c767c03e55695c010203010001',
+  rsa_e3: '30820120300d06092a864886f70d01010105000382010d00308201080282010100ac6445d415c90004cc58b04b658ab51ab3852461606e4b628348bbf2baafa88b3c8963b0bcca9f51f093e60de04ab408e9470814b930a2c27abedb7dc8a832f09532c82b80da707caf1b55ac60e0cf3b3b81ab9ab502c531880f1fdac0df7cc7742198abecde58a7e22ab1e87cc72e705e7e92d30f3a21c81a04f2be040c0b539d2d3f1ff21ef3722bba6f9d58b7281267194406c9f13d841277972b9b0f2c3df653cdc66d9bc526a0051a610df3727563d31d7b561c0b62b39a47319cd54a3ffed988295fedcadcf4e69f3df7e59827cd6d4568bb0cd1a2c07cbeaf332d2843a9892add12dbc223832bae57fbb794b6c59115346f83b75393d09f4b55131797020103',
+  ed25519: '302a300506032b65700321002e1a6235c091947ddcba9ef5c3138ed1cc2991207704763bcc7a21fd1464c716',
+} as const;
+
+/**
+ * An X25519 scalar with RFC 7748's clamping applied (low 3 bits clear, bit 255 clear, bit 254 set).
+ * X25519 ignores those bits, so vectors store scalars clamped: then every bit of the field matters and
+ * a changed byte cannot go unnoticed.
+ */
+export function clampScalar(k: Uint8Array): Uint8Array {
+  const c = Uint8Array.from(k);
+  c[0] = (c[0] as number) & 248;
+  c[31] = ((c[31] as number) & 127) | 64;
+  return c;
+}
+
+/** True when `k` is a 32-byte scalar already in clamped form. */
+export function isClamped(k: Uint8Array): boolean {
+  return k.length === 32 && Buffer.from(clampScalar(k)).equals(Buffer.from(k));
+}

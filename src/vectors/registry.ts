@@ -3,6 +3,9 @@
  * suites are appended here.
  */
 import { codecSuite } from './codec.js';
+import { primitivesSuite } from './crypto-primitives.js';
+import { handshakeSuite } from './crypto-transcripts.js';
+import { passiveSuite } from './crypto-passive.js';
 import type { VectorSuite } from './types.js';
 
-export const SUITES: VectorSuite[] = [codecSuite];
+export const SUITES: VectorSuite[] = [codecSuite, primitivesSuite, handshakeSuite, passiveSuite];

@@ -1,0 +1,200 @@
+/**
+ * vectors/passive.json (spec/VECTORS.md "passive.json"): a recipient's private keys plus a recorded
+ * stream of DELIVER bodies from one sender, with the outcome each must have (spec/PROTOCOL.md §7.2,
+ * §8.3): shown text and the ACK the recipient sends, delivered, or a rejection code, and the state after.
+ * Another implementation can check its receive path offline, without reproducing the sender.
+ *
+ * The cases are steps applied in order to one session. The first, `passive_establish`, carries the
+ * setup: the recipient (bob, responder) with its identity key, its s_R and X25519 scalar, and the frames
+ * of the handshake (HS_INIT and HS_FINISH received, its own HS_RESP as recorded, since its OAEP seed and
+ * PSS salt are not given; the verifier checks that the recorded ct_R and sig_R are what bob would send
+ * in that transcript: sig_R must verify under bob's key, and the rebuilt HS_RESP must equal the record).
+ */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
+import { PeerSession, type SessionEvent, type SessionRsa } from '../handshake/session.js';
+import { pssVerify } from '../crypto/rsa.js';
+import { fromHex, toHex } from './hex.js';
+import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
+import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
+import { isClamped } from './crypto-keys.js';
+
+interface Setup {
+  room: string;
+  psk: string | null;
+  recipient: { nick: string; spki: string; pkcs8: string; secret: string; eph: string };
+  sender: { nick: string; spki: string };
+  hs_init: string;
+  hs_resp: string;
+  hs_finish: string;
+}
+
+type Step =
+  | { deliver: string }
+  | { send_text: { ts: number; text: string } };
+
+/** What a step produced, in vector terms. */
+function outcome(ev: SessionEvent[], state: string): Record<string, Json> {
+  const o: Record<string, Json> = {};
+  for (const e of ev) {
+    if (e.kind === 'text') o['text'] = { seq: e.seq, ts: e.ts, text: e.text };
+    else if (e.kind === 'send') o['send'] = toHex(e.body);
+    else if (e.kind === 'delivered') o['delivered'] = e.seq;
+    else if (e.kind === 'rejected') o['error'] = e.error.errorName;
+    else if (e.kind === 'established') o['safety_number'] = e.safetyNumber;
+  }
+  o['state'] = state;
+  return o;
+}
+
+function apply(s: PeerSession, step: Step): Record<string, Json> {
+  if ('deliver' in step) return outcome(s.receive(fromHex(step.deliver, 'deliver')), s.state);
+  const { seq, events } = s.sendText(step.send_text.text, step.send_text.ts);
+  return { ...outcome(events, s.state), seq };
+}
+
+/** Rebuilds the recipient from the vector alone (node:crypto only) and runs the handshake frames. */
+function recipientFromSetup(su: Setup): { session: PeerSession; established: Record<string, Json> } {
+  const privateKey = createPrivateKey({ key: Buffer.from(fromHex(su.recipient.pkcs8, 'pkcs8')), format: 'der', type: 'pkcs8' });
+  const publicKey = createPublicKey(privateKey);
+  if (toHex(publicKey.export({ format: 'der', type: 'spki' })) !== su.recipient.spki) throw new Error('recipient spki is not the public key of pkcs8');
+  const resp = decodeFrame(fromHex(su.hs_resp, 'hs_resp'), 'e2e');
+  if (resp.type !== 'HS_RESP') throw new Error('hs_resp is not an HS_RESP');
+  // The recorded ct_R and sig_R stand in for bob's randomized RSA outputs; sig_R is checked here.
+  const recorded: SessionRsa = {
+    oaepEncrypt: () => resp.ct,
+    pssSign: (_k, message) => {
+      if (!pssVerify(publicKey, message, resp.sig)) throw new Error('recorded sig_R does not verify under the recipient key over this transcript');
+      return resp.sig;
+    },
+  };
+  const chunks = [fromHex(su.recipient.secret, 'secret'), fromHex(su.recipient.eph, 'eph')];
+  if (!isClamped(chunks[1]!)) throw new Error('recipient.eph must be a clamped X25519 scalar');
+  let i = 0;
+  const session = new PeerSession({
+    room: su.room,
+    role: 'responder',
+    self: { nick: su.recipient.nick, privateKey, spki: fromHex(su.recipient.spki) },
+    peerNick: su.sender.nick,
+    peerKey: fromHex(su.sender.spki, 'sender spki'),
+    random: (n) => {
+      const c = chunks[i++];
+      if (c === undefined || c.length !== n) throw new Error('randomness not in the vector');
+      return c;
+    },
+    rsa: recorded,
+    ...(su.psk === null ? {} : { psk: fromHex(su.psk, 'psk') }),
+  });
+  const sent = session.receive(fromHex(su.hs_init, 'hs_init'));
+  const own = sent.find((e) => e.kind === 'send');
+  if (own?.kind !== 'send' || toHex(own.body) !== su.hs_resp) throw new Error(`the rebuilt HS_RESP differs from the recorded one (${sent.map((e) => (e.kind === 'rejected' ? e.error.errorName : e.kind)).join(',')})`);
+  return { session, established: outcome(session.receive(fromHex(su.hs_finish, 'hs_finish')), session.state) };
+}
+
+interface StepSpec {
+  id: string;
+  description: string;
+  section: string;
+  step: Step;
+}
+
+async function build(): Promise<VectorCase[]> {
+  const f = await loadForge();
+  const rnd = (side: string) => f.labelledRandomness(`passive/${side}`);
+  const setup = { room: 'lobby', initiator: 'alice' as const, responder: 'bob' as const, randI: rnd('alice'), randR: rnd('bob') };
+  const run = f.runHandshake(setup);
+  const tr = f.recompute(setup, run);
+  const names = { room: 'lobby', nickI: 'alice', nickR: 'bob' };
+  const su: Setup = {
+    room: 'lobby',
+    psk: null,
+    recipient: { nick: 'bob', spki: toHex(run.idR.spki), pkcs8: toHex(run.idR.pkcs8), secret: toHex(setup.randR.secret), eph: toHex(setup.randR.eph) },
+    sender: { nick: 'alice', spki: toHex(run.idI.spki) },
+    hs_init: toHex(run.init),
+    hs_resp: toHex(run.resp),
+    hs_finish: toHex(run.finish!),
+  };
+  const msg = (seq: number, inner: Uint8Array, o: Parameters<typeof f.sealMsg>[5] = {}) => toHex(f.sealMsg(tr.keys, names, 'I->R', seq, inner, o));
+  const text = (seq: number, s: string) => msg(seq, f.textFrame(1767225600000 + seq, s));
+  const padded = (len: number, inner: Uint8Array, lengthField = inner.length) => {
+    const p = Buffer.alloc(len);
+    p.writeUInt32BE(lengthField, 0);
+    p.set(inner, 4);
+    return p;
+  };
+  const hi = f.textFrame(1, 'hi');
+  const nonzero = padded(256, hi);
+  nonzero[200] = 0x01;
+  const t0 = text(0, 'first');
+  const t1 = text(1, 'second');
+  const t2 = text(2, 'third');
+  const flipped = Buffer.from(t1, 'hex');
+  flipped[flipped.length - 20] = (flipped[flipped.length - 20] as number) ^ 0x04;
+  const steps: StepSpec[] = [
+    { id: 'passive_text_0', description: 'message 0, a TEXT: shown, and bob sends ACK{upto: 0} as its message 0', section: '§8.3', step: { deliver: t0 } },
+    { id: 'passive_replay_0', description: 'message 0 again', section: '§8.3', step: { deliver: t0 } },
+    { id: 'passive_reordered_2', description: 'message 2 before message 1', section: '§8.3', step: { deliver: t2 } },
+    { id: 'passive_tampered_1', description: 'message 1 with one ciphertext bit flipped', section: '§8.3', step: { deliver: toHex(flipped) } },
+    { id: 'passive_truncated_1', description: 'message 1 with its last byte cut off', section: '§4, §8.3', step: { deliver: t1.slice(0, -2) } },
+    { id: 'passive_wrong_key_1', description: 'message 1 sealed with mk_5 instead of mk_1', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { keyIndex: 5 }) } },
+    { id: 'passive_reflected_1', description: 'message 1 sealed with the key of the other direction (bob to alice)', section: '§8.3', step: { deliver: toHex(f.sealMsg(tr.keys, names, 'R->I', 1, f.textFrame(1, 'x'), { sender: 'alice', recipient: 'bob' })) } },
+    { id: 'passive_retargeted_1', description: 'message 1 whose AD names carol as recipient (re-targeted)', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { recipient: 'carol' }) } },
+    { id: 'passive_wrong_sender_1', description: 'message 1 whose AD names mallory as sender', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { sender: 'mallory' }) } },
+    { id: 'passive_wrong_room_1', description: 'message 1 whose AD names room "other"', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { room: 'other' }) } },
+    { id: 'passive_text_1', description: 'the genuine message 1, after all the rejected ones', section: '§8.3', step: { deliver: t1 } },
+    { id: 'passive_text_2_in_turn', description: 'message 2, refused earlier as reordered, now in turn', section: '§8.3', step: { deliver: t2 } },
+    { id: 'passive_padding_nonzero_3', description: 'message 3: a non-zero padding byte (authentic, so the chain moves on)', section: '§8.3', step: { deliver: msg(3, hi, { padded: nonzero }) } },
+    { id: 'passive_padding_not_bucket_4', description: 'message 4: padded to 300 bytes', section: '§8.3', step: { deliver: msg(4, hi, { padded: padded(300, hi) }) } },
+    { id: 'passive_padding_wrong_bucket_5', description: 'message 5: a short frame padded to 512 bytes', section: '§8.3', step: { deliver: msg(5, hi, { padded: padded(512, hi) }) } },
+    { id: 'passive_padding_length_6', description: 'message 6: a length field larger than the padded size allows', section: '§8.3', step: { deliver: msg(6, hi, { padded: padded(256, hi, 253) }) } },
+    { id: 'passive_inner_unknown_type_7', description: 'message 7: the inner frame is a relay PING', section: '§4, §8.3', step: { deliver: msg(7, encodeFrame(frame('PING', { n: 1 }))) } },
+    { id: 'passive_inner_malformed_8', description: 'message 8: the inner frame is the byte 0xc1 (never valid msgpack)', section: '§4, §8.3', step: { deliver: msg(8, Uint8Array.of(0xc1)) } },
+    { id: 'passive_inner_empty_text_9', description: 'message 9: a TEXT with an empty text', section: '§6, §8.3', step: { deliver: msg(9, Buffer.from('83a17431a27473' + '01' + 'a474657874a0', 'hex')) } },
+    { id: 'passive_inner_trailing_10', description: 'message 10: a TEXT followed by one extra byte', section: '§4, §8.3', step: { deliver: msg(10, Buffer.concat([f.textFrame(1, 'x'), Buffer.of(0)])) } },
+    { id: 'passive_ack_unknown_11', description: 'message 11: ACK{upto: 40}, for nothing bob sent', section: '§8.3', step: { deliver: msg(11, f.ackFrame(40)) } },
+    { id: 'passive_own_text', description: 'bob sends a TEXT (its message 3, after its ACKs 0-2)', section: '§8.3', step: { send_text: { ts: 1767225700000, text: 'pong' } } },
+    { id: 'passive_ack_12', description: 'message 12: ACK{upto: 3} for bob\'s TEXT', section: '§8.3', step: { deliver: msg(12, f.ackFrame(3)) } },
+    { id: 'passive_ack_again_13', description: 'message 13: ACK{upto: 3} again', section: '§8.3', step: { deliver: msg(13, f.ackFrame(3)) } },
+    { id: 'passive_text_14', description: 'message 14: a TEXT, still accepted after every rejection above', section: '§8.3', step: { deliver: text(14, 'still here') } },
+    { id: 'passive_handshake_again', description: 'the HS_INIT again, in ESTABLISHED: fails the session', section: '§7.2', step: { deliver: su.hs_init } },
+    { id: 'passive_after_failed_15', description: 'message 15 after the session failed: not acted on', section: '§7.2', step: { deliver: text(15, 'too late') } },
+  ];
+  const { session, established } = recipientFromSetup(su);
+  const cases: VectorCase[] = [
+    { id: 'passive_establish', description: 'bob (responder) completes the handshake from the recorded frames', section: '§8.2', setup: su as unknown as Json, expect: established },
+  ];
+  for (const s of steps) cases.push({ id: s.id, description: s.description, section: s.section, ...s.step, expect: apply(session, s.step) });
+  return cases;
+}
+
+export const passiveSuite: VectorSuite = {
+  file: 'passive.json',
+  async generate(): Promise<VectorDocument> {
+    return {
+      title: 'e2ee-chat passive recipient vectors',
+      spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
+      description:
+        'Steps applied in order to one session of the recipient. passive_establish.setup gives the room, psk, the ' +
+        'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 scalar), the sender (nick, spki) and the ' +
+        'handshake frames (hs_resp is the recipient\'s own, recorded). Each later step either delivers a DELIVER ' +
+        'body (deliver, hex) or has the recipient send a text (send_text); expect lists what happens: text ' +
+        '(shown), send (the frame the recipient sends, hex: ACKs and its own texts are deterministic), delivered ' +
+        '(the seq acknowledged), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',
+      cases: await build(),
+    };
+  },
+  async verify(doc: unknown) {
+    let session: PeerSession | undefined;
+    return verifyCases(doc, (c, i) => {
+      if (i === 0) {
+        if (c.id !== 'passive_establish') return 'the first case must be passive_establish';
+        const r = recipientFromSetup(c['setup'] as unknown as Setup);
+        session = r.session;
+        return diff(`${c.id}.expect`, c['expect'], r.established);
+      }
+      if (session === undefined) return 'no session (passive_establish failed)';
+      const step = (c['deliver'] !== undefined ? { deliver: c['deliver'] } : { send_text: c['send_text'] }) as Step;
+      return diff(`${c.id}.expect`, c['expect'], apply(session, step));
+    });
+  },
+};
