@@ -1,0 +1,84 @@
+/**
+ * `e2ee-chat vectors verify` as a stranger runs it: the real CLI in a child process (node
+ * dist/src/cli/main.js, built by `npm test`'s tsc) on copies of vectors/ in a temp dir.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'dist/src/cli/main.js');
+const VECTORS = join(ROOT, 'vectors');
+
+function verify(dir?: string): { code: number | null; out: string } {
+  const r = spawnSync(process.execPath, [CLI, 'vectors', 'verify', ...(dir === undefined ? [] : [dir])], { encoding: 'utf8' });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+/** Anything with tap's teardown hook. */
+interface HasTeardown {
+  teardown(fn: () => unknown): void;
+}
+
+function copyVectors(t: HasTeardown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-vectors-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(VECTORS, dir, { recursive: true });
+  return dir;
+}
+
+
+t.test('an unmodified copy of vectors/ verifies, and so does the default folder', async (t) => {
+  const dir = copyVectors(t);
+  const r = verify(dir);
+  t.equal(r.code, 0, r.out);
+  t.notMatch(r.out, /^FAIL /m);
+  t.equal(verify().code, 0, 'default: the package vectors/');
+});
+
+t.test('changing one byte of an expected output in a copy makes verify fail and name that case', async (t) => {
+  const dir = copyVectors(t);
+  const file = join(dir, 'codec.json');
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { cases: { id: string; input: string; frame?: { nick?: string; n?: number } }[] };
+  const c = doc.cases.find((x) => x.id === 'relay_ping')!;
+  // The expected encoding of PING{n: 7} ends in 07; make it 06.
+  t.match(c.input, /07$/);
+  c.input = c.input.slice(0, -2) + '06';
+  writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  const r = verify(dir);
+  t.equal(r.code, 1);
+  t.match(r.out, /^FAIL codec\.json relay_ping: /m);
+  t.equal(r.out.match(/^FAIL /gm)?.length, 1, 'only that case fails');
+});
+
+t.test('a changed expected error code is named', async (t) => {
+  const dir = copyVectors(t);
+  const file = join(dir, 'codec.json');
+  const before = readFileSync(file, 'utf8');
+  const after = before.replace(/("id": "frame_zero_length",[\s\S]*?"error": )"MALFORMED_FRAME"/, '$1"FRAME_TOO_LARGE"');
+  t.not(after, before);
+  writeFileSync(file, after);
+  const r = verify(dir);
+  t.equal(r.code, 1);
+  t.match(r.out, /^FAIL codec\.json frame_zero_length: /m);
+});
+
+t.test('a missing file or a file that is not JSON fails', async (t) => {
+  const dir = copyVectors(t);
+  rmSync(join(dir, 'codec.json'));
+  const r = verify(dir);
+  t.equal(r.code, 1);
+  t.match(r.out, /^FAIL codec\.json codec\.json: /m);
+  writeFileSync(join(dir, 'codec.json'), '{"cases": [');
+  const r2 = verify(dir);
+  t.equal(r2.code, 1);
+  t.match(r2.out, /^FAIL codec\.json codec\.json: /m);
+});
+
+t.test('usage errors exit 2', async (t) => {
+  const r = spawnSync(process.execPath, [CLI, 'vectors', 'check'], { encoding: 'utf8' });
+  t.equal(r.status, 2);
+});
