@@ -74,6 +74,7 @@ export function frameFromJson(j: unknown): Frame {
         out[field.name] = v.map((m: unknown, i) => {
           if (typeof m !== 'object' || m === null) throw new TypeError(`${where}[${i}]: expected an object`);
           const mr = m as Record<string, unknown>;
+          for (const k of Object.keys(mr)) if (k !== 'nick' && k !== 'key') throw new TypeError(`${where}[${i}]: unknown field ${k}`);
           if (typeof mr['nick'] !== 'string') throw new TypeError(`${where}[${i}].nick: expected a string`);
           return { nick: mr['nick'], key: fromHex(mr['key'], `${where}[${i}].key`) };
         });
@@ -112,7 +113,13 @@ function describe(o: Outcome): string {
   return `${o.frames} frames`;
 }
 
+const CASE_FIELDS = ['id', 'description', 'section', 'layer', 'framing', 'input', 'frame', 'error', 'incomplete'];
+
 function verifyCase(c: Record<string, unknown>): string | undefined {
+  // A runner never skips what it does not understand (spec/VECTORS.md §3): an unknown field fails.
+  const unknown = Object.keys(c).filter((k) => !CASE_FIELDS.includes(k));
+  if (unknown.length > 0) return `unknown case field(s): ${unknown.join(', ')}`;
+  for (const k of ['description', 'section']) if (typeof c[k] !== 'string') return `${k}: expected a string`;
   const layer = c['layer'];
   const framing = c['framing'];
   if (typeof layer !== 'string' || !LAYERS.includes(layer as Layer)) return 'layer: expected relay, e2e or inner';

@@ -93,10 +93,17 @@ t.test('a malformed document or case is reported, never thrown', async (t) => {
     { id: 'bad_hex', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: 'zz', error: 'MALFORMED_FRAME' },
     { id: 'two_outcomes', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: '80', error: 'MALFORMED_FRAME', incomplete: true },
     { id: 'bad_frame', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: '80', frame: { type: 'NOPE' } },
+    { id: 'extra_field', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: 'c0', error: 'MALFORMED_FRAME', note: 1 },
     { id: 'dup', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: 'c0', error: 'MALFORMED_FRAME' },
     { id: 'dup', description: 'x', section: '§4', layer: 'relay', framing: 'body', input: 'c0', error: 'MALFORMED_FRAME' },
     42,
   ];
   const failures = await codecSuite.verify({ cases: bad });
-  t.same(failures.map((f) => f.id), ['no_layer', 'bad_hex', 'two_outcomes', 'bad_frame', 'dup', '(case 6)']);
+  t.same(failures.map((f) => f.id), ['no_layer', 'bad_hex', 'two_outcomes', 'bad_frame', 'extra_field', 'dup', '(case 7)']);
+});
+
+t.test('spec/VECTORS.md lists the area of every codec case id', async (t) => {
+  const md = readFileSync(fileURLToPath(new URL('../../spec/VECTORS.md', import.meta.url)), 'utf8');
+  const areas = new Set([...md.matchAll(/\b([a-z0-9]+_)(?=[,| ])/g)].map((m) => m[1]!));
+  for (const prefix of new Set(doc.cases.map((c) => c.id.slice(0, c.id.indexOf('_') + 1)))) t.ok(areas.has(prefix), `area ${prefix} is documented`);
 });
