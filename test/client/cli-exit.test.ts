@@ -1,0 +1,44 @@
+/**
+ * `e2ee-chat client` exit statuses (usage, cannot connect, connection lost) and room secrets, with real
+ * relay and client processes on 127.0.0.1.
+ */
+import t from 'tap';
+import { join } from 'node:path';
+import { startClient, startServerProc, tempDir, freePort } from './procs.js';
+
+
+t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) => {
+  const dir = tempDir(t);
+  const bad = startClient(t, { port: 1, nick: 'x', home: join(dir, 'x'), args: ['--port', 'many'] });
+  t.equal((await bad.exited).code, 2, 'bad --port');
+  const noNick = startClient(t, { port: 1, nick: 'bad nick!', home: join(dir, 'x') });
+  t.equal((await noNick.exited).code, 2, 'nickname outside the alphabet');
+
+  const closed = await freePort();
+  const nobody = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x') });
+  nobody.end();
+  t.equal((await nobody.exited).code, 6, 'nothing listening: status 6');
+
+  const srv = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
+  await a.waitFor(/^\* joined /);
+  a.write('nobody will get this');
+  srv.proc.kill('SIGTERM');
+  const e = await a.exited;
+  t.equal(e.code, 6, 'relay shut down: status 6');
+  t.ok(a.err.some((l) => l.includes('SERVER_SHUTDOWN')), 'stderr names SERVER_SHUTDOWN');
+});
+
+t.test('clients with different room secrets never establish a session', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const a = startClient(t, { port, nick: 'a', home: join(dir, 'a'), env: { E2EE_CHAT_ROOM_SECRET: 'one secret' } });
+  await a.waitFor(/^\* joined /);
+  const b = startClient(t, { port, nick: 'b', home: join(dir, 'b'), env: { E2EE_CHAT_ROOM_SECRET: 'another' } });
+  const failed = await b.waitFor(/^\* session with a failed: /);
+  t.equal(failed, '* session with a failed: BAD_KEY_CONFIRMATION', 'the initiator refuses the responder (§8.2 psk)');
+  t.notOk(b.out.some((l) => l.startsWith('* secure session')));
+  a.end();
+  b.end();
+  await Promise.all([a.exited, b.exited]);
+});
