@@ -565,6 +565,63 @@ add({
   },
 });
 
+/** A handshake whose HS_RESP is spoiled: the client must send no HS_FINISH and show nothing. */
+function badResp(id: string, section: string, title: string, opts: (ctx: ClientCtx) => RespOptions): void {
+  add({
+    id,
+    section,
+    title,
+    async run(ctx) {
+      const bob = ctx.peer(0);
+      const s = await open(ctx, [bob]);
+      const sess = await s.handshake(bob, opts(ctx));
+      const fin = await s.sendTo(bob.nick, 'HS_FINISH', ctx.waitMs);
+      if (fin !== undefined) throw new CaseFailure('no HS_FINISH: the refusal fails the session (§7.2)', 'HS_FINISH sent');
+      const text = marker('unverified');
+      s.deliver(bob.nick, sess.text(text));
+      await s.proc.waitLine(shown(bob.nick, text), Math.min(ctx.waitMs, 1000));
+      if (s.proc.lines.some(shown(bob.nick, text))) throw new CaseFailure('nothing shown from a peer whose handshake failed', `shown: ${text}`);
+      const est = s.proc.lines.find((l) => l.startsWith('* ') && l.includes(bob.nick) && SAFETY.test(l));
+      if (est) throw new CaseFailure('no session-established event', est);
+    },
+  });
+}
+
+badResp(
+  'client_handshake_zero_ephemeral',
+  '§8.2',
+  'an HS_RESP whose ephemeral key is all zeros (so dh is all zeros) is refused (BAD_EPHEMERAL_KEY): no HS_FINISH, nothing shown',
+  () => ({ eph: new Uint8Array(32) }),
+);
+badResp(
+  'client_handshake_bad_oaep',
+  '§8.2',
+  'an HS_RESP whose ct does not decrypt under the client key is refused (OAEP_FAILED): no HS_FINISH, nothing shown',
+  () => ({ ct: randomBytes(256) }),
+);
+
+const badPeerKeys: Array<[string, string, (ctx: ClientCtx) => Promise<Uint8Array>]> = [
+  ['rsa_1024', 'an RSA-1024 key', async () => (await makeIdentity(1024)).spki],
+  ['trailing_byte', 'a valid key followed by one byte', async (ctx) => Buffer.concat([ctx.peer(0).spki, Buffer.from([0])])],
+];
+for (const [tag, what, key] of badPeerKeys) {
+  add({
+    id: `client_peer_key_${tag}`,
+    section: '§8.1',
+    title: `a member listed in JOINED with ${what} gets no session (no HS_INIT), while a member with a valid key does`,
+    async run(ctx) {
+      const k = await key(ctx);
+      const bob = { ...ctx.peer(0), spki: k };
+      const carol = ctx.peer(1);
+      const s = await open(ctx, [bob, carol]);
+      // carol's HS_INIT shows the client is running its handshakes; bob's, if any, has been sent by then or soon after.
+      if ((await s.sendTo(carol.nick, 'HS_INIT')) === undefined) throw new CaseFailure(`HS_INIT to ${carol.nick}, whose key is valid`, `nothing; client output: ${s.proc.tail()}`);
+      const init = await s.sendTo(bob.nick, 'HS_INIT', Math.min(ctx.waitMs, 1000));
+      if (init !== undefined) throw new CaseFailure(`no HS_INIT to a member whose key is not canonical RSA-2048/65537 (§8.1)`, 'HS_INIT sent');
+    },
+  });
+}
+
 add({
   id: 'client_msg_before_established',
   section: '§7.2',

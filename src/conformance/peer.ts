@@ -65,6 +65,10 @@ export interface RespOptions {
   readonly signWith?: KeyObject;
   /** Flip a bit of mac_R (BAD_KEY_CONFIRMATION at the initiator, §8.2). */
   readonly badMac?: boolean;
+  /** Send this X_R instead of a fresh one (an all-zero key makes dh all-zero: BAD_EPHEMERAL_KEY, §8.2). */
+  readonly eph?: Uint8Array;
+  /** Send this ct_R instead of the encryption of s_R (OAEP_FAILED at the initiator, §8.2). */
+  readonly ct?: Uint8Array;
 }
 
 /** One end-to-end session, responder side (§8.2), with the sending and receiving chains of §8.3. */
@@ -97,8 +101,9 @@ export class ResponderSession {
     const dh = x25519(eph.priv, init.eph);
     const sI = oaepDecrypt(this.me.privateKey, init.ct);
     const sR = randomBytes(32);
-    const ctR = oaepEncrypt(createPublicKey({ key: Buffer.from(this.initiator.spki), format: 'der', type: 'spki' }), sR);
-    const th2 = sha256(th1, lp(eph.pub), lp(ctR));
+    const ctR = opts.ct ?? oaepEncrypt(createPublicKey({ key: Buffer.from(this.initiator.spki), format: 'der', type: 'spki' }), sR);
+    const ephR = opts.eph ?? eph.pub;
+    const th2 = sha256(th1, lp(ephR), lp(ctR));
     const pskKey = Buffer.alloc(32); // no room secret configured (§8.2)
     const ikm = Buffer.concat([sI, sR, dh]);
     const K = (label: string) => Buffer.from(hkdfSync('sha256', ikm, pskKey, Buffer.concat([ascii(`e2ee-chat/1 ${label}`), th2]), 32));
@@ -111,7 +116,7 @@ export class ResponderSession {
     const mac = hmac(confR, th2);
     if (opts.badMac) mac[0]! ^= 0x01;
     this.th3 = sha256(th2, lp(sig), lp(mac));
-    return encodeFrame({ type: 'HS_RESP', eph: eph.pub, ct: ctR, sig, mac });
+    return encodeFrame({ type: 'HS_RESP', eph: ephR, ct: ctR, sig, mac });
   }
 
   /** Verifies HS_FINISH; true when the initiator's signature and MAC are right (§8.2 "R on HS_FINISH"). */
