@@ -16,6 +16,7 @@ import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../
 import { ERROR_CODES, ProtocolError, type ErrorName } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { RoomManager } from '../room/index.js';
+import { deliverWire } from './deliver.js';
 import { NickRegistry } from './registry.js';
 import { serverTransition, type ServerState } from './transitions.js';
 
@@ -188,6 +189,8 @@ class Relay implements RelayServer {
   private readonly errorCounts: Partial<Record<ErrorName, number>> = {};
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
+  private batching = false;
+  private readonly corked = new Set<Socket>();
   private framesIn = 0;
   private framesRelayed = 0;
   private authenticated = 0;
@@ -200,13 +203,20 @@ class Relay implements RelayServer {
   ) {
     this.rooms = new RoomManager<Connection>(cfg.maxRoomSize);
     this.registry = new NickRegistry(cfg.registry);
-    this.server = createServer({ noDelay: true }, (s) => this.onConnection(s));
+    this.server = createServer({ noDelay: true }, (s) => {
+      try {
+        this.onConnection(s);
+      } catch (e) {
+        this.log({ event: 'internal_error', error: e instanceof Error ? e.message : String(e) });
+        s.destroy();
+      }
+    });
     // Hard backstop under the fd limit: past this Node itself closes new sockets unanswered.
     this.server.maxConnections = cfg.maxConnections + REFUSAL_SLACK;
     // One sweep for all timeouts instead of a timer per connection: memory per idle connection stays
     // small and a frame costs no timer re-arm. Resolution is a tenth of the shorter timeout.
     const tick = Math.max(5, Math.min(1000, Math.floor(Math.min(cfg.handshakeTimeoutMs, cfg.idleTimeoutMs) / 10)));
-    this.sweep = setInterval(() => this.checkTimeouts(), tick);
+    this.sweep = setInterval(() => this.guard(undefined, () => this.checkTimeouts()), tick);
     this.sweep.unref();
   }
 
@@ -294,7 +304,7 @@ class Relay implements RelayServer {
     this.perAddress.set(addr, fromAddr + 1);
     this.log({ event: 'connect', conn: conn.id, addr, port: socket.remotePort });
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
-    socket.on('close', () => this.onClose(conn));
+    socket.on('close', () => this.guard(conn, () => this.onClose(conn)));
   }
 
   // ---- input ---------------------------------------------------------------------------------------
@@ -303,14 +313,45 @@ class Relay implements RelayServer {
   private onData(conn: Connection, chunk: Buffer): void {
     // §3: after a closing ERROR the relay reads nothing more; bytes are drained and dropped.
     if (conn.closing) return;
+    let bodies: Buffer[];
     try {
-      const bodies = conn.reader.push(chunk);
-      for (const body of bodies) {
-        if (conn.closing) return;
-        try { this.onFrame(conn, body); } catch (e) { this.onFailure(conn, e); } // a non-closing refusal must not drop the rest of the chunk
-      }
+      bodies = conn.reader.push(chunk);
     } catch (e) {
-      this.onFailure(conn, e);
+      // Framing errors (§3) are final; frames completed earlier in this chunk are lost with the connection.
+      this.guard(conn, () => this.onFailure(conn, e));
+      return;
+    }
+    // Every socket written while this chunk is handled stays corked until its end, so the frames one read
+    // produces for one reader leave in one write (one syscall) instead of one each.
+    this.batching = true;
+    try {
+      for (const body of bodies) {
+        if (conn.closing) break;
+        // Per frame: a refusal that does not close (NO_SUCH_PEER, ROOM_FULL, NICK_IN_ROOM) must not drop
+        // the frames after it in the same read.
+        try {
+          this.onFrame(conn, body);
+        } catch (e) {
+          this.guard(conn, () => this.onFailure(conn, e));
+        }
+      }
+    } finally {
+      this.batching = false;
+      for (const s of this.corked) s.uncork();
+      this.corked.clear();
+    }
+  }
+
+  /**
+   * Runs an event handler so that nothing escapes into Node's event loop (an escaped exception would
+   * end the process and every other connection with it); a failure is logged and ends only `conn`.
+   */
+  private guard(conn: Connection | undefined, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log({ event: 'internal_error', conn: conn?.id, error: e instanceof Error ? e.message : String(e) });
+      if (conn !== undefined && !conn.closing) conn.socket.destroy();
     }
   }
 
@@ -426,7 +467,7 @@ class Relay implements RelayServer {
     if (to === undefined) throw new ProtocolError('NO_SUCH_PEER', `${f.to} is not another member of this room`);
     // §7.1 "Relaying": `from` is the authenticated nickname of this connection, never the client's claim.
     this.framesRelayed++;
-    this.write(to.handle, encodeWire(frame('DELIVER', { from: conn.nick!, body: f.body })));
+    this.write(to.handle, deliverWire(conn.nick!, f.body));
   }
 
   private onLeave(conn: Connection): void {
@@ -459,6 +500,10 @@ class Relay implements RelayServer {
    */
   private write(conn: Connection, bytes: Buffer): void {
     if (conn.closing || conn.socket.destroyed || !conn.socket.writable) return;
+    if (this.batching && !this.corked.has(conn.socket)) {
+      conn.socket.cork();
+      this.corked.add(conn.socket);
+    }
     conn.socket.write(bytes);
     if (conn.socket.writableLength > this.cfg.writeHighWaterBytes) {
       this.refuse(conn, 'SLOW_CONSUMER', `more than ${this.cfg.writeHighWaterBytes} bytes unread`);
@@ -525,7 +570,7 @@ class Relay implements RelayServer {
       const late = handshaking && now - conn.acceptedAt >= this.cfg.handshakeTimeoutMs;
       const idle = now - conn.lastFrameAt >= this.cfg.idleTimeoutMs;
       if ((late || idle) && serverTransition(conn.state, 'timeout') !== undefined) {
-        this.refuse(conn, 'TIMEOUT', late ? 'handshake not completed in time' : 'no frame received in idle_ms');
+        this.guard(conn, () => this.refuse(conn, 'TIMEOUT', late ? 'handshake not completed in time' : 'no frame received in idle_ms'));
       }
     }
   }

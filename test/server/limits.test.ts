@@ -33,7 +33,9 @@ t.test('a silent connection gets TIMEOUT after the handshake timeout, in AWAIT_H
   const silent = await TestClient.connect(port);
   t.equal(await silent.expectError(), 'TIMEOUT');
   t.equal(await silent.next(), 'closed');
-  const halfway = await TestClient.connect(port);
+  // The HELLO round trip must fit in the timeout here; a second relay with a roomier one.
+  const roomy = await withServer(t, { handshakeTimeoutMs: 1500, idleTimeoutMs: 600_000 });
+  const halfway = await TestClient.connect(roomy.port);
   halfway.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
   await halfway.expect('CHALLENGE');
   t.equal(await halfway.expectError(), 'TIMEOUT', 'HELLO alone does not complete the handshake');
@@ -60,7 +62,7 @@ t.test('a slowloris trickling bytes of one frame still times out', async (t) => 
 });
 
 t.test('an authenticated connection that sends nothing for idle_ms gets TIMEOUT; PEER_LEFT reaches the room', async (t) => {
-  const { port } = await withServer(t, { idleTimeoutMs: 200, handshakeTimeoutMs: 600_000 });
+  const { port } = await withServer(t, { idleTimeoutMs: 1500, handshakeTimeoutMs: 600_000 });
   const a = await member(port, 'alice', alice, 'r');
   const b = await member(port, 'bob', bob, 'r');
   t.equal((await a.expect('PEER_JOINED')).nick, 'bob');
@@ -74,7 +76,7 @@ t.test('an authenticated connection that sends nothing for idle_ms gets TIMEOUT;
 });
 
 t.test('PING at a third of idle_ms keeps a connection alive past idle_ms', async (t) => {
-  const { port } = await withServer(t, { idleTimeoutMs: 1500, handshakeTimeoutMs: 600_000 });
+  const { port } = await withServer(t, { idleTimeoutMs: 3000, handshakeTimeoutMs: 600_000 });
   const c = await TestClient.connect(port);
   const w = await c.auth('alice', alice);
   const every = Math.floor(w.idle_ms / LIMITS.KEEPALIVE_DIVISOR / 10); // ten times more often than needed

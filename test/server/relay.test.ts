@@ -119,6 +119,25 @@ t.test('SEND to oneself or to a non-member is NO_SUCH_PEER and the connection st
   b.destroy();
 });
 
+t.test('a refusal that does not close does not drop the frames after it in the same write', async (t) => {
+  const { port } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await a.expect('PEER_JOINED');
+  a.raw(
+    Buffer.concat([
+      encodeWire(frame('SEND', { to: 'nobody', body: Buffer.from('x') })),
+      encodeWire(frame('SEND', { to: 'bob', body: Buffer.from('after the refusal') })),
+      encodeWire(frame('PING', { n: 5 })),
+    ]),
+  );
+  t.equal(await a.expectError(), 'NO_SUCH_PEER');
+  t.equal((await a.expect('PONG')).n, 5);
+  t.equal(Buffer.from((await b.expect('DELIVER')).body).toString(), 'after the refusal');
+  a.destroy();
+  b.destroy();
+});
+
 t.test('leave and rejoin: LEFT, PEER_LEFT at once, then JOINED/PEER_JOINED again', async (t) => {
   const { port, stats } = await withServer(t);
   const a = await member(port, 'alice', alice, 'r');
