@@ -77,13 +77,15 @@ export interface X25519KeyPair {
  * scalar (clamped by X25519 itself); without, a fresh key from OpenSSL's CSPRNG.
  */
 export function x25519KeyPair(privateBytes?: Uint8Array): X25519KeyPair {
-  let privateKey: KeyObject;
   if (privateBytes === undefined) {
-    privateKey = generateKeyPairSync('x25519').privateKey;
-  } else {
-    expectLength('X25519 private key', privateBytes, X25519_KEY_BYTES);
-    privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateBytes]), format: 'der', type: 'pkcs8' });
+    // JWK export hands back the raw public key without OpenSSL's (slow) DER encoder.
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    const x = publicKey.export({ format: 'jwk' }).x;
+    if (typeof x !== 'string') throw new Error('X25519 JWK export without x');
+    return { privateKey, publicKey: new Uint8Array(Buffer.from(x, 'base64url')) };
   }
+  expectLength('X25519 private key', privateBytes, X25519_KEY_BYTES);
+  const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateBytes]), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   return { privateKey, publicKey: new Uint8Array(spki.subarray(X25519_SPKI_PREFIX.length)) };
 }
@@ -96,7 +98,8 @@ export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
   if (peerPublic.length !== X25519_KEY_BYTES) throw new ProtocolError('BAD_EPHEMERAL_KEY', `X25519 key of ${peerPublic.length} bytes`);
   let shared: Buffer;
   try {
-    const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]), format: 'der', type: 'spki' });
+    // A raw key imported as JWK: the same key as the RFC 8410 SPKI, without OpenSSL's slow DER decoder.
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(peerPublic).toString('base64url') }, format: 'jwk' });
     shared = diffieHellman({ privateKey, publicKey });
   } catch {
     // OpenSSL refuses an all-zero result itself; either way the peer sent a low-order point.

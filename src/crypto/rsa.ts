@@ -21,6 +21,22 @@ export interface PublicIdentity {
  * is a canonical RSA key with a 2048-bit modulus and exponent 65537 (spec §8.1).
  */
 export function parsePublicKey(spki: Uint8Array): PublicIdentity {
+  // Validation costs more than the RSA operations of a handshake (OpenSSL 3's DER decoder and encoder);
+  // a key's bytes decide its result, so accepted keys are remembered, in a bounded map.
+  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength).toString('base64');
+  const hit = ACCEPTED.get(id);
+  // A fresh object and a fresh copy of the bytes each time: no caller can alter what another receives.
+  if (hit !== undefined) return { spki: Uint8Array.from(spki), key: hit } as unknown as PublicIdentity;
+  const parsed = parseUncached(spki);
+  if (ACCEPTED.size >= ACCEPTED_MAX) ACCEPTED.delete(ACCEPTED.keys().next().value as string);
+  ACCEPTED.set(id, parsed.key);
+  return parsed;
+}
+
+const ACCEPTED = new Map<string, KeyObject>();
+const ACCEPTED_MAX = 1024;
+
+function parseUncached(spki: Uint8Array): PublicIdentity {
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
