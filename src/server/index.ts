@@ -153,7 +153,10 @@ class Connection {
   closing = false;
   authed = false;
   nick: string | undefined;
+  /** The parsed HELLO key, held only until AUTH: an OpenSSL key object costs kilobytes per connection. */
   identity: PublicIdentity | undefined;
+  /** The identity key (DER SPKI, 294 bytes) once authenticated. */
+  spki: Uint8Array | undefined;
   nonce: Buffer | undefined;
   room: string | undefined;
   lastFrameAt: number;
@@ -429,12 +432,14 @@ class Relay implements RelayServer {
     const { identity, nick, nonce } = conn;
     if (identity === undefined || nick === undefined || nonce === undefined) throw new Error('AUTH without HELLO state');
     conn.nonce = undefined; // one signature per challenge
+    conn.identity = undefined;
     // §7.3: the signature is checked first; only a proven key may touch the registry.
     if (!pssVerify(identity.key, authMessage(nonce, nick, identity.spki), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
     const bound = this.registry.bind(nick, identity.spki);
     if (bound === 'mismatch') throw new ProtocolError('NICK_BOUND', `nickname ${nick} is bound to another key`);
+    conn.spki = identity.spki;
     conn.authed = true;
     this.authenticated++;
     this.log({ event: 'auth', conn: conn.id, nick, binding: bound === 'bound' ? 'new' : 'existing' });
@@ -451,7 +456,7 @@ class Relay implements RelayServer {
 
   private onJoin(conn: Connection, f: FrameOf<'JOIN'>): void {
     const nick = conn.nick!;
-    const key = conn.identity!.spki;
+    const key = conn.spki!;
     const others = this.rooms.join(f.room, { nick, key, handle: conn }); // ROOM_FULL, NICK_IN_ROOM
     conn.room = f.room;
     this.log({ event: 'join', conn: conn.id, nick, room: f.room, members: others.length + 1 });
