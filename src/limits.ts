@@ -60,6 +60,8 @@ export const LIMITS = {
   RATE_BURST_FRAMES: 2000,
   /** default: bytes queued for one slow reader before it is disconnected with SLOW_CONSUMER. */
   WRITE_HIGH_WATER_BYTES: 1048576,
+  /** Time a connection closed with an ERROR has to close its side before the relay resets it (§7.1). */
+  CLOSE_GRACE_MS: 2000,
   /** A client gives up an end-to-end handshake that has not completed in this time. */
   E2E_HANDSHAKE_TIMEOUT_MS: 30000,
 } as const;

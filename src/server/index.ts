@@ -79,7 +79,7 @@ export interface RelayServer {
  * A connection that is closing is given this long to take its ERROR frame before the socket is
  * destroyed; a peer that never reads cannot hold the descriptor or its buffer any longer than this.
  */
-const CLOSE_GRACE_MS = 2000;
+const CLOSE_GRACE_MS = LIMITS.CLOSE_GRACE_MS;
 /** Refused connections (over a cap) may exist briefly beyond the cap; half the fd headroom is theirs. */
 const REFUSAL_SLACK = LIMITS.FD_HEADROOM / 2;
 
