@@ -275,6 +275,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const n = Buffer.byteLength(text, 'utf8');
     if (n < 1 || n > LIMITS.MAX_TEXT_BYTES) throw new RangeError(`text must be 1..${LIMITS.MAX_TEXT_BYTES} UTF-8 bytes, got ${n}`);
     if (LONE_SURROGATE.test(text)) throw new RangeError('text contains a lone surrogate (not valid UTF-8)');
+    if (this.phase === 'leaving' || this.phase === 'closed') return [];
     if (this.phase !== 'in-room') throw new Error(`send() in phase ${this.phase}`);
     const to: string[] = [];
     for (const peer of this.peers.values()) {
@@ -371,6 +372,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         this.phase = 'leaving';
         this.pendingLeave = resolve;
         this.write(frame('LEAVE', {}));
+        // A relay that never answers LEFT must not keep us: close anyway after the handshake timeout.
+        setTimeout(resolve, LIMITS.HANDSHAKE_TIMEOUT_MS).unref();
       });
     }
     this.finish(null);
@@ -417,12 +420,15 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       case 'joining':
         if (f.type === 'JOINED') return this.onJoined(f.room, f.members);
         break;
-      case 'in-room':
       case 'leaving':
+        // After LEAVE the relay may still have room traffic in flight (§7.1 "Leaving"): ignore it.
+        if (f.type === 'PEER_JOINED' || f.type === 'PEER_LEFT' || f.type === 'DELIVER') return;
+        if (f.type === 'LEFT') return this.onLeft();
+        break;
+      case 'in-room':
         if (f.type === 'PEER_JOINED') return this.onPeerJoined(f.nick, f.key);
         if (f.type === 'PEER_LEFT') return this.onPeerLeft(f.nick);
         if (f.type === 'DELIVER') return this.onDeliver(f.from, f.body);
-        if (f.type === 'LEFT' && this.phase === 'leaving') return this.onLeft();
         break;
       default:
         break;
@@ -502,7 +508,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onPeerJoined(nick: string, key: Uint8Array): void {
     if (nick === this.nick || this.peers.has(nick)) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick}, already a member`);
-    if (this.phase === 'leaving') return;
     this.addPeer(nick, key, 'responder');
   }
 
@@ -558,12 +563,21 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       ...(this.opts.psk ? { psk: this.opts.psk } : {}),
     });
     peer.session = session;
+    if (peer.role === 'initiator') this.handleSessionEvents(peer, guard(() => session.start()));
+  }
+
+  /**
+   * §7.2: AWAIT_RESP and AWAIT_FINISH time out after E2E_HANDSHAKE_TIMEOUT_MS. The timer starts when the
+   * session enters either state (at once for an initiator, on HS_INIT for a responder).
+   */
+  private armHandshakeTimer(peer: Peer): void {
+    const session = peer.session;
+    if (peer.timer !== null || session === null || (session.state !== 'AWAIT_RESP' && session.state !== 'AWAIT_FINISH')) return;
     peer.timer = setTimeout(() => {
       peer.timer = null;
       if (peer.session === session && !peer.established) this.handleSessionEvents(peer, guard(() => session.timeout()));
     }, this.opts.handshakeTimeoutMs ?? LIMITS.E2E_HANDSHAKE_TIMEOUT_MS);
     peer.timer.unref();
-    if (peer.role === 'initiator') this.handleSessionEvents(peer, guard(() => session.start()));
   }
 
   private onPeerLeft(nick: string): void {
@@ -592,7 +606,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private onDeliver(from: string, body: Uint8Array): void {
     const peer = this.peers.get(from);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `DELIVER from ${from}, not a member`);
-    if (this.phase === 'leaving') return;
     if (peer.blocked) {
       // No traffic with a changed key until trust(); keep the opening handshake frame for afterwards.
       if (peer.held.length < MAX_HELD_BODIES) peer.held.push(Uint8Array.from(body));
@@ -636,6 +649,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       }
     }
     if (peer.established) this.flushOutbox(peer);
+    else this.armHandshakeTimer(peer);
     this.wake();
   }
 

@@ -343,3 +343,39 @@ t.test('nothing listening: connect() rejects with kind connect', async (t) => {
   );
   t.ok(err instanceof ClientFailure && err.kind === 'connect');
 });
+
+t.test('an initiator whose HS_INIT is never answered fails the session with TIMEOUT (§7.2)', async (t) => {
+  const s = await relay(t);
+  const pins = PinStore.memory();
+  pins.pin('relay', 'eve', id('eve-old').spki);
+  // The responder holds eve's HS_INIT because eve's key differs from its pin: no HS_RESP ever comes.
+  const holder = client(t, s.port, 'holder', { pins, serverName: 'relay' });
+  await inRoom(holder);
+  const eve = client(t, s.port, 'eve', { handshakeTimeoutMs: 200 });
+  const rej = next(eve, 'rejected');
+  await inRoom(eve);
+  const r = await rej;
+  t.equal(r.error.errorName, 'TIMEOUT');
+  t.equal(r.fatal, true);
+  t.same(eve.members().map((m) => m.status), ['failed']);
+  t.ok(await eve.whenSettled(60000), 'a failed session does not hold back settling');
+});
+
+t.test('leave() while members come and go: traffic after LEAVE is ignored, not a protocol error', async (t) => {
+  const s = await relay(t, { maxRoomSize: 3 });
+  const a = client(t, s.port, 'la');
+  await inRoom(a);
+  const b = client(t, s.port, 'lb');
+  const est = next(a, 'established');
+  await inRoom(b);
+  await est;
+  let failure: unknown = null;
+  a.on('closed', (e) => (failure = e.failure));
+  const leaving = a.leave();
+  b.send('in flight while a leaves');
+  const c = client(t, s.port, 'lc');
+  await inRoom(c);
+  await leaving;
+  t.equal(failure, null, 'a closed cleanly');
+  t.same(a.send('after leaving'), [], 'send() after leave() is a no-op');
+});
