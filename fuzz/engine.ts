@@ -34,13 +34,20 @@ export interface FuzzOptions {
   deadlines?: Deadlines;
   /** Where crashers are saved; undefined: do not save. */
   corpusDir?: string;
-  /** Stop after this many failures. */
+  /** Stop after this many distinct failures (failures that differ only in numbers count once). */
   maxFailures?: number;
+  /** Minimise failing cases (re-runs each up to 300 times, within `minimiseSeconds`); default true. */
+  minimise?: boolean;
+  minimiseSeconds?: number;
   log?: (line: string) => void;
 }
 
 export interface Failure {
   seed: number;
+  /** The failure text with numbers blanked: failures with the same signature are one bug. */
+  signature: string;
+  /** How many times this signature was seen (only its first case is minimised and saved). */
+  count: number;
   batch: number;
   caseIndex?: number;
   what: string;
@@ -57,7 +64,10 @@ export interface FuzzReport {
   framesSent: number;
   connections: number;
   floods: number;
+  /** Distinct failures; `failures[i].count` says how often each was seen. */
   failures: Failure[];
+  /** Every failure seen, repeats included. */
+  failureCount: number;
   peakRssBytes: number;
   seconds: number;
   seeds: number;
@@ -67,6 +77,14 @@ export interface FuzzReport {
 /** Source addresses: per-address connection caps must not let the floods starve the checks (spec §7.1). */
 const FLOOD_ADDR = '127.0.0.2';
 const LEGIT_ADDR = '127.0.0.3';
+
+/** A failure text with hex runs and numbers blanked: what stays the same across repeats of one bug. */
+function signatureOf(what: string): string {
+  return what
+    .replace(/[0-9a-f]{16,}/g, '#')
+    .replace(/^(after [^:]*: )?expected .*?, (got|relay)/, '$2')
+    .replace(/\d{3,}/g, 'N');
+}
 
 export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
   const log = o.log ?? (() => {});
@@ -89,6 +107,7 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     connections: 0,
     floods: 0,
     failures: [],
+    failureCount: 0,
     peakRssBytes: 0,
     seconds: 0,
     seeds: seeds.length,
@@ -99,6 +118,19 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     await server.stop();
     server = await ServerProcess.start();
     registry.clear();
+  };
+  let nextProgress = performance.now();
+  /** Counts a failure; returns true when its signature is new (then it is kept, minimised and saved). */
+  const record = (f: Omit<Failure, 'signature' | 'count'>): boolean => {
+    report.failureCount++;
+    const signature = signatureOf(f.what);
+    const seen = report.failures.find((x) => x.signature === signature);
+    if (seen) {
+      seen.count++;
+      return false;
+    }
+    report.failures.push({ ...f, signature, count: 1 });
+    return true;
   };
   try {
     while (report.cases < iterations && performance.now() < endAt && report.failures.length < maxFailures) {
@@ -118,7 +150,7 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         const f = await frameFlood(server, book, `flood${(o.seed >>> 0).toString(36)}x${batch.toString(36)}`, rng.int(100, 2500), d);
         report.framesSent += f.frames;
         report.connections += 1;
-        if (f.failure !== undefined) report.failures.push({ seed: o.seed, batch, what: f.failure });
+        if (f.failure !== undefined) record({ seed: o.seed, batch, what: f.failure });
       }
       if (rng.chance(0.05)) {
         report.floods++;
@@ -126,7 +158,7 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         const f = await connectionFlood(server, count, LIMITS.MAX_CONNECTIONS_PER_ADDRESS, FLOOD_ADDR, d);
         report.connections += count;
         report.framesSent += count;
-        if (f.failure !== undefined) report.failures.push({ seed: o.seed, batch, what: f.failure });
+        if (f.failure !== undefined) record({ seed: o.seed, batch, what: f.failure });
       }
       // Health after the batch.
       const health: string[] = [];
@@ -147,11 +179,13 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         const r = results[i]!;
         if (r.ok) continue;
         const c = cases[i]!;
-        const f = await reportCase(c, r.failure!, batch);
-        report.failures.push(f);
+        if (record({ seed: o.seed, batch, caseIndex: c.index, what: r.failure!, state: c.state })) {
+          log(`FAIL seed ${o.seed} case ${c.index} (${c.state}; ${c.ops.join(', ')}): ${r.failure!}`);
+          Object.assign(report.failures[report.failures.length - 1]!, await reportCase(c, r.failure!));
+        }
       }
       if (health.length > 0) {
-        report.failures.push({ seed: o.seed, batch, what: `after batch ${batch} (cases ${cases[0]?.index}..${cases[cases.length - 1]?.index}): ${health.join('; ')}` });
+        record({ seed: o.seed, batch, what: `after batch ${batch} (cases ${cases[0]?.index}..${cases[cases.length - 1]?.index}): ${health.join('; ')}` });
         log(`FAIL batch ${batch}: ${health.join('; ')}`);
         // Find the case that did it: each case of the batch alone against a fresh relay.
         for (const c of cases) {
@@ -160,13 +194,20 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
           const alone: string[] = [...server.problems.splice(0)];
           if (!server.alive) alone.push('relay process died');
           if (!r.ok || alone.length > 0) {
-            report.failures.push(await reportCase(c, [r.failure, ...alone].filter(Boolean).join('; '), batch));
+            const what = [r.failure, ...alone].filter(Boolean).join('; ');
+            log(`  case ${c.index} (${c.state}; ${c.ops.join(', ')}) alone: ${what}`);
+            if (record({ seed: o.seed, batch, caseIndex: c.index, what, state: c.state })) {
+              Object.assign(report.failures[report.failures.length - 1]!, await reportCase(c, what));
+            }
             break;
           }
         }
         await restart();
       }
-      if (batch % 25 === 0) log(`batch ${batch}: ${report.cases} cases, ${report.framesSent} frames, ${report.connections} connections, rss ${Math.round((rss ?? 0) / 1048576)} MiB, ${report.failures.length} failures`);
+      if (performance.now() >= nextProgress) {
+        nextProgress = performance.now() + 30_000;
+        log(`batch ${batch}: ${report.cases} cases, ${report.framesSent} frames, ${report.connections} connections, rss ${Math.round((rss ?? 0) / 1048576)} MiB, ${report.failureCount} failures`);
+      }
     }
   } finally {
     await server.stop();
@@ -174,25 +215,28 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
   }
   return report;
 
-  async function reportCase(c: FuzzCase, failure: string, batch: number): Promise<Failure> {
-    log(`FAIL seed ${o.seed} case ${c.index} (${c.state}; ${c.ops.join(', ')}): ${failure}`);
+  async function reportCase(c: FuzzCase, failure: string): Promise<Pick<Failure, 'bytes' | 'state' | 'saved'>> {
     const stillFails = async (cand: FuzzCase): Promise<boolean> => {
       if (!server.alive) await restart();
       // The candidate reuses the case's names: give the relay a moment to drop the last attempt's room.
       await new Promise((resolve) => setTimeout(resolve, 50));
       const r = await runCase(server, cand, book, registry, d);
-      const bad = !r.ok || server.problems.length > 0 || !server.alive;
-      server.problems.splice(0);
-      return bad && !(r.failure ?? '').startsWith('harness:') === !failure.startsWith('harness:');
+      const what = [r.failure, ...server.problems.splice(0), ...(server.alive ? [] : ['relay process died'])].filter(Boolean).join('; ');
+      // Only the same failure counts, so the minimiser cannot drift from one bug to another.
+      return what !== '' && signatureOf(what) === signatureOf(failure);
     };
     let small = c;
-    if (await stillFails(c)) small = await minimise(c, stillFails);
-    else log(`  (case ${c.index} did not fail again alone: not minimised)`);
+    if (o.minimise !== false) {
+      const until = performance.now() + (o.minimiseSeconds ?? 120) * 1000;
+      const bounded = async (cand: FuzzCase): Promise<boolean> => performance.now() < until && (await stillFails(cand));
+      if (await stillFails(c)) small = await minimise(c, bounded);
+      else log(`  (case ${c.index} did not fail again alone: not minimised)`);
+    }
     const bytes = Buffer.concat(segmentsOf(small)).toString('hex');
     log(`  seed ${o.seed}, smallest reproducing bytes (${small.state}, ${small.payload.length} payload bytes): ${small.payload.toString('hex').slice(0, 2000)}`);
     const saved = o.corpusDir !== undefined ? saveCrasher(o.corpusDir, o.seed, small, failure) : undefined;
     if (saved) log(`  saved ${saved}`);
-    return { seed: o.seed, batch, caseIndex: c.index, what: failure, bytes, state: small.state, ...(saved !== undefined ? { saved } : {}) };
+    return { bytes, state: small.state, ...(saved !== undefined ? { saved } : {}) };
   }
 }
 

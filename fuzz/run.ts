@@ -1,10 +1,12 @@
 /**
- * `npm run fuzz -- [--seconds N | --iterations N] [--seed S] [--batch N] [--memory-mb N] [--no-save]`
+ * `npm run fuzz -- [--seconds N | --iterations N] [--seed S] [--batch N] [--memory-mb N] [--max-failures N] [--strict-framing] [--no-save]`
  *
  * Starts a relay child process and fuzzes it over real connections (fuzz/engine.ts). Prints the seed
- * first, one progress line every 25 batches, every failure with its seed and smallest reproducing bytes,
+ * first, a progress line every 30 seconds, every failure with its seed and smallest reproducing bytes,
  * and a closing summary: frames sent, connections, failures. Exit status 0 with no failure, 1 otherwise.
- * Reproduce a run with the same --seed (and the same --iterations or case count).
+ * Reproduce a run with the same --seed (and the same --iterations or case count). --strict-framing demands
+ * that frames before a bad length prefix in the same read are answered before the framing error (spec §3
+ * leaves the order open; the reference relay answers the framing error at once).
  */
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
@@ -27,6 +29,8 @@ async function main(): Promise<number> {
       batch: { type: 'string' },
       'memory-mb': { type: 'string' },
       'no-save': { type: 'boolean' },
+      'max-failures': { type: 'string' },
+      'strict-framing': { type: 'boolean' },
     },
     strict: true,
   });
@@ -35,6 +39,7 @@ async function main(): Promise<number> {
   const seed = intArg(values.seed, 'seed', 0) ?? randomInt(0, 2 ** 31);
   const batch = intArg(values.batch, 'batch', 1);
   const mem = intArg(values['memory-mb'], 'memory-mb', 16);
+  const maxFailures = intArg(values['max-failures'], 'max-failures', 1);
   const runFor = seconds === undefined && iterations === undefined ? { seconds: 60 } : { ...(seconds !== undefined ? { seconds } : {}), ...(iterations !== undefined ? { iterations } : {}) };
   process.stdout.write(`fuzz: seed ${seed} (${JSON.stringify(runFor)})\n`);
   const report = await fuzz({
@@ -42,16 +47,20 @@ async function main(): Promise<number> {
     ...runFor,
     ...(batch !== undefined ? { batchSize: batch } : {}),
     ...(mem !== undefined ? { memoryLimitBytes: mem * 1024 * 1024 } : {}),
+    ...(maxFailures !== undefined ? { maxFailures } : {}),
+    deadlines: { replyMs: 10_000, framingMayPreempt: values['strict-framing'] !== true },
     ...(values['no-save'] === true ? {} : { corpusDir: join(repoRoot(), 'fuzz', 'corpus') }),
     log: (line) => process.stdout.write(line + '\n'),
   });
   process.stdout.write(
     `fuzz: seed ${report.seed}: ${report.cases} cases in ${report.batches} batches, ${report.framesSent} frames sent, ` +
       `${report.connections} connections, ${report.floods} floods, peak relay RSS ${Math.round(report.peakRssBytes / 1048576)} MiB, ` +
-      `${report.seeds} seed frames (${report.seedsFromVectors} from vectors/codec.json), ${report.seconds.toFixed(1)} s, ${report.failures.length} failures\n`,
+      `${report.seeds} seed frames (${report.seedsFromVectors} from vectors/codec.json), ${report.seconds.toFixed(1)} s, ${report.failureCount} failures (${report.failures.length} distinct)\n`,
   );
-  for (const f of report.failures) process.stdout.write(`  failure: seed ${f.seed} batch ${f.batch}${f.caseIndex !== undefined ? ` case ${f.caseIndex}` : ''}: ${f.what}\n`);
-  return report.failures.length === 0 ? 0 : 1;
+  for (const f of report.failures) {
+    process.stdout.write(`  failure x${f.count}: seed ${f.seed} batch ${f.batch}${f.caseIndex !== undefined ? ` case ${f.caseIndex}` : ''}: ${f.what}${f.saved ? ` [${f.saved}]` : ''}\n`);
+  }
+  return report.failureCount === 0 ? 0 : 1;
 }
 
 main().then(
