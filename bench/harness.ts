@@ -227,7 +227,7 @@ export interface BenchArgs {
 
 export const BENCH_USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only NAME[,NAME]] [--workers N] [--profile DIR]
 
-  --quick         short runs and 2,000 instead of 10,000 idle connections (a CI smoke run, < 1 minute)
+  --quick         short runs, one repetition, 1,000 instead of 10,000 idle connections (a CI smoke run)
   --json FILE     also write the figures as JSON to FILE
   --only NAMES    run only these benchmarks: relay, e2e, handshake, idle, codec (comma-separated)
   --workers N     load-generator processes (default 2)

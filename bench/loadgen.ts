@@ -26,6 +26,18 @@ export interface SideSpec {
   readonly peer: string;
   readonly key: number;
   readonly role: 'a' | 'b';
+  /** The room's number: a phase with `busy: n` drives only rooms 0..n-1 (the rest stay connected, idle). */
+  readonly index: number;
+}
+
+/** Which connections a raw phase drives: those to relay `kind` in rooms numbered below `busy`. */
+export interface Selection {
+  readonly kind: 'server' | 'pipe';
+  readonly busy: number;
+}
+
+function selected(sel: Selection): { spec: SideSpec; conn: RawConn }[] {
+  return conns.filter((c) => c.conn.addr.kind === sel.kind && c.spec.index < sel.busy);
 }
 
 export interface FlowResult {
@@ -99,10 +111,11 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
    * One-way streams: each `a` side keeps at most `window` frames in flight to its `b`, which answers every
    * `ackEvery` frames with one frame back (the credit). Counts frames received (both kinds) in the window.
    */
-  async flow(args: { warmupMs: number; durationMs: number; window: number; ackEvery: number }) {
+  async flow(args: Selection & { warmupMs: number; durationMs: number; window: number; ackEvery: number }) {
     let received = 0;
     let running = true;
-    for (const { spec, conn } of conns) {
+    const active = selected(args);
+    for (const { spec, conn } of active) {
       if (spec.role === 'a') {
         const refill = sendFrames(spec.peer, args.ackEvery);
         conn.onBody = () => {
@@ -121,7 +134,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
         };
       }
     }
-    for (const { spec, conn } of conns) {
+    for (const { spec, conn } of active) {
       if (spec.role === 'a') for (let i = 0; i < args.window / args.ackEvery; i++) conn.write(sendFrames(spec.peer, args.ackEvery));
     }
     await sleep(args.warmupMs);
@@ -132,18 +145,19 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     const t1 = now();
     running = false;
     await quiet(() => received);
+    for (const { conn } of active) conn.onBody = null;
     failIfAny();
     return { frames: r1 - r0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
   },
 
   /** Closed-loop ping-pong: each `a` sends one frame, its `b` echoes it, `a` times the round trip. */
-  async pingpong(args: { warmupMs: number; durationMs: number; sample: number }) {
+  async pingpong(args: Selection & { warmupMs: number; durationMs: number; sample: number }) {
     const res = new Reservoir(args.sample);
     let measuring = false;
     let running = true;
     // The last 4 bytes of a frame are the last 4 of its body: `a` numbers its pings there and `b` echoes
     // the number, so a frame left over from an earlier phase is never timed as a round trip.
-    for (const { spec, conn } of conns) {
+    for (const { spec, conn } of selected(args)) {
       if (spec.role === 'a') {
         let sentAt = 0;
         let seq = 0;
@@ -176,14 +190,15 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     running = false;
     const t1 = now();
     await quiet(() => res.seen);
+    for (const { conn } of selected(args)) conn.onBody = null;
     failIfAny();
     return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
   },
 
-  /** Closes every raw connection. */
-  async close() {
-    const all = conns;
-    conns = [];
+  /** Closes the raw connections to relay `kind`, or all of them. */
+  async close(args: { kind?: 'server' | 'pipe' }) {
+    const all = conns.filter((c) => args.kind === undefined || c.conn.addr.kind === args.kind);
+    conns = conns.filter((c) => !all.includes(c));
     for (const { conn } of all) conn.close();
     await Promise.all(all.map(({ conn }) => conn.closed));
     return all.length;
@@ -253,6 +268,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     const o1 = opened;
     const t1 = now();
     running = false;
+    await quiet(() => opened);
     failIfAnyChat();
     return { frames: o1 - o0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
   },
@@ -271,18 +287,21 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     for (const { spec, client } of chats) {
       client.removeAllListeners('text').removeAllListeners('delivered');
       if (spec.role === 'a') {
+        // Pings are numbered in their text and echoed, so a late text from an earlier phase is not timed.
         let sentAt = 0;
+        let seq = 0;
         const ping = () => {
           sentAt = now();
-          client.send(TEXT);
+          client.send(`${++seq} ${TEXT}`);
         };
-        client.on('text', () => {
+        client.on('text', (m) => {
+          if (!m.text.startsWith(`${seq} `)) return;
           if (measuring) res.add((now() - sentAt) * 1000);
           if (running) queueMicrotask(ping);
         });
         ping();
       } else {
-        client.on('text', () => queueMicrotask(() => void client.send(TEXT)));
+        client.on('text', (m) => queueMicrotask(() => void client.send(m.text)));
       }
     }
     await sleep(args.warmupMs);
@@ -292,6 +311,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     measuring = false;
     running = false;
     const t1 = now();
+    await quiet(() => res.seen);
     failIfAnyChat();
     return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
   },

@@ -51,7 +51,7 @@ interface Plan {
   keys: number;
 }
 
-const QUICK: Plan = { warmupMs: 200, durationMs: 700, reps: 1, rooms: [1, 10, 100, 1000], idleConnections: 2000, handshakeIterations: 15, churnPairs: 8, churnMs: 1500, keys: 4 };
+const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 1, rooms: [1, 10, 100, 1000], idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
 const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
 
 /** Server flags every benchmark uses (see the header comment for why each is raised). */
@@ -130,8 +130,8 @@ class Bench {
       const room = `${tag}-${i}`;
       const a = `${nickTag}${i}a`;
       const b = `${nickTag}${i}b`;
-      per[i % W]!.push({ nick: a, room, peer: b, key: i % this.plan.keys, role: 'a' });
-      per[(i + 1) % W]!.push({ nick: b, room, peer: a, key: (i + 1) % this.plan.keys, role: 'b' });
+      per[i % W]!.push({ nick: a, room, peer: b, key: i % this.plan.keys, role: 'a', index: i });
+      per[(i + 1) % W]!.push({ nick: b, room, peer: a, key: (i + 1) % this.plan.keys, role: 'b', index: i });
     }
     return per;
   }
@@ -141,19 +141,22 @@ class Bench {
     await Promise.all(this.workers.map((w, i) => w.call(op, { relay: addr, sides: per[i], limit: 64 })));
   }
 
-  async flow(rooms: number): Promise<number> {
+  async flow(kind: 'server' | 'pipe', rooms: number): Promise<number> {
     // The total in flight stays near 16,384 frames (about 4.5 MB) whatever the room count, so 1,000 rooms
     // do not flood memory and one room still keeps the pipe full; the credit comes back every quarter window.
     const window = Math.max(16, Math.min(1024, 2 ** Math.floor(Math.log2(16384 / rooms))));
     const rs = await Promise.all(
-      this.workers.map((w) => w.call<FlowResult>('flow', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 })),
+      this.workers.map((w) =>
+        w.call<FlowResult>('flow', { kind, busy: rooms, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 }),
+      ),
     );
     return rs.reduce((s, r) => s + r.frames / r.seconds, 0);
   }
 
-  async pingpong(op: 'pingpong' | 'e2e-pingpong' = 'pingpong'): Promise<{ p50: number; p99: number; n: number }> {
+  async pingpong(sel: { kind: 'server' | 'pipe'; busy: number } | null): Promise<{ p50: number; p99: number; n: number }> {
+    const op = sel === null ? 'e2e-pingpong' : 'pingpong';
     const rs = await Promise.all(
-      this.workers.map((w) => w.call<RttResult>(op, { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 })),
+      this.workers.map((w) => w.call<RttResult>(op, { ...sel, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 })),
     );
     const [p50, p99] = mergedPercentiles(rs, [50, 99]);
     return { p50: p50!, p99: p99!, n: rs.reduce((s, r) => s + r.seen, 0) };
@@ -163,14 +166,10 @@ class Bench {
     await Promise.all(this.workers.map((w) => w.call(op, {})));
   }
 
-  /** One relay, one room count: throughput then latency on the same connections. */
+  /** Throughput, then latency, of the first `rooms` rooms on one relay (the other rooms stay idle). */
   async relayRun(relay: Relay, rooms: number): Promise<{ flow: number; p50: number; p99: number }> {
-    const tag = `${relay.kind[0]}${rooms}r${this.serial++}`;
-    await this.setup(relay, this.sides(tag, rooms));
-    const flow = await this.flow(rooms);
-    await sleep(200); // let the last window drain so no stale frame is timed as a round trip
-    const rtt = await this.pingpong();
-    await this.closeAll();
+    const flow = await this.flow(relay.kind, rooms);
+    const rtt = await this.pingpong({ kind: relay.kind, busy: rooms });
     return { flow, ...rtt };
   }
 
@@ -181,6 +180,13 @@ class Bench {
     const pipe = await this.pipe();
     const server = await this.server();
     try {
+      // Every room is connected once, on both relays, before anything is timed; a run with n busy rooms
+      // drives rooms 0..n-1 while the others stay connected and idle (authenticated, on our relay).
+      const most = Math.max(...this.plan.rooms);
+      for (const r of [pipe, server]) {
+        progress(`relay: connecting ${most.toLocaleString('en-US')} rooms (${(2 * most).toLocaleString('en-US')} connections) to the ${r.kind} relay`);
+        await this.setup(r, this.sides(`${r.kind[0]}${this.serial++}`, most, r.kind === 'pipe' ? 'p' : 'n'));
+      }
       for (const rooms of this.plan.rooms) {
         const ours: { flow: number; p50: number; p99: number }[] = [];
         const floor: { flow: number; p50: number; p99: number }[] = [];
@@ -201,6 +207,7 @@ class Bench {
         this.add({ name: `scale_throughput_${rooms}_rooms`, figure: m(ours, 'flow'), floor: m(floor, 'flow'), unit: 'frames/s' });
         this.add({ name: `scale_rtt_${rooms}_rooms`, figure: m(ours, 'p50'), floor: m(floor, 'p50'), unit: 'us p50', extra: { p99_us: m(ours, 'p99'), floor_p99_us: m(floor, 'p99') } });
       }
+      await this.closeAll();
       this.add({ name: 'server_rss_after_relay_runs', figure: rssBytes(server.pid) / 1048576, floor: rssBytes(pipe.pid) / 1048576, unit: 'MiB', note: 'resident memory of each relay after all relay runs' });
     } finally {
       await server.stop();
@@ -214,10 +221,12 @@ class Bench {
     const pipe = await this.pipe();
     try {
       const rs: { flow: number; p50: number; p99: number }[] = [];
+      await this.setup(pipe, this.sides(`f${this.serial++}`, 1, 'p'));
       for (let rep = 0; rep < this.plan.reps; rep++) {
         progress('floor: bare pipe relay, one room');
         rs.push(await this.relayRun(pipe, 1));
       }
+      await this.closeAll();
       this.pipeFloor = { flow: median(rs.map((r) => r.flow)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) };
       return this.pipeFloor;
     } finally {
@@ -241,7 +250,7 @@ class Bench {
         );
         flows.push(rs.reduce((s, r) => s + r.frames / r.seconds, 0));
         await sleep(300);
-        const rtt = await this.pingpong('e2e-pingpong');
+        const rtt = await this.pingpong(null);
         p50s.push(rtt.p50);
         p99s.push(rtt.p99);
         await this.closeAll('e2e-close');
@@ -264,7 +273,7 @@ class Bench {
       // Both sides of the room in worker 0: the handshake is sequential, so one process times it end to end.
       const room = `hs${this.serial++}`;
       const per: SideSpec[][] = this.workers.map(() => []);
-      per[0]!.push({ nick: 'hsa', room, peer: 'hsb', key: 0, role: 'a' }, { nick: 'hsb', room, peer: 'hsa', key: 1, role: 'b' });
+      per[0]!.push({ nick: 'hsa', room, peer: 'hsb', key: 0, role: 'a', index: 0 }, { nick: 'hsb', room, peer: 'hsa', key: 1, role: 'b', index: 0 });
       await this.setup(server, per);
       const r = await this.workers[0]!.call<HandshakeResult>('handshake', { iterations: this.plan.handshakeIterations, room });
       await this.closeAll();
@@ -275,8 +284,8 @@ class Bench {
       progress(`handshake: ${this.plan.churnPairs} client pairs connecting, authenticating, joining, establishing and leaving in a loop`);
       const addr: RelayAddr = { kind: 'server', host: server.host, port: server.port };
       const pairs = Array.from({ length: this.plan.churnPairs }, (_, i) => ({
-        a: { nick: `c${i}a`, room: `churn-${i}`, peer: `c${i}b`, key: i % this.plan.keys, role: 'a' as const },
-        b: { nick: `c${i}b`, room: `churn-${i}`, peer: `c${i}a`, key: (i + 1) % this.plan.keys, role: 'b' as const },
+        a: { nick: `c${i}a`, room: `churn-${i}`, peer: `c${i}b`, key: i % this.plan.keys, role: 'a' as const, index: i },
+        b: { nick: `c${i}b`, room: `churn-${i}`, peer: `c${i}a`, key: (i + 1) % this.plan.keys, role: 'b' as const, index: i },
       }));
       const W = this.workers.length;
       const cpu0 = cpuMs(server.pid);
@@ -313,20 +322,20 @@ class Bench {
       // Warm the relay's code paths with one room first, so the baseline includes loaded code.
       await this.setup(relay, this.sides(`warm${this.serial++}`, 1, 'w'));
       await this.closeAll();
-      await sleep(500);
+      await sleep(this.args.quick ? 200 : 500);
       const before = rssBytes(relay.pid);
       const fds0 = openFds(relay.pid);
       progress(`idle: opening ${n.toLocaleString('en-US')} ${relay.kind === 'server' ? 'authenticated ' : ''}connections in ${(n / 2).toLocaleString('en-US')} rooms on the ${relay.kind} relay`);
       await this.setup(relay, this.sides(`idle${this.serial++}`, n / 2, 'i'));
       // Settle: let the garbage of n authentications be collected before reading memory.
       let after = rssBytes(relay.pid);
-      for (let i = 0; i < 6; i++) {
-        await sleep(500);
+      for (let i = 0; i < (this.args.quick ? 3 : 6); i++) {
+        await sleep(this.args.quick ? 300 : 500);
         after = Math.min(after, rssBytes(relay.pid));
       }
       const fds = openFds(relay.pid);
       await this.closeAll();
-      return { perConn: (after - before) / n, fds: fds - fds0 + fds0 };
+      return { perConn: (after - before) / n, fds };
     };
     const pipe = await this.pipe();
     let floor: { perConn: number; fds: number };
