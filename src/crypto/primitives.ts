@@ -42,6 +42,13 @@ export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   return h.digest();
 }
 
+/** HMAC-SHA-512(key, concatenation of `parts`): 64 bytes (the message chain of §8.3). */
+export function hmac512(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
+  const h = createHmac('sha512', key);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
 /**
  * HKDF-SHA-256 (RFC 5869): Expand(Extract(salt, ikm), info, length), `length` bytes (1..8160).
  * An empty salt is the RFC's "not provided" (HMAC pads keys with zeros, so it equals 32 zero bytes).

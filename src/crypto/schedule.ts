@@ -4,7 +4,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { LIMITS } from '../limits.js';
-import { AEAD_NONCE_BYTES, aeadOpen, aeadSeal, hkdf, hkdfExtract, hmac, sha256 } from './primitives.js';
+import { AEAD_NONCE_BYTES, aeadOpen, aeadSeal, hkdf, hkdfExtract, hmac512, sha256 } from './primitives.js';
 import { lp } from './rsa.js';
 
 const ascii = (s: string): Buffer => Buffer.from(s, 'ascii');
@@ -99,20 +99,43 @@ export function messageNonce(n: number): Buffer {
 
 /** ad_n = "e2ee-chat/1 msg" || lp(sid) || lp(sender) || lp(recipient) || lp(room) || u64(n) (§8.3). */
 export function messageAd(sid: Uint8Array, sender: string, recipient: string, room: string, n: number): Buffer {
-  return Buffer.concat([LABEL_MSG, lp(sid), lp(sender), lp(recipient), lp(room), u64(n)]);
+  return messageAdFor(messageAdPrefix(sid, sender, recipient, room), n);
 }
 
-const ONE = Uint8Array.of(0x01);
-const TWO = Uint8Array.of(0x02);
+/** The part of ad_n that is fixed for one direction of one session (everything before u64(n)). */
+export function messageAdPrefix(sid: Uint8Array, sender: string, recipient: string, room: string): Buffer {
+  return Buffer.concat([LABEL_MSG, lp(sid), lp(sender), lp(recipient), lp(room)]);
+}
+
+/** ad_n from its fixed prefix: prefix || u64(n). */
+export function messageAdFor(prefix: Uint8Array, n: number): Buffer {
+  const ad = Buffer.allocUnsafe(prefix.length + 8);
+  ad.set(prefix, 0);
+  ad.writeBigUInt64BE(BigInt(n), prefix.length);
+  return ad;
+}
+
+export const LABEL_CHAIN = ascii('e2ee-chat/1 chain');
 
 /**
- * One direction's symmetric ratchet (§8.3): mk_n = HMAC(ck_n, 0x01), ck_{n+1} = HMAC(ck_n, 0x02).
- * Each step erases the old chain key; the caller erases the message key after use. The chain only moves
- * forward, so a message number, and with it a (key, nonce) pair, is never used twice.
+ * One step of a chain (§8.3): HMAC-SHA-512(ck_n, "e2ee-chat/1 chain") split into mk_n (the first 32
+ * bytes) and ck_{n+1} (the last 32). One HMAC per message instead of two: HMAC-SHA-512 is a PRF, so its
+ * two output halves are independent keys.
+ */
+export function chainStep(ck: Uint8Array): { mk: Buffer; next: Buffer } {
+  const out = hmac512(ck, LABEL_CHAIN);
+  return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
+}
+
+/**
+ * One direction's symmetric ratchet (§8.3). Each step replaces and erases the old chain key; the caller
+ * erases the message key after use. The chain only moves forward, so a message number, and with it a
+ * (key, nonce) pair, is never used twice.
  */
 export class Chain {
   #ck: Buffer;
   #next = 0;
+  #pending: { mk: Buffer; next: Buffer } | undefined;
 
   /** Takes ownership of the 32-byte chain key `ck0` (it is erased when the chain advances). */
   constructor(ck0: Buffer) {
@@ -126,21 +149,27 @@ export class Chain {
 
   /** mk_next without advancing (a receiver tries it first and advances only on success). 32 bytes. */
   peekKey(): Buffer {
-    return hmac(this.#ck, ONE);
+    this.#pending ??= chainStep(this.#ck);
+    return Buffer.from(this.#pending.mk);
   }
 
-  /** Moves to ck_{next+1}, erasing ck_next. Throws RangeError past MAX_UINT messages (§8.3). */
+  /** Moves to ck_{next+1}, erasing ck_next and mk_next. Throws RangeError past MAX_UINT messages (§8.3). */
   advance(): void {
     if (this.#next >= LIMITS.MAX_UINT) throw new RangeError('message chain exhausted');
-    const old = this.#ck;
-    this.#ck = hmac(old, TWO);
-    old.fill(0);
+    const step = this.#pending ?? chainStep(this.#ck);
+    this.#pending = undefined;
+    this.#ck.fill(0);
+    step.mk.fill(0);
+    this.#ck = Buffer.from(step.next);
+    step.next.fill(0);
     this.#next += 1;
   }
 
   /** Erases the chain key; the chain is unusable afterwards. */
   erase(): void {
     this.#ck.fill(0);
+    this.#pending?.mk.fill(0);
+    this.#pending?.next.fill(0);
   }
 }
 

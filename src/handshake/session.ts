@@ -19,7 +19,8 @@ import {
   SECRET_BYTES,
   initiatorSignedMessage,
   keySchedule,
-  messageAd,
+  messageAdFor,
+  messageAdPrefix,
   openMessage,
   pad,
   responderSignedMessage,
@@ -104,6 +105,9 @@ interface Established {
   readonly sid: Buffer;
   readonly send: Chain;
   readonly recv: Chain;
+  /** The fixed parts of ad_n (§8.3) for what we send and what we receive. */
+  readonly adSend: Buffer;
+  readonly adRecv: Buffer;
 }
 interface Ended {
   readonly kind: 'FAILED' | 'CLOSED';
@@ -324,7 +328,7 @@ export class PeerSession {
       erase(keys.confI);
       const finish = encodeFrame(frame('HS_FINISH', { sig, mac }));
       this.#erasePhase();
-      this.#phase = { kind: 'ESTABLISHED', sid: keys.sid, send: new Chain(keys.ckIR), recv: new Chain(keys.ckRI) };
+      this.#phase = this.#establish(keys.sid, keys.ckIR, keys.ckRI);
       return [{ kind: 'send', body: finish }, this.#established()];
     } finally {
       erase(dh, sR);
@@ -337,7 +341,7 @@ export class PeerSession {
     if (!equalSecret(hmac(st.confI, st.th3), f.mac)) throw new ProtocolError('BAD_KEY_CONFIRMATION', 'HS_FINISH mac');
     erase(st.confI);
     const { sid, ckIR, ckRI } = st.keys;
-    this.#phase = { kind: 'ESTABLISHED', sid, send: new Chain(ckRI), recv: new Chain(ckIR) };
+    this.#phase = this.#establish(sid, ckRI, ckIR);
     return [this.#established()];
   }
 
@@ -349,7 +353,7 @@ export class PeerSession {
     const mk = st.recv.peekKey();
     let padded: Buffer;
     try {
-      padded = openMessage(mk, f.seq, f.ct, messageAd(st.sid, this.peerNick, this.#self.nick, this.room, f.seq));
+      padded = openMessage(mk, f.seq, f.ct, messageAdFor(st.adRecv, f.seq));
     } finally {
       erase(mk);
     }
@@ -380,12 +384,23 @@ export class PeerSession {
     const mk = st.send.peekKey();
     const padded = pad(inner);
     try {
-      const ct = sealMessage(mk, seq, padded, messageAd(st.sid, this.#self.nick, this.peerNick, this.room, seq));
+      const ct = sealMessage(mk, seq, padded, messageAdFor(st.adSend, seq));
       st.send.advance();
       return encodeFrame(frame('MSG', { seq, ct }));
     } finally {
       erase(mk, padded, inner);
     }
+  }
+
+  #establish(sid: Buffer, sendCk: Buffer, recvCk: Buffer): Established {
+    return {
+      kind: 'ESTABLISHED',
+      sid,
+      send: new Chain(sendCk),
+      recv: new Chain(recvCk),
+      adSend: messageAdPrefix(sid, this.#self.nick, this.peerNick, this.room),
+      adRecv: messageAdPrefix(sid, this.peerNick, this.#self.nick, this.room),
+    };
   }
 
   #established(): SessionEvent {

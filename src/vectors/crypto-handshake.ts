@@ -8,7 +8,7 @@ import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
 import { LIMITS } from '../limits.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
-import { keySchedule, messageAd, pad, sealMessage, th0, th1, th2, th3, type SessionKeys } from '../crypto/schedule.js';
+import { chainStep, keySchedule, messageAd, pad, sealMessage, th0, th1, th2, th3, type SessionKeys } from '../crypto/schedule.js';
 import { clampScalar, fixedIdentity, type FixedIdentity, type FixedName } from './crypto-keys.js';
 export { clampScalar, isClamped } from './crypto-keys.js';
 import { FORGE_RSA } from './crypto-forge.js';
@@ -136,13 +136,13 @@ export type Direction = 'I->R' | 'R->I';
 /** The chain key after `n` steps of §8.3's ratchet: 32 bytes. */
 export function chainKeyAt(ck0: Uint8Array, n: number): Buffer {
   let ck: Buffer = Buffer.from(ck0);
-  for (let i = 0; i < n; i++) ck = hmac(ck, Uint8Array.of(0x02));
+  for (let i = 0; i < n; i++) ck = chainStep(ck).next;
   return ck;
 }
 
 /** mk_n of a direction (§8.3): 32 bytes. */
 export function messageKeyAt(keys: SessionKeys, dir: Direction, n: number): Buffer {
-  return hmac(chainKeyAt(dir === 'I->R' ? keys.ckIR : keys.ckRI, n), Uint8Array.of(0x01));
+  return chainStep(chainKeyAt(dir === 'I->R' ? keys.ckIR : keys.ckRI, n)).mk;
 }
 
 export interface SealOptions {

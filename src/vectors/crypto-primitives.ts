@@ -150,7 +150,7 @@ function specs(): Spec[] {
   add('hkdf_label', '§8.2', 'hkdf', { ikm: toHex(Buffer.concat([secret, secret, secret])), salt: '00'.repeat(32), info: toHex(Buffer.concat([Buffer.from('e2ee-chat/1 chain initiator'), label('primitives/th2')])), length: 32 }, 'one K(label) of the key schedule: HKDF(psk_key, s_I || s_R || dh, "e2ee-chat/1 " || label || TH2)');
 
   // §8.3 chains, nonces, AD, AEAD.
-  add('chain_five_keys', '§8.3', 'chain', { ck0: toHex(label('primitives/ck0')), count: 5 }, 'mk_0..mk_4 of a chain: mk_n = HMAC(ck_n, 0x01), ck_{n+1} = HMAC(ck_n, 0x02)');
+  add('chain_five_keys', '§8.3', 'chain', { ck0: toHex(label('primitives/ck0')), count: 5 }, 'mk_0..mk_4 of a chain: mk_n || ck_{n+1} = HMAC-SHA-512(ck_n, "e2ee-chat/1 chain")');
   add('message_ad_nonce', '§8.3', 'message_ad', { sid: toHex(label('primitives/sid')), sender: 'alice', recipient: 'bob', room: 'lobby', n: 7 }, 'ad_n and nonce_n of message 7 from alice to bob');
   add('message_ad_nonce_large_n', '§8.3', 'message_ad', { sid: toHex(label('primitives/sid')), sender: 'bob', recipient: 'alice', room: 'lobby', n: 9007199254740991 }, 'the last allowed message number (MAX_UINT)');
   const k = toHex(label('primitives/mk'));
