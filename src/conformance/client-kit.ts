@@ -23,7 +23,7 @@ import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
 import { ERROR_CODES, type ErrorName } from '../errors.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import { makeIdentity, type Identity } from './context.js';
-import { pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
+import { InitiatorSession, pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
 import * as mp from './raw.js';
 import { runCases, selects, type CaseResult, type RunnableCase } from './runner.js';
 
@@ -245,7 +245,7 @@ class Session {
   }
 
   /** The next SEND from the client to `to` whose body is an e2e frame of type `t` (ACK MSGs to others are kept). */
-  async sendTo(to: string, t: 'HS_INIT' | 'HS_FINISH' | 'MSG', ms = this.ctx.waitMs): Promise<Uint8Array | undefined> {
+  async sendTo(to: string, t: 'HS_INIT' | 'HS_RESP' | 'HS_FINISH' | 'MSG', ms = this.ctx.waitMs): Promise<Uint8Array | undefined> {
     const deadline = Date.now() + ms;
     for (let i = 0; i < 200; i++) {
       const idx = this.sends.findIndex((s) => s.to === to);
@@ -638,6 +638,52 @@ add({
     const fin = await s.sendTo(bob.nick, 'HS_FINISH', ctx.waitMs);
     if (fin !== undefined) throw new CaseFailure('no HS_FINISH: MSG in AWAIT_RESP is not in the table, the session FAILED (§7.2)', 'HS_FINISH sent');
     if (s.proc.lines.some((l) => l.startsWith(`${bob.nick}: `))) throw new CaseFailure('nothing shown from bob', s.proc.lines.find((l) => l.startsWith(`${bob.nick}: `))!);
+  },
+});
+
+/** The client as responder: it is alone in the room, then `peer` joins (PEER_JOINED) and initiates. */
+async function responderUpTo(ctx: ClientCtx): Promise<{ s: Session; bob: KitPeer; sess: InitiatorSession; finish: Uint8Array }> {
+  const bob = ctx.peer(0);
+  const s = await open(ctx, []);
+  s.conn.send({ type: 'PEER_JOINED', nick: bob.nick, key: bob.spki });
+  const sess = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+  s.deliver(bob.nick, sess.init());
+  const resp = await s.sendTo(bob.nick, 'HS_RESP');
+  if (resp === undefined) throw new CaseFailure(`HS_RESP to ${bob.nick} (the client learnt of it by PEER_JOINED: it responds, §7.2)`, `nothing; client output: ${s.proc.tail()}`);
+  let finish: Uint8Array;
+  try {
+    finish = sess.onResp(resp);
+  } catch (e) {
+    throw new CaseFailure('an HS_RESP that passes the initiator checks of §8.2', e instanceof Error ? e.message : String(e));
+  }
+  return { s, bob, sess, finish };
+}
+
+add({
+  id: 'client_responder_baseline',
+  section: '§7.2, §8.2',
+  title: 'as responder (peer announced by PEER_JOINED) the client answers HS_INIT with a valid HS_RESP and, after HS_FINISH, shows the peer\'s TEXT',
+  async run(ctx) {
+    const { s, bob, sess, finish } = await responderUpTo(ctx);
+    s.deliver(bob.nick, finish);
+    const text = marker('responder');
+    s.deliver(bob.nick, sess.text(text));
+    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}"`, s.proc.tail());
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_msg_before_finish',
+  section: '§7.2',
+  title: 'a correctly sealed MSG that arrives before HS_FINISH (responder in AWAIT_FINISH) is never shown',
+  async run(ctx) {
+    const { s, bob, sess, finish } = await responderUpTo(ctx);
+    const early = marker('early');
+    s.deliver(bob.nick, sess.text(early));
+    s.deliver(bob.nick, finish);
+    await s.proc.waitLine(shown(bob.nick, early), Math.min(ctx.waitMs, 1500));
+    if (s.proc.lines.some(shown(bob.nick, early))) throw new CaseFailure('no MSG shown before ESTABLISHED (§7.2)', `shown: ${bob.nick}: ${early}`);
   },
 });
 

@@ -2,7 +2,8 @@
  * The kit's own end-to-end peer (spec/PROTOCOL.md §8.2 handshake, §8.3 messages), written from the spec
  * and independent of src/handshake, so that a reference client and reference session that share a bug
  * cannot agree on it here. It plays the RESPONDER: the client under test joins a room where the kit's
- * peers already are, so it is the initiator (§7.2). Every primitive is node:crypto.
+ * peers already are, so it is the initiator (§7.2); for the responder-side cases the kit initiates.
+ * Every primitive is node:crypto.
  *
  * It exposes what an attacker-in-the-relay needs: sealing with any sequence number, any padding, any
  * inner bytes, and a transcript-faithful handshake that can be signed with the wrong key.
@@ -17,10 +18,12 @@ import {
   generateKeyPairSync,
   hkdfSync,
   randomBytes,
+  timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
 import { decodeFrame, encodeFrame, type E2EFrame, type FrameOf } from '../codec/index.js';
 import { lp, oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../crypto/rsa.js';
+import { ProtocolError } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import type { Identity } from './context.js';
 
@@ -42,6 +45,11 @@ function x25519Pair(): { priv: KeyObject; pub: Buffer } {
 function x25519(priv: KeyObject, peer: Uint8Array): Buffer {
   const pub = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(peer).toString('base64url') }, format: 'jwk' });
   return diffieHellman({ privateKey: priv, publicKey: pub });
+}
+
+/** One step of a message chain (§8.3): mk_n = HMAC(ck_n, 0x01), ck_{n+1} = HMAC(ck_n, 0x02). */
+export function chainStep(ck: Uint8Array): { mk: Buffer; next: Buffer } {
+  return { mk: hmac(ck, Buffer.from([0x01])), next: hmac(ck, Buffer.from([0x02])) };
 }
 
 /** `padded` of §8.3: u32(len) || inner || zeros, to the smallest power of two >= 4 + len, at least PAD_MIN_BYTES. */
@@ -71,15 +79,15 @@ export interface RespOptions {
   readonly ct?: Uint8Array;
 }
 
-/** One end-to-end session, responder side (§8.2), with the sending and receiving chains of §8.3. */
-export class ResponderSession {
-  private th0: Buffer;
-  private th3: Buffer | undefined;
-  private confI: Buffer | undefined;
-  private sid: Buffer | undefined;
-  private sendCk: Buffer | undefined;
-  private recvCk: Buffer | undefined;
-  private recvNext = 0;
+/** The message layer of one session (§8.3): both chains, sealing and opening; shared by both roles. */
+export abstract class SessionBase {
+  protected th0: Buffer;
+  protected sid: Buffer | undefined;
+  protected sendCk: Buffer | undefined;
+  /** ck_0 of the receiving chain (kept for the lax-client fixture, which opens any seq from it). */
+  protected recvCk0: Buffer | undefined;
+  protected recvCk: Buffer | undefined;
+  protected recvNext = 0;
   /** Next sequence number `seal` uses when none is given. */
   sendNext = 0;
   established = false;
@@ -87,31 +95,126 @@ export class ResponderSession {
   constructor(
     readonly room: string,
     readonly me: Party & { readonly privateKey: KeyObject },
-    readonly initiator: Party,
+    readonly peer: Party,
+    initiator: Party,
+    responder: Party,
   ) {
-    this.th0 = sha256(ascii('e2ee-chat/1 handshake'), lp(room), lp(initiator.nick), lp(initiator.spki), lp(me.nick), lp(me.spki));
+    this.th0 = sha256(ascii('e2ee-chat/1 handshake'), lp(room), lp(initiator.nick), lp(initiator.spki), lp(responder.nick), lp(responder.spki));
+  }
+
+  /** True once the key schedule ran (keys exist), whether or not the handshake finished. */
+  get keyed(): boolean {
+    return this.sendCk !== undefined;
+  }
+
+  /** Derives the key schedule of §8.2 (no room secret: psk_key is 32 zero bytes). */
+  protected schedule(sI: Uint8Array, sR: Uint8Array, dh: Uint8Array, th2: Uint8Array, role: 'I' | 'R'): { confI: Buffer; confR: Buffer } {
+    const ikm = Buffer.concat([sI, sR, dh]);
+    const K = (label: string) => Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(32), Buffer.concat([ascii(`e2ee-chat/1 ${label}`), th2]), 32));
+    const ckIR = K('chain initiator');
+    const ckRI = K('chain responder');
+    this.sendCk = role === 'I' ? ckIR : ckRI;
+    this.recvCk0 = this.recvCk = role === 'I' ? ckRI : ckIR;
+    this.sid = K('session id');
+    return { confI: K('confirm initiator'), confR: K('confirm responder') };
+  }
+
+  private ad(sender: string, recipient: string, n: number): Buffer {
+    return Buffer.concat([ascii('e2ee-chat/1 msg'), lp(this.sid!), lp(sender), lp(recipient), lp(this.room), u64(n)]);
+  }
+
+  /** mk_n from a chain key ck_0: n chain steps, then the message key of the last. */
+  protected static messageKey(ck0: Buffer, n: number): Buffer {
+    let ck = ck0;
+    for (let i = 0; i < n; i++) ck = chainStep(ck).next;
+    return chainStep(ck).mk;
+  }
+
+  /**
+   * Seals `padded` (default: the padded encoding of `inner`) as message number `seq` (default the next)
+   * and returns the MSG body. Sealing an earlier number again reproduces the same key (for replays).
+   */
+  seal(inner: Uint8Array, o: { seq?: number; padded?: Uint8Array } = {}): Uint8Array {
+    const seq = o.seq ?? this.sendNext;
+    if (o.seq === undefined) this.sendNext++;
+    const padded = o.padded ?? pad(inner);
+    const c = createCipheriv('aes-256-gcm', SessionBase.messageKey(this.sendCk!, seq), Buffer.concat([Buffer.alloc(4), u64(seq)]));
+    c.setAAD(this.ad(this.me.nick, this.peer.nick, seq));
+    const ct = Buffer.concat([c.update(padded), c.final(), c.getAuthTag()]);
+    return encodeFrame({ type: 'MSG', seq, ct });
+  }
+
+  /** A TEXT inner frame, sealed as the next message (or as `seq`). */
+  text(text: string, o: { seq?: number } = {}): Uint8Array {
+    return this.seal(encodeFrame({ type: 'TEXT', ts: Date.now(), text }), o);
+  }
+
+  /**
+   * Opens a MSG body with message key `mk` (§8.3 steps 2, 4, 5). Throws ProtocolError DECRYPT_FAILED,
+   * BAD_PADDING, or the inner frame's decoding error.
+   */
+  protected openWith(f: FrameOf<'MSG'>, mk: Buffer): FrameOf<'TEXT'> | FrameOf<'ACK'> {
+    let padded: Buffer;
+    try {
+      const d = createDecipheriv('aes-256-gcm', mk, Buffer.concat([Buffer.alloc(4), u64(f.seq)]));
+      d.setAAD(this.ad(this.peer.nick, this.me.nick, f.seq));
+      d.setAuthTag(f.ct.subarray(f.ct.length - 16));
+      padded = Buffer.concat([d.update(f.ct.subarray(0, f.ct.length - 16)), d.final()]);
+    } catch {
+      throw new ProtocolError('DECRYPT_FAILED', 'AEAD open failed');
+    }
+    const n = padded.readUInt32BE(0);
+    const ok = 4 + n <= padded.length && pad(padded.subarray(4, 4 + n)).equals(padded);
+    if (!ok) throw new ProtocolError('BAD_PADDING', 'padding is not the canonical bucket');
+    return decodeFrame(padded.subarray(4, 4 + n), 'inner');
+  }
+
+  /** Opens the next MSG in order (§8.3); returns the inner frame, or undefined when it is refused. */
+  open(body: Uint8Array): FrameOf<'TEXT'> | FrameOf<'ACK'> | undefined {
+    let f: E2EFrame;
+    try {
+      f = decodeFrame(body, 'e2e');
+    } catch {
+      return undefined;
+    }
+    if (f.type !== 'MSG' || f.seq !== this.recvNext || !this.recvCk) return undefined;
+    try {
+      const step = chainStep(this.recvCk);
+      const inner = this.openWith(f, step.mk);
+      this.recvCk = step.next;
+      this.recvNext++;
+      return inner;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** One end-to-end session, responder side (§8.2). */
+export class ResponderSession extends SessionBase {
+  private th3: Buffer | undefined;
+  private confI: Buffer | undefined;
+
+  constructor(room: string, me: Party & { readonly privateKey: KeyObject }, initiator: Party) {
+    super(room, me, initiator, initiator, me);
   }
 
   /** Handles HS_INIT (the exact body bytes as received) and returns the HS_RESP body to send. */
   onInit(initBody: Uint8Array, opts: RespOptions = {}): Uint8Array {
     const init = decodeFrame(initBody, 'e2e');
-    if (init.type !== 'HS_INIT') throw new Error(`expected HS_INIT, got ${init.type}`);
+    if (init.type !== 'HS_INIT') throw new ProtocolError('UNEXPECTED_FRAME', `expected HS_INIT, got ${init.type}`);
+    if (init.version !== 1) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${init.version}`);
     const th1 = sha256(this.th0, lp(initBody));
     const eph = x25519Pair();
     const dh = x25519(eph.priv, init.eph);
     const sI = oaepDecrypt(this.me.privateKey, init.ct);
+    if (sI.length !== 32) throw new ProtocolError('OAEP_FAILED', 's_I is not 32 bytes');
     const sR = randomBytes(32);
-    const ctR = opts.ct ?? oaepEncrypt(createPublicKey({ key: Buffer.from(this.initiator.spki), format: 'der', type: 'spki' }), sR);
+    const ctR = opts.ct ?? oaepEncrypt(createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' }), sR);
     const ephR = opts.eph ?? eph.pub;
     const th2 = sha256(th1, lp(ephR), lp(ctR));
-    const pskKey = Buffer.alloc(32); // no room secret configured (§8.2)
-    const ikm = Buffer.concat([sI, sR, dh]);
-    const K = (label: string) => Buffer.from(hkdfSync('sha256', ikm, pskKey, Buffer.concat([ascii(`e2ee-chat/1 ${label}`), th2]), 32));
-    const confR = K('confirm responder');
-    this.confI = K('confirm initiator');
-    this.recvCk = K('chain initiator');
-    this.sendCk = K('chain responder');
-    this.sid = K('session id');
+    const { confI, confR } = this.schedule(sI, sR, dh, th2, 'R');
+    this.confI = confI;
     const sig = pssSign(opts.signWith ?? this.me.privateKey, Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]));
     const mac = hmac(confR, th2);
     if (opts.badMac) mac[0]! ^= 0x01;
@@ -123,65 +226,61 @@ export class ResponderSession {
   onFinish(body: Uint8Array): boolean {
     const f = decodeFrame(body, 'e2e');
     if (f.type !== 'HS_FINISH' || !this.th3 || !this.confI) return false;
-    const key = createPublicKey({ key: Buffer.from(this.initiator.spki), format: 'der', type: 'spki' });
-    const ok = pssVerify(key, Buffer.concat([ascii('e2ee-chat/1 initiator signature'), this.th3]), f.sig) && hmac(this.confI, this.th3).equals(Buffer.from(f.mac));
+    const key = createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' });
+    const ok = pssVerify(key, Buffer.concat([ascii('e2ee-chat/1 initiator signature'), this.th3]), f.sig) && timingSafeEqual(hmac(this.confI, this.th3), f.mac);
     this.established = ok;
     return ok;
   }
+}
 
-  private ad(sender: string, recipient: string, n: number): Buffer {
-    return Buffer.concat([ascii('e2ee-chat/1 msg'), lp(this.sid!), lp(sender), lp(recipient), lp(this.room), u64(n)]);
+/** One end-to-end session, initiator side (§8.2). */
+export class InitiatorSession extends SessionBase {
+  private x: KeyObject | undefined;
+  private sI: Buffer | undefined;
+  private th1: Buffer | undefined;
+
+  constructor(room: string, me: Party & { readonly privateKey: KeyObject }, responder: Party) {
+    super(room, me, responder, me, responder);
   }
 
-  /** The message key and chain key for message `n` of the sending chain (ck_0 = chain responder). */
-  private sendKey(n: number): Buffer {
-    let ck = this.sendCk!;
-    for (let i = 0; i < n; i++) ck = hmac(ck, Buffer.from([0x02]));
-    return hmac(ck, Buffer.from([0x01]));
+  /** The HS_INIT body to send (input `start` of §7.2). */
+  init(): Uint8Array {
+    const eph = x25519Pair();
+    this.x = eph.priv;
+    this.sI = randomBytes(32);
+    const ct = oaepEncrypt(createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' }), this.sI);
+    const body = encodeFrame({ type: 'HS_INIT', version: 1, eph: eph.pub, ct });
+    this.th1 = sha256(this.th0, lp(body));
+    return body;
   }
 
   /**
-   * Seals `padded` (default: the padded encoding of `inner`) as message number `seq` (default the next)
-   * and returns the MSG body. Sealing an earlier number again reproduces the same key (for replays).
+   * Handles HS_RESP with the checks of §8.2 in order and returns the HS_FINISH body. Throws ProtocolError
+   * BAD_EPHEMERAL_KEY, OAEP_FAILED, BAD_SIGNATURE or BAD_KEY_CONFIRMATION.
    */
-  seal(inner: Uint8Array, o: { seq?: number; padded?: Uint8Array } = {}): Uint8Array {
-    const seq = o.seq ?? this.sendNext;
-    if (o.seq === undefined) this.sendNext++;
-    const padded = o.padded ?? pad(inner);
-    const c = createCipheriv('aes-256-gcm', this.sendKey(seq), Buffer.concat([Buffer.alloc(4), u64(seq)]));
-    c.setAAD(this.ad(this.me.nick, this.initiator.nick, seq));
-    const ct = Buffer.concat([c.update(padded), c.final(), c.getAuthTag()]);
-    return encodeFrame({ type: 'MSG', seq, ct });
-  }
-
-  /** A TEXT inner frame, sealed as the next message. */
-  text(text: string, o: { seq?: number } = {}): Uint8Array {
-    return this.seal(encodeFrame({ type: 'TEXT', ts: Date.now(), text }), o);
-  }
-
-  /** Opens a MSG from the initiator in order; returns the inner frame, or undefined when it does not open. */
-  open(body: Uint8Array): FrameOf<'TEXT'> | FrameOf<'ACK'> | undefined {
-    let f: E2EFrame;
+  onResp(body: Uint8Array): Uint8Array {
+    const r = decodeFrame(body, 'e2e');
+    if (r.type !== 'HS_RESP' || !this.x || !this.sI || !this.th1) throw new ProtocolError('UNEXPECTED_FRAME', 'HS_RESP out of turn');
+    let dh: Buffer;
     try {
-      f = decodeFrame(body, 'e2e');
+      dh = x25519(this.x, r.eph);
     } catch {
-      return undefined;
+      throw new ProtocolError('BAD_EPHEMERAL_KEY', 'X25519 failed');
     }
-    if (f.type !== 'MSG' || f.seq !== this.recvNext || !this.recvCk) return undefined;
-    const mk = hmac(this.recvCk, Buffer.from([0x01]));
-    try {
-      const d = createDecipheriv('aes-256-gcm', mk, Buffer.concat([Buffer.alloc(4), u64(f.seq)]));
-      d.setAAD(this.ad(this.initiator.nick, this.me.nick, f.seq));
-      d.setAuthTag(f.ct.subarray(f.ct.length - 16));
-      const padded = Buffer.concat([d.update(f.ct.subarray(0, f.ct.length - 16)), d.final()]);
-      this.recvCk = hmac(this.recvCk, Buffer.from([0x02]));
-      this.recvNext++;
-      const n = padded.readUInt32BE(0);
-      const inner = decodeFrame(padded.subarray(4, 4 + n), 'inner');
-      return inner;
-    } catch {
-      return undefined;
-    }
+    if (dh.every((b) => b === 0)) throw new ProtocolError('BAD_EPHEMERAL_KEY', 'all-zero shared secret');
+    const sR = oaepDecrypt(this.me.privateKey, r.ct);
+    if (sR.length !== 32) throw new ProtocolError('OAEP_FAILED', 's_R is not 32 bytes');
+    const th2 = sha256(this.th1, lp(r.eph), lp(r.ct));
+    const key = createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' });
+    if (!pssVerify(key, Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]), r.sig)) throw new ProtocolError('BAD_SIGNATURE', 'sig_R');
+    const { confI, confR } = this.schedule(this.sI, sR, dh, th2, 'I');
+    if (!timingSafeEqual(hmac(confR, th2), r.mac)) throw new ProtocolError('BAD_KEY_CONFIRMATION', 'mac_R');
+    const th3 = sha256(th2, lp(r.sig), lp(r.mac));
+    const sig = pssSign(this.me.privateKey, Buffer.concat([ascii('e2ee-chat/1 initiator signature'), th3]));
+    this.established = true;
+    this.x = undefined;
+    this.sI = undefined;
+    return encodeFrame({ type: 'HS_FINISH', sig, mac: hmac(confI, th3) });
   }
 }
 
