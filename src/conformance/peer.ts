@@ -47,9 +47,10 @@ function x25519(priv: KeyObject, peer: Uint8Array): Buffer {
   return diffieHellman({ privateKey: priv, publicKey: pub });
 }
 
-/** One step of a message chain (§8.3): mk_n = HMAC(ck_n, 0x01), ck_{n+1} = HMAC(ck_n, 0x02). */
+/** One step of a message chain (§8.3): mk_n || ck_{n+1} = HMAC-SHA-512(ck_n, "e2ee-chat/1 chain"), 32 bytes each. */
 export function chainStep(ck: Uint8Array): { mk: Buffer; next: Buffer } {
-  return { mk: hmac(ck, Buffer.from([0x01])), next: hmac(ck, Buffer.from([0x02])) };
+  const out = createHmac('sha512', ck).update(ascii('e2ee-chat/1 chain')).digest();
+  return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
 }
 
 /** `padded` of §8.3: u32(len) || inner || zeros, to the smallest power of two >= 4 + len, at least PAD_MIN_BYTES. */
