@@ -235,7 +235,10 @@ class Relay implements RelayServer {
         this.server.off('error', onError);
         this.server.on('error', (e) => this.log({ event: 'server_error', error: e.message }));
         const a = this.server.address();
-        if (a === null || typeof a === 'string') throw new Error('unexpected listening address');
+        if (a === null || typeof a === 'string') {
+          onError(new Error('listening on something other than a TCP port'));
+          return;
+        }
         this.host = this.cfg.host;
         this.port = a.port;
         this.log({

@@ -48,7 +48,10 @@ export const SERVER_TRANSITIONS: readonly ServerTransition[] = [
   })),
 ];
 
+// An index over the table (not a second table): the relay looks up one row per frame received.
+const INDEX: ReadonlyMap<string, ServerTransition> = new Map(SERVER_TRANSITIONS.map((t) => [`${t.state} ${t.on}`, t]));
+
 /** The transition for (state, input), or undefined when the pair is a protocol violation. */
 export function serverTransition(state: ServerState, on: ServerInput): ServerTransition | undefined {
-  return SERVER_TRANSITIONS.find((t) => t.state === state && t.on === on);
+  return INDEX.get(`${state} ${on}`);
 }
