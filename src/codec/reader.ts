@@ -22,7 +22,11 @@ export class FrameReader {
   private failure: ProtocolError | undefined;
 
   /** @param maxFrame largest frame body accepted, at most LIMITS.MAX_FRAME_BYTES. */
-  constructor(private readonly maxFrame: number = LIMITS.MAX_FRAME_BYTES) {}
+  constructor(private readonly maxFrame: number = LIMITS.MAX_FRAME_BYTES) {
+    if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > LIMITS.MAX_FRAME_BYTES) {
+      throw new RangeError(`maxFrame must be an integer in 1..${LIMITS.MAX_FRAME_BYTES}, got ${maxFrame}`);
+    }
+  }
 
   /** Bytes received but not yet returned as frames (at most 4 + maxFrame). */
   get pending(): number {
@@ -54,11 +58,12 @@ export class FrameReader {
           buf = buf.subarray(LIMITS.LENGTH_PREFIX_BYTES);
         }
         const take = Math.min(this.want - this.buffered, buf.length);
-        this.chunks.push(buf.subarray(0, take));
+        // Copied: the caller may reuse its buffer after push returns (a partial frame outlives the call).
+        this.chunks.push(Buffer.from(buf.subarray(0, take)));
         this.buffered += take;
         buf = buf.subarray(take);
         if (this.buffered < this.want) break;
-        const whole = this.chunks.length === 1 ? Buffer.from(this.chunks[0]!) : Buffer.concat(this.chunks, this.buffered);
+        const whole = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
         this.chunks.length = 0;
         this.buffered = 0;
         if (this.state === State.Header) {

@@ -109,3 +109,24 @@ t.test('what the reader holds is bounded by one frame whatever is pushed', async
   t.ok(maxPending <= 100 + LIMITS.LENGTH_PREFIX_BYTES, `pending stayed at most one frame (${maxPending})`);
   t.ok(r.atBoundary);
 });
+
+t.test('a partial frame survives the caller reusing its input buffer', async (t) => {
+  const wireBytes = Buffer.from(encodeWire(frame('PING', { n: 300 })));
+  const r = new FrameReader();
+  const scratch = Buffer.alloc(wireBytes.length);
+  const out: Buffer[] = [];
+  // One scratch buffer, overwritten before every push, as a caller with a fixed read buffer would do.
+  for (let i = 0; i < wireBytes.length; i += 3) {
+    scratch.fill(0xee);
+    const n = wireBytes.copy(scratch, 0, i, i + 3);
+    out.push(...r.push(scratch.subarray(0, n)));
+  }
+  t.equal(out.length, 1);
+  t.ok(out[0]!.equals(wireBytes.subarray(4)));
+});
+
+t.test('a configured limit outside 1..MAX_FRAME_BYTES is a programming error', async (t) => {
+  t.throws(() => new FrameReader(0), RangeError);
+  t.throws(() => new FrameReader(LIMITS.MAX_FRAME_BYTES + 1), RangeError);
+  t.throws(() => new FrameReader(1.5), RangeError);
+});
