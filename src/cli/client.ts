@@ -370,7 +370,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   rl.on('line', (line) => {
     if (exiting || client.closed) return;
-    for (const piece of splitText(wellFormed(line.replace(/\r$/, '')))) client.send(piece);
+    for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) client.send(piece);
   });
   rl.on('close', () => {
     if (exiting || client.closed) return;
@@ -582,7 +582,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       err('not connected');
       return;
     }
-    for (const piece of splitText(text)) {
+    for (const piece of splitText(text, client.maxTextBytes())) {
       const to = client.send(piece);
       const note =
         to.length > 0

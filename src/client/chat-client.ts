@@ -21,7 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type Member, type RelayFrame } from '../codec/index.js';
+import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type Member, type RelayFrame } from '../codec/index.js';
 import { ERROR_CODES, errorName, ProtocolError, type ErrorName } from '../errors.js';
 import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
 import { authMessage, parsePublicKey, pssSign } from '../crypto/rsa.js';
@@ -201,6 +201,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.welcomeInfo;
   }
 
+  /**
+   * The longest text, in UTF-8 bytes, that `send()` accepts: MAX_TEXT_BYTES, or less when the relay
+   * announced a WELCOME.max_frame too small for the SEND frame of a full padding bucket (§3, §8.3).
+   */
+  maxTextBytes(): number {
+    return maxTextFor(this.welcomeInfo?.maxFrame ?? LIMITS.MAX_FRAME_BYTES);
+  }
+
   get room(): string | null {
     return this.roomName;
   }
@@ -273,7 +281,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
    */
   send(text: string): string[] {
     const n = Buffer.byteLength(text, 'utf8');
-    if (n < 1 || n > LIMITS.MAX_TEXT_BYTES) throw new RangeError(`text must be 1..${LIMITS.MAX_TEXT_BYTES} UTF-8 bytes, got ${n}`);
+    const max = this.maxTextBytes();
+    if (n < 1 || n > max) throw new RangeError(`text must be 1..${max} UTF-8 bytes, got ${n}`);
     if (LONE_SURROGATE.test(text)) throw new RangeError('text contains a lone surrogate (not valid UTF-8)');
     if (this.phase === 'leaving' || this.phase === 'closed') return [];
     if (this.phase !== 'in-room') throw new Error(`send() in phase ${this.phase}`);
@@ -466,6 +475,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private onWelcome(w: Welcome): void {
+    if (w.maxFrame < minimumMaxFrame()) {
+      // The handshake (§8.2) and the smallest padded message (§8.3) could never be relayed.
+      throw new ProtocolError('INVALID_FIELD', `WELCOME.max_frame ${w.maxFrame} is below the ${minimumMaxFrame()} bytes a session needs`);
+    }
     this.welcomeInfo = w;
     this.phase = 'ready';
     if (this.connectTimer) clearTimeout(this.connectTimer);
@@ -782,6 +795,50 @@ function pacingBucket(rate: number): number {
 
 function pacingRate(rate: number): number {
   return rate * 0.95;
+}
+
+let minMaxFrame = 0;
+
+/** The smallest WELCOME.max_frame a session can work with: a SEND carrying HS_RESP, or the smallest MSG. */
+export function minimumMaxFrame(): number {
+  if (minMaxFrame === 0) {
+    const to = 'n'.repeat(LIMITS.NICK_MAX_BYTES);
+    const r = (n: number) => new Uint8Array(n);
+    const hsResp = encodeFrame(frame('HS_RESP', { eph: r(LIMITS.X25519_BYTES), ct: r(LIMITS.RSA_BYTES), sig: r(LIMITS.RSA_BYTES), mac: r(LIMITS.MAC_BYTES) }));
+    const msg = encodeFrame(frame('MSG', { seq: LIMITS.MAX_UINT, ct: r(LIMITS.PAD_MIN_BYTES + 16) }));
+    minMaxFrame = Math.max(...[hsResp, msg].map((body) => encodeFrame(frame('SEND', { to, body })).length));
+  }
+  return minMaxFrame;
+}
+
+const maxTextCache = new Map<number, number>();
+
+/**
+ * The largest text whose SEND frame fits in `maxFrame` bytes: the largest padding bucket B (§8.3) whose
+ * worst-case SEND{to: 32-byte nick, body: MSG{seq: MAX_UINT, ct: B + 16}} fits, minus the length field
+ * (4 bytes) and the worst-case TEXT frame overhead. Measured with the real encoder, not estimated.
+ */
+export function maxTextFor(maxFrame: number): number {
+  const hit = maxTextCache.get(maxFrame);
+  if (hit !== undefined) return hit;
+  const sendSize = (bucket: number) =>
+    encodeWire(
+      frame('SEND', {
+        to: 'n'.repeat(LIMITS.NICK_MAX_BYTES),
+        body: encodeFrame(frame('MSG', { seq: LIMITS.MAX_UINT, ct: new Uint8Array(bucket + 16) })),
+      }),
+    ).length - LIMITS.LENGTH_PREFIX_BYTES;
+  // TEXT overhead at its largest string header (str 16, for texts of 256 bytes and more).
+  const textOverhead = encodeFrame(frame('TEXT', { ts: LIMITS.MAX_UINT, text: 'x'.repeat(256) })).length - 256;
+  let result = 0;
+  for (let b = LIMITS.PAD_MAX_BYTES; b >= LIMITS.PAD_MIN_BYTES; b /= 2) {
+    if (sendSize(b) <= maxFrame) {
+      result = Math.min(LIMITS.MAX_TEXT_BYTES, b - 4 - textOverhead);
+      break;
+    }
+  }
+  maxTextCache.set(maxFrame, result);
+  return result;
 }
 
 function statusOf(p: Peer): PeerStatus {

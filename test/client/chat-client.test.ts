@@ -229,6 +229,24 @@ t.test('pacing: a client never exceeds WELCOME.rate, so a low relay rate loses n
   t.notOk(s.stats().errors.RATE_LIMITED, 'the relay refused nothing');
 });
 
+t.test('texts are bounded so their SEND frame fits the announced max_frame', async (t) => {
+  const s = await relay(t, { maxFrameBytes: 1024 });
+  const a = client(t, s.port, 'mfa');
+  await inRoom(a);
+  const b = client(t, s.port, 'mfb');
+  const est = next(a, 'established');
+  await inRoom(b);
+  await est;
+  const max = a.maxTextBytes();
+  t.ok(max > 0 && max < 1024, `a smaller bound under max_frame 1024 (${max} bytes)`);
+  t.throws(() => a.send('y'.repeat(max + 1)), RangeError, 'one byte more is refused locally');
+  const got = next(b, 'text');
+  a.send('y'.repeat(max));
+  t.equal((await got).text.length, max, 'the longest allowed text is relayed');
+  t.ok(await a.whenSettled(60000));
+  t.notOk(s.stats().errors.FRAME_TOO_LARGE, 'the relay never saw a frame over its limit');
+});
+
 /** A fake relay: `script` answers each frame the client sends with raw bytes. */
 async function fakeRelay(t: Teardown, script: (f: RelayFrame, sock: Socket) => void) {
   const seen: RelayFrame[] = [];
@@ -294,6 +312,16 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     script: (f, s) => {
       if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
       if (f.type === 'AUTH') s.end(w(frame('ERROR', { code: 8, detail: '' })));
+    },
+  },
+  {
+    name: 'a WELCOME whose max_frame cannot carry a handshake',
+    kind: 'protocol',
+    code: 'INVALID_FIELD',
+    sentError: 4,
+    script: (f, s) => {
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'AUTH') s.write(w({ ...welcome, max_frame: 600 }));
     },
   },
   {

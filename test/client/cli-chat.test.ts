@@ -86,3 +86,22 @@ t.test('a member that leaves with messages unacknowledged gets them listed', asy
   alice.end();
   t.equal((await alice.exited).code, 0);
 });
+
+t.test('a line longer than one message may be is split into several, in order, nothing lost', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--max-frame-bytes', '1024'] });
+  const alice = startClient(t, { port, nick: 'alice', home: join(dir, 'alice') });
+  await alice.waitFor(/^\* joined /);
+  const bob = startClient(t, { port, nick: 'bob', home: join(dir, 'bob') });
+  await bob.waitFor(/^\* secure session with alice/);
+  const line = Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ') + ' Ende-ü';
+  alice.write(line);
+  alice.end();
+  t.equal((await alice.exited).code, 0);
+  bob.end();
+  t.equal((await bob.exited).code, 0);
+  const pieces = bob.out.filter((l) => l.startsWith('alice: ')).map((l) => l.slice('alice: '.length));
+  t.ok(pieces.length > 1, `split into ${pieces.length} messages`);
+  t.equal(pieces.join(''), line, 'the pieces join back to the line');
+  t.ok(pieces.every((p) => Buffer.byteLength(p) < 1024));
+});
