@@ -186,8 +186,15 @@ export const passiveSuite: VectorSuite = {
   async verify(doc: unknown) {
     let session: PeerSession | undefined;
     return verifyCases(doc, (c, i) => {
+      const allowed = i === 0 ? ['id', 'description', 'section', 'setup', 'expect'] : ['id', 'description', 'section', 'deliver', 'send_text', 'expect'];
+      const extra = Object.keys(c).filter((k) => !allowed.includes(k));
+      if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
+      if (i > 0 && ('deliver' in c) === ('send_text' in c)) return 'expected exactly one of deliver, send_text';
       if (i === 0) {
         if (c.id !== 'passive_establish') return 'the first case must be passive_establish';
+        const su = c['setup'] as Record<string, unknown> | undefined;
+        const keys = Object.keys(su ?? {}).sort().join();
+        if (keys !== 'hs_finish,hs_init,hs_resp,psk,recipient,room,sender') return `setup fields ${keys}`;
         const r = recipientFromSetup(c['setup'] as unknown as Setup);
         session = r.session;
         return diff(`${c.id}.expect`, c['expect'], r.established);

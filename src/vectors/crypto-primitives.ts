@@ -93,6 +93,25 @@ function runOp(op: string, i: Input, forge: Forge): Result {
   }
 }
 
+/** The input fields of each op (spec/VECTORS.md §2.2). */
+const OP_INPUTS: Record<string, readonly string[]> = {
+  rsa_oaep_encrypt: ['spki', 'pkcs8', 'seed', 'message'],
+  rsa_oaep_decrypt: ['pkcs8', 'ct'],
+  rsa_pss_sign: ['pkcs8', 'salt', 'message'],
+  rsa_pss_verify: ['spki', 'message', 'sig'],
+  public_key: ['spki'],
+  x25519: ['private', 'peer_public'],
+  psk_key: ['psk'],
+  hkdf: ['ikm', 'salt', 'info', 'length'],
+  chain: ['ck0', 'count'],
+  message_ad: ['sid', 'sender', 'recipient', 'room', 'n'],
+  aead_seal: ['key', 'nonce', 'plaintext', 'ad'],
+  aead_open: ['key', 'nonce', 'ct', 'ad'],
+  pad: ['inner'],
+  unpad: ['padded'],
+  safety_number: ['nick_a', 'spki_a', 'nick_b', 'spki_b'],
+};
+
 interface Spec {
   id: string;
   description: string;
@@ -238,6 +257,14 @@ export const primitivesSuite: VectorSuite = {
     forgeCache ??= await loadForge();
     const forge = forgeCache;
     return verifyCases(doc, (c) => {
+      // spec/VECTORS.md §3: a runner never skips what it does not understand.
+      const extra = Object.keys(c).filter((k) => !['id', 'description', 'section', 'op', 'input', 'output', 'error'].includes(k));
+      if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
+      if (('error' in c) === ('output' in c)) return 'expected exactly one of output, error';
+      const allowed = OP_INPUTS[String(c['op'])];
+      if (allowed === undefined) return `unknown op ${String(c['op'])}`;
+      const inputKeys = Object.keys((c['input'] ?? {}) as object);
+      if (inputKeys.length !== allowed.length || inputKeys.some((k) => !allowed.includes(k))) return `input fields ${inputKeys.join(',')}, expected ${allowed.join(',')}`;
       const want = 'error' in c ? { error: c['error'] } : { output: c['output'] };
       const got = runOp(String(c['op']), c['input'] as Input, forge);
       return diff(c.id, want, got);

@@ -107,3 +107,28 @@ t.test('e2ee-chat vectors verify fails on a copy of the vectors with one byte of
   t.equal(bad.status, 1);
   t.match(bad.stdout, /FAIL handshake\.json handshake_no_psk/);
 });
+
+t.test('a case with a field the runner does not know fails (spec/VECTORS.md §3: runners never skip)', async (t) => {
+  const prim = await load('primitives.json');
+  t.same((await primitivesSuite.verify({ ...prim, cases: [{ ...prim.cases[0], extra: 1 }] })).map((x) => x.id), [prim.cases[0]!['id']]);
+  const c0 = prim.cases[0]!;
+  t.same((await primitivesSuite.verify({ ...prim, cases: [{ ...c0, input: { ...(c0['input'] as object), label: '' } }] })).length, 1, 'unknown input field');
+  t.same((await primitivesSuite.verify({ ...prim, cases: [{ ...c0, op: 'rsa_oaep_encrypt_v2' }] })).length, 1, 'unknown op');
+  const passive = await load('passive.json');
+  const withExtra = structuredClone(passive);
+  (withExtra.cases[3] as Record<string, unknown>)['note'] = 'x';
+  t.same((await passiveSuite.verify(withExtra)).map((x) => x.id), [passive.cases[3]!['id']]);
+  const hs = await load('handshake.json');
+  t.same((await handshakeSuite.verify({ ...hs, cases: [{ ...hs.cases[0], extra: true }] })).map((x) => x.id), ['handshake_no_psk']);
+});
+
+t.test('spec/VECTORS.md names every id area of the crypto files', async (t) => {
+  const md = await readFile(join(ROOT, 'spec/VECTORS.md'), 'utf8');
+  for (const file of ['primitives.json', 'handshake.json', 'passive.json']) {
+    for (const c of (await load(file)).cases) {
+      const id = String(c['id']);
+      const documented = [...md.matchAll(/`([a-z0-9_]+_)`/g)].some((m) => id.startsWith(m[1]!));
+      t.ok(documented || md.includes('`' + id + '`'), `${file} ${id}`);
+    }
+  }
+});
