@@ -333,6 +333,12 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     resolveExit(code);
   };
 
+  // A reader that went away (`client ... | head -1`): leave quietly instead of dying on EPIPE.
+  process.stdout.on('error', () => {
+    if (client.closed) exit(EXIT.OK);
+    else void client.leave().then(() => exit(EXIT.OK));
+  });
+
   if (identity.created) event(`created identity key in ${opts.home}`);
   client.on('joined', ({ room }) => event(`joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
