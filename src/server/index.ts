@@ -248,6 +248,7 @@ class Relay implements RelayServer {
           max_connections: this.cfg.maxConnections,
           max_room_size: this.cfg.maxRoomSize,
           registry: this.cfg.registry,
+          bound_nicknames: this.registry.count(),
         });
         resolve();
       });
