@@ -89,14 +89,18 @@ export type Outcome = { frame: Frame } | { error: string } | { incomplete: true 
 
 /**
  * Runs `input` through the runtime codec as `framing` at `layer`. A stream is fed to a fresh FrameReader
- * in one chunk and every complete body is decoded; a body is decoded directly.
+ * in pieces of `piece` bytes (default: all at once) and every complete body is decoded in order, as a
+ * relay connection would; a body is decoded directly.
  */
-export function runCodec(input: Uint8Array, layer: Layer, framing: Framing): Outcome {
+export function runCodec(input: Uint8Array, layer: Layer, framing: Framing, piece = Infinity): Outcome {
   try {
     if (framing === 'body') return { frame: decodeFrame(input, layer) };
     const reader = new FrameReader();
-    const bodies = reader.push(input);
-    const frames = bodies.map((b) => decodeFrame(b, layer));
+    const frames: Frame[] = [];
+    const step = Math.max(1, Math.min(piece, input.length));
+    for (let i = 0; i < input.length; i += step) {
+      for (const b of reader.push(input.subarray(i, i + step))) frames.push(decodeFrame(b, layer));
+    }
     if (frames.length === 0 && !reader.atBoundary) return { incomplete: true };
     if (frames.length === 1 && reader.atBoundary) return { frame: frames[0]! };
     return { frames: frames.length };
@@ -128,6 +132,11 @@ function verifyCase(c: Record<string, unknown>): string | undefined {
   const expectations = ['frame', 'error', 'incomplete'].filter((k) => c[k] !== undefined);
   if (expectations.length !== 1) return 'expected exactly one of frame, error, incomplete';
   const got = runCodec(input, layer as Layer, framing);
+  if (framing === 'stream') {
+    // The outcome of a stream must not depend on how it is split (spec §3): check one byte at a time too.
+    const byByte = runCodec(input, layer as Layer, framing, 1);
+    if (describe(byByte) !== describe(got)) return `split-dependent: all at once ${describe(got)}, one byte at a time ${describe(byByte)}`;
+  }
   if (c['frame'] !== undefined) {
     const want = frameFromJson(c['frame']);
     if (!('frame' in got) || !isDeepStrictEqual(frameToJson(got.frame), frameToJson(want))) {
