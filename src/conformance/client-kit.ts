@@ -18,12 +18,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeFrame, encodeWire, type FrameOf, type RelayFrame } from '../codec/index.js';
+import { decodeFrame, encodeFrame, encodeWire, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
 import { ERROR_CODES, type ErrorName } from '../errors.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import { makeIdentity, type Identity } from './context.js';
-import { InitiatorSession, pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
+import { InitiatorSession, pad, ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
 import * as mp from './raw.js';
 import { runCases, selects, type CaseResult, type RunnableCase } from './runner.js';
 
@@ -215,19 +215,25 @@ class Session {
   ) {}
 
   /** HELLO -> CHALLENGE -> AUTH (verified) -> WELCOME -> JOIN -> JOINED listing `peers`. */
-  async admit(peers: readonly KitPeer[]): Promise<void> {
+  async admit(peers: readonly KitPeer[], welcome: { idle_ms?: number; max_frame?: number } = {}): Promise<void> {
+    const nonce = await this.challenge(1);
+    const auth = await this.expectFrom('AUTH');
+    const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey), auth.sig);
+    if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
+    this.conn.send({ type: 'WELCOME', idle_ms: welcome.idle_ms ?? 60_000, max_frame: welcome.max_frame ?? 65536, room_size: 8, rate: 1000 });
+    const join = await this.expectFrom('JOIN');
+    if (join.room !== this.ctx.room) throw new CaseFailure(`JOIN {room: ${this.ctx.room}}`, `JOIN {room: ${join.room}}`);
+    this.conn.send({ type: 'JOINED', room: join.room, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
+  }
+
+  /** Reads HELLO and answers CHALLENGE with `version`; returns the nonce. */
+  async challenge(version: number): Promise<Uint8Array> {
     const hello = await this.expectFrom('HELLO');
     this.clientNick = hello.nick;
     this.clientKey = hello.key;
     const nonce = randomBytes(32);
-    this.conn.send({ type: 'CHALLENGE', version: 1, nonce });
-    const auth = await this.expectFrom('AUTH');
-    const ok = pssVerify(parsePublicKey(hello.key).key, authMessage(nonce, hello.nick, hello.key), auth.sig);
-    if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
-    this.conn.send({ type: 'WELCOME', idle_ms: 60_000, max_frame: 65536, room_size: 8, rate: 1000 });
-    const join = await this.expectFrom('JOIN');
-    if (join.room !== this.ctx.room) throw new CaseFailure(`JOIN {room: ${this.ctx.room}}`, `JOIN {room: ${join.room}}`);
-    this.conn.send({ type: 'JOINED', room: join.room, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
+    this.conn.send({ type: 'CHALLENGE', version, nonce });
+    return nonce;
   }
 
   /** The next frame from the client that is not a PING (PINGs are answered, §7.1); must be `name`. */
@@ -294,7 +300,18 @@ class Session {
     const fin = await this.sendTo(peer.nick, 'HS_FINISH');
     if (fin === undefined) throw new CaseFailure(`HS_FINISH to ${peer.nick}`, `nothing; client output: ${this.proc.tail()}`);
     if (!s.onFinish(fin)) throw new CaseFailure('an HS_FINISH whose signature and MAC verify (§8.2)', 'an HS_FINISH that does not verify');
+    await this.sessionEvent(peer);
     return s;
+  }
+
+  /**
+   * Waits for the contract's session-established event for `peer`: a `* ` line that names it and shows
+   * the safety number of §8.4, which the kit computes itself (so a wrong safety number fails).
+   */
+  async sessionEvent(peer: KitPeer): Promise<void> {
+    const sn = safetyNumber({ nick: this.clientNick, spki: this.clientKey }, peer);
+    const line = await this.proc.waitLine((l) => l.startsWith('* ') && l.includes(peer.nick) && l.includes(sn), this.ctx.waitMs);
+    if (line === undefined) throw new CaseFailure(`a "* " event for ${peer.nick} with the safety number ${sn} (§8.4)`, this.proc.tail());
   }
 
   /** Answers the client's LEAVE (if any) so it can exit cleanly at end of input. */
@@ -307,11 +324,21 @@ class Session {
       if (a.kind === 'closed' || a.kind === 'silence') return;
       if (a.kind === 'frame' && a.frame.type === 'PING') this.conn.send({ type: 'PONG', n: a.frame.n });
       if (a.kind === 'frame' && a.frame.type === 'LEAVE') this.conn.send({ type: 'LEFT' });
+      if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code >= 32) {
+        throw new CaseFailure('no end-to-end result code (32 and up) sent to the relay (§9)', describe(a));
+      }
     }
   }
 }
 
-async function open(ctx: ClientCtx, peers: readonly KitPeer[]): Promise<Session> {
+async function open(ctx: ClientCtx, peers: readonly KitPeer[], welcome: { idle_ms?: number; max_frame?: number } = {}): Promise<Session> {
+  const s = await connected(ctx);
+  await s.admit(peers, welcome);
+  return s;
+}
+
+/** Starts the client and accepts its connection, before HELLO. */
+async function connected(ctx: ClientCtx): Promise<Session> {
   if (ctx.port === 0) await ctx.listen();
   const proc = ctx.start();
   let conn: Conn;
@@ -321,9 +348,7 @@ async function open(ctx: ClientCtx, peers: readonly KitPeer[]): Promise<Session>
     if (e instanceof CaseFailure) throw new CaseFailure(e.expected, `${e.arrived}; client output: ${proc.tail()}`);
     throw e;
   }
-  const s = new Session(conn, ctx, proc);
-  await s.admit(peers);
-  return s;
+  return new Session(conn, ctx, proc);
 }
 
 const shown = (nick: string, text: string) => (l: string) => l === `${nick}: ${text}`;
@@ -360,8 +385,8 @@ const add = (c: ClientCase) => cases.push(c);
 
 add({
   id: 'client_baseline_message',
-  section: '§8.2, §8.3',
-  title: 'after the handshake a TEXT from a peer is shown as "NICK: TEXT", acknowledged with ACK{upto: seq}, and the client exits 0 at end of input',
+  section: '§8.2, §8.3, §8.4',
+  title: 'after the handshake (event with the §8.4 safety number) a TEXT from a peer is shown as "NICK: TEXT", acknowledged with ACK{upto: seq}; exit 0 at end of input',
   async run(ctx) {
     const bob = ctx.peer(0);
     const s = await open(ctx, [bob]);
@@ -666,6 +691,7 @@ add({
   async run(ctx) {
     const { s, bob, sess, finish } = await responderUpTo(ctx);
     s.deliver(bob.nick, finish);
+    await s.sessionEvent(bob);
     const text = marker('responder');
     s.deliver(bob.nick, sess.text(text));
     if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}"`, s.proc.tail());
@@ -684,6 +710,125 @@ add({
     s.deliver(bob.nick, finish);
     await s.proc.waitLine(shown(bob.nick, early), Math.min(ctx.waitMs, 1500));
     if (s.proc.lines.some(shown(bob.nick, early))) throw new CaseFailure('no MSG shown before ESTABLISHED (§7.2)', `shown: ${bob.nick}: ${early}`);
+  },
+});
+
+add({
+  id: 'client_ack_unknown_seq',
+  section: '§8.3 step 6',
+  title: 'an ACK for a seq the client never sent is refused (INVALID_FIELD) and changes nothing else: the next TEXT is shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const from = s.proc.lines.length;
+    s.deliver(bob.nick, sess.seal(encodeFrame({ type: 'ACK', upto: 5 })));
+    const next = marker('next');
+    s.deliver(bob.nick, sess.text(next));
+    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    refused(s, undefined, from, `${bob.nick}: ${next}`, 'INVALID_FIELD');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_handshake_frame_when_established',
+  section: '§7.2',
+  title: 'a handshake frame (HS_FINISH) in ESTABLISHED fails the session (UNEXPECTED_FRAME): a TEXT that follows is not shown',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    s.deliver(bob.nick, encodeFrame({ type: 'HS_FINISH', sig: randomBytes(256), mac: randomBytes(32) }));
+    const after = marker('after');
+    s.deliver(bob.nick, sess.text(after));
+    await s.proc.waitLine(shown(bob.nick, after), Math.min(ctx.waitMs, 1500));
+    if (s.proc.lines.some(shown(bob.nick, after))) throw new CaseFailure('nothing shown after the session failed', `shown: ${bob.nick}: ${after}`);
+  },
+});
+
+add({
+  id: 'client_hs_init_to_initiator',
+  section: '§7.2',
+  title: 'an HS_INIT sent to the initiator fails its session (roles are fixed): no HS_RESP, and no HS_FINISH for a valid HS_RESP after it',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const init = await s.sendTo(bob.nick, 'HS_INIT');
+    if (init === undefined) throw new CaseFailure(`HS_INIT to ${bob.nick}`, s.proc.tail());
+    const counter = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+    s.deliver(bob.nick, counter.init());
+    const sess = new ResponderSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+    s.deliver(bob.nick, sess.onInit(init));
+    for (let i = 0; i < 5; i++) {
+      const a = await s.conn.next(Math.min(ctx.waitMs, 1500));
+      if (a.kind === 'silence' || a.kind === 'closed') return;
+      if (a.kind === 'frame' && a.frame.type === 'PING') {
+        s.conn.send({ type: 'PONG', n: a.frame.n });
+        continue;
+      }
+      if (a.kind === 'frame' && a.frame.type === 'SEND' && a.frame.to === bob.nick) {
+        const t = decodeFrame(a.frame.body, 'e2e').type;
+        if (t === 'HS_RESP' || t === 'HS_FINISH') throw new CaseFailure('no HS_RESP or HS_FINISH: the session FAILED on HS_INIT (§7.2)', `${t} sent`);
+      }
+    }
+  },
+});
+
+add({
+  id: 'client_challenge_version',
+  section: '§2.1',
+  title: 'a CHALLENGE with version 2 (the client sent 1) makes the client close without AUTH (UNSUPPORTED_VERSION): exit 7',
+  async run(ctx) {
+    const s = await connected(ctx);
+    await s.challenge(2);
+    for (let i = 0; i < 3; i++) {
+      const a = await s.conn.next();
+      if (a.kind === 'closed') break;
+      if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES.UNSUPPORTED_VERSION.code) continue; // SHOULD (§9)
+      throw new CaseFailure('the connection closed with no AUTH (optionally after ERROR UNSUPPORTED_VERSION)', describe(a));
+    }
+    const code = await s.proc.exitStatus(ctx.waitMs);
+    if (code !== 7) throw new CaseFailure('exit status 7 (protocol error)', `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_respects_max_frame',
+  section: '§3',
+  title: 'with max_frame 1024 announced, the client sends no larger frame, even for a 3000-byte line (a short line after it still arrives)',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob], { max_frame: 1024 });
+    const sess = await s.established(bob);
+    const short = marker('short');
+    s.proc.child.stdin!.write(`${'x'.repeat(3000)}\n${short}\n`);
+    let seen = false;
+    for (let i = 0; i < 20 && !seen; i++) {
+      const m = await s.sendTo(bob.nick, 'MSG');
+      if (m === undefined) break;
+      const inner = sess.open(m);
+      if (inner?.type === 'TEXT' && inner.text === short) seen = true;
+    }
+    if (s.conn.maxBody > 1024) throw new CaseFailure('no frame body above the announced max_frame of 1024 bytes', `a frame body of ${s.conn.maxBody} bytes`);
+    if (!seen) throw new CaseFailure(`the short line "${short}" sent to ${bob.nick}`, `not received; output: ${s.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_keepalive',
+  section: '§7.1 Timeouts',
+  title: 'with idle_ms 1500 announced, an idle client sends a frame (PING) at least every 1500 ms, for 4500 ms',
+  async run(ctx) {
+    const idle = 1500;
+    const s = await open(ctx, [], { idle_ms: idle });
+    const until = Date.now() + 3 * idle;
+    for (let i = 0; i < 100 && Date.now() < until; i++) {
+      const a = await s.conn.next(idle);
+      if (a.kind === 'frame' && a.frame.type === 'PING') s.conn.send({ type: 'PONG', n: a.frame.n });
+      else if (a.kind === 'silence') throw new CaseFailure(`a frame within the announced idle_ms (${idle} ms)`, `nothing for ${idle} ms`);
+      else if (a.kind !== 'frame') throw new CaseFailure('PING', describe(a));
+    }
   },
 });
 

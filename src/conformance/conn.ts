@@ -74,6 +74,8 @@ export class Conn {
   private waiter: ((a: Arrival) => void) | undefined;
   private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
   private ended = false;
+  /** The largest frame body received so far, in bytes (§3: a peer must respect the announced max_frame). */
+  maxBody = 0;
   /** Frames received so far, in order (for diagnostics). */
   readonly log: string[] = [];
 
@@ -137,6 +139,7 @@ export class Conn {
       return;
     }
     for (const body of bodies) {
+      if (body.length > this.maxBody) this.maxBody = body.length;
       try {
         this.push({ kind: 'frame', frame: decodeFrame(body, 'relay') });
       } catch (e) {

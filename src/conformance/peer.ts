@@ -289,3 +289,18 @@ export class InitiatorSession extends SessionBase {
 export interface KitPeer extends Party {
   readonly ident: Identity;
 }
+
+/** The 30 digits of one party (§8.4): 5200 SHA-512 iterations over the key and nick, six 5-byte chunks mod 100000. */
+function partyDigits(nick: string, spki: Uint8Array): string {
+  let h = createHash('sha512').update(Buffer.concat([Buffer.from([0, 0]), spki, Buffer.from(nick, 'utf8')])).digest();
+  for (let i = 0; i < 5199; i++) h = createHash('sha512').update(Buffer.concat([h, spki])).digest();
+  let out = '';
+  for (let c = 0; c < 6; c++) out += (h.readUIntBE(c * 5, 5) % 100000).toString().padStart(5, '0');
+  return out;
+}
+
+/** The safety number of two parties (§8.4): both 30-digit strings in ascending order, as 12 groups of 5. */
+export function safetyNumber(a: Party, b: Party): string {
+  const digits = [partyDigits(a.nick, a.spki), partyDigits(b.nick, b.spki)].sort().join('');
+  return digits.match(/\d{5}/g)!.join(' ');
+}
