@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
+import fc from 'fast-check';
 import { encodeWire, frame } from '../../src/codec/index.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { startServer, type ServerOptions } from '../../src/server/index.js';
@@ -389,4 +390,46 @@ t.test('logs carry codes and metadata, never a body or a key', async (t) => {
   t.ok(logs.every((e) => Object.values(e).every((v) => !(v instanceof Uint8Array))), 'no binary values');
   t.ok(logs.some((e) => e['event'] === 'refuse' && e['code'] === 'NO_SUCH_PEER'));
   b.destroy();
+});
+
+t.test('random bytes and random frame sequences never produce INTERNAL_ERROR or stop the relay', async (t) => {
+  const { port, stats } = await withServer(t, { maxConnectionsPerAddress: 1000 });
+  const pair = [await member(port, 'alice', alice, 'r'), await member(port, 'bob', bob, 'r')] as const;
+  await pair[0].expect('PEER_JOINED');
+  const body = fc.uint8Array({ minLength: 1, maxLength: 64 });
+  const anyFrame = fc.oneof(
+    fc.constant(frame('LEAVE', {})),
+    fc.record({ room: fc.constantFrom('r', 'x', 'y') }).map((f) => frame('JOIN', f)),
+    fc.record({ to: fc.constantFrom('alice', 'bob', 'zed'), body }).map((f) => frame('SEND', f)),
+    fc.record({ n: fc.nat() }).map((f) => frame('PING', f)),
+    fc.record({ n: fc.nat() }).map((f) => frame('PONG', f)),
+    fc.record({ sig: fc.uint8Array({ minLength: 256, maxLength: 256 }) }).map((f) => frame('AUTH', f)),
+    fc.record({ version: fc.constantFrom(0, 1, 2), nick: fc.constantFrom('alice', 'q'), key: fc.constantFrom(alice.spki, carol.spki) }).map((f) => frame('HELLO', f)),
+  );
+  const input = fc.oneof(
+    fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => ({ raw: Buffer.from(b), auth: false })),
+    fc.array(anyFrame, { minLength: 1, maxLength: 12 }).map((fs) => ({ raw: Buffer.concat(fs.map((f) => encodeWire(f))), auth: true })),
+  );
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(input, async ({ raw, auth }) => {
+      const c = await TestClient.connect(port);
+      if (auth) await c.auth(`fz${runs}`, mallory);
+      runs++;
+      c.raw(raw);
+      // End whatever state survived the input: a closing ERROR after whole frames, a half-close after
+      // raw bytes (which may have left a frame unfinished).
+      if (auth) c.send(frame('ERROR', { code: 18, detail: '' }));
+      else c.end();
+      const got = await c.drainUntilClosed();
+      // Everything the relay answered is a frame it may send, and every ERROR carries a relay code.
+      return got.every((f) => f.type !== 'ERROR' || (f.code >= 1 && f.code <= 17));
+    }),
+    { numRuns: 150 },
+  );
+  t.equal(runs, 150);
+  t.equal(stats().errors.INTERNAL_ERROR, undefined, 'no INTERNAL_ERROR in any run');
+  pair[0].send(frame('SEND', { to: 'bob', body: Buffer.from('still relaying') }));
+  t.equal(Buffer.from((await pair[1].expect('DELIVER')).body).toString(), 'still relaying');
+  for (const c of pair) c.destroy();
 });
