@@ -149,21 +149,33 @@ function toWireObject(frame: Frame): Record<string, unknown> {
       });
     } else {
       checkScalar(f, v, where);
+      // A JS string may hold a lone UTF-16 surrogate, which has no UTF-8 form (§4 rule 4); the msgpack
+      // encoder would write it as invalid UTF-8 that every decoder must reject.
+      if (f.kind === 'str' && LONE_SURROGATE.test(v as string)) invalid(`${where}: lone UTF-16 surrogate`);
       obj[f.name] = v;
     }
   }
   return obj;
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
- * Encodes a frame to its one canonical body (no length prefix). Throws ProtocolError INVALID_FIELD when
- * the frame breaks the catalogue (so an encoder can never emit what a decoder must reject).
+ * Encodes a frame to its one canonical body (no length prefix, at most MAX_FRAME_BYTES bytes). Throws
+ * ProtocolError INVALID_FIELD when the frame breaks the catalogue, FRAME_TOO_LARGE when its body would
+ * exceed MAX_FRAME_BYTES (a JOINED with many members can), so an encoder never emits what a decoder
+ * must reject.
  */
 export function encodeFrame(frame: Frame): Uint8Array {
-  return encoder.encode(toWireObject(frame));
+  const body = encoder.encode(toWireObject(frame));
+  if (body.length > LIMITS.MAX_FRAME_BYTES) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${body.length} bytes`);
+  return body;
 }
 
-/** Encodes a frame with its 4-byte big-endian length prefix, ready for the wire. */
+/**
+ * Encodes a frame with its 4-byte big-endian length prefix, ready for the wire (4 + at most
+ * MAX_FRAME_BYTES bytes). Throws as encodeFrame.
+ */
 export function encodeWire(frame: Frame): Buffer {
   const body = encoder.encodeSharedRef(toWireObject(frame));
   if (body.length > LIMITS.MAX_FRAME_BYTES) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${body.length} bytes`);

@@ -207,6 +207,9 @@ t.test('the encoder refuses what the decoder would reject (INVALID_FIELD), so it
     { type: 'NOPE' },
     { type: '__proto__' },
     { type: 'toString' },
+    { type: 'ERROR', code: 1, detail: 'a\uD800' },
+    { type: 'TEXT', ts: 0, text: '\uDC00x' },
+    { type: 'TEXT', ts: 0, text: '\uDE00\uD83D' },
   ];
   for (const f of bad) {
     let code = 'ok';
@@ -217,4 +220,24 @@ t.test('the encoder refuses what the decoder would reject (INVALID_FIELD), so it
     }
     t.equal(code, 'INVALID_FIELD', JSON.stringify(f, (_k, v) => (v instanceof Uint8Array ? `bin(${v.length})` : v)));
   }
+});
+
+t.test('the encoder refuses a frame whose body would exceed MAX_FRAME_BYTES (FRAME_TOO_LARGE)', async (t) => {
+  // Every field within its bounds, the whole over the frame limit: 255 members with 512-byte keys.
+  const members = Array.from({ length: LIMITS.MAX_ROOM_SIZE - 1 }, (_, i) => ({ nick: `m${i}`, key: new Uint8Array(LIMITS.KEY_MAX_BYTES) }));
+  const big = { type: 'JOINED', room: 'r', members } as Frame;
+  for (const enc of [encodeFrame, encodeWire]) {
+    let code = 'ok';
+    try {
+      enc(big);
+    } catch (e) {
+      code = e instanceof ProtocolError ? e.errorName : `THREW ${String(e)}`;
+    }
+    t.equal(code, 'FRAME_TOO_LARGE', enc.name);
+  }
+});
+
+t.test('well-formed surrogate pairs encode and round-trip', async (t) => {
+  const f = { type: 'TEXT', ts: 1, text: '\u{1F600}\uD83D\uDE00' } as Frame;
+  t.same(frameToJson(decodeFrame(encodeFrame(f), 'inner')), frameToJson(f));
 });
