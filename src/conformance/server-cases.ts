@@ -273,6 +273,7 @@ const r4: Array<[string, string, number[]]> = [
   ['surrogate', 'an encoded surrogate (U+D800)', [0x61, 0xed, 0xa0, 0x80]],
   ['above_max', 'a code point above U+10FFFF', [0x61, 0xf4, 0x90, 0x80, 0x80]],
   ['truncated', 'a truncated multi-byte sequence', [0x61, 0xc3]],
+  ['stray_continuation', 'a stray continuation byte', [0x61, 0x80, 0x62]],
 ];
 for (const [tag, what, bytes] of r4) {
   badHello(`encoding_utf8_${tag}`, '§4 rule 4', `a string with ${what} is refused with MALFORMED_FRAME`, 'nick', () => mp.str(Uint8Array.from(bytes)), 'MALFORMED_FRAME');
