@@ -55,7 +55,9 @@ class Proc {
       buf += d;
       const parts = buf.split('\n');
       buf = parts.pop()!;
-      for (const l of parts) this.lines.push(l.replace(/\r$/, ''));
+      // Bounded: a client that prints without end cannot exhaust the kit (cases need a few dozen lines).
+      for (const l of parts) if (this.lines.length < 10_000) this.lines.push(l.replace(/\r$/, ''));
+      if (buf.length > 1 << 20) buf = '';
       const w = this.lineWaiters;
       this.lineWaiters = [];
       for (const f of w) f();
