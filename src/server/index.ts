@@ -16,6 +16,7 @@ import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../
 import { ERROR_CODES, ProtocolError, type ErrorName } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { RoomManager } from '../room/index.js';
+import { addressKey } from './address.js';
 import { deliverWire } from './deliver.js';
 import { NickRegistry } from './registry.js';
 import { serverTransition, type ServerState } from './transitions.js';
@@ -282,17 +283,18 @@ class Relay implements RelayServer {
     socket.on('error', () => {
       // Resets and write errors end in 'close'; the error itself is the peer's business.
     });
-    const addr = socket.remoteAddress;
-    if (addr === undefined || this.closePromise !== undefined) {
+    const remote = socket.remoteAddress;
+    if (remote === undefined || this.closePromise !== undefined) {
       socket.destroy();
       return;
     }
+    const addr = addressKey(remote);
     const fromAddr = this.perAddress.get(addr) ?? 0;
     // §7.1 "Resource limits": over a cap, refuse with TOO_MANY_CONNECTIONS rather than drop silently.
     if (this.conns.size >= this.cfg.maxConnections || fromAddr >= this.cfg.maxConnectionsPerAddress) {
       const scope = this.conns.size >= this.cfg.maxConnections ? 'total' : 'address';
       this.count('TOO_MANY_CONNECTIONS');
-      this.log({ event: 'refuse', code: 'TOO_MANY_CONNECTIONS', addr, scope });
+      this.log({ event: 'refuse', code: 'TOO_MANY_CONNECTIONS', addr: remote, scope });
       this.refusing.add(socket);
       socket.on('data', () => {}); // read and discard, so a close does not reset away our ERROR
       socket.end(encodeWire(frame('ERROR', { code: ERROR_CODES.TOO_MANY_CONNECTIONS.code, detail: `connection limit (${scope}) reached` })));
@@ -309,7 +311,7 @@ class Relay implements RelayServer {
     const conn = new Connection(this.nextId++, socket, addr, now, this.cfg.maxFrameBytes, this.cfg.rateBurst);
     this.conns.add(conn);
     this.perAddress.set(addr, fromAddr + 1);
-    this.log({ event: 'connect', conn: conn.id, addr, port: socket.remotePort });
+    this.log({ event: 'connect', conn: conn.id, addr: remote, port: socket.remotePort });
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('close', () => this.guard(conn, () => this.onClose(conn)));
   }
