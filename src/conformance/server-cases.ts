@@ -410,6 +410,33 @@ firstFrame(
   'MALFORMED_FRAME',
 );
 firstFrame(
+  'shape_unknown_type_before_fields',
+  '§4 rule 9',
+  'an unknown `t` with fields no frame has is UNKNOWN_FRAME_TYPE (rule 9.2 before 9.3)',
+  () => mp.map([['t', mp.uint(0x7f)], ['foo', mp.uint(1)], ['bar', mp.str('x')]]),
+  'UNKNOWN_FRAME_TYPE',
+);
+firstFrame(
+  'shape_unknown_field_before_order',
+  '§4 rule 9',
+  'a HELLO with fields out of order and an unknown field is INVALID_FIELD (unknown key before order, rule 9.3)',
+  (ctx) => {
+    const [t, v, n, k] = helloEntries(ctx);
+    return mp.map([t!, n!, v!, k!, ['extra', mp.uint(1)]]);
+  },
+  'INVALID_FIELD',
+);
+firstFrame(
+  'shape_missing_field_before_order',
+  '§4 rule 9',
+  'a HELLO with fields out of order and a missing field is INVALID_FIELD (missing before order, rule 9.3)',
+  (ctx) => {
+    const [t, v, n] = helloEntries(ctx);
+    return mp.map([t!, n!, v!]);
+  },
+  'INVALID_FIELD',
+);
+firstFrame(
   'shape_t_not_first',
   '§4 rule 9',
   'a HELLO whose `t` is not the first key is non-canonical: MALFORMED_FRAME',
