@@ -56,8 +56,11 @@ export interface HandshakeResult {
   rsaMs: number[];
 }
 export interface ChurnResult {
+  /** Sessions established in the measuring window, and the window in seconds. */
   handshakes: number;
   seconds: number;
+  /** Sessions established over the whole call (warm-up and wind-down included). */
+  total: number;
   failures: string[];
 }
 
@@ -367,7 +370,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     const t1 = now();
     running = false;
     await Promise.all(loops);
-    return { handshakes: d1 - d0, seconds: (t1 - t0) / 1000, failures } satisfies ChurnResult;
+    return { handshakes: d1 - d0, seconds: (t1 - t0) / 1000, total: done, failures } satisfies ChurnResult;
   },
 };
 

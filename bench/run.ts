@@ -300,11 +300,10 @@ class Bench {
       const failures = rs.flatMap((x) => x.failures);
       if (failures.length > 0) throw new Error(`churn failures: ${failures.slice(0, 3).join('; ')}`);
       const perS = rs.reduce((s, x) => s + x.handshakes / x.seconds, 0);
-      const total = rs.reduce((s, x) => s + x.handshakes, 0);
-      // Server CPU over the whole call (warm-up and wind-down included) per session counted in the window
-      // is an upper bound on the server's cost per session; 1000 / it bounds what one server core sustains.
-      const seconds = (this.plan.warmupMs + this.plan.churnMs) / 1000;
-      const cpuPer = (cpu1 - cpu0) / Math.max(1, total * (seconds / (this.plan.churnMs / 1000)));
+      // Server CPU over the whole call per session established over the whole call (sessions cut off by
+      // the end are not counted, so this leans high); 1000 / it is what one server core would sustain.
+      const total = rs.reduce((s, x) => s + x.total, 0);
+      const cpuPer = (cpu1 - cpu0) / Math.max(1, total);
       this.add({
         name: 'handshakes_per_s',
         figure: perS,
