@@ -1,0 +1,345 @@
+// Model-based test of the relay (spec §7.1) with fast-check's fc.commands / fc.asyncModelRun: random
+// sequences of connect, join, relay, leave, disconnect, malformed frame and slow read across four clients
+// and two rooms of at most three, run against a real relay on loopback and checked against a small model:
+// - no room ever over its limit (a join to a full room is ROOM_FULL, the room's JOINED lists at most two);
+// - every accepted SEND is delivered exactly once, in order, to the addressee only, from the sender's nick;
+// - nothing is delivered after a leave or a disconnect, and the others learn of it (PEER_LEFT) at once;
+// - no state is left behind by a closed connection (connection and room counts return to the model's).
+// After each command every connected client that is reading proves what it received with a PING/PONG
+// fence: the frames before its PONG must be exactly the ones the model predicts, nothing more.
+import t from 'tap';
+import fc from 'fast-check';
+import { frame } from '../../src/codec/index.js';
+import { ERROR_CODES } from '../../src/errors.js';
+import { startServer, type RelayServer } from '../../src/server/index.js';
+import { identity, RawConnection, type Identity } from '../../fuzz/wire.js';
+
+const CLIENTS = 4;
+const ROOM_SIZE = 3;
+
+interface Model {
+  state: ('OFF' | 'READY' | 'IN_ROOM')[];
+  room: (string | undefined)[];
+  rooms: Map<string, number[]>;
+  paused: boolean[];
+}
+
+interface Real {
+  server: RelayServer;
+  ids: Identity[];
+  conns: (RawConnection | undefined)[];
+  /** What each client must receive before its next fence, as short descriptions. */
+  expected: string[][];
+  fence: number;
+  run: number;
+  executed: number;
+  stats: Record<string, number>;
+}
+
+const nickOf = (r: Real, i: number): string => r.ids[i]!.nick;
+
+/** Reads one client's frames up to its fence PONG; returns them as descriptions. */
+async function fenceOne(r: Real, i: number): Promise<string[]> {
+  const c = r.conns[i]!;
+  const n = ++r.fence;
+  c.send(frame('PING', { n }));
+  const got: string[] = [];
+  for (let k = 0; k < 1000; k++) {
+    const f = await c.next(20_000);
+    if (f.type === 'PONG' && f.n === n) return got;
+    switch (f.type) {
+      case 'JOINED':
+        got.push(`JOINED ${f.room} [${f.members.map((m) => m.nick).sort().join(',')}]`);
+        break;
+      case 'PEER_JOINED':
+      case 'PEER_LEFT':
+        got.push(`${f.type} ${f.nick}`);
+        break;
+      case 'DELIVER':
+        got.push(`DELIVER ${f.from} ${Buffer.from(f.body).toString()}`);
+        break;
+      case 'ERROR':
+        got.push(`ERROR ${f.code}`);
+        break;
+      default:
+        got.push(f.type);
+    }
+  }
+  throw new Error('no fence PONG after 1000 frames');
+}
+
+/** The actor first (its frames are processed before anyone's fence), then every reading client. */
+async function check(m: Model, r: Real, actor?: number): Promise<void> {
+  const order = [...(actor !== undefined ? [actor] : []), ...Array.from({ length: CLIENTS }, (_, i) => i).filter((i) => i !== actor)];
+  for (const i of order) {
+    if (m.state[i] === 'OFF' || m.paused[i]) continue;
+    const got = await fenceOne(r, i);
+    const want = r.expected[i]!.splice(0);
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`client ${i}: received ${JSON.stringify(got)}, model says ${JSON.stringify(want)}`);
+  }
+  const connected = m.state.filter((s) => s !== 'OFF').length;
+  const rooms = [...m.rooms.values()].filter((v) => v.length > 0).length;
+  for (const v of m.rooms.values()) if (v.length > ROOM_SIZE) throw new Error('model room over its limit');
+  const st = r.server.stats();
+  if (st.connections !== connected || st.rooms !== rooms) throw new Error(`relay holds ${st.connections} connections / ${st.rooms} rooms, model ${connected} / ${rooms}`);
+}
+
+/** Waits (bounded) until the relay's connection count equals the model's, after a close it must notice. */
+async function settle(m: Model, r: Real): Promise<void> {
+  const want = m.state.filter((s) => s !== 'OFF').length;
+  for (let k = 0; k < 2000 && r.server.stats().connections !== want; k++) await new Promise((res) => setTimeout(res, 5));
+}
+
+function leaveModel(m: Model, r: Real, i: number, notify: boolean): void {
+  const room = m.room[i];
+  if (room === undefined) return;
+  const members = m.rooms.get(room)!.filter((x) => x !== i);
+  m.rooms.set(room, members);
+  m.room[i] = undefined;
+  if (notify) for (const x of members) r.expected[x]!.push(`PEER_LEFT ${nickOf(r, i)}`);
+}
+
+/** The k-th client (mod their number) among those `ok` admits: commands name a choice, not a client, so few are skipped. */
+function pick(m: Readonly<Model>, k: number, ok: (i: number) => boolean): number | undefined {
+  const xs = Array.from({ length: CLIENTS }, (_, i) => i).filter(ok);
+  return xs.length === 0 ? undefined : xs[k % xs.length];
+}
+
+class Connect implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'OFF';
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    const c = await RawConnection.open(r.server.host, r.server.port);
+    await c.authenticate(r.ids[this.i]!);
+    r.conns[this.i] = c;
+    m.state[this.i] = 'READY';
+    m.paused[this.i] = false;
+    await check(m, r, this.i);
+  }
+  toString = () => `connect(${this.i})`;
+}
+
+class Join implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number, readonly room: string) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'READY' && !m.paused[i];
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    const members = m.rooms.get(this.room) ?? [];
+    r.conns[this.i]!.send(frame('JOIN', { room: this.room }));
+    if (members.length >= ROOM_SIZE) {
+      r.stats['room full'] = (r.stats['room full'] ?? 0) + 1;
+      r.expected[this.i]!.push(`ERROR ${ERROR_CODES.ROOM_FULL.code}`);
+    } else {
+      r.expected[this.i]!.push(`JOINED ${this.room} [${members.map((x) => nickOf(r, x)).sort().join(',')}]`);
+      for (const x of members) r.expected[x]!.push(`PEER_JOINED ${nickOf(r, this.i)}`);
+      m.rooms.set(this.room, [...members, this.i]);
+      m.room[this.i] = this.room;
+      m.state[this.i] = 'IN_ROOM';
+    }
+    await check(m, r, this.i);
+  }
+  toString = () => `join(${this.i}, ${this.room})`;
+}
+
+class Send implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number, readonly j: number, readonly tag: number) {}
+  private i = 0;
+  private to = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'IN_ROOM' && !m.paused[i];
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    // Three times in four to a member of the sender's room when there is one, else to anyone (itself too).
+    const mates = (m.rooms.get(m.room[this.i]!) ?? []).filter((x) => x !== this.i);
+    this.to = this.tag % 4 !== 0 && mates.length > 0 ? mates[this.j % mates.length]! : this.j;
+    const body = `m${r.run}-${this.tag}-${this.i}>${this.to}`;
+    r.conns[this.i]!.send(frame('SEND', { to: nickOf(r, this.to), body: Buffer.from(body) }));
+    const peer = this.i !== this.to && m.room[this.to] !== undefined && m.room[this.to] === m.room[this.i];
+    r.stats[peer ? 'delivered' : 'no such peer'] = (r.stats[peer ? 'delivered' : 'no such peer'] ?? 0) + 1;
+    if (peer) r.expected[this.to]!.push(`DELIVER ${nickOf(r, this.i)} ${body}`);
+    else r.expected[this.i]!.push(`ERROR ${ERROR_CODES.NO_SUCH_PEER.code}`);
+    await check(m, r, this.i);
+  }
+  toString = () => `send(${this.i} -> ${this.to})`;
+}
+
+class Leave implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'IN_ROOM' && !m.paused[i];
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    r.conns[this.i]!.send(frame('LEAVE', {}));
+    r.expected[this.i]!.push('LEFT');
+    leaveModel(m, r, this.i, true);
+    m.state[this.i] = 'READY';
+    await check(m, r, this.i);
+  }
+  toString = () => `leave(${this.i})`;
+}
+
+class Disconnect implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF';
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    r.conns[this.i]!.close();
+    r.conns[this.i] = undefined;
+    r.expected[this.i] = [];
+    leaveModel(m, r, this.i, true);
+    m.state[this.i] = 'OFF';
+    await settle(m, r);
+    await check(m, r);
+  }
+  toString = () => `disconnect(${this.i})`;
+}
+
+class Malformed implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number, readonly kind: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && !m.paused[i];
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    const c = r.conns[this.i]!;
+    const [bytes, code] = [
+      [Buffer.from([0, 0, 0, 0]), ERROR_CODES.MALFORMED_FRAME.code],
+      [Buffer.from([0xff, 0xff, 0xff, 0xff]), ERROR_CODES.FRAME_TOO_LARGE.code],
+      [Buffer.from('0000000381a174', 'hex'), ERROR_CODES.MALFORMED_FRAME.code],
+      [Buffer.from('0000000381a17421', 'hex').subarray(0, 7), ERROR_CODES.MALFORMED_FRAME.code],
+      [Buffer.from('0000000481a17421', 'hex'), ERROR_CODES.UNKNOWN_FRAME_TYPE.code],
+    ][this.kind % 5] as [Buffer, number];
+    c.write(bytes);
+    // Whatever was queued for it arrives first; then the ERROR and the close (spec §3, §9).
+    const pending = r.expected[this.i]!.splice(0);
+    const got: string[] = [];
+    for (let k = 0; k < 1000; k++) {
+      const f = await c.next(20_000);
+      if (f.type === 'closed') break;
+      got.push(f.type === 'ERROR' ? `ERROR ${f.code}` : f.type === 'DELIVER' ? `DELIVER ${f.from} ${Buffer.from(f.body).toString()}` : `${f.type} ${'nick' in f ? f.nick : ''}`.trim());
+    }
+    const want = [...pending.map((p) => (p.startsWith('JOINED') ? 'JOINED' : p)), `ERROR ${code}`];
+    const norm = got.map((g) => (g.startsWith('JOINED') ? 'JOINED' : g));
+    if (JSON.stringify(norm) !== JSON.stringify(want)) throw new Error(`malformed(${this.i}): got ${JSON.stringify(norm)}, want ${JSON.stringify(want)}`);
+    c.close();
+    r.conns[this.i] = undefined;
+    leaveModel(m, r, this.i, true);
+    m.state[this.i] = 'OFF';
+    await settle(m, r);
+    await check(m, r);
+  }
+  toString = () => `malformed(${this.i}, ${this.kind % 5})`;
+}
+
+class Pause implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && !m.paused[i];
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    r.conns[this.i]!.socket.pause();
+    m.paused[this.i] = true;
+    await check(m, r);
+  }
+  toString = () => `slow-read(${this.i})`;
+}
+
+class Resume implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly k: number) {}
+  private i = 0;
+  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && m.paused[i] === true;
+  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  async run(m: Model, r: Real): Promise<void> {
+    r.executed++;
+    this.i = pick(m, this.k, this.ok(m))!;
+    r.conns[this.i]!.socket.resume();
+    m.paused[this.i] = false;
+    await check(m, r, this.i);
+  }
+  toString = () => `resume(${this.i})`;
+}
+
+const client = fc.integer({ min: 0, max: CLIENTS - 1 });
+const connect = client.map((i) => new Connect(i));
+const join = fc.tuple(client, fc.constantFrom('ra', 'ra', 'ra', 'rb')).map(([i, room]) => new Join(i, room));
+const send = fc.tuple(client, client, fc.nat(1_000_000)).map(([i, j, tag]) => new Send(i, j, tag));
+// Connect, join and send are listed three times each: most sequences then reach full rooms and traffic.
+const commands = fc.commands(
+  [
+    connect,
+    connect,
+    connect,
+    join,
+    join,
+    join,
+    send,
+    send,
+    send,
+    client.map((i) => new Leave(i)),
+    client.map((i) => new Disconnect(i)),
+    fc.tuple(client, fc.nat(4)).map(([i, k]) => new Malformed(i, k)),
+    client.map((i) => new Pause(i)),
+    client.map((i) => new Resume(i)),
+  ],
+  { maxCommands: 60, size: 'max' },
+);
+
+t.test('the relay against its model: random command sequences over four clients and two rooms', async (t) => {
+  let run = 0;
+  let commandsRun = 0;
+  const stats: Record<string, number> = {};
+  const keys = Array.from({ length: CLIENTS }, (_, i) => identity(`mkey${i}`, true));
+  await fc.assert(
+    fc.asyncProperty(commands, async (cmds) => {
+      const server = await startServer({ port: 0, maxRoomSize: ROOM_SIZE });
+      run++;
+      const real: Real = {
+        server,
+        ids: keys.map((k, i) => ({ ...k, nick: `m${run}c${i}` })),
+        conns: Array.from({ length: CLIENTS }, () => undefined),
+        expected: Array.from({ length: CLIENTS }, () => []),
+        fence: 0,
+        run,
+        executed: 0,
+        stats,
+      };
+      const model: Model = {
+        state: Array.from({ length: CLIENTS }, () => 'OFF' as const),
+        room: Array.from({ length: CLIENTS }, () => undefined),
+        rooms: new Map(),
+        paused: Array.from({ length: CLIENTS }, () => false),
+      };
+      try {
+        await fc.asyncModelRun(() => ({ model, real }), cmds);
+        commandsRun += real.executed;
+        // No state left behind: every connection closed, the relay holds nothing.
+        for (const c of real.conns) c?.close();
+        for (let k = 0; k < 2000 && (server.stats().connections !== 0 || server.stats().rooms !== 0); k++) await new Promise((res) => setTimeout(res, 5));
+        const st = server.stats();
+        if (st.connections !== 0 || st.rooms !== 0) throw new Error(`after closing everything the relay holds ${st.connections} connections, ${st.rooms} rooms`);
+      } finally {
+        for (const c of real.conns) c?.close();
+        await server.close();
+      }
+    }),
+    { numRuns: 60, seed: 4242, endOnFailure: true },
+  );
+  t.ok(run >= 60, `${run} runs, ${commandsRun} commands checked against the model`);
+  t.ok((stats['room full'] ?? 0) > 0 && (stats['delivered'] ?? 0) > 0, `outcomes covered: ${JSON.stringify(stats)}`);
+});
