@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hrtime } from 'node:process';
+import { LIMITS } from '../src/limits.js';
 import { benchCodec } from './codec.js';
 import {
   BENCH_USAGE,
@@ -33,6 +34,9 @@ import {
 import type { ChurnResult, FlowResult, HandshakeResult, RttResult, SideSpec } from './loadgen.js';
 import { Worker, cpuMs, nofileLimit, openFds, rssBytes, sleep, startRelay, type Relay } from './proc.js';
 import type { RelayAddr } from './client.js';
+
+/** Descriptors the relay keeps free under its open-file limit: FD_HEADROOM plus half again for refusals. */
+const FD_RESERVE = LIMITS.FD_HEADROOM + LIMITS.FD_HEADROOM / 2;
 
 /** The Python program this project grew from: 395 messages per second one way (issue 8). */
 const PYTHON_MSGS_PER_S = 395;
@@ -356,8 +360,8 @@ class Bench {
         floor: floor.perConn,
         unit: 'bytes/conn',
         targets: [{ on: 'figure', op: '<=', value: 8192 }],
-        extra: { connections: n, server_open_fds: ours.fds, nofile_soft_limit: nofileLimit(server.pid) ?? -1 },
-        note: `RSS growth / connections after settling; the server needs an open-file limit of at least ${ours.fds} + 64 headroom (FD_HEADROOM)`,
+        extra: { connections: n, server_open_fds: ours.fds, nofile_needed: n + FD_RESERVE, nofile_soft_limit: nofileLimit(server.pid) ?? -1 },
+        note: `RSS growth / connections after settling; the relay caps connections at its open-file limit minus ${FD_RESERVE} (FD_HEADROOM + refusal slack), so ${n.toLocaleString('en-US')} need ulimit -n >= ${(n + FD_RESERVE).toLocaleString('en-US')}`,
       });
       this.add({
         name: 'connect_rate_ratio',
