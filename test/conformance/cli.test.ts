@@ -28,7 +28,7 @@ function startRelay(dir: string): Promise<{ child: ChildProcess; target: string 
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [MAIN, 'server', '--port', '0', '--registry', join(dir, 'registry.db'), '--handshake-timeout-ms', '700', '--idle-timeout-ms', '1000'],
+      [MAIN, 'server', '--port', '0', '--registry', join(dir, 'registry.db'), '--handshake-timeout-ms', '2000', '--idle-timeout-ms', '3000'],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
     let out = '';
@@ -49,7 +49,7 @@ t.test('against the reference relay: exit 0, a PASS line per case, and the JSON 
     rmSync(dir, { recursive: true, force: true });
   });
   const json = join(dir, 'results.json');
-  const r = await run(['conformance', 'server', '--target', relay.target, '--handshake-ms', '700', '--json', json]);
+  const r = await run(['conformance', 'server', '--target', relay.target, '--handshake-ms', '2000', '--json', json]);
   t.equal(r.code, 0, r.stdout.split('\n').filter((l) => l.startsWith('FAIL') || l.startsWith('  ')).join('\n'));
   t.equal(r.stdout.split('\n').filter((l) => l.startsWith('PASS ')).length, SERVER_CASES.length - 1);
   const report = JSON.parse(readFileSync(json, 'utf8')) as { kind: string; summary: Record<string, number>; results: Array<{ id: string; status: string }> };

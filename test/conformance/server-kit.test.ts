@@ -10,8 +10,8 @@ import type { CaseResult } from '../../src/conformance/runner.js';
 import { startBroken, type BrokenKind } from './fixtures/broken.js';
 
 // Short timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME.
-const HANDSHAKE_MS = 1000;
-const IDLE_MS = 1500;
+const HANDSHAKE_MS = 2000;
+const IDLE_MS = 3000;
 
 async function reference(maxRoomSize = 2, maxFrameBytes?: number) {
   return startServer({
