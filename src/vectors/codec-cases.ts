@@ -193,14 +193,14 @@ export function buildCodecCases(): VectorCase[] {
   v('bound_send_body_1', 'SEND.body of one byte', '§6 SEND', frame('SEND', { to: 'bob', body: pattern(1, 3) }));
   v('bound_send_body_49152', 'SEND.body of MAX_BODY_BYTES (49152)', '§6 SEND', frame('SEND', { to: 'bob', body: pattern(L.MAX_BODY_BYTES, 3) }));
   v('bound_error_code_255', 'ERROR.code at its maximum 255', '§6 ERROR', frame('ERROR', { code: 255, detail: '' }));
-  v('bound_error_detail_empty', 'ERROR.detail empty (fixstr of length 0)', '§6 ERROR', frame('ERROR', { code: 1, detail: '' }));
+  v('bound_error_detail_0', 'ERROR.detail empty (fixstr of length 0)', '§6 ERROR', frame('ERROR', { code: 1, detail: '' }));
   v('bound_error_detail_256', 'ERROR.detail of DETAIL_MAX_BYTES (256): str 16', '§6 ERROR', frame('ERROR', { code: 1, detail: 'd'.repeat(L.DETAIL_MAX_BYTES) }));
   v('utf8_valid_multibyte', 'ERROR.detail with 2-, 3- and 4-byte UTF-8 sequences and U+10FFFF', '§4 rule 4',
     frame('ERROR', { code: 1, detail: '\u00e9\u20ac\u{1F600}\u{10FFFF}' }));
   v('utf8_valid_bom', 'a leading U+FEFF is an ordinary character: it is kept, not stripped', '§4 rule 4', frame('ERROR', { code: 1, detail: '\uFEFFx' }));
   v('utf8_valid_nul', 'U+0000 inside a string is valid UTF-8', '§4 rule 4', frame('ERROR', { code: 1, detail: 'a\u0000b' }));
   v('bound_msg_ct_32784', 'MSG.ct of PAD_MAX_BYTES + 16 (32784)', '§6 MSG', frame('MSG', { seq: L.MAX_UINT, ct: pattern(L.PAD_MAX_BYTES + 16, 13) }));
-  v('bound_text_16384', 'TEXT.text of MAX_TEXT_BYTES (16384)', '§6 TEXT', frame('TEXT', { ts: 0, text: 't'.repeat(L.MAX_TEXT_BYTES) }));
+  v('bound_text_text_16384', 'TEXT.text of MAX_TEXT_BYTES (16384)', '§6 TEXT', frame('TEXT', { ts: 0, text: 't'.repeat(L.MAX_TEXT_BYTES) }));
 
   // ---- Framing (§3). ----
   cases.push(invalid('frame_zero_length', 'length prefix 0', '§3', 'relay', 'stream', cat('00000000'), M));
@@ -375,9 +375,9 @@ export function buildCodecCases(): VectorCase[] {
     else b(id, d, `§6 ${name}`, layer, body, I);
   };
   bound('bound_hello_version_256', 'HELLO', 'version', uint(256), 'HELLO.version = 256, one past 255');
-  bound('bound_hello_nick_empty', 'HELLO', 'nick', str(''), 'HELLO.nick empty');
+  bound('bound_hello_nick_0', 'HELLO', 'nick', str(''), 'HELLO.nick empty');
   bound('bound_hello_nick_33', 'HELLO', 'nick', str('n'.repeat(L.NICK_MAX_BYTES + 1)), 'HELLO.nick of 33 bytes');
-  bound('bound_hello_key_empty', 'HELLO', 'key', bin(new Uint8Array(0)), 'HELLO.key empty');
+  bound('bound_hello_key_0', 'HELLO', 'key', bin(new Uint8Array(0)), 'HELLO.key empty');
   bound('bound_hello_key_513', 'HELLO', 'key', bin(pattern(L.KEY_MAX_BYTES + 1, 9)), 'HELLO.key of 513 bytes');
   bound('bound_challenge_nonce_31', 'CHALLENGE', 'nonce', bin(pattern(31, 1)), 'CHALLENGE.nonce of 31 bytes');
   bound('bound_challenge_nonce_33', 'CHALLENGE', 'nonce', bin(pattern(33, 1)), 'CHALLENGE.nonce of 33 bytes');
@@ -389,17 +389,17 @@ export function buildCodecCases(): VectorCase[] {
   bound('bound_welcome_room_size_1', 'WELCOME', 'room_size', uint(1), 'WELCOME.room_size = 1');
   bound('bound_welcome_room_size_257', 'WELCOME', 'room_size', uint(L.MAX_ROOM_SIZE + 1), 'WELCOME.room_size = MAX_ROOM_SIZE + 1');
   bound('bound_welcome_rate_0', 'WELCOME', 'rate', uint(0), 'WELCOME.rate = 0');
-  bound('bound_join_room_empty', 'JOIN', 'room', str(''), 'JOIN.room empty');
+  bound('bound_join_room_0', 'JOIN', 'room', str(''), 'JOIN.room empty');
   bound('bound_join_room_65', 'JOIN', 'room', str('r'.repeat(L.ROOM_MAX_BYTES + 1)), 'JOIN.room of 65 bytes');
   bound('bound_joined_members_256', 'JOINED', 'members',
     array(Array.from({ length: L.MAX_ROOM_SIZE }, (_, i) => map([['nick', str(`m${i}`)], ['key', bin(pattern(1, i))]]))), 'JOINED with MAX_ROOM_SIZE (256) members');
   bound('bound_joined_member_nick_33', 'JOINED', 'members', array([map([['nick', str('n'.repeat(33))], ['key', bin(KEY)]])]), 'a JOINED member nick of 33 bytes');
   bound('bound_joined_member_key_empty', 'JOINED', 'members', array([map([['nick', str('bob')], ['key', bin(new Uint8Array(0))]])]), 'a JOINED member key empty');
   bound('bound_peer_joined_key_513', 'PEER_JOINED', 'key', bin(pattern(L.KEY_MAX_BYTES + 1, 9)), 'PEER_JOINED.key of 513 bytes');
-  bound('bound_send_body_empty', 'SEND', 'body', bin(new Uint8Array(0)), 'SEND.body empty');
+  bound('bound_send_body_0', 'SEND', 'body', bin(new Uint8Array(0)), 'SEND.body empty');
   bound('bound_send_body_49153', 'SEND', 'body', bin(pattern(L.MAX_BODY_BYTES + 1, 3)), 'SEND.body of MAX_BODY_BYTES + 1');
   bound('bound_send_to_33', 'SEND', 'to', str('n'.repeat(L.NICK_MAX_BYTES + 1)), 'SEND.to of 33 bytes');
-  bound('bound_deliver_from_empty', 'DELIVER', 'from', str(''), 'DELIVER.from empty');
+  bound('bound_deliver_from_0', 'DELIVER', 'from', str(''), 'DELIVER.from empty');
   bound('bound_error_code_0', 'ERROR', 'code', uint(0), 'ERROR.code = 0');
   bound('bound_error_code_256', 'ERROR', 'code', uint(256), 'ERROR.code = 256');
   bound('bound_error_detail_257', 'ERROR', 'detail', str('d'.repeat(L.DETAIL_MAX_BYTES + 1)), 'ERROR.detail of 257 bytes');
@@ -413,8 +413,8 @@ export function buildCodecCases(): VectorCase[] {
   bound('bound_hs_finish_mac_33', 'HS_FINISH', 'mac', bin(pattern(33, 12)), 'HS_FINISH.mac of 33 bytes');
   bound('bound_msg_ct_271', 'MSG', 'ct', bin(pattern(L.PAD_MIN_BYTES + 15, 13)), 'MSG.ct of PAD_MIN_BYTES + 15 (271)');
   bound('bound_msg_ct_32785', 'MSG', 'ct', bin(pattern(L.PAD_MAX_BYTES + 17, 13)), 'MSG.ct of PAD_MAX_BYTES + 17 (32785)');
-  bound('bound_text_empty', 'TEXT', 'text', str(''), 'TEXT.text empty');
-  bound('bound_text_16385', 'TEXT', 'text', str('t'.repeat(L.MAX_TEXT_BYTES + 1)), 'TEXT.text of MAX_TEXT_BYTES + 1');
+  bound('bound_text_text_0', 'TEXT', 'text', str(''), 'TEXT.text empty');
+  bound('bound_text_text_16385', 'TEXT', 'text', str('t'.repeat(L.MAX_TEXT_BYTES + 1)), 'TEXT.text of MAX_TEXT_BYTES + 1');
 
   // ---- Name alphabets (§6, §10). ----
   bound('alphabet_nick_space', 'HELLO', 'nick', str('al ice'), 'HELLO.nick with a space');
@@ -426,5 +426,32 @@ export function buildCodecCases(): VectorCase[] {
   bound('alphabet_room_slash', 'JOIN', 'room', str('lo/bby'), 'JOIN.room with "/"');
   bound('alphabet_room_space', 'JOIN', 'room', str('lob by'), 'JOIN.room with a space');
   bound('alphabet_room_non_ascii', 'JOIN', 'room', str('l\u00f6bby'), 'JOIN.room with U+00F6');
+
+  // ---- Every bound of every field, systematically: at min and max (valid), one below and one above
+  // (INVALID_FIELD). Cases already written above under the same id are not repeated. ----
+  const have = new Set(cases.map((c) => c.id));
+  for (const name of Object.keys(FRAMES) as FrameName[]) {
+    for (const f of FRAMES[name].fields as readonly FieldSpec[]) {
+      if (f.kind === 'members') continue; // JOINED.members: 0 and 255 valid, 256 invalid, above
+      const id = (n: number) => `bound_${name.toLowerCase()}_${f.name}_${n === L.MAX_UINT ? 'max_uint' : n}`;
+      const unit = f.kind === 'uint' ? '' : ' bytes';
+      for (const n of [...new Set([f.min, f.max])]) {
+        if (have.has(id(n))) continue;
+        const value = f.kind === 'uint' ? n : f.kind === 'str' ? 'a'.repeat(n) : pattern(n, 0x50);
+        const fr = { ...SAMPLES[name], [f.name]: value } as Frame;
+        v(id(n), `${name}.${f.name} = ${n}${unit}, at its ${n === f.min ? 'minimum' : 'maximum'}`, `§6 ${name}`, fr);
+        have.add(id(n));
+      }
+      const past: number[] = [];
+      if (f.min > 0) past.push(f.min - 1);
+      if (f.max < L.MAX_UINT) past.push(f.max + 1); // above MAX_UINT is rule 2, covered by uint_ cases
+      for (const n of past) {
+        if (have.has(id(n))) continue;
+        const value = f.kind === 'uint' ? uint(n) : f.kind === 'str' ? str('a'.repeat(n)) : bin(pattern(n, 0x50));
+        bound(id(n), name, f.name, value, `${name}.${f.name} = ${n}${unit}, one ${n < f.min ? 'below its minimum' : 'above its maximum'}`);
+        have.add(id(n));
+      }
+    }
+  }
   return cases;
 }
