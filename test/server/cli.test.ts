@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { frame } from '../../src/codec/index.js';
+import { LIMITS } from '../../src/limits.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { defaultRegistryPath } from '../../src/cli/server.js';
 import { identities, TestClient, type Identity } from './helpers.js';
@@ -24,8 +25,13 @@ interface Running {
 }
 
 /** Starts the server and resolves once it printed its listening line. */
-function startCli(t: Test, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN, 'server', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+function startCli(t: Test, args: string[], env: NodeJS.ProcessEnv = process.env, nofile?: number): Promise<Running> {
+  const argv = [MAIN, 'server', '--port', '0', ...args];
+  // With `nofile`, the relay runs under that open-file limit (the shell lowers it, then execs node).
+  const child =
+    nofile === undefined
+      ? spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env })
+      : spawn('sh', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -143,4 +149,51 @@ t.test('a port in use is reported and exits non-zero', async (t) => {
   t.ok(r.stderr.split('\n').some((l) => l.includes('"start_failed"')), 'a start_failed event on stderr');
   first.child.kill('SIGTERM');
   t.equal((await first.exited).code, 0);
+});
+
+t.test('under a low open-file limit the cap keeps FD_HEADROOM free: extra connections are refused, never dropped by EMFILE', async (t) => {
+  const dir = t.testdir({});
+  const nofile = 200;
+  const srv = await startCli(t, ['--registry', join(dir, 'r.db'), '--max-connections', '100000', '--max-connections-per-address', '100000'], process.env, nofile);
+  const events = () =>
+    srv
+      .stderr()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const cap = nofile - LIMITS.FD_HEADROOM - LIMITS.FD_HEADROOM / 2;
+  t.equal(events().find((e) => e['event'] === 'listening')?.['max_connections'], cap, `cap lowered to ${cap}`);
+  const n = cap + 60;
+  const clients: TestClient[] = [];
+  for (let i = 0; i < n; i++) clients.push(await TestClient.connect(srv.port));
+  for (const c of clients) c.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  const outcomes = await Promise.all(
+    clients.map(async (c) => {
+      const r = await c.next();
+      return r === 'closed' ? 'closed' : r.type === 'ERROR' ? `ERROR ${r.code}` : r.type;
+    }),
+  );
+  const count = (o: string) => outcomes.filter((x) => x === o).length;
+  t.equal(count('CHALLENGE'), cap, `exactly ${cap} connections held`);
+  t.equal(count('CHALLENGE') + count('ERROR 16') + count('closed'), n, 'every other one refused (TOO_MANY_CONNECTIONS) or closed');
+  t.ok(count('ERROR 16') > 0, `refusals answered with TOO_MANY_CONNECTIONS (${count('ERROR 16')})`);
+  t.notOk(events().some((e) => e['event'] === 'server_error' || e['event'] === 'internal_error'), 'no accept error (EMFILE) and no internal error');
+  // The held connections still work, and the listener still accepts once places are free.
+  const held = clients.filter((_, i) => outcomes[i] === 'CHALLENGE');
+  for (const c of held.slice(10)) c.destroy();
+  // Bounded retries: the relay may not have seen the closes yet when the first attempt arrives.
+  let welcomed = false;
+  for (let i = 0; i < 100 && !welcomed; i++) {
+    const late = await TestClient.connect(srv.port);
+    try {
+      await late.auth('bob', bob);
+      welcomed = true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    late.destroy();
+  }
+  t.ok(welcomed, 'a new connection is served after places were freed');
+  srv.child.kill('SIGTERM');
+  t.equal((await srv.exited).code, 0);
 });
