@@ -359,7 +359,9 @@ class Bench {
         figure: ours.perConn,
         floor: floor.perConn,
         unit: 'bytes/conn',
-        targets: [{ on: 'figure', op: '<=', value: 8192 }],
+        // Issue 8 sets the target at 10,000 connections; at --quick's 1,000 the relay's fixed growth
+        // (heap pages taken during the authentications) is spread over a tenth as many connections.
+        targets: n >= 10000 ? [{ on: 'figure', op: '<=', value: 8192 }] : [],
         extra: { connections: n, server_open_fds: ours.fds, nofile_needed: n + FD_RESERVE, nofile_soft_limit: nofileLimit(server.pid) ?? -1 },
         note: `RSS growth / connections after settling; the relay caps connections at its open-file limit minus ${FD_RESERVE} (FD_HEADROOM + refusal slack), so ${n.toLocaleString('en-US')} need ulimit -n >= ${(n + FD_RESERVE).toLocaleString('en-US')}`,
       });
