@@ -702,6 +702,27 @@ add({
 });
 
 add({
+  id: 'client_responder_hs_init_version',
+  section: '§2.1, §7.2',
+  title: 'as responder, an HS_INIT with version 2 fails the session (UNSUPPORTED_VERSION): no HS_RESP',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, []);
+    s.conn.send({ type: 'PEER_JOINED', nick: bob.nick, key: bob.spki });
+    const sess = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+    s.deliver(bob.nick, sess.init(2));
+    // A valid HS_INIT to a second peer shows the client is answering handshakes.
+    const carol = ctx.peer(1);
+    s.conn.send({ type: 'PEER_JOINED', nick: carol.nick, key: carol.spki });
+    const ok = new InitiatorSession(ctx.room, { nick: carol.nick, spki: carol.spki, privateKey: carol.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
+    s.deliver(carol.nick, ok.init());
+    if ((await s.sendTo(carol.nick, 'HS_RESP')) === undefined) throw new CaseFailure(`HS_RESP to ${carol.nick} (version 1)`, `nothing; client output: ${s.proc.tail()}`);
+    const resp = await s.sendTo(bob.nick, 'HS_RESP', Math.min(ctx.waitMs, 1000));
+    if (resp !== undefined) throw new CaseFailure('no HS_RESP to an HS_INIT of version 2 (§2.1)', 'HS_RESP sent');
+  },
+});
+
+add({
   id: 'client_msg_before_finish',
   section: '§7.2',
   title: 'a correctly sealed MSG that arrives before HS_FINISH (responder in AWAIT_FINISH) is never shown',

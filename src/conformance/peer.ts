@@ -244,13 +244,13 @@ export class InitiatorSession extends SessionBase {
     super(room, me, responder, me, responder);
   }
 
-  /** The HS_INIT body to send (input `start` of §7.2). */
-  init(): Uint8Array {
+  /** The HS_INIT body to send (input `start` of §7.2); `version` other than 1 only to test a responder. */
+  init(version = 1): Uint8Array {
     const eph = x25519Pair();
     this.x = eph.priv;
     this.sI = randomBytes(32);
     const ct = oaepEncrypt(createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' }), this.sI);
-    const body = encodeFrame({ type: 'HS_INIT', version: 1, eph: eph.pub, ct });
+    const body = encodeFrame({ type: 'HS_INIT', version, eph: eph.pub, ct });
     this.th1 = sha256(this.th0, lp(body));
     return body;
   }
