@@ -130,6 +130,7 @@ function wellFormed(s: string): string {
 }
 
 function describeUndelivered(u: Undelivered): string {
+  if (u.to === null) return `not sent (nobody else was in the room): ${printable(u.text)}`;
   const what = u.seq === null ? 'never sent' : `#${u.seq} not acknowledged`;
   return `not delivered to ${u.to} (${what}): ${printable(u.text)}`;
 }
@@ -376,7 +377,10 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   rl.on('line', (line) => {
     if (exiting || client.closed) return;
-    for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) client.send(piece);
+    for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) {
+      if (client.send(piece).length > 0) continue;
+      event(client.members().length === 0 ? 'queued: nobody else in the room yet' : 'not sent: no member with a trusted key');
+    }
   });
   rl.on('close', () => {
     if (exiting || client.closed) return;

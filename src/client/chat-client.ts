@@ -95,7 +95,8 @@ export interface Welcome {
 }
 
 export interface Undelivered {
-  to: string;
+  /** The member it was for, or null when nobody else was in the room (queued for the next member). */
+  to: string | null;
   /** The session sequence number, or null when the text never left (no session yet). */
   seq: number | null;
   text: string;
@@ -368,7 +369,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Everything sent or queued that no member acknowledged yet. */
   undelivered(): Undelivered[] {
-    const out: Undelivered[] = this.pending.map((text) => ({ to: '(nobody yet)', seq: null, text }));
+    const out: Undelivered[] = this.pending.map((text) => ({ to: null, seq: null, text }));
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
     return out;
   }
