@@ -1,0 +1,235 @@
+// Malicious relay (spec §11, SECURITY.md): the reference client library (src/client ChatClient) talks
+// through test/hardening/malicious-relay.ts, a man in the middle in front of the real relay that
+// substitutes identity keys, drops, duplicates, reorders, replays, truncates and forges the sender of what
+// it forwards. In every case the clients detect it (a rejection with its §9 code, a key change, a failed
+// handshake, an unacknowledged message) and display nothing false: every text shown was sent by the named
+// sender, once, in order, and a substituted key never yields a working session.
+import t, { type Test } from 'tap';
+import { frame, type RelayFrame } from '../../src/codec/index.js';
+import { ChatClient } from '../../src/client/chat-client.js';
+import { PinStore } from '../../src/client/pins.js';
+import { startServer } from '../../src/server/index.js';
+import { identity, type Identity } from '../../fuzz/wire.js';
+import { carried, MaliciousRelay, type Attack } from './malicious-relay.js';
+
+const MALLORY = identity('mallory', true);
+const ids = { a: identity('alice', true), b: identity('bob', true), c: identity('carol', true) };
+
+interface Watched {
+  client: ChatClient;
+  shown: { from: string; text: string }[];
+  rejected: { from: string; code: string; fatal: boolean }[];
+  established: string[];
+  keyChanged: string[];
+}
+
+function watch(client: ChatClient): Watched {
+  const w: Watched = { client, shown: [], rejected: [], established: [], keyChanged: [] };
+  client.on('text', (e) => w.shown.push({ from: e.from, text: e.text }));
+  client.on('rejected', (e) => w.rejected.push({ from: e.from, code: e.error.errorName, fatal: e.fatal }));
+  client.on('established', (e) => w.established.push(e.nick));
+  client.on('key-changed', (e) => w.keyChanged.push(e.nick));
+  client.on('closed', () => {});
+  return w;
+}
+
+/** Polls `cond` at most `tries` times 10 ms apart (a liveness bound, not a speed assertion). */
+async function until(cond: () => boolean, tries = 2000): Promise<boolean> {
+  for (let i = 0; i < tries && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+}
+
+async function setup(t: Test, roomSize = 2) {
+  const relay = await startServer({ port: 0, maxRoomSize: roomSize });
+  const mitm = await MaliciousRelay.start(relay.host, relay.port);
+  const clients: ChatClient[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await mitm.close();
+    await relay.close();
+  });
+  const join = async (id: Identity, room: string, pins?: PinStore): Promise<Watched> => {
+    const client = new ChatClient({ host: mitm.host, port: mitm.port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...(pins ? { pins } : {}) });
+    clients.push(client);
+    const w = watch(client);
+    await client.connect();
+    await client.join(room);
+    return w;
+  };
+  return { relay, mitm, join };
+}
+
+/** Every text shown is one `sent` by that sender, each at most once, in the order sent. */
+function nothingFalse(t: Test, w: Watched, from: string, sent: string[]): void {
+  const mine = w.shown.filter((s) => s.from === from).map((s) => s.text);
+  let at = -1;
+  for (const x of mine) {
+    const i = sent.indexOf(x);
+    t.ok(i > at, `${w.client.nick} shows "${x}" from ${from}: sent, once, in order`);
+    at = Math.max(at, i);
+  }
+  t.equal(new Set(mine).size, mine.length, 'no text shown twice');
+}
+
+/** Alice and Bob through the relay; Bob's texts to Alice pass through `attack` once established. */
+async function pairUnder(t: Test, attack: Attack, texts: string[]) {
+  const { mitm, join } = await setup(t);
+  const alice = await join(ids.a, 'r1');
+  const bob = await join(ids.b, 'r1');
+  t.ok(await until(() => alice.established.length > 0 && bob.established.length > 0), 'sessions established before the attack');
+  mitm.attack = attack;
+  for (const x of texts) bob.client.send(x);
+  return { mitm, alice, bob };
+}
+
+const isTextTo = (f: RelayFrame, nick: string | undefined, to: string): boolean => nick === to && carried(f) === 'MSG';
+
+t.test('dropped message: the next is OUT_OF_ORDER, nothing false shown, the sender sees them unacknowledged', async (t) => {
+  let n = 0;
+  const { alice, bob } = await pairUnder(t, (f, leg) => (isTextTo(f, leg.nick, ids.a.nick) && n++ === 1 ? [] : [f]), ['one', 'two', 'three']);
+  t.ok(await until(() => alice.shown.length + alice.rejected.length >= 2), 'alice processed what reached her');
+  t.same(alice.shown.map((s) => s.text), ['one'], 'only the message before the gap is shown');
+  t.ok(alice.rejected.some((r) => r.code === 'OUT_OF_ORDER' && r.from === ids.b.nick), 'the gap is reported as OUT_OF_ORDER');
+  nothingFalse(t, alice, ids.b.nick, ['one', 'two', 'three']);
+  t.ok(await until(() => bob.client.undelivered().length === 2), 'bob lists two texts as not acknowledged');
+  t.same(bob.client.undelivered().map((u) => u.text).sort(), ['three', 'two']);
+});
+
+t.test('duplicated message: the copy is REPLAY and shown once', async (t) => {
+  let n = 0;
+  const { alice } = await pairUnder(t, (f, leg) => (isTextTo(f, leg.nick, ids.a.nick) && n++ === 0 ? [f, f] : [f]), ['one', 'two']);
+  t.ok(await until(() => alice.shown.length >= 2 && alice.rejected.length >= 1));
+  t.same(alice.shown.map((s) => s.text), ['one', 'two']);
+  t.ok(alice.rejected.some((r) => r.code === 'REPLAY'), 'the duplicate is reported as REPLAY');
+  nothingFalse(t, alice, ids.b.nick, ['one', 'two']);
+});
+
+t.test('reordered messages: never shown out of order', async (t) => {
+  let held: RelayFrame | undefined;
+  let n = 0;
+  const { alice } = await pairUnder(
+    t,
+    (f, leg) => {
+      if (!isTextTo(f, leg.nick, ids.a.nick)) return [f];
+      n++;
+      if (n === 1) {
+        held = f;
+        return [];
+      }
+      if (n === 2) return [f, held!];
+      return [f];
+    },
+    ['one', 'two', 'three'],
+  );
+  t.ok(await until(() => alice.shown.length + alice.rejected.length >= 3));
+  t.ok(alice.rejected.some((r) => r.code === 'OUT_OF_ORDER'), 'the early one is reported as OUT_OF_ORDER');
+  t.notOk(alice.shown.some((s) => s.text === 'two'), '"two", delivered before "one", is never shown');
+  nothingFalse(t, alice, ids.b.nick, ['one', 'two', 'three']);
+});
+
+t.test('replayed message later in the conversation: REPLAY, not shown again', async (t) => {
+  let first: RelayFrame | undefined;
+  let n = 0;
+  const { alice } = await pairUnder(
+    t,
+    (f, leg) => {
+      if (!isTextTo(f, leg.nick, ids.a.nick)) return [f];
+      n++;
+      if (n === 1) first = f;
+      return n === 3 ? [f, first!] : [f];
+    },
+    ['one', 'two', 'three'],
+  );
+  t.ok(await until(() => alice.shown.length >= 3 && alice.rejected.length >= 1));
+  t.same(alice.shown.map((s) => s.text), ['one', 'two', 'three']);
+  t.ok(alice.rejected.some((r) => r.code === 'REPLAY'));
+  nothingFalse(t, alice, ids.b.nick, ['one', 'two', 'three']);
+});
+
+t.test('truncated message: rejected with a decoding code, the rest not shown out of order', async (t) => {
+  let n = 0;
+  const { alice } = await pairUnder(
+    t,
+    (f, leg) => (isTextTo(f, leg.nick, ids.a.nick) && f.type === 'DELIVER' && n++ === 1 ? [frame('DELIVER', { from: f.from, body: f.body.subarray(0, f.body.length - 7) })] : [f]),
+    ['one', 'two', 'three'],
+  );
+  t.ok(await until(() => alice.shown.length + alice.rejected.length >= 3));
+  t.same(alice.shown.map((s) => s.text), ['one']);
+  t.ok(alice.rejected.some((r) => ['MALFORMED_FRAME', 'INVALID_FIELD'].includes(r.code)), `truncation reported (${alice.rejected.map((r) => r.code).join(', ')})`);
+  nothingFalse(t, alice, ids.b.nick, ['one', 'two', 'three']);
+});
+
+t.test('forged sender: a message relabelled as from another member is never shown as theirs', async (t) => {
+  const { mitm, join } = await setup(t, 3);
+  const alice = await join(ids.a, 'r3');
+  const bob = await join(ids.b, 'r3');
+  const carol = await join(ids.c, 'r3');
+  t.ok(await until(() => carol.established.length >= 2 && alice.established.length >= 2 && bob.established.length >= 2), 'all three pairs established');
+  // Everything bob sends to carol is stamped as from alice.
+  mitm.attack = (f, leg) => (leg.nick === ids.c.nick && f.type === 'DELIVER' && f.from === ids.b.nick && carried(f) === 'MSG' ? [{ ...f, from: ids.a.nick }] : [f]);
+  bob.client.send('from bob');
+  t.ok(await until(() => carol.rejected.length >= 1), 'carol rejects the forged frame');
+  t.ok(carol.rejected.some((r) => r.from === ids.a.nick && ['DECRYPT_FAILED', 'OUT_OF_ORDER', 'REPLAY'].includes(r.code)), `rejected as ${carol.rejected.map((r) => r.code).join(', ')}`);
+  t.same(carol.shown.filter((s) => s.from === ids.a.nick), [], 'nothing is shown as from alice, who sent nothing');
+  t.ok(await until(() => alice.shown.length >= 1), 'alice, not attacked, gets bob\'s text');
+  t.same(alice.shown, [{ from: ids.b.nick, text: 'from bob' }]);
+});
+
+const substitute: Attack = (f) => {
+  if (f.type === 'PEER_JOINED') return [{ ...f, key: MALLORY.spki }];
+  if (f.type === 'JOINED') return [{ ...f, members: f.members.map((m) => ({ ...m, key: MALLORY.spki })) }];
+  return [f];
+};
+
+t.test('substituted identity keys (first contact): the handshake fails, no text crosses', async (t) => {
+  const { mitm, join } = await setup(t);
+  mitm.attack = substitute;
+  const alice = await join(ids.a, 'rk');
+  const bob = await join(ids.b, 'rk');
+  bob.client.send('secret for alice');
+  t.ok(await until(() => alice.rejected.length + bob.rejected.length >= 1), 'a side reports the failed handshake');
+  const codes = [...alice.rejected, ...bob.rejected].map((r) => r.code);
+  t.ok(codes.some((c) => ['OAEP_FAILED', 'BAD_SIGNATURE', 'BAD_KEY_CONFIRMATION', 'TIMEOUT'].includes(c)), `reported as ${codes.join(', ')}`);
+  t.same(alice.established, [], 'alice never establishes a session');
+  t.same(alice.shown, [], 'alice shows nothing');
+  t.same(bob.shown, [], 'bob shows nothing');
+});
+
+t.test('substituted key for one side only: both handshakes fail (the transcript binds both keys)', async (t) => {
+  const { mitm, join } = await setup(t);
+  // Only alice (the responder, who learns of bob through PEER_JOINED) is lied to; bob has the real keys.
+  mitm.attack = (f, leg) => (leg.nick === ids.a.nick && f.type === 'PEER_JOINED' ? [{ ...f, key: MALLORY.spki }] : [f]);
+  const alice = await join(ids.a, 'rh');
+  const bob = await join(ids.b, 'rh');
+  bob.client.send('does it arrive?');
+  t.ok(await until(() => bob.rejected.length >= 1 && alice.rejected.length >= 1), 'both sides report a failed handshake');
+  // Alice encrypts s_R to the substituted key and signs a transcript (TH0 covers both keys, §8.2) that
+  // bob does not share: bob fails at the first check that sees it, OAEP before the signature.
+  t.ok(bob.rejected.some((r) => ['OAEP_FAILED', 'BAD_SIGNATURE'].includes(r.code) && r.fatal), `bob: ${bob.rejected.map((r) => r.code).join(', ')}`);
+  t.ok(alice.rejected.some((r) => r.fatal), `alice: ${alice.rejected.map((r) => r.code).join(', ')}`);
+  t.same([alice.established, bob.established], [[], []], 'neither side ever shows a working session');
+  t.same([alice.shown, bob.shown], [[], []], 'nothing shown');
+  t.equal(bob.client.undelivered().length, 1, 'bob\'s text is listed as not delivered');
+  const sa = alice.client.safetyNumber(ids.b.nick);
+  const sb = bob.client.safetyNumber(ids.a.nick);
+  t.ok(sa !== undefined && sb !== undefined && sa !== sb, 'and the safety numbers the two would compare differ');
+});
+
+t.test('substituted key for a pinned peer: a key change is shown, no session, no text', async (t) => {
+  const { mitm, join } = await setup(t);
+  const pinsA = PinStore.memory();
+  const pinsB = PinStore.memory();
+  const a1 = await join(ids.a, 'rp', pinsA);
+  const b1 = await join(ids.b, 'rp', pinsB);
+  t.ok(await until(() => a1.established.length > 0 && b1.established.length > 0), 'first, an honest session pins both keys');
+  a1.client.close();
+  b1.client.close();
+  mitm.attack = substitute;
+  const a2 = await join(ids.a, 'rp2', pinsA);
+  const b2 = await join(ids.b, 'rp2', pinsB);
+  t.ok(await until(() => a2.keyChanged.length + b2.keyChanged.length >= 2), 'both show a key change');
+  t.same([a2.keyChanged, b2.keyChanged], [[ids.b.nick], [ids.a.nick]]);
+  b2.client.send('blocked?');
+  t.same([a2.established, b2.established], [[], []], 'no session with the substituted key');
+  t.same([a2.shown, b2.shown], [[], []], 'nothing shown');
+});

@@ -1,0 +1,108 @@
+// A malicious relay for tests: a man in the middle in front of the reference relay that sees every frame
+// and may rewrite what each client receives (substitute identity keys in JOINED / PEER_JOINED, drop,
+// duplicate, hold back and reorder, replay, truncate DELIVER bodies, forge DELIVER.from). Clients still
+// authenticate to the real relay through it (spec §7.3 signs the relay's nonce, which it passes on), so
+// the only power it has is the one a malicious relay has: over what it forwards.
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { decodeFrame, encodeWire, FrameReader, type RelayFrame } from '../../src/codec/index.js';
+
+/** One client's leg through the proxy. */
+export interface Leg {
+  /** The nickname the client claimed in HELLO (known once HELLO went by). */
+  nick: string | undefined;
+  /** Sends a frame (or raw bytes) to the client now. */
+  toClient(f: RelayFrame | Buffer): void;
+}
+
+/** Decides what the client receives for each frame the real relay sent it: [] drops it. */
+export type Attack = (f: RelayFrame, leg: Leg) => (RelayFrame | Buffer)[];
+
+export const honest: Attack = (f) => [f];
+
+/** The type of the e2e frame a DELIVER carries, or undefined when it does not decode. */
+export function carried(f: RelayFrame): string | undefined {
+  if (f.type !== 'DELIVER') return undefined;
+  try {
+    return decodeFrame(f.body, 'e2e').type;
+  } catch {
+    return undefined;
+  }
+}
+
+export class MaliciousRelay {
+  private readonly sockets = new Set<Socket>();
+  attack: Attack = honest;
+  /** Frames the real relay sent, per client nick, and what the proxy forwarded instead. */
+  readonly seen: { to: string | undefined; frame: RelayFrame }[] = [];
+
+  private constructor(
+    private readonly server: Server,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  static async start(upstreamHost: string, upstreamPort: number): Promise<MaliciousRelay> {
+    let self: MaliciousRelay | undefined;
+    const server = createServer((client) => self!.onClient(client, upstreamHost, upstreamPort));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const a = server.address();
+    if (a === null || typeof a === 'string') throw new Error('no address');
+    self = new MaliciousRelay(server, '127.0.0.1', a.port);
+    return self;
+  }
+
+  private onClient(client: Socket, host: string, port: number): void {
+    const up = connect({ host, port });
+    this.sockets.add(client).add(up);
+    client.setNoDelay(true);
+    up.setNoDelay(true);
+    const leg: Leg = {
+      nick: undefined,
+      toClient: (f) => {
+        if (!client.destroyed) client.write(Buffer.isBuffer(f) ? f : encodeWire(f));
+      },
+    };
+    const c2s = new FrameReader();
+    const s2c = new FrameReader();
+    client.on('data', (chunk: Buffer) => {
+      up.write(chunk); // client bytes go through unchanged; the proxy only reads the nick from HELLO
+      try {
+        for (const b of c2s.push(chunk)) {
+          const f = decodeFrame(b, 'relay');
+          if (f.type === 'HELLO') leg.nick = f.nick;
+        }
+      } catch {
+        // a client's malformed frame is the real relay's business
+      }
+    });
+    up.on('data', (chunk: Buffer) => {
+      let bodies: Buffer[] = [];
+      try {
+        bodies = s2c.push(chunk);
+      } catch {
+        client.destroy();
+        return;
+      }
+      for (const b of bodies) {
+        const f = decodeFrame(b, 'relay');
+        this.seen.push({ to: leg.nick, frame: f });
+        for (const out of this.attack(f, leg)) leg.toClient(out);
+      }
+    });
+    const end = (): void => {
+      client.destroy();
+      up.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(up);
+    };
+    client.on('close', end);
+    up.on('close', end);
+    client.on('error', end);
+    up.on('error', end);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
