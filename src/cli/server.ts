@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LIMITS } from '../limits.js';
-import { startServer, type ServerOptions } from '../server/index.js';
+import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
 
 const DEFAULT_PORT = 55555;
 
@@ -21,7 +21,7 @@ export function defaultRegistryPath(env: NodeJS.ProcessEnv = process.env): strin
 // Flag name -> ServerOptions key, default and bounds, all from src/limits.ts (spec §10).
 const INT_FLAGS = {
   port: { key: 'port', dflt: DEFAULT_PORT, min: 0, max: 65535, help: 'TCP port, 0 for any free port' },
-  'max-room-size': { key: 'maxRoomSize', dflt: LIMITS.DEFAULT_ROOM_SIZE, min: 2, max: LIMITS.MAX_ROOM_SIZE, help: 'members per room' },
+  'max-room-size': { key: 'maxRoomSize', dflt: LIMITS.DEFAULT_ROOM_SIZE, min: 2, max: MAX_LISTABLE_ROOM_SIZE, help: 'members per room' },
   'handshake-timeout-ms': { key: 'handshakeTimeoutMs', dflt: LIMITS.HANDSHAKE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms from accept to WELCOME' },
   'idle-timeout-ms': { key: 'idleTimeoutMs', dflt: LIMITS.IDLE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms without a frame before TIMEOUT' },
   'max-connections': { key: 'maxConnections', dflt: LIMITS.MAX_CONNECTIONS, min: 1, max: LIMITS.MAX_UINT, help: 'connections in total (lowered under the open-file limit)' },

@@ -11,9 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
+import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../crypto/rsa.js';
-import { ERROR_CODES, ProtocolError, type ErrorName } from '../errors.js';
+import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../errors.js';
 import { LIMITS } from '../limits.js';
 import { RoomManager } from '../room/index.js';
 import { addressKey } from './address.js';
@@ -119,12 +119,35 @@ export function openFileLimit(): number | undefined {
   }
 }
 
+/** Whether JOINED for a room of `size` fits in one frame in the worst case (spec §6 JOINED.members). */
+function joinedFits(size: number): boolean {
+  // Worst case: a 64-byte room name, 32-byte nicknames, RSA-2048 SPKI keys (exactly 294 bytes, §8.1).
+  const key = new Uint8Array(294);
+  const members = Array.from({ length: size - 1 }, (_, i) => ({ nick: `m${i}`.padEnd(LIMITS.NICK_MAX_BYTES, 'x'), key }));
+  try {
+    return encodeFrame(frame('JOINED', { room: 'r'.repeat(LIMITS.ROOM_MAX_BYTES), members })).length <= LIMITS.MAX_FRAME_BYTES;
+  } catch (e) {
+    if (isProtocolError(e, 'FRAME_TOO_LARGE')) return false;
+    throw e;
+  }
+}
+
+/**
+ * The largest room size whose JOINED always fits in one frame (192 with RSA-2048 keys): spec §6 forbids a
+ * larger configured `room_size` although the field bounds alone would allow MAX_ROOM_SIZE.
+ */
+export const MAX_LISTABLE_ROOM_SIZE: number = (() => {
+  let size = LIMITS.MAX_ROOM_SIZE;
+  while (size > 2 && !joinedFits(size)) size--;
+  return size;
+})();
+
 function resolveConfig(o: ServerOptions): Config {
   const M = LIMITS.MAX_UINT;
   return {
     host: o.host ?? '127.0.0.1',
     port: intOption('port', o.port, 0, 0, 65535),
-    maxRoomSize: intOption('maxRoomSize', o.maxRoomSize, LIMITS.DEFAULT_ROOM_SIZE, 2, LIMITS.MAX_ROOM_SIZE),
+    maxRoomSize: intOption('maxRoomSize', o.maxRoomSize, LIMITS.DEFAULT_ROOM_SIZE, 2, MAX_LISTABLE_ROOM_SIZE),
     registry: o.registry ?? ':memory:',
     handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, LIMITS.HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
     idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, LIMITS.IDLE_TIMEOUT_MS, 1, 2 ** 31 - 1),

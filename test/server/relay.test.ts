@@ -7,7 +7,7 @@ import { encode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { encodeWire, frame } from '../../src/codec/index.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
-import { startServer, type ServerOptions } from '../../src/server/index.js';
+import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 
 const [alice, bob, carol, mallory] = identities(4) as [Identity, Identity, Identity, Identity];
@@ -432,4 +432,41 @@ t.test('random bytes and random frame sequences never produce INTERNAL_ERROR or 
   pair[0].send(frame('SEND', { to: 'bob', body: Buffer.from('still relaying') }));
   t.equal(Buffer.from((await pair[1].expect('DELIVER')).body).toString(), 'still relaying');
   for (const c of pair) c.destroy();
+});
+
+t.test('room_size is capped where JOINED still fits one frame (spec §6): 192 works with full-length names, 193 is refused', async (t) => {
+  t.equal(MAX_LISTABLE_ROOM_SIZE, 192);
+  await t.rejects(startServer({ maxRoomSize: MAX_LISTABLE_ROOM_SIZE + 1 }), RangeError);
+  const size = MAX_LISTABLE_ROOM_SIZE;
+  const { port } = await withServer(t, { maxRoomSize: size, maxConnectionsPerAddress: size + 8 });
+  const room = 'R'.repeat(64);
+  const nick = (i: number) => `n${i}`.padEnd(32, '_');
+  const cs: TestClient[] = [];
+  for (let i = 0; i < size; i++) {
+    const c = await TestClient.connect(port);
+    await c.auth(nick(i), carol); // one key may hold many nicknames
+    c.send(frame('JOIN', { room }));
+    const j = await c.expect('JOINED');
+    if (j.members.length !== i) t.fail(`joiner ${i} saw ${j.members.length} members`);
+    cs.push(c);
+  }
+  const last = cs[size - 1]!;
+  t.pass(`${size} members joined with 32-byte nicknames in a 64-byte room`);
+  const over = await TestClient.connect(port);
+  await over.auth('late', carol);
+  over.send(frame('JOIN', { room }));
+  t.equal(await over.expectError(), 'ROOM_FULL');
+  last.send(frame('SEND', { to: nick(0), body: Buffer.from('from the last') }));
+  // The first member got PEER_JOINED for each of the others before this DELIVER.
+  let peerJoined = 0;
+  for (let i = 0; i < size; i++) {
+    const r = await cs[0]!.next();
+    if (r !== 'closed' && r.type === 'PEER_JOINED') peerJoined++;
+    else {
+      t.equal(r !== 'closed' && r.type === 'DELIVER' ? r.from : undefined, nick(size - 1));
+      break;
+    }
+  }
+  t.equal(peerJoined, size - 1);
+  for (const c of [...cs, over]) c.destroy();
 });
