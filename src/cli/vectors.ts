@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { SUITES } from '../vectors/registry.js';
 import type { VectorFailure, VectorSuite } from '../vectors/types.js';
 
-const USAGE = `usage: e2ee-chat vectors verify [DIR]
+const USAGE = `usage: e2ee-chat vectors verify [--only FILE]... [DIR]
 
 Verifies every vector file (${SUITES.map((s) => s.file).join(', ')}) in DIR
-(default: the vectors/ folder of this package). Prints one line per failing case id,
-then a summary; exits 1 when any case fails or a file is missing or not valid JSON.`;
+(default: the vectors/ folder of this package), or only the files named with --only.
+Prints one line per failing case id, then a summary; exits 1 when any case fails or a
+file is missing or not valid JSON.`;
 
 /** The package's own vectors/ folder (this file is dist/src/cli/vectors.js). */
 function defaultDir(): string {
@@ -53,15 +54,27 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  if (sub !== 'verify' || rest.length > 1 || rest.some((a) => a.startsWith('-'))) {
+  const only: string[] = [];
+  const dirs: string[] = [];
+  let usageError = sub !== 'verify';
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--only' && i + 1 < rest.length) only.push(rest[++i]!);
+    else if (a.startsWith('-')) usageError = true;
+    else dirs.push(a);
+  }
+  const unknown = only.filter((f) => !SUITES.some((s) => s.file === f));
+  if (usageError || dirs.length > 1 || unknown.length > 0) {
+    if (unknown.length > 0) process.stderr.write(`no vector file named ${unknown.join(', ')}\n`);
     process.stderr.write(USAGE + '\n');
     return 2;
   }
-  const dir = rest[0] ?? defaultDir();
+  const dir = dirs[0] ?? defaultDir();
+  const suites = only.length === 0 ? SUITES : SUITES.filter((s) => only.includes(s.file));
   let cases = 0;
   let failures = 0;
   let badFiles = 0;
-  for (const suite of SUITES) {
+  for (const suite of suites) {
     const r = await verifySuite(suite, dir);
     cases += r.cases;
     failures += r.failures.length;
@@ -69,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const f of r.failures) process.stdout.write(`FAIL ${suite.file} ${f.id}: ${f.reason}\n`);
   }
   process.stdout.write(
-    `${SUITES.length} files, ${cases} cases: ${failures === 0 ? 'all passed' : `${failures} failure(s) in ${badFiles} file(s)`}\n`,
+    `${suites.length} files, ${cases} cases: ${failures === 0 ? 'all passed' : `${failures} failure(s) in ${badFiles} file(s)`}\n`,
   );
   return failures > 0 ? 1 : 0;
 }

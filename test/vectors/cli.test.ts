@@ -13,8 +13,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist/src/cli/main.js');
 const VECTORS = join(ROOT, 'vectors');
 
-function verify(dir?: string): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [CLI, 'vectors', 'verify', ...(dir === undefined ? [] : [dir])], { encoding: 'utf8' });
+/** Runs the CLI; `only` restricts it to codec.json (the other files are checked by the full runs). */
+function verify(dir?: string, only = false): { code: number | null; out: string } {
+  const args = [CLI, 'vectors', 'verify', ...(only ? ['--only', 'codec.json'] : []), ...(dir === undefined ? [] : [dir])];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
@@ -31,12 +33,12 @@ function copyVectors(t: HasTeardown): string {
 }
 
 
-t.test('an unmodified copy of vectors/ verifies, and so does the default folder', async (t) => {
+t.test('an unmodified copy of vectors/ verifies: every file, every case', async (t) => {
   const dir = copyVectors(t);
   const r = verify(dir);
   t.equal(r.code, 0, r.out);
   t.notMatch(r.out, /^FAIL /m);
-  t.equal(verify().code, 0, 'default: the package vectors/');
+  t.match(r.out, /cases: all passed$/m);
 });
 
 t.test('changing one byte of an expected output in a copy makes verify fail and name that case', async (t) => {
@@ -48,7 +50,7 @@ t.test('changing one byte of an expected output in a copy makes verify fail and 
   t.match(c.input, /07$/);
   c.input = c.input.slice(0, -2) + '06';
   writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
-  const r = verify(dir);
+  const r = verify(dir, true);
   t.equal(r.code, 1);
   t.match(r.out, /^FAIL codec\.json relay_ping: /m);
   t.equal(r.out.match(/^FAIL /gm)?.length, 1, 'only that case fails');
@@ -61,7 +63,7 @@ t.test('a changed expected error code is named', async (t) => {
   const after = before.replace(/("id": "frame_zero_length",[\s\S]*?"error": )"MALFORMED_FRAME"/, '$1"FRAME_TOO_LARGE"');
   t.not(after, before);
   writeFileSync(file, after);
-  const r = verify(dir);
+  const r = verify(dir, true);
   t.equal(r.code, 1);
   t.match(r.out, /^FAIL codec\.json frame_zero_length: /m);
 });
@@ -69,16 +71,24 @@ t.test('a changed expected error code is named', async (t) => {
 t.test('a missing file or a file that is not JSON fails', async (t) => {
   const dir = copyVectors(t);
   rmSync(join(dir, 'codec.json'));
-  const r = verify(dir);
+  const r = verify(dir, true);
   t.equal(r.code, 1);
   t.match(r.out, /^FAIL codec\.json codec\.json: /m);
   writeFileSync(join(dir, 'codec.json'), '{"cases": [');
-  const r2 = verify(dir);
+  const r2 = verify(dir, true);
   t.equal(r2.code, 1);
   t.match(r2.out, /^FAIL codec\.json codec\.json: /m);
 });
 
 t.test('usage errors exit 2', async (t) => {
-  const r = spawnSync(process.execPath, [CLI, 'vectors', 'check'], { encoding: 'utf8' });
-  t.equal(r.status, 2);
+  for (const args of [['vectors', 'check'], ['vectors', 'verify', '--only', 'nope.json'], ['vectors', 'verify', '--bogus'], ['vectors', 'verify', 'a', 'b']]) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    t.equal(r.status, 2, args.join(' '));
+  }
+});
+
+t.test('without DIR the package vectors/ folder is used; --only verifies just the named file', async (t) => {
+  const r = verify(undefined, true);
+  t.equal(r.code, 0, r.out);
+  t.match(r.out, /^1 files, \d+ cases: all passed$/m);
 });
