@@ -14,10 +14,18 @@ export function forgePublic(spki: Uint8Array): forge.pki.rsa.PublicKey {
   return forge.pki.publicKeyFromAsn1(forge.asn1.fromDer(bin(spki))) as forge.pki.rsa.PublicKey;
 }
 
-/** A forge RSA private key from PKCS#8 DER. */
+/** A forge RSA private key from PKCS#8 DER (parsed keys are kept: vectors reuse a few fixed keys). */
 export function forgePrivate(pkcs8: Uint8Array): forge.pki.rsa.PrivateKey {
-  return forge.pki.privateKeyFromAsn1(forge.asn1.fromDer(bin(pkcs8))) as forge.pki.rsa.PrivateKey;
+  const id = bin(pkcs8);
+  let k = PRIVATE.get(id);
+  if (k === undefined) {
+    k = forge.pki.privateKeyFromAsn1(forge.asn1.fromDer(id)) as forge.pki.rsa.PrivateKey;
+    if (PRIVATE.size >= 16) PRIVATE.clear();
+    PRIVATE.set(id, k);
+  }
+  return k;
 }
+const PRIVATE = new Map<string, forge.pki.rsa.PrivateKey>();
 
 const oaepOptions = (seed?: Uint8Array) => ({
   md: forge.md.sha256.create(),

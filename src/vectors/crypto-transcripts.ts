@@ -11,7 +11,8 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { decodeFrame, type InnerFrame } from '../codec/index.js';
-import { PeerSession, type SessionEvent } from '../handshake/session.js';
+import { PeerSession, type SessionEvent, type SessionRsa } from '../handshake/session.js';
+import { pssVerify } from '../crypto/rsa.js';
 import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
 import { keySchedule, pskKey, responderSignedMessage, th0, th1, th2, th3 } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
@@ -55,8 +56,23 @@ function scripted(p: PartyJson): (n: number) => Uint8Array {
   };
 }
 
+/**
+ * The RSA operations of one party replayed from a transcript's own frames: its OAEP ciphertext and its
+ * signature as recorded, the signature checked with node:crypto over the message the session signs.
+ * Defect cases only need to reach a state, so they need no seeded RSA (and no node-forge).
+ */
+function recordedRsa(ownCt: Uint8Array, ownSig: Uint8Array | undefined): SessionRsa {
+  return {
+    oaepEncrypt: () => ownCt,
+    pssSign: (privateKey, message) => {
+      if (ownSig === undefined || !pssVerify(createPublicKey(privateKey), message, ownSig)) throw new Error('recorded signature does not fit this transcript');
+      return ownSig;
+    },
+  };
+}
+
 /** A PeerSession for `self` talking to `peer`, drawing its randomness from the vector. */
-function session(forge: Forge, room: string, role: 'initiator' | 'responder', self: PartyJson, peer: PartyJson, psk: string | null): PeerSession {
+function session(forge: Forge | SessionRsa, room: string, role: 'initiator' | 'responder', self: PartyJson, peer: PartyJson, psk: string | null): PeerSession {
   const privateKey = createPrivateKey({ key: Buffer.from(fromHex(self.pkcs8, 'pkcs8')), format: 'der', type: 'pkcs8' });
   const spki = toHex(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
   if (spki !== self.spki) throw new Error(`${self.nick}: spki is not the public key of pkcs8`);
@@ -67,7 +83,7 @@ function session(forge: Forge, room: string, role: 'initiator' | 'responder', se
     peerNick: peer.nick,
     peerKey: fromHex(peer.spki, 'peer spki'),
     random: scripted(self),
-    rsa: forge.FORGE_RSA,
+    rsa: 'FORGE_RSA' in forge ? forge.FORGE_RSA : forge,
     ...(psk === null ? {} : { psk: fromHex(psk, 'psk') }),
   });
 }
@@ -163,19 +179,26 @@ const SCRIPT: Script = [
 type At = 'responder_idle' | 'initiator_await_resp' | 'responder_await_finish';
 
 /** Drives a fresh side of `base` to `at` and delivers `frame`: the resulting rejection code and state. */
-function deliver(forge: Forge, base: VectorCase, at: At, frame: Uint8Array, initiatorPsk: string | null | undefined): { error: string | null; state: string } {
+function deliver(base: VectorCase, at: At, frame: Uint8Array, initiatorPsk: string | null | undefined): { error: string | null; state: string } {
   const room = String(base['room']);
   const psk = (base['psk'] ?? null) as string | null;
   const I = base['initiator'] as unknown as PartyJson;
   const R = base['responder'] as unknown as PartyJson;
   const frames = base['frames'] as Record<string, string>;
+  const fi = decodeFrame(fromHex(frames['hs_init'], 'hs_init'), 'e2e');
+  const fr = decodeFrame(fromHex(frames['hs_resp'], 'hs_resp'), 'e2e');
+  const ff = decodeFrame(fromHex(frames['hs_finish'], 'hs_finish'), 'e2e');
+  if (fi.type !== 'HS_INIT' || fr.type !== 'HS_RESP' || ff.type !== 'HS_FINISH') throw new Error(`${base.id}: frames of the wrong types`);
   let s: PeerSession;
   if (at === 'initiator_await_resp') {
-    s = session(forge, room, 'initiator', I, R, initiatorPsk === undefined ? psk : initiatorPsk);
-    s.start();
+    s = session(recordedRsa(fi.ct, ff.sig), room, 'initiator', I, R, initiatorPsk === undefined ? psk : initiatorPsk);
+    // The initiator must be exactly where the transcript's initiator was: it sent the recorded HS_INIT.
+    if (toHex(sendOf(s.start())) !== frames['hs_init']) throw new Error(`${base.id}: the rebuilt HS_INIT differs`);
   } else {
-    s = session(forge, room, 'responder', R, I, psk);
-    if (at === 'responder_await_finish') s.receive(fromHex(frames['hs_init'], 'hs_init'));
+    s = session(recordedRsa(fr.ct, fr.sig), room, 'responder', R, I, psk);
+    if (at === 'responder_await_finish' && toHex(sendOf(s.receive(fromHex(frames['hs_init'], 'hs_init')))) !== frames['hs_resp']) {
+      throw new Error(`${base.id}: the rebuilt HS_RESP differs`);
+    }
   }
   const ev = s.receive(frame);
   const rej = ev.find((e) => e.kind === 'rejected');
@@ -216,7 +239,7 @@ async function build(forge: Forge): Promise<VectorCase[]> {
   const low = 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800';
   const neg = (id: string, description: string, based_on: string, at: At, frame: string, extra: Record<string, Json> = {}): VectorCase => {
     const base = based_on === 'handshake_psk' ? withPsk : plain;
-    const r = deliver(forge, base, at, fromHex(frame), extra['initiator_psk'] as string | null | undefined);
+    const r = deliver(base, at, fromHex(frame), extra['initiator_psk'] as string | null | undefined);
     if (r.state !== 'FAILED' || r.error === null) throw new Error(`${id}: the defect was not rejected`);
     return { id, description, section: '§7.2, §8.2', based_on, at, ...extra, frame, error: r.error };
   };
@@ -265,7 +288,7 @@ function verifyOne(forge: Forge, c: VectorCase, earlier: Map<string, VectorCase>
   }
   const base = earlier.get(String(c['based_on']));
   if (base === undefined) return `based_on ${String(c['based_on'])}: no earlier transcript case with that id`;
-  const got = deliver(forge, base, c['at'] as At, fromHex(c['frame'], 'frame'), c['initiator_psk'] as string | null | undefined);
+  const got = deliver(base, c['at'] as At, fromHex(c['frame'], 'frame'), c['initiator_psk'] as string | null | undefined);
   if (got.error !== c['error'] || got.state !== 'FAILED') return `expected ${String(c['error'])} and FAILED, got ${String(got.error)} in ${got.state}`;
   return undefined;
 }
