@@ -159,9 +159,12 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
-/** Median of unsorted numbers (upper median for an even count, matching `percentile(_, 50)` + 1 rank). */
+/**
+ * Median of unsorted numbers, ignoring NaN and infinities (a repetition that produced no samples must not
+ * poison the sort); the mean of the middle pair for an even count; NaN when nothing finite is left.
+ */
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;

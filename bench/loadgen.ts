@@ -448,9 +448,17 @@ async function quiet(count: () => number): Promise<void> {
   for (let i = 0; i < 50; i++) {
     await sleep(100);
     const c = count();
-    if (c === last) return;
+    // Quiet means nothing arrived for 100 ms and nothing of ours is still queued in a socket: on a
+    // loaded machine a 100 ms gap alone can be a descheduled process with a window still to deliver.
+    if (c === last && unsent() === 0) return;
     last = c;
   }
+}
+
+function unsent(): number {
+  let n = 0;
+  for (const { conn } of conns) n += conn.sock.writableLength;
+  return n;
 }
 
 function failIfAny(): void {

@@ -201,7 +201,9 @@ class Bench {
           const order = rep % 2 === 0 ? [pipe, server] : [server, pipe];
           for (const r of order) {
             progress(`relay: ${rooms} busy room(s), ${r.kind}${this.plan.reps > 1 ? `, repetition ${rep + 1}/${this.plan.reps}` : ''}`);
-            (r === pipe ? floor : ours).push(await this.relayRun(r, rooms));
+            const x = await this.relayRun(r, rooms);
+            progress(`  ${r.kind}: ${Math.round(x.flow).toLocaleString('en-US')} frames/s, p50 ${x.p50.toFixed(0)} us, p99 ${x.p99.toFixed(0)} us`);
+            (r === pipe ? floor : ours).push(x);
           }
         }
         const m = (xs: { flow: number; p50: number; p99: number }[], k: 'flow' | 'p50' | 'p99') => median(xs.map((x) => x[k]));

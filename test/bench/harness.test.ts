@@ -72,6 +72,8 @@ t.test('percentiles use the nearest rank; the median averages the middle pair', 
   t.equal(median([3, 1, 2]), 2);
   t.equal(median([4, 1, 3, 2]), 2.5);
   t.ok(Number.isNaN(median([])));
+  t.equal(median([5, NaN, 1, 3]), 3, 'a repetition without samples is left out, not sorted in');
+  t.ok(Number.isNaN(median([NaN, Infinity])));
 });
 
 t.test('a reservoir keeps at most its capacity and counts everything it saw', async (t) => {
