@@ -415,10 +415,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onFrame(f: RelayFrame): void {
     if (f.type === 'ERROR') return this.onError(f.code, f.detail);
-    if (f.type === 'PING' && this.phase !== 'await-challenge' && this.phase !== 'await-welcome') {
-      this.write(frame('PONG', { n: f.n }));
-      return;
-    }
+    // §5: PING is c2s only, so a PING from the relay falls through to UNEXPECTED_FRAME below (§7.4);
+    // a PONG after WELCOME answers our keepalive and needs nothing more.
     if (f.type === 'PONG' && this.welcomeInfo !== null) return;
     switch (this.phase) {
       case 'await-challenge':

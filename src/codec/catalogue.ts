@@ -52,8 +52,8 @@ export const FRAMES = {
   DELIVER: { code: 0x0a, layer: 'relay', dir: 's2c', fields: [nick('from'), bin('body', 1, L.MAX_BODY_BYTES)] },
   LEAVE: { code: 0x0b, layer: 'relay', dir: 'c2s', fields: [] },
   LEFT: { code: 0x0c, layer: 'relay', dir: 's2c', fields: [] },
-  PING: { code: 0x0d, layer: 'relay', dir: 'both', fields: [uint('n')] },
-  PONG: { code: 0x0e, layer: 'relay', dir: 'both', fields: [uint('n')] },
+  PING: { code: 0x0d, layer: 'relay', dir: 'c2s', fields: [uint('n')] },
+  PONG: { code: 0x0e, layer: 'relay', dir: 's2c', fields: [uint('n')] },
   ERROR: {
     code: 0x0f,
     layer: 'relay',

@@ -335,6 +335,18 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
       if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', members: [{ nick: 'probe', key: id('probe').spki }] })));
     },
   },
+  {
+    // §5: PING is c2s only; the client answers a relay's PING with ERROR, not PONG (§7.4).
+    name: 'a PING after WELCOME',
+    kind: 'protocol',
+    code: 'UNEXPECTED_FRAME',
+    sentError: 5,
+    script: (f, s) => {
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'AUTH') s.write(w(welcome));
+      if (f.type === 'JOIN') s.write(w(frame('PING', { n: 7 })));
+    },
+  },
 ];
 
 for (const m of misbehaviours) {
@@ -356,6 +368,7 @@ for (const m of misbehaviours) {
       const e = fake.seen.find((f) => f.type === 'ERROR');
       t.equal(e?.type === 'ERROR' ? e.code : undefined, m.sentError, 'the client told the relay the code (§3)');
     }
+    t.notOk(fake.seen.some((f) => f.type === 'PONG'), 'the client never sends PONG (§5: PONG is s2c)');
   });
 }
 
