@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
-import { defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
+import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
 import { PinStore, PinStoreError } from '../client/pins.js';
 import { printable, splitText } from '../client/text.js';
 import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
@@ -49,7 +49,8 @@ const USAGE = `usage: e2ee-chat client [options]
   --room NAME              room to join, [A-Za-z0-9_.-]{1,64} (default lobby)
   --home DIR               identity key and pinned peer keys (default ${defaultHome()})
   --no-passphrase          store a NEW identity key unencrypted (mode 0600); only when you ask for it
-  --room-secret-file FILE  optional room secret shared out of band (or env E2EE_CHAT_ROOM_SECRET)
+  --room-secret-file FILE  optional room secret shared out of band (or env E2EE_CHAT_ROOM_SECRET);
+                           16 to 4096 bytes, used as is; make it 32 random bytes (spec §8.2)
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -276,7 +277,7 @@ export async function run(argv: string[]): Promise<number> {
     pins = PinStore.load(opts.home);
     const envSecret = process.env['E2EE_CHAT_ROOM_SECRET'];
     if (opts.roomSecretFile !== undefined) psk = readRoomSecret(opts.roomSecretFile);
-    else if (envSecret !== undefined && envSecret !== '') psk = new Uint8Array(Buffer.from(envSecret, 'utf8'));
+    else if (envSecret !== undefined && envSecret !== '') psk = checkRoomSecret(new Uint8Array(Buffer.from(envSecret, 'utf8')));
   } catch (e) {
     if (e instanceof IdentityError) {
       err(`identity key in ${opts.home}: ${e.message}`);

@@ -107,5 +107,19 @@ export function readRoomSecret(path: string): Uint8Array {
   let b = readFileSync(path);
   if (b.length > 0 && b[b.length - 1] === 0x0a) b = b.subarray(0, b.length - (b.length > 1 && b[b.length - 2] === 0x0d ? 2 : 1));
   if (b.length === 0) throw new RangeError('room secret file is empty');
-  return new Uint8Array(b);
+  return checkRoomSecret(new Uint8Array(b));
+}
+
+/**
+ * The shortest room secret accepted, in bytes. Spec §8.2 requires a high-entropy psk because a member
+ * can test guesses offline against a key-confirmation MAC (§11); a length floor cannot measure entropy,
+ * it only refuses the obviously guessable short words.
+ */
+export const MIN_ROOM_SECRET_BYTES = 16;
+
+/** Returns `b` (the psk bytes) if it is MIN_ROOM_SECRET_BYTES..MAX_ROOM_SECRET_BYTES long; RangeError otherwise. */
+export function checkRoomSecret(b: Uint8Array): Uint8Array {
+  if (b.length < MIN_ROOM_SECRET_BYTES) throw new RangeError(`a room secret must be at least ${MIN_ROOM_SECRET_BYTES} bytes (use 32 random bytes, for example 64 hex digits)`);
+  if (b.length > MAX_ROOM_SECRET_BYTES) throw new RangeError(`a room secret must be at most ${MAX_ROOM_SECRET_BYTES} bytes`);
+  return b;
 }

@@ -18,6 +18,14 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   const nobody = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x') });
   nobody.end();
   t.equal((await nobody.exited).code, 6, 'nothing listening: status 6');
+  // §8.2: a psk must be high-entropy; the CLI refuses a room secret under 16 bytes before connecting
+  // (status 2), while one of exactly 16 bytes gets as far as connecting (status 6, nothing listening).
+  const shortSecret = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x'), env: { E2EE_CHAT_ROOM_SECRET: 'fifteen-bytes!!' } });
+  shortSecret.end();
+  t.equal((await shortSecret.exited).code, 2, 'room secret of 15 bytes: usage');
+  const minSecret = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x'), env: { E2EE_CHAT_ROOM_SECRET: 'sixteen-bytes!!!' } });
+  minSecret.end();
+  t.equal((await minSecret.exited).code, 6, 'room secret of 16 bytes: accepted, then cannot connect');
 
   const srv = await startServerProc(t, { registry: join(dir, 'reg.db') });
   const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
@@ -34,9 +42,9 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
 t.test('clients with different room secrets never establish a session', async (t) => {
   const dir = tempDir(t);
   const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
-  const a = startClient(t, { port, nick: 'a', home: join(dir, 'a'), env: { E2EE_CHAT_ROOM_SECRET: 'one secret' } });
+  const a = startClient(t, { port, nick: 'a', home: join(dir, 'a'), env: { E2EE_CHAT_ROOM_SECRET: 'one secret of 28 random-ish' } });
   await a.waitFor(/^\* joined /);
-  const b = startClient(t, { port, nick: 'b', home: join(dir, 'b'), env: { E2EE_CHAT_ROOM_SECRET: 'another' } });
+  const b = startClient(t, { port, nick: 'b', home: join(dir, 'b'), env: { E2EE_CHAT_ROOM_SECRET: 'another secret, also long' } });
   const failed = await b.waitFor(/^\* session with a failed: /);
   t.equal(failed, '* session with a failed: BAD_KEY_CONFIRMATION', 'the initiator refuses the responder (§8.2 psk)');
   t.notOk(b.out.some((l) => l.startsWith('* secure session')));
