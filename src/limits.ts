@@ -40,8 +40,14 @@ export const LIMITS = {
   /** Padding buckets: plaintexts are padded to the next power of two from 256 to 32768 bytes. */
   PAD_MIN_BYTES: 256,
   PAD_MAX_BYTES: 32768,
-  /** Most members a relay may be configured to allow in one room. */
+  /** Field bound of WELCOME.room_size (and JOINED.members: one less); not a size a relay may configure. */
   MAX_ROOM_SIZE: 256,
+  /**
+   * Most members a relay may be configured to allow in one room: the largest room whose JOINED, with
+   * 294-byte keys, 32-byte nicks and a 64-byte room name, fits in MAX_FRAME_BYTES (spec §6 JOINED).
+   * src/server computes the same figure from the codec (MAX_LISTABLE_ROOM_SIZE); a test keeps them equal.
+   */
+  MAX_LISTABLE_ROOM_SIZE: 192,
   /** default: members per room. */
   DEFAULT_ROOM_SIZE: 2,
   /** default: time from TCP accept to WELCOME. */
