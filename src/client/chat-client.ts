@@ -633,17 +633,29 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private handleSessionEvents(peer: Peer, events: SessionEvent[]): void {
+    // Frames first: the session has already numbered them (an ACK takes the next seq), so a listener
+    // that sends from inside a 'text' handler must find them on the wire ahead of its own message, or
+    // the peer sees its message before the ACK and rejects it as OUT_OF_ORDER.
+    for (const ev of events) if (ev.kind === 'send') this.write(frame('SEND', { to: peer.nick, body: ev.body }));
     for (const ev of events) {
       switch (ev.kind) {
         case 'send':
-          this.write(frame('SEND', { to: peer.nick, body: ev.body }));
           break;
-        case 'established':
+        case 'established': {
           peer.established = true;
           if (peer.timer) clearTimeout(peer.timer);
           peer.timer = null;
-          this.emit('established', { nick: peer.nick, safetyNumber: ev.safetyNumber, verified: peer.verified });
+          // The safety number costs 2 x 5200 SHA-512: computed only when a listener reads it.
+          const verified = peer.verified;
+          this.emit('established', {
+            nick: peer.nick,
+            get safetyNumber(): string {
+              return ev.safetyNumber;
+            },
+            verified,
+          });
           break;
+        }
         case 'text':
           this.emit('text', { from: peer.nick, seq: ev.seq, ts: ev.ts, text: ev.text, verified: peer.verified });
           break;
@@ -678,8 +690,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         continue;
       }
       peer.unacked.set(r.seq, text);
-      this.emit('sent', { to: peer.nick, seq: r.seq, text });
       for (const ev of r.events) if (ev.kind === 'send') this.write(frame('SEND', { to: peer.nick, body: ev.body }));
+      this.emit('sent', { to: peer.nick, seq: r.seq, text });
     }
   }
 

@@ -87,6 +87,34 @@ t.test('two library clients: sessions, texts both ways, acks, safety numbers, me
   t.ok(bob.closed);
 });
 
+t.test('a reply sent from inside a text listener reaches the peer after the ACK it follows (no OUT_OF_ORDER)', async (t) => {
+  const s = await relay(t);
+  const alice = client(t, s.port, 'echo-a');
+  const bob = client(t, s.port, 'echo-b');
+  await inRoom(alice, 'echo');
+  const est = next(bob, 'established');
+  await inRoom(bob, 'echo');
+  await est;
+  const rejected: string[] = [];
+  alice.on('rejected', (e) => rejected.push(e.error.errorName));
+  bob.on('rejected', (e) => rejected.push(e.error.errorName));
+  // alice answers every text synchronously, from inside the listener.
+  alice.on('text', (e) => {
+    alice.send(`re: ${e.text}`);
+  });
+  const replies: string[] = [];
+  const three = new Promise<void>((resolve) => {
+    bob.on('text', (e) => {
+      replies.push(e.text);
+      if (replies.length === 3) resolve();
+    });
+  });
+  for (const m of ['one', 'two', 'three']) bob.send(m);
+  await three;
+  t.same(replies, ['re: one', 're: two', 're: three'], 'every reply arrives, in order');
+  t.same(rejected, [], 'nothing was rejected on either side');
+});
+
 t.test('a changed key blocks the peer until trust(); then the session runs, unverified', async (t) => {
   const pins = PinStore.memory();
   const serverName = 'relay-under-test';
