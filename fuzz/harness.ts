@@ -66,10 +66,8 @@ export interface Deadlines {
   /** Longest wait for one expected frame from the relay. */
   replyMs: number;
   /**
-   * Accept the reference relay's documented choice (src/server/index.ts onData, src/codec/reader.ts push):
-   * when one TCP read holds complete frames and then a bad length prefix, the framing error is answered
-   * at once and the frames before it in that read are dropped. Spec §3 does not say which comes first, so
-   * by default the harness accepts both orders; `false` demands that earlier frames are answered first.
+   * Also accept a framing error answered ahead of the complete frames before it in the same read (the
+   * relay's behaviour before FrameReader kept those frames). Spec §3 forbids it; off by default.
    */
   framingMayPreempt?: boolean;
 }
@@ -230,10 +228,11 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
     framesSent += items.filter((i) => i.kind === 'frame').length;
     const deliveries: Buffer[] = [];
     let joins = 0;
-    // A framing error in the stream (the reader stops at the first) may pre-empt the frames before it.
+    // Only with framingMayPreempt (an old relay's behaviour, kept for comparison) may a framing error be
+    // answered ahead of the frames before it; spec §3 forbids it.
     const framing = items.find((i) => i.kind === 'framing-error');
     const framingCode = framing?.kind === 'framing-error' ? ERROR_CODES[framing.code].code : undefined;
-    const mayPreempt = d.framingMayPreempt !== false && framingCode !== undefined;
+    const mayPreempt = d.framingMayPreempt === true && framingCode !== undefined;
     for (const item of items) {
       const exp: Expectation = oracle.expect(item);
       if (exp.kind === 'deliver') {

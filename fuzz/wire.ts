@@ -65,6 +65,7 @@ export class RawConnection {
           this.violations.push(`relay sent an invalid frame (${e instanceof ProtocolError ? e.errorName : String(e)}): ${b.toString('hex').slice(0, 120)}`);
         }
       }
+      if (bodies.length > 0 && this.reader.failure !== undefined) this.violations.push(`relay framing: ${this.reader.failure.errorName}`);
       this.wake();
     });
     const end = (): void => {

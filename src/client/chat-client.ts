@@ -405,6 +405,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         // onFrame may have ended the connection (an ERROR frame): read nothing more (§3).
         if (this.closed) return;
       }
+      // §3: a framing error after complete frames in this chunk counts once they are handled.
+      if (this.reader.failure !== undefined) throw this.reader.failure;
     } catch (e) {
       const err = e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e));
       // §3: the first error on a connection is final; tell the relay why (codes 1-31 only) and close.

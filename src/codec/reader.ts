@@ -3,8 +3,12 @@
  *
  * An explicit two-state machine: HEADER waits for the 4-byte big-endian length, BODY waits for that many
  * bytes. "Not enough bytes yet" returns and waits; only a violation is an error. The declared length is
- * checked against the limit when the header completes, before any byte of the body is buffered. The first
- * error poisons the reader: every later push throws the same error.
+ * checked against the limit when the header completes, before any byte of the body is buffered.
+ *
+ * Errors never overtake frames (§3): a push whose bytes complete frames and then hit a bad length prefix
+ * returns those frames and records the error in `failure`, so the receiver acts on the frames in stream
+ * order and then on the error, whatever the TCP segmentation. The first error poisons the reader: every
+ * later push throws it.
  */
 import { ProtocolError } from '../errors.js';
 import { LIMITS } from '../limits.js';
@@ -19,7 +23,7 @@ export class FrameReader {
   private buffered = 0;
   private state = State.Header;
   private want: number = LIMITS.LENGTH_PREFIX_BYTES;
-  private failure: ProtocolError | undefined;
+  private failed: ProtocolError | undefined;
 
   /** @param maxFrame largest frame body accepted, at most LIMITS.MAX_FRAME_BYTES. */
   constructor(private readonly maxFrame: number = LIMITS.MAX_FRAME_BYTES) {
@@ -33,13 +37,19 @@ export class FrameReader {
     return this.buffered;
   }
 
+  /** The framing error met so far (MALFORMED_FRAME for a zero length, FRAME_TOO_LARGE over the limit). */
+  get failure(): ProtocolError | undefined {
+    return this.failed;
+  }
+
   /**
-   * Feeds bytes; returns the complete frame bodies they finish, in order (each a fresh buffer).
-   * Throws ProtocolError MALFORMED_FRAME for a zero length, FRAME_TOO_LARGE for a declared length over
-   * the limit; frames completed before the bad header in the same chunk are lost with the connection.
+   * Feeds bytes; returns the complete frame bodies they finish, in order (each a fresh buffer). A bad
+   * length prefix (zero: MALFORMED_FRAME; over the limit: FRAME_TOO_LARGE) ends the stream: the frames
+   * completed before it are still returned and the error is left in `failure` for the caller to act on
+   * after them; it is thrown only when no frame precedes it in this push, and by every later push.
    */
   push(chunk: Uint8Array): Buffer[] {
-    if (this.failure) throw this.failure;
+    if (this.failed) throw this.failed;
     const out: Buffer[] = [];
     let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     try {
@@ -76,10 +86,10 @@ export class FrameReader {
         }
       }
     } catch (e) {
-      this.failure = e as ProtocolError;
+      this.failed = e as ProtocolError;
       this.chunks.length = 0;
       this.buffered = 0;
-      throw e;
+      if (out.length === 0) throw e;
     }
     return out;
   }

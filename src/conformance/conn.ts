@@ -146,6 +146,12 @@ export class Conn {
         this.push({ kind: 'invalid', detail: isProtocolError(e) ? `${e.errorName}: ${e.message}` : String(e) });
       }
     }
+    // §3: a framing error after complete frames of this chunk comes after them.
+    const failure = this.reader.failure;
+    if (failure !== undefined) {
+      this.push({ kind: 'invalid', detail: failure.errorName });
+      this.finish();
+    }
   }
 
   private finish(): void {

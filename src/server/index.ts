@@ -349,7 +349,7 @@ class Relay implements RelayServer {
     try {
       bodies = conn.reader.push(chunk);
     } catch (e) {
-      // Framing errors (§3) are final; frames completed earlier in this chunk are lost with the connection.
+      // A framing error (§3) with no complete frame before it in this chunk: final.
       this.guard(conn, () => this.onFailure(conn, e));
       return;
     }
@@ -367,6 +367,9 @@ class Relay implements RelayServer {
           this.guard(conn, () => this.onFailure(conn, e));
         }
       }
+      // §3: a framing error later in this chunk is answered after the frames before it, never ahead of them.
+      const failure = conn.reader.failure;
+      if (failure !== undefined && !conn.closing) this.guard(conn, () => this.onFailure(conn, failure));
     } finally {
       this.batching = false;
       for (const s of this.corked) s.uncork();

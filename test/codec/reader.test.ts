@@ -130,3 +130,13 @@ t.test('a configured limit outside 1..MAX_FRAME_BYTES is a programming error', a
   t.throws(() => new FrameReader(LIMITS.MAX_FRAME_BYTES + 1), RangeError);
   t.throws(() => new FrameReader(1.5), RangeError);
 });
+
+t.test('frames before a bad length prefix in the same push are returned; the error follows them (§3)', async (t) => {
+  const r = new FrameReader();
+  const ping = encodeWire(frame('PING', { n: 7 }));
+  const out = r.push(Buffer.concat([ping, ping, cat('ffffffff')]));
+  t.equal(out.length, 2, 'both complete frames come out');
+  t.equal(r.failure?.errorName, 'FRAME_TOO_LARGE', 'the error is recorded for after them');
+  t.equal(errName(() => r.push(ping)), 'FRAME_TOO_LARGE', 'and poisons every later push');
+  t.equal(new FrameReader().failure, undefined, 'a fresh reader has no failure');
+});
