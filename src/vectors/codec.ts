@@ -20,6 +20,7 @@ import { decodeFrame, encodeFrame, encodeWire } from '../codec/frame.js';
 import { FrameReader } from '../codec/reader.js';
 import { fromHex, toHex } from './hex.js';
 import { buildCodecCases } from './codec-cases.js';
+import { verifyCases } from './verify-cases.js';
 import type { VectorCase, VectorDocument, VectorFailure, VectorSuite } from './types.js';
 
 export type Framing = 'stream' | 'body';
@@ -177,27 +178,7 @@ export const codecSuite: VectorSuite = {
       cases: buildCodecCases(),
     };
   },
-  verify(doc: unknown): VectorFailure[] {
-    const failures: VectorFailure[] = [];
-    if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { cases?: unknown }).cases)) {
-      return [{ id: '(document)', reason: 'expected an object with a cases array' }];
-    }
-    const seen = new Set<string>();
-    for (const [i, raw] of ((doc as { cases: unknown[] }).cases).entries()) {
-      const c = (typeof raw === 'object' && raw !== null ? raw : {}) as VectorCase;
-      const id = typeof c.id === 'string' ? c.id : `(case ${i})`;
-      if (seen.has(id)) {
-        failures.push({ id, reason: 'duplicate case id' });
-        continue;
-      }
-      seen.add(id);
-      try {
-        const reason = verifyCase(c);
-        if (reason !== undefined) failures.push({ id, reason });
-      } catch (e) {
-        failures.push({ id, reason: `bad case: ${e instanceof Error ? e.message : String(e)}` });
-      }
-    }
-    return failures;
+  verify(doc: unknown): Promise<VectorFailure[]> {
+    return verifyCases(doc, (c) => verifyCase(c));
   },
 };

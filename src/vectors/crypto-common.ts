@@ -1,10 +1,9 @@
 /**
  * Shared plumbing of the crypto vector suites (vectors/primitives.json, handshake.json, passive.json):
- * case iteration with duplicate-id detection, and loading node-forge only when a suite runs (it is a
+ * loading node-forge only when a suite runs (it is a
  * development dependency used to reproduce seeded OAEP and salted PSS; the chat runtime never loads it).
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { VectorCase, VectorFailure } from './types.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -14,29 +13,7 @@ export async function loadForge() {
   return { ...forge, ...hs };
 }
 
-/** Runs `check` over every case of `doc` in order; a thrown error is that case's failure. */
-export async function verifyCases(doc: unknown, check: (c: VectorCase, index: number) => Promise<string | undefined> | string | undefined): Promise<VectorFailure[]> {
-  const cases = (doc as { cases?: unknown } | null)?.cases;
-  if (!Array.isArray(cases)) return [{ id: '(document)', reason: 'expected an object with a cases array' }];
-  const failures: VectorFailure[] = [];
-  const seen = new Set<string>();
-  for (const [i, raw] of cases.entries()) {
-    const c = (typeof raw === 'object' && raw !== null ? raw : {}) as VectorCase;
-    const id = typeof c.id === 'string' ? c.id : `(case ${i})`;
-    if (seen.has(id)) {
-      failures.push({ id, reason: 'duplicate case id' });
-      continue;
-    }
-    seen.add(id);
-    try {
-      const reason = await check(c, i);
-      if (reason !== undefined) failures.push({ id, reason });
-    } catch (e) {
-      failures.push({ id, reason: `bad case: ${e instanceof Error ? e.message : String(e)}` });
-    }
-  }
-  return failures;
-}
+export { verifyCases } from './verify-cases.js';
 
 /** Compares an expected JSON value with what the runtime produced; the first difference as text. */
 export function diff(path: string, want: unknown, got: unknown): string | undefined {
