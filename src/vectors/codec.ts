@@ -21,7 +21,7 @@ import { FrameReader } from '../codec/reader.js';
 import { fromHex, toHex } from './hex.js';
 import { buildCodecCases } from './codec-cases.js';
 import { verifyCases } from './verify-cases.js';
-import type { VectorCase, VectorDocument, VectorFailure, VectorSuite } from './types.js';
+import type { VectorDocument, VectorFailure, VectorSuite } from './types.js';
 
 export type Framing = 'stream' | 'body';
 
