@@ -1,5 +1,5 @@
-// A short, bounded fuzz run (the same engine as `npm run fuzz`): 600 cases from a fixed seed against the
-// relay as a child process, with frame and connection floods between batches and, after every batch, the
+// A short, bounded fuzz run (the same engine as `npm run fuzz`), half a minute to a minute here: 6,000
+// cases from a fixed seed against the relay as a child process, with frame and connection floods between batches and, after every batch, the
 // health checks (alive, a fresh legitimate pair served, memory bound, no internal error logged). Bounded
 // by its case count; the reply deadline only turns a hang into a failure.
 import t from 'tap';
@@ -7,11 +7,11 @@ import { fuzz } from '../../fuzz/engine.js';
 
 const SEED = 20261125;
 
-t.test(`fuzz seed ${SEED}: 600 cases, every answer as the oracle says, relay healthy after every batch`, async (t) => {
+t.test(`fuzz seed ${SEED}: 6,000 cases, every answer as the oracle says, relay healthy after every batch`, async (t) => {
   const lines: string[] = [];
   const report = await fuzz({
     seed: SEED,
-    iterations: 600,
+    iterations: 6000,
     batchSize: 8,
     minimise: false,
     maxFailures: 20,
@@ -19,7 +19,7 @@ t.test(`fuzz seed ${SEED}: 600 cases, every answer as the oracle says, relay hea
     deadlines: { replyMs: 15_000 },
     log: (l) => lines.push(l),
   });
-  t.equal(report.cases, 600, 'every case ran');
+  t.equal(report.cases, 6000, 'every case ran');
   t.ok(report.framesSent > report.cases, `${report.framesSent} frames sent over ${report.connections} connections`);
   t.ok(report.seedsFromVectors > 0, `${report.seedsFromVectors} seed frames from vectors/codec.json`);
   t.equal(report.failureCount, 0, report.failures.map((f) => `x${f.count} case ${String(f.caseIndex)}: ${f.what}`).join(' | ') || 'no failure');
