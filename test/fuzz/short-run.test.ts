@@ -1,7 +1,7 @@
 // A short, bounded fuzz run (the same engine as `npm run fuzz`), half a minute to a minute here: 6,000
-// cases from a fixed seed against the relay as a child process, with frame and connection floods between batches and, after every batch, the
-// health checks (alive, a fresh legitimate pair served, memory bound, no internal error logged). Bounded
-// by its case count; the reply deadline only turns a hang into a failure.
+// cases from a fixed seed against the relay as a child process, with frame and connection floods between
+// batches and, after every batch, the health checks (alive, a fresh legitimate pair served, memory bound,
+// no internal error logged). Bounded by its case count; the reply deadline only turns a hang into a failure.
 import t from 'tap';
 import { fuzz } from '../../fuzz/engine.js';
 
