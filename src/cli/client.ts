@@ -212,6 +212,24 @@ async function askLine(prompt: string): Promise<string> {
 
 // ---------------------------------------------------------------------------------------------------
 
+/** The first exit status wins; `exited` resolves with it (both client modes end through this). */
+function exitLatch(): { exit: (code: number) => void; exited: Promise<number>; readonly exiting: boolean } {
+  let resolve!: (code: number) => void;
+  let done = false;
+  const exited = new Promise<number>((r) => (resolve = r));
+  return {
+    exit(code: number) {
+      if (done) return;
+      done = true;
+      resolve(code);
+    },
+    exited,
+    get exiting() {
+      return done;
+    },
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const interactive = process.stdin.isTTY === true;
   let opts: Options;
@@ -326,14 +344,8 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   const event = (line: string) => out(`* ${line}`);
   const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
 
-  let resolveExit!: (code: number) => void;
-  const exited = new Promise<number>((r) => (resolveExit = r));
-  let exiting = false;
-  const exit = (code: number) => {
-    if (exiting) return;
-    exiting = true;
-    resolveExit(code);
-  };
+  const latch = exitLatch();
+  const { exit, exited } = latch;
 
   // A reader that went away (`client ... | head -1`): leave quietly instead of dying on EPIPE.
   process.stdout.on('error', () => {
@@ -377,17 +389,17 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
 
   const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   rl.on('line', (line) => {
-    if (exiting || client.closed) return;
+    if (latch.exiting || client.closed) return;
     for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) {
       if (client.send(piece).length > 0) continue;
       event(client.members().length === 0 ? 'queued: nobody else in the room yet' : 'not sent: no member with a trusted key');
     }
   });
   rl.on('close', () => {
-    if (exiting || client.closed) return;
+    if (latch.exiting || client.closed) return;
     // End of input: send what is queued, wait up to --wait for it to be acknowledged, leave, exit 0.
     void client.whenSettled(opts.waitMs).then(async () => {
-      if (exiting || client.closed) return;
+      if (latch.exiting || client.closed) return;
       const left = await client.leave();
       for (const u of left) event(describeUndelivered(u));
       exit(EXIT.OK);
@@ -440,14 +452,8 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   const warn = (...lines: string[]) => print(...lines.map((l) => p.red(p.bold(l))));
   const err = (msg: string) => print(p.red(`error: ${msg}`));
 
-  let resolveExit!: (code: number) => void;
-  const exited = new Promise<number>((r) => (resolveExit = r));
-  let exiting = false;
-  const exit = (code: number) => {
-    if (exiting) return;
-    exiting = true;
-    resolveExit(code);
-  };
+  const latch = exitLatch();
+  const { exit, exited } = latch;
 
   if (identity.created) info(`created your identity key in ${opts.home}`);
   const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? p.green('✓') : '');
@@ -508,7 +514,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   info('type /help for commands');
 
   const quit = async () => {
-    if (exiting) return;
+    if (latch.exiting) return;
     const left = client.closed ? [] : await client.leave();
     for (const u of left) print(p.yellow(`  ! ${describeUndelivered(u)}`));
     exit(EXIT.OK);
@@ -570,7 +576,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   };
 
   rl.on('line', (raw) => {
-    if (exiting) return;
+    if (latch.exiting) return;
     // readline echoed "prompt + line"; replace that echo with the timestamped message (or nothing).
     const cols = stdout.columns > 0 ? stdout.columns : 80;
     const rows = Math.max(1, Math.ceil((promptWidth + [...raw].length) / cols));
