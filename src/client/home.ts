@@ -5,7 +5,7 @@
  */
 import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { generateIdentity } from '../crypto/rsa.js';
 import { KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
@@ -24,9 +24,25 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
   return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.config'), 'e2ee-chat');
 }
 
-/** Creates the home folder (mode 0700) if needed. */
+/**
+ * Creates the home folder (mode 0700) if needed, with each missing parent, one level at a time.
+ * Node's `mkdirSync(p, { recursive: true })` never returns for a path under /proc (mkdir answers ENOENT
+ * while the parent exists, and it retries forever), so an unusable --home would spin at 100 % CPU;
+ * here every failure is thrown as it is, with its code and path.
+ */
 export function prepareHome(home: string): void {
-  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const missing: string[] = [];
+  for (let p = resolve(home); !existsSync(p); p = dirname(p)) {
+    if (dirname(p) === p) break;
+    missing.unshift(p);
+  }
+  for (const p of missing) {
+    try {
+      mkdirSync(p, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
 }
 
 export interface Identity {

@@ -13,6 +13,12 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   t.equal((await bad.exited).code, 2, 'bad --port');
   const noNick = startClient(t, { port: 1, nick: 'bad nick!', home: join(dir, 'x') });
   t.equal((await noNick.exited).code, 2, 'nickname outside the alphabet');
+  // A --home that cannot be created is a usage error at once (Node's recursive mkdir never returns
+  // under /proc; the client creates one level at a time).
+  const noHome = startClient(t, { port: 1, nick: 'x', home: '/proc/e2ee-chat-nonexistent/home' });
+  noHome.end();
+  t.equal((await noHome.exited).code, 2, '--home under /proc: status 2, no endless loop');
+  t.ok(noHome.err.some((l) => l.includes('/proc/e2ee-chat-nonexistent')), 'stderr names the path');
 
   const closed = await freePort();
   const nobody = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x') });
