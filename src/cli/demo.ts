@@ -6,8 +6,9 @@
  * that no message text appeared in the relay's traffic and that both safety numbers agree; exits 0 when
  * both hold and both clients exited 0, 1 otherwise.
  *
- * Everything lives in a temp folder that is removed at the end; keys are stored without passphrase
- * there (--no-passphrase) because nobody types one in a demo.
+ * Everything lives in a temp folder that is removed at the end, also when the output pipe closes early
+ * (`npm run demo | head`: exit 141) or on Ctrl-C (130); keys are stored without passphrase there
+ * (--no-passphrase) because nobody types one in a demo.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -180,12 +181,29 @@ class Client {
   }
 }
 
+/**
+ * Exit status when the reader of our output went away (`npm run demo | head`): the status a shell gives
+ * a process ended by SIGPIPE (128 + 13). The checks did not finish, so it is not 0.
+ */
+const CLOSED_PIPE = 141;
+
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'e2ee-chat-demo-'));
+  const clients: Client[] = [];
+  // The temporary keys must go on every way out: normal end, error, a closed output pipe, Ctrl-C.
+  const cleanup = () => {
+    for (const c of clients) if (c.child.exitCode === null) c.child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const abort = (code: number) => {
+    cleanup();
+    process.exit(code);
+  };
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => abort(err.code === 'EPIPE' ? CLOSED_PIPE : 1));
+  process.once('SIGINT', () => abort(130)).once('SIGTERM', () => abort(143));
   const relay = await startServer({ port: 0, registry: ':memory:' });
   const recorder = new Recorder(relay.port, (who, dir, f) => row('', `${dir === '→' ? `${who} → relay` : `relay → ${who}`}  ${describe(f)}`));
   const port = await recorder.listen();
-  const clients: Client[] = [];
   try {
     process.stdout.write(`e2ee-chat demo: relay on 127.0.0.1:${relay.port}, recording proxy on 127.0.0.1:${port}\n\n`);
     row('WHAT ALICE AND BOB SEE (decrypted on their machines)', 'WHAT THE RELAY SEES (every frame on the wire)');
@@ -221,10 +239,9 @@ async function main(): Promise<number> {
     process.stdout.write(`client exit statuses: alice ${codes[0]}, bob ${codes[1]}\n`);
     return leaked.length === 0 && sa === sb && codes.every((c) => c === 0) ? 0 : 1;
   } finally {
-    for (const c of clients) if (c.child.exitCode === null) c.child.kill();
+    cleanup();
     await recorder.close();
     await relay.close();
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
