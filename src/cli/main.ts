@@ -3,6 +3,8 @@
  * `e2ee-chat <command>`: dispatches to one module per command. Each module exports
  * `run(argv: string[]): Promise<number>` returning the process exit status.
  */
+import { readFileSync } from 'node:fs';
+
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   server: () => import('./server.js'),
   client: () => import('./client.js'),
@@ -18,13 +20,23 @@ commands:
   vectors verify check the test vectors in a folder (default: vectors/)
   conformance    drive another implementation through the spec's cases
 
-Run 'e2ee-chat <command> --help' for a command's options.`;
+Run 'e2ee-chat <command> --help' for a command's options; 'e2ee-chat --version' prints the version.`;
+
+/** The version in package.json, which sits three folders above dist/src/cli/main.js (and src/cli/main.ts). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}
 
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(`e2ee-chat ${version()}\n`);
+    return 0;
   }
   const load = COMMANDS[cmd];
   if (load === undefined) {
