@@ -18,10 +18,10 @@ import { LIMITS } from '../limits.js';
 import { RoomManager } from '../room/index.js';
 import { addressKey } from './address.js';
 import { deliverWire } from './deliver.js';
-import { NickRegistry } from './registry.js';
-import { serverTransition, type ServerState } from './transitions.js';
+import { SqliteRegistry, type Registry } from './registry.js';
+import { serverTransition, type ServerState, type ServerTransition } from './transitions.js';
 
-export { NickRegistry } from './registry.js';
+export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 
 export interface ServerOptions {
   /** Address to listen on (default 127.0.0.1). */
@@ -30,8 +30,11 @@ export interface ServerOptions {
   port?: number;
   /** Members per room, 2..MAX_ROOM_SIZE (default DEFAULT_ROOM_SIZE). */
   maxRoomSize?: number;
-  /** Registry file path, or ':memory:' (the default for the library; the CLI defaults to a file). */
-  registry?: string;
+  /**
+   * Registry file path, or ':memory:' (the default for the library; the CLI defaults to a file), served by
+   * a worker thread and closed with the relay; or a `Registry` the caller opened (and closes itself).
+   */
+  registry?: string | Registry;
   /** Milliseconds from accept to WELCOME (default HANDSHAKE_TIMEOUT_MS). */
   handshakeTimeoutMs?: number;
   /** Milliseconds without a frame before TIMEOUT, announced as WELCOME.idle_ms (default IDLE_TIMEOUT_MS). */
@@ -88,7 +91,7 @@ interface Config {
   host: string;
   port: number;
   maxRoomSize: number;
-  registry: string;
+  registry: string | Registry;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
@@ -187,6 +190,12 @@ class Connection {
   tokens: number;
   refillAt: number;
   grace: NodeJS.Timeout | undefined;
+  /**
+   * Set while a step waits for the registry (AUTH): the socket is paused and the frames already read
+   * behind that step wait here, so the connection's frames are still handled strictly in order (§7.1).
+   */
+  suspended = false;
+  backlog: Buffer[] = [];
   readonly reader: FrameReader;
 
   constructor(
@@ -209,7 +218,7 @@ class Relay implements RelayServer {
   port = 0;
   private readonly server: Server;
   private readonly rooms: RoomManager<Connection>;
-  private readonly registry: NickRegistry;
+  private readonly ownsRegistry: boolean;
   private readonly conns = new Set<Connection>();
   private readonly refusing = new Set<Socket>();
   private readonly perAddress = new Map<string, number>();
@@ -226,10 +235,11 @@ class Relay implements RelayServer {
 
   constructor(
     private readonly cfg: Config,
+    private readonly registry: Registry,
     private readonly logSink: ((event: Record<string, unknown>) => void) | undefined,
   ) {
+    this.ownsRegistry = typeof cfg.registry === 'string';
     this.rooms = new RoomManager<Connection>(cfg.maxRoomSize);
-    this.registry = new NickRegistry(cfg.registry);
     this.server = createServer({ noDelay: true }, (s) => {
       try {
         this.onConnection(s);
@@ -251,11 +261,14 @@ class Relay implements RelayServer {
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => {
         clearInterval(this.sweep);
-        this.registry.close();
-        reject(e);
+        const closed = this.ownsRegistry ? this.registry.close() : Promise.resolve();
+        closed.then(
+          () => reject(e),
+          () => reject(e),
+        );
       };
       this.server.once('error', onError);
-      this.server.listen(this.cfg.port, this.cfg.host, () => {
+      this.server.listen(this.cfg.port, this.cfg.host, async () => {
         this.server.off('error', onError);
         this.server.on('error', (e) => this.log({ event: 'server_error', error: e.message }));
         const a = this.server.address();
@@ -271,8 +284,8 @@ class Relay implements RelayServer {
           port: this.port,
           max_connections: this.cfg.maxConnections,
           max_room_size: this.cfg.maxRoomSize,
-          registry: this.cfg.registry,
-          bound_nicknames: this.registry.count(),
+          registry: typeof this.cfg.registry === 'string' ? this.cfg.registry : 'external',
+          bound_nicknames: await this.registry.count().catch(() => undefined),
         });
         resolve();
       });
@@ -349,32 +362,72 @@ class Relay implements RelayServer {
     try {
       bodies = conn.reader.push(chunk);
     } catch (e) {
-      // A framing error (§3) with no complete frame before it in this chunk: final.
-      this.guard(conn, () => this.onFailure(conn, e));
+      // A framing error (§3) with no complete frame before it in this chunk: final, unless frames of an
+      // earlier chunk still wait behind a registry step (then it is acted on after them).
+      if (!conn.suspended) this.guard(conn, () => this.onFailure(conn, e));
       return;
     }
-    // Every socket written while this chunk is handled stays corked until its end, so the frames one read
-    // produces for one reader leave in one write (one syscall) instead of one each.
+    if (conn.suspended) {
+      // Data that was already in flight when the socket was paused: it waits its turn.
+      conn.backlog.push(...bodies);
+      return;
+    }
+    this.runFrames(conn, bodies);
+  }
+
+  /**
+   * Handles complete frames in order. A step that waits for the registry suspends the connection: the
+   * rest wait in `backlog` and this resumes with them once the step has settled.
+   */
+  private runFrames(conn: Connection, bodies: Buffer[]): void {
+    // Every socket written while these frames are handled stays corked until the end, so the frames one
+    // read produces for one reader leave in one write (one syscall) instead of one each.
+    const outer = this.batching;
     this.batching = true;
     try {
-      for (const body of bodies) {
+      for (let i = 0; i < bodies.length; i++) {
         if (conn.closing) break;
         // Per frame: a refusal that does not close (NO_SUCH_PEER, ROOM_FULL, NICK_IN_ROOM) must not drop
         // the frames after it in the same read.
         try {
-          this.onFrame(conn, body);
+          const pending = this.onFrame(conn, bodies[i]!);
+          if (pending !== undefined) {
+            this.suspend(conn, bodies.slice(i + 1), pending);
+            return;
+          }
         } catch (e) {
           this.guard(conn, () => this.onFailure(conn, e));
         }
       }
-      // §3: a framing error later in this chunk is answered after the frames before it, never ahead of them.
+      // §3: a framing error later in the stream is answered after the frames before it, never ahead of them.
       const failure = conn.reader.failure;
       if (failure !== undefined && !conn.closing) this.guard(conn, () => this.onFailure(conn, failure));
     } finally {
-      this.batching = false;
-      for (const s of this.corked) s.uncork();
-      this.corked.clear();
+      if (!outer) {
+        this.batching = false;
+        for (const s of this.corked) s.uncork();
+        this.corked.clear();
+      }
     }
+  }
+
+  private suspend(conn: Connection, rest: Buffer[], pending: Promise<void>): void {
+    conn.suspended = true;
+    conn.backlog = rest;
+    conn.socket.pause();
+    const settle = (e: unknown): void => {
+      conn.suspended = false;
+      const backlog = conn.backlog;
+      conn.backlog = [];
+      if (e !== undefined) this.guard(conn, () => this.onFailure(conn, e));
+      if (conn.closing) return;
+      this.runFrames(conn, backlog);
+      if (!conn.closing && !conn.suspended) conn.socket.resume();
+    };
+    pending.then(
+      () => settle(undefined),
+      (e: unknown) => settle(e ?? new Error('rejected')),
+    );
   }
 
   /**
@@ -399,7 +452,8 @@ class Relay implements RelayServer {
     }
   }
 
-  private onFrame(conn: Connection, body: Buffer): void {
+  /** Handles one frame; returns a promise when its step waits for the registry (AUTH). */
+  private onFrame(conn: Connection, body: Buffer): Promise<void> | undefined {
     this.framesIn++;
     const now = performance.now();
     conn.lastFrameAt = now;
@@ -412,39 +466,61 @@ class Relay implements RelayServer {
     const f = decodeFrame(body, 'relay');
     const t = serverTransition(conn.state, f.type);
     if (t === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in state ${conn.state}`);
+    let pending: Promise<void> | undefined;
     try {
-      this.apply(conn, f);
+      pending = this.apply(conn, f);
     } catch (e) {
-      // Only the refusals the table lists for this step may come out of it (§7.1); anything else is a
-      // bug in the relay, reported as INTERNAL_ERROR rather than blamed on the peer.
-      if (e instanceof ProtocolError && t.errors.includes(e.errorName)) throw e;
-      this.log({ event: 'internal_error', conn: conn.id, input: f.type, error: e instanceof Error ? e.message : String(e) });
-      throw new ProtocolError('INTERNAL_ERROR', 'internal error');
+      throw this.stepError(conn, t, e);
+    }
+    if (pending !== undefined) {
+      return pending.then(
+        () => {
+          if (!conn.closing) conn.state = t.next;
+        },
+        (e: unknown) => {
+          throw this.stepError(conn, t, e);
+        },
+      );
     }
     if (!conn.closing) conn.state = t.next;
+    return undefined;
   }
 
-  /** Performs the action of the table row for (conn.state, f.type); throws only that row's refusals. */
-  private apply(conn: Connection, f: RelayFrame): void {
+  /**
+   * Only the refusals the table lists for a step may come out of it (§7.1); anything else is a bug in the
+   * relay (or a failed registry), reported as INTERNAL_ERROR rather than blamed on the peer.
+   */
+  private stepError(conn: Connection, t: ServerTransition, e: unknown): ProtocolError {
+    if (e instanceof ProtocolError && t.errors.includes(e.errorName)) return e;
+    this.log({ event: 'internal_error', conn: conn.id, input: t.on, error: e instanceof Error ? e.message : String(e) });
+    return new ProtocolError('INTERNAL_ERROR', 'internal error');
+  }
+
+  /** Performs the action of the table row for (conn.state, f.type); throws (or rejects with) only that row's refusals. */
+  private apply(conn: Connection, f: RelayFrame): Promise<void> | undefined {
     switch (f.type) {
       case 'HELLO':
-        return this.onHello(conn, f);
+        this.onHello(conn, f);
+        return undefined;
       case 'AUTH':
         return this.onAuth(conn, f);
       case 'JOIN':
-        return this.onJoin(conn, f);
+        this.onJoin(conn, f);
+        return undefined;
       case 'SEND':
-        return this.onSend(conn, f);
+        this.onSend(conn, f);
+        return undefined;
       case 'LEAVE':
-        return this.onLeave(conn);
+        this.onLeave(conn);
+        return undefined;
       case 'PING':
         this.send(conn, frame('PONG', { n: f.n }));
-        return;
+        return undefined;
       case 'ERROR':
         // The peer gave up: close without answering (an ERROR is never answered with an ERROR).
         this.log({ event: 'peer_error', conn: conn.id, nick: conn.nick, code: f.code });
         this.closeConn(conn, undefined);
-        return;
+        return undefined;
       default:
         // Unreachable while the table and this switch agree; the caller turns it into INTERNAL_ERROR.
         throw new Error(`no action for ${f.type}`);
@@ -460,7 +536,7 @@ class Relay implements RelayServer {
     this.send(conn, frame('CHALLENGE', { version: 1, nonce: conn.nonce }));
   }
 
-  private onAuth(conn: Connection, f: FrameOf<'AUTH'>): void {
+  private async onAuth(conn: Connection, f: FrameOf<'AUTH'>): Promise<void> {
     const { identity, nick, nonce } = conn;
     if (identity === undefined || nick === undefined || nonce === undefined) throw new Error('AUTH without HELLO state');
     conn.nonce = undefined; // one signature per challenge
@@ -469,7 +545,9 @@ class Relay implements RelayServer {
     if (!pssVerify(identity.key, authMessage(nonce, nick, identity.spki), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
-    const bound = this.registry.bind(nick, identity.spki);
+    // The commit happens off the event loop; WELCOME waits for it, so a welcomed binding is durable.
+    const bound = await this.registry.bind(nick, identity.spki);
+    if (conn.closing) return; // timed out or shut down meanwhile
     if (bound === 'mismatch') throw new ProtocolError('NICK_BOUND', `nickname ${nick} is bound to another key`);
     conn.spki = identity.spki;
     conn.authed = true;
@@ -632,7 +710,7 @@ class Relay implements RelayServer {
       this.maybeAllClosed();
       await drained;
       await stopped;
-      this.registry.close();
+      if (this.ownsRegistry) await this.registry.close();
       this.log({ event: 'stopped' });
     })();
     return this.closePromise;
@@ -654,7 +732,8 @@ export async function startServer(opts: ServerOptions = {}): Promise<RelayServer
       cfg.maxConnections = ceiling;
     }
   }
-  const relay = new Relay(cfg, opts.log);
+  const registry = typeof cfg.registry === 'string' ? await SqliteRegistry.open(cfg.registry) : cfg.registry;
+  const relay = new Relay(cfg, registry, opts.log);
   await relay.listen();
   return relay;
 }
