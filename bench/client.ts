@@ -10,7 +10,7 @@
 import { connect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { FrameReader, decodeFrame, encodeWire, frame, type RelayFrame } from '../src/codec/index.js';
-import { errorName } from '../src/errors.js';
+import { errorName } from '../src/protocol/errors.js';
 import { authMessage, pssSign } from '../src/crypto/rsa.js';
 
 export interface RelayAddr {

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hrtime } from 'node:process';
-import { LIMITS } from '../src/limits.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import { benchCodec } from './codec.js';
 import {
   BENCH_USAGE,

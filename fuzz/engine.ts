@@ -3,7 +3,7 @@
  * after every batch, and on a failure the seed, the minimised bytes and a corpus file.
  */
 import { join } from 'node:path';
-import { LIMITS } from '../src/limits.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import {
   caseNames,
   connectionFlood,

@@ -8,9 +8,9 @@
  * segments and ended by a PING sentinel, so that every frame has a defined answer and the case ends by
  * itself. Everything follows from (seed, case index): a failing case is replayed and minimised from that.
  */
-import { ERROR_CODES } from '../src/errors.js';
+import { ERROR_CODES } from '../src/protocol/errors.js';
 import { encodeFrame, frame } from '../src/codec/index.js';
-import type { ServerState } from '../src/server/transitions.js';
+import type { ServerState } from '../src/protocol/relay-machine.js';
 import { ConnectionOracle, describe, splitStream, type ConnectionContext, type Expectation } from './oracle.js';
 import { garbage, mutate, wireOf } from './mutate.js';
 import { Prng } from './prng.js';

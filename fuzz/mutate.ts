@@ -6,7 +6,7 @@
  * reference decoder and the transition table over those bytes (fuzz/oracle.ts), so a mutation that happens
  * to produce a valid frame is not a false alarm.
  */
-import { LIMITS } from '../src/limits.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import { cloneTree, canonicalForm, formsOf, nodesOf, parseTree, writeTree, type Form, type Node } from './mpack.js';
 import type { Prng } from './prng.js';
 

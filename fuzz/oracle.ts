@@ -1,16 +1,16 @@
 /**
  * The oracle: what a conforming relay must answer to a byte stream, computed with the reference decoder
- * (src/codec), the relay's transition table (src/server/transitions.ts) and the key and signature checks
+ * (src/codec), the relay's transition table (src/protocol/relay-machine.ts) and the key and signature checks
  * of src/crypto/rsa.ts. It never looks at the server under test.
  *
  * Some answers depend on state the oracle cannot see (another connection may fill a room, so a JOIN is
  * JOINED or ROOM_FULL); for those it lists every conforming answer, and `observe` follows the branch the
  * server actually took.
  */
-import { ERROR_CODES, ProtocolError, type ErrorName } from '../src/errors.js';
-import { LIMITS } from '../src/limits.js';
+import { ERROR_CODES, ProtocolError, type ErrorName } from '../src/protocol/errors.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import { decodeFrame, FrameReader, type RelayFrame } from '../src/codec/index.js';
-import { serverTransition, type ServerInput, type ServerState } from '../src/server/transitions.js';
+import { serverTransition, type ServerInput, type ServerState } from '../src/protocol/relay-machine.js';
 import { authMessage, parsePublicKey, pssVerify } from '../src/crypto/rsa.js';
 
 /** One unit of a client's byte stream, as the reference framing (spec §3) splits it. */

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { decodeFrame, encodeFrame, frame, type Frame, type Layer } from '../src/codec/index.js';
-import { ProtocolError } from '../src/errors.js';
-import { LIMITS } from '../src/limits.js';
+import { ProtocolError } from '../src/protocol/errors.js';
+import { LIMITS } from '../src/protocol/limits.js';
 
 export interface Seed {
   id: string;

@@ -8,7 +8,7 @@
 import { connect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../src/codec/index.js';
-import { ProtocolError } from '../src/errors.js';
+import { ProtocolError } from '../src/protocol/errors.js';
 import { authMessage, generateIdentity, pssSign } from '../src/crypto/rsa.js';
 
 /** A received frame, or the end of the connection. */

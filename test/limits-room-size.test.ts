@@ -3,7 +3,7 @@
  * from the codec (the largest room whose worst-case JOINED fits in one frame), and one more does not fit.
  */
 import t from 'tap';
-import { LIMITS } from '../src/limits.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import { encodeFrame, frame } from '../src/codec/index.js';
 import { MAX_LISTABLE_ROOM_SIZE } from '../src/server/index.js';
 

@@ -8,12 +8,12 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ERROR_CODES, type ErrorName } from '../src/errors.js';
-import { LIMITS } from '../src/limits.js';
-import { FRAMES, type FieldSpec, type FrameName } from '../src/codec/catalogue.js';
+import { ERROR_CODES, type ErrorName } from '../src/protocol/errors.js';
+import { LIMITS } from '../src/protocol/limits.js';
+import { FRAMES, type FieldSpec, type FrameName } from '../src/protocol/frames.js';
 import { decodeFrame, encodeFrame, encodeWire } from '../src/codec/frame.js';
-import { SERVER_INPUTS, SERVER_STATES, SERVER_TRANSITIONS, serverTransition } from '../src/server/transitions.js';
-import { SESSION_INPUTS, SESSION_STATES, SESSION_TRANSITIONS, sessionTransition } from '../src/handshake/transitions.js';
+import { SERVER_INPUTS, SERVER_STATES, SERVER_TRANSITIONS, serverTransition } from '../src/protocol/relay-machine.js';
+import { SESSION_INPUTS, SESSION_STATES, SESSION_TRANSITIONS, sessionTransition } from '../src/protocol/session-machine.js';
 
 const SPEC = readFileSync(fileURLToPath(new URL('../spec/PROTOCOL.md', import.meta.url)), 'utf8');
 

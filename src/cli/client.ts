@@ -17,7 +17,7 @@ import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '.
 import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
 import { PinStore, PinStoreError } from '../client/pins.js';
 import { printable, splitText } from '../client/text.js';
-import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
+import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../protocol/limits.js';
 
 /** Exit statuses of the scriptable contract (issue 5). */
 export const EXIT = {

@@ -7,7 +7,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LIMITS } from '../limits.js';
+import { LIMITS } from '../protocol/limits.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
 
 const DEFAULT_PORT = 55555;
@@ -18,7 +18,7 @@ export function defaultRegistryPath(env: NodeJS.ProcessEnv = process.env): strin
   return join(base, 'e2ee-chat', 'registry.db');
 }
 
-// Flag name -> ServerOptions key, default and bounds, all from src/limits.ts (spec §10).
+// Flag name -> ServerOptions key, default and bounds, all from src/protocol/limits.ts (spec §10).
 const INT_FLAGS = {
   port: { key: 'port', dflt: DEFAULT_PORT, min: 0, max: 65535, help: 'TCP port, 0 for any free port' },
   'max-room-size': { key: 'maxRoomSize', dflt: LIMITS.DEFAULT_ROOM_SIZE, min: 2, max: MAX_LISTABLE_ROOM_SIZE, help: 'members per room' },

@@ -6,7 +6,7 @@
  * contract), and escape sequences or bidirectional overrides would rewrite what the terminal shows. So
  * everything a peer sent is passed through `printable` before it reaches a screen or a pipe.
  */
-import { LIMITS } from '../limits.js';
+import { LIMITS } from '../protocol/limits.js';
 
 // C0 controls, DEL, C1 controls, line/paragraph separators, bidi embeddings/overrides/isolates,
 // zero-width joiners and marks that hide text, and the BOM.

@@ -5,9 +5,9 @@
  * order, nothing else. `encodeFrame` produces that one canonical byte form; `decodeFrame` accepts only it.
  */
 import { Encoder } from '@msgpack/msgpack';
-import { ProtocolError } from '../errors.js';
-import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../limits.js';
-import { FRAMES, frameName, type FieldSpec, type Frame, type FrameName, type FrameOf, type Layer, type LayerFrame, type Member } from './catalogue.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../protocol/limits.js';
+import { FRAMES, frameName, type FieldSpec, type Frame, type FrameName, type FrameOf, type Layer, type LayerFrame, type Member } from '../protocol/frames.js';
 import { decodeStrict, StrictMap } from './strict.js';
 
 // The encoder only ever sees values checked against the catalogue (toWireObject), and for those

@@ -10,8 +10,8 @@
  * order and then on the error, whatever the TCP segmentation. The first error poisons the reader: every
  * later push throws it.
  */
-import { ProtocolError } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 
 const enum State {
   Header,

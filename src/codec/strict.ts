@@ -19,8 +19,8 @@
  * Maps are returned as StrictMap (keys and values in wire order), never as plain objects, so a key such
  * as "__proto__" or "constructor" is an ordinary string with no effect on any prototype.
  */
-import { ProtocolError } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

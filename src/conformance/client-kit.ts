@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeFrame, encodeFrame, encodeWire, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
-import { ERROR_CODES, type ErrorName } from '../errors.js';
+import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import { makeIdentity, type Identity } from './context.js';
 import { InitiatorSession, pad, ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';

@@ -8,8 +8,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import { FrameReader, decodeFrame, encodeWire, type RelayFrame, type FrameName } from '../codec/index.js';
-import { ERROR_CODES, errorName, isProtocolError, type ErrorName } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ERROR_CODES, errorName, isProtocolError, type ErrorName } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import { wire } from './raw.js';
 
 export type Arrival =

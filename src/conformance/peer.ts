@@ -23,8 +23,8 @@ import {
 } from 'node:crypto';
 import { decodeFrame, encodeFrame, type E2EFrame, type FrameOf } from '../codec/index.js';
 import { lp, oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../crypto/rsa.js';
-import { ProtocolError } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import type { Identity } from './context.js';
 
 const ascii = (s: string) => Buffer.from(s, 'ascii');

@@ -7,9 +7,9 @@
 import { createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { FRAMES, type FrameName, type RelayFrame } from '../codec/index.js';
 import { authMessage, lp, pssSign } from '../crypto/rsa.js';
-import { ERROR_CODES, type ErrorName } from '../errors.js';
-import { LIMITS } from '../limits.js';
-import { SERVER_TRANSITIONS, type ServerState } from '../server/transitions.js';
+import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
+import { SERVER_TRANSITIONS, type ServerState } from '../protocol/relay-machine.js';
 import { CaseFailure, CaseSkip, describe, type Conn } from './conn.js';
 import { makeIdentity, sameMembers, type Ctx, type Identity } from './context.js';
 import * as mp from './raw.js';

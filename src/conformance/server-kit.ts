@@ -1,7 +1,7 @@
 /**
  * `conformance server`: drives a live relay through SERVER_CASES (spec/PROTOCOL.md §3-§7, §9, §10).
  */
-import { LIMITS } from '../limits.js';
+import { LIMITS } from '../protocol/limits.js';
 import { Ctx, Pool, type ServerKitOptions } from './context.js';
 import { runCases, selects, type CaseResult } from './runner.js';
 import { SERVER_CASES } from './server-cases.js';

@@ -16,7 +16,7 @@ import {
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 export const X25519_KEY_BYTES = 32;
 export const AEAD_KEY_BYTES = 32;

@@ -3,7 +3,7 @@
  * (spec/PROTOCOL.md §8.1), all through node:crypto (OpenSSL).
  */
 import { constants, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, sign, verify, type KeyObject } from 'node:crypto';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 export const RSA_MODULUS_BITS = 2048;
 export const RSA_PUBLIC_EXPONENT = 65537n;

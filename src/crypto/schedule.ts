@@ -2,8 +2,8 @@
  * The handshake transcript, key schedule, message chains and padding of spec/PROTOCOL.md §8.2-§8.3.
  * Pure functions over bytes; the handshake state machine (src/handshake/session.ts) sequences them.
  */
-import { ProtocolError } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import { AEAD_NONCE_BYTES, aeadOpen, aeadSeal, hkdf, hkdfExtract, hmac512, sha256 } from './primitives.js';
 import { lp } from './rsa.js';
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { decodeFrame, encodeFrame, frame, type E2EFrame, type FrameOf } from '../codec/index.js';
-import { ProtocolError, isProtocolError, type ErrorName } from '../errors.js';
+import { ProtocolError, isProtocolError, type ErrorName } from '../protocol/errors.js';
 import { equalSecret, hmac, x25519, x25519KeyPair, type X25519KeyPair } from '../crypto/primitives.js';
 import { oaepDecrypt, oaepEncrypt, parsePublicKey, pssSign, pssVerify, type PublicIdentity } from '../crypto/rsa.js';
 import { safetyNumber } from '../crypto/safety.js';
@@ -31,9 +31,9 @@ import {
   th3,
   unpad,
 } from '../crypto/schedule.js';
-import { sessionTransition, type SessionInput, type SessionState } from './transitions.js';
+import { sessionTransition, type SessionInput, type SessionState } from '../protocol/session-machine.js';
 
-export type { SessionState } from './transitions.js';
+export type { SessionState } from '../protocol/session-machine.js';
 
 /** This client's identity: nickname, RSA-2048 private key, and its public key as SPKI DER (294 bytes). */
 export interface LocalIdentity {

@@ -8,7 +8,7 @@
  * - `e2e`:   frames between two clients, carried as the opaque `body` of SEND / DELIVER.
  * - `inner`: the plaintext of an end-to-end MSG, inside the AEAD (after unpadding).
  */
-import { LIMITS } from '../limits.js';
+import { LIMITS } from './limits.js';
 
 export type Layer = 'relay' | 'e2e' | 'inner';
 export type Direction = 'c2s' | 's2c' | 'both' | 'peer';

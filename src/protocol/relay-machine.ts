@@ -4,10 +4,10 @@
  * that is not in the table is a protocol violation: the relay sends ERROR UNEXPECTED_FRAME and closes.
  *
  * `errors` lists the refusals the step may produce instead of its success; each is sent as an ERROR
- * frame, and whether the connection then closes is the code's `close` column (src/errors.ts). A refusal
+ * frame, and whether the connection then closes is the code's `close` column (./errors.ts). A refusal
  * that does not close leaves the state unchanged.
  */
-import type { ErrorName } from '../errors.js';
+import type { ErrorName } from './errors.js';
 
 export const SERVER_STATES = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM', 'CLOSED'] as const;
 export type ServerState = (typeof SERVER_STATES)[number];

@@ -8,7 +8,7 @@
  * step fail the session too, except in ESTABLISHED, where a rejected MSG is reported and dropped and the
  * session stays as it was.
  */
-import type { ErrorName } from '../errors.js';
+import type { ErrorName } from './errors.js';
 
 export const SESSION_STATES = ['IDLE', 'AWAIT_RESP', 'AWAIT_FINISH', 'ESTABLISHED', 'FAILED', 'CLOSED'] as const;
 export type SessionState = (typeof SESSION_STATES)[number];

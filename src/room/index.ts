@@ -9,8 +9,8 @@
  * `T` is whatever the caller attaches to a member (the server attaches its connection); the manager never
  * looks inside it.
  */
-import { ProtocolError } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 
 export interface RoomMember<T> {
   readonly nick: string;

@@ -7,7 +7,7 @@
  * to be laid out (spec §4 rule 3: fixmap, fixstr or str 8, bin 8/16/32, shortest form). A property test
  * (test/server/deliver.test.ts) holds this equal to the codec's encoder for every nick and body length.
  */
-import { LIMITS, NICK_PATTERN } from '../limits.js';
+import { LIMITS, NICK_PATTERN } from '../protocol/limits.js';
 
 // fixmap(3), fixstr "t", 0x0a, fixstr "from"
 const HEAD = Buffer.from([0x83, 0xa1, 0x74, 0x0a, 0xa4, 0x66, 0x72, 0x6f, 0x6d]);

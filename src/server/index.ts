@@ -3,7 +3,7 @@
  * each client's nickname against its identity key, groups clients into rooms and forwards opaque bodies.
  * It never holds a private key, never decrypts, and never logs or stores a relayed body.
  *
- * Every connection is driven by the transition table of §7.1 (src/server/transitions.ts): a frame whose
+ * Every connection is driven by the transition table of §7.1 (src/protocol/relay-machine.ts): a frame whose
  * (state, input) pair is not in the table is answered with ERROR UNEXPECTED_FRAME and the connection is
  * closed. Nothing a peer sends can throw past `onData`: every rejection becomes an ERROR frame with its
  * §9 code and a log line naming that code.
@@ -13,13 +13,13 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../crypto/rsa.js';
-import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../errors.js';
-import { LIMITS } from '../limits.js';
+import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import { RoomManager } from '../room/index.js';
 import { addressKey } from './address.js';
 import { deliverWire } from './deliver.js';
 import { SqliteRegistry, type Registry } from './registry.js';
-import { serverTransition, type ServerState, type ServerTransition } from './transitions.js';
+import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 
 export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 

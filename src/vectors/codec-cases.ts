@@ -3,8 +3,8 @@
  * deterministic patterns, so the file is byte-identical on every run. Valid inputs are spelled out with
  * the independent byte builder of msgpack-raw.ts and cross-checked against the encoder at generation time.
  */
-import { LIMITS } from '../limits.js';
-import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../codec/catalogue.js';
+import { LIMITS } from '../protocol/limits.js';
+import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../protocol/frames.js';
 import { encodeFrame, encodeWire, frame } from '../codec/frame.js';
 import { array, bin, cat, map, pattern, str, strRaw, uint, wire, type Bytes } from './msgpack-raw.js';
 import { toHex } from './hex.js';

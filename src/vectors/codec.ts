@@ -14,8 +14,8 @@
  *   only: no frame and no error, the receiver waits for more bytes).
  */
 import { isDeepStrictEqual } from 'node:util';
-import { ProtocolError } from '../errors.js';
-import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../codec/catalogue.js';
+import { ProtocolError } from '../protocol/errors.js';
+import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../protocol/frames.js';
 import { decodeFrame, encodeFrame, encodeWire } from '../codec/frame.js';
 import { FrameReader } from '../codec/reader.js';
 import { fromHex, toHex } from './hex.js';

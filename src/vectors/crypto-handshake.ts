@@ -5,7 +5,7 @@
  * a sealer that builds any MSG (including deliberately defective ones) under those keys (§8.3).
  */
 import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
-import { LIMITS } from '../limits.js';
+import { LIMITS } from '../protocol/limits.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
 import { chainStep, keySchedule, messageAd, pad, sealMessage, th0, th1, th2, th3, type SessionKeys } from '../crypto/schedule.js';

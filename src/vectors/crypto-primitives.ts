@@ -9,7 +9,7 @@
  * holds only if two independent implementations agree.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { ProtocolError } from '../errors.js';
+import { ProtocolError } from '../protocol/errors.js';
 import { oaepDecrypt, parsePublicKey, pssVerify } from '../crypto/rsa.js';
 import { aeadOpen, aeadSeal, hkdf, hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
 import { Chain, messageAd, messageNonce, pad, pskKey, unpad } from '../crypto/schedule.js';

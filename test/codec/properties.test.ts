@@ -7,9 +7,9 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { ProtocolError } from '../../src/errors.js';
-import { LIMITS } from '../../src/limits.js';
-import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../../src/codec/catalogue.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { LIMITS } from '../../src/protocol/limits.js';
+import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../../src/protocol/frames.js';
 import { decodeFrame, encodeFrame, encodeWire } from '../../src/codec/frame.js';
 import { FrameReader } from '../../src/codec/reader.js';
 import { frameToJson } from '../../src/vectors/codec.js';

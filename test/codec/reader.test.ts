@@ -3,8 +3,8 @@
  * error poisoning the reader, and the bound on what it buffers.
  */
 import t from 'tap';
-import { ProtocolError } from '../../src/errors.js';
-import { LIMITS } from '../../src/limits.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { FrameReader } from '../../src/codec/reader.js';
 import { encodeWire, frame } from '../../src/codec/frame.js';
 import { cat, wire } from '../../src/vectors/msgpack-raw.js';

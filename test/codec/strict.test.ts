@@ -3,11 +3,11 @@
  * (rule 9), each asserting the error code, and the precedence between them.
  */
 import t from 'tap';
-import { ProtocolError, type ErrorName } from '../../src/errors.js';
-import { LIMITS } from '../../src/limits.js';
+import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { checkStrict, decodeStrict, StrictMap } from '../../src/codec/strict.js';
 import { decodeFrame } from '../../src/codec/frame.js';
-import type { Layer } from '../../src/codec/catalogue.js';
+import type { Layer } from '../../src/protocol/frames.js';
 import { array, bin, cat, map, pattern, str, strRaw, uint, type Bytes } from '../../src/vectors/msgpack-raw.js';
 
 function codeOf(fn: () => unknown): ErrorName | 'ok' | 'other' {

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { oaepDecrypt, pssVerify } from '../../src/crypto/rsa.js';
 import { aeadOpen, aeadSeal, hkdf, x25519, x25519KeyPair } from '../../src/crypto/primitives.js';
-import { isProtocolError } from '../../src/errors.js';
+import { isProtocolError } from '../../src/protocol/errors.js';
 
 const DIR = join(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/wycheproof');
 const dir = existsSync(join(DIR, 'README.md')) ? DIR : join(process.cwd(), '../shared/wycheproof');

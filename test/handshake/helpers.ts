@@ -2,7 +2,7 @@
 // and helpers that run a handshake between two PeerSessions with real randomness.
 import { PeerSession, type SessionEvent, type SessionParams } from '../../src/handshake/session.js';
 import { fixedIdentity, type FixedIdentity, type FixedName } from '../../src/vectors/crypto-keys.js';
-import type { ErrorName } from '../../src/errors.js';
+import type { ErrorName } from '../../src/protocol/errors.js';
 
 export const alice = fixedIdentity('alice');
 export const bob = fixedIdentity('bob');

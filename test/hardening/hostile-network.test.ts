@@ -5,8 +5,8 @@
 // Many source addresses (127.0.0.x) stand in for many hosts, so the per-address cap does not hide the test.
 import t, { type Test } from 'tap';
 import { encodeFrame, frame } from '../../src/codec/index.js';
-import { ERROR_CODES, type ErrorName } from '../../src/errors.js';
-import { LIMITS } from '../../src/limits.js';
+import { ERROR_CODES, type ErrorName } from '../../src/protocol/errors.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { ConnectionOracle, splitStream } from '../../fuzz/oracle.js';
 import { connectionFlood } from '../../fuzz/harness.js';

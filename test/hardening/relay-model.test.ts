@@ -10,7 +10,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { frame } from '../../src/codec/index.js';
-import { ERROR_CODES } from '../../src/errors.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { identity, RawConnection, type Identity } from '../../fuzz/wire.js';
 

@@ -10,9 +10,9 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { decodeFrame } from '../../src/codec/index.js';
-import { ProtocolError, type ErrorName } from '../../src/errors.js';
+import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
 import { PeerSession, type SessionEvent } from '../../src/handshake/session.js';
-import { SESSION_TRANSITIONS } from '../../src/handshake/transitions.js';
+import { SESSION_TRANSITIONS } from '../../src/protocol/session-machine.js';
 import { identity } from '../../fuzz/wire.js';
 
 const A = identity('alice', true);

@@ -2,8 +2,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { RoomManager, type RoomMember } from '../../src/room/index.js';
-import { isProtocolError } from '../../src/errors.js';
-import { LIMITS } from '../../src/limits.js';
+import { isProtocolError } from '../../src/protocol/errors.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 
 const m = (nick: string, handle = nick): RoomMember<string> => ({ nick, key: Buffer.from(`key-of-${nick}`), handle });
 

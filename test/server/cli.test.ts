@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { frame } from '../../src/codec/index.js';
-import { LIMITS } from '../../src/limits.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { defaultRegistryPath } from '../../src/cli/server.js';
 import { identities, TestClient, type Identity } from './helpers.js';

@@ -3,7 +3,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { decodeFrame, encodeWire, frame } from '../../src/codec/index.js';
-import { LIMITS } from '../../src/limits.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { deliverWire } from '../../src/server/deliver.js';
 
 const NICK_CHARS = 'ABCXYZabcxyz0189_-';

@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
 import { authMessage, generateIdentity, pssSign } from '../../src/crypto/rsa.js';
-import { ERROR_CODES, type ErrorName } from '../../src/errors.js';
+import { ERROR_CODES, type ErrorName } from '../../src/protocol/errors.js';
 
 export interface Identity {
   privateKey: KeyObject;

@@ -3,7 +3,7 @@
 // Timeouts are configured short; no assertion depends on how long anything took.
 import t, { type Test } from 'tap';
 import { encodeWire, frame } from '../../src/codec/index.js';
-import { LIMITS } from '../../src/limits.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { openFileLimit, startServer, type ServerOptions } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 

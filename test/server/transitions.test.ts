@@ -3,10 +3,10 @@
 // only that state accepts); a pair not in the table is ERROR UNEXPECTED_FRAME and the connection closes.
 import t, { type Test } from 'tap';
 import { frame, type Frame, type RelayFrame } from '../../src/codec/index.js';
-import { FRAMES, type FrameName } from '../../src/codec/catalogue.js';
+import { FRAMES, type FrameName } from '../../src/protocol/frames.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { startServer } from '../../src/server/index.js';
-import { serverTransition, type ServerState } from '../../src/server/transitions.js';
+import { serverTransition, type ServerState } from '../../src/protocol/relay-machine.js';
 import { identities, TestClient } from './helpers.js';
 
 const [id] = identities(1) as [ReturnType<typeof identities>[number]];

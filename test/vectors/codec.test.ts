@@ -6,8 +6,8 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ERROR_CODES } from '../../src/errors.js';
-import { FRAMES, type FrameName } from '../../src/codec/catalogue.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
+import { FRAMES, type FrameName } from '../../src/protocol/frames.js';
 import { codecSuite } from '../../src/vectors/codec.js';
 import { renderSuite } from '../../src/vectors/generate.js';
 import type { VectorCase, VectorDocument } from '../../src/vectors/types.js';
