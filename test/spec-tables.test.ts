@@ -1,8 +1,8 @@
 /**
  * The spec's tables equal the tables in src/ (STYLE.md rule 2), row by row and cell by cell: the frame
- * catalogue (§5), every frame's field table (§6), the error codes (§9), the limits (§10) and both
- * transition tables (§7.1, §7.2). The spec is parsed as Markdown tables, independently of how it was
- * written; any extra, missing or different row or cell fails. Also: every (state x input) pair of both
+ * catalogue (§5), every frame's field table (§6), the error codes (§9), the limits (§10) and the three
+ * transition tables (§7.1, §7.2, §7.4). The spec is parsed as Markdown tables, independently of how it was
+ * written; any extra, missing or different row or cell fails. Also: every (state x input) pair of the
  * machines is either in its table or rejected, and the hex examples of §6 decode to their frame type.
  */
 import t from 'tap';
@@ -14,6 +14,16 @@ import { FRAMES, type FieldSpec, type FrameName } from '../src/protocol/frames.j
 import { decodeFrame, encodeFrame, encodeWire } from '../src/codec/frame.js';
 import { SERVER_INPUTS, SERVER_STATES, SERVER_TRANSITIONS, serverTransition } from '../src/protocol/relay-machine.js';
 import { SESSION_INPUTS, SESSION_STATES, SESSION_TRANSITIONS, sessionTransition } from '../src/protocol/session-machine.js';
+import {
+  ANY_BUT_CLOSED,
+  CLIENT_INPUTS,
+  CLIENT_STATES,
+  CLIENT_TRANSITIONS,
+  clientTransition,
+  errorInput,
+  inputCell,
+  rowStates,
+} from '../src/protocol/client-machine.js';
 
 const SPEC = readFileSync(fileURLToPath(new URL('../spec/PROTOCOL.md', import.meta.url)), 'utf8');
 
@@ -88,10 +98,21 @@ t.test('§6 has one field table per frame type, equal to the catalogue', async (
 });
 
 t.test('§9 error codes equal ERROR_CODES, row for row', async (t) => {
-  const tb = tableWith(section('9. '), ['code', 'name', 'closes', 'meaning']);
-  const expected = (Object.keys(ERROR_CODES) as ErrorName[]).map((n) => [String(ERROR_CODES[n].code), n, ERROR_CODES[n].close ? 'yes' : 'no']);
-  t.same(tb.rows.map((r) => r.slice(0, 3)), expected);
-  t.ok(tb.rows.every((r) => r.length === 4 && r[3]!.length > 0), 'every code says what it means');
+  const tb = tableWith(section('9. '), ['code', 'name', 'scope', 'closes', 'meaning']);
+  const expected = (Object.keys(ERROR_CODES) as ErrorName[]).map((n) => [
+    String(ERROR_CODES[n].code),
+    n,
+    ERROR_CODES[n].scope,
+    ERROR_CODES[n].close ? 'yes' : 'no',
+  ]);
+  t.same(tb.rows.map((r) => r.slice(0, 4)), expected);
+  t.ok(tb.rows.every((r) => r.length === 5 && r[4]!.length > 0), 'every code says what it means');
+  // §9: wire codes are the ones below 32, end-to-end codes 32 and up; no end-to-end code closes.
+  for (const n of Object.keys(ERROR_CODES) as ErrorName[]) {
+    const e = ERROR_CODES[n];
+    t.equal(e.scope, e.code < 32 ? 'wire' : 'end-to-end', `${n} scope follows the 1-31 / 32+ split`);
+    if (e.scope === 'end-to-end') t.notOk(e.close, `${n} is end-to-end and does not close`);
+  }
 });
 
 t.test('§10 limits equal LIMITS, row for row', async (t) => {
@@ -110,6 +131,49 @@ t.test('§7.1 relay transition table equals SERVER_TRANSITIONS, row for row', as
 t.test('§7.2 session transition table equals SESSION_TRANSITIONS, row for row', async (t) => {
   const tb = tableWith(section('7.2 '), ['state', 'input', 'next', 'action', 'refusals']);
   t.same(tb.rows, SESSION_TRANSITIONS.map((r) => [r.state, r.on, r.next, r.action, listCell(r.errors)]));
+});
+
+t.test('§7.4 client transition table equals CLIENT_TRANSITIONS, row for row', async (t) => {
+  const tb = tableWith(section('7.4 '), ['state', 'input', 'next', 'action', 'refusals']);
+  const states = (r: (typeof CLIENT_TRANSITIONS)[number]) => (r.states === ANY_BUT_CLOSED ? ANY_BUT_CLOSED : r.states.join(', '));
+  t.same(tb.rows, CLIENT_TRANSITIONS.map((r) => [states(r), r.on.map(inputCell).join(', '), r.next, r.action, listCell(r.errors)]));
+  // The prose names the same states, in the same order.
+  const m = section('7.4 ').match(/States: ([^.]*)\./);
+  t.ok(m, '§7.4 lists its states');
+  t.same(m![1]!.split(/,\s*/).map((s) => s.replace(/\s*\(.*$/s, '').trim()), [...CLIENT_STATES]);
+});
+
+t.test('every (state x input) pair of the client machine is in the table once or rejected', async (t) => {
+  let pairs = 0;
+  for (const s of CLIENT_STATES) {
+    for (const i of CLIENT_INPUTS) {
+      const rows = CLIENT_TRANSITIONS.filter((r) => rowStates(r).includes(s) && r.on.includes(i));
+      t.ok(rows.length <= 1, `${s} x ${i} has at most one row`);
+      const tr = clientTransition(s, i);
+      if (rows.length === 1) {
+        t.equal(tr?.row, rows[0], `${s} x ${i} is the table row`);
+        pairs++;
+      } else t.equal(tr, undefined, `${s} x ${i} is not in the table`);
+    }
+  }
+  t.equal(pairs, CLIENT_TRANSITIONS.reduce((n, r) => n + rowStates(r).length * r.on.length, 0), 'every pair a row names is reachable');
+  t.notOk(CLIENT_TRANSITIONS.some((r) => rowStates(r).includes('CLOSED')), 'no transition leaves CLOSED');
+  // Frames the client sends (c2s) are never input it accepts (§7.4: UNEXPECTED_FRAME).
+  for (const r of CLIENT_TRANSITIONS) for (const i of r.on) if (i in FRAMES) t.not(FRAMES[i as FrameName].dir, 'c2s', `${i} is not client-bound`);
+  // Every relay frame except ERROR is an input by name; ERROR is three inputs.
+  const relayFrames = (Object.keys(FRAMES) as FrameName[]).filter((n) => FRAMES[n].layer === 'relay' && n !== 'ERROR');
+  t.same(CLIENT_INPUTS.filter((i) => i in FRAMES), relayFrames);
+});
+
+t.test('§7.4 ERROR inputs: join refusals answer a JOIN only in AWAIT_JOINED; unknown and end-to-end codes close', async (t) => {
+  for (const s of CLIENT_STATES) {
+    t.equal(errorInput(s, ERROR_CODES.ROOM_FULL.code), s === 'AWAIT_JOINED' ? 'ERROR:join-refused' : 'ERROR:non-closing', `ROOM_FULL in ${s}`);
+    t.equal(errorInput(s, ERROR_CODES.NICK_IN_ROOM.code), s === 'AWAIT_JOINED' ? 'ERROR:join-refused' : 'ERROR:non-closing', `NICK_IN_ROOM in ${s}`);
+    t.equal(errorInput(s, ERROR_CODES.NO_SUCH_PEER.code), 'ERROR:non-closing', `NO_SUCH_PEER in ${s}`);
+    t.equal(errorInput(s, ERROR_CODES.TIMEOUT.code), 'ERROR:closing', `TIMEOUT in ${s}`);
+    t.equal(errorInput(s, ERROR_CODES.DECRYPT_FAILED.code), 'ERROR:closing', `an end-to-end code in ${s}`);
+    t.equal(errorInput(s, 200), 'ERROR:closing', `an unknown code in ${s}`);
+  }
 });
 
 t.test('every (state x input) pair of the relay machine is in the table once or rejected', async (t) => {
@@ -162,12 +226,15 @@ t.test('every (state x input) pair of the session machine is in the table once o
 
 t.test('the tables checked here are parsed, not assumed: a changed cell is noticed', async (t) => {
   // Guards the parser itself: corrupting one cell of a copy of the spec must change the parsed rows.
-  const header = ['code', 'name', 'closes', 'meaning'];
-  const original = tableWith(section('9. '), header);
-  t.ok(SPEC.includes('| 10 | ROOM_FULL | no |'), 'the row to corrupt is present');
-  const corrupted = tables(SPEC.replace('| 10 | ROOM_FULL | no |', '| 10 | ROOM_FULL | yes |')).find((tb) => tb.header.join('|') === header.join('|'));
-  t.ok(corrupted);
-  t.notSame(corrupted!.rows, original.rows);
+  const corrupt = (header: string[], from: string, to: string) => {
+    const original = tableWith(SPEC, header);
+    t.ok(SPEC.includes(from), `the row to corrupt is present: ${from}`);
+    const corrupted = tables(SPEC.replace(from, to)).find((tb) => tb.header.join('|') === header.join('|'));
+    t.ok(corrupted);
+    t.notSame(corrupted!.rows, original.rows, `changing ${from} to ${to} is seen`);
+  };
+  corrupt(['code', 'name', 'scope', 'closes', 'meaning'], '| 10 | ROOM_FULL | wire | no |', '| 10 | ROOM_FULL | wire | yes |');
+  corrupt(['code', 'name', 'scope', 'closes', 'meaning'], '| 32 | OAEP_FAILED | end-to-end |', '| 32 | OAEP_FAILED | wire |');
 });
 
 /**

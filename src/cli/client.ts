@@ -17,7 +17,8 @@ import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '.
 import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
 import { PinStore, PinStoreError } from '../client/pins.js';
 import { printable, splitText } from '../client/text.js';
-import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../protocol/limits.js';
+import { LIMITS } from '../protocol/limits.js';
+import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 
 /** Exit statuses of the scriptable contract (issue 5). */
 export const EXIT = {
@@ -106,7 +107,7 @@ function parseOptions(argv: string[]): Options | 'help' {
   const nick = str('nick');
   if (nick !== undefined) checkNick(nick);
   const room = str('room') ?? 'lobby';
-  if (!ROOM_PATTERN.test(room) || Buffer.byteLength(room) > LIMITS.ROOM_MAX_BYTES) throw new UsageError('--room: 1..64 characters of [A-Za-z0-9_.-]');
+  if (!isRoom(room)) throw new UsageError(`--room: ${ROOM_RULE}`);
   const host = str('host') ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host: empty');
   return {
@@ -122,7 +123,7 @@ function parseOptions(argv: string[]): Options | 'help' {
 }
 
 function checkNick(nick: string): void {
-  if (!NICK_PATTERN.test(nick) || Buffer.byteLength(nick) > LIMITS.NICK_MAX_BYTES) throw new UsageError('nickname: 1..32 characters of [A-Za-z0-9_-]');
+  if (!isNick(nick)) throw new UsageError(`nickname: ${NICK_RULE}`);
 }
 
 /** Replaces lone surrogates (which are not UTF-8) so a text always encodes (spec §4 rule 4). */

@@ -21,15 +21,16 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type Member, type RelayFrame } from '../codec/index.js';
-import { ERROR_CODES, errorName, ProtocolError, type ErrorName } from '../protocol/errors.js';
-import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../protocol/limits.js';
+import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type Member, type RelayFrame } from '../codec/index.js';
+import { ProtocolError, wireErrorName, type ErrorName } from '../protocol/errors.js';
+import { clientTransition, errorInput, type ClientInput, type ClientState, type ClientTransition } from '../protocol/client-machine.js';
+import { LIMITS } from '../protocol/limits.js';
+import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { authMessage, parsePublicKey, pssSign } from '../crypto/rsa.js';
 import { fingerprint, safetyNumber } from '../crypto/safety.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore } from './pins.js';
-
-export const PROTOCOL_VERSION = 1;
 
 /** Why a connection ended or an operation was refused; the CLI maps each kind to an exit status. */
 export type FailureKind = 'connect' | 'auth' | 'room' | 'connection' | 'protocol';
@@ -128,8 +129,6 @@ export interface ChatClientEvents {
   closed: [{ failure: ClientFailure | null; undelivered: Undelivered[] }];
 }
 
-type Phase = 'idle' | 'await-challenge' | 'await-welcome' | 'ready' | 'joining' | 'in-room' | 'leaving' | 'closed';
-
 interface Peer {
   nick: string;
   spki: Uint8Array;
@@ -161,7 +160,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private readonly pins: PinStore;
   private socket: Socket | null = null;
   private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
-  private phase: Phase = 'idle';
+  /** §7.4: the machine starts in AWAIT_CHALLENGE, entered when connect() sends HELLO. */
+  private state: ClientState = 'AWAIT_CHALLENGE';
+  private started = false;
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
   private readonly peers = new Map<string, Peer>();
@@ -187,8 +188,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   constructor(opts: ChatClientOptions) {
     super();
-    if (!NICK_PATTERN.test(opts.nick) || Buffer.byteLength(opts.nick) > LIMITS.NICK_MAX_BYTES) {
-      throw new RangeError('nick: 1..32 characters of [A-Za-z0-9_-]');
+    if (!isNick(opts.nick)) {
+      throw new RangeError(`nick: ${NICK_RULE}`);
     }
     this.opts = opts;
     this.nick = opts.nick;
@@ -215,7 +216,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   get closed(): boolean {
-    return this.phase === 'closed';
+    return this.state === 'CLOSED';
   }
 
   /** Our own key's fingerprint (spec §8.4). */
@@ -225,21 +226,18 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Connects and authenticates (spec §7.3). Rejects with ClientFailure `connect`, `auth`, `connection` or `protocol`. */
   connect(): Promise<Welcome> {
-    if (this.phase !== 'idle') return Promise.reject(new ClientFailure('protocol', 'connect() called twice'));
+    if (this.started) return Promise.reject(new ClientFailure('protocol', 'connect() called twice'));
+    this.started = true;
     return new Promise<Welcome>((resolve, reject) => {
       this.pendingConnect = { resolve, reject };
       const sock = netConnect({ host: this.opts.host, port: this.opts.port });
       this.socket = sock;
       sock.setNoDelay(true);
       let connected = false;
-      this.connectTimer = setTimeout(
-        () => this.fail(new ClientFailure('connection', 'no WELCOME from the relay in time')),
-        this.opts.connectTimeoutMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS,
-      );
+      this.connectTimer = setTimeout(() => this.onEvent('timeout'), this.opts.connectTimeoutMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS);
       this.connectTimer.unref();
       sock.once('connect', () => {
         connected = true;
-        this.phase = 'await-challenge';
         this.write(frame('HELLO', { version: PROTOCOL_VERSION, nick: this.nick, key: this.spki }));
       });
       sock.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -248,29 +246,23 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         this.pump();
       });
       sock.on('error', (err: NodeJS.ErrnoException) => {
-        if (!connected) this.fail(new ClientFailure('connect', `cannot connect to ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`));
-        else this.fail(new ClientFailure('connection', `connection lost: ${err.code ?? err.message}`));
+        if (!connected) this.onEvent('disconnect', new ClientFailure('connect', `cannot connect to ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`));
+        else this.onEvent('disconnect', new ClientFailure('connection', `connection lost: ${err.code ?? err.message}`));
       });
-      sock.on('close', () => {
-        if (this.phase === 'leaving' && this.pendingLeave) {
-          this.finish(null);
-          return;
-        }
-        if (this.phase !== 'closed') this.fail(new ClientFailure(connected ? 'connection' : 'connect', 'connection closed by the relay'));
-      });
+      sock.on('close', () => this.onEvent('disconnect', new ClientFailure(connected ? 'connection' : 'connect', 'connection closed by the relay')));
     });
   }
 
   /** Joins `room` (spec §7.1 JOIN). Resolves with the nicknames already there; rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM. */
   join(room: string): Promise<string[]> {
-    if (!ROOM_PATTERN.test(room) || Buffer.byteLength(room) > LIMITS.ROOM_MAX_BYTES) {
-      return Promise.reject(new RangeError('room: 1..64 characters of [A-Za-z0-9_.-]'));
+    if (!isRoom(room)) {
+      return Promise.reject(new RangeError(`room: ${ROOM_RULE}`));
     }
-    if (this.phase !== 'ready') return Promise.reject(this.failure ?? new ClientFailure('protocol', `join() in phase ${this.phase}`));
+    const tr = clientTransition(this.state, 'join');
+    if (tr === undefined) return Promise.reject(this.failure ?? new ClientFailure('protocol', `join() in state ${this.state}`));
     return new Promise<string[]>((resolve, reject) => {
       this.pendingJoin = { room, resolve, reject };
-      this.phase = 'joining';
-      this.write(frame('JOIN', { room }));
+      this.run(tr);
     });
   }
 
@@ -285,8 +277,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const max = this.maxTextBytes();
     if (n < 1 || n > max) throw new RangeError(`text must be 1..${max} UTF-8 bytes, got ${n}`);
     if (LONE_SURROGATE.test(text)) throw new RangeError('text contains a lone surrogate (not valid UTF-8)');
-    if (this.phase === 'leaving' || this.phase === 'closed') return [];
-    if (this.phase !== 'in-room') throw new Error(`send() in phase ${this.phase}`);
+    if (this.state === 'AWAIT_LEFT' || this.state === 'CLOSED') return [];
+    if (this.state !== 'IN_ROOM') throw new Error(`send() in state ${this.state}`);
     const to: string[] = [];
     for (const peer of this.peers.values()) {
       if (peer.blocked || peer.badKey) continue;
@@ -339,7 +331,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** True when nothing is queued or waiting for an acknowledgement from a member that can still answer. */
   settled(): boolean {
-    if (this.phase !== 'in-room') return true;
+    if (this.state !== 'IN_ROOM') return true;
     if (this.pending.length > 0) return false;
     for (const p of this.peers.values()) {
       const st = statusOf(p);
@@ -351,7 +343,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Resolves true once settled(), false after `timeoutMs` milliseconds or when the connection ends first. */
   whenSettled(timeoutMs: number): Promise<boolean> {
-    if (this.settled()) return Promise.resolve(this.phase !== 'closed' || this.failure === null);
+    if (this.settled()) return Promise.resolve(this.state !== 'CLOSED' || this.failure === null);
     return new Promise<boolean>((resolve) => {
       const done = (v: boolean) => {
         clearTimeout(t);
@@ -359,7 +351,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         resolve(v);
       };
       const check = () => {
-        if (this.phase === 'closed') done(false);
+        if (this.state === 'CLOSED') done(false);
         else if (this.settled()) done(true);
       };
       const t = setTimeout(() => done(false), timeoutMs);
@@ -377,11 +369,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Leaves the room (LEAVE, then LEFT) and closes the connection. Resolves with what was never acknowledged. */
   async leave(): Promise<Undelivered[]> {
     const undelivered = this.undelivered();
-    if (this.phase === 'in-room') {
+    const tr = clientTransition(this.state, 'leave');
+    if (tr !== undefined) {
       await new Promise<void>((resolve) => {
-        this.phase = 'leaving';
         this.pendingLeave = resolve;
-        this.write(frame('LEAVE', {}));
+        this.run(tr);
         // A relay that never answers LEFT must not keep us: close anyway after the handshake timeout.
         setTimeout(resolve, LIMITS.HANDSHAKE_TIMEOUT_MS).unref();
       });
@@ -398,7 +390,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   // ---- relay input ----
 
   private onData(chunk: Buffer): void {
-    if (this.phase === 'closed') return;
+    if (this.state === 'CLOSED') return;
     try {
       for (const body of this.reader.push(chunk)) {
         this.onFrame(decodeFrame(body, 'relay'));
@@ -415,63 +407,79 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
+  /** §7.4: one table row per frame; a (state, frame) pair not in the table is UNEXPECTED_FRAME. */
   private onFrame(f: RelayFrame): void {
-    if (f.type === 'ERROR') return this.onError(f.code, f.detail);
-    // §5: PING is c2s only, so a PING from the relay falls through to UNEXPECTED_FRAME below (§7.4);
-    // a PONG after WELCOME answers our keepalive and needs nothing more.
-    if (f.type === 'PONG' && this.welcomeInfo !== null) return;
-    switch (this.phase) {
-      case 'await-challenge':
-        if (f.type === 'CHALLENGE') return this.onChallenge(f.version, f.nonce);
-        break;
-      case 'await-welcome':
-        if (f.type === 'WELCOME') return this.onWelcome({ idleMs: f.idle_ms, maxFrame: f.max_frame, roomSize: f.room_size, rate: f.rate });
-        break;
-      case 'joining':
-        if (f.type === 'JOINED') return this.onJoined(f.room, f.members);
-        break;
-      case 'leaving':
-        // After LEAVE the relay may still have room traffic in flight (§7.1 "Leaving"): ignore it.
-        if (f.type === 'PEER_JOINED' || f.type === 'PEER_LEFT' || f.type === 'DELIVER') return;
-        if (f.type === 'LEFT') return this.onLeft();
-        break;
-      case 'in-room':
-        if (f.type === 'PEER_JOINED') return this.onPeerJoined(f.nick, f.key);
-        if (f.type === 'PEER_LEFT') return this.onPeerLeft(f.nick);
-        if (f.type === 'DELIVER') return this.onDeliver(f.from, f.body);
-        break;
-      default:
-        break;
-    }
-    throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in client phase ${this.phase}`);
+    const input: ClientInput = f.type === 'ERROR' ? errorInput(this.state, f.code) : f.type;
+    const tr = clientTransition(this.state, input);
+    if (tr === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in client state ${this.state}`);
+    this.run(tr, f);
   }
 
-  private onError(code: number, detail: string): void {
-    const name = errorName(code);
-    // Codes 32 and up are end-to-end results that never travel to or from a relay (§9): treat as unknown.
-    const wire = name !== undefined && code < 32 ? name : undefined;
-    const err = new ProtocolError(wire ?? 'UNEXPECTED_FRAME', wire ? detail : `relay sent unknown error code ${code}`);
-    const kind = failureKindOf(wire);
-    if (wire !== undefined && !ERROR_CODES[wire].close) {
-      // Non-closing refusals (§9): the connection stays in its state.
-      if (kind === 'room' && this.phase === 'joining' && this.pendingJoin) {
-        const j = this.pendingJoin;
+  /** A local event (§7.4 `timeout`, `disconnect`): ignored where the table has no row (the machine is past it). */
+  private onEvent(on: 'timeout' | 'disconnect', failure?: ClientFailure): void {
+    const tr = clientTransition(this.state, on);
+    if (tr !== undefined) this.run(tr, undefined, failure);
+  }
+
+  /**
+   * Runs one row: the state advances first (a listener called from the step sees the new state), then the
+   * step. Rows that end in CLOSED leave that to the step, which closes through finish().
+   */
+  private run(tr: ClientTransition, f?: RelayFrame, failure?: ClientFailure): void {
+    if (tr.next !== 'CLOSED') this.state = tr.next;
+    const as = <T extends RelayFrame['type']>(_: T) => f as FrameOf<T>;
+    switch (tr.row.step) {
+      case 'auth':
+        return this.onChallenge(as('CHALLENGE').version, as('CHALLENGE').nonce);
+      case 'welcome': {
+        const w = as('WELCOME');
+        return this.onWelcome({ idleMs: w.idle_ms, maxFrame: w.max_frame, roomSize: w.room_size, rate: w.rate });
+      }
+      case 'join':
+        return this.write(frame('JOIN', { room: this.pendingJoin!.room }));
+      case 'joined':
+        return this.onJoined(as('JOINED').room, as('JOINED').members);
+      case 'join-refused': {
+        const j = this.pendingJoin!;
         this.pendingJoin = null;
-        this.phase = 'ready';
-        j.reject(new ClientFailure('room', `cannot join room ${j.room}`, err));
+        j.reject(new ClientFailure('room', `cannot join room ${j.room}`, relayError(as('ERROR'))));
         return;
       }
-      this.emit('relay-error', { error: err });
-      this.wake();
-      return;
+      case 'peer-joined':
+        return this.onPeerJoined(as('PEER_JOINED').nick, as('PEER_JOINED').key);
+      case 'peer-left':
+        return this.onPeerLeft(as('PEER_LEFT').nick);
+      case 'deliver':
+        return this.onDeliver(as('DELIVER').from, as('DELIVER').body);
+      case 'leave':
+        return this.write(frame('LEAVE', {}));
+      case 'ignore':
+        // After LEAVE the relay may still have room traffic in flight (§7.1 "Leaving"); a PONG answers our
+        // keepalive and needs nothing more.
+        return;
+      case 'left':
+        return this.onLeft();
+      case 'relay-error':
+        // Non-closing refusals (§9): the connection stays in its state.
+        this.emit('relay-error', { error: relayError(as('ERROR')) });
+        this.wake();
+        return;
+      case 'relay-closed': {
+        const err = relayError(as('ERROR'));
+        const kind = failureKindOf(wireErrorName(as('ERROR').code));
+        return this.fail(new ClientFailure(kind, kind === 'auth' ? 'the relay refused authentication' : 'the relay closed the connection', err));
+      }
+      case 'timeout':
+        return this.fail(new ClientFailure('connection', 'no WELCOME from the relay in time'));
+      case 'disconnect':
+        if (tr.state === 'AWAIT_LEFT' && this.pendingLeave) return this.finish(null);
+        return this.fail(failure!);
     }
-    this.fail(new ClientFailure(kind, kind === 'auth' ? 'the relay refused authentication' : 'the relay closed the connection', err));
   }
 
   private onChallenge(version: number, nonce: Uint8Array): void {
     if (version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `relay speaks version ${version}`);
     const sig = pssSign(this.opts.identity.privateKey, authMessage(nonce, this.nick, this.spki));
-    this.phase = 'await-welcome';
     this.write(frame('AUTH', { sig }));
   }
 
@@ -481,7 +489,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       throw new ProtocolError('INVALID_FIELD', `WELCOME.max_frame ${w.maxFrame} is below the ${minimumMaxFrame()} bytes a session needs`);
     }
     this.welcomeInfo = w;
-    this.phase = 'ready';
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     // HELLO and AUTH already spent two of the relay's tokens.
@@ -497,7 +504,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private ping(): void {
-    if (this.phase === 'closed') return;
+    if (this.state === 'CLOSED') return;
     this.pingCounter = this.pingCounter >= LIMITS.MAX_UINT ? 0 : this.pingCounter + 1;
     this.write(frame('PING', { n: this.pingCounter }));
   }
@@ -511,7 +518,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       seen.add(m.nick);
     }
     this.pendingJoin = null;
-    this.phase = 'in-room';
     this.roomName = room;
     this.emit('joined', { room, members: members.map((m) => m.nick) });
     // §7.2: we joined later, so we initiate towards everyone already here.
@@ -706,7 +712,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   // ---- output ----
 
   private write(f: Frame): void {
-    if (this.socket === null || this.phase === 'closed') return;
+    if (this.socket === null || this.state === 'CLOSED') return;
     const buf = encodeWire(f);
     if (this.queuedBytes + buf.length > MAX_QUEUED_BYTES) throw new Error('client send queue is full');
     this.queue.push(buf);
@@ -717,7 +723,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Writes queued frames while the token bucket (WELCOME.rate per second) and the socket allow. */
   private pump(): void {
     const sock = this.socket;
-    if (sock === null || this.phase === 'closed' || this.waitingDrain) return;
+    if (sock === null || this.state === 'CLOSED' || this.waitingDrain) return;
     const w = this.welcomeInfo;
     if (w !== null) {
       const now = performance.now();
@@ -747,7 +753,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private sendError(err: ProtocolError): void {
     const sock = this.socket;
-    if (sock === null || err.code >= 32 || this.phase === 'closed') return;
+    if (sock === null || err.scope !== 'wire' || this.state === 'CLOSED') return;
     try {
       sock.write(encodeWire(frame('ERROR', { code: err.code, detail: '' })));
     } catch {
@@ -758,15 +764,15 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   // ---- ending ----
 
   private fail(failure: ClientFailure): void {
-    if (this.phase === 'closed') return;
+    if (this.state === 'CLOSED') return;
     this.failure = failure;
     this.finish(failure);
   }
 
   private finish(failure: ClientFailure | null): void {
-    if (this.phase === 'closed') return;
+    if (this.state === 'CLOSED') return;
     const undelivered = this.undelivered();
-    this.phase = 'closed';
+    this.state = 'CLOSED';
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
     this.pending = [];
@@ -852,6 +858,12 @@ export function maxTextFor(maxFrame: number): number {
   }
   maxTextCache.set(maxFrame, result);
   return result;
+}
+
+/** The ProtocolError an ERROR frame from the relay carries; an unknown or end-to-end code is UNEXPECTED_FRAME (§9). */
+function relayError(f: FrameOf<'ERROR'>): ProtocolError {
+  const wire = wireErrorName(f.code);
+  return new ProtocolError(wire ?? 'UNEXPECTED_FRAME', wire ? f.detail : `relay sent unknown error code ${f.code}`);
 }
 
 function statusOf(p: Peer): PeerStatus {

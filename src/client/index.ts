@@ -1,4 +1,4 @@
-export { ChatClient, ClientFailure, PROTOCOL_VERSION } from './chat-client.js';
+export { ChatClient, ClientFailure } from './chat-client.js';
 export type { ChatClientEvents, ChatClientOptions, FailureKind, PeerInfo, PeerStatus, Undelivered, Welcome } from './chat-client.js';
 export { PinStore, PinStoreError, PINS_FILE } from './pins.js';
 export type { Pin, PinCheck } from './pins.js';

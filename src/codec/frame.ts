@@ -6,7 +6,8 @@
  */
 import { Encoder } from '@msgpack/msgpack';
 import { ProtocolError } from '../protocol/errors.js';
-import { LIMITS, NICK_PATTERN, ROOM_PATTERN } from '../protocol/limits.js';
+import { LIMITS } from '../protocol/limits.js';
+import { NICK_PATTERN, ROOM_PATTERN } from '../protocol/names.js';
 import { FRAMES, frameName, type FieldSpec, type Frame, type FrameName, type FrameOf, type Layer, type LayerFrame, type Member } from '../protocol/frames.js';
 import { decodeStrict, StrictMap } from './strict.js';
 

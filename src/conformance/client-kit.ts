@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeFrame, encodeFrame, encodeWire, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
-import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
+import { ERROR_CODES, wireErrorName, type ErrorName } from '../protocol/errors.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import { makeIdentity, type Identity } from './context.js';
 import { InitiatorSession, pad, ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
@@ -326,8 +326,8 @@ class Session {
       if (a.kind === 'closed' || a.kind === 'silence') return;
       if (a.kind === 'frame' && a.frame.type === 'PING') this.conn.send({ type: 'PONG', n: a.frame.n });
       if (a.kind === 'frame' && a.frame.type === 'LEAVE') this.conn.send({ type: 'LEFT' });
-      if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code >= 32) {
-        throw new CaseFailure('no end-to-end result code (32 and up) sent to the relay (§9)', describe(a));
+      if (a.kind === 'frame' && a.frame.type === 'ERROR' && wireErrorName(a.frame.code) === undefined) {
+        throw new CaseFailure('only wire-scope error codes sent to the relay, no end-to-end result (§9)', describe(a));
       }
     }
   }

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import type { FrameOf, Member } from '../codec/index.js';
 import { authMessage, pssSign } from '../crypto/rsa.js';
 import { CaseFailure, Conn } from './conn.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 const genKeyPair = promisify(generateKeyPair);
 
@@ -90,7 +91,7 @@ export class Ctx {
   /** Opens a connection and sends HELLO; returns it after CHALLENGE (state AWAIT_AUTH). */
   async challenged(nick = this.nick(), ident = this.ident()): Promise<{ conn: Conn; nick: string; ident: Identity; challenge: FrameOf<'CHALLENGE'> }> {
     const conn = await this.open();
-    conn.send({ type: 'HELLO', version: 1, nick, key: ident.spki });
+    conn.send({ type: 'HELLO', version: PROTOCOL_VERSION, nick, key: ident.spki });
     const challenge = await conn.expect('CHALLENGE', 'CHALLENGE after HELLO (§7.1 AWAIT_HELLO)');
     return { conn, nick, ident, challenge };
   }

@@ -26,6 +26,7 @@ import { lp, oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../crypto/rsa.
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import type { Identity } from './context.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 const ascii = (s: string) => Buffer.from(s, 'ascii');
 const sha256 = (...parts: Uint8Array[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
@@ -204,7 +205,7 @@ export class ResponderSession extends SessionBase {
   onInit(initBody: Uint8Array, opts: RespOptions = {}): Uint8Array {
     const init = decodeFrame(initBody, 'e2e');
     if (init.type !== 'HS_INIT') throw new ProtocolError('UNEXPECTED_FRAME', `expected HS_INIT, got ${init.type}`);
-    if (init.version !== 1) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${init.version}`);
+    if (init.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${init.version}`);
     const th1 = sha256(this.th0, lp(initBody));
     const eph = x25519Pair();
     const dh = x25519(eph.priv, init.eph);

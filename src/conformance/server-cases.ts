@@ -13,6 +13,7 @@ import { SERVER_TRANSITIONS, type ServerState } from '../protocol/relay-machine.
 import { CaseFailure, CaseSkip, describe, type Conn } from './conn.js';
 import { makeIdentity, sameMembers, type Ctx, type Identity } from './context.js';
 import * as mp from './raw.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 export interface ServerCase {
   /** Stable id, `<area>_<defect>`. */
@@ -155,7 +156,7 @@ add({
       await new Promise((r) => setTimeout(r, 5));
     }
     const ch = await c.expect('CHALLENGE', 'CHALLENGE for a HELLO delivered in 11 pieces');
-    if (ch.version !== 1) throw new CaseFailure('CHALLENGE {version: 1}', `CHALLENGE {version: ${ch.version}}`);
+    if (ch.version !== PROTOCOL_VERSION) throw new CaseFailure(`CHALLENGE {version: ${PROTOCOL_VERSION}}`, `CHALLENGE {version: ${ch.version}}`);
   },
 });
 
@@ -479,8 +480,8 @@ add({
 function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
   const key = ctx.ident().spki;
   const f: Record<FrameName, RelayFrame | undefined> = {
-    HELLO: { type: 'HELLO', version: 1, nick: ctx.nick(), key },
-    CHALLENGE: { type: 'CHALLENGE', version: 1, nonce: new Uint8Array(32) },
+    HELLO: { type: 'HELLO', version: PROTOCOL_VERSION, nick: ctx.nick(), key },
+    CHALLENGE: { type: 'CHALLENGE', version: PROTOCOL_VERSION, nonce: new Uint8Array(32) },
     AUTH: { type: 'AUTH', sig: new Uint8Array(256) },
     WELCOME: { type: 'WELCOME', idle_ms: 1000, max_frame: 65536, room_size: 2, rate: 1000 },
     JOIN: { type: 'JOIN', room: ctx.room() },
@@ -592,7 +593,7 @@ add({
     const a = await ctx.challenged();
     const b = await ctx.challenged();
     for (const x of [a, b]) {
-      if (x.challenge.version !== 1) throw new CaseFailure('CHALLENGE {version: 1}', `version ${x.challenge.version}`);
+      if (x.challenge.version !== PROTOCOL_VERSION) throw new CaseFailure(`CHALLENGE {version: ${PROTOCOL_VERSION}}`, `version ${x.challenge.version}`);
     }
     if (Buffer.from(a.challenge.nonce).equals(Buffer.from(b.challenge.nonce))) {
       throw new CaseFailure('two different nonces', 'the same nonce on two connections');

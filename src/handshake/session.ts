@@ -32,6 +32,7 @@ import {
   unpad,
 } from '../crypto/schedule.js';
 import { sessionTransition, type SessionInput, type SessionState } from '../protocol/session-machine.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 export type { SessionState } from '../protocol/session-machine.js';
 
@@ -120,8 +121,6 @@ interface ChannelKeys {
   readonly ckIR: Buffer;
   readonly ckRI: Buffer;
 }
-
-const PROTOCOL_VERSION = 1;
 
 function erase(...bufs: (Uint8Array | undefined)[]): void {
   for (const b of bufs) b?.fill(0);

@@ -73,7 +73,3 @@ export const LIMITS = {
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
-
-/** Alphabets of names, as regular expressions over the whole string (spec §10). */
-export const NICK_PATTERN = /^[A-Za-z0-9_-]+$/;
-export const ROOM_PATTERN = /^[A-Za-z0-9_.-]+$/;

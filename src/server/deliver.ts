@@ -7,7 +7,8 @@
  * to be laid out (spec §4 rule 3: fixmap, fixstr or str 8, bin 8/16/32, shortest form). A property test
  * (test/server/deliver.test.ts) holds this equal to the codec's encoder for every nick and body length.
  */
-import { LIMITS, NICK_PATTERN } from '../protocol/limits.js';
+import { LIMITS } from '../protocol/limits.js';
+import { isNick } from '../protocol/names.js';
 
 // fixmap(3), fixstr "t", 0x0a, fixstr "from"
 const HEAD = Buffer.from([0x83, 0xa1, 0x74, 0x0a, 0xa4, 0x66, 0x72, 0x6f, 0x6d]);
@@ -21,7 +22,7 @@ const BODY_KEY = Buffer.from([0xa4, 0x62, 0x6f, 0x64, 0x79]);
  */
 export function deliverWire(from: string, body: Uint8Array): Buffer {
   const nick = from.length; // the nick alphabet is ASCII: characters = bytes
-  if (nick < LIMITS.NICK_MIN_BYTES || nick > LIMITS.NICK_MAX_BYTES || !NICK_PATTERN.test(from)) {
+  if (!isNick(from)) {
     throw new RangeError(`deliverWire: nick of ${nick} characters`);
   }
   const n = body.length;

@@ -20,6 +20,7 @@ import { addressKey } from './address.js';
 import { deliverWire } from './deliver.js';
 import { SqliteRegistry, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 
@@ -444,7 +445,7 @@ class Relay implements RelayServer {
   }
 
   private onFailure(conn: Connection, e: unknown): void {
-    if (e instanceof ProtocolError && e.code <= 31) {
+    if (e instanceof ProtocolError && e.scope === 'wire') {
       this.refuse(conn, e.errorName, e.message);
     } else {
       this.log({ event: 'internal_error', conn: conn.id, error: e instanceof Error ? e.message : String(e) });
@@ -529,11 +530,11 @@ class Relay implements RelayServer {
 
   private onHello(conn: Connection, f: FrameOf<'HELLO'>): void {
     // §7.1 "Version": version 1 only, no negotiation.
-    if (f.version !== 1) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}; this relay speaks 1`);
+    if (f.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}; this relay speaks ${PROTOCOL_VERSION}`);
     conn.identity = parsePublicKey(f.key); // BAD_PUBLIC_KEY (§8.1)
     conn.nick = f.nick;
     conn.nonce = randomBytes(LIMITS.NONCE_BYTES); // §7.3: fresh, from a CSPRNG
-    this.send(conn, frame('CHALLENGE', { version: 1, nonce: conn.nonce }));
+    this.send(conn, frame('CHALLENGE', { version: PROTOCOL_VERSION, nonce: conn.nonce }));
   }
 
   private async onAuth(conn: Connection, f: FrameOf<'AUTH'>): Promise<void> {
