@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   client: () => import('./client.js'),
   vectors: () => import('./vectors.js'),
   conformance: () => import('./conformance.js'),
+  history: () => import('./history.js'),
 };
 
 const USAGE = `usage: e2ee-chat <command> [options]
@@ -19,6 +20,7 @@ commands:
   client         run the chat client
   vectors verify check the test vectors in a folder (default: vectors/)
   conformance    drive another implementation through the spec's cases
+  history        export or clear your encrypted message history
 
 Run 'e2ee-chat <command> --help' for a command's options; 'e2ee-chat --version' prints the version.`;
 

@@ -1,0 +1,89 @@
+/**
+ * `e2ee-chat history export|clear`: the user's own encrypted history (src/client/history.ts), opened
+ * with the identity of `--home` (its passphrase from E2EE_CHAT_PASSPHRASE or a prompt).
+ * - `export` writes every readable record as one JSON line (relay, room, dir, from, to, text, sentAt,
+ *   shownAt, state), to stdout or to `--out FILE` (created 0600, never over an existing file or link).
+ * - `clear` deletes every record and compacts the file.
+ * Exit status: 0 done, 2 usage (or no identity, or an unsafe history file), 4 wrong passphrase,
+ * 130 cancelled at the prompt.
+ */
+import { closeSync, constants as fsc, existsSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultHome, IdentityError } from '../client/home.js';
+import { History, HistoryError, HISTORY_FILE } from '../client/history.js';
+import { EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
+
+const USAGE = `usage: e2ee-chat history export [--home DIR] [--out FILE]
+       e2ee-chat history clear [--home DIR]
+
+export   every stored message as one JSON line each (to stdout, or to FILE, created with mode 0600)
+clear    delete every stored message
+The history is encrypted under your identity key; the passphrase comes from E2EE_CHAT_PASSPHRASE or
+a prompt. Exit status: 0 done, 2 usage or no identity, 4 wrong passphrase, 130 cancelled.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const fail = (msg: string, code = 2) => {
+    process.stderr.write(`e2ee-chat history: ${msg}\n`);
+    return code;
+  };
+  let values: { home?: string | undefined; out?: string | undefined; help?: boolean | undefined };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: { home: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    }));
+  } catch (e) {
+    return fail(`${(e as Error).message}\n${USAGE}`);
+  }
+  if (values.help === true) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const [verb, ...extra] = positionals;
+  if ((verb !== 'export' && verb !== 'clear') || extra.length > 0 || (verb === 'clear' && values.out !== undefined)) return fail(USAGE);
+  const home = values.home ?? defaultHome();
+  if (!existsSync(join(home, HISTORY_FILE))) return fail(`no history in ${home}`);
+
+  let history: History;
+  try {
+    const id = await unlockIdentity(home);
+    history = History.open(home, id.privateKey);
+  } catch (e) {
+    if (e instanceof PromptCancelled) return EXIT_INTERRUPTED;
+    if (e instanceof IdentityError) return fail(`identity key in ${home}: ${e.message}`, e.code === 'BAD_PASSPHRASE' ? 4 : 2);
+    if (e instanceof HistoryError) return fail(e.message);
+    throw e;
+  }
+  try {
+    if (verb === 'clear') {
+      const n = history.count();
+      history.clear();
+      process.stderr.write(`deleted ${n} message${n === 1 ? '' : 's'} from ${history.path}\n`);
+      return 0;
+    }
+    const { records, unreadable } = history.all();
+    let fd = 1;
+    if (values.out !== undefined) {
+      try {
+        fd = openSync(values.out, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0), 0o600);
+      } catch (e) {
+        return fail(`cannot create ${values.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+    try {
+      for (const { relay, room, dir, from, to, text, sentAt, shownAt, state } of records) {
+        writeSync(fd, JSON.stringify({ relay, room, dir, from, to, text, sentAt, shownAt, state }) + '\n');
+      }
+    } finally {
+      if (fd !== 1) closeSync(fd);
+    }
+    if (unreadable > 0) process.stderr.write(`${unreadable} stored record(s) did not open (altered, or written by another identity) and were skipped\n`);
+    return 0;
+  } finally {
+    history.close();
+  }
+}
