@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   vectors: () => import('./vectors.js'),
   conformance: () => import('./conformance.js'),
   history: () => import('./history.js'),
+  key: () => import('./key.js'),
 };
 
 const USAGE = `usage: e2ee-chat <command> [options]
@@ -21,6 +22,7 @@ commands:
   vectors verify check the test vectors in a folder (default: vectors/)
   conformance    drive another implementation through the spec's cases
   history        export or clear your encrypted message history
+  key            show, export (encrypted backup) or import your identity key
 
 Run 'e2ee-chat <command> --help' for a command's options; 'e2ee-chat --version' prints the version.`;
 

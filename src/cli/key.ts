@@ -1,0 +1,121 @@
+/**
+ * `e2ee-chat key show|export|import`: the identity key of `--home`, without a relay.
+ * - `show` prints the fingerprint (the format peers see) and whether the key file is encrypted.
+ * - `export --out FILE` writes an encrypted backup: the keystore's sealed format (scrypt + AES-256-GCM,
+ *   src/crypto/keystore.ts) under a backup passphrase of its own (E2EE_CHAT_BACKUP_PASSPHRASE, else two
+ *   prompts), into a new file of mode 0600 (never over an existing one).
+ * - `import FILE` reads such a backup (its passphrase as above) and stores the key as `--home`'s identity,
+ *   sealed under the home passphrase (E2EE_CHAT_PASSPHRASE, else two prompts; or --no-passphrase). A home
+ *   that already has an identity is refused unless `--force`, because peers pinned the old key.
+ * Exit status: 0 done, 2 usage (no identity, unsafe file, weak backup passphrase, existing file),
+ * 4 wrong passphrase, 130 cancelled at a prompt.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
+import { identityIsEncrypted, KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
+import { fingerprint } from '../crypto/safety.js';
+import { askHidden, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
+
+/** Shortest backup passphrase: a backup leaves the machine, so it must stand an offline guess alone. */
+export const MIN_BACKUP_PASSPHRASE = 12;
+
+const USAGE = `usage: e2ee-chat key show [--home DIR]
+       e2ee-chat key export --out FILE [--home DIR]
+       e2ee-chat key import FILE [--home DIR] [--no-passphrase] [--force]
+
+show     your key's fingerprint (what peers see and pin) and whether it is stored encrypted
+export   an encrypted backup of your identity key, under a backup passphrase of its own
+         (E2EE_CHAT_BACKUP_PASSPHRASE or a prompt; at least ${MIN_BACKUP_PASSPHRASE} characters)
+import   make a backup the identity of --home (refused if it has one, unless --force)
+Passphrases: E2EE_CHAT_PASSPHRASE (the home's key), E2EE_CHAT_BACKUP_PASSPHRASE (the backup), or prompts.
+Exit status: 0 done, 2 usage, 4 wrong passphrase, 130 cancelled.`;
+
+class Usage extends Error {}
+
+/** A new passphrase: from the environment, or typed twice on a terminal. */
+async function newPassphrase(envName: string, what: string): Promise<string> {
+  const given = process.env[envName];
+  if (given !== undefined && given !== '') return given;
+  if (process.stdin.isTTY !== true) throw new Usage(`${what}: set ${envName} (stdin is not a terminal)`);
+  const a = await askHidden(`${what}: `);
+  const b = await askHidden(`repeat ${what}: `);
+  if (a !== b) throw new Usage('the two passphrases differ');
+  return a;
+}
+
+async function existingPassphrase(envName: string, what: string): Promise<string> {
+  const given = process.env[envName];
+  if (given !== undefined && given !== '') return given;
+  if (process.stdin.isTTY !== true) throw new Usage(`${what}: set ${envName} (stdin is not a terminal)`);
+  return askHidden(`${what}: `);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const fail = (msg: string, code = 2) => {
+    process.stderr.write(`e2ee-chat key: ${msg}\n`);
+    return code;
+  };
+  try {
+    const { values, positionals } = (() => {
+      try {
+        return parseArgs({
+          args: argv,
+          strict: true,
+          allowPositionals: true,
+          options: {
+            home: { type: 'string' },
+            out: { type: 'string' },
+            'no-passphrase': { type: 'boolean' },
+            force: { type: 'boolean' },
+            help: { type: 'boolean', short: 'h' },
+          },
+        });
+      } catch (e) {
+        throw new Usage(`${(e as Error).message}\n${USAGE}`);
+      }
+    })();
+    if (values.help === true) {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    const [verb, ...rest] = positionals;
+    const home = values.home ?? defaultHome();
+    const path = join(home, IDENTITY_FILE);
+    if (verb === 'show' && rest.length === 0 && values.out === undefined) {
+      const id = await unlockIdentity(home);
+      process.stdout.write(`fingerprint ${fingerprint(id.spki)}\n`);
+      process.stdout.write(`key file    ${path} (${(await identityIsEncrypted(path)) ? 'encrypted under your passphrase' : 'NOT encrypted (--no-passphrase)'})\n`);
+      return 0;
+    }
+    if (verb === 'export' && rest.length === 0 && values.out !== undefined) {
+      const out = values.out;
+      if (existsSync(out)) throw new Usage(`${out} exists; choose a new file name`);
+      const id = await unlockIdentity(home);
+      const pass = await newPassphrase('E2EE_CHAT_BACKUP_PASSPHRASE', 'backup passphrase');
+      if ([...pass].length < MIN_BACKUP_PASSPHRASE) throw new Usage(`a backup passphrase needs at least ${MIN_BACKUP_PASSPHRASE} characters`);
+      await saveIdentity(out, id.privateKey, pass);
+      process.stderr.write(`wrote an encrypted backup of ${fingerprint(id.spki)} to ${out}\n`);
+      return 0;
+    }
+    if (verb === 'import' && rest.length === 1 && values.out === undefined) {
+      const file = rest[0]!;
+      if (existsSync(path) && values.force !== true) {
+        throw new Usage(`${home} already has an identity; peers pinned it. Use --force to replace it (they will see a key change)`);
+      }
+      const backup = await loadIdentity(file, await existingPassphrase('E2EE_CHAT_BACKUP_PASSPHRASE', 'backup passphrase'));
+      const pass = values['no-passphrase'] === true ? null : await newPassphrase('E2EE_CHAT_PASSPHRASE', 'passphrase for this home');
+      prepareHome(home);
+      await saveIdentity(path, backup.privateKey, pass);
+      process.stderr.write(`imported ${fingerprint(backup.spki)} into ${path}\n`);
+      return 0;
+    }
+    throw new Usage(USAGE);
+  } catch (e) {
+    if (e instanceof PromptCancelled) return EXIT_INTERRUPTED;
+    if (e instanceof Usage) return fail(e.message);
+    if (e instanceof IdentityError || e instanceof KeystoreError) return fail(e.message, e.code === 'BAD_PASSPHRASE' ? 4 : 2);
+    throw e;
+  }
+}

@@ -1,0 +1,59 @@
+// `e2ee-chat key show|export|import` as a real child process: the fingerprint offline, an encrypted
+// backup that only its own passphrase opens, and an import that gives another home the same identity.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IDENTITY_FILE } from '../../src/client/home.js';
+import { loadIdentity, saveIdentity } from '../../src/crypto/keystore.js';
+import { fingerprint } from '../../src/crypto/safety.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'e2ee-chat.js');
+const PASS = 'the home passphrase, long enough';
+const BACKUP = 'a separate backup passphrase';
+
+const key = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [BIN, 'key', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, E2EE_CHAT_PASSPHRASE: PASS, E2EE_CHAT_BACKUP_PASSPHRASE: BACKUP, ...env },
+  });
+
+t.test('show, export and import keep one identity across homes', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'a');
+  mkdirSync(home, { mode: 0o700 });
+  t.equal(key(['show', '--home', home]).status, 2, 'no identity: status 2');
+
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
+  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+
+  const show = key(['show', '--home', home]);
+  t.equal(show.status, 0);
+  t.match(show.stdout, new RegExp(`^fingerprint ${fp}$`, 'm'), 'the fingerprint peers see');
+  t.match(show.stdout, /encrypted under your passphrase/);
+  t.equal(key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: 'wrong' }).status, 4, 'wrong passphrase: 4');
+
+  const backup = join(dir, 'backup.key');
+  t.equal(key(['export', '--home', home, '--out', backup], { E2EE_CHAT_BACKUP_PASSPHRASE: 'short' }).status, 2, 'a short backup passphrase is refused');
+  t.equal(key(['export', '--home', home, '--out', backup]).status, 0);
+  t.equal(statSync(backup).mode & 0o777, 0o600, 'backup written 0600');
+  t.notOk(readFileSync(backup, 'utf8').includes('PRIVATE KEY'), 'the backup is sealed, not PEM');
+  await t.rejects(loadIdentity(backup, PASS), { code: 'BAD_PASSPHRASE' }, 'the home passphrase does not open the backup');
+  t.equal(key(['export', '--home', home, '--out', backup]).status, 2, 'never over an existing file');
+
+  const other = join(dir, 'b');
+  t.equal(key(['import', backup, '--home', other], { E2EE_CHAT_BACKUP_PASSPHRASE: 'not the backup passphrase' }).status, 4, 'wrong backup passphrase: 4');
+  t.equal(key(['import', backup, '--home', other]).status, 0);
+  const imported = await loadIdentity(join(other, IDENTITY_FILE), PASS);
+  t.equal(fingerprint(imported.spki), fp, 'the other home has the same identity, under its passphrase');
+  t.equal(key(['import', backup, '--home', other]).status, 2, 'a home with an identity is not replaced silently');
+  t.equal(key(['import', backup, '--home', other, '--force', '--no-passphrase']).status, 0, '--force replaces it');
+  t.match(readFileSync(join(other, IDENTITY_FILE), 'utf8'), /BEGIN PRIVATE KEY/, '--no-passphrase stores it in the clear, as asked');
+  t.equal(key(['rotate', '--home', home]).status, 2, 'unknown verb: usage');
+});
