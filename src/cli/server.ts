@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LIMITS } from '../protocol/limits.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
+import { DEFAULT_WEB_ROOT, startWeb, type WebListener } from '../server/web.js';
 
 const DEFAULT_PORT = 55555;
 
@@ -54,9 +55,13 @@ function usage(): string {
     '  --host ADDR'.padEnd(36) + 'address to listen on (default 127.0.0.1)',
     ...rows,
     '  --registry FILE'.padEnd(36) + `nickname registry, SQLite (default ${defaultRegistryPath()})`,
+    '  --web-port N'.padEnd(36) + 'also serve the browser client and a WebSocket endpoint on this port (0: any free)',
+    '  --web-allow-origin ORIGIN'.padEnd(36) + 'another origin allowed to use the WebSocket endpoint (repeatable)',
+    '  --web-insecure'.padEnd(36) + 'allow plain HTTP on an address that is not loopback',
     '  -h, --help'.padEnd(36) + 'show this help',
     '',
-    'Prints "listening on HOST:PORT" on stdout once ready; logs JSON lines on stderr.',
+    'Prints "listening on HOST:PORT" on stdout once ready (with --web-port then "web on http://HOST:PORT/"',
+    'and one "web sha256 HEX PATH" line per served file); logs JSON lines on stderr.',
     'SIGINT or SIGTERM: every client gets ERROR SERVER_SHUTDOWN, then exit 0.',
   ].join('\n');
 }
@@ -67,13 +72,17 @@ function fail(msg: string): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     host: { type: 'string' },
     registry: { type: 'string' },
+    'web-port': { type: 'string' },
+    'web-allow-origin': { type: 'string', multiple: true },
+    'web-insecure': { type: 'boolean' },
+    'web-root': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of Object.keys(INT_FLAGS)) options[f] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
   } catch (e) {
@@ -98,6 +107,14 @@ export async function run(argv: string[]): Promise<number> {
   const host = typeof values['host'] === 'string' ? values['host'] : '127.0.0.1';
   const registry = typeof values['registry'] === 'string' ? values['registry'] : defaultRegistryPath();
   if (registry === '') return fail('--registry: expected a file path');
+  const webPortRaw = values['web-port'];
+  let webPort: number | undefined;
+  if (typeof webPortRaw === 'string') {
+    if (!/^[0-9]{1,5}$/.test(webPortRaw) || Number(webPortRaw) > 65535) return fail(`--web-port: expected 0..65535, got '${webPortRaw}'`);
+    webPort = Number(webPortRaw);
+  } else if (values['web-allow-origin'] !== undefined || values['web-insecure'] !== undefined || values['web-root'] !== undefined) {
+    return fail('--web-allow-origin, --web-insecure and --web-root need --web-port');
+  }
   opts.host = host;
   opts.registry = registry;
   opts.log = (event) => {
@@ -111,7 +128,28 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
     return 1;
   }
+  let web: WebListener | undefined;
+  if (webPort !== undefined) {
+    try {
+      const allow = values['web-allow-origin'];
+      web = await startWeb(server, {
+        host,
+        port: webPort,
+        root: typeof values['web-root'] === 'string' ? values['web-root'] : DEFAULT_WEB_ROOT,
+        allowOrigins: Array.isArray(allow) ? allow.map(String) : [],
+        insecure: values['web-insecure'] === true,
+        log: opts.log,
+      });
+    } catch (e) {
+      process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
+      await server.close();
+      return e instanceof RangeError ? 2 : 1;
+    }
+  }
   process.stdout.write(`listening on ${server.host}:${server.port}\n`);
+  if (web !== undefined) {
+    process.stdout.write(`web on ${web.origin}/\n` + web.manifest.map((f) => `web sha256 ${f.sha256} ${f.path}\n`).join(''));
+  }
 
   // Graceful shutdown (spec §7.1 "Shutdown"): the promise settles once every socket is closed and the
   // registry is flushed; a second signal while shutting down changes nothing.
@@ -121,7 +159,11 @@ export async function run(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'signal', signal }) + '\n');
-      server.close().then(resolve, resolve);
+      // The relay first (it ends the WebSocket connections too), then the web listener.
+      server
+        .close()
+        .then(() => web?.close())
+        .then(resolve, resolve);
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../crypto/rsa.js';
 import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
@@ -21,6 +21,7 @@ import { deliverWire } from './deliver.js';
 import { SqliteRegistry, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import type { RelayStream } from './stream.js';
 
 export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 
@@ -75,6 +76,13 @@ export interface ServerStats {
 export interface RelayServer {
   readonly host: string;
   readonly port: number;
+  /** The announced `max_frame` (WELCOME), for transports that enforce it themselves (WebSocket maxPayload). */
+  readonly maxFrameBytes: number;
+  /**
+   * Takes a connection that arrived by another transport (a WebSocket, src/server/web.ts) as if accepted
+   * on the TCP port: same §7.1 machine, caps, limits, timeouts, registry and rooms.
+   */
+  accept(stream: RelayStream): void;
   /** Sends ERROR SERVER_SHUTDOWN to every client, closes every socket, closes the registry. Idempotent. */
   close(): Promise<void>;
   stats(): ServerStats;
@@ -201,7 +209,7 @@ class Connection {
 
   constructor(
     readonly id: number,
-    readonly socket: Socket,
+    readonly socket: RelayStream,
     readonly addr: string,
     readonly acceptedAt: number,
     maxFrame: number,
@@ -221,13 +229,13 @@ class Relay implements RelayServer {
   private readonly rooms: RoomManager<Connection>;
   private readonly ownsRegistry: boolean;
   private readonly conns = new Set<Connection>();
-  private readonly refusing = new Set<Socket>();
+  private readonly refusing = new Set<RelayStream>();
   private readonly perAddress = new Map<string, number>();
   private readonly errorCounts: Partial<Record<ErrorName, number>> = {};
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
   private batching = false;
-  private readonly corked = new Set<Socket>();
+  private readonly corked = new Set<RelayStream>();
   private framesIn = 0;
   private framesRelayed = 0;
   private authenticated = 0;
@@ -316,7 +324,20 @@ class Relay implements RelayServer {
 
   // ---- accept --------------------------------------------------------------------------------------
 
-  private onConnection(socket: Socket): void {
+  get maxFrameBytes(): number {
+    return this.cfg.maxFrameBytes;
+  }
+
+  accept(stream: RelayStream): void {
+    try {
+      this.onConnection(stream);
+    } catch (e) {
+      this.log({ event: 'internal_error', error: e instanceof Error ? e.message : String(e) });
+      stream.destroy();
+    }
+  }
+
+  private onConnection(socket: RelayStream): void {
     socket.on('error', () => {
       // Resets and write errors end in 'close'; the error itself is the peer's business.
     });

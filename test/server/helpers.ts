@@ -4,6 +4,7 @@
  * resolves with the next frame, or with 'closed' once the server has closed the connection.
  */
 import { connect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
 import { authMessage, generateIdentity, pssSign } from '../../src/crypto/rsa.js';
@@ -23,8 +24,9 @@ export function identities(n: number): Identity[] {
 
 export type Received = RelayFrame | 'closed';
 
-export class TestClient {
-  readonly socket: Socket;
+/** Over TCP by default; `over()` takes any §3 byte stream (a WebSocket adapted by src/server/ws-stream.ts). */
+export class TestClient<S extends Duplex = Socket> {
+  readonly socket: S;
   private readonly reader = new FrameReader();
   private readonly queue: Received[] = [];
   private waiters: ((r: Received) => void)[] = [];
@@ -32,7 +34,7 @@ export class TestClient {
   /** Set when the stream from the server was not valid frames (a relay bug). */
   streamError: unknown;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: S) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -47,6 +49,11 @@ export class TestClient {
       this.closed = true;
       this.deliver('closed');
     });
+  }
+
+  /** A client over an already open byte stream of §3 frames. */
+  static over<S extends Duplex>(stream: S): TestClient<S> {
+    return new TestClient(stream);
   }
 
   /** Connects to 127.0.0.1:port, from `localAddress` when given (another loopback address). */

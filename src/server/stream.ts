@@ -1,0 +1,23 @@
+/**
+ * What the relay needs from one connection's byte stream (spec/PROTOCOL.md §3): a `net.Socket` (TCP, or
+ * TLS) satisfies it as it is, and src/server/ws-stream.ts adapts a WebSocket to it, so both transports
+ * run through the same §7.1 machine with the same limits, timeouts, registry and rooms.
+ */
+export interface RelayStream {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  /** Bytes written and not yet handed to the operating system (the SLOW_CONSUMER measure, §7.1). */
+  readonly writableLength: number;
+  write(bytes: Uint8Array): boolean;
+  end(): unknown;
+  end(bytes: Uint8Array): unknown;
+  destroy(): unknown;
+  cork(): void;
+  uncork(): void;
+  pause(): unknown;
+  resume(): unknown;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'close' | 'error', listener: () => void): unknown;
+}
