@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
 import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
+import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore, PinStoreError } from '../client/pins.js';
 import { printable, splitText } from '../client/text.js';
 import { LIMITS } from '../protocol/limits.js';
@@ -52,6 +53,8 @@ const USAGE = `usage: e2ee-chat client [options]
   --no-passphrase          store a NEW identity key unencrypted (mode 0600); only when you ask for it
   --room-secret-file FILE  optional room secret shared out of band (or env E2EE_CHAT_ROOM_SECRET);
                            16 to 4096 bytes, used as is; make it 32 random bytes (spec §8.2)
+  --no-history             keep no local history (by default every shown message is kept in
+                           --home/history.db, encrypted under your identity key)
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -71,6 +74,7 @@ interface Options {
   home: string;
   noPassphrase: boolean;
   roomSecretFile: string | undefined;
+  history: boolean;
   waitMs: number;
 }
 
@@ -90,6 +94,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         room: { type: 'string' },
         home: { type: 'string' },
         'no-passphrase': { type: 'boolean' },
+        'no-history': { type: 'boolean' },
         'room-secret-file': { type: 'string' },
         wait: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -118,6 +123,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     home: str('home') ?? defaultHome(),
     noPassphrase: values['no-passphrase'] === true,
     roomSecretFile: str('room-secret-file'),
+    history: values['no-history'] !== true,
     waitMs: Math.round(wait * 1000),
   };
 }
@@ -251,6 +257,7 @@ export async function run(argv: string[]): Promise<number> {
   let identity: Identity;
   let pins: PinStore;
   let psk: Uint8Array | undefined;
+  let history: History | null = null;
   try {
     if (opts.nick === undefined) {
       if (!interactive) throw new UsageError('--nick is required when stdin is not a terminal');
@@ -294,6 +301,7 @@ export async function run(argv: string[]): Promise<number> {
         : {}),
     });
     pins = PinStore.load(opts.home);
+    if (opts.history) history = History.open(opts.home, identity.privateKey);
     const envSecret = process.env['E2EE_CHAT_ROOM_SECRET'];
     if (opts.roomSecretFile !== undefined) psk = readRoomSecret(opts.roomSecretFile);
     else if (envSecret !== undefined && envSecret !== '') psk = checkRoomSecret(new Uint8Array(Buffer.from(envSecret, 'utf8')));
@@ -304,6 +312,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (e instanceof PinStoreError) {
       err(`pinned keys in ${opts.home}: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    if (e instanceof HistoryError) {
+      err(`history in ${opts.home}: ${e.message} (or run with --no-history)`);
       return EXIT.USAGE;
     }
     err((e as Error).message);
@@ -318,8 +330,24 @@ export async function run(argv: string[]): Promise<number> {
     pins,
     ...(psk ? { psk } : {}),
   });
-  return interactive ? runInteractive(client, opts, identity) : runScriptable(client, opts, identity);
+  if (history !== null) {
+    const h = history;
+    recordHistory(client, h, relayName(opts), opts.room, (e) => err(`history: ${e.message}; messages are no longer recorded`));
+  }
+  try {
+    return await (interactive ? runInteractive(client, opts, identity, history) : runScriptable(client, opts, identity));
+  } finally {
+    history?.close();
+  }
 }
+
+/** The relay as the user addressed it: the history's (and the pins') name for a conversation's relay. */
+function relayName(opts: Options): string {
+  return `${opts.host}:${opts.port}`;
+}
+
+/** How many stored messages a (re)join shows, and `/history` without a number. */
+const HISTORY_SHOWN = 20;
 
 /** Connects and joins; returns an exit status on failure, or null when in the room. */
 async function enter(client: ChatClient, opts: Options, report: (msg: string) => void): Promise<number | null> {
@@ -424,11 +452,21 @@ const HELP = [
   '  /safety NICK    the safety number you share with NICK: compare it with NICK in person or by phone',
   '  /verify NICK    mark NICK as verified after the safety numbers matched',
   "  /trust NICK     accept NICK's changed key (only after checking it with NICK!)",
+  '  /history [N]    the last N (default 20) messages of this room kept in your encrypted history',
   '  /quit           leave the room (also Ctrl-D or Ctrl-C)',
   '  //text          send a message that starts with "/"',
 ];
 
-async function runInteractive(client: ChatClient, opts: Options, identity: Identity): Promise<number> {
+/** One stored message as /history shows it: its date when not today, the sender, the text, its fate. */
+function historyLine(r: StoredRecord, now = new Date()): string {
+  const d = new Date(r.shownAt);
+  const day = d.toDateString() === now.toDateString() ? '' : `${d.toISOString().slice(0, 10)} `;
+  const fate = r.dir === 'in' ? '' : r.state === 'delivered' ? '  (delivered)' : r.state === 'not delivered' ? '  (NOT delivered)' : '  (not acknowledged)';
+  const to = r.dir === 'out' && r.to.length > 0 ? ` → ${r.to.join(', ')}` : '';
+  return `[${day}${clock(d)}] ${r.from}${to}: ${printable(r.text)}${fate}`;
+}
+
+async function runInteractive(client: ChatClient, opts: Options, identity: Identity, history: History | null): Promise<number> {
   const stdout = process.stdout;
   const color = stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '' && process.env['TERM'] !== 'dumb';
   const p = paint(color);
@@ -459,7 +497,17 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   if (identity.created) info(`created your identity key in ${opts.home}`);
   const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? p.green('✓') : '');
 
+  /** The last `n` stored messages of this room on this relay, above the prompt. */
+  const showHistory = (n: number) => {
+    if (history === null) return info('history is off (--no-history)');
+    const { records, unreadable } = history.last(relayName(opts), opts.room, n);
+    if (records.length === 0) info('no earlier messages in this room');
+    else print(p.dim(`── last ${records.length} message${records.length === 1 ? '' : 's'} in ${opts.room} ──`), ...records.map((r) => p.dim(historyLine(r))), p.dim('──'));
+    if (unreadable > 0) warn(`${unreadable} stored message(s) did not open (altered on disk?) and are not shown`);
+  };
+
   client.on('joined', ({ room, members }) => {
+    if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
     info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
     if (members.length === 0) info('nobody else is here yet; messages you type now are sent when someone joins');
   });
@@ -566,6 +614,12 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
         if (n === null) return;
         if (client.trust(n)) info(`accepted the new key of ${n}; starting a session (not verified yet: /safety ${n})`);
         else err(`${n}'s key did not change; nothing to trust`);
+        return;
+      }
+      case '/history': {
+        const n = arg === undefined ? HISTORY_SHOWN : Number(arg);
+        if (!Number.isInteger(n) || n < 1 || n > 10_000 || extra.length > 0) return err('usage: /history [N], N from 1 to 10000');
+        showHistory(n);
         return;
       }
       case '/quit':

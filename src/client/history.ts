@@ -278,3 +278,78 @@ export class History {
     for (const p of [path, path + '-wal', path + '-shm']) rmSync(p, { force: true });
   }
 }
+
+/** The events of a chat client that the history follows (ChatClient's, by name and shape). */
+export interface HistorySource {
+  readonly nick: string;
+  on(event: 'text', listener: (e: { from: string; ts: number; text: string }) => void): unknown;
+  on(event: 'sent', listener: (e: { to: string; seq: number; text: string }) => void): unknown;
+  on(event: 'delivered', listener: (e: { to: string; seq: number }) => void): unknown;
+  on(event: 'peer-left', listener: (e: { undelivered: { to: string | null; seq: number | null; text: string }[] }) => void): unknown;
+  on(event: 'closed', listener: (e: { undelivered: { to: string | null; seq: number | null; text: string }[] }) => void): unknown;
+}
+
+/**
+ * Keeps the history of one conversation (relay as the user addressed it, room) from a client's events:
+ * each received text ('received', with the sender's time), each text sent to a member ('sent', one
+ * record per member, as sessions are pairwise), its acknowledgement ('delivered') and the texts listed
+ * as not delivered when a member leaves or the connection ends. Returns a function that stops it.
+ * A failed write (disk full, read-only home) is reported once through `onError` and ends the recording;
+ * it never ends the chat.
+ */
+export function recordHistory(client: HistorySource, history: History, relay: string, room: string, onError: (e: Error) => void, now: () => number = Date.now): () => void {
+  /** Records of sent texts awaiting their fate, by member and seq (bounded by the client's unacked texts). */
+  const open = new Map<string, number>();
+  let stopped = false;
+  const guard =
+    <A extends unknown[]>(f: (...a: A) => void) =>
+    (...a: A) => {
+      if (stopped) return;
+      try {
+        f(...a);
+      } catch (e) {
+        stopped = true;
+        onError(e as Error);
+      }
+    };
+  const key = (to: string, seq: number) => `${to}\u0000${seq}`;
+  const settle = guard((undelivered: { to: string | null; seq: number | null; text: string }[]) => {
+    for (const u of undelivered) {
+      const k = u.to !== null && u.seq !== null ? key(u.to, u.seq) : null;
+      const id = k === null ? undefined : open.get(k);
+      if (id !== undefined) {
+        history.update(relay, room, id, { state: 'not delivered' });
+        open.delete(k!);
+      } else {
+        history.add(relay, room, { dir: 'out', from: client.nick, to: u.to === null ? [] : [u.to], text: u.text, sentAt: null, shownAt: now(), state: 'not delivered' });
+      }
+    }
+  });
+  client.on(
+    'text',
+    guard(({ from, ts, text }) => {
+      history.add(relay, room, { dir: 'in', from, to: [client.nick], text, sentAt: Number.isSafeInteger(ts) ? ts : null, shownAt: now(), state: 'received' });
+    }),
+  );
+  client.on(
+    'sent',
+    guard(({ to, seq, text }) => {
+      const t = now();
+      open.set(key(to, seq), history.add(relay, room, { dir: 'out', from: client.nick, to: [to], text, sentAt: t, shownAt: t, state: 'sent' }));
+    }),
+  );
+  client.on(
+    'delivered',
+    guard(({ to, seq }) => {
+      const id = open.get(key(to, seq));
+      if (id === undefined) return;
+      open.delete(key(to, seq));
+      history.update(relay, room, id, { state: 'delivered' });
+    }),
+  );
+  client.on('peer-left', ({ undelivered }) => settle(undelivered));
+  client.on('closed', ({ undelivered }) => settle(undelivered));
+  return () => {
+    stopped = true;
+  };
+}
