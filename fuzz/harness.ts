@@ -9,6 +9,7 @@
  * itself. Everything follows from (seed, case index): a failing case is replayed and minimised from that.
  */
 import { ERROR_CODES } from '../src/protocol/errors.js';
+import { LIMITS } from '../src/protocol/limits.js';
 import { encodeFrame, frame } from '../src/codec/index.js';
 import type { ServerState } from '../src/protocol/relay-machine.js';
 import { ConnectionOracle, describe, splitStream, type ConnectionContext, type Expectation } from './oracle.js';
@@ -162,7 +163,8 @@ async function prepare(
   d: Deadlines,
 ): Promise<{ conn: RawConnection; peer?: RawConnection; ctx: ConnectionContext; frames: number }> {
   const me = book.get(c.target.nick);
-  const ctx: ConnectionContext = { state: 'AWAIT_HELLO', maxFrame: 65536, peers: new Set(), registry };
+  // §3: before WELCOME the relay reads nothing larger than the largest HELLO.
+  const ctx: ConnectionContext = { state: 'AWAIT_HELLO', maxFrame: LIMITS.MAX_PRELOGIN_FRAME_BYTES, peers: new Set(), registry };
   let peer: RawConnection | undefined;
   let frames = 0;
   if (c.state === 'IN_ROOM') {

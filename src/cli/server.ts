@@ -43,6 +43,14 @@ const INT_FLAGS = {
     help: 'unsent bytes per connection before SLOW_CONSUMER',
   },
   'max-frame-bytes': { key: 'maxFrameBytes', dflt: LIMITS.MAX_FRAME_BYTES, min: 1024, max: LIMITS.MAX_FRAME_BYTES, help: 'largest frame body accepted' },
+  'frame-timeout-ms': { key: 'frameTimeoutMs', dflt: LIMITS.FRAME_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms from a frame\'s first byte to its last' },
+  'buffer-budget-bytes': {
+    key: 'bufferBudgetBytes',
+    dflt: LIMITS.BUFFER_BUDGET_BYTES,
+    min: 65536,
+    max: LIMITS.MAX_UINT,
+    help: 'bytes held for all connections (partial frames, unsent output)',
+  },
 } as const satisfies Record<string, { key: keyof ServerOptions; dflt: number; min: number; max: number; help: string }>;
 
 type IntFlag = keyof typeof INT_FLAGS;

@@ -13,28 +13,51 @@
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 
-const enum State {
-  Header,
-  Body,
-}
-
+/**
+ * Memory (issue 12): a partial frame is held in one buffer of exactly its declared length, allocated once
+ * the prefix has been read and filled by copying, never as one buffer per TCP segment; a partial prefix
+ * lives in a fixed 4-byte buffer. So what a reader holds is at most LENGTH_PREFIX_BYTES + the declared
+ * length of the frame in progress, and a peer that trickles one byte per segment costs no more than one
+ * that sends the frame at once. The limit may be changed between frames (`limit`): a relay reads with the
+ * pre-login limit until WELCOME and with its `max_frame` after.
+ */
 export class FrameReader {
-  private readonly chunks: Buffer[] = [];
-  private buffered = 0;
-  private state = State.Header;
-  private want: number = LIMITS.LENGTH_PREFIX_BYTES;
+  private readonly head = Buffer.alloc(LIMITS.LENGTH_PREFIX_BYTES);
+  private headHave = 0;
+  private body: Buffer | undefined;
+  private bodyHave = 0;
   private failed: ProtocolError | undefined;
+  private max: number;
 
   /** @param maxFrame largest frame body accepted, at most LIMITS.MAX_FRAME_BYTES. */
-  constructor(private readonly maxFrame: number = LIMITS.MAX_FRAME_BYTES) {
-    if (!Number.isInteger(maxFrame) || maxFrame < 1 || maxFrame > LIMITS.MAX_FRAME_BYTES) {
-      throw new RangeError(`maxFrame must be an integer in 1..${LIMITS.MAX_FRAME_BYTES}, got ${maxFrame}`);
-    }
+  constructor(maxFrame: number = LIMITS.MAX_FRAME_BYTES) {
+    this.max = FrameReader.checkLimit(maxFrame);
   }
 
-  /** Bytes received but not yet returned as frames (at most 4 + maxFrame). */
+  private static checkLimit(n: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > LIMITS.MAX_FRAME_BYTES) {
+      throw new RangeError(`maxFrame must be an integer in 1..${LIMITS.MAX_FRAME_BYTES}, got ${n}`);
+    }
+    return n;
+  }
+
+  /** The largest frame body accepted for frames whose prefix has not been read yet. */
+  get limit(): number {
+    return this.max;
+  }
+
+  set limit(n: number) {
+    this.max = FrameReader.checkLimit(n);
+  }
+
+  /** Bytes received but not yet returned as frames (at most 4 + the limit). */
   get pending(): number {
-    return this.buffered;
+    return this.headHave + this.bodyHave;
+  }
+
+  /** Bytes this reader holds allocated for the frame in progress: its declared length, or 0 between bodies. */
+  get reserved(): number {
+    return this.body === undefined ? 0 : this.body.length;
   }
 
   /** The framing error met so far (MALFORMED_FRAME for a zero length, FRAME_TOO_LARGE over the limit). */
@@ -43,52 +66,60 @@ export class FrameReader {
   }
 
   /**
-   * Feeds bytes; returns the complete frame bodies they finish, in order (each a fresh buffer). A bad
-   * length prefix (zero: MALFORMED_FRAME; over the limit: FRAME_TOO_LARGE) ends the stream: the frames
-   * completed before it are still returned and the error is left in `failure` for the caller to act on
-   * after them; it is thrown only when no frame precedes it in this push, and by every later push.
+   * Feeds bytes; returns the complete frame bodies they finish, in order (each a fresh buffer the caller
+   * owns). A bad length prefix (zero: MALFORMED_FRAME; over the limit: FRAME_TOO_LARGE) ends the stream:
+   * the frames completed before it are still returned and the error is left in `failure` for the caller
+   * to act on after them; it is thrown only when no frame precedes it in this push, and by every later push.
    */
   push(chunk: Uint8Array): Buffer[] {
     if (this.failed) throw this.failed;
     const out: Buffer[] = [];
-    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    let pos = 0;
     try {
-      // Fast path: nothing pending, whole frames in this chunk are sliced without copying the chunk.
-      while (buf.length > 0) {
-        if (this.buffered === 0 && this.state === State.Header && buf.length >= LIMITS.LENGTH_PREFIX_BYTES) {
-          const n = this.checkLength(buf.readUInt32BE(0));
-          const end = LIMITS.LENGTH_PREFIX_BYTES + n;
-          if (buf.length >= end) {
-            out.push(Buffer.from(buf.subarray(LIMITS.LENGTH_PREFIX_BYTES, end)));
-            buf = buf.subarray(end);
+      while (pos < buf.length) {
+        if (this.body === undefined) {
+          // HEADER: the prefix, straight from the chunk when it is whole there, else gathered in `head`.
+          let n: number;
+          if (this.headHave === 0 && buf.length - pos >= LIMITS.LENGTH_PREFIX_BYTES) {
+            n = buf.readUInt32BE(pos);
+            pos += LIMITS.LENGTH_PREFIX_BYTES;
+          } else {
+            const take = Math.min(LIMITS.LENGTH_PREFIX_BYTES - this.headHave, buf.length - pos);
+            buf.copy(this.head, this.headHave, pos, pos + take);
+            this.headHave += take;
+            pos += take;
+            if (this.headHave < LIMITS.LENGTH_PREFIX_BYTES) break;
+            this.headHave = 0;
+            n = this.head.readUInt32BE(0);
+          }
+          this.checkLength(n); // before a byte of the body is allocated or buffered
+          if (buf.length - pos >= n) {
+            // The whole body is in this chunk: one copy (from the pool: it is handed on at once).
+            out.push(Buffer.from(buf.subarray(pos, pos + n)));
+            pos += n;
             continue;
           }
-          this.state = State.Body;
-          this.want = n;
-          buf = buf.subarray(LIMITS.LENGTH_PREFIX_BYTES);
+          // One allocation of exactly n bytes; copied into, so the caller may reuse its chunk (a partial
+          // frame outlives the call) and no segment's buffer is retained. Not pooled: a pooled slice
+          // would keep its whole 8 KiB pool alive.
+          this.body = Buffer.allocUnsafeSlow(n);
+          this.bodyHave = 0;
         }
-        const take = Math.min(this.want - this.buffered, buf.length);
-        // Copied: the caller may reuse its buffer after push returns (a partial frame outlives the call).
-        this.chunks.push(Buffer.from(buf.subarray(0, take)));
-        this.buffered += take;
-        buf = buf.subarray(take);
-        if (this.buffered < this.want) break;
-        const whole = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-        this.chunks.length = 0;
-        this.buffered = 0;
-        if (this.state === State.Header) {
-          this.want = this.checkLength(whole.readUInt32BE(0));
-          this.state = State.Body;
-        } else {
-          out.push(whole);
-          this.state = State.Header;
-          this.want = LIMITS.LENGTH_PREFIX_BYTES;
-        }
+        const take = Math.min(this.body.length - this.bodyHave, buf.length - pos);
+        buf.copy(this.body, this.bodyHave, pos, pos + take);
+        this.bodyHave += take;
+        pos += take;
+        if (this.bodyHave < this.body.length) break;
+        out.push(this.body);
+        this.body = undefined;
+        this.bodyHave = 0;
       }
     } catch (e) {
       this.failed = e as ProtocolError;
-      this.chunks.length = 0;
-      this.buffered = 0;
+      this.headHave = 0;
+      this.body = undefined;
+      this.bodyHave = 0;
       if (out.length === 0) throw e;
     }
     return out;
@@ -96,12 +127,11 @@ export class FrameReader {
 
   /** True when the stream ended between frames (no partial header or body pending). */
   get atBoundary(): boolean {
-    return this.state === State.Header && this.buffered === 0;
+    return this.body === undefined && this.headHave === 0;
   }
 
-  private checkLength(n: number): number {
+  private checkLength(n: number): void {
     if (n === 0) throw new ProtocolError('MALFORMED_FRAME', 'zero-length frame');
-    if (n > this.maxFrame) throw new ProtocolError('FRAME_TOO_LARGE', `declared length ${n} exceeds ${this.maxFrame}`);
-    return n;
+    if (n > this.max) throw new ProtocolError('FRAME_TOO_LARGE', `declared length ${n} exceeds ${this.max}`);
   }
 }

@@ -11,6 +11,11 @@ export const LIMITS = {
   LENGTH_PREFIX_BYTES: 4,
   /** Largest frame body (the msgpack value after the prefix). A larger declared length is refused unread. */
   MAX_FRAME_BYTES: 65536,
+  /**
+   * Largest frame a relay accepts before WELCOME: the largest HELLO (a 512-byte key and a 32-byte nick,
+   * 572 bytes; AUTH is 267 and ERROR at most 268). A larger declared length is refused on the prefix.
+   */
+  MAX_PRELOGIN_FRAME_BYTES: 572,
   /** Deepest container nesting in a frame: the frame map is depth 1. */
   MAX_DEPTH: 3,
   /** Most entries in any map. */
@@ -66,6 +71,10 @@ export const LIMITS = {
   RATE_BURST_FRAMES: 2000,
   /** default: bytes queued for one slow reader before it is disconnected with SLOW_CONSUMER. */
   WRITE_HIGH_WATER_BYTES: 1048576,
+  /** default: a frame whose first byte has arrived must be complete within this time, or TIMEOUT. */
+  FRAME_TIMEOUT_MS: 10000,
+  /** default: bytes the relay holds for all connections together (partial frames plus unsent output). */
+  BUFFER_BUDGET_BYTES: 268435456,
   /** Time a connection closed with an ERROR has to close its side before the relay resets it (§7.1). */
   CLOSE_GRACE_MS: 2000,
   /** A client gives up an end-to-end handshake that has not completed in this time. */

@@ -53,6 +53,10 @@ export interface ServerOptions {
   writeHighWaterBytes?: number;
   /** Largest frame body accepted, bytes, announced as WELCOME.max_frame (default MAX_FRAME_BYTES). */
   maxFrameBytes?: number;
+  /** Milliseconds from a frame's first byte to its last before TIMEOUT (default FRAME_TIMEOUT_MS). */
+  frameTimeoutMs?: number;
+  /** Bytes held for all connections together, partial frames plus unsent output (default BUFFER_BUDGET_BYTES). */
+  bufferBudgetBytes?: number;
   /** Receives one structured event per call; never a body, key or passphrase. */
   log?: (event: Record<string, unknown>) => void;
 }
@@ -71,6 +75,8 @@ export interface ServerStats {
   errors: Partial<Record<ErrorName, number>>;
   /** The connection cap in force (after lowering it under the open-file limit). */
   maxConnections: number;
+  /** Bytes held now for all connections: partial frames (their declared lengths) plus unsent output. */
+  bufferedBytes: number;
 }
 
 export interface RelayServer {
@@ -109,6 +115,8 @@ interface Config {
   rateBurst: number;
   writeHighWaterBytes: number;
   maxFrameBytes: number;
+  frameTimeoutMs: number;
+  bufferBudgetBytes: number;
 }
 
 function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
@@ -170,6 +178,8 @@ function resolveConfig(o: ServerOptions): Config {
     writeHighWaterBytes: intOption('writeHighWaterBytes', o.writeHighWaterBytes, LIMITS.WRITE_HIGH_WATER_BYTES, 1, M),
     // A HELLO with a 294-byte key is about 330 bytes: below 1024 no client could authenticate.
     maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, 1024, LIMITS.MAX_FRAME_BYTES),
+    frameTimeoutMs: intOption('frameTimeoutMs', o.frameTimeoutMs, LIMITS.FRAME_TIMEOUT_MS, 1, 2 ** 31 - 1),
+    bufferBudgetBytes: intOption('bufferBudgetBytes', o.bufferBudgetBytes, LIMITS.BUFFER_BUDGET_BYTES, 65536, M),
   };
 }
 
@@ -196,6 +206,10 @@ class Connection {
   nonce: Buffer | undefined;
   room: string | undefined;
   lastFrameAt: number;
+  /** When the first byte of the frame in progress arrived (undefined between frames): FRAME_TIMEOUT_MS. */
+  partialSince: number | undefined;
+  /** The reader's `reserved` as last added to the relay's buffered-bytes total. */
+  charged = 0;
   tokens: number;
   refillAt: number;
   grace: NodeJS.Timeout | undefined;
@@ -215,7 +229,8 @@ class Connection {
     maxFrame: number,
     burst: number,
   ) {
-    this.reader = new FrameReader(maxFrame);
+    // §3: until WELCOME nothing larger than the largest HELLO is read; WELCOME raises it to max_frame.
+    this.reader = new FrameReader(Math.min(maxFrame, LIMITS.MAX_PRELOGIN_FRAME_BYTES));
     this.lastFrameAt = acceptedAt;
     this.tokens = burst;
     this.refillAt = acceptedAt;
@@ -239,6 +254,8 @@ class Relay implements RelayServer {
   private framesIn = 0;
   private framesRelayed = 0;
   private authenticated = 0;
+  /** Sum of every live connection's partial-frame allocation (FrameReader.reserved). */
+  private readerBytes = 0;
   private closePromise: Promise<void> | undefined;
   private allClosed: (() => void) | undefined;
 
@@ -261,7 +278,7 @@ class Relay implements RelayServer {
     this.server.maxConnections = cfg.maxConnections + REFUSAL_SLACK;
     // One sweep for all timeouts instead of a timer per connection: memory per idle connection stays
     // small and a frame costs no timer re-arm. Resolution is a tenth of the shorter timeout.
-    const tick = Math.max(5, Math.min(1000, Math.floor(Math.min(cfg.handshakeTimeoutMs, cfg.idleTimeoutMs) / 10)));
+    const tick = Math.max(5, Math.min(1000, Math.floor(Math.min(cfg.handshakeTimeoutMs, cfg.idleTimeoutMs, cfg.frameTimeoutMs) / 10)));
     this.sweep = setInterval(() => this.guard(undefined, () => this.checkTimeouts()), tick);
     this.sweep.unref();
   }
@@ -319,6 +336,7 @@ class Relay implements RelayServer {
       framesRelayed: this.framesRelayed,
       errors: { ...this.errorCounts },
       maxConnections: this.cfg.maxConnections,
+      bufferedBytes: this.bufferedBytes(),
     };
   }
 
@@ -349,8 +367,15 @@ class Relay implements RelayServer {
     const addr = addressKey(remote);
     const fromAddr = this.perAddress.get(addr) ?? 0;
     // §7.1 "Resource limits": over a cap, refuse with TOO_MANY_CONNECTIONS rather than drop silently.
-    if (this.conns.size >= this.cfg.maxConnections || fromAddr >= this.cfg.maxConnectionsPerAddress) {
-      const scope = this.conns.size >= this.cfg.maxConnections ? 'total' : 'address';
+    const scope =
+      this.conns.size >= this.cfg.maxConnections
+        ? 'total'
+        : fromAddr >= this.cfg.maxConnectionsPerAddress
+          ? 'address'
+          : this.bufferedBytes() >= this.cfg.bufferBudgetBytes
+            ? 'memory'
+            : undefined;
+    if (scope !== undefined) {
       this.count('TOO_MANY_CONNECTIONS');
       this.log({ event: 'refuse', code: 'TOO_MANY_CONNECTIONS', addr: remote, scope });
       this.refusing.add(socket);
@@ -384,11 +409,16 @@ class Relay implements RelayServer {
     try {
       bodies = conn.reader.push(chunk);
     } catch (e) {
+      this.account(conn);
       // A framing error (§3) with no complete frame before it in this chunk: final, unless frames of an
       // earlier chunk still wait behind a registry step (then it is acted on after them).
       if (!conn.suspended) this.guard(conn, () => this.onFailure(conn, e));
       return;
     }
+    this.account(conn);
+    if (conn.reader.atBoundary) conn.partialSince = undefined;
+    else if (bodies.length > 0 || conn.partialSince === undefined) conn.partialSince = performance.now();
+    if (this.readerBytes > this.cfg.bufferBudgetBytes) this.guard(undefined, () => this.shed());
     if (conn.suspended) {
       // Data that was already in flight when the socket was paused: it waits its turn.
       conn.backlog.push(...bodies);
@@ -573,6 +603,7 @@ class Relay implements RelayServer {
     if (bound === 'mismatch') throw new ProtocolError('NICK_BOUND', `nickname ${nick} is bound to another key`);
     conn.spki = identity.spki;
     conn.authed = true;
+    conn.reader.limit = this.cfg.maxFrameBytes; // §3: the announced max_frame from WELCOME on
     this.authenticated++;
     this.log({ event: 'auth', conn: conn.id, nick, binding: bound === 'bound' ? 'new' : 'existing' });
     this.send(
@@ -690,6 +721,8 @@ class Relay implements RelayServer {
       conn.state = 'CLOSED';
     }
     this.conns.delete(conn);
+    this.readerBytes -= conn.charged;
+    conn.charged = 0;
     const n = (this.perAddress.get(conn.addr) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(conn.addr);
     else this.perAddress.set(conn.addr, n);
@@ -706,9 +739,50 @@ class Relay implements RelayServer {
       // §7.1 "Timeouts": READY within HANDSHAKE_TIMEOUT_MS of accept; a frame at least every idle_ms.
       const late = handshaking && now - conn.acceptedAt >= this.cfg.handshakeTimeoutMs;
       const idle = now - conn.lastFrameAt >= this.cfg.idleTimeoutMs;
-      if ((late || idle) && serverTransition(conn.state, 'timeout') !== undefined) {
-        this.guard(conn, () => this.refuse(conn, 'TIMEOUT', late ? 'handshake not completed in time' : 'no frame received in idle_ms'));
+      // A frame begun must be finished in time: a trickled frame cannot hold its buffer for idle_ms.
+      const slow = conn.partialSince !== undefined && now - conn.partialSince >= this.cfg.frameTimeoutMs;
+      if ((late || idle || slow) && serverTransition(conn.state, 'timeout') !== undefined) {
+        const why = late ? 'handshake not completed in time' : slow ? 'frame not completed in time' : 'no frame received in idle_ms';
+        this.guard(conn, () => this.refuse(conn, 'TIMEOUT', why));
       }
+    }
+    if (this.bufferedBytes() > this.cfg.bufferBudgetBytes) this.shed();
+  }
+
+  /** Keeps `readerBytes` equal to the sum of the live connections' partial-frame allocations. */
+  private account(conn: Connection): void {
+    const now = conn.reader.reserved;
+    this.readerBytes += now - conn.charged;
+    conn.charged = now;
+  }
+
+  /** Bytes held for all connections: partial frames being read plus output not yet taken by the kernel. */
+  private bufferedBytes(): number {
+    let out = 0;
+    for (const c of this.conns) out += c.socket.writableLength;
+    return this.readerBytes + out;
+  }
+
+  /**
+   * §7.1 "Buffer budget": over BUFFER_BUDGET_BYTES, the connections that hold the most are closed, largest
+   * first, until the relay is back under it: one holding a partial frame with TIMEOUT (it has not finished
+   * its frame), one holding unread output with SLOW_CONSUMER. A closed connection's buffers are released
+   * at once (its reader is dropped; its output is discarded when the socket is destroyed).
+   */
+  private shed(): void {
+    const cost = (c: Connection): number => c.charged + c.socket.writableLength;
+    const live = [...this.conns].filter((c) => !c.closing && cost(c) > 0).sort((a, b) => cost(b) - cost(a));
+    let total = this.bufferedBytes();
+    for (const c of live) {
+      if (total <= this.cfg.bufferBudgetBytes) break;
+      const held = cost(c);
+      const output = c.socket.writableLength >= c.charged;
+      this.log({ event: 'shed', conn: c.id, bytes: held });
+      this.refuse(c, output ? 'SLOW_CONSUMER' : 'TIMEOUT', output ? 'relay buffer budget exceeded' : 'relay buffer budget exceeded by a partial frame');
+      this.readerBytes -= c.charged;
+      c.charged = 0;
+      if (output) c.socket.destroy();
+      total -= held;
     }
   }
 

@@ -140,3 +140,44 @@ t.test('frames before a bad length prefix in the same push are returned; the err
   t.equal(errName(() => r.push(ping)), 'FRAME_TOO_LARGE', 'and poisons every later push');
   t.equal(new FrameReader().failure, undefined, 'a fresh reader has no failure');
 });
+
+t.test('a partial frame is held in one buffer of its declared length, whatever the segmentation', async (t) => {
+  const body = Buffer.alloc(3000, 9);
+  const w = Buffer.concat([Buffer.from([0, 0, 0x0b, 0xb8]), body]);
+  const r = new FrameReader();
+  t.equal(r.reserved, 0);
+  // One byte at a time, from a reused buffer: the reader must copy, and hold only the declared length.
+  const scratch = Buffer.alloc(1);
+  let out: Buffer[] = [];
+  const held: number[] = [];
+  const pending: number[] = [];
+  for (let i = 0; i < w.length; i++) {
+    scratch[0] = w[i]!;
+    out = r.push(scratch);
+    if (i < w.length - 1) {
+      held.push(r.reserved);
+      pending.push(r.pending);
+    }
+  }
+  t.same(held.slice(0, 3), [0, 0, 0], 'nothing allocated before the prefix is whole');
+  t.ok(held.slice(3).every((n) => n === 3000), 'then exactly the declared length, until the frame completes');
+  t.ok(pending.every((n, i) => n === (i < 3 ? i + 1 : i - 3)), 'pending counts the prefix bytes, then the body bytes received');
+  t.equal(out.length, 1);
+  t.same(out[0], body, 'assembled from 3004 one-byte pushes into a reused buffer');
+  t.equal(r.reserved, 0);
+  t.ok(r.atBoundary);
+});
+
+t.test('the limit may change between frames and applies to the next prefix read', async (t) => {
+  const r = new FrameReader(600);
+  t.equal(r.limit, 600);
+  t.same(r.push(wire(new Uint8Array(0), 600).subarray(0, 2)), []);
+  r.limit = 65536; // e.g. WELCOME: the relay's max_frame from here on
+  t.equal(r.limit, 65536);
+  t.same(r.push(Buffer.concat([wire(new Uint8Array(0), 601).subarray(2), Buffer.alloc(601)])).length, 1, 'the raised limit applied to the prefix in progress');
+  t.throws(() => {
+    r.limit = 0;
+  }, RangeError);
+  const low = new FrameReader(600);
+  t.equal(errName(() => low.push(wire(new Uint8Array(0), 601))), 'FRAME_TOO_LARGE');
+});

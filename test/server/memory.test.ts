@@ -1,0 +1,191 @@
+// Memory bounded by what a peer sent (issue 12, spec §3, §10 MAX_PRELOGIN_FRAME_BYTES, FRAME_TIMEOUT_MS,
+// BUFFER_BUDGET_BYTES), against the real relay over loopback. The relay runs in a child process with
+// --expose-gc so its resident memory is measured after a full collection; hostile peers trickle partial
+// frames in small writes, before and after login, and the relay's growth must stay within 4x the bytes
+// they sent. The baseline is taken with the same connections open and idle, so the figure is the cost
+// of the trickled bytes (what each connection costs is bounded by the connection caps, not by this).
+import t, { type Test } from 'tap';
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { frame } from '../../src/codec/index.js';
+import { LIMITS } from '../../src/protocol/limits.js';
+import { startServer, type ServerOptions, type ServerStats } from '../../src/server/index.js';
+import { identities, TestClient, type Identity } from './helpers.js';
+
+const CHILD = join(fileURLToPath(new URL('../..', import.meta.url)), 'dist', 'test', 'server', 'relay-child.js');
+const ids = identities(4);
+const [alice, bob, carol] = ids as [Identity, Identity, Identity];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Measure {
+  rss: number;
+  stats: ServerStats;
+}
+
+async function childRelay(t: Test, opts: ServerOptions): Promise<{ port: number; measure: () => Promise<Measure> }> {
+  const child: ChildProcess = fork(CHILD, [JSON.stringify(opts)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /^port (\d+)\n/.exec(out);
+      if (m !== null) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`relay child exited ${String(code)}`)));
+  });
+  const measure = () =>
+    new Promise<Measure>((resolve) => {
+      child.once('message', (m) => resolve(m as Measure));
+      child.send({ op: 'measure' });
+    });
+  return { port, measure };
+}
+
+/** Writes `wire` to every client in `step`-byte writes, round robin, letting each write reach the socket. */
+async function trickle(clients: TestClient[], wire: Buffer, step: number): Promise<number> {
+  let sent = 0;
+  for (let off = 0; off < wire.length; off += step) {
+    const part = wire.subarray(off, Math.min(wire.length, off + step));
+    for (const c of clients) {
+      c.raw(part);
+      sent += part.length;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  return sent;
+}
+
+/** Waits (bounded: 600 polls) until the relay reports `want` bytes held. */
+async function held(measure: () => Promise<Measure>, want: number): Promise<Measure> {
+  let m = await measure();
+  for (let i = 0; i < 600 && m.stats.bufferedBytes < want; i++) {
+    await sleep(50);
+    m = await measure();
+  }
+  return m;
+}
+
+const prefix = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+
+t.test('trickled partial frames before and after login: relay RSS growth is at most 4x the bytes sent', async (t) => {
+  const long = 600_000;
+  const { port, measure } = await childRelay(t, {
+    handshakeTimeoutMs: long,
+    idleTimeoutMs: long,
+    frameTimeoutMs: long,
+    maxConnectionsPerAddress: 1000,
+  });
+  // Before login: 200 connections, each declares the largest pre-login frame and sends all but its last byte.
+  const pre = await Promise.all(Array.from({ length: 200 }, () => TestClient.connect(port)));
+  const before = await measure();
+  const body = LIMITS.MAX_PRELOGIN_FRAME_BYTES;
+  const sentPre = await trickle(pre, Buffer.concat([prefix(body), Buffer.alloc(body - 1, 0x41)]), 16);
+  const afterPre = await held(measure, pre.length * body);
+  t.equal(afterPre.stats.bufferedBytes, pre.length * body, 'every pre-login partial frame is held, in exactly its declared length');
+  t.equal(afterPre.stats.connections, pre.length, 'no connection was dropped');
+  const growthPre = afterPre.rss - before.rss;
+  t.comment(`before login: ${sentPre} bytes sent, RSS ${before.rss} -> ${afterPre.rss} (growth ${growthPre}, ${(growthPre / sentPre).toFixed(2)}x)`);
+  t.ok(growthPre <= 4 * sentPre, `pre-login growth ${growthPre} <= 4 x ${sentPre}`);
+  for (const c of pre) c.destroy();
+
+  // After login: 12 connections of three keys, each trickles all but the last byte of a MAX_FRAME_BYTES frame.
+  const post: TestClient[] = [];
+  for (const [i, id] of [alice, bob, carol].entries()) {
+    for (let k = 0; k < 4; k++) {
+      const c = await TestClient.connect(port);
+      await c.auth(`user${i}`, id);
+      post.push(c);
+    }
+  }
+  await sleep(100);
+  const base = await measure();
+  const max = LIMITS.MAX_FRAME_BYTES;
+  const sentPost = await trickle(post, Buffer.concat([prefix(max), Buffer.alloc(max - 1, 0x42)]), 1024);
+  const afterPost = await held(measure, post.length * max);
+  t.equal(afterPost.stats.bufferedBytes, post.length * max, 'every partial frame is held in one buffer of its declared length');
+  const growthPost = afterPost.rss - base.rss;
+  t.comment(`after login: ${sentPost} bytes sent, RSS ${base.rss} -> ${afterPost.rss} (growth ${growthPost}, ${(growthPost / sentPost).toFixed(2)}x)`);
+  t.ok(growthPost <= 4 * sentPost, `post-login growth ${growthPost} <= 4 x ${sentPost}`);
+});
+
+async function authed(port: number, nick: string, id: Identity): Promise<TestClient> {
+  const c = await TestClient.connect(port);
+  await c.auth(nick, id);
+  return c;
+}
+
+async function withServer(t: Test, opts: ServerOptions) {
+  const s = await startServer(opts);
+  t.teardown(() => s.close());
+  return s;
+}
+
+t.test('before WELCOME a declared length over MAX_PRELOGIN_FRAME_BYTES is FRAME_TOO_LARGE on the prefix; at it, the frame is read', async (t) => {
+  const s = await withServer(t, {});
+  const over = await TestClient.connect(s.port);
+  over.raw(prefix(LIMITS.MAX_PRELOGIN_FRAME_BYTES + 1));
+  t.equal(await over.expectError(), 'FRAME_TOO_LARGE');
+  // A HELLO of exactly 572 bytes (version 200: two bytes; 512-byte key; 32-byte nick) is decoded: its version is refused.
+  const at = await TestClient.connect(s.port);
+  at.send(frame('HELLO', { version: 200, nick: 'n'.repeat(32), key: new Uint8Array(512) }));
+  t.equal(await at.expectError(), 'UNSUPPORTED_VERSION');
+  // After WELCOME the announced max_frame applies instead.
+  const c = await authed(s.port, 'alice', alice);
+  c.raw(Buffer.concat([prefix(1000), Buffer.alloc(10)]));
+  await sleep(50);
+  t.equal(c.closed, false, 'a 1000-byte frame in progress is fine after WELCOME');
+  c.raw(Buffer.alloc(990));
+  t.equal(await c.expectError(), 'MALFORMED_FRAME', 'and is read and decoded when complete');
+});
+
+t.test('a frame not completed within FRAME_TIMEOUT_MS gets TIMEOUT, though bytes keep coming', async (t) => {
+  const s = await withServer(t, { frameTimeoutMs: 100, idleTimeoutMs: 600_000 });
+  const c = await authed(s.port, 'alice', alice);
+  c.raw(prefix(60_000));
+  for (let i = 0; i < 100 && !c.closed; i++) {
+    c.raw(Buffer.alloc(10));
+    await sleep(10);
+  }
+  const frames = await c.drainUntilClosed();
+  t.same(
+    frames.map((f) => (f.type === 'ERROR' ? f.code : f.type)),
+    [13],
+    'ERROR TIMEOUT (13), then the close',
+  );
+});
+
+t.test('over BUFFER_BUDGET_BYTES the largest holder is dropped and new connections are refused until it is back under', async (t) => {
+  const budget = 65536;
+  const s = await withServer(t, { bufferBudgetBytes: budget, frameTimeoutMs: 600_000, idleTimeoutMs: 600_000 });
+  const a = await authed(s.port, 'alice', alice);
+  const b = await authed(s.port, 'bob', bob);
+  a.raw(Buffer.concat([prefix(65536), Buffer.alloc(10)]));
+  await sleep(50);
+  t.equal(s.stats().bufferedBytes, 65536, 'a holds one partial frame: exactly the budget, not over it');
+  t.equal(a.closed, false);
+  b.raw(Buffer.concat([prefix(30000), Buffer.alloc(10)]));
+  t.equal(await a.expectError(), 'TIMEOUT', 'the largest holder (a) is dropped');
+  await sleep(50);
+  t.equal(b.closed, false, 'b, under the budget once a is gone, stays');
+  t.equal(s.stats().bufferedBytes, 30000);
+  const c = await authed(s.port, 'carol', carol);
+  c.raw(Buffer.concat([prefix(40000), Buffer.alloc(10)]));
+  t.equal(await c.expectError(), 'TIMEOUT', 'over again (70000): now c is the largest holder and is dropped');
+  t.equal(b.closed, false);
+  const d = await authed(s.port, 'dave', ids[3]!);
+  d.raw(Buffer.concat([prefix(budget - 30000), Buffer.alloc(10)]));
+  await sleep(50);
+  t.equal(s.stats().bufferedBytes, budget, 'b and d hold exactly the budget');
+  const late = await TestClient.connect(s.port);
+  t.equal(await late.expectError(), 'TOO_MANY_CONNECTIONS', 'a new connection is refused while the budget is used up');
+  b.destroy();
+  await sleep(50);
+  const later = await TestClient.connect(s.port);
+  t.equal((await later.auth('erin', alice)).type, 'WELCOME', 'accepted again once bytes were released');
+});

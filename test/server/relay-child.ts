@@ -1,0 +1,21 @@
+/**
+ * A relay in a child process for tests that measure it (test/server/memory.test.ts): started with the
+ * ServerOptions given as JSON in argv[2], it prints `port N`, then answers IPC requests. `measure` runs a
+ * full garbage collection first (the process runs with --expose-gc), so resident memory reflects what the
+ * relay holds rather than garbage not yet collected. Not a test file itself.
+ */
+import { startServer, type ServerOptions } from '../../src/server/index.js';
+
+const opts = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
+const relay = await startServer(opts);
+const gc = (globalThis as { gc?: () => void }).gc;
+process.on('message', (m: { op: string }) => {
+  if (m.op === 'measure') {
+    gc?.();
+    gc?.();
+    process.send!({ rss: process.memoryUsage().rss, cpu: process.cpuUsage(), stats: relay.stats() });
+  } else if (m.op === 'close') {
+    void relay.close().then(() => process.exit(0));
+  }
+});
+process.stdout.write(`port ${relay.port}\n`);
