@@ -146,6 +146,7 @@ t.test('a message over max_frame is refused at its header: close 1009, counted a
 t.test('a message of exactly max_frame is read and decoded (here: not msgpack, MALFORMED_FRAME)', async (t) => {
   const { relay, web } = await setup(t, { maxFrameBytes: 2048 });
   const { client, ws, closed } = await openWs(web);
+  await client.auth('alice', alice); // before WELCOME only MAX_PRELOGIN_FRAME_BYTES is read (§3)
   ws.send(Buffer.alloc(2048, 0xc1));
   t.equal(await client.expectError(), 'MALFORMED_FRAME');
   t.equal(await closed, 4001);
