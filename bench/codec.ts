@@ -14,6 +14,9 @@ export interface CodecBenchResult {
   figure: number;
   floor: number;
   ratio: number;
+  /** Every round's rates, strict and bare (paired by index). */
+  figures: number[];
+  floors: number[];
   target: string;
   unit: string;
 }
@@ -62,7 +65,16 @@ export async function benchCodec(opts: { quick: boolean }): Promise<CodecBenchRe
   }
   const figure = median(strictRates);
   const floor = median(bareRates);
-  return { name: 'codec: strict decode of SEND (256-byte body) vs bare msgpack decode', figure, floor, ratio: figure / floor, target: 'ratio >= 0.7', unit: 'frames/s' };
+  return {
+    name: 'codec: strict decode of SEND (256-byte body) vs bare msgpack decode',
+    figure,
+    floor,
+    ratio: figure / floor,
+    figures: strictRates,
+    floors: bareRates,
+    target: 'ratio >= 0.7',
+    unit: 'frames/s',
+  };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -15,9 +15,22 @@ export interface Target {
   readonly value: number;
 }
 
+/** The smallest, middle and largest of a figure's repetitions. */
+export interface Spread {
+  readonly min: number;
+  readonly median: number;
+  readonly max: number;
+}
+
+/** Every figure is measured at least this many times; fewer is a harness error, not a figure. */
+export const MIN_REPS = 3;
+
 /**
- * One measured figure. `figure` and `floor` share `unit`; `ratio` is figure / floor (null when the row
- * has no floor, as for an absolute count); `met` is whether every target holds (null without targets).
+ * One measured figure over its repetitions. `figure` is the median of `values.figure`, `floor` the
+ * median of the floors (null when the row has no floor, as for an absolute count), `ratio` the median of
+ * the per-repetition ratios figure_i / floor_i (a floor measured next to each repetition divides that
+ * repetition). `met` is whether every target holds on the medians; `met_worst` whether it holds on the
+ * worst repetition too (the minimum for a `>=` target, the maximum for `<=`); both null without targets.
  * `extra` holds secondary numbers (p99, counts, limits) under self-describing keys.
  */
 export interface Figure {
@@ -28,14 +41,20 @@ export interface Figure {
   readonly unit: string;
   readonly targets: readonly Target[];
   readonly met: boolean | null;
+  readonly met_worst: boolean | null;
+  readonly reps: number;
+  readonly spread: { readonly figure: Spread; readonly floor: Spread | null; readonly ratio: Spread | null };
+  readonly values: { readonly figure: readonly number[]; readonly floor: readonly number[] | null };
   readonly note: string;
   readonly extra: Readonly<Record<string, number>>;
 }
 
 export interface FigureInput {
   name: string;
-  figure: number;
-  floor?: number | null;
+  /** One value per repetition (at least MIN_REPS), each a finite number: NaN means a repetition saw nothing. */
+  values: readonly number[];
+  /** One floor per repetition (paired with `values` by index), or one constant floor, or none. */
+  floors?: readonly number[] | number | null;
   unit: string;
   targets?: readonly Target[];
   note?: string;
@@ -58,13 +77,55 @@ export function targetMet(t: Target, figure: number, ratio: number | null): bool
   return t.op === '>=' ? v >= t.value : v <= t.value;
 }
 
-/** Builds a Figure: computes the ratio and whether the targets are met. */
+/** min, median and max of a non-empty list. */
+export function spreadOf(xs: readonly number[]): Spread {
+  if (xs.length === 0) throw new RangeError('spread of nothing');
+  return { min: Math.min(...xs), median: median(xs), max: Math.max(...xs) };
+}
+
+/**
+ * Builds a Figure from its repetitions: medians, spreads, per-repetition ratios and the verdicts. Throws
+ * (the benchmark then fails with this reason) when there are fewer than MIN_REPS repetitions, when a
+ * repetition is not a finite number (it produced no samples), when a floor is not a positive finite
+ * number, or when the floors are not paired one to one with the repetitions.
+ */
 export function makeFigure(f: FigureInput): Figure {
-  const floor = f.floor ?? null;
-  const ratio = ratioOf(f.figure, floor);
+  if (f.values.length < MIN_REPS) throw new RangeError(`${f.name}: ${f.values.length} repetition(s), at least ${MIN_REPS} needed`);
+  f.values.forEach((v, i) => {
+    if (!Number.isFinite(v)) throw new RangeError(`${f.name}: repetition ${i + 1} of ${f.values.length} produced no figure (${v})`);
+  });
+  let floors: number[] | null = null;
+  const fl = f.floors;
+  if (typeof fl === 'number') floors = f.values.map(() => fl);
+  else if (fl !== null && fl !== undefined) {
+    if (fl.length !== f.values.length) throw new RangeError(`${f.name}: ${fl.length} floor(s) for ${f.values.length} repetition(s)`);
+    floors = [...fl];
+  }
+  floors?.forEach((v, i) => {
+    if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${f.name}: floor of repetition ${i + 1} is ${v}, not a positive figure`);
+  });
+  const ratios = floors === null ? null : f.values.map((v, i) => ratioOf(v, floors[i])!);
+  const fig = spreadOf(f.values);
+  const flo = floors === null ? null : spreadOf(floors);
+  const rat = ratios === null ? null : spreadOf(ratios);
   const targets = f.targets ?? [];
-  const met = targets.length === 0 ? null : targets.every((t) => targetMet(t, f.figure, ratio));
-  return { name: f.name, figure: f.figure, floor, ratio, unit: f.unit, targets, met, note: f.note ?? '', extra: f.extra ?? {} };
+  const holds = (pick: (s: Spread, t: Target) => number) =>
+    targets.every((t) => targetMet(t, pick(fig, t), rat === null ? null : pick(rat, t)));
+  return {
+    name: f.name,
+    figure: fig.median,
+    floor: flo === null ? null : flo.median,
+    ratio: rat === null ? null : rat.median,
+    unit: f.unit,
+    targets,
+    met: targets.length === 0 ? null : holds((s) => s.median),
+    met_worst: targets.length === 0 ? null : holds((s, t) => (t.op === '>=' ? s.min : s.max)),
+    reps: f.values.length,
+    spread: { figure: fig, floor: flo, ratio: rat },
+    values: { figure: [...f.values], floor: floors },
+    note: f.note ?? '',
+    extra: f.extra ?? {},
+  };
 }
 
 /** `ratio >= 0.5, figure >= 39500`. */
@@ -86,36 +147,46 @@ export function formatNumber(n: number | null): string {
 }
 
 /**
- * The result table as plain text: one row per figure, columns name, figure, floor, ratio, unit, target
- * and a verdict (`ok`, `MISSED`, or blank without a target), then one line per figure with notes/extras.
+ * The result table as plain text: one row per figure, columns name, the median figure with the minimum
+ * and maximum over its repetitions, the median floor, the median ratio with its minimum and maximum,
+ * unit, target, the verdict on the medians (`ok`, `MISSED`, or blank without a target) and on the worst
+ * repetition; then one line per figure with the repetition count, the floor's spread, extras and notes.
  */
 export function formatTable(figs: readonly Figure[]): string {
-  const header = ['figure', 'value', 'floor', 'ratio', 'unit', 'target', ''];
+  const header = ['figure', 'median', 'min', 'max', 'floor', 'ratio', 'r.min', 'r.max', 'unit', 'target', 'median', 'worst'];
+  const verdict = (m: boolean | null) => (m === null ? '' : m ? 'ok' : 'MISSED');
+  const ratio = (r: number | null | undefined) => (r === null || r === undefined ? '-' : r.toFixed(3));
   const rows = figs.map((f) => [
     f.name,
     formatNumber(f.figure),
+    formatNumber(f.spread.figure.min),
+    formatNumber(f.spread.figure.max),
     formatNumber(f.floor),
-    f.ratio === null ? '-' : f.ratio.toFixed(3),
+    ratio(f.ratio),
+    ratio(f.spread.ratio?.min),
+    ratio(f.spread.ratio?.max),
     f.unit,
     formatTargets(f.targets),
-    f.met === null ? '' : f.met ? 'ok' : 'MISSED',
+    verdict(f.met),
+    verdict(f.met_worst),
   ]);
   const all = [header, ...rows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
-  const numeric = new Set([1, 2, 3]);
+  const numeric = new Set([1, 2, 3, 4, 5, 6, 7]);
   const line = (r: string[]) =>
     r
       .map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c] ?? 0) : cell.padEnd(widths[c] ?? 0)))
       .join('  ')
       .trimEnd();
   const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  ').trimEnd(), ...rows.map(line)];
-  const notes = figs.filter((f) => f.note !== '' || Object.keys(f.extra).length > 0);
-  if (notes.length > 0) {
-    out.push('');
-    for (const f of notes) {
-      const ex = Object.entries(f.extra).map(([k, v]) => `${k}=${formatNumber(v)}`);
-      out.push(`  ${f.name}: ${[...ex, f.note].filter((s) => s !== '').join('; ')}`);
-    }
+  out.push('');
+  for (const f of figs) {
+    const fl = f.spread.floor;
+    const parts = [`${f.reps} repetitions`];
+    if (fl !== null) parts.push(`floor min ${formatNumber(fl.min)} max ${formatNumber(fl.max)}`);
+    parts.push(...Object.entries(f.extra).map(([k, v]) => `${k}=${formatNumber(v)}`));
+    if (f.note !== '') parts.push(f.note);
+    out.push(`  ${f.name}: ${parts.join('; ')}`);
   }
   return out.join('\n') + '\n';
 }
@@ -127,15 +198,20 @@ export interface RunInfo {
   readonly seconds: number;
   readonly node: string;
   readonly cpus: number;
+  /** The load average (1, 5, 15 minutes) when the run started and when it ended. */
   readonly loadavg: readonly number[];
+  readonly loadavg_end: readonly number[];
   readonly nofile: number | null;
   readonly workers: number;
   readonly serverOptions: Readonly<Record<string, string>>;
 }
 
-/** The `--json FILE` document: version 1, the run facts, and the figures keyed by name, in run order. */
+/**
+ * The `--json FILE` document: version 2 (each figure carries its repetitions and their spread), the run
+ * facts, and the figures keyed by name, in run order.
+ */
 export interface JsonDoc {
-  readonly version: 1;
+  readonly version: 2;
   readonly run: RunInfo;
   readonly figures: Record<string, Figure>;
   readonly errors: Record<string, string>;
@@ -147,7 +223,7 @@ export function toJsonDoc(run: RunInfo, figs: readonly Figure[], errors: Readonl
     if (Object.hasOwn(figures, f.name)) throw new Error(`duplicate figure ${f.name}`);
     figures[f.name] = f;
   }
-  return { version: 1, run, figures, errors: { ...errors } };
+  return { version: 2, run, figures, errors: { ...errors } };
 }
 
 /**
@@ -168,6 +244,36 @@ export function median(xs: readonly number[]): number {
   if (s.length === 0) return NaN;
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Checks one worker's share of a repetition. `inWindow[k]` is what connection k received in the measuring
+ * window, `inPhase[k]` what it received over the whole phase (warm-up and drain included). Throws, so the
+ * repetition is an error with this reason and never a figure, when nothing at all arrived in the window
+ * or when a connection received nothing in the whole phase (its stream never started: the failure that
+ * produced issue 16's repetitions of 0 frames/s). Returns how many connections received nothing in the
+ * window although they did in the phase: starved by the others on an overloaded machine, reported with
+ * the figure rather than failing it.
+ */
+export function checkReceived(
+  phase: string,
+  sides: readonly { readonly nick: string; readonly role: string }[],
+  inWindow: readonly number[],
+  inPhase: readonly number[],
+  windowMs: number,
+): { starved: number } {
+  if (inWindow.length !== sides.length || inPhase.length !== sides.length) {
+    throw new RangeError(`${phase}: ${inWindow.length} and ${inPhase.length} count(s) for ${sides.length} connection(s)`);
+  }
+  if (sides.length === 0) return { starved: 0 };
+  const never = sides.flatMap((_, k) => (inPhase[k]! > 0 ? [] : [k]));
+  if (never.length > 0) {
+    const s = sides[never[0]!]!;
+    throw new Error(`${phase}: ${never.length} of ${sides.length} connection(s) received nothing in the whole phase (first: ${s.nick}, role ${s.role})`);
+  }
+  const total = inWindow.reduce((x, y) => x + y, 0);
+  if (total === 0) throw new Error(`${phase}: no connection of ${sides.length} received anything in the ${windowMs} ms window (${inPhase.reduce((x, y) => x + y, 0)} over the whole phase)`);
+  return { starved: inWindow.filter((n) => n === 0).length };
 }
 
 /**

@@ -15,7 +15,8 @@ import { decodeFrame, encodeWire, frame } from '../src/codec/index.js';
 import { oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../src/crypto/rsa.js';
 import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
 import { ChatClient } from '../src/client/chat-client.js';
-import { Reservoir } from './harness.js';
+import { Reservoir, checkReceived } from './harness.js';
+import { establishedPair, measureFloor, type FloorResult } from './crypto-floor.js';
 import { RawConn, bounded, type Identity, type RelayAddr } from './client.js';
 import type { WorkerReply, WorkerRequest } from './proc.js';
 
@@ -43,11 +44,16 @@ function selected(sel: Selection): { spec: SideSpec; conn: RawConn }[] {
 export interface FlowResult {
   frames: number;
   seconds: number;
+  /** Connections that received nothing in the window though they did in the phase (see checkReceived). */
+  starved: number;
+  /** Messages over the whole call, warm-up and drain included (end-to-end flow only). */
+  total?: number;
 }
 export interface RttResult {
   values: number[];
   seen: number;
   seconds: number;
+  starved: number;
 }
 export interface HandshakeResult {
   /** Milliseconds from the initiator's start() to both sides ESTABLISHED, one per iteration. */
@@ -70,6 +76,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 let keys: Identity[] = [];
 let conns: { spec: SideSpec; conn: RawConn }[] = [];
 let chats: { spec: SideSpec; client: ChatClient }[] = [];
+let floorPair: Awaited<ReturnType<typeof establishedPair>> | null = null;
 /** 256 bytes of opaque body, the relay frame payload of every raw benchmark (spec §6 SEND.body). */
 const BODY = randomBytes(256);
 /** The text of every end-to-end message: 200 ASCII bytes, so a TEXT pads into the 256-byte bucket. */
@@ -81,13 +88,265 @@ function keyOf(i: number): Identity {
   return k;
 }
 
-/** A window of `count` SEND frames to `to`, concatenated (one write per window refill). */
-function sendFrames(to: string, count: number): Buffer {
-  const one = encodeWire(frame('SEND', { to, body: BODY }));
+/**
+ * `count` SEND frames to `to`, concatenated (one write per window refill). Each body is BODY with the
+ * phase's epoch in its last 8..4 bytes (the last 4 carry a ping number), so a frame still in flight from
+ * an earlier phase is recognised and ignored instead of being counted, echoed or credited.
+ */
+function sendFrames(to: string, epoch: number, count: number): Buffer {
+  const body = Buffer.from(BODY);
+  body.writeUInt32BE(epoch >>> 0, body.length - 8);
+  const one = encodeWire(frame('SEND', { to, body }));
   return Buffer.concat(Array.from({ length: count }, () => one));
 }
 
+/** The epoch of a received SEND/DELIVER: the body is the frame's last field (see sendFrames). */
+const epochOf = (f: Buffer): number => f.readUInt32BE(f.length - 8);
+
+/**
+ * A phase armed on every connection of this worker (handlers installed, nothing sent), waiting for `go`.
+ * The orchestrator arms every worker before it lets any start: a room's two sides live in different
+ * workers, and a side that started writing before its peer's worker had installed the handler lost its
+ * first window (a receiver without a handler drops frames), so the credit never came back and the
+ * stream stood still: a repetition of 0 frames/s (issue 16), or a fraction of the window when only part
+ * of it was lost. The same race lost a ping-pong's first ping.
+ */
+let armed: { phase: string; run: () => Promise<unknown> } | null = null;
+
+const sum = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0);
+
+/** The phases `arm` can install: each returns the function `go` runs. */
+const phases: Record<string, (args: never) => () => Promise<unknown>> = {
+  /**
+   * One-way streams: each `a` side keeps at most `window` frames in flight to its `b`, which answers every
+   * `ackEvery` frames with one frame back (the credit). Counts frames received (both kinds) in the window;
+   * every active connection must receive some.
+   */
+  flow(args: Selection & { epoch: number; warmupMs: number; durationMs: number; window: number; ackEvery: number }) {
+    let running = true;
+    const active = selected(args);
+    const got = active.map(() => 0);
+    const starts: (() => void)[] = [];
+    active.forEach(({ spec, conn }, k) => {
+      if (spec.role === 'a') {
+        const refill = sendFrames(spec.peer, args.epoch, args.ackEvery);
+        conn.onBody = (f) => {
+          if (epochOf(f) !== args.epoch) return;
+          got[k]!++;
+          if (running) conn.write(refill);
+        };
+        starts.push(() => {
+          for (let i = 0; i < args.window / args.ackEvery; i++) conn.write(refill);
+        });
+      } else {
+        const ack = sendFrames(spec.peer, args.epoch, 1);
+        let n = 0;
+        conn.onBody = (f) => {
+          if (epochOf(f) !== args.epoch) return;
+          got[k]!++;
+          if (++n === args.ackEvery) {
+            n = 0;
+            conn.write(ack);
+          }
+        };
+      }
+    });
+    return async () => {
+      for (const start of starts) start();
+      await sleep(args.warmupMs);
+      const g0 = [...got];
+      const t0 = now();
+      await sleep(args.durationMs);
+      const g1 = [...got];
+      const t1 = now();
+      running = false;
+      await quiet(() => sum(got));
+      for (const { conn } of active) conn.onBody = null;
+      failIfAny();
+      const { starved } = checkReceived('flow', active.map((c) => c.spec), g1.map((g, k) => g - g0[k]!), got, args.durationMs);
+      return { frames: sum(g1) - sum(g0), seconds: (t1 - t0) / 1000, starved } satisfies FlowResult;
+    };
+  },
+
+  /** Closed-loop ping-pong: each `a` sends one frame, its `b` echoes it, `a` times the round trip. */
+  pingpong(args: Selection & { epoch: number; warmupMs: number; durationMs: number; sample: number }) {
+    const res = new Reservoir(args.sample);
+    let measuring = false;
+    let running = true;
+    const active = selected(args);
+    const got = active.map(() => 0);
+    const trips = active.map(() => 0);
+    const starts: (() => void)[] = [];
+    // The last 4 bytes of a frame are the last 4 of its body: `a` numbers its pings there and `b` echoes
+    // the number, so only the answer to the ping in flight is timed.
+    active.forEach(({ spec, conn }, k) => {
+      // One ping is in flight per room, so the previous write has left before the buffer is reused.
+      const one = sendFrames(spec.peer, args.epoch, 1);
+      if (spec.role === 'a') {
+        let sentAt = 0;
+        let seq = 0;
+        const ping = () => {
+          one.writeUInt32BE(++seq, one.length - 4);
+          sentAt = now();
+          conn.write(one);
+        };
+        conn.onBody = (f) => {
+          if (epochOf(f) !== args.epoch || f.readUInt32BE(f.length - 4) !== seq) return;
+          trips[k]!++;
+          if (measuring) {
+            res.add((now() - sentAt) * 1000);
+            got[k]!++;
+          }
+          if (running) ping();
+        };
+        starts.push(ping);
+      } else {
+        conn.onBody = (f) => {
+          if (epochOf(f) !== args.epoch) return;
+          f.copy(one, one.length - 4, f.length - 4);
+          conn.write(one);
+        };
+      }
+    });
+    return async () => {
+      for (const start of starts) start();
+      await sleep(args.warmupMs);
+      measuring = true;
+      const t0 = now();
+      await sleep(args.durationMs);
+      measuring = false;
+      running = false;
+      const t1 = now();
+      // The last ping of each room is still in flight; wait for the sockets to drain, then stop listening.
+      await quiet(() => res.seen);
+      for (const { conn } of active) conn.onBody = null;
+      failIfAny();
+      const pingers = active.flatMap((c, k) => (c.spec.role === 'a' ? [k] : []));
+      const { starved } = checkReceived('pingpong', pingers.map((k) => active[k]!.spec), pingers.map((k) => got[k]!), pingers.map((k) => trips[k]!), args.durationMs);
+      return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000, starved } satisfies RttResult;
+    };
+  },
+
+  /**
+   * Sealed, relayed and opened TEXTs one way in rooms 0..busy-1: each `a` keeps `window` unacknowledged
+   * texts in flight. Counts texts opened in the window (and over the whole call, for CPU per message).
+   */
+  'e2e-flow'(args: { busy: number; warmupMs: number; durationMs: number; window: number }) {
+    let running = true;
+    const active = chats.filter((c) => c.spec.index < args.busy);
+    const got = active.map(() => 0);
+    const starts: (() => void)[] = [];
+    active.forEach(({ spec, client }, k) => {
+      client.removeAllListeners('text').removeAllListeners('delivered');
+      if (spec.role === 'a') {
+        client.on('delivered', () => {
+          if (running) client.send(TEXT);
+        });
+        starts.push(() => {
+          for (let i = 0; i < args.window; i++) client.send(TEXT);
+        });
+      } else {
+        client.on('text', () => void got[k]!++);
+      }
+    });
+    return async () => {
+      for (const start of starts) start();
+      await sleep(args.warmupMs);
+      const g0 = [...got];
+      const t0 = now();
+      await sleep(args.durationMs);
+      const g1 = [...got];
+      const t1 = now();
+      running = false;
+      await quiet(() => sum(got));
+      failIfAnyChat();
+      const receivers = active.flatMap((c, k) => (c.spec.role === 'b' ? [k] : []));
+      const { starved } = checkReceived('e2e-flow', receivers.map((k) => active[k]!.spec), receivers.map((k) => g1[k]! - g0[k]!), receivers.map((k) => got[k]!), args.durationMs);
+      return { frames: sum(g1) - sum(g0), seconds: (t1 - t0) / 1000, total: sum(got), starved } satisfies FlowResult;
+    };
+  },
+
+  /**
+   * Encrypted ping-pong: `a` sends a TEXT, `b` answers with a TEXT on opening it, `a` times it. Each reply
+   * is sent from a microtask, after the 'text' listener returns: ChatClient writes the ACK of the text
+   * being handled only after its listeners ran, so a send() from inside the listener would seal the
+   * reply with the next number yet put it on the wire before that ACK, and the peer refuses it as
+   * OUT_OF_ORDER (found by this benchmark; reported to the client's owner).
+   */
+  'e2e-pingpong'(args: { warmupMs: number; durationMs: number; sample: number }) {
+    const res = new Reservoir(args.sample);
+    let measuring = false;
+    let running = true;
+    const active = chats.filter((c) => c.spec.index < 1);
+    const got = active.map(() => 0);
+    const trips = active.map(() => 0);
+    const starts: (() => void)[] = [];
+    active.forEach(({ spec, client }, k) => {
+      client.removeAllListeners('text').removeAllListeners('delivered');
+      if (spec.role === 'a') {
+        // Pings are numbered in their text and echoed, so a late text from an earlier phase is not timed.
+        let sentAt = 0;
+        let seq = 0;
+        const ping = () => {
+          sentAt = now();
+          client.send(`${++seq} ${TEXT}`);
+        };
+        client.on('text', (m) => {
+          if (!m.text.startsWith(`${seq} `)) return;
+          trips[k]!++;
+          if (measuring) {
+            res.add((now() - sentAt) * 1000);
+            got[k]!++;
+          }
+          if (running) queueMicrotask(ping);
+        });
+        starts.push(ping);
+      } else {
+        client.on('text', (m) => queueMicrotask(() => void client.send(m.text)));
+      }
+    });
+    return async () => {
+      for (const start of starts) start();
+      await sleep(args.warmupMs);
+      measuring = true;
+      const t0 = now();
+      await sleep(args.durationMs);
+      measuring = false;
+      running = false;
+      const t1 = now();
+      await quiet(() => res.seen);
+      failIfAnyChat();
+      const pingers = active.flatMap((c, k) => (c.spec.role === 'a' ? [k] : []));
+      const { starved } = checkReceived('e2e-pingpong', pingers.map((k) => active[k]!.spec), pingers.map((k) => got[k]!), pingers.map((k) => trips[k]!), args.durationMs);
+      return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000, starved } satisfies RttResult;
+    };
+  },
+};
+
 const ops: Record<string, (args: never) => Promise<unknown>> = {
+  /** Installs phase `phase` (one of `phases`) on this worker's connections; `go` then runs it. */
+  async arm(args: { phase: string; args: unknown }) {
+    const make = phases[args.phase];
+    if (make === undefined) throw new Error(`unknown phase ${args.phase}`);
+    if (armed !== null) throw new Error(`phase ${armed.phase} is still armed`);
+    armed = { phase: args.phase, run: make(args.args as never) };
+    return args.phase;
+  },
+
+  /** Forgets an armed phase (another worker failed to arm, so `go` will not come). */
+  async disarm() {
+    armed = null;
+    return true;
+  },
+
+  /** Runs the armed phase and answers with its result. */
+  async go() {
+    const a = armed;
+    armed = null;
+    if (a === null) throw new Error('go without an armed phase');
+    return a.run();
+  },
+
   /** Identity keys, PKCS#8 and SPKI DER as base64 (throwaway keys made for this run, never stored). */
   async init(args: { keys: { pkcs8: string; spki: string }[] }) {
     keys = args.keys.map((k) => ({
@@ -108,94 +367,6 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     });
     await Promise.all(opened.map((c) => c.ready));
     return opened.length;
-  },
-
-  /**
-   * One-way streams: each `a` side keeps at most `window` frames in flight to its `b`, which answers every
-   * `ackEvery` frames with one frame back (the credit). Counts frames received (both kinds) in the window.
-   */
-  async flow(args: Selection & { warmupMs: number; durationMs: number; window: number; ackEvery: number }) {
-    let received = 0;
-    let running = true;
-    const active = selected(args);
-    for (const { spec, conn } of active) {
-      if (spec.role === 'a') {
-        const refill = sendFrames(spec.peer, args.ackEvery);
-        conn.onBody = () => {
-          received++;
-          if (running) conn.write(refill);
-        };
-      } else {
-        const ack = sendFrames(spec.peer, 1);
-        let n = 0;
-        conn.onBody = () => {
-          received++;
-          if (++n === args.ackEvery) {
-            n = 0;
-            conn.write(ack);
-          }
-        };
-      }
-    }
-    for (const { spec, conn } of active) {
-      if (spec.role === 'a') for (let i = 0; i < args.window / args.ackEvery; i++) conn.write(sendFrames(spec.peer, args.ackEvery));
-    }
-    await sleep(args.warmupMs);
-    const r0 = received;
-    const t0 = now();
-    await sleep(args.durationMs);
-    const r1 = received;
-    const t1 = now();
-    running = false;
-    await quiet(() => received);
-    for (const { conn } of active) conn.onBody = null;
-    failIfAny();
-    return { frames: r1 - r0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
-  },
-
-  /** Closed-loop ping-pong: each `a` sends one frame, its `b` echoes it, `a` times the round trip. */
-  async pingpong(args: Selection & { warmupMs: number; durationMs: number; sample: number }) {
-    const res = new Reservoir(args.sample);
-    let measuring = false;
-    let running = true;
-    // The last 4 bytes of a frame are the last 4 of its body: `a` numbers its pings there and `b` echoes
-    // the number, so a frame left over from an earlier phase is never timed as a round trip.
-    for (const { spec, conn } of selected(args)) {
-      if (spec.role === 'a') {
-        let sentAt = 0;
-        let seq = 0;
-        // One ping is in flight at a time, so the previous write has left before the buffer is reused.
-        const one = sendFrames(spec.peer, 1);
-        const ping = () => {
-          one.writeUInt32BE(++seq, one.length - 4);
-          sentAt = now();
-          conn.write(one);
-        };
-        conn.onBody = (f) => {
-          if (f.readUInt32BE(f.length - 4) !== seq) return;
-          if (measuring) res.add((now() - sentAt) * 1000);
-          if (running) ping();
-        };
-        ping();
-      } else {
-        const one = sendFrames(spec.peer, 1);
-        conn.onBody = (f) => {
-          f.copy(one, one.length - 4, f.length - 4);
-          conn.write(one);
-        };
-      }
-    }
-    await sleep(args.warmupMs);
-    measuring = true;
-    const t0 = now();
-    await sleep(args.durationMs);
-    measuring = false;
-    running = false;
-    const t1 = now();
-    await quiet(() => res.seen);
-    for (const { conn } of selected(args)) conn.onBody = null;
-    failIfAny();
-    return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
   },
 
   /** Closes the raw connections to relay `kind`, or all of them. */
@@ -249,74 +420,13 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     return made.length;
   },
 
-  /** Sealed, relayed and opened TEXTs one way: each `a` keeps `window` unacknowledged texts in flight. */
-  async 'e2e-flow'(args: { warmupMs: number; durationMs: number; window: number }) {
-    let opened = 0;
-    let running = true;
-    for (const { spec, client } of chats) {
-      client.removeAllListeners('text').removeAllListeners('delivered');
-      if (spec.role === 'a') {
-        client.on('delivered', () => {
-          if (running) client.send(TEXT);
-        });
-        for (let i = 0; i < args.window; i++) client.send(TEXT);
-      } else {
-        client.on('text', () => void opened++);
-      }
-    }
-    await sleep(args.warmupMs);
-    const o0 = opened;
-    const t0 = now();
-    await sleep(args.durationMs);
-    const o1 = opened;
-    const t1 = now();
-    running = false;
-    await quiet(() => opened);
-    failIfAnyChat();
-    return { frames: o1 - o0, seconds: (t1 - t0) / 1000 } satisfies FlowResult;
-  },
-
   /**
-   * Encrypted ping-pong: `a` sends a TEXT, `b` answers with a TEXT on opening it, `a` times it. Each reply
-   * is sent from a microtask, after the 'text' listener returns: ChatClient writes the ACK of the text
-   * being handled only after its listeners ran, so a send() from inside the listener would seal the
-   * reply with the next number yet put it on the wire before that ACK, and the peer refuses it as
-   * OUT_OF_ORDER (found by this benchmark; reported to the client's owner).
+   * e2e_crypto_floor: the per-message work of one direction (with its ACK) by a PeerSession pair in this
+   * process alone, no sockets (bench/crypto-floor.ts). The pair is made once and reused.
    */
-  async 'e2e-pingpong'(args: { warmupMs: number; durationMs: number; sample: number }) {
-    const res = new Reservoir(args.sample);
-    let measuring = false;
-    let running = true;
-    for (const { spec, client } of chats) {
-      client.removeAllListeners('text').removeAllListeners('delivered');
-      if (spec.role === 'a') {
-        // Pings are numbered in their text and echoed, so a late text from an earlier phase is not timed.
-        let sentAt = 0;
-        let seq = 0;
-        const ping = () => {
-          sentAt = now();
-          client.send(`${++seq} ${TEXT}`);
-        };
-        client.on('text', (m) => {
-          if (!m.text.startsWith(`${seq} `)) return;
-          if (measuring) res.add((now() - sentAt) * 1000);
-          if (running) queueMicrotask(ping);
-        });
-        ping();
-      } else {
-        client.on('text', (m) => queueMicrotask(() => void client.send(m.text)));
-      }
-    }
-    await sleep(args.warmupMs);
-    measuring = true;
-    const t0 = now();
-    await sleep(args.durationMs);
-    measuring = false;
-    running = false;
-    const t1 = now();
-    await quiet(() => res.seen);
-    failIfAnyChat();
-    return { values: res.values, seen: res.seen, seconds: (t1 - t0) / 1000 } satisfies RttResult;
+  async 'crypto-floor'(args: { warmupMs: number; durationMs: number }) {
+    floorPair ??= await establishedPair('floor', { nick: 'floora', ...keyOf(0) }, { nick: 'floorb', ...keyOf(1) });
+    return (await measureFloor(floorPair, TEXT, args.warmupMs, args.durationMs)) satisfies FloorResult;
   },
 
   async 'e2e-close'() {

@@ -135,8 +135,16 @@ export class Worker {
   call<T>(op: string, args: unknown): Promise<T> {
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
+      // A worker that already exited (it failed to load, say) answers nothing: fail now, not never.
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        reject(new Error(`worker ${this.index} has exited (${this.child.exitCode ?? this.child.signalCode})`));
+        return;
+      }
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ id, op, args } satisfies WorkerRequest);
+      this.child.send({ id, op, args } satisfies WorkerRequest, (e) => {
+        if (e === null || !this.waiting.delete(id)) return;
+        reject(new Error(`worker ${this.index}: ${op} not sent: ${e.message}`));
+      });
     });
   }
 

@@ -21,6 +21,7 @@ import { LIMITS } from '../src/protocol/limits.js';
 import { benchCodec } from './codec.js';
 import {
   BENCH_USAGE,
+  formatNumber,
   formatTable,
   makeFigure,
   median,
@@ -29,11 +30,22 @@ import {
   toJsonDoc,
   type BenchArgs,
   type Figure,
+  type FigureInput,
   type Target,
 } from './harness.js';
 import type { ChurnResult, FlowResult, HandshakeResult, RttResult, SideSpec } from './loadgen.js';
+import type { FloorResult } from './crypto-floor.js';
 import { Worker, cpuMs, nofileLimit, openFds, rssBytes, sleep, startRelay, type Relay } from './proc.js';
 import type { RelayAddr } from './client.js';
+
+/** One repetition of a relay run: frames/s of the one-way stream, then ping-pong p50 and p99 (us). */
+interface RelayRun {
+  flow: number;
+  p50: number;
+  p99: number;
+  /** Connections that received nothing in a measuring window (though they did in the phase). */
+  starved: number;
+}
 
 /** Descriptors the relay keeps free under its open-file limit: FD_HEADROOM plus half again for refusals. */
 const FD_RESERVE = LIMITS.FD_HEADROOM + LIMITS.FD_HEADROOM / 2;
@@ -45,9 +57,11 @@ const PYTHON_MSGS_PER_S = 395;
 interface Plan {
   warmupMs: number;
   durationMs: number;
-  /** Interleaved repetitions of each floor/figure pair; the median of each is reported. */
+  /** Interleaved repetitions of each floor/figure pair (at least MIN_REPS); min, median and max are reported. */
   reps: number;
   rooms: number[];
+  /** Busy rooms for the end-to-end scaling figures. */
+  e2eRooms: number[];
   idleConnections: number;
   handshakeIterations: number;
   churnPairs: number;
@@ -55,10 +69,10 @@ interface Plan {
   keys: number;
 }
 
-// --quick drops the 1,000-room step: connecting 2,000 authenticated clients alone takes 5-20 s on this
+// --quick keeps three repetitions (every figure is a spread, never one sample) but drops the 1,000-room step: connecting 2,000 authenticated clients alone takes 5-20 s on this
 // shared machine (a client RSA signature, a server verification and a durable registry write each).
-const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 1, rooms: [1, 10, 100], idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
-const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
+const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 3, rooms: [1, 10, 100], e2eRooms: [1, 10, 100], idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
+const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], e2eRooms: [1, 10, 100], idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
 
 /** Server flags every benchmark uses (see the header comment for why each is raised). */
 const SERVER_FLAGS: Record<string, string> = {
@@ -80,7 +94,8 @@ class Bench {
   readonly errors: Record<string, string> = {};
   readonly tmp = mkdtempSync(join(tmpdir(), 'e2ee-bench-'));
   workers: Worker[] = [];
-  private pipeFloor: { flow: number; p50: number; p99: number } | null = null;
+  /** The bare pipe relay at one room, one entry per repetition (the floor of the end-to-end figures). */
+  private pipeFloor: RelayRun[] | null = null;
   private serial = 0;
 
   constructor(
@@ -88,11 +103,29 @@ class Bench {
     readonly plan: Plan,
   ) {}
 
-  add(f: Parameters<typeof makeFigure>[0]): void {
-    const fig = makeFigure(f);
+  /** Adds a figure; the 1-minute load average at that moment goes into its extras. */
+  add(f: FigureInput): void {
+    const fig = makeFigure({ ...f, extra: { ...f.extra, load_1m: loadavg()[0]! } });
     this.figures.push(fig);
-    const r = fig.ratio === null ? '' : ` ratio ${fig.ratio.toFixed(3)}`;
-    progress(`  ${fig.name} = ${fig.figure.toFixed(fig.figure < 10 ? 3 : 0)} ${fig.unit}${r}${fig.met === false ? ' (target missed)' : ''}`);
+    const r = fig.ratio === null ? '' : ` ratio ${fig.ratio.toFixed(3)} (min ${fig.spread.ratio!.min.toFixed(3)}, max ${fig.spread.ratio!.max.toFixed(3)})`;
+    const v = (x: number) => formatNumber(x);
+    progress(`  ${fig.name} = ${v(fig.figure)} ${fig.unit} (min ${v(fig.spread.figure.min)}, max ${v(fig.spread.figure.max)})${r}${fig.met === false ? ' (target missed)' : ''}`);
+  }
+
+  /**
+   * Runs one load-generator phase on every worker: all are armed first (handlers installed, nothing
+   * sent), then all are told to go, so no side starts before its peer's worker listens (see `arm` in
+   * bench/loadgen.ts). `args(i)` are worker i's arguments; every phase gets a fresh epoch.
+   */
+  async phase<T>(phase: string, args: (i: number) => object): Promise<T[]> {
+    const epoch = this.serial++;
+    try {
+      await Promise.all(this.workers.map((w, i) => w.call('arm', { phase, args: { ...args(i), epoch } })));
+    } catch (e) {
+      await Promise.all(this.workers.map((w) => w.call('disarm', {}).catch(() => {})));
+      throw e;
+    }
+    return Promise.all(this.workers.map((w) => w.call<T>('go', {})));
   }
 
   async start(): Promise<void> {
@@ -147,25 +180,19 @@ class Bench {
     await Promise.all(this.workers.map((w, i) => w.call(op, { relay: addr, sides: per[i], limit: 64 })));
   }
 
-  async flow(kind: 'server' | 'pipe', rooms: number): Promise<number> {
+  async flow(kind: 'server' | 'pipe', rooms: number): Promise<{ flow: number; starved: number }> {
     // The total in flight stays near 16,384 frames (about 4.5 MB) whatever the room count, so 1,000 rooms
     // do not flood memory and one room still keeps the pipe full; the credit comes back every quarter window.
     const window = Math.max(16, Math.min(1024, 2 ** Math.floor(Math.log2(16384 / rooms))));
-    const rs = await Promise.all(
-      this.workers.map((w) =>
-        w.call<FlowResult>('flow', { kind, busy: rooms, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 }),
-      ),
-    );
-    return rs.reduce((s, r) => s + r.frames / r.seconds, 0);
+    const rs = await this.phase<FlowResult>('flow', () => ({ kind, busy: rooms, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 }));
+    return { flow: rs.reduce((s, r) => s + r.frames / r.seconds, 0), starved: rs.reduce((s, r) => s + r.starved, 0) };
   }
 
-  async pingpong(sel: { kind: 'server' | 'pipe'; busy: number } | null): Promise<{ p50: number; p99: number; n: number }> {
+  async pingpong(sel: { kind: 'server' | 'pipe'; busy: number } | null): Promise<{ p50: number; p99: number; n: number; starved: number }> {
     const op = sel === null ? 'e2e-pingpong' : 'pingpong';
-    const rs = await Promise.all(
-      this.workers.map((w) => w.call<RttResult>(op, { ...sel, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 })),
-    );
+    const rs = await this.phase<RttResult>(op, () => ({ ...sel, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 }));
     const [p50, p99] = mergedPercentiles(rs, [50, 99]);
-    return { p50: p50!, p99: p99!, n: rs.reduce((s, r) => s + r.seen, 0) };
+    return { p50: p50!, p99: p99!, n: rs.reduce((s, r) => s + r.seen, 0), starved: rs.reduce((s, r) => s + r.starved, 0) };
   }
 
   async closeAll(op: 'close' | 'e2e-close' = 'close'): Promise<void> {
@@ -173,10 +200,10 @@ class Bench {
   }
 
   /** Throughput, then latency, of the first `rooms` rooms on one relay (the other rooms stay idle). */
-  async relayRun(relay: Relay, rooms: number): Promise<{ flow: number; p50: number; p99: number }> {
+  async relayRun(relay: Relay, rooms: number): Promise<RelayRun> {
     const flow = await this.flow(relay.kind, rooms);
     const rtt = await this.pingpong({ kind: relay.kind, busy: rooms });
-    return { flow, ...rtt };
+    return { flow: flow.flow, p50: rtt.p50, p99: rtt.p99, starved: flow.starved + rtt.starved };
   }
 
   // ---- the benchmarks ----
@@ -193,81 +220,133 @@ class Bench {
         progress(`relay: connecting ${most.toLocaleString('en-US')} rooms (${(2 * most).toLocaleString('en-US')} connections) to the ${r.kind} relay`);
         await this.setup(r, this.sides(`${r.kind[0]}${this.serial++}`, most, r.kind === 'pipe' ? 'p' : 'n'));
       }
+      // One untimed pass per relay first: the first stream through a relay that has just authenticated
+      // thousands of connections ran at a few percent of the later ones (JIT and heap still settling),
+      // which is the start-up of the process, not its throughput.
+      for (const r of [pipe, server]) {
+        progress(`relay: warm-up pass, ${r.kind} (not counted)`);
+        await this.relayRun(r, 1);
+      }
+      const runs = new Map<number, { ours: RelayRun[]; floor: RelayRun[] }>();
       for (const rooms of this.plan.rooms) {
-        const ours: { flow: number; p50: number; p99: number }[] = [];
-        const floor: { flow: number; p50: number; p99: number }[] = [];
+        const ours: RelayRun[] = [];
+        const floor: RelayRun[] = [];
+        runs.set(rooms, { ours, floor });
         for (let rep = 0; rep < this.plan.reps; rep++) {
           // Alternate which relay goes first, so a neighbour's burst does not always hit the same one.
           const order = rep % 2 === 0 ? [pipe, server] : [server, pipe];
           for (const r of order) {
-            progress(`relay: ${rooms} busy room(s), ${r.kind}${this.plan.reps > 1 ? `, repetition ${rep + 1}/${this.plan.reps}` : ''}`);
+            progress(`relay: ${rooms} busy room(s), ${r.kind}, repetition ${rep + 1}/${this.plan.reps}`);
             const x = await this.relayRun(r, rooms);
-            progress(`  ${r.kind}: ${Math.round(x.flow).toLocaleString('en-US')} frames/s, p50 ${x.p50.toFixed(0)} us, p99 ${x.p99.toFixed(0)} us`);
+            progress(`  ${r.kind}: ${Math.round(x.flow).toLocaleString('en-US')} frames/s, p50 ${x.p50.toFixed(0)} us, p99 ${x.p99.toFixed(0)} us${x.starved > 0 ? `, ${x.starved} connection(s) starved in a window` : ''}`);
             (r === pipe ? floor : ours).push(x);
           }
         }
-        const m = (xs: { flow: number; p50: number; p99: number }[], k: 'flow' | 'p50' | 'p99') => median(xs.map((x) => x[k]));
-        if (rooms === 1) this.pipeFloor = { flow: m(floor, 'flow'), p50: m(floor, 'p50'), p99: m(floor, 'p99') };
-        if (rooms === 1) {
-          this.add({ name: 'relay_throughput_ratio', figure: m(ours, 'flow'), floor: m(floor, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'SEND/DELIVER frames with a 256-byte body, one room, one way (credit frames counted too)' });
-          this.add({ name: 'relay_rtt_ratio', figure: m(ours, 'p50'), floor: m(floor, 'p50'), unit: 'us p50', extra: { p99_us: m(ours, 'p99'), floor_p99_us: m(floor, 'p99') }, note: 'raw-frame ping-pong, one room' });
-        }
-        this.add({ name: `scale_throughput_${rooms}_rooms`, figure: m(ours, 'flow'), floor: m(floor, 'flow'), unit: 'frames/s' });
-        this.add({ name: `scale_rtt_${rooms}_rooms`, figure: m(ours, 'p50'), floor: m(floor, 'p50'), unit: 'us p50', extra: { p99_us: m(ours, 'p99'), floor_p99_us: m(floor, 'p99') } });
       }
       await this.closeAll();
-      this.add({ name: 'server_rss_after_relay_runs', figure: rssBytes(server.pid) / 1048576, floor: rssBytes(pipe.pid) / 1048576, unit: 'MiB', note: 'resident memory of each relay after all relay runs' });
+      const rss = { server_rss_mib: rssBytes(server.pid) / 1048576, pipe_rss_mib: rssBytes(pipe.pid) / 1048576 };
+      const col = (xs: RelayRun[], k: keyof RelayRun) => xs.map((x) => x[k]);
+      const p99s = (o: RelayRun[], f: RelayRun[]) => ({ p99_us: median(col(o, 'p99')), floor_p99_us: median(col(f, 'p99')), starved_max: Math.max(...col(o, 'starved'), ...col(f, 'starved')) });
+      for (const [rooms, { ours, floor }] of runs) {
+        if (rooms === 1) {
+          this.pipeFloor = floor;
+          this.add({ name: 'relay_throughput_ratio', values: col(ours, 'flow'), floors: col(floor, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], extra: rss, note: 'SEND/DELIVER frames with a 256-byte body, one room, one way (credit frames counted too); RSS of each relay after all relay runs' });
+          this.add({ name: 'relay_rtt_ratio', values: col(ours, 'p50'), floors: col(floor, 'p50'), unit: 'us p50', extra: p99s(ours, floor), note: 'raw-frame ping-pong, one room' });
+        }
+        this.add({ name: `scale_throughput_${rooms}_rooms`, values: col(ours, 'flow'), floors: col(floor, 'flow'), unit: 'frames/s', extra: { starved_max: Math.max(...col(ours, 'starved'), ...col(floor, 'starved')) } });
+        this.add({ name: `scale_rtt_${rooms}_rooms`, values: col(ours, 'p50'), floors: col(floor, 'p50'), unit: 'us p50', extra: p99s(ours, floor) });
+      }
     } finally {
       await server.stop();
       await pipe.stop();
     }
   }
 
-  /** The pipe floor at one room, measured now if the relay benchmark did not run. */
-  async floor(): Promise<{ flow: number; p50: number; p99: number }> {
+  /** The pipe floor at one room (one entry per repetition), measured now if the relay benchmark did not run. */
+  async floor(): Promise<RelayRun[]> {
     if (this.pipeFloor !== null) return this.pipeFloor;
     const pipe = await this.pipe();
     try {
-      const rs: { flow: number; p50: number; p99: number }[] = [];
+      const rs: RelayRun[] = [];
       await this.setup(pipe, this.sides(`f${this.serial++}`, 1, 'p'));
       for (let rep = 0; rep < this.plan.reps; rep++) {
-        progress('floor: bare pipe relay, one room');
+        progress(`floor: bare pipe relay, one room, repetition ${rep + 1}/${this.plan.reps}`);
         rs.push(await this.relayRun(pipe, 1));
       }
       await this.closeAll();
-      this.pipeFloor = { flow: median(rs.map((r) => r.flow)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) };
-      return this.pipeFloor;
+      this.pipeFloor = rs;
+      return rs;
     } finally {
       await pipe.stop();
     }
   }
 
-  /** e2e_msgs_per_s, e2e_throughput_ratio, e2e_rtt_ratio: the client library through our server. */
+  /**
+   * e2e_msgs_per_s, e2e_throughput_ratio, e2e_crypto_floor, e2e_floor_ratio, e2e_rtt_ratio and how the
+   * end-to-end path scales (e2e_scale_N_rooms, e2e_relay_cpu_N_rooms): the client library through our
+   * server. Every room is set up once (ChatClient pairs with established sessions); each repetition
+   * measures the cryptographic floor in one worker alone, then n = 1, 10, 100 busy rooms, then the
+   * encrypted ping-pong in room 0.
+   */
   async e2e(): Promise<void> {
     const floor = await this.floor();
     const server = await this.server();
     try {
-      const flows: number[] = [];
+      const most = Math.max(...this.plan.e2eRooms);
+      progress(`e2e: ${most} room(s) of two ChatClients, connecting and establishing their sessions`);
+      await this.setup(server, this.sides(`e2e${this.serial++}`, most, 'e'), 'e2e-setup');
+      // One untimed pass first (the floor, then one busy room), as for the relay: the first phase of a
+      // fresh process measures its JIT warming up.
+      progress('e2e: warm-up pass (not counted)');
+      await this.workers[0]!.call<FloorResult>('crypto-floor', { warmupMs: this.plan.warmupMs, durationMs: this.plan.warmupMs });
+      await this.phase<FlowResult>('e2e-flow', () => ({ busy: 1, warmupMs: this.plan.warmupMs, durationMs: this.plan.warmupMs, window: 256 }));
+      const msgs = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
+      const perCpu = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
+      const cfloor: number[] = [];
+      const prims: number[] = [];
       const p50s: number[] = [];
       const p99s: number[] = [];
       for (let rep = 0; rep < this.plan.reps; rep++) {
-        progress(`e2e: two ChatClients, sessions established, one room${this.plan.reps > 1 ? `, repetition ${rep + 1}/${this.plan.reps}` : ''}`);
-        await this.setup(server, this.sides(`e2e${this.serial++}`, 1, 'e'), 'e2e-setup');
-        const rs = await Promise.all(
-          this.workers.map((w) => w.call<FlowResult>('e2e-flow', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window: 256 })),
-        );
-        flows.push(rs.reduce((s, r) => s + r.frames / r.seconds, 0));
+        progress(`e2e: cryptographic floor (a PeerSession pair in one load generator, no sockets), repetition ${rep + 1}/${this.plan.reps}`);
+        const cf = await this.workers[0]!.call<FloorResult>('crypto-floor', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs });
+        cfloor.push(cf.msgsPerS);
+        prims.push(cf.primitivesPerS);
+        progress(`  floor: ${Math.round(cf.msgsPerS).toLocaleString('en-US')} msgs/s (primitives alone ${Math.round(cf.primitivesPerS).toLocaleString('en-US')})`);
+        for (const busy of this.plan.e2eRooms) {
+          // 256 texts in flight for one room, then about 1,024 in total (64 per room at 10, 8 at 100): every
+          // text in flight is sealed up front, so a larger total only lengthens the start of the phase.
+          const window = Math.max(8, Math.min(256, 2 ** Math.floor(Math.log2(1024 / busy))));
+          const cpu0 = cpuMs(server.pid);
+          const rs = await this.phase<FlowResult>('e2e-flow', () => ({ busy, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window }));
+          const cpu1 = cpuMs(server.pid);
+          const rate = rs.reduce((s, r) => s + r.frames / r.seconds, 0);
+          const starved = rs.reduce((s, r) => s + r.starved, 0);
+          const total = rs.reduce((s, r) => s + (r.total ?? 0), 0);
+          msgs.get(busy)!.push(rate);
+          // Relay CPU over the whole phase (warm-up and drain too) against every text opened in it.
+          perCpu.get(busy)!.push(cpu1 > cpu0 ? total / ((cpu1 - cpu0) / 1000) : NaN);
+          progress(`  ${busy} busy room(s): ${Math.round(rate).toLocaleString('en-US')} msgs/s, relay CPU ${(cpu1 - cpu0).toFixed(0)} ms for ${total.toLocaleString('en-US')} texts${starved > 0 ? `, ${starved} receiver(s) starved in the window` : ''}`);
+        }
         await sleep(300);
         const rtt = await this.pingpong(null);
         p50s.push(rtt.p50);
         p99s.push(rtt.p99);
-        await this.closeAll('e2e-close');
       }
-      const msgs = median(flows);
+      await this.closeAll('e2e-close');
+      const one = msgs.get(1) ?? msgs.get(this.plan.e2eRooms[0]!)!;
       const target100x: Target = { on: 'figure', op: '>=', value: 100 * PYTHON_MSGS_PER_S };
-      this.add({ name: 'e2e_msgs_per_s', figure: msgs, floor: PYTHON_MSGS_PER_S, unit: 'msgs/s', targets: [target100x], note: 'floor here is the Python original (395 msgs/s, not re-measured); 200-byte TEXT, sealed, relayed, opened, ACKed' });
-      this.add({ name: 'e2e_throughput_ratio', figure: msgs, floor: floor.flow, unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.25 }], note: 'floor: bare pipe relay frames/s, one room' });
-      this.add({ name: 'e2e_rtt_ratio', figure: median(p50s), floor: floor.p50, unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floor.p99, p99_ratio: median(p99s) / floor.p99 } });
+      this.add({ name: 'e2e_msgs_per_s', values: one, floors: PYTHON_MSGS_PER_S, unit: 'msgs/s', targets: [target100x], note: 'floor here is the Python original (395 msgs/s, not re-measured); 200-byte TEXT, sealed, relayed, opened, ACKed' });
+      this.add({ name: 'e2e_throughput_ratio', values: one, floors: floor.map((f) => f.flow), unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.25 }], note: 'floor: bare pipe relay frames/s, one room' });
+      this.add({ name: 'e2e_crypto_floor', values: cfloor, unit: 'msgs/s', extra: { primitives_msgs_per_s: median(prims) }, note: 'one direction\'s per-message work with its ACK (TEXT sealed and opened, ACK sealed and opened) by a PeerSession pair in one process, no sockets; primitives_msgs_per_s: the same chain steps, pads, seals and opens called directly' });
+      this.add({ name: 'e2e_floor_ratio', values: one, floors: cfloor, unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'e2e msgs/s, one room / e2e_crypto_floor of the same repetition' });
+      const floorP99 = median(floor.map((f) => f.p99));
+      this.add({ name: 'e2e_rtt_ratio', values: p50s, floors: floor.map((f) => f.p50), unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floorP99, p99_ratio: median(p99s) / floorP99 } });
+      for (const n of this.plan.e2eRooms) {
+        this.add({ name: `e2e_scale_${n}_rooms`, values: msgs.get(n)!, floors: cfloor, unit: 'msgs/s', note: `texts opened per second over ${n} busy room(s) together; floor: e2e_crypto_floor (one process)` });
+      }
+      for (const n of this.plan.e2eRooms) {
+        this.add({ name: `e2e_relay_cpu_${n}_rooms`, values: perCpu.get(n)!, unit: 'msgs/cpu-s', note: `texts opened per second of relay CPU (user + system, /proc) with ${n} busy room(s): what one relay core would carry` });
+      }
     } finally {
       await server.stop();
     }
@@ -285,9 +364,7 @@ class Bench {
       await this.setup(server, per);
       const r = await this.workers[0]!.call<HandshakeResult>('handshake', { iterations: this.plan.handshakeIterations, room });
       await this.closeAll();
-      const hs = median(r.handshakeMs);
-      const rsa = median(r.rsaMs);
-      this.add({ name: 'handshake_floor_ratio', figure: hs, floor: rsa, unit: 'ms', targets: [{ on: 'ratio', op: '<=', value: 1.5 }], extra: { handshake_p99_ms: pct(r.handshakeMs, 99), rsa_p99_ms: pct(r.rsaMs, 99) }, note: 'PeerSession pair via the relay, start() to both ESTABLISHED; floor: 2 OAEP enc + 2 OAEP dec + 2 PSS sign + 2 PSS verify' });
+      this.add({ name: 'handshake_floor_ratio', values: r.handshakeMs, floors: r.rsaMs, unit: 'ms', targets: [{ on: 'ratio', op: '<=', value: 1.5 }], extra: { handshake_p99_ms: pct(r.handshakeMs, 99), rsa_p99_ms: pct(r.rsaMs, 99) }, note: 'PeerSession pair via the relay, start() to both ESTABLISHED; floor: 2 OAEP enc + 2 OAEP dec + 2 PSS sign + 2 PSS verify' });
 
       progress(`handshake: ${this.plan.churnPairs} client pairs connecting, authenticating, joining, establishing and leaving in a loop`);
       const addr: RelayAddr = { kind: 'server', host: server.host, port: server.port };
@@ -296,25 +373,30 @@ class Bench {
         b: { nick: `c${i}b`, room: `churn-${i}`, peer: `c${i}a`, key: (i + 1) % this.plan.keys, role: 'b' as const, index: i },
       }));
       const W = this.workers.length;
-      const cpu0 = cpuMs(server.pid);
-      const rs = await Promise.all(
-        this.workers.map((w, k) =>
-          w.call<ChurnResult>('churn', { relay: addr, pairs: pairs.filter((_, i) => i % W === k), warmupMs: this.plan.warmupMs, durationMs: this.plan.churnMs }),
-        ),
-      );
-      const cpu1 = cpuMs(server.pid);
-      const failures = rs.flatMap((x) => x.failures);
-      if (failures.length > 0) throw new Error(`churn failures: ${failures.slice(0, 3).join('; ')}`);
-      const perS = rs.reduce((s, x) => s + x.handshakes / x.seconds, 0);
-      // Server CPU over the whole call per session established over the whole call (sessions cut off by
-      // the end are not counted, so this leans high); 1000 / it is what one server core would sustain.
-      const total = rs.reduce((s, x) => s + x.total, 0);
-      const cpuPer = (cpu1 - cpu0) / Math.max(1, total);
+      const rates: number[] = [];
+      const cpuPer: number[] = [];
+      for (let rep = 0; rep < this.plan.reps; rep++) {
+        const cpu0 = cpuMs(server.pid);
+        const rs = await Promise.all(
+          this.workers.map((w, k) =>
+            w.call<ChurnResult>('churn', { relay: addr, pairs: pairs.filter((_, i) => i % W === k), warmupMs: this.plan.warmupMs, durationMs: this.plan.churnMs }),
+          ),
+        );
+        const cpu1 = cpuMs(server.pid);
+        const failures = rs.flatMap((x) => x.failures);
+        if (failures.length > 0) throw new Error(`churn failures: ${failures.slice(0, 3).join('; ')}`);
+        const established = rs.reduce((s, x) => s + x.handshakes, 0);
+        if (established === 0) throw new Error(`churn repetition ${rep + 1}: no session established in the ${this.plan.churnMs} ms window`);
+        rates.push(rs.reduce((s, x) => s + x.handshakes / x.seconds, 0));
+        // Server CPU over the whole call per session established over the whole call (sessions cut off by
+        // the end are not counted, so this leans high); 1000 / it is what one server core would sustain.
+        cpuPer.push((cpu1 - cpu0) / Math.max(1, rs.reduce((s, x) => s + x.total, 0)));
+      }
       this.add({
         name: 'handshakes_per_s',
-        figure: perS,
+        values: rates,
         unit: 'sessions/s',
-        extra: { pairs: this.plan.churnPairs, server_cpu_ms_per_session: cpuPer, server_bound_sessions_per_s: 1000 / cpuPer },
+        extra: { pairs: this.plan.churnPairs, server_cpu_ms_per_session: median(cpuPer), server_bound_sessions_per_s: 1000 / median(cpuPer) },
         note: 'ChatClient pairs: connect, auth, join, e2e handshake, leave; limited by the clients\' RSA on this 2-core machine, see server_bound_sessions_per_s',
       });
     } finally {
@@ -346,36 +428,42 @@ class Bench {
       await this.closeAll();
       return { perConn: (after - before) / n, fds, connsPerS };
     };
-    const pipe = await this.pipe();
-    let floor: { perConn: number; fds: number; connsPerS: number };
-    try {
-      floor = await measure(pipe);
-    } finally {
-      await pipe.stop();
+    type Idle = { perConn: number; fds: number; connsPerS: number };
+    const floor: Idle[] = [];
+    const ours: Idle[] = [];
+    // Each repetition opens the whole set on a fresh relay process: a relay that already held (and freed)
+    // a set would start from a grown heap.
+    for (let rep = 0; rep < this.plan.reps; rep++) {
+      for (const kind of rep % 2 === 0 ? (['pipe', 'server'] as const) : (['server', 'pipe'] as const)) {
+        const relay = kind === 'pipe' ? await this.pipe() : await this.server();
+        try {
+          progress(`idle: repetition ${rep + 1}/${this.plan.reps}`);
+          (kind === 'pipe' ? floor : ours).push(await measure(relay));
+        } finally {
+          await relay.stop();
+        }
+      }
     }
-    const server = await this.server();
-    try {
-      const ours = await measure(server);
+    const fds = Math.max(...ours.map((o) => o.fds));
+    {
       this.add({
         name: 'idle_conn_bytes',
-        figure: ours.perConn,
-        floor: floor.perConn,
+        values: ours.map((o) => o.perConn),
+        floors: floor.map((f) => f.perConn),
         unit: 'bytes/conn',
         // Issue 8 sets the target at 10,000 connections; at --quick's 1,000 the relay's fixed growth
         // (heap pages taken during the authentications) is spread over a tenth as many connections.
         targets: n >= 10000 ? [{ on: 'figure', op: '<=', value: 8192 }] : [],
-        extra: { connections: n, server_open_fds: ours.fds, nofile_needed: n + FD_RESERVE, nofile_soft_limit: nofileLimit(server.pid) ?? -1 },
+        extra: { connections: n, server_open_fds: fds, nofile_needed: n + FD_RESERVE, nofile_soft_limit: nofileLimit() ?? -1 },
         note: `RSS growth / connections after settling; the relay caps connections at its open-file limit minus ${FD_RESERVE} (FD_HEADROOM + refusal slack), so ${n.toLocaleString('en-US')} need ulimit -n >= ${(n + FD_RESERVE).toLocaleString('en-US')}`,
       });
       this.add({
         name: 'connect_rate_ratio',
-        figure: ours.connsPerS,
-        floor: floor.connsPerS,
+        values: ours.map((o) => o.connsPerS),
+        floors: floor.map((f) => f.connsPerS),
         unit: 'conns/s',
         note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, AUTH, JOIN; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker',
       });
-    } finally {
-      await server.stop();
     }
   }
 
@@ -384,7 +472,7 @@ class Bench {
     const r = await benchCodec({ quick: this.args.quick });
     const m = /(ratio|figure)\s*(>=|<=)\s*([0-9.]+)/.exec(r.target);
     const targets: Target[] = m === null ? [] : [{ on: m[1] as 'ratio' | 'figure', op: m[2] as '>=' | '<=', value: Number(m[3]) }];
-    this.add({ name: 'codec_decode_ratio', figure: r.figure, floor: r.floor, unit: r.unit, targets, note: r.name });
+    this.add({ name: 'codec_decode_ratio', values: r.figures, floors: r.floors, unit: r.unit, targets, note: r.name });
   }
 }
 
@@ -439,6 +527,7 @@ async function main(): Promise<number> {
     node: process.version,
     cpus: cpus().length,
     loadavg: load,
+    loadavg_end: loadavg(),
     nofile: nofileLimit(),
     workers: args.workers,
     serverOptions: SERVER_FLAGS,

@@ -6,6 +6,8 @@
 import t from 'tap';
 import {
   BENCH_NAMES,
+  MIN_REPS,
+  checkReceived,
   Reservoir,
   formatNumber,
   formatTable,
@@ -15,6 +17,7 @@ import {
   parseBenchArgs,
   percentile,
   ratioOf,
+  spreadOf,
   targetMet,
   toJsonDoc,
   type RunInfo,
@@ -46,20 +49,75 @@ t.test('makeFigure computes the ratio and the verdict over every target', async 
     { on: 'figure', op: '>=', value: 39500 },
     { on: 'ratio', op: '>=', value: 0.25 },
   ] as const;
-  const ok = makeFigure({ name: 'e2e', figure: 50000, floor: 150000, unit: 'msgs/s', targets: both });
+  const ok = makeFigure({ name: 'e2e', values: [50000, 50000, 50000], floors: 150000, unit: 'msgs/s', targets: both });
   t.equal(ok.ratio, 50000 / 150000);
   t.equal(ok.met, true);
-  const lowAbsolute = makeFigure({ name: 'e2e', figure: 30000, floor: 100000, unit: 'msgs/s', targets: both });
+  t.equal(ok.met_worst, true);
+  t.same(ok.values.floor, [150000, 150000, 150000], 'a constant floor divides every repetition');
+  const lowAbsolute = makeFigure({ name: 'e2e', values: [30000, 30000, 30000], floors: 100000, unit: 'msgs/s', targets: both });
   t.equal(lowAbsolute.met, false, 'ratio 0.3 passes but 30,000 < 39,500 fails the row');
-  const none = makeFigure({ name: 'scale', figure: 1, floor: 2, unit: 'x' });
+  const none = makeFigure({ name: 'scale', values: [1, 1, 1], floors: [2, 2, 2], unit: 'x' });
   t.equal(none.met, null, 'no target, no verdict');
+  t.equal(none.met_worst, null);
   t.same(none.targets, []);
   t.same(none.extra, {});
   t.equal(none.note, '');
-  const noFloor = makeFigure({ name: 'hs', figure: 120, unit: 'sessions/s', targets: [{ on: 'ratio', op: '>=', value: 1 }] });
+  const noFloor = makeFigure({ name: 'hs', values: [120, 120, 120], unit: 'sessions/s', targets: [{ on: 'ratio', op: '>=', value: 1 }] });
   t.equal(noFloor.floor, null);
   t.equal(noFloor.ratio, null);
+  t.equal(noFloor.spread.floor, null);
+  t.equal(noFloor.spread.ratio, null);
   t.equal(noFloor.met, false);
+});
+
+t.test('a figure is the median of its repetitions, with min and max, and ratios pair repetitions', async (t) => {
+  // Repetition i of the figure is divided by repetition i of the floor, measured next to it.
+  const f = makeFigure({ name: 'relay', values: [100, 300, 200], floors: [400, 500, 200], unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }] });
+  t.same(f.spread.figure, { min: 100, median: 200, max: 300 });
+  t.equal(f.figure, 200);
+  t.same(f.spread.floor, { min: 200, median: 400, max: 500 });
+  t.equal(f.floor, 400);
+  t.same(f.spread.ratio, { min: 0.25, median: 0.6, max: 1 }, 'ratios 0.25, 0.6, 1: the median ratio, not median / median');
+  t.equal(f.ratio, 0.6);
+  t.equal(f.reps, 3);
+  t.same(f.values.figure, [100, 300, 200], 'repetitions kept in run order');
+  t.equal(f.met, true, 'the median ratio meets >= 0.5');
+  t.equal(f.met_worst, false, 'the worst repetition (0.25) does not');
+  const le = makeFigure({ name: 'rtt', values: [1, 1, 1], floors: [1, 0.4, 1], unit: 'us', targets: [{ on: 'ratio', op: '<=', value: 2 }] });
+  t.equal(le.met, true);
+  t.equal(le.met_worst, false, 'for a <= target the worst repetition is the largest ratio (2.5)');
+});
+
+t.test('a repetition without a figure fails the figure, with the reason', async (t) => {
+  t.throws(() => makeFigure({ name: 'relay', values: [100, NaN, 200], unit: 'u' }), /relay: repetition 2 of 3 produced no figure/);
+  t.throws(() => makeFigure({ name: 'relay', values: [100, Infinity, 200], unit: 'u' }), /repetition 2/);
+  t.throws(() => makeFigure({ name: 'relay', values: [100, 200], unit: 'u' }), new RegExp(`2 repetition\\(s\\), at least ${MIN_REPS}`));
+  t.throws(() => makeFigure({ name: 'relay', values: [], unit: 'u' }), /at least/);
+  t.throws(() => makeFigure({ name: 'relay', values: [1, 2, 3], floors: [1, 0, 1], unit: 'u' }), /floor of repetition 2 is 0/);
+  t.throws(() => makeFigure({ name: 'relay', values: [1, 2, 3], floors: [1, NaN, 1], unit: 'u' }), /floor of repetition 2/);
+  t.throws(() => makeFigure({ name: 'relay', values: [1, 2, 3], floors: 0, unit: 'u' }), /floor of repetition 1 is 0/);
+  t.throws(() => makeFigure({ name: 'relay', values: [1, 2, 3], floors: [1, 2], unit: 'u' }), /2 floor\(s\) for 3 repetition/);
+  t.equal(MIN_REPS, 3);
+});
+
+t.test('a repetition that received nothing, or a stream that never started, is an error naming it', async (t) => {
+  const sides = [
+    { nick: 'n0a', role: 'a' },
+    { nick: 'n0b', role: 'b' },
+    { nick: 'n1b', role: 'b' },
+  ];
+  t.same(checkReceived('flow', sides, [5, 1, 300], [9, 9, 400], 500), { starved: 0 });
+  t.throws(() => checkReceived('flow', sides, [0, 0, 0], [3, 1, 2], 500), /flow: no connection of 3 received anything in the 500 ms window \(6 over the whole phase\)/);
+  t.throws(() => checkReceived('flow', sides, [5, 0, 7], [5, 0, 7], 500), /flow: 1 of 3 connection\(s\) received nothing in the whole phase \(first: n0b, role b\)/);
+  t.same(checkReceived('flow', sides, [5, 0, 7], [5, 2, 7], 500), { starved: 1 }, 'starved in the window but not stalled: counted, not fatal');
+  t.throws(() => checkReceived('flow', sides, [1, 1], [1, 1, 1], 500), RangeError, 'a count per connection');
+  t.same(checkReceived('flow', [], [], [], 500), { starved: 0 }, 'nothing to drive in this worker');
+});
+
+t.test('a spread is min, median and max', async (t) => {
+  t.same(spreadOf([3, 1, 2]), { min: 1, median: 2, max: 3 });
+  t.same(spreadOf([5]), { min: 5, median: 5, max: 5 });
+  t.throws(() => spreadOf([]), RangeError);
 });
 
 t.test('percentiles use the nearest rank; the median averages the middle pair', async (t) => {
@@ -110,32 +168,49 @@ t.test('numbers print with separators or three significant digits', async (t) =>
   t.equal(formatNumber(0), '0');
 });
 
-t.test('the table has a row per figure with ratio, target and verdict', async (t) => {
+t.test('the table has a row per figure with median, min, max, ratios, target and both verdicts', async (t) => {
   const figs = [
-    makeFigure({ name: 'relay_throughput_ratio', figure: 80000, floor: 145000, unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }] }),
-    makeFigure({ name: 'idle_conn_bytes', figure: 9000, floor: 3400, unit: 'bytes/conn', targets: [{ on: 'figure', op: '<=', value: 8192 }], extra: { fds: 10012 } }),
-    makeFigure({ name: 'scale_rtt_10_rooms', figure: 200, floor: 100, unit: 'us p50', note: 'informational' }),
+    makeFigure({ name: 'relay_throughput_ratio', values: [80000, 70000, 90000], floors: [145000, 145000, 145000], unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }] }),
+    makeFigure({ name: 'idle_conn_bytes', values: [9000, 9000, 9000], floors: [3400, 3400, 3400], unit: 'bytes/conn', targets: [{ on: 'figure', op: '<=', value: 8192 }], extra: { fds: 10012 } }),
+    makeFigure({ name: 'scale_rtt_10_rooms', values: [200, 200, 200], floors: [100, 100, 100], unit: 'us p50', note: 'informational' }),
+    makeFigure({ name: 'handshakes_per_s', values: [2, 3, 4], unit: 'sessions/s' }),
   ];
   const out = formatTable(figs);
   const lines = out.split('\n');
-  t.match(lines[0], /^figure\s+value\s+floor\s+ratio\s+unit\s+target/);
+  t.match(lines[0], /^figure\s+median\s+min\s+max\s+floor\s+ratio\s+r\.min\s+r\.max\s+unit\s+target\s+median\s+worst$/);
   const row = (name: string) => lines.find((l) => l.startsWith(name + ' ')) ?? '';
-  t.match(row('relay_throughput_ratio'), /80,000\s+145,000\s+0\.552\s+frames\/s\s+ratio >= 0\.500\s+ok$/);
-  t.match(row('idle_conn_bytes'), /9,000\s+3,400\s+2\.647\s+bytes\/conn\s+figure <= 8,192\s+MISSED$/);
-  t.match(row('scale_rtt_10_rooms'), /200\s+100\s+2\.000\s+us p50\s+-$/);
-  t.match(out, /idle_conn_bytes: fds=10,012/);
-  t.match(out, /scale_rtt_10_rooms: informational/);
+  t.match(row('relay_throughput_ratio'), /80,000\s+70,000\s+90,000\s+145,000\s+0\.552\s+0\.483\s+0\.621\s+frames\/s\s+ratio >= 0\.500\s+ok\s+MISSED$/);
+  t.match(row('idle_conn_bytes'), /9,000\s+9,000\s+9,000\s+3,400\s+2\.647\s+2\.647\s+2\.647\s+bytes\/conn\s+figure <= 8,192\s+MISSED\s+MISSED$/);
+  t.match(row('scale_rtt_10_rooms'), /200\s+200\s+200\s+100\s+2\.000\s+2\.000\s+2\.000\s+us p50\s+-$/);
+  t.match(row('handshakes_per_s'), /3\.00\s+2\.00\s+4\.00\s+-\s+-\s+-\s+-\s+sessions\/s\s+-$/);
+  t.match(out, /idle_conn_bytes: 3 repetitions; floor min 3,400 max 3,400; fds=10,012/);
+  t.match(out, /scale_rtt_10_rooms: 3 repetitions; floor min 100 max 100; informational/);
+  t.match(out, /handshakes_per_s: 3 repetitions$/m);
 });
 
 t.test('the --json document keys figures by name and refuses duplicates', async (t) => {
-  const run: RunInfo = { quick: true, started: '2026-01-01T00:00:00.000Z', seconds: 1, node: 'v20', cpus: 2, loadavg: [0, 0, 0], nofile: 20000, workers: 2, serverOptions: { rate: '1' } };
-  const a = makeFigure({ name: 'a', figure: 1, floor: 2, unit: 'u', targets: [{ on: 'ratio', op: '<=', value: 1 }] });
+  const run: RunInfo = { quick: true, started: '2026-01-01T00:00:00.000Z', seconds: 1, node: 'v20', cpus: 2, loadavg: [0, 0, 0], loadavg_end: [1, 1, 1], nofile: 20000, workers: 2, serverOptions: { rate: '1' } };
+  const a = makeFigure({ name: 'a', values: [1, 2, 3], floors: [4, 4, 4], unit: 'u', targets: [{ on: 'ratio', op: '<=', value: 1 }] });
   const doc = toJsonDoc(run, [a], { idle: 'failed' });
   const back = JSON.parse(JSON.stringify(doc)) as typeof doc;
-  t.equal(back.version, 1);
+  t.equal(back.version, 2);
   t.same(back.run, run);
   t.same(Object.keys(back.figures), ['a']);
-  t.same(back.figures['a'], { name: 'a', figure: 1, floor: 2, ratio: 0.5, unit: 'u', targets: [{ on: 'ratio', op: '<=', value: 1 }], met: true, note: '', extra: {} });
+  t.same(back.figures['a'], {
+    name: 'a',
+    figure: 2,
+    floor: 4,
+    ratio: 0.5,
+    unit: 'u',
+    targets: [{ on: 'ratio', op: '<=', value: 1 }],
+    met: true,
+    met_worst: true,
+    reps: 3,
+    spread: { figure: { min: 1, median: 2, max: 3 }, floor: { min: 4, median: 4, max: 4 }, ratio: { min: 0.25, median: 0.5, max: 0.75 } },
+    values: { figure: [1, 2, 3], floor: [4, 4, 4] },
+    note: '',
+    extra: {},
+  });
   t.same(back.errors, { idle: 'failed' });
   t.throws(() => toJsonDoc(run, [a, a]), /duplicate/);
 });

@@ -1,0 +1,151 @@
+/**
+ * The cryptographic floor of the end-to-end path (issue 16, `e2e_crypto_floor`): messages per second one
+ * process achieves doing exactly one direction's per-message work of the protocol and nothing else, no
+ * socket, no relay, no event emitter. Per message that is what spec §8.3 asks of the two PeerSessions:
+ *
+ *   sender    TEXT encoded, chain step, padded, sealed (AES-256-GCM), framed as MSG
+ *   receiver  MSG decoded, chain step, opened, unpadded, TEXT decoded
+ *   ACK       under the current rule every TEXT is answered by its own ACK (§8.3 step 6), so the
+ *             receiver seals one and the sender opens it: the ACK's share is one more seal and open.
+ *
+ * The work is done by the real PeerSession pair (src/handshake/session.ts) established in this process,
+ * so the floor follows the session's code as it changes (a cumulative ACK rule would lower its cost
+ * here exactly as it would in the end-to-end path). `primitivesPerS` measures the same chain steps,
+ * paddings, seals and opens called directly, to show what the session layer adds around them.
+ */
+import type { KeyObject } from 'node:crypto';
+import { hrtime } from 'node:process';
+import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
+import { Chain, messageAdFor, openMessage, pad, sealMessage, unpad } from '../src/crypto/schedule.js';
+import { decodeFrame, encodeFrame, frame } from '../src/codec/index.js';
+
+const now = (): number => Number(hrtime.bigint()) / 1e6; // milliseconds, monotonic
+
+export interface FloorIdentity {
+  readonly nick: string;
+  readonly privateKey: KeyObject;
+  readonly spki: Uint8Array;
+}
+
+/** Bodies of the `send` events in `events`, in order. */
+function sends(events: readonly SessionEvent[]): Uint8Array[] {
+  return events.flatMap((e) => (e.kind === 'send' ? [e.body] : []));
+}
+
+/** Two sessions of one room, established by pumping their handshake frames into each other. */
+export async function establishedPair(room: string, a: FloorIdentity, b: FloorIdentity): Promise<{ sender: PeerSession; receiver: PeerSession }> {
+  // `await` on every session call: the session is being made async (issue 11); awaiting a plain value
+  // costs a microtask, the same as the end-to-end path will pay.
+  const sender = new PeerSession({ room, self: a, peerNick: b.nick, peerKey: b.spki, role: 'initiator' });
+  const receiver = new PeerSession({ room, self: b, peerNick: a.nick, peerKey: a.spki, role: 'responder' });
+  let toReceiver = sends(await sender.start());
+  for (let round = 0; round < 8 && (sender.state !== 'ESTABLISHED' || receiver.state !== 'ESTABLISHED'); round++) {
+    const toSender: Uint8Array[] = [];
+    for (const body of toReceiver) toSender.push(...sends(await receiver.receive(body)));
+    toReceiver = [];
+    for (const body of toSender) toReceiver.push(...sends(await sender.receive(body)));
+  }
+  if (sender.state !== 'ESTABLISHED' || receiver.state !== 'ESTABLISHED') {
+    throw new Error(`crypto floor: handshake did not complete (${sender.state} / ${receiver.state})`);
+  }
+  return { sender, receiver };
+}
+
+/**
+ * One message one way through the pair, with its ACK: sendText, the receiver's receive (text + ACK), the
+ * sender's receive (delivered). Throws unless exactly that happened, so no step can be skipped.
+ */
+export async function oneMessage(sender: PeerSession, receiver: PeerSession, text: string): Promise<void> {
+  const sent = await sender.sendText(text);
+  const [msg] = sends(sent.events);
+  if (msg === undefined) throw new Error('crypto floor: sendText produced no MSG');
+  const got = await receiver.receive(msg);
+  const [ack] = sends(got);
+  if (ack === undefined || !got.some((e) => e.kind === 'text')) throw new Error(`crypto floor: receiver gave ${got.map((e) => e.kind).join(',')}`);
+  const done = await sender.receive(ack);
+  if (!done.some((e) => e.kind === 'delivered')) throw new Error(`crypto floor: sender gave ${done.map((e) => e.kind).join(',')}`);
+}
+
+export interface FloorResult {
+  /** Messages (each with its ACK) per second through the session pair. */
+  msgsPerS: number;
+  /** The same chain steps, paddings, seals and opens called directly, per second. */
+  primitivesPerS: number;
+  messages: number;
+  seconds: number;
+}
+
+/**
+ * Runs `oneMessage` in a loop for `durationMs` after `warmupMs`, then the primitives alone for the same
+ * time. `text` is the end-to-end benchmark's text (it pads into the same bucket).
+ */
+export async function measureFloor(
+  pair: { sender: PeerSession; receiver: PeerSession },
+  text: string,
+  warmupMs: number,
+  durationMs: number,
+): Promise<FloorResult> {
+  const loop = async (ms: number): Promise<{ n: number; ms: number }> => {
+    const t0 = now();
+    let n = 0;
+    let t = t0;
+    while (t - t0 < ms) {
+      // Check the clock every 64 messages, not every one.
+      for (let i = 0; i < 64; i++) await oneMessage(pair.sender, pair.receiver, text);
+      n += 64;
+      t = now();
+    }
+    return { n, ms: t - t0 };
+  };
+  await loop(warmupMs);
+  const r = await loop(durationMs);
+  const primitivesPerS = primitivesRate(text, warmupMs, durationMs);
+  return { msgsPerS: (r.n / r.ms) * 1000, primitivesPerS, messages: r.n, seconds: r.ms / 1000 };
+}
+
+/**
+ * The per-message primitives of §8.3 without the session around them: for a TEXT and its ACK, each
+ * side's chain step, pad + seal, open + unpad + inner decode, with the MSG framing. Messages per second.
+ */
+export function primitivesRate(text: string, warmupMs: number, durationMs: number): number {
+  const key = () => Buffer.alloc(32, 7);
+  const ab = { send: new Chain(key()), recv: new Chain(key()) };
+  const ba = { send: new Chain(key()), recv: new Chain(key()) };
+  const adPrefix = Buffer.alloc(64, 1);
+  const one = (ts: number) => {
+    const msg = seal(ab.send, adPrefix, encodeFrame(frame('TEXT', { ts, text })));
+    const inner = open(ab.recv, adPrefix, msg);
+    if (inner.type !== 'TEXT') throw new Error('crypto floor: primitives lost the TEXT');
+    const ack = seal(ba.send, adPrefix, encodeFrame(frame('ACK', { upto: ab.recv.next - 1 })));
+    if (open(ba.recv, adPrefix, ack).type !== 'ACK') throw new Error('crypto floor: primitives lost the ACK');
+  };
+  const loop = (ms: number) => {
+    const t0 = now();
+    let n = 0;
+    let t = t0;
+    while (t - t0 < ms) {
+      for (let i = 0; i < 64; i++) one(n + i);
+      n += 64;
+      t = now();
+    }
+    return (n / (t - t0)) * 1000;
+  };
+  loop(warmupMs);
+  return loop(durationMs);
+}
+
+function seal(chain: Chain, adPrefix: Uint8Array, inner: Uint8Array): Uint8Array {
+  const seq = chain.next;
+  const mk = chain.peekKey();
+  const ct = sealMessage(mk, seq, pad(inner), messageAdFor(adPrefix, seq));
+  chain.advance();
+  return encodeFrame(frame('MSG', { seq, ct }));
+}
+
+function open(chain: Chain, adPrefix: Uint8Array, body: Uint8Array) {
+  const f = decodeFrame(body, 'e2e');
+  if (f.type !== 'MSG') throw new Error(`crypto floor: expected MSG, got ${f.type}`);
+  const padded = openMessage(chain.peekKey(), f.seq, f.ct, messageAdFor(adPrefix, f.seq));
+  chain.advance();
+  return decodeFrame(unpad(padded), 'inner');
+}
