@@ -14,10 +14,11 @@
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
-import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, type Identity } from '../client/home.js';
+import { checkNewPassphrase, checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
-import { PinStore, PinStoreError } from '../client/pins.js';
-import { printable, splitText } from '../client/text.js';
+import { PinStore } from '../client/pins.js';
+import { PrivateFileError } from '../files/private.js';
+import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 
@@ -30,6 +31,8 @@ export const EXIT = {
   KEY_CHANGED: 5,
   CONNECTION: 6,
   PROTOCOL: 7,
+  /** A file in --home could not be written (or read): a local error, never the relay's (issue 14). */
+  LOCAL_FILE: 8,
 } as const;
 
 const EXIT_BY_FAILURE: Record<FailureKind, number> = {
@@ -64,7 +67,8 @@ The identity passphrase comes from a no-echo prompt on a terminal, or from E2EE_
 With stdin not a terminal (scriptable): each input line is a message to every member; received
 messages print as "NICK: TEXT", events as lines starting with "* ", errors on stderr.
 Exit status: 0 ok, 2 usage, 3 room full (or nickname already in the room), 4 authentication refused
-(or wrong passphrase), 5 a peer's key changed, 6 cannot connect or connection lost, 7 protocol error.`;
+(or wrong passphrase), 5 a peer's key changed, 6 cannot connect or connection lost, 7 protocol error,
+8 a file in --home could not be read or written (the message names it).`;
 
 interface Options {
   host: string;
@@ -173,7 +177,22 @@ function paint(enabled: boolean): Paint {
 }
 
 function clock(d = new Date()): string {
-  return d.toTimeString().slice(0, 8);
+  return Number.isNaN(d.getTime()) ? '--:--:--' : d.toTimeString().slice(0, 8);
+}
+
+/**
+ * A sender's clock further than this from ours is flagged (issue 14 point 7): the relay can hold a message
+ * back unseen, and TEXT.ts (spec §6, the sender's milliseconds) is the only sign of it.
+ */
+export const MAX_CLOCK_SKEW_MS = 120_000;
+
+/** How a TEXT.ts differs from our clock, for people: null within MAX_CLOCK_SKEW_MS. */
+export function skewNote(ts: number, now = Date.now()): string | null {
+  const d = now - ts;
+  if (Math.abs(d) <= MAX_CLOCK_SKEW_MS) return null;
+  const mins = Math.round(Math.abs(d) / 60_000);
+  const span = mins >= 120 ? `${Math.round(mins / 60)} h` : `${mins} min`;
+  return d > 0 ? `sent ${span} before it arrived` : `sender's clock ${span} ahead`;
 }
 
 /** Reads a line from the terminal without echoing it (raw mode). Ctrl-C rejects. */
@@ -256,6 +275,7 @@ export async function run(argv: string[]): Promise<number> {
   let nick: string;
   let identity: Identity;
   let pins: PinStore;
+  const hooks: Hooks = { pinWriteFailed: () => undefined };
   let psk: Uint8Array | undefined;
   let history: History | null = null;
   try {
@@ -275,6 +295,11 @@ export async function run(argv: string[]): Promise<number> {
     } else nick = opts.nick;
     prepareHome(opts.home);
     const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
+    if (interactive && envPass !== undefined && envPass !== '') {
+      process.stderr.write(
+        'warning: the passphrase comes from E2EE_CHAT_PASSPHRASE; other programs of yours can read the environment and it may be in your shell history. At a terminal, unset it and type the passphrase at the prompt.\n',
+      );
+    }
     let triedOnce = false;
     identity = await openIdentity(opts.home, {
       given: envPass !== undefined && envPass !== '' ? envPass : null,
@@ -288,19 +313,14 @@ export async function run(argv: string[]): Promise<number> {
                 return askHidden(first ? 'wrong passphrase, try again: ' : 'passphrase for your identity key: ');
               }
               process.stderr.write('Creating your identity key (RSA-2048). It is stored encrypted under a passphrase.\n');
-              for (let attempt = 1; ; attempt++) {
-                const a = await askHidden('new passphrase: ');
-                const b = a === '' ? '' : await askHidden('repeat passphrase: ');
-                if (a !== '' && a === b) return a;
-                const why = a === '' ? 'an empty passphrase is not allowed (--no-passphrase stores the key unencrypted)' : 'the two passphrases differ';
-                if (attempt >= 3) throw new IdentityError(a === '' ? 'PASSPHRASE_REQUIRED' : 'PASSPHRASE_MISMATCH', why);
-                process.stderr.write(`${why}; try again\n`);
-              }
+              process.stderr.write(`Use at least 12 characters, for example: ${suggestPassphrase()}\n`);
+              return askNewPassphrase();
             },
           }
         : {}),
     });
-    pins = PinStore.load(opts.home);
+    pins = await PinStore.open(opts.home, { onWriteError: (e) => hooks.pinWriteFailed(e) });
+    if (pins.warning !== null) err(`warning: pinned keys: ${pins.warning}`);
     if (opts.history) history = History.open(opts.home, identity.privateKey);
     const envSecret = process.env['E2EE_CHAT_ROOM_SECRET'];
     if (opts.roomSecretFile !== undefined) psk = readRoomSecret(opts.roomSecretFile);
@@ -310,9 +330,10 @@ export async function run(argv: string[]): Promise<number> {
       err(`identity key in ${opts.home}: ${e.message}`);
       return e.code === 'BAD_PASSPHRASE' ? EXIT.AUTH_REFUSED : EXIT.USAGE;
     }
-    if (e instanceof PinStoreError) {
-      err(`pinned keys in ${opts.home}: ${e.message}`);
-      return EXIT.USAGE;
+    if (e instanceof PrivateFileError) {
+      // Insecure files or folder: refused at start like the identity key; an I/O failure is a local error.
+      err(e.code === 'IO' ? `local error: ${e.message}` : `--home ${opts.home}: ${e.message}`);
+      return e.code === 'IO' ? EXIT.LOCAL_FILE : EXIT.USAGE;
     }
     if (e instanceof HistoryError) {
       err(`history in ${opts.home}: ${e.message} (or run with --no-history)`);
@@ -335,10 +356,43 @@ export async function run(argv: string[]): Promise<number> {
     recordHistory(client, h, relayName(opts), opts.room, (e) => err(`history: ${e.message}; messages are no longer recorded`));
   }
   try {
-    return await (interactive ? runInteractive(client, opts, identity, history) : runScriptable(client, opts, identity));
+    return await (interactive ? runInteractive(client, opts, identity, history, hooks) : runScriptable(client, opts, identity, hooks));
   } finally {
     history?.close();
+    pins.close();
   }
+}
+
+/** Asks for a new passphrase twice (three tries), holding it to the floor of checkNewPassphrase. */
+export async function askNewPassphrase(): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const a = await askHidden('new passphrase: ');
+    let why: string | null = null;
+    let code: IdentityError['code'] = 'PASSPHRASE_REQUIRED';
+    if (a === '') why = 'an empty passphrase is not allowed (--no-passphrase stores the key unencrypted)';
+    else {
+      try {
+        checkNewPassphrase(a);
+      } catch (e) {
+        if (!(e instanceof IdentityError)) throw e;
+        why = e.message;
+        code = e.code;
+      }
+    }
+    if (why === null) {
+      if ((await askHidden('repeat passphrase: ')) === a) return a;
+      why = 'the two passphrases differ';
+      code = 'PASSPHRASE_MISMATCH';
+    }
+    if (attempt >= 3) throw new IdentityError(code, why);
+    process.stderr.write(`${why}; try again\n`);
+  }
+}
+
+/** What each mode does with local failures that happen while it runs. */
+interface Hooks {
+  /** A write to the pin store failed (the store is read only afterwards); never a relay error. */
+  pinWriteFailed: (e: PrivateFileError) => void;
 }
 
 /** The relay as the user addressed it: the history's (and the pins') name for a conversation's relay. */
@@ -368,13 +422,17 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
 // ---------------------------------------------------------------------------------------------------
 // Scriptable mode: the contract of issue 5.
 
-async function runScriptable(client: ChatClient, opts: Options, identity: Identity): Promise<number> {
+async function runScriptable(client: ChatClient, opts: Options, identity: Identity, hooks: Hooks): Promise<number> {
   const out = (line: string) => process.stdout.write(line + '\n');
   const event = (line: string) => out(`* ${line}`);
   const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
 
   const latch = exitLatch();
   const { exit, exited } = latch;
+  hooks.pinWriteFailed = (e) => {
+    err(`local error: ${e.message}`);
+    void client.leave().then(() => exit(EXIT.LOCAL_FILE));
+  };
 
   // A reader that went away (`client ... | head -1`): leave quietly instead of dying on EPIPE.
   process.stdout.on('error', () => {
@@ -385,7 +443,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   if (identity.created) event(`created identity key in ${opts.home}`);
   client.on('joined', ({ room }) => event(`joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
-    event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen, pinned)' : verified ? ' (verified)' : ''}`),
+    event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen)' : verified ? ' (verified)' : ''}`),
   );
   client.on('peer-left', ({ nick, undelivered }) => {
     event(`${nick} left`);
@@ -394,7 +452,11 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   client.on('established', ({ nick, safetyNumber, verified }) =>
     event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`),
   );
-  client.on('text', ({ from, text }) => out(`${from}: ${printable(text)}`));
+  client.on('text', ({ from, seq, ts, text }) => {
+    out(`${from}: ${printable(text)}`);
+    const skew = skewNote(ts);
+    if (skew !== null) event(`clock: message #${seq} from ${from} carries ${new Date(ts).toISOString()}: ${skew}`);
+  });
   client.on('sent', ({ to, seq }) => event(`sent to ${to} #${seq}`));
   client.on('delivered', ({ to, seq }) => event(`delivered to ${to} #${seq}`));
   client.on('rejected', ({ from, error, fatal }) =>
@@ -466,7 +528,7 @@ function historyLine(r: StoredRecord, now = new Date()): string {
   return `[${day}${clock(d)}] ${r.from}${to}: ${printable(r.text)}${fate}`;
 }
 
-async function runInteractive(client: ChatClient, opts: Options, identity: Identity, history: History | null): Promise<number> {
+async function runInteractive(client: ChatClient, opts: Options, identity: Identity, history: History | null, hooks: Hooks): Promise<number> {
   const stdout = process.stdout;
   const color = stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '' && process.env['TERM'] !== 'dumb';
   const p = paint(color);
@@ -493,9 +555,23 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
 
   const latch = exitLatch();
   const { exit, exited } = latch;
+  hooks.pinWriteFailed = (e) => err(`local error: ${e.message}; the keys pinned from now on are kept for this run only`);
 
   if (identity.created) info(`created your identity key in ${opts.home}`);
-  const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? p.green('✓') : '');
+  // The verified mark is the client's, outside any text: a bracketed marker after the nickname, which a
+  // nickname ([A-Za-z0-9_-]) cannot contain, on a row that only the client starts (text rows are indented).
+  const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? ' ' + p.green('[✓]') : '');
+  const labelWidth = (nick: string, verified: boolean) => nick.length + (verified ? 4 : 0);
+  const cols = () => (stdout.columns > 0 ? stdout.columns : 80);
+  /** A message as terminal rows: `[time] NICK: text`, continuation rows indented under the text. */
+  const message = (time: string, shownNick: string, nickWidth: number, text: string, note = ''): string[] => {
+    const head = `${p.dim(`[${time}]`)} ${shownNick}: `;
+    const headWidth = time.length + 3 + nickWidth + 2;
+    const rows = wrapRows(displayText(text), headWidth, cols(), headWidth);
+    rows[0] = head + rows[0];
+    rows[rows.length - 1] += note;
+    return rows;
+  };
 
   /** The last `n` stored messages of this room on this relay, above the prompt. */
   const showHistory = (n: number) => {
@@ -512,7 +588,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (members.length === 0) info('nobody else is here yet; messages you type now are sent when someone joins');
   });
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
-    info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned' : verified ? ', verified' : ''})`),
+    info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`),
   );
   client.on('peer-left', ({ nick, undelivered }) => {
     info(`${nick} left`);
@@ -525,10 +601,13 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       info(`compare it with ${nick} (in person or by phone), then /verify ${nick}`);
     }
   });
-  client.on('text', ({ from, text, verified }) => print(`${p.dim(`[${clock()}]`)} ${label(from, verified)}: ${printable(text)}`));
+  client.on('text', ({ from, ts, text, verified }) => {
+    // The sender's time (TEXT.ts), flagged when it is far from ours.
+    const skew = skewNote(ts);
+    print(...message(clock(new Date(ts)), label(from, verified), labelWidth(from, verified), text, skew === null ? '' : p.yellow(` (${skew})`)));
+  });
   client.on('delivered', ({ to, seq, text }) => {
-    const short = [...printable(text)].slice(0, 40).join('') + ([...text].length > 40 ? '…' : '');
-    print(p.dim(`[${clock()}]   ✓ ${to} received #${seq} "${short}"`));
+    print(p.dim(`[${clock()}]   ✓ ${to} received #${seq} "${preview(text)}"`));
   });
   client.on('rejected', ({ from, error, fatal }) =>
     warn(fatal ? `session with ${from} failed: ${error.errorName}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`),
@@ -662,7 +741,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
           : client.members().length === 0
             ? p.yellow(' (queued: nobody else here yet)')
             : p.red(' (NOT sent: no member with a trusted key, see /who)');
-      print(`${p.dim(`[${clock()}]`)} ${p.bold(client.nick)}: ${printable(piece)}${note}`);
+      print(...message(clock(), p.bold(client.nick), client.nick.length, piece, note));
     }
     rl!.prompt();
   });

@@ -7,7 +7,8 @@
  * - `connect()`: TCP, HELLO, CHALLENGE, AUTH signed per §7.3, WELCOME (limits in force).
  * - `join(room)`: JOIN, then JOINED (we are the initiator towards every member listed) or ERROR
  *   ROOM_FULL / NICK_IN_ROOM. Members arriving later (PEER_JOINED) are responders (§7.2).
- * - Every member's identity key is checked against the trust-on-first-use pins first (PinStore); a key
+ * - Every member's identity key is checked against the trust-on-first-use pins first (PinStore) and pinned
+ *   once a session with it is established; a key
  *   that differs from the pin blocks all traffic with that member and emits `key-changed` until `trust()`.
  * - `send(text)`: to every member through its own session; queued until the session is established,
  *   and kept as unacknowledged until the peer's ACK (§8.3 step 6) arrives. When a member leaves or the
@@ -557,8 +558,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.emit('rejected', { from: nick, error: e as ProtocolError, fatal: true });
       return;
     }
+    // Issue 14: nothing is pinned on the relay's word; the key is pinned once a session proves it (established).
     const check = this.pins.check(this.serverName, nick, spki);
-    if (check.status === 'new') this.pins.pin(this.serverName, nick, spki);
     peer.verified = check.status === 'match' && check.verified;
     this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: peer.verified, firstSeen: check.status === 'new' });
     if (check.status === 'changed') {
@@ -651,6 +652,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           break;
         case 'established': {
           peer.established = true;
+          // Trust on first use pins the key now that its holder completed the handshake (§8.2), and marks
+          // a known pin as recently used (the store evicts the least recently used unverified pins).
+          this.pins.pin(this.serverName, peer.nick, peer.spki);
           if (peer.timer) clearTimeout(peer.timer);
           peer.timer = null;
           // The safety number costs 2 x 5200 SHA-512: computed only when a listener reads it.

@@ -1,9 +1,12 @@
 /**
  * The client's home folder: the identity key (encrypted by src/crypto/keystore.ts unless the user asked
  * for `--no-passphrase`) and the trust-on-first-use pins (src/client/pins.ts). The folder is created with
- * mode 0700; the key file is written 0600 by the keystore.
+ * mode 0700 and must stay ours and closed to group and others (issue 14 point 3): every file in it is
+ * read and written under the rules of src/files/private.ts.
  */
 import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { checkPrivateDir } from '../files/private.js';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -28,7 +31,9 @@ export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {
  * Creates the home folder (mode 0700) if needed, with each missing parent, one level at a time.
  * Node's `mkdirSync(p, { recursive: true })` never returns for a path under /proc (mkdir answers ENOENT
  * while the parent exists, and it retries forever), so an unusable --home would spin at 100 % CPU;
- * here every failure is thrown as it is, with its code and path.
+ * here every failure is thrown as it is, with its code and path. Then the folder is checked: one we own
+ * that group and others cannot write (PrivateFileError INSECURE_PERMISSIONS otherwise), since they could
+ * replace any file in it.
  */
 export function prepareHome(home: string): void {
   const missing: string[] = [];
@@ -43,6 +48,7 @@ export function prepareHome(home: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   }
+  checkPrivateDir(home);
 }
 
 export interface Identity {
@@ -66,7 +72,7 @@ export interface PassphraseSource {
 /** Errors of opening the identity, with the keystore's code or our own. */
 export class IdentityError extends Error {
   constructor(
-    readonly code: KeystoreError['code'] | 'PASSPHRASE_MISMATCH',
+    readonly code: KeystoreError['code'] | 'PASSPHRASE_MISMATCH' | 'WEAK_PASSPHRASE',
     detail: string,
   ) {
     super(detail);
@@ -77,7 +83,9 @@ export class IdentityError extends Error {
 /**
  * Loads `<home>/identity.key`, or generates an RSA-2048 identity and stores it there on first use.
  * Throws IdentityError (PASSPHRASE_REQUIRED when no passphrase can be had, BAD_PASSPHRASE, CORRUPT,
- * INSECURE_PERMISSIONS, PASSPHRASE_MISMATCH when the two entries of a new passphrase differ).
+ * INSECURE_PERMISSIONS, PASSPHRASE_MISMATCH when the two entries of a new passphrase differ,
+ * WEAK_PASSPHRASE when a new key's passphrase is below the floor of `checkNewPassphrase`). A failed write
+ * of a new key is PrivateFileError IO, with the path.
  */
 export async function openIdentity(home: string, pass: PassphraseSource): Promise<Identity> {
   const path = join(home, IDENTITY_FILE);
@@ -103,6 +111,7 @@ export async function openIdentity(home: string, pass: PassphraseSource): Promis
     else if (pass.given !== null) passphrase = pass.given;
     else if (pass.ask !== undefined) passphrase = await pass.ask(true);
     else throw new IdentityError('PASSPHRASE_REQUIRED', 'a new identity needs a passphrase: set E2EE_CHAT_PASSPHRASE, or pass --no-passphrase');
+    if (passphrase !== null) checkNewPassphrase(passphrase);
     const id = generateIdentity();
     await saveIdentity(path, id.privateKey, passphrase);
     return { ...id, created: true };
@@ -139,3 +148,49 @@ export function checkRoomSecret(b: Uint8Array): Uint8Array {
   if (b.length > MAX_ROOM_SECRET_BYTES) throw new RangeError(`a room secret must be at most ${MAX_ROOM_SECRET_BYTES} bytes`);
   return b;
 }
+
+/** The shortest passphrase accepted for a new key or by `key passwd`, in code points (issue 14 point 5). */
+export const MIN_PASSPHRASE_CHARS = 12;
+
+/**
+ * The floor for a new passphrase: at least MIN_PASSPHRASE_CHARS code points (after NFC, as the keystore
+ * hashes it) and more than two distinct characters. A length floor is no strength estimate; it refuses the
+ * passphrases an attacker with the key file tries first (each guess costs scrypt at N = 2^17, so a
+ * 12-character passphrase or 5 diceware words is out of reach, `pw` is not). Throws IdentityError
+ * WEAK_PASSPHRASE with a generated suggestion in the message.
+ */
+export function checkNewPassphrase(passphrase: string): void {
+  const chars = [...passphrase.normalize('NFC')];
+  if (chars.length >= MIN_PASSPHRASE_CHARS && new Set(chars).size > 2) return;
+  throw new IdentityError(
+    'WEAK_PASSPHRASE',
+    `a passphrase needs at least ${MIN_PASSPHRASE_CHARS} characters and not just one or two repeated; for example: ${suggestPassphrase()}`,
+  );
+}
+
+/** Words for generated passphrases: 274 short, common, distinct English words (about 8.1 bits each). */
+const WORDS = (
+  'able acid aged also area army away baby back bake ball band bank barn base bath bead beam bean bear beef bell belt ' +
+  'bend best bike bird blue boat body bold bone book boot bowl brick brow bulb bush cake calm camp card care cart cave ' +
+  'chef chin city clay clip coal coat code coin cold cone cook cool cord corn crab crew crop crow cube cup dark dawn ' +
+  'deer desk dial dice dish dock door dove draw drum duck dune dust east echo edge eggs elk envy fact fair farm fern ' +
+  'film fire fish flag flat fog foil folk food foot fork fox frog fuel gate gear gift girl glad glow glue goat gold ' +
+  'golf good gown gray grin gulf hail half hall hand harp hat hawk heat herb hero hill hint hive hood hook horn hose ' +
+  'iron isle jade jail jar jaw jazz jeep jet joke judo jump kelp kept kick kind king kite knee knot lace lake lamb ' +
+  'lamp lane lava lawn leaf lens lily lime line lion list loaf lock loft loop lute mail malt map mask mast maze meal ' +
+  'melt menu mild milk mint mist mole moon moss moth mule nail navy neck nest news nose note oak oar oath oboe ocean ' +
+  'okra olive omen onion opal oval oven owl page palm park path peak pear pine pipe plum poem pond pony pool port ' +
+  'quay quiz raft rail rain ramp reef rice ring road robe rock roof rope rose ruby rug sail salt sand seal seed ship ' +
+  'silk sink snow soap sock sofa soup star swan tail tank tent tide tile toad tree tulip vase vest wolf yarn zinc'
+).split(' ');
+
+/** Words in a suggestion: 6 words of 274 give about 48.6 bits, some 2^47 scrypt guesses on average. */
+export const SUGGESTION_WORDS = 6;
+
+/** A diceware-style passphrase of SUGGESTION_WORDS words chosen with node:crypto randomness. */
+export function suggestPassphrase(): string {
+  return Array.from({ length: SUGGESTION_WORDS }, () => WORDS[randomInt(WORDS.length)]!).join('-');
+}
+
+/** The word list size (for tests: a suggestion carries log2(WORD_COUNT) bits per word). */
+export const WORD_COUNT = WORDS.length;

@@ -11,9 +11,7 @@
  * EncryptedPrivateKeyInfo.
  */
 import { createPrivateKey, createPublicKey, randomBytes, scrypt as scryptCb, type KeyObject, type ScryptOptions } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { PrivateFileError, readPrivateFile, writePrivateFile } from '../files/private.js';
 import { aeadOpen, aeadSeal } from './primitives.js';
 import { parsePublicKey } from './rsa.js';
 
@@ -90,50 +88,17 @@ export async function saveIdentity(path: string, privateKey: KeyObject, passphra
   } finally {
     pkcs8.fill(0);
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0), 0o600);
-    await fh.chmod(0o600); // the umask can only remove bits; this makes the mode exact
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, path);
-  } catch (e) {
-    await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
+  await writePrivateFile(path, text);
 }
 
-/** Reads a key file, refusing missing, oversized or insecure files. */
+/** Reads a key file, refusing missing, oversized or insecure files (src/files/private.ts rules). */
 async function readKeyFile(path: string): Promise<string> {
-  let fh: FileHandle;
   try {
-    fh = await open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+    return (await readPrivateFile(path, MAX_FILE_BYTES)).toString('utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new KeystoreError('NOT_FOUND', `no key file at ${path}`);
-    if (code === 'ELOOP') throw new KeystoreError('INSECURE_PERMISSIONS', `${path} is a symbolic link`);
-    throw e;
-  }
-  try {
-    // fstat on the open descriptor: the file checked is the file read.
-    const st = await fh.stat();
-    if (!st.isFile()) throw new KeystoreError('CORRUPT', `${path} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      throw new KeystoreError('INSECURE_PERMISSIONS', `${path} has mode ${(st.mode & 0o777).toString(8)}; run: chmod 600 ${path}`);
-    }
-    const uid = process.getuid?.();
-    if (uid !== undefined && st.uid !== uid) throw new KeystoreError('INSECURE_PERMISSIONS', `${path} belongs to another user`);
-    if (st.size > MAX_FILE_BYTES) throw new KeystoreError('CORRUPT', `${path} is ${st.size} bytes, larger than any key file`);
-    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead > MAX_FILE_BYTES) throw new KeystoreError('CORRUPT', `${path} grew while being read`);
-    return buf.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await fh.close();
+    if (!(e instanceof PrivateFileError) || e.code === 'IO') throw e;
+    const code = e.code === 'NOT_FOUND' || e.code === 'INSECURE_PERMISSIONS' ? e.code : 'CORRUPT';
+    throw new KeystoreError(code, e.message.slice(e.code.length + 2));
   }
 }
 

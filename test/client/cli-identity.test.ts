@@ -3,6 +3,7 @@
  * nickname binding at the relay. Real relay and client processes.
  */
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fingerprintOf, startClient, startServerProc, tempDir } from './procs.js';
 
@@ -46,4 +47,15 @@ t.test('a nickname bound to another key is refused with status 4', async (t) => 
   impostor.end();
   t.equal((await impostor.exited).code, 4, 'NICK_BOUND: status 4');
   t.ok(impostor.err.some((l) => l.includes('NICK_BOUND')));
+});
+
+t.test('a new identity with a short passphrase is refused with status 2 and a suggestion; nothing is written', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'dave');
+  const weak = startClient(t, { port: 1, nick: 'dave', home, env: { E2EE_CHAT_PASSPHRASE: 'pw' }, noPassphrase: false });
+  weak.end();
+  t.equal((await weak.exited).code, 2);
+  t.ok(weak.err.some((l) => l.includes('WEAK_PASSPHRASE') || /at least 12/.test(l)), 'says why');
+  t.ok(weak.err.some((l) => /for example: [a-z]+(-[a-z]+){5}/.test(l)), 'suggests a generated passphrase');
+  t.notOk(existsSync(join(home, 'identity.key')), 'no key file');
 });
