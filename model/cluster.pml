@@ -1,0 +1,379 @@
+/*
+ * The cluster membership protocol of e2ee-chat (spec/CLUSTER.md), checked by spin: `npm run model`.
+ *
+ * Actors: NR relays sharing one Redis, NC clients racing to join and leave one room through them, an
+ * impostor racing client 0 for its nickname with another key, relay 0 crashing (kill -9) at any moment,
+ * its presence key expiring, the surviving relay reaping it, and pub/sub messages delayed arbitrarily
+ * (a FIFO channel per relay, as Redis keeps order per subscriber connection).
+ *
+ * Each Redis script is one `atomic` inline named after the script (src/cluster/tables.ts, `a-b-c` here
+ * `a_b_c`); a relay's event handler (Node runs one at a time) is one `atomic` step. A request is two
+ * steps, as in the code: the script runs in Redis, then the relay handles its reply, and pub/sub
+ * messages for the relay may be handled in between.
+ *
+ * Seeded bugs (test/cluster/model.test.ts compiles each and expects spin to find its counterexample):
+ *   BUG_NONATOMIC_JOIN  the room's size is read in one step and the member added in another
+ *   BUG_NONATOMIC_BIND  the binding is read in one step and written in another
+ *   BUG_NO_TOKEN_CHECK  a relay forwards pub/sub events without checking the member's token
+ */
+
+/* Held equal to src/limits.ts and src/cluster/tables.ts by test/cluster/model.test.ts. */
+#define ROOM_LIMIT 2          /* LIMITS.DEFAULT_ROOM_SIZE */
+#define TTL_BEATS 3           /* CLUSTER_TIMINGS.PRESENCE_TTL_MS / CLUSTER_TIMINGS.HEARTBEAT_MS */
+
+#define NR 2                  /* relays */
+#ifndef NC
+#define NC 3                  /* clients, nicknames 0..NC-1 (2 or 3) */
+#endif
+#ifndef SENDS
+#define SENDS 1               /* 1: members SEND to each other; 0: joins and leaves only */
+#endif
+#ifndef ROUNDS
+#define ROUNDS 1              /* join attempts per client */
+#endif
+#define NOBODY 255
+
+mtype = { OK, ROOM_FULL, NICK_IN_ROOM, NO_SUCH_PEER, NICK_BOUND,
+          JOINED, PEER_JOINED, PEER_LEFT, DELIVER, LEFT, CLOSED };
+
+/* ---- Redis ------------------------------------------------------------------------------------- */
+byte member[NC];              /* room hash: nickname -> member token, 0 = not a member */
+byte memberRelay[NC];         /* the relay holding that member */
+byte members;                 /* HLEN of the room hash */
+byte bound[2];                /* nickname 0's binding: key + 1, 0 = free (index 1 unused) */
+bool registered[NR];          /* the relay is in the relay set */
+byte ttl[NR];                 /* its presence key's remaining lifetime, in heartbeats; 0 = expired */
+/* pub/sub, one channel per relay: kind, target client, target token, subject nickname, seq */
+chan ps[NR] = [8] of { mtype, byte, byte, byte, byte };
+
+/* ---- relays (process-local state) ----------------------------------------------------------------- */
+bool crashed[NR];
+byte activeTok[NC];           /* the token the client's relay routes events for, 0 = none */
+byte pendingTok[NC];          /* a join in flight: events for this token wait in pend[c] */
+chan pend[NC] = [8] of { mtype, byte, byte };
+byte relayOf[NC];
+
+/* ---- what the clients saw (for the properties) ------------------------------------------------------ */
+bool inRoom[NC];              /* JOINED received, LEFT not yet */
+byte knows[NC];               /* bit x: x announced (JOINED, PEER_JOINED) and not since PEER_LEFT */
+bool joining[NC];             /* a JOIN awaits its answer */
+bool leaving[NC];             /* a LEAVE awaits LEFT */
+byte lastSeq[NC * NC];        /* [to * NC + from]: last seq received from `from` */
+byte sentSeq[NC * NC];        /* [from * NC + to]: last seq accepted by deliver-if-member */
+bool welcomed[2];             /* key k holds WELCOME for nickname 0 on a live connection */
+
+/* Scratch variables, dead between steps, so not part of the state (spin's `hidden`). */
+hidden byte i, j, k;
+hidden byte hKind, hTarget, hTok, hSubj, hSeq;
+
+#if NC == 3
+#define ON_RELAY(r) ((memberRelay[0] == r && member[0] != 0) + (memberRelay[1] == r && member[1] != 0) + (memberRelay[2] == r && member[2] != 0))
+#define MEMBERS ((member[0] != 0) + (member[1] != 0) + (member[2] != 0))
+#else
+#define ON_RELAY(r) ((memberRelay[0] == r && member[0] != 0) + (memberRelay[1] == r && member[1] != 0))
+#define MEMBERS ((member[0] != 0) + (member[1] != 0))
+#endif
+
+/* ---- the scripts --------------------------------------------------------------------------------- */
+
+inline bind_nickname_if_free_or_same_key(k, res) {
+#ifdef BUG_NONATOMIC_BIND
+  byte seen;
+  d_step { seen = bound[0] };
+  d_step {
+    if
+    :: seen == 0 -> bound[0] = k + 1; res = OK
+    :: seen == k + 1 -> res = OK
+    :: else -> res = NICK_BOUND
+    fi
+  }
+#else
+  d_step {
+    if
+    :: bound[0] == 0 -> bound[0] = k + 1; res = OK
+    :: bound[0] == k + 1 -> res = OK
+    :: else -> res = NICK_BOUND
+    fi
+  }
+#endif
+}
+
+/* PEER_JOINED to every member, published in the same step as the add. */
+inline announce_join(c) {
+  i = 0;
+  do
+  :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_JOINED, i, member[i], c, 0 :: else -> skip fi; i++
+  :: else -> break
+  od
+}
+
+inline others_mask(c, m) {
+  m = 0; i = 0;
+  do
+  :: i < NC -> if :: member[i] != 0 && i != c -> m = m | (1 << i) :: else -> skip fi; i++
+  :: else -> break
+  od
+}
+
+inline join_if_room_has_space(c, r, t, res, m) {
+#ifdef BUG_NONATOMIC_JOIN
+  byte seenSize;
+  d_step { seenSize = members };
+  d_step {
+    if
+    :: !registered[r] -> res = CLOSED   /* a reaped relay adds no member (its join was in flight) */
+    :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
+    :: registered[r] && member[c] == 0 && seenSize >= ROOM_LIMIT -> res = ROOM_FULL
+    :: else -> others_mask(c, m); announce_join(c); member[c] = t; memberRelay[c] = r; members++; res = OK
+    fi
+  }
+#else
+  d_step {
+    if
+    :: !registered[r] -> res = CLOSED   /* a reaped relay adds no member (its join was in flight) */
+    :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
+    :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
+    :: else -> others_mask(c, m); announce_join(c); member[c] = t; memberRelay[c] = r; members++; res = OK
+    fi
+  }
+#endif
+}
+
+inline deliver_if_member(c, t, p, res) {
+  d_step {
+    if
+    :: member[c] == t && p != c && member[p] != 0 ->
+         sentSeq[c * NC + p]++;
+         ps[memberRelay[p]]!DELIVER, p, member[p], c, sentSeq[c * NC + p];
+         res = OK
+    :: else -> res = NO_SUCH_PEER
+    fi
+  }
+}
+
+/* Removes nickname c if it still holds token t; PEER_LEFT to the rest in the same step. */
+inline remove_member(c, t) {
+  if
+  :: member[c] == t && t != 0 ->
+       member[c] = 0; members--;
+       i = 0;
+       do
+       :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_LEFT, i, member[i], c, 0 :: else -> skip fi; i++
+       :: else -> break
+       od
+  :: else -> skip
+  fi
+}
+
+inline leave_and_announce(c, t) {
+  d_step { remove_member(c, t) }
+}
+
+inline reap_dead_relays() {
+  d_step {
+    j = 0;
+    do
+    :: j < NR ->
+         if
+         :: registered[j] && ttl[j] == 0 ->
+              k = 0;
+              do
+              :: k < NC -> if :: member[k] != 0 && memberRelay[k] == j -> remove_member(k, member[k]) :: else -> skip fi; k++
+              :: else -> break
+              od;
+              registered[j] = false
+         :: else -> skip
+         fi;
+         j++
+    :: else -> break
+    od
+  }
+}
+
+inline refresh_relay_presence(r) {
+  d_step { if :: registered[r] -> ttl[r] = TTL_BEATS :: else -> skip fi }
+}
+
+/* Presence of relay r: heartbeats while alive; after a crash the key runs down to expiry. */
+proctype presence(byte r) {
+end:
+  do
+  :: !crashed[r] -> refresh_relay_presence(r)
+  :: crashed[r] && ttl[r] > 0 -> ttl[r]--
+  :: crashed[r] && ttl[r] == 0 -> break
+  od
+}
+
+/* The surviving relay's periodic reaper. */
+proctype reaper() {
+end:
+  do
+  :: !crashed[1] && registered[0] && ttl[0] == 0 -> reap_dead_relays()
+  od
+}
+
+/* Relay 0 may be killed (kill -9) at any moment, or never. */
+proctype crash() {
+  if
+  :: d_step { crashed[0] = true; welcomed[0] = false }
+  :: skip
+  fi
+}
+
+/* Client 0's nickname claimed through relay 1 with another key. */
+proctype impostor() {
+  mtype res;
+  bind_nickname_if_free_or_same_key(1, res);
+  if
+  :: res == OK -> welcomed[1] = true; assert(!(welcomed[0] && welcomed[1]))
+  :: else -> skip
+  fi
+}
+
+/*
+ * What a client does with a frame its relay writes to it. TCP keeps the relay's order, so the client
+ * reading the frame is taken to be the relay's write (the properties are checked on the client's view).
+ */
+inline receive(c, kind, arg, seq) {
+  if
+  :: kind == JOINED -> assert(joining[c]); joining[c] = false; inRoom[c] = true; knows[c] = arg
+  :: kind == ROOM_FULL || kind == NICK_IN_ROOM || kind == CLOSED -> assert(joining[c]); joining[c] = false
+  :: kind == PEER_JOINED -> assert(inRoom[c]); knows[c] = knows[c] | (1 << arg)
+  :: kind == PEER_LEFT -> assert(inRoom[c]); assert(knows[c] & (1 << arg)); knows[c] = knows[c] & ~(1 << arg)
+  :: kind == DELIVER ->
+       /* never to a non-member, never from a nickname after its PEER_LEFT, in order, at most once */
+       assert(inRoom[c]);
+       assert(knows[c] & (1 << arg));
+       assert(seq > lastSeq[c * NC + arg]);
+       lastSeq[c * NC + arg] = seq
+  :: kind == LEFT -> assert(inRoom[c] && leaving[c]); inRoom[c] = false; leaving[c] = false; knows[c] = 0
+  fi
+}
+
+/* A client with its connection's handler on relay relayOf[c]. */
+proctype client(byte c) {
+  byte r = relayOf[c];
+  byte round, sent, t, m, p;
+  mtype res;
+
+  if
+  :: c == 0 ->
+       bind_nickname_if_free_or_same_key(0, res);
+       if
+       :: res == OK -> d_step { if :: !crashed[r] -> welcomed[0] = true; assert(!(welcomed[0] && welcomed[1])) :: else -> skip fi }
+       :: else -> goto done
+       fi
+  :: else -> skip
+  fi;
+
+  do
+  :: crashed[r] -> goto done
+  :: !crashed[r] && round < ROUNDS && !inRoom[c] && !joining[c] ->
+       round++;
+       t = c * ROUNDS + round;
+       d_step { joining[c] = true; pendingTok[c] = t };
+       join_if_room_has_space(c, r, t, res, m);
+       /* the relay handles the script's reply: JOINED first, then what waited for it */
+       d_step {
+         if
+         :: crashed[r] -> skip
+         :: !crashed[r] && res == OK ->
+              receive(c, JOINED, m, 0);
+              activeTok[c] = t; pendingTok[c] = 0;
+              do
+              :: pend[c]?hKind, hSubj, hSeq -> receive(c, hKind, hSubj, hSeq)
+              :: empty(pend[c]) -> break
+              od
+         :: !crashed[r] && res != OK ->
+              pendingTok[c] = 0;
+              do
+              :: pend[c]?hKind, hSubj, hSeq
+              :: empty(pend[c]) -> break
+              od;
+              receive(c, res, 0, 0)
+         fi;
+         res = 0; m = 0; t = 0; hKind = 0; hSubj = 0; hSeq = 0
+       }
+  :: d_step {
+       !crashed[r] && inRoom[c] && !leaving[c] && knows[c] != 0 && sent < round && SENDS ->
+       /* SEND to one of the peers this client knows of */
+       sent = round;
+       if
+       :: knows[c] & 1 -> p = 0
+       :: knows[c] & 2 -> p = 1
+#if NC == 3
+       :: knows[c] & 4 -> p = 2
+#endif
+       fi
+     };
+       deliver_if_member(c, activeTok[c], p, res);
+       res = 0; p = 0
+  :: !crashed[r] && inRoom[c] && !leaving[c] ->
+       d_step { leaving[c] = true; t = activeTok[c]; activeTok[c] = 0 };   /* stop routing before the script runs */
+       leave_and_announce(c, t);
+       d_step { if :: !crashed[r] -> receive(c, LEFT, 0, 0) :: else -> skip fi; t = 0 }
+  :: !crashed[r] && round == ROUNDS && !inRoom[c] && !joining[c] -> break
+  od;
+done:
+  skip;
+  d_step { joining[c] = false; inRoom[c] = false; knows[c] = 0 }
+}
+
+/* ---- a relay's pub/sub handler -------------------------------------------------------------------- */
+
+proctype subscriber(byte r) {
+end:
+  do
+  :: d_step {
+       ps[r]?hKind, hTarget, hTok, hSubj, hSeq ->
+       if
+       :: crashed[r] -> skip
+#ifdef BUG_NO_TOKEN_CHECK
+       :: else -> receive(hTarget, hKind, hSubj, hSeq)
+#else
+       :: !crashed[r] && activeTok[hTarget] == hTok -> receive(hTarget, hKind, hSubj, hSeq)
+       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] == hTok -> assert(nfull(pend[hTarget])); pend[hTarget]!hKind, hSubj, hSeq
+       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] != hTok -> skip  /* stale: dropped */
+#endif
+       fi;
+       hKind = 0; hTarget = 0; hTok = 0; hSubj = 0; hSeq = 0
+     }
+  od
+}
+
+/* Safety that holds in every state (checked as a never claim-free invariant by the monitor). */
+active proctype monitor() {
+end:
+  do
+  :: d_step { members > ROOM_LIMIT -> assert(members <= ROOM_LIMIT) }
+  :: d_step { MEMBERS != members -> assert(false) }
+  od
+}
+
+init {
+  atomic {
+    registered[0] = true; registered[1] = true;
+    ttl[0] = TTL_BEATS; ttl[1] = TTL_BEATS;
+    relayOf[0] = 0; relayOf[1] = 1;
+#if NC == 3
+    if :: relayOf[2] = 0 :: relayOf[2] = 1 fi;
+#endif
+    run subscriber(0); run subscriber(1);
+    run presence(0);   /* relay 1 never crashes: its key never expires */
+    run reaper();
+    run crash();
+    run impostor();
+    run client(0); run client(1);
+#if NC == 3
+    run client(2)
+#endif
+  }
+}
+
+/* Liveness, under weak fairness (pan -a -f). */
+#if NC == 3
+ltl join_answered { [] ((joining[0] -> <> !joining[0]) && (joining[1] -> <> !joining[1]) && (joining[2] -> <> !joining[2])) }
+#else
+ltl join_answered { [] ((joining[0] -> <> !joining[0]) && (joining[1] -> <> !joining[1])) }
+#endif
+ltl dead_relay_reaped { [] (crashed[0] -> <> (ON_RELAY(0) == 0)) }

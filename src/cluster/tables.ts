@@ -1,0 +1,39 @@
+/**
+ * The cluster's own protocol as data (spec/CLUSTER.md): the Redis scripts, one per invariant and named
+ * after it, and the presence timings. model/cluster.pml names the same steps (a script `a-b-c` is the
+ * model's `inline a_b_c`) and derives its constants from these rows; test/cluster/model.test.ts holds the
+ * two equal.
+ */
+
+/** One Lua script per invariant the cluster keeps (STYLE.md rule 14). */
+export const CLUSTER_SCRIPTS = {
+  /** A nickname gets at most one key, the first one bound; a binding is never replaced (§7.1). */
+  'bind-nickname-if-free-or-same-key': 'binds a free nickname or confirms the same key; never a second key',
+  /** A room never holds more than its limit, a nickname at most once; PEER_JOINED published in the same step. */
+  'join-if-room-has-space': 'adds a member only below the limit and only if the nickname is absent',
+  /** DELIVER is published only while both sender and addressee are members. */
+  'deliver-if-member': 'publishes DELIVER to the addressee only while both are members',
+  /** A member is removed once and the rest get PEER_LEFT in the same step. */
+  'leave-and-announce': 'removes a member and publishes PEER_LEFT to the rest',
+  /** A relay's presence key is refreshed only while it still exists (a reaped relay learns it was reaped). */
+  'refresh-relay-presence': 'extends the presence key of a relay that is still registered',
+  /** A relay whose presence key expired loses every member it held, with PEER_LEFT to the rest. */
+  'reap-dead-relays': 'removes the members of every relay whose presence key has expired',
+} as const;
+
+export type ClusterScript = keyof typeof CLUSTER_SCRIPTS;
+
+export const CLUSTER_TIMINGS = {
+  /** A relay refreshes its presence key this often. */
+  HEARTBEAT_MS: 1000,
+  /** Lifetime of a presence key: a relay silent this long is dead (three missed heartbeats). */
+  PRESENCE_TTL_MS: 3000,
+  /** Every relay looks for expired relays this often. */
+  REAP_INTERVAL_MS: 1000,
+  /**
+   * PEER_LEFT for a member of a relay killed without warning reaches the other members within this
+   * bound: the presence key outlives the last heartbeat by at most PRESENCE_TTL_MS, the next reap runs
+   * within REAP_INTERVAL_MS, and pub/sub plus the relay's write take the rest.
+   */
+  PEER_LEFT_BOUND_MS: 5000,
+} as const;
