@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { LIMITS } from '../../src/limits.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { CLUSTER_SCRIPTS, CLUSTER_TIMINGS } from '../../src/cluster/tables.js';
 import { checkModel, MODEL_FILE, MODEL_RUNS, parsePan, SEEDED_BUGS } from '../../src/cluster/model.js';
 
