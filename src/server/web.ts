@@ -143,6 +143,9 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
   const extra = (opts.allowOrigins ?? []).map(parseOrigin);
   const files = loadStatic(opts.root);
   const byPath = new Map(files.map((f) => [f.path, f]));
+  // The page's "about" view shows the manifest, as the relay printed it at start.
+  const listing = Buffer.from(JSON.stringify(files.map((f) => ({ path: f.path, sha256: f.sha256 }))));
+  byPath.set('/manifest.json', { path: '/manifest.json', type: TYPES['.json']!, body: listing, sha256: createHash('sha256').update(listing).digest('hex') });
   const index = byPath.get('/index.html')!;
   const log = (e: Record<string, unknown>): void => {
     try {

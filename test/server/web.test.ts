@@ -240,6 +240,8 @@ t.test('every response carries the CSP and security headers; files are served wi
     for (const [h, v] of Object.entries(want)) t.equal(r.headers[h.toLowerCase()], v, `${path} ${h}`);
   }
   t.match((await get(web.port, '/app.js')).headers['content-type'], /^text\/javascript/);
+  const listing = JSON.parse((await get(web.port, '/manifest.json')).body.toString()) as { path: string; sha256: string }[];
+  t.same(listing, web.manifest.map((f) => ({ path: f.path, sha256: f.sha256 })), '/manifest.json is the printed manifest');
   const missing = await get(web.port, '/../package.json');
   t.equal(missing.status, 404, 'only manifest files exist');
   t.equal(missing.headers['content-security-policy'], want['Content-Security-Policy'], 'a 404 carries the headers too');

@@ -1,0 +1,96 @@
+/**
+ * The browser's identity key and trust store, kept in IndexedDB (the platform part of the web client;
+ * the CLI keeps the same things in files under --home).
+ *
+ * The RSA-2048 identity is generated here, in the page, and never leaves it: the key material is
+ * exported once, imported into one RSA-OAEP key (decrypt) and one RSA-PSS key (sign), both
+ * non-extractable, and the exported bytes are overwritten. IndexedDB stores CryptoKey objects by
+ * structured clone, so the stored keys stay non-extractable: script on this origin can use them but can
+ * never read them out (SECURITY.md, "The web client").
+ */
+
+const DB_NAME = 'e2ee-chat';
+const DB_VERSION = 1;
+const IDENTITY = 'identity';
+const PINS = 'pins';
+const SELF = 'self';
+
+export interface StoredIdentity {
+  /** DER SubjectPublicKeyInfo, 294 bytes (spec §8.1). */
+  spki: Uint8Array<ArrayBuffer>;
+  /** RSA-OAEP-SHA-256, usage decrypt, extractable false. */
+  oaep: CryptoKey;
+  /** RSA-PSS-SHA-256, usage sign, extractable false. */
+  pss: CryptoKey;
+}
+
+/** One pinned member key (spec §8.5): per relay origin and nickname. */
+export interface StoredPin {
+  /** `${relay} ${nick}`. */
+  id: string;
+  spki: Uint8Array<ArrayBuffer>;
+  verified: boolean;
+}
+
+function req<T>(r: IDBRequest<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error ?? new Error('IndexedDB request failed'));
+  });
+}
+
+export function openStore(): Promise<IDBDatabase> {
+  const r = indexedDB.open(DB_NAME, DB_VERSION);
+  r.onupgradeneeded = () => {
+    const db = r.result;
+    if (!db.objectStoreNames.contains(IDENTITY)) db.createObjectStore(IDENTITY);
+    if (!db.objectStoreNames.contains(PINS)) db.createObjectStore(PINS, { keyPath: 'id' });
+  };
+  return req(r);
+}
+
+async function get<T>(db: IDBDatabase, store: string, key: string): Promise<T | undefined> {
+  return (await req(db.transaction(store, 'readonly').objectStore(store).get(key))) as T | undefined;
+}
+
+async function put(db: IDBDatabase, store: string, value: unknown, key?: string): Promise<void> {
+  const tx = db.transaction(store, 'readwrite');
+  await req(key === undefined ? tx.objectStore(store).put(value) : tx.objectStore(store).put(value, key));
+}
+
+const RSA = { modulusLength: 2048, publicExponent: Uint8Array.of(1, 0, 1), hash: 'SHA-256' } as const;
+
+/** Generates a new identity (spec §8.1: RSA-2048, e = 65537) with the two non-extractable private keys. */
+export async function generateIdentity(): Promise<StoredIdentity> {
+  const pair = await crypto.subtle.generateKey({ name: 'RSA-PSS', ...RSA }, true, ['sign', 'verify']);
+  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
+  try {
+    const [oaep, pss] = await Promise.all([
+      crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['decrypt']),
+      crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']),
+    ]);
+    return { spki, oaep, pss };
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+/** The stored identity, or a new one generated and stored on first use. */
+export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity: StoredIdentity; created: boolean }> {
+  const have = await get<StoredIdentity>(db, IDENTITY, SELF);
+  if (have !== undefined && have.spki instanceof Uint8Array && have.oaep instanceof CryptoKey && have.pss instanceof CryptoKey) {
+    return { identity: have, created: false };
+  }
+  const identity = await generateIdentity();
+  await put(db, IDENTITY, identity, SELF);
+  return { identity, created: true };
+}
+
+export async function getPin(db: IDBDatabase, relay: string, nick: string): Promise<StoredPin | undefined> {
+  return get<StoredPin>(db, PINS, `${relay} ${nick}`);
+}
+
+export async function putPin(db: IDBDatabase, relay: string, nick: string, spki: Uint8Array<ArrayBuffer>, verified: boolean): Promise<void> {
+  await put(db, PINS, { id: `${relay} ${nick}`, spki, verified } satisfies StoredPin);
+}
