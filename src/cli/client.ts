@@ -14,10 +14,11 @@
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
-import { checkNewPassphrase, checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
+import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
 import { PrivateFileError } from '../files/private.js';
+import { askNewPassphrase } from './prompt.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
@@ -360,32 +361,6 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     history?.close();
     pins.close();
-  }
-}
-
-/** Asks for a new passphrase twice (three tries), holding it to the floor of checkNewPassphrase. */
-export async function askNewPassphrase(): Promise<string> {
-  for (let attempt = 1; ; attempt++) {
-    const a = await askHidden('new passphrase: ');
-    let why: string | null = null;
-    let code: IdentityError['code'] = 'PASSPHRASE_REQUIRED';
-    if (a === '') why = 'an empty passphrase is not allowed (--no-passphrase stores the key unencrypted)';
-    else {
-      try {
-        checkNewPassphrase(a);
-      } catch (e) {
-        if (!(e instanceof IdentityError)) throw e;
-        why = e.message;
-        code = e.code;
-      }
-    }
-    if (why === null) {
-      if ((await askHidden('repeat passphrase: ')) === a) return a;
-      why = 'the two passphrases differ';
-      code = 'PASSPHRASE_MISMATCH';
-    }
-    if (attempt >= 3) throw new IdentityError(code, why);
-    process.stderr.write(`${why}; try again\n`);
   }
 }
 

@@ -7,16 +7,21 @@
  * - `import FILE` reads such a backup (its passphrase as above) and stores the key as `--home`'s identity,
  *   sealed under the home passphrase (E2EE_CHAT_PASSPHRASE, else two prompts; or --no-passphrase). A home
  *   that already has an identity is refused unless `--force`, because peers pinned the old key.
+ * - `passwd` changes the passphrase of `--home`'s key (the current one from E2EE_CHAT_PASSPHRASE or a
+ *   prompt, the new one from E2EE_CHAT_NEW_PASSPHRASE or two prompts, held to the floor of
+ *   checkNewPassphrase): the key file is rewritten atomically under the keystore's rules (a random
+ *   O_EXCL|O_NOFOLLOW temporary file, mode 0600, fsync, rename), so a crash leaves the old file or the new.
  * Exit status: 0 done, 2 usage (no identity, unsafe file, weak backup passphrase, existing file),
  * 4 wrong passphrase, 130 cancelled at a prompt.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
+import { checkNewPassphrase, defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
+import { PrivateFileError } from '../files/private.js';
 import { identityIsEncrypted, KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 import { fingerprint } from '../crypto/safety.js';
-import { askHidden, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
+import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 /** Shortest backup passphrase: a backup leaves the machine, so it must stand an offline guess alone. */
 export const MIN_BACKUP_PASSPHRASE = 12;
@@ -24,13 +29,17 @@ export const MIN_BACKUP_PASSPHRASE = 12;
 const USAGE = `usage: e2ee-chat key show [--home DIR]
        e2ee-chat key export --out FILE [--home DIR]
        e2ee-chat key import FILE [--home DIR] [--no-passphrase] [--force]
+       e2ee-chat key passwd [--home DIR]
 
 show     your key's fingerprint (what peers see and pin) and whether it is stored encrypted
 export   an encrypted backup of your identity key, under a backup passphrase of its own
          (E2EE_CHAT_BACKUP_PASSPHRASE or a prompt; at least ${MIN_BACKUP_PASSPHRASE} characters)
 import   make a backup the identity of --home (refused if it has one, unless --force)
+passwd   change the passphrase of your identity key (E2EE_CHAT_NEW_PASSPHRASE or two prompts;
+         at least 12 characters)
 Passphrases: E2EE_CHAT_PASSPHRASE (the home's key), E2EE_CHAT_BACKUP_PASSPHRASE (the backup), or prompts.
-Exit status: 0 done, 2 usage, 4 wrong passphrase, 130 cancelled.`;
+Exit status: 0 done, 2 usage (or a weak new passphrase), 4 wrong passphrase, 8 the key file could not
+be written, 130 cancelled.`;
 
 class Usage extends Error {}
 
@@ -99,6 +108,18 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`wrote an encrypted backup of ${fingerprint(id.spki)} to ${out}\n`);
       return 0;
     }
+    if (verb === 'passwd' && rest.length === 0 && values.out === undefined && values.force !== true && values['no-passphrase'] !== true) {
+      const id = await unlockIdentity(home);
+      const given = process.env['E2EE_CHAT_NEW_PASSPHRASE'];
+      let pass: string;
+      if (given !== undefined && given !== '') pass = given;
+      else if (process.stdin.isTTY === true) pass = await askNewPassphrase();
+      else throw new Usage('the new passphrase: set E2EE_CHAT_NEW_PASSPHRASE (stdin is not a terminal)');
+      checkNewPassphrase(pass);
+      await saveIdentity(path, id.privateKey, pass);
+      process.stderr.write(`the passphrase of ${fingerprint(id.spki)} in ${path} is changed\n`);
+      return 0;
+    }
     if (verb === 'import' && rest.length === 1 && values.out === undefined) {
       const file = rest[0]!;
       if (existsSync(path) && values.force !== true) {
@@ -106,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       const backup = await loadIdentity(file, await existingPassphrase('E2EE_CHAT_BACKUP_PASSPHRASE', 'backup passphrase'));
       const pass = values['no-passphrase'] === true ? null : await newPassphrase('E2EE_CHAT_PASSPHRASE', 'passphrase for this home');
+      if (pass !== null) checkNewPassphrase(pass);
       prepareHome(home);
       await saveIdentity(path, backup.privateKey, pass);
       process.stderr.write(`imported ${fingerprint(backup.spki)} into ${path}\n`);
@@ -114,6 +136,7 @@ export async function run(argv: string[]): Promise<number> {
     throw new Usage(USAGE);
   } catch (e) {
     if (e instanceof PromptCancelled) return EXIT_INTERRUPTED;
+    if (e instanceof PrivateFileError) return fail(e.message, e.code === 'IO' ? 8 : 2);
     if (e instanceof Usage) return fail(e.message);
     if (e instanceof IdentityError || e instanceof KeystoreError) return fail(e.message, e.code === 'BAD_PASSPHRASE' ? 4 : 2);
     throw e;

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { IDENTITY_FILE, IdentityError, openIdentity, type Identity } from '../client/home.js';
+import { checkNewPassphrase, IDENTITY_FILE, IdentityError, openIdentity, type Identity } from '../client/home.js';
 
 /** The user pressed Ctrl-C or Ctrl-D at a prompt. */
 export class PromptCancelled extends Error {
@@ -71,4 +71,33 @@ export async function unlockIdentity(home: string, env: NodeJS.ProcessEnv = proc
       : {}),
   });
   return id;
+}
+
+/**
+ * Asks for a new passphrase twice (three tries), holding it to the floor of checkNewPassphrase (issue 14
+ * point 5). Throws IdentityError (WEAK_PASSPHRASE, PASSPHRASE_MISMATCH, PASSPHRASE_REQUIRED) after three.
+ */
+export async function askNewPassphrase(what = 'new passphrase'): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    const a = await askHidden(`${what}: `);
+    let why: string | null = null;
+    let code: IdentityError['code'] = 'PASSPHRASE_REQUIRED';
+    if (a === '') why = 'an empty passphrase is not allowed (--no-passphrase stores the key unencrypted)';
+    else {
+      try {
+        checkNewPassphrase(a);
+      } catch (e) {
+        if (!(e instanceof IdentityError)) throw e;
+        why = e.message;
+        code = e.code;
+      }
+    }
+    if (why === null) {
+      if ((await askHidden(`repeat ${what}: `)) === a) return a;
+      why = 'the two passphrases differ';
+      code = 'PASSPHRASE_MISMATCH';
+    }
+    if (attempt >= 3) throw new IdentityError(code, why);
+    process.stderr.write(`${why}; try again\n`);
+  }
 }

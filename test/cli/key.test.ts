@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,4 +56,27 @@ t.test('show, export and import keep one identity across homes', async (t) => {
   t.equal(key(['import', backup, '--home', other, '--force', '--no-passphrase']).status, 0, '--force replaces it');
   t.match(readFileSync(join(other, IDENTITY_FILE), 'utf8'), /BEGIN PRIVATE KEY/, '--no-passphrase stores it in the clear, as asked');
   t.equal(key(['rotate', '--home', home]).status, 2, 'unknown verb: usage');
+});
+
+t.test('passwd changes the passphrase: the old one stops opening the key, a weak new one is refused', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-passwd-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'a');
+  mkdirSync(home, { mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
+  const file = join(home, IDENTITY_FILE);
+  await saveIdentity(file, privateKey, PASS);
+  const NEW = 'a brand new passphrase for the key';
+  t.equal(key(['passwd', '--home', home], { E2EE_CHAT_NEW_PASSPHRASE: 'pw' }).status, 2, 'a weak new passphrase: 2');
+  t.equal(key(['passwd', '--home', home], { E2EE_CHAT_PASSPHRASE: 'wrong', E2EE_CHAT_NEW_PASSPHRASE: NEW }).status, 4, 'wrong current passphrase: 4');
+  t.equal(key(['passwd', '--home', home], { E2EE_CHAT_NEW_PASSPHRASE: '' }).status, 2, 'no new passphrase and no terminal: 2');
+  await t.resolves(loadIdentity(file, PASS), 'nothing changed by the refusals');
+  const ok = key(['passwd', '--home', home], { E2EE_CHAT_NEW_PASSPHRASE: NEW });
+  t.equal(ok.status, 0, ok.stderr);
+  t.equal(statSync(file).mode & 0o777, 0o600, 'rewritten 0600');
+  t.same(readdirSync(home), [IDENTITY_FILE], 'no temporary file left');
+  await t.rejects(loadIdentity(file, PASS), { code: 'BAD_PASSPHRASE' }, 'the old passphrase no longer opens it');
+  t.equal(fingerprint((await loadIdentity(file, NEW)).spki), fp, 'same identity under the new passphrase');
+  t.notOk(ok.stderr.includes(NEW) || ok.stdout.includes(NEW), 'the passphrase is never printed');
 });
