@@ -7,7 +7,7 @@
  * to produce a valid frame is not a false alarm.
  */
 import { LIMITS } from '../src/protocol/limits.js';
-import { cloneTree, canonicalForm, formsOf, nodesOf, parseTree, writeTree, type Form, type Node } from './mpack.js';
+import { cloneTree, canonicalForm, formsOf, nodesOf, parseTree, writeTree, type Form, type Node } from '../src/wirekit/msgpack.js';
 import type { Prng } from './prng.js';
 
 /** Wire bytes (length prefix included) and the names of the mutations that made them. */

@@ -13,7 +13,7 @@ import { decodeStrict, StrictMap } from './strict.js';
 
 // The encoder only ever sees values checked against the catalogue (toWireObject), and for those
 // @msgpack/msgpack writes the shortest forms of §4 rule 3; the vector generator cross-checks its output
-// against an independent byte builder (src/vectors/msgpack-raw.ts).
+// against an independent byte builder (src/wirekit/msgpack.ts).
 const encoder = new Encoder({ initialBufferSize: 2048 });
 
 function invalid(detail: string): never {

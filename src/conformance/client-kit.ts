@@ -24,7 +24,7 @@ import { ERROR_CODES, wireErrorName, type ErrorName } from '../protocol/errors.j
 import { CaseFailure, Conn, describe } from './conn.js';
 import { makeIdentity, type Identity } from './context.js';
 import { InitiatorSession, pad, ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
-import * as mp from './raw.js';
+import * as mp from '../wirekit/msgpack.js';
 import { runCases, selects, type CaseResult, type RunnableCase } from './runner.js';
 
 const SAFETY = /\d{5}( \d{5}){11}/;

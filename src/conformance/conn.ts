@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { FrameReader, decodeFrame, encodeWire, type RelayFrame, type FrameName } from '../codec/index.js';
 import { ERROR_CODES, errorName, isProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
-import { wire } from './raw.js';
+import { wire } from '../wirekit/msgpack.js';
 
 export type Arrival =
   | { readonly kind: 'frame'; readonly frame: RelayFrame }

@@ -12,7 +12,7 @@ import { LIMITS } from '../protocol/limits.js';
 import { SERVER_TRANSITIONS, type ServerState } from '../protocol/relay-machine.js';
 import { CaseFailure, CaseSkip, describe, type Conn } from './conn.js';
 import { makeIdentity, sameMembers, type Ctx, type Identity } from './context.js';
-import * as mp from './raw.js';
+import * as mp from '../wirekit/msgpack.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 export interface ServerCase {

@@ -1,12 +1,12 @@
 /**
  * The cases of vectors/codec.json (see codec.ts for the case format). Fixed data only: byte strings are
  * deterministic patterns, so the file is byte-identical on every run. Valid inputs are spelled out with
- * the independent byte builder of msgpack-raw.ts and cross-checked against the encoder at generation time.
+ * the independent byte builder of src/wirekit/msgpack.ts and cross-checked against the encoder at generation time.
  */
 import { LIMITS } from '../protocol/limits.js';
 import { FRAMES, type FieldSpec, type Frame, type FrameName, type Layer } from '../protocol/frames.js';
 import { encodeFrame, encodeWire, frame } from '../codec/frame.js';
-import { array, bin, cat, map, pattern, str, strRaw, uint, wire, type Bytes } from './msgpack-raw.js';
+import { array, bin, cat, map, pattern, str, uint, wire, type Bytes } from '../wirekit/msgpack.js';
 import { toHex } from './hex.js';
 import { frameToJson, type Framing } from './codec.js';
 import type { VectorCase } from './types.js';
@@ -125,7 +125,7 @@ function joinedWithMember(member: Bytes): Bytes {
   return withField('JOINED', 'members', cat('91', member));
 }
 
-const utf8Bad = (hex: string): Bytes => strRaw(cat('6869', hex)); // "hi" then the defect
+const utf8Bad = (hex: string): Bytes => str(cat('6869', hex)); // "hi" then the defect
 
 export function buildCodecCases(): VectorCase[] {
   const cases: VectorCase[] = [];
@@ -289,7 +289,7 @@ export function buildCodecCases(): VectorCase[] {
   ] as const) {
     r(id, `ERROR.detail contains ${what}`, '§4 rule 4', withField('ERROR', 'detail', utf8Bad(hex)), M);
   }
-  r('utf8_in_key', 'a map key that is not valid UTF-8 (0xc0 0xaf)', '§4 rule 4', map([['t', uint(13)], ['n', uint(7)], [strRaw(cat('c0af')), uint(1)]]), M);
+  r('utf8_in_key', 'a map key that is not valid UTF-8 (0xc0 0xaf)', '§4 rule 4', map([['t', uint(13)], ['n', uint(7)], [str(cat('c0af')), uint(1)]]), M);
 
   // ---- Rule 5: maps. ----
   r('map_duplicate_key', 'PING with the key "n" twice', '§4 rule 5', map([['t', uint(13)], ['n', uint(7)], ['n', uint(7)]]), M);

@@ -1,12 +1,16 @@
 /**
- * A msgpack tree that the mutation engine can bend out of shape.
+ * The one msgpack builder of the wire kit (spec/PROTOCOL.md §4), for vectors, tests, the conformance kit
+ * and the fuzzer. Independent of the codec under test: it writes exactly the bytes asked for, canonical
+ * by default (§4 rule 3), and can also write every defect a receiver has to refuse: a longer header form
+ * than needed (non-canonical), a declared size that lies (§4 rule 7), raw bytes of a forbidden type
+ * (§4 rule 1). Nothing here decides what a receiver must answer; the reference decoder (src/codec) does.
  *
- * `parseTree` reads a canonical frame body (the protocol's msgpack subset, spec §4) into nodes that remember
- * their values; `writeTree` writes nodes back, by default canonically, but each node may force a longer
- * header form (non-canonical, §4 rule 3), lie about its declared size (§4 rule 7), or be replaced by raw
- * bytes of a forbidden type (§4 rule 1). The reference decoder (src/codec) then says what the relay must
- * answer; this module never decides that.
+ * Two ways to build: the value helpers (`uint`, `str`, `bin`, `array`, `map`, `wire`, ...) for bytes
+ * spelled out by hand, and a tree (`parseTree`, `writeTree`) whose nodes may carry a `form` or a
+ * `declared` size, for the fuzzer's mutations.
  */
+
+export type Bytes = Uint8Array;
 
 /** A header form: the msgpack family member used to write a node's header. */
 export type Form = 'fix' | '8' | '16' | '32' | '64';
@@ -83,6 +87,16 @@ export function parseTree(b: Uint8Array): Node {
   return root;
 }
 
+/** The msgpack families the protocol's subset uses, with the tag of each header form. */
+const FAMILIES = {
+  uint: { fix: 0x00, mask: 0x7f, '8': 0xcc, '16': 0xcd, '32': 0xce, '64': 0xcf },
+  str: { fix: 0xa0, mask: 0x1f, '8': 0xd9, '16': 0xda, '32': 0xdb },
+  bin: { '8': 0xc4, '16': 0xc5, '32': 0xc6 },
+  array: { fix: 0x90, mask: 0x1f, '16': 0xdc, '32': 0xdd },
+  map: { fix: 0x80, mask: 0x1f, '16': 0xde, '32': 0xdf },
+} as const satisfies Record<string, Partial<Record<Form, number>> & { fix?: number; mask?: number }>;
+export type Family = keyof typeof FAMILIES;
+
 function shortestUint(v: number): Form {
   if (v <= 0x7f) return 'fix';
   if (v <= 0xff) return '8';
@@ -98,29 +112,140 @@ function shortestLen(n: number, fixMax: number, has8: boolean): Form {
   return '32';
 }
 
-function header(fix: number | undefined, tags: Partial<Record<Form, number>>, form: Form, n: number): Buffer {
+/** The canonical (shortest) header form for a value (uint) or a length or count (the others). */
+export function shortestForm(family: Family, n: number): Form {
+  switch (family) {
+    case 'uint':
+      return shortestUint(n);
+    case 'str':
+      return shortestLen(n, 31, true);
+    case 'bin':
+      return shortestLen(n, -1, true);
+    default:
+      return shortestLen(n, 15, false);
+  }
+}
+
+/**
+ * A header of `family` in `form` carrying `n` (the value itself for uint). Canonical by default; a form
+ * too small for `n` keeps only the low bits that fit (that too is a defect the fuzzer writes).
+ */
+export function head(family: Family, n: number, form: Form = shortestForm(family, n)): Buffer {
+  const f: Partial<Record<Form | 'mask', number>> = FAMILIES[family];
+  const tag = f[form];
+  if (tag === undefined) throw new RangeError(`no ${form} header form for ${family}`);
   switch (form) {
     case 'fix':
-      if (fix === undefined) throw new RangeError('no fix form');
-      return Buffer.from([fix + (n & 0x1f)]);
+      return Buffer.from([tag + (n & f.mask!)]);
     case '8':
-      return Buffer.from([tags['8']!, n & 0xff]);
+      return Buffer.from([tag, n & 0xff]);
     case '16': {
       const h = Buffer.alloc(3);
-      h[0] = tags['16']!;
+      h[0] = tag;
       h.writeUInt16BE(n & 0xffff, 1);
       return h;
     }
     case '32': {
       const h = Buffer.alloc(5);
-      h[0] = tags['32']!;
+      h[0] = tag;
       h.writeUInt32BE(n >>> 0, 1);
       return h;
     }
-    default:
-      throw new RangeError(`no ${form} header form`);
+    case '64': {
+      const h = Buffer.alloc(9);
+      h[0] = tag;
+      h.writeBigUInt64BE(BigInt(n), 1);
+      return h;
+    }
   }
 }
+
+// ---- values spelled out by hand ----
+
+/** Concatenates byte strings; a string argument is taken as hex (white space ignored). */
+export function cat(...parts: (Bytes | string)[]): Buffer {
+  return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p.replace(/\s+/g, ''), 'hex') : p)));
+}
+
+/** An unsigned integer (positive fixint, uint 8/16/32/64), canonical unless `form` says otherwise. */
+export function uint(n: number, form?: Form): Buffer {
+  return head('uint', n, form);
+}
+
+/** uint 64 form of any value (canonical only for values above 2^32 - 1). */
+export function uint64(n: bigint): Buffer {
+  const b = Buffer.alloc(9);
+  b[0] = 0xcf;
+  b.writeBigUInt64BE(n, 1);
+  return b;
+}
+
+/** The header of a str of `n` bytes. */
+export function strHeader(n: number, form?: Form): Buffer {
+  return head('str', n, form);
+}
+
+/** A str of the UTF-8 bytes of `s`, or of raw bytes (which need not be valid UTF-8). */
+export function str(s: string | Bytes, form?: Form): Buffer {
+  const bytes = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
+  return Buffer.concat([strHeader(bytes.length, form), bytes]);
+}
+
+/** The header of a bin of `n` bytes. */
+export function binHeader(n: number, form?: Form): Buffer {
+  return head('bin', n, form);
+}
+
+/** A bin. */
+export function bin(bytes: Bytes, form?: Form): Buffer {
+  return Buffer.concat([binHeader(bytes.length, form), bytes]);
+}
+
+/** The header of an array of `n` elements. */
+export function arrayHeader(n: number, form?: Form): Buffer {
+  return head('array', n, form);
+}
+
+/** An array of already-encoded elements. */
+export function array(items: readonly Bytes[]): Buffer {
+  return Buffer.concat([arrayHeader(items.length), ...items]);
+}
+
+/** The header of a map of `n` entries. */
+export function mapHeader(n: number, form?: Form): Buffer {
+  return head('map', n, form);
+}
+
+/** A map of (key, encoded value) entries in the given order; a string key is written as a str, a byte key as is. */
+export function map(entries: ReadonlyArray<readonly [string | Bytes, Bytes]>): Buffer {
+  return rawMap(entries.map(([k, v]) => [typeof k === 'string' ? str(k) : k, v] as const));
+}
+
+/** A map whose keys are already encoded, under any header (for a count that lies). */
+export function rawMap(entries: ReadonlyArray<readonly [Bytes, Bytes]>, header: Bytes = mapHeader(entries.length)): Buffer {
+  return Buffer.concat([header, ...entries.flatMap(([k, v]) => [k, v])]);
+}
+
+/** A bare 4-byte big-endian length prefix declaring `n` body bytes (spec §3). */
+export function prefix(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+/** The 4-byte big-endian length prefix (declaring `declared`, by default the true length) followed by the body. */
+export function wire(body: Bytes, declared: number = body.length): Buffer {
+  return Buffer.concat([prefix(declared), body]);
+}
+
+/** `n` deterministic bytes (a fixed pattern, no randomness): byte i is (seed + 37 i) mod 256. */
+export function pattern(n: number, seed: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = (seed + 37 * i) & 0xff;
+  return out;
+}
+
+// ---- trees, for the fuzzer ----
 
 /** The forms a node's kind can be written in (for "non-canonical form" mutations). */
 export function formsOf(kind: Node['kind']): Form[] {
@@ -143,15 +268,14 @@ export function formsOf(kind: Node['kind']): Form[] {
 export function canonicalForm(n: Node): Form | undefined {
   switch (n.kind) {
     case 'uint':
-      return shortestUint(n.value);
+      return shortestForm('uint', n.value);
     case 'str':
-      return shortestLen(n.bytes.length, 31, true);
     case 'bin':
-      return shortestLen(n.bytes.length, -1, true) === 'fix' ? '8' : shortestLen(n.bytes.length, -1, true);
+      return shortestForm(n.kind, n.bytes.length);
     case 'array':
-      return shortestLen(n.items.length, 15, false);
+      return shortestForm('array', n.items.length);
     case 'map':
-      return shortestLen(n.entries.length, 15, false);
+      return shortestForm('map', n.entries.length);
     default:
       return undefined;
   }
@@ -168,54 +292,28 @@ export function writeTree(n: Node): Buffer {
       case 'raw':
         parts.push(x.bytes);
         return;
-      case 'uint': {
-        const form = x.form ?? shortestUint(x.value);
-        if (form === 'fix') parts.push(Buffer.from([x.value & 0x7f]));
-        else if (form === '8') parts.push(Buffer.from([0xcc, x.value & 0xff]));
-        else if (form === '16') {
-          const h = Buffer.alloc(3);
-          h[0] = 0xcd;
-          h.writeUInt16BE(x.value & 0xffff, 1);
-          parts.push(h);
-        } else if (form === '32') {
-          const h = Buffer.alloc(5);
-          h[0] = 0xce;
-          h.writeUInt32BE(x.value >>> 0, 1);
-          parts.push(h);
-        } else {
-          const h = Buffer.alloc(9);
-          h[0] = 0xcf;
-          h.writeBigUInt64BE(BigInt(x.value), 1);
-          parts.push(h);
-        }
+      case 'uint':
+        parts.push(head('uint', x.value, x.form));
         return;
-      }
-      case 'str': {
-        const n = x.declared ?? x.bytes.length;
-        parts.push(header(0xa0, { '8': 0xd9, '16': 0xda, '32': 0xdb }, x.form ?? shortestLen(x.bytes.length, 31, true), n), x.bytes);
+      case 'str':
+        parts.push(head('str', x.declared ?? x.bytes.length, x.form ?? shortestForm('str', x.bytes.length)), x.bytes);
         return;
-      }
       case 'bin': {
-        const n = x.declared ?? x.bytes.length;
-        const form = x.form ?? (x.bytes.length <= 0xff ? '8' : x.bytes.length <= 0xffff ? '16' : '32');
-        parts.push(header(undefined, { '8': 0xc4, '16': 0xc5, '32': 0xc6 }, form === 'fix' ? '8' : form, n), x.bytes);
+        const form = x.form ?? shortestForm('bin', x.bytes.length);
+        parts.push(head('bin', x.declared ?? x.bytes.length, form === 'fix' ? '8' : form), x.bytes);
         return;
       }
-      case 'array': {
-        const n = x.declared ?? x.items.length;
-        parts.push(header(0x90, { '16': 0xdc, '32': 0xdd }, x.form ?? shortestLen(x.items.length, 15, false), n));
+      case 'array':
+        parts.push(head('array', x.declared ?? x.items.length, x.form ?? shortestForm('array', x.items.length)));
         x.items.forEach(walk);
         return;
-      }
-      case 'map': {
-        const n = x.declared ?? x.entries.length;
-        parts.push(header(0x80, { '16': 0xde, '32': 0xdf }, x.form ?? shortestLen(x.entries.length, 15, false), n));
+      case 'map':
+        parts.push(head('map', x.declared ?? x.entries.length, x.form ?? shortestForm('map', x.entries.length)));
         for (const [k, v] of x.entries) {
           walk(k);
           walk(v);
         }
         return;
-      }
     }
   };
   walk(n);

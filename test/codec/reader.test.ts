@@ -7,7 +7,7 @@ import { ProtocolError } from '../../src/protocol/errors.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { FrameReader } from '../../src/codec/reader.js';
 import { encodeWire, frame } from '../../src/codec/frame.js';
-import { cat, wire } from '../../src/vectors/msgpack-raw.js';
+import { cat, wire } from '../../src/wirekit/msgpack.js';
 
 const errName = (fn: () => unknown): string => {
   try {

@@ -8,7 +8,7 @@ import { LIMITS } from '../../src/protocol/limits.js';
 import { checkStrict, decodeStrict, StrictMap } from '../../src/codec/strict.js';
 import { decodeFrame } from '../../src/codec/frame.js';
 import type { Layer } from '../../src/protocol/frames.js';
-import { array, bin, cat, map, pattern, str, strRaw, uint, type Bytes } from '../../src/vectors/msgpack-raw.js';
+import { array, bin, cat, map, pattern, str, uint, type Bytes } from '../../src/wirekit/msgpack.js';
 
 function codeOf(fn: () => unknown): ErrorName | 'ok' | 'other' {
   try {
@@ -67,13 +67,13 @@ t.test('rule 3: each non-shortest form is MALFORMED_FRAME and each shortest form
 });
 
 t.test('rule 4: invalid UTF-8 in values and keys is MALFORMED_FRAME; valid edge cases are kept as is', async (t) => {
-  const detail = (payload: Bytes) => map([['t', uint(15)], ['code', uint(1)], ['detail', strRaw(payload)]]);
+  const detail = (payload: Bytes) => map([['t', uint(15)], ['code', uint(1)], ['detail', str(payload)]]);
   for (const h of ['c0af', 'e080af', 'f08080af', 'eda080', 'edbfbf', 'c3', 'e282', 'f09f98', 'f4908080', '80', 'ff', 'fe', 'f8888080 80']) {
     t.equal(decode(detail(cat('61', h))), 'MALFORMED_FRAME', `detail with ${h}`);
     // Long strings take the TextDecoder path, short ones the ASCII fast path; both must reject.
     t.equal(decode(detail(cat(Buffer.alloc(40, 0x61), h))), 'MALFORMED_FRAME', `long detail with ${h}`);
   }
-  t.equal(codeOf(() => checkStrict(map([['t', uint(13)], [strRaw(cat('eda080')), uint(1)]]))), 'MALFORMED_FRAME', 'surrogate in a key');
+  t.equal(codeOf(() => checkStrict(map([['t', uint(13)], [str(cat('eda080')), uint(1)]]))), 'MALFORMED_FRAME', 'surrogate in a key');
   for (const s of ['\uFEFFbom', 'nul\u0000', '\u{10FFFF}', '\u00e9\u20ac\u{1F600}']) {
     t.same(decodeFrame(detail(Buffer.from(s, 'utf8')), 'relay'), { type: 'ERROR', code: 1, detail: s }, JSON.stringify(s));
   }
@@ -149,7 +149,7 @@ t.test('precedence: rules 1-8 are checked over the whole body before rule 9', as
   // An unknown field (rule 9) followed by a nil (rule 1): MALFORMED_FRAME, not INVALID_FIELD.
   t.equal(decode(map([['t', uint(13)], ['x', uint(1)], ['n', cat('c0')]])), 'MALFORMED_FRAME');
   // An unknown frame type (rule 9) with invalid UTF-8 later in the body.
-  t.equal(decode(map([['t', uint(0x7f)], ['d', strRaw(cat('ff'))]])), 'MALFORMED_FRAME');
+  t.equal(decode(map([['t', uint(0x7f)], ['d', str(cat('ff'))]])), 'MALFORMED_FRAME');
   // A missing t with a non-shortest integer.
   t.equal(decode(map([['n', cat('cc01')]])), 'MALFORMED_FRAME');
 });

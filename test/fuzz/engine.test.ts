@@ -12,7 +12,7 @@ import { decodeFrame, encodeFrame, frame } from '../../src/codec/index.js';
 import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { Prng } from '../../fuzz/prng.js';
-import { cloneTree, formsOf, canonicalForm, nodesOf, parseTree, writeTree, type Node } from '../../fuzz/mpack.js';
+import { cloneTree, formsOf, canonicalForm, nodesOf, parseTree, writeTree, type Node } from '../../src/wirekit/msgpack.js';
 import { garbage, mutate, wireOf } from '../../fuzz/mutate.js';
 import { ConnectionOracle, splitStream } from '../../fuzz/oracle.js';
 import { loadSeeds, retarget } from '../../fuzz/seeds.js';
