@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { LIMITS } from '../src/protocol/limits.js';
 import {
   caseNames,
-  connectionFlood,
   frameFlood,
   IdentityBook,
   legitimatePair,
@@ -16,6 +15,7 @@ import {
   type Deadlines,
   type FuzzCase,
 } from './harness.js';
+import { connectionFlood } from '../src/wirekit/relay-conn.js';
 import { saveCrasher } from './corpus.js';
 import { minimise } from './minimise.js';
 import { Prng } from './prng.js';

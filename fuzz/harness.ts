@@ -1,6 +1,6 @@
 /**
  * The fuzz harness: sends mutated and out-of-order frames to a live relay over real connections and
- * checks every answer against the oracle (fuzz/oracle.ts), then, after every batch, that the relay is
+ * checks every answer against the oracle (src/wirekit/relay-model.ts), then, after every batch, that the relay is
  * alive, still serves a fresh legitimate pair, stays under a memory bound and logged no unhandled error.
  *
  * A case is: a connection walked legitimately into one state of spec §7.1 (and, for IN_ROOM, a peer in
@@ -12,11 +12,12 @@ import { ERROR_CODES } from '../src/protocol/errors.js';
 import { LIMITS } from '../src/protocol/limits.js';
 import { encodeFrame, frame } from '../src/codec/index.js';
 import type { ServerState } from '../src/protocol/relay-machine.js';
-import { ConnectionOracle, describe, splitStream, type ConnectionContext, type Expectation } from './oracle.js';
-import { garbage, mutate, wireOf } from './mutate.js';
+import { ConnectionOracle, describe, splitStream, type ConnectionContext, type Expectation } from '../src/wirekit/relay-model.js';
+import { garbage, mutate } from './mutate.js';
 import { Prng } from './prng.js';
 import { retarget, type RawSeed, type Seed, type Target } from './seeds.js';
-import { identity, RawConnection, type Identity, type Received } from './wire.js';
+import { identity, RawConnection, type Identity, type Received } from '../src/wirekit/relay-conn.js';
+import { wire } from '../src/wirekit/msgpack.js';
 
 export const FUZZ_STATES = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'] as const satisfies readonly ServerState[];
 export type FuzzState = (typeof FUZZ_STATES)[number];
@@ -119,7 +120,7 @@ export function makeCase(seed: number, index: number, seeds: readonly Seed[], ra
       const body = r.chance(0.7) ? retarget(s, target) : s.body;
       if (r.chance(0.3)) {
         const v = r.pick(seeds);
-        parts.push(wireOf(r.chance(0.7) ? retarget(v, target) : v.body));
+        parts.push(wire(r.chance(0.7) ? retarget(v, target) : v.body));
         ops.push(`valid:${v.id}`);
       }
       const m = mutate(body, r);
@@ -131,7 +132,7 @@ export function makeCase(seed: number, index: number, seeds: readonly Seed[], ra
     const count = r.int(1, 6);
     for (let i = 0; i < count; i++) {
       const v = r.pick(seeds);
-      parts.push(wireOf(retarget(v, target)));
+      parts.push(wire(retarget(v, target)));
       ops.push(`valid:${v.id}`);
     }
   } else if (kind < 9 && raw.length > 0) {
@@ -141,7 +142,7 @@ export function makeCase(seed: number, index: number, seeds: readonly Seed[], ra
   } else {
     // Garbage before, between or after valid frames.
     const v = r.pick(seeds);
-    const valid = wireOf(retarget(v, target));
+    const valid = wire(retarget(v, target));
     const g = garbage(r);
     const where = r.below(3);
     if (where === 0) parts.push(g.wire, valid);
@@ -150,7 +151,7 @@ export function makeCase(seed: number, index: number, seeds: readonly Seed[], ra
     ops.push(`${g.ops[0]!}-${['before', 'inside', 'after'][where]!}:${v.id}`);
   }
   const payload = Buffer.concat(parts);
-  const sentinel = wireOf(encodeFrame(frame('PING', { n: r.int(0, 1_000_000) })));
+  const sentinel = wire(encodeFrame(frame('PING', { n: r.int(0, 1_000_000) })));
   return { index, state, target, payload, sentinel, cuts: cutsFor(payload.length + sentinel.length, r), ops };
 }
 
@@ -340,7 +341,7 @@ export async function frameFlood(ep: Endpoint, book: IdentityBook, nick: string,
   const conn = await RawConnection.open(ep.host, ep.port);
   try {
     await conn.authenticate(book.get(nick), d.replyMs);
-    const one = (n: number): Buffer => wireOf(encodeFrame(frame('PING', { n })));
+    const one = (n: number): Buffer => wire(encodeFrame(frame('PING', { n })));
     conn.write(Buffer.concat(Array.from({ length: count }, (_, i) => one(i))));
     for (let i = 0; i < count; i++) {
       const f = await conn.next(d.replyMs);
@@ -359,31 +360,3 @@ export async function frameFlood(ep: Endpoint, book: IdentityBook, nick: string,
   }
 }
 
-/**
- * A connection flood from one source address: `count` connections at once. Each either is refused with
- * ERROR TOO_MANY_CONNECTIONS and closed, or is held (it then answers a HELLO with CHALLENGE and stays
- * open, so a probe never frees a slot for a later connection); at most `cap` are held.
- */
-export async function connectionFlood(ep: Endpoint, count: number, cap: number, localAddress: string, d: Deadlines): Promise<{ failure?: string; held: number; refused: number }> {
-  const conns: RawConnection[] = [];
-  try {
-    for (let i = 0; i < count; i++) conns.push(await RawConnection.open(ep.host, ep.port, localAddress));
-    const probe = identity('floodprobe');
-    conns.forEach((c, i) => c.send(frame('HELLO', { version: 1, nick: `fp${i}`, key: probe.spki })));
-    let held = 0;
-    let refused = 0;
-    for (const c of conns) {
-      const f = await c.next(d.replyMs);
-      if (f.type === 'ERROR' && f.code === ERROR_CODES.TOO_MANY_CONNECTIONS.code) refused++;
-      else if (f.type === 'CHALLENGE') held++;
-      else return { failure: `connection flood: unexpected answer ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''}`, held, refused };
-    }
-    if (held > cap) return { failure: `connection flood: ${held} connections held from one address, cap ${cap}`, held, refused };
-    if (refused === 0 && count > cap) return { failure: `connection flood: ${count} connections, none refused (cap ${cap})`, held, refused };
-    return { held, refused };
-  } catch (e) {
-    return { failure: `connection flood: ${e instanceof Error ? e.message : String(e)}`, held: 0, refused: 0 };
-  } finally {
-    for (const c of conns) c.close();
-  }
-}

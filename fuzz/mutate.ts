@@ -3,25 +3,17 @@
  * of spec §3 (framing) and §4 (encoding), or the field bounds of §6.
  *
  * A mutation only produces bytes. What the relay must answer is computed separately, by running the
- * reference decoder and the transition table over those bytes (fuzz/oracle.ts), so a mutation that happens
+ * reference decoder and the transition table over those bytes (src/wirekit/relay-model.ts), so a mutation that happens
  * to produce a valid frame is not a false alarm.
  */
 import { LIMITS } from '../src/protocol/limits.js';
-import { cloneTree, canonicalForm, formsOf, nodesOf, parseTree, writeTree, type Form, type Node } from '../src/wirekit/msgpack.js';
+import { cloneTree, canonicalForm, formsOf, nodesOf, parseTree, writeTree, wire, type Form, type Node } from '../src/wirekit/msgpack.js';
 import type { Prng } from './prng.js';
 
 /** Wire bytes (length prefix included) and the names of the mutations that made them. */
 export interface Mutant {
   ops: string[];
   wire: Buffer;
-}
-
-/** Prefixes a body with its true 4-byte big-endian length (spec §3). */
-export function wireOf(body: Uint8Array, declared: number = body.length): Buffer {
-  const out = Buffer.allocUnsafe(LIMITS.LENGTH_PREFIX_BYTES + body.length);
-  out.writeUInt32BE(declared >>> 0, 0);
-  out.set(body, LIMITS.LENGTH_PREFIX_BYTES);
-  return out;
 }
 
 /** msgpack bytes of types the protocol forbids (§4 rule 1), each a complete value. */
@@ -248,10 +240,10 @@ const BYTE_OPS: readonly ByteOp[] = [
 type PrefixOp = (body: Buffer, r: Prng) => [string, Buffer];
 
 const PREFIX_OPS: readonly PrefixOp[] = [
-  (b, r) => ['prefix-longer', wireOf(b, b.length + r.int(1, 16))],
-  (b, r) => ['prefix-shorter', wireOf(b, Math.max(0, b.length - r.int(1, Math.max(1, b.length))))],
-  (b, r) => ['prefix-huge', wireOf(b, r.pick([LIMITS.MAX_FRAME_BYTES + 1, 0x10_0000, 0x7fff_ffff, 0xffff_ffff, 0xffff_fffe, 0x8000_0000]))],
-  (b) => ['prefix-zero', wireOf(b, 0)],
+  (b, r) => ['prefix-longer', wire(b, b.length + r.int(1, 16))],
+  (b, r) => ['prefix-shorter', wire(b, Math.max(0, b.length - r.int(1, Math.max(1, b.length))))],
+  (b, r) => ['prefix-huge', wire(b, r.pick([LIMITS.MAX_FRAME_BYTES + 1, 0x10_0000, 0x7fff_ffff, 0xffff_ffff, 0xffff_fffe, 0x8000_0000]))],
+  (b) => ['prefix-zero', wire(b, 0)],
 ];
 
 /**
@@ -282,7 +274,7 @@ export function mutate(seedBody: Uint8Array, r: Prng): Mutant {
     ops.push(op);
     return { ops, wire };
   }
-  return { ops, wire: wireOf(body) };
+  return { ops, wire: wire(body) };
 }
 
 /** Raw garbage that is not a frame at all: random bytes, ASCII protocol confusion, all-ones. */

@@ -229,7 +229,7 @@ export function rawMap(entries: ReadonlyArray<readonly [Bytes, Bytes]>, header: 
 /** A bare 4-byte big-endian length prefix declaring `n` body bytes (spec §3). */
 export function prefix(n: number): Buffer {
   const b = Buffer.alloc(4);
-  b.writeUInt32BE(n, 0);
+  b.writeUInt32BE(n >>> 0, 0);
   return b;
 }
 

@@ -1,15 +1,17 @@
 /**
- * A raw relay connection for hostile tests and the fuzzer: real TCP, the reference FrameReader on what the
- * relay sends, and helpers that walk a legitimate client through HELLO, AUTH and JOIN (spec §7.1, §7.3).
+ * The wire kit's raw relay connection, for hostile tests and the fuzzer: real TCP, the reference
+ * FrameReader on what the relay sends, one identity pool, and helpers that walk a legitimate client
+ * through HELLO, AUTH and JOIN (spec §7.1, §7.3).
  *
  * Everything the relay sends must itself be a valid relay frame; anything else is recorded as a
  * `violation`, so a relay that answers garbage with garbage fails the check that reads it.
  */
 import { connect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../src/codec/index.js';
-import { ProtocolError } from '../src/protocol/errors.js';
-import { authMessage, generateIdentity, pssSign } from '../src/crypto/rsa.js';
+import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../codec/index.js';
+import { ERROR_CODES, ProtocolError } from '../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { authMessage, generateIdentity, pssSign } from '../crypto/rsa.js';
 
 /** A received frame, or the end of the connection. */
 export type Received = RelayFrame | { type: 'closed' };
@@ -142,7 +144,7 @@ export class RawConnection {
 
   /** HELLO then AUTH with `id`; resolves with the WELCOME (spec §7.3). */
   async authenticate(id: Identity, deadlineMs = 10_000): Promise<{ nonce: Uint8Array; welcome: Extract<RelayFrame, { type: 'WELCOME' }> }> {
-    this.send(frame('HELLO', { version: 1, nick: id.nick, key: id.spki }));
+    this.send(frame('HELLO', { version: PROTOCOL_VERSION, nick: id.nick, key: id.spki }));
     const ch = await this.expect('CHALLENGE', deadlineMs);
     this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, id.nick, id.spki)) }));
     const welcome = await this.expect('WELCOME', deadlineMs);
@@ -168,5 +170,40 @@ export class RawConnection {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * A connection flood from one source address: `count` connections at once. Each either is refused with
+ * ERROR TOO_MANY_CONNECTIONS and closed, or is held (it then answers a HELLO with CHALLENGE and stays
+ * open, so a probe never frees a slot for a later connection); at most `cap` are held.
+ */
+export async function connectionFlood(
+  ep: { host: string; port: number },
+  count: number,
+  cap: number,
+  localAddress: string,
+  d: { replyMs: number },
+): Promise<{ failure?: string; held: number; refused: number }> {
+  const conns: RawConnection[] = [];
+  try {
+    for (let i = 0; i < count; i++) conns.push(await RawConnection.open(ep.host, ep.port, localAddress));
+    const probe = identity('floodprobe');
+    conns.forEach((c, i) => c.send(frame('HELLO', { version: PROTOCOL_VERSION, nick: `fp${i}`, key: probe.spki })));
+    let held = 0;
+    let refused = 0;
+    for (const c of conns) {
+      const f = await c.next(d.replyMs);
+      if (f.type === 'ERROR' && f.code === ERROR_CODES.TOO_MANY_CONNECTIONS.code) refused++;
+      else if (f.type === 'CHALLENGE') held++;
+      else return { failure: `connection flood: unexpected answer ${f.type}${f.type === 'ERROR' ? ' ' + f.code : ''}`, held, refused };
+    }
+    if (held > cap) return { failure: `connection flood: ${held} connections held from one address, cap ${cap}`, held, refused };
+    if (refused === 0 && count > cap) return { failure: `connection flood: ${count} connections, none refused (cap ${cap})`, held, refused };
+    return { held, refused };
+  } catch (e) {
+    return { failure: `connection flood: ${e instanceof Error ? e.message : String(e)}`, held: 0, refused: 0 };
+  } finally {
+    for (const c of conns) c.close();
   }
 }

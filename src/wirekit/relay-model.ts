@@ -7,11 +7,11 @@
  * JOINED or ROOM_FULL); for those it lists every conforming answer, and `observe` follows the branch the
  * server actually took.
  */
-import { ERROR_CODES, ProtocolError, type ErrorName } from '../src/protocol/errors.js';
-import { LIMITS } from '../src/protocol/limits.js';
-import { decodeFrame, FrameReader, type RelayFrame } from '../src/codec/index.js';
-import { serverTransition, type ServerInput, type ServerState } from '../src/protocol/relay-machine.js';
-import { authMessage, parsePublicKey, pssVerify } from '../src/crypto/rsa.js';
+import { ERROR_CODES, ProtocolError, type ErrorName } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
+import { decodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
+import { serverTransition, type ServerInput, type ServerState } from '../protocol/relay-machine.js';
+import { authMessage, parsePublicKey, pssVerify } from '../crypto/rsa.js';
 
 /** One unit of a client's byte stream, as the reference framing (spec §3) splits it. */
 export type Item =

@@ -12,9 +12,9 @@ import { decodeFrame, encodeFrame, frame } from '../../src/codec/index.js';
 import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { Prng } from '../../fuzz/prng.js';
-import { cloneTree, formsOf, canonicalForm, nodesOf, parseTree, writeTree, type Node } from '../../src/wirekit/msgpack.js';
-import { garbage, mutate, wireOf } from '../../fuzz/mutate.js';
-import { ConnectionOracle, splitStream } from '../../fuzz/oracle.js';
+import { cloneTree, formsOf, canonicalForm, nodesOf, parseTree, wire, writeTree, type Node } from '../../src/wirekit/msgpack.js';
+import { garbage, mutate } from '../../fuzz/mutate.js';
+import { ConnectionOracle, splitStream } from '../../src/wirekit/relay-model.js';
 import { loadSeeds, retarget } from '../../fuzz/seeds.js';
 import { minimise } from '../../fuzz/minimise.js';
 import { caseOf, loadCorpus, saveCrasher } from '../../fuzz/corpus.js';
@@ -143,7 +143,7 @@ t.test('mutants: every mutation is judged by the oracle without a stray exceptio
 });
 
 t.test('splitStream keeps the frames that precede a bad length prefix', async (t) => {
-  const ping = wireOf(encodeFrame(frame('PING', { n: 1 })));
+  const ping = wire(encodeFrame(frame('PING', { n: 1 })));
   const huge = Buffer.from([0xff, 0xff, 0xff, 0xff]);
   const items = splitStream(Buffer.concat([ping, ping, huge, ping]), LIMITS.MAX_FRAME_BYTES);
   t.same(items.map((i) => i.kind), ['frame', 'frame', 'framing-error']);

@@ -9,7 +9,7 @@ import { frame, type RelayFrame } from '../../src/codec/index.js';
 import { ChatClient } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { startServer } from '../../src/server/index.js';
-import { identity, type Identity } from '../../fuzz/wire.js';
+import { identity, type Identity } from '../../src/wirekit/relay-conn.js';
 import { carried, MaliciousRelay, type Attack } from './malicious-relay.js';
 
 const MALLORY = identity('mallory', true);

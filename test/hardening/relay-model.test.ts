@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { frame } from '../../src/codec/index.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
-import { identity, RawConnection, type Identity } from '../../fuzz/wire.js';
+import { identity, RawConnection, type Identity } from '../../src/wirekit/relay-conn.js';
 
 const CLIENTS = 4;
 const ROOM_SIZE = 3;

@@ -13,7 +13,7 @@ import { decodeFrame } from '../../src/codec/index.js';
 import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
 import { PeerSession, type SessionEvent } from '../../src/handshake/session.js';
 import { SESSION_TRANSITIONS } from '../../src/protocol/session-machine.js';
-import { identity } from '../../fuzz/wire.js';
+import { identity } from '../../src/wirekit/relay-conn.js';
 
 const A = identity('alice', true);
 const B = identity('bob', true);

@@ -3,7 +3,7 @@
 // handshake frames travel in SEND/DELIVER bodies; then A sends one text and B must show exactly it.
 import { frame } from '../../src/codec/index.js';
 import { PeerSession, type SessionEvent } from '../../src/handshake/session.js';
-import { RawConnection, type Identity } from '../../fuzz/wire.js';
+import { RawConnection, type Identity } from '../../src/wirekit/relay-conn.js';
 
 export interface PairResult {
   safetyA: string;
