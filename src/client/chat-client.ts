@@ -123,11 +123,19 @@ export interface ChatClientEvents {
   delivered: [{ to: string; seq: number; text: string }];
   /** A peer's frame was refused (spec §7.2 refusals); `fatal` when the session failed because of it. */
   rejected: [{ from: string; error: ProtocolError; fatal: boolean }];
-  'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string }];
+  /** §8.5 step 3: a valid key that differs from the pin; `error` is KEY_CHANGED (§9). */
+  'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string; error: ProtocolError }];
   /** A non-fatal ERROR from the relay (NO_SUCH_PEER, or a refusal outside a request). */
   'relay-error': [{ error: ProtocolError }];
   /** The connection is gone: `failure` null after close()/leave(), else why; `undelivered` what never got acknowledged. */
   closed: [{ failure: ClientFailure | null; undelivered: Undelivered[] }];
+  /**
+   * A listener of `event` threw while the client delivered it (STYLE.md rule 13): the application's own
+   * error, never the relay's or a peer's; the connection and the sessions carry on. Without a listener
+   * for this event the error is thrown again outside the client (an uncaught exception, as Node reports
+   * an application's errors).
+   */
+  'listener-error': [{ event: keyof ChatClientEvents; error: unknown }];
 }
 
 interface Peer {
@@ -175,6 +183,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private pendingJoin: { room: string; resolve: (m: string[]) => void; reject: (e: ClientFailure) => void } | null = null;
   private pendingLeave: (() => void) | null = null;
   private settleWaiters = new Set<() => void>();
+  /** While a chunk from the relay is parsed: the events it produced, delivered once it is fully handled. */
+  private deferred: (() => void)[] | null = null;
 
   // Output pacing (token bucket) and keepalive.
   private readonly queue: Buffer[] = [];
@@ -390,8 +400,44 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   // ---- relay input ----
 
+  /**
+   * Events raised while the relay's bytes are parsed wait until the whole chunk is handled (state
+   * advanced, replies queued): a listener that throws is then the application's error, reported as
+   * `listener-error`, and never a reason to fail the relay connection (STYLE.md rule 13).
+   */
+  override emit<K>(event: K | keyof ChatClientEvents, ...args: K extends keyof ChatClientEvents ? ChatClientEvents[K] : never): boolean {
+    const now = (e: string | symbol | K, a: unknown[]) => (EventEmitter.prototype.emit as (e: unknown, ...a: unknown[]) => boolean).call(this, e, ...a);
+    if (this.deferred === null) return now(event, args);
+    this.deferred.push(() => {
+      try {
+        now(event, args);
+      } catch (error) {
+        if (event === 'listener-error' || this.listenerCount('listener-error') === 0) {
+          queueMicrotask(() => {
+            throw error;
+          });
+        } else now('listener-error', [{ event, error }]);
+      }
+    });
+    return this.listenerCount(event as string) > 0;
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state === 'CLOSED') return;
+    const outer = this.deferred;
+    this.deferred ??= [];
+    try {
+      this.parse(chunk);
+    } finally {
+      if (outer === null) {
+        const events = this.deferred;
+        this.deferred = null;
+        for (const deliver of events) deliver();
+      }
+    }
+  }
+
+  private parse(chunk: Buffer): void {
     try {
       for (const body of this.reader.push(chunk)) {
         this.onFrame(decodeFrame(body, 'relay'));
@@ -564,7 +610,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: peer.verified, firstSeen: check.status === 'new' });
     if (check.status === 'changed') {
       peer.blocked = true;
-      this.emit('key-changed', { nick, pinnedFingerprint: check.pinnedFingerprint, offeredFingerprint: check.offeredFingerprint });
+      this.emit('key-changed', {
+        nick,
+        pinnedFingerprint: check.pinnedFingerprint,
+        offeredFingerprint: check.offeredFingerprint,
+        error: new ProtocolError('KEY_CHANGED', `the key offered for ${nick} differs from its pin`),
+      });
       return;
     }
     if (this.pending.length > 0) {

@@ -143,6 +143,7 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
   const kc = await changed;
   t.equal(kc.nick, 'bob');
   t.not(kc.pinnedFingerprint, kc.offeredFingerprint, 'both fingerprints are named');
+  t.equal(kc.error.errorName, 'KEY_CHANGED', 'reported as KEY_CHANGED (§8.5, §9)');
   t.same(alice.members().map((m) => m.status), ['key-changed']);
   t.same(alice.send('for the real bob only'), [], 'nothing is sent to the changed key');
   t.same(alice.undelivered(), [], 'nor kept for later: the text is not queued for whoever comes next');
@@ -447,4 +448,35 @@ t.test('leave() while members come and go: traffic after LEAVE is ignored, not a
   await leaving;
   t.equal(failure, null, 'a closed cleanly');
   t.same(a.send('after leaving'), [], 'send() after leave() is a no-op');
+});
+
+t.test("a 'text' listener that throws is the application's error: reported as listener-error, connection and session survive", async (t) => {
+  const s = await relay(t);
+  const alice = client(t, s.port, 'alice');
+  const bob = client(t, s.port, 'bob');
+  await inRoom(alice, 'throwing');
+  const established = next(alice, 'established');
+  await inRoom(bob, 'throwing');
+  await established;
+  const boom = new Error('bug in the application');
+  let throws = 1;
+  alice.on('text', () => {
+    if (throws-- > 0) throw boom;
+  });
+  const reported = next(alice, 'listener-error');
+  let closed = false;
+  alice.on('closed', () => (closed = true));
+  bob.send('first');
+  const r = await reported;
+  t.equal(r.event, 'text', 'the event whose listener threw');
+  t.equal(r.error, boom, 'the exception the listener threw');
+  // The session and the connection carry on: the next text arrives, and is acknowledged to bob.
+  const second = next(alice, 'text');
+  const delivered = next(bob, 'delivered', (d) => d.text === 'second');
+  bob.send('second');
+  t.equal((await second).text, 'second', 'a later text still arrives');
+  t.equal((await delivered).to, 'alice', 'and is acknowledged');
+  t.notOk(closed, 'alice saw no closed event');
+  t.notOk(alice.closed, 'the relay connection is still open');
+  t.same(alice.members().map((m) => m.status), ['established'], 'the session with bob is still established');
 });
