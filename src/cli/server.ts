@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LIMITS } from '../protocol/limits.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
+import { parseRedisUrl, RedisCluster } from '../cluster/redis.js';
 import { DEFAULT_WEB_ROOT, startWeb, type WebListener } from '../server/web.js';
 
 const DEFAULT_PORT = 55555;
@@ -63,6 +64,7 @@ function usage(): string {
     '  --host ADDR'.padEnd(36) + 'address to listen on (default 127.0.0.1)',
     ...rows,
     '  --registry FILE'.padEnd(36) + `nickname registry, SQLite (default ${defaultRegistryPath()})`,
+    '  --redis redis://HOST:PORT[/DB]'.padEnd(36) + 'cluster mode: rooms and nicknames shared with other relays through Redis',
     '  --web-port N'.padEnd(36) + 'also serve the browser client and a WebSocket endpoint on this port (0: any free)',
     '  --web-allow-origin ORIGIN'.padEnd(36) + 'another origin allowed to use the WebSocket endpoint (repeatable)',
     '  --web-insecure'.padEnd(36) + 'allow plain HTTP on an address that is not loopback',
@@ -83,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     host: { type: 'string' },
     registry: { type: 'string' },
+    redis: { type: 'string' },
     'web-port': { type: 'string' },
     'web-allow-origin': { type: 'string', multiple: true },
     'web-insecure': { type: 'boolean' },
@@ -123,6 +126,15 @@ export async function run(argv: string[]): Promise<number> {
   } else if (values['web-allow-origin'] !== undefined || values['web-insecure'] !== undefined || values['web-root'] !== undefined) {
     return fail('--web-allow-origin, --web-insecure and --web-root need --web-port');
   }
+  const redisUrl = values['redis'];
+  if (typeof redisUrl === 'string') {
+    if (typeof values['registry'] === 'string') return fail('--registry and --redis exclude each other (the cluster keeps nicknames in Redis)');
+    try {
+      parseRedisUrl(redisUrl);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+  }
   opts.host = host;
   opts.registry = registry;
   opts.log = (event) => {
@@ -130,9 +142,17 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   let server;
+  let cluster: RedisCluster<object> | undefined;
   try {
+    if (typeof redisUrl === 'string') {
+      // Cluster mode (spec/CLUSTER.md): the relay closes the engine with itself.
+      cluster = await RedisCluster.connect<object>(redisUrl, { maxRoomSize: opts.maxRoomSize!, log: opts.log });
+      opts.registry = cluster;
+      opts.rooms = cluster;
+    }
     server = await startServer(opts);
   } catch (e) {
+    await cluster?.close();
     process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
     return 1;
   }

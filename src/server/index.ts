@@ -16,6 +16,7 @@ import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../
 import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { RoomManager } from '../room/index.js';
+import type { RoomEngine } from '../room/engine.js';
 import { addressKey } from './address.js';
 import { deliverWire } from './deliver.js';
 import { SqliteRegistry, type Registry } from './registry.js';
@@ -37,6 +38,11 @@ export interface ServerOptions {
    * a worker thread and closed with the relay; or a `Registry` the caller opened (and closes itself).
    */
   registry?: string | Registry;
+  /**
+   * Where rooms live: omitted, in this process (RoomManager); or an engine shared by several relays
+   * (src/cluster, spec/CLUSTER.md), which the relay closes with itself.
+   */
+  rooms?: RoomEngine<object>;
   /** Milliseconds from accept to WELCOME (default HANDSHAKE_TIMEOUT_MS). */
   handshakeTimeoutMs?: number;
   /** Milliseconds without a frame before TIMEOUT, announced as WELCOME.idle_ms (default IDLE_TIMEOUT_MS). */
@@ -107,6 +113,7 @@ interface Config {
   port: number;
   maxRoomSize: number;
   registry: string | Registry;
+  rooms: RoomEngine<object> | undefined;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
   maxConnections: number;
@@ -169,6 +176,7 @@ function resolveConfig(o: ServerOptions): Config {
     port: intOption('port', o.port, 0, 0, 65535),
     maxRoomSize: intOption('maxRoomSize', o.maxRoomSize, LIMITS.DEFAULT_ROOM_SIZE, 2, MAX_LISTABLE_ROOM_SIZE),
     registry: o.registry ?? ':memory:',
+    rooms: o.rooms,
     handshakeTimeoutMs: intOption('handshakeTimeoutMs', o.handshakeTimeoutMs, LIMITS.HANDSHAKE_TIMEOUT_MS, 1, 2 ** 31 - 1),
     idleTimeoutMs: intOption('idleTimeoutMs', o.idleTimeoutMs, LIMITS.IDLE_TIMEOUT_MS, 1, 2 ** 31 - 1),
     maxConnections: intOption('maxConnections', o.maxConnections, LIMITS.MAX_CONNECTIONS, 1, M),
@@ -242,6 +250,8 @@ class Relay implements RelayServer {
   port = 0;
   private readonly server: Server;
   private readonly rooms: RoomManager<Connection>;
+  /** Set in cluster mode: rooms, fan-out and delivery go through it instead of `rooms`. */
+  private readonly engine: RoomEngine<Connection> | undefined;
   private readonly ownsRegistry: boolean;
   private readonly conns = new Set<Connection>();
   private readonly refusing = new Set<RelayStream>();
@@ -266,6 +276,12 @@ class Relay implements RelayServer {
   ) {
     this.ownsRegistry = typeof cfg.registry === 'string';
     this.rooms = new RoomManager<Connection>(cfg.maxRoomSize);
+    this.engine = cfg.rooms as RoomEngine<Connection> | undefined;
+    this.engine?.attach({
+      write: (conn, wire) => this.guard(conn, () => this.write(conn, wire)),
+      lost: (reason) => this.guard(undefined, () => this.onEngineLost(reason)),
+      restored: () => this.log({ event: 'rooms_available' }),
+    });
     this.server = createServer({ noDelay: true }, (s) => {
       try {
         this.onConnection(s);
@@ -331,7 +347,7 @@ class Relay implements RelayServer {
     return {
       connections: this.conns.size,
       authenticated: this.authenticated,
-      rooms: this.rooms.roomCount,
+      rooms: this.engine?.localRooms() ?? this.rooms.roomCount,
       framesIn: this.framesIn,
       framesRelayed: this.framesRelayed,
       errors: { ...this.errorCounts },
@@ -397,6 +413,17 @@ class Relay implements RelayServer {
     this.log({ event: 'connect', conn: conn.id, addr: remote, port: socket.remotePort });
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('close', () => this.guard(conn, () => this.onClose(conn)));
+    // Cluster mode without its store: no new work is taken, and the client is told why.
+    if (this.engine !== undefined && !this.engine.available) this.refuse(conn, 'SERVER_SHUTDOWN', 'cluster store unavailable');
+  }
+
+  /** The room engine lost its store: every connection is closed with SERVER_SHUTDOWN rather than diverge. */
+  private onEngineLost(reason: string): void {
+    this.log({ event: 'rooms_unavailable', reason, connections: this.conns.size });
+    for (const conn of [...this.conns]) {
+      conn.room = undefined; // the engine already forgot its members
+      this.refuse(conn, 'SERVER_SHUTDOWN', 'cluster store unavailable');
+    }
   }
 
   // ---- input ---------------------------------------------------------------------------------------
@@ -557,12 +584,15 @@ class Relay implements RelayServer {
       case 'AUTH':
         return this.onAuth(conn, f);
       case 'JOIN':
+        if (this.engine !== undefined) return this.onEngineJoin(this.engine, conn, f);
         this.onJoin(conn, f);
         return undefined;
       case 'SEND':
+        if (this.engine !== undefined) return this.onEngineSend(this.engine, conn, f);
         this.onSend(conn, f);
         return undefined;
       case 'LEAVE':
+        if (this.engine !== undefined) return this.onEngineLeave(this.engine, conn);
         this.onLeave(conn);
         return undefined;
       case 'PING':
@@ -629,6 +659,33 @@ class Relay implements RelayServer {
     for (const m of others) this.write(m.handle, joined);
   }
 
+  // Cluster mode (spec/CLUSTER.md): the same rows of §7.1, with the engine deciding and fanning out.
+
+  private async onEngineJoin(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'JOIN'>): Promise<void> {
+    const nick = conn.nick!;
+    await engine.join(f.room, nick, conn.spki!, conn, (others) => {
+      conn.room = f.room;
+      this.log({ event: 'join', conn: conn.id, nick, room: f.room, members: others.length + 1 });
+      // The engine has published PEER_JOINED to the others in the step that added the member.
+      this.send(conn, frame('JOINED', { room: f.room, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
+    });
+    // Closed while the join was in flight: the member it added leaves again at once.
+    if (conn.closing) this.leaveRoom(conn, 'disconnect');
+  }
+
+  private async onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> {
+    await engine.send(conn, f.to, f.body); // NO_SUCH_PEER
+    this.framesRelayed++;
+  }
+
+  private async onEngineLeave(engine: RoomEngine<Connection>, conn: Connection): Promise<void> {
+    const room = conn.room;
+    conn.room = undefined;
+    await engine.leave(conn);
+    this.log({ event: 'leave', conn: conn.id, nick: conn.nick, room, reason: 'leave' });
+    if (!conn.closing) this.send(conn, frame('LEFT', {}));
+  }
+
   private onSend(conn: Connection, f: FrameOf<'SEND'>): void {
     const room = conn.room!;
     const to = f.to === conn.nick ? undefined : this.rooms.member(room, f.to);
@@ -648,6 +705,11 @@ class Relay implements RelayServer {
     const room = conn.room;
     if (room === undefined || conn.nick === undefined) return;
     conn.room = undefined;
+    if (this.engine !== undefined) {
+      this.log({ event: 'leave', conn: conn.id, nick: conn.nick, room, reason: why });
+      void this.engine.leave(conn);
+      return;
+    }
     const rest = this.rooms.leave(room, conn.nick);
     this.log({ event: 'leave', conn: conn.id, nick: conn.nick, room, reason: why, remaining: rest.length });
     if (rest.length === 0) return;
@@ -807,6 +869,7 @@ class Relay implements RelayServer {
       await drained;
       await stopped;
       if (this.ownsRegistry) await this.registry.close();
+      await this.engine?.close();
       this.log({ event: 'stopped' });
     })();
     return this.closePromise;

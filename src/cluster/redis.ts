@@ -1,0 +1,358 @@
+/**
+ * Cluster mode (spec/CLUSTER.md): relays share rooms, nicknames and delivery through one Redis. This
+ * module is the relay's RoomEngine and Registry for it; the invariants live in the Lua scripts of
+ * ./scripts.ts, each one atomic step, and model/cluster.pml checks the same steps.
+ *
+ * Delivery: every relay subscribes to its own channel; the scripts publish PEER_JOINED, PEER_LEFT and
+ * DELIVER to the channel of the addressee's relay in the same step that checks membership, so one
+ * subscriber connection sees them in the order Redis decided them (in order per sender, each once).
+ * An event carries the addressee's membership token: a relay writes it only to the connection holding
+ * that token now, holds it while that connection's JOIN reply is still in flight (JOINED goes first),
+ * and drops it otherwise (the member left: nothing is delivered after LEFT).
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { encodeWire, frame } from '../codec/index.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { EngineMember, RoomEngine, RoomSink } from '../room/engine.js';
+import { deliverWire } from '../server/deliver.js';
+import { sameKey, type BindResult, type Registry } from '../server/registry.js';
+import { scriptSource, SCRIPTS } from './scripts.js';
+import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
+
+/** Most events held for one connection while its JOIN reply is in flight; past it the join fails. */
+const MAX_PENDING_EVENTS = 1024;
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+  db: number;
+}
+
+/** Parses `redis://HOST:PORT[/DB]` strictly (no user, password, query or fragment). */
+export function parseRedisUrl(s: string): RedisAddress {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new RangeError(`--redis: expected redis://HOST:PORT[/DB], got '${s}'`);
+  }
+  const db = u.pathname === '' || u.pathname === '/' ? '0' : u.pathname.slice(1);
+  if (u.protocol !== 'redis:' || u.hostname === '' || u.port === '' || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '' || !/^[0-9]{1,2}$/.test(db)) {
+    throw new RangeError(`--redis: expected redis://HOST:PORT[/DB], got '${s}'`);
+  }
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return { host, port: Number(u.port), db: Number(db) };
+}
+
+export interface ClusterOptions {
+  /** Members per room, the relay's room_size. */
+  maxRoomSize: number;
+  heartbeatMs?: number;
+  presenceTtlMs?: number;
+  reapIntervalMs?: number;
+  log?: (event: Record<string, unknown>) => void;
+}
+
+interface Local<H> {
+  handle: H;
+  nick: string;
+  room: string;
+  token: string;
+  /** Events that arrived before JOINED was written; undefined once active. */
+  pending: Buffer[] | undefined;
+}
+
+type Call = (...args: (string | Buffer | number)[]) => Promise<unknown>;
+
+/** RoomEngine and Registry over one Redis (standalone, Redis 7). */
+export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
+  readonly relayId: string;
+  private relayEpoch: string;
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  private sink: RoomSink<H> | undefined;
+  private readonly byHandle = new Map<H, Local<H>>();
+  private readonly byToken = new Map<string, Local<H>>();
+  private nextToken = 1;
+  private timers: NodeJS.Timeout[] = [];
+  /** Leave scripts in flight: close() waits for them so a clean shutdown leaves no member behind. */
+  private readonly leaving = new Set<Promise<unknown>>();
+  private up = false;
+  private closed = false;
+  private readonly heartbeatMs: number;
+  private readonly ttlMs: number;
+  private readonly reapMs: number;
+
+  private constructor(
+    addr: RedisAddress,
+    private readonly opts: ClusterOptions,
+  ) {
+    this.relayId = randomBytes(8).toString('hex');
+    this.relayEpoch = this.relayId;
+    this.heartbeatMs = opts.heartbeatMs ?? CLUSTER_TIMINGS.HEARTBEAT_MS;
+    this.ttlMs = opts.presenceTtlMs ?? CLUSTER_TIMINGS.PRESENCE_TTL_MS;
+    this.reapMs = opts.reapIntervalMs ?? CLUSTER_TIMINGS.REAP_INTERVAL_MS;
+    // No offline queue: while Redis is unreachable a command fails at once instead of waiting, so the
+    // relay refuses work rather than promising what it cannot keep.
+    const common = {
+      host: addr.host,
+      port: addr.port,
+      db: addr.db,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+      retryStrategy: (n: number) => Math.min(200 * n, 2000),
+    };
+    this.cmd = new Redis(common);
+    this.sub = new Redis(common);
+    for (const name of Object.keys(SCRIPTS) as ClusterScript[]) {
+      this.cmd.defineCommand(name.replaceAll('-', '_'), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
+    }
+    for (const c of [this.cmd, this.sub]) {
+      c.on('error', () => {
+        // Reported through 'close' below; ioredis reconnects on its own.
+      });
+      c.on('close', () => this.onLost('redis connection lost'));
+      c.on('ready', () => void this.onReady());
+    }
+    this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onMessage(message));
+  }
+
+  /** Connects both Redis connections, registers this relay's presence and starts its timers. */
+  static async connect<H extends object>(url: string, opts: ClusterOptions): Promise<RedisCluster<H>> {
+    const c = new RedisCluster<H>(parseRedisUrl(url), opts);
+    try {
+      await Promise.all([c.cmd.connect(), c.sub.connect()]);
+      await c.register();
+    } catch (e) {
+      c.cmd.disconnect();
+      c.sub.disconnect();
+      throw e;
+    }
+    c.timers.push(setInterval(() => void c.heartbeat(), c.heartbeatMs));
+    c.timers.push(setInterval(() => void c.reap(), c.reapMs));
+    for (const t of c.timers) t.unref();
+    return c;
+  }
+
+  private log(e: Record<string, unknown>): void {
+    try {
+      this.opts.log?.({ ts: new Date().toISOString(), ...e });
+    } catch {
+      // a failing log sink changes nothing here
+    }
+  }
+
+  private call(name: ClusterScript, buffer = false): Call {
+    const fn = (this.cmd as unknown as Record<string, Call>)[name.replaceAll('-', '_') + (buffer ? 'Buffer' : '')];
+    if (fn === undefined) throw new Error(`script ${name} not defined`);
+    return fn.bind(this.cmd);
+  }
+
+  private get aliveKey(): string {
+    return `e2ee:relay:${this.relayEpoch}:alive`;
+  }
+
+  /** Presence key and relay set entry; subscribes to this relay's channel. */
+  private async register(): Promise<void> {
+    await this.sub.subscribe(`e2ee:deliver:${this.relayEpoch}`);
+    await this.cmd.multi().set(this.aliveKey, '1', 'PX', this.ttlMs).sadd('e2ee:relays', this.relayEpoch).exec();
+    this.up = true;
+    this.log({ event: 'cluster_joined', relay: this.relayEpoch });
+  }
+
+  private async onReady(): Promise<void> {
+    if (this.up || this.closed || this.sink === undefined) return;
+    if (this.cmd.status !== 'ready' || this.sub.status !== 'ready') return;
+    // After a loss every local member was dropped; a new epoch leaves the old one's leftovers (if Redis
+    // kept them) to the reaper, which announces PEER_LEFT for them once its presence key expires.
+    try {
+      await this.sub.unsubscribe();
+      this.relayEpoch = `${this.relayId}-${randomBytes(4).toString('hex')}`;
+      await this.register();
+      this.sink.restored();
+    } catch {
+      // still down: the next 'ready' retries
+    }
+  }
+
+  /** The store failed: every local member is dropped and the relay told to stop taking work. */
+  private onLost(reason: string): void {
+    if (!this.up || this.closed) return;
+    this.up = false;
+    this.log({ event: 'cluster_unavailable', reason });
+    this.byHandle.clear();
+    this.byToken.clear();
+    this.sink?.lost(reason);
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!this.up) return;
+    try {
+      const ok = await this.call('refresh-relay-presence')(this.aliveKey, this.ttlMs);
+      if (ok !== 1) this.onLost('presence expired');
+    } catch {
+      this.onLost('heartbeat failed');
+    }
+  }
+
+  private async reap(): Promise<void> {
+    if (!this.up) return;
+    try {
+      const n = (await this.call('reap-dead-relays')()) as number;
+      if (n > 0) this.log({ event: 'cluster_reaped', members: n });
+    } catch {
+      // a failed reap is retried on the next tick; a lost store is reported by the heartbeat
+    }
+  }
+
+  // ---- pub/sub -------------------------------------------------------------------------------------
+
+  private onMessage(msg: Buffer): void {
+    const a = msg.indexOf(10);
+    const b = msg.indexOf(10, a + 1);
+    const c = msg.indexOf(10, b + 1);
+    if (a !== 1 || b < 0 || c < 0) return;
+    const token = msg.subarray(a + 1, b).toString('latin1');
+    const local = this.byToken.get(token);
+    if (local === undefined) return; // left (or never joined) here: nothing after LEFT
+    const nick = msg.subarray(b + 1, c).toString('latin1');
+    const payload = msg.subarray(c + 1);
+    let wire: Buffer;
+    switch (msg[0]) {
+      case 0x4a: // J
+        wire = encodeWire(frame('PEER_JOINED', { nick, key: new Uint8Array(payload) }));
+        break;
+      case 0x4c: // L
+        wire = encodeWire(frame('PEER_LEFT', { nick }));
+        break;
+      case 0x44: // D
+        wire = deliverWire(nick, payload);
+        break;
+      default:
+        return;
+    }
+    if (local.pending !== undefined) {
+      if (local.pending.length >= MAX_PENDING_EVENTS) return;
+      local.pending.push(wire);
+    } else {
+      this.sink?.write(local.handle, wire);
+    }
+  }
+
+  // ---- RoomEngine ----------------------------------------------------------------------------------
+
+  attach(sink: RoomSink<H>): void {
+    this.sink = sink;
+  }
+
+  get available(): boolean {
+    return this.up && !this.closed;
+  }
+
+  localRooms(): number {
+    return new Set([...this.byHandle.values()].map((l) => l.room)).size;
+  }
+
+  async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void> {
+    if (!this.available) throw new Error('cluster store unavailable');
+    const token = `${this.relayEpoch}.${this.nextToken++}`;
+    const local: Local<H> = { handle, nick, room, token, pending: [] };
+    this.byToken.set(token, local);
+    let reply: Buffer[];
+    try {
+      reply = (await this.call('join-if-room-has-space', true)(
+        `e2ee:room:${room}`,
+        this.aliveKey,
+        nick,
+        this.opts.maxRoomSize,
+        token,
+        this.relayEpoch,
+        room,
+        Buffer.from(key),
+      )) as Buffer[];
+    } catch (e) {
+      this.byToken.delete(token);
+      throw e;
+    }
+    const status = reply[0]?.toString('latin1');
+    if (status !== 'OK') {
+      this.byToken.delete(token);
+      if (status === 'NICK_IN_ROOM' || status === 'ROOM_FULL') throw new ProtocolError(status, `${nick} cannot join ${room}`);
+      throw new Error(`join: ${String(status)}`);
+    }
+    if (this.byToken.get(token) !== local) {
+      // The store was lost while the join was in flight: its member will be reaped.
+      throw new Error('cluster store lost during join');
+    }
+    const others: { seq: number; m: EngineMember }[] = [];
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      others.push({ seq: Number(reply[i]!.toString('latin1')), m: { nick: reply[i + 1]!.toString('latin1'), key: new Uint8Array(reply[i + 2]!) } });
+    }
+    others.sort((x, y) => x.seq - y.seq);
+    this.byHandle.set(handle, local);
+    joined(others.map((o) => o.m));
+    const held = local.pending ?? [];
+    local.pending = undefined;
+    for (const w of held) this.sink?.write(handle, w);
+  }
+
+  async send(handle: H, to: string, body: Uint8Array): Promise<void> {
+    const local = this.byHandle.get(handle);
+    if (local === undefined || !this.available) throw new Error('not a member here');
+    const r = (await this.call('deliver-if-member')(`e2ee:room:${local.room}`, local.nick, local.token, to, Buffer.from(body.buffer, body.byteOffset, body.length))) as string;
+    if (r === 'NO_SUCH_PEER') throw new ProtocolError('NO_SUCH_PEER', `${to} is not another member of this room`);
+    if (r !== 'OK') throw new Error(`send: ${r}`);
+  }
+
+  async leave(handle: H): Promise<void> {
+    const local = this.byHandle.get(handle);
+    if (local === undefined) return;
+    // Stop routing first: an event decided before the leave but arriving after it is dropped.
+    this.byHandle.delete(handle);
+    this.byToken.delete(local.token);
+    const p = this.call('leave-and-announce')(`e2ee:room:${local.room}`, local.nick, local.token, local.room).catch(() => {
+      // Store unreachable: the member stays until this relay's presence expires and it is reaped.
+    });
+    this.leaving.add(p);
+    await p;
+    this.leaving.delete(p);
+  }
+
+  // ---- Registry ------------------------------------------------------------------------------------
+
+  async bind(nick: string, spki: Uint8Array): Promise<BindResult> {
+    if (!this.available) throw new Error('cluster store unavailable');
+    const r = (await this.call('bind-nickname-if-free-or-same-key', true)(`e2ee:nick:${nick}`, Buffer.from(spki))) as [number, Buffer?];
+    if (r[0] === 1) return 'bound';
+    return r[1] !== undefined && sameKey(r[1], spki) ? 'known' : 'mismatch';
+  }
+
+  async lookup(nick: string): Promise<Uint8Array | undefined> {
+    const v = await this.cmd.getBuffer(`e2ee:nick:${nick}`);
+    return v === null ? undefined : new Uint8Array(v);
+  }
+
+  async count(): Promise<number> {
+    return Number((await this.cmd.get('e2ee:nicks')) ?? 0);
+  }
+
+  /** Leaves every local member (PEER_LEFT to the rest), removes this relay's presence, disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const t of this.timers) clearInterval(t);
+    const handles = [...this.byHandle.keys()];
+    await Promise.all(handles.map((h) => this.leave(h)));
+    await Promise.all([...this.leaving]);
+    this.closed = true;
+    try {
+      if (this.up) await this.cmd.multi().del(this.aliveKey).srem('e2ee:relays', this.relayEpoch).exec();
+    } catch {
+      // gone already: the key expires on its own
+    }
+    this.up = false;
+    this.cmd.disconnect();
+    this.sub.disconnect();
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The cluster's Lua scripts (spec/CLUSTER.md), one per invariant of CLUSTER_SCRIPTS and named after it.
+ * Each runs atomically in Redis: the check and the change of an invariant are one step, and the pub/sub
+ * messages a change causes are published in that same step, so every relay sees changes in one order.
+ *
+ * Keys: `e2ee:nick:<nick>` (binding: the SPKI bytes), `e2ee:nicks` (count of bindings),
+ * `e2ee:room:<room>` (hash nick -> "<seq> <relay> <token> <spki>"), `e2ee:seq` (join order),
+ * `e2ee:relays` (set of relay ids), `e2ee:relay:<id>:alive` (presence, PX TTL),
+ * `e2ee:relay:<id>:members` (set of "<room>\n<nick>"). Channel `e2ee:deliver:<id>` carries
+ * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload the key), L (PEER_LEFT) or
+ * D (DELIVER, payload the body). Scripts reach keys beyond KEYS: standalone Redis, not Redis Cluster.
+ */
+import type { ClusterScript } from './tables.js';
+
+/** Helpers shared by the scripts (prepended to each). */
+const PRELUDE = `
+local function fields(rec)
+  local p1 = string.find(rec, ' ', 1, true)
+  local p2 = string.find(rec, ' ', p1 + 1, true)
+  local p3 = string.find(rec, ' ', p2 + 1, true)
+  return string.sub(rec, 1, p1 - 1), string.sub(rec, p1 + 1, p2 - 1), string.sub(rec, p2 + 1, p3 - 1), string.sub(rec, p3 + 1)
+end
+local function remove_member(rk, room, nick, rec)
+  local _, relay, token = fields(rec)
+  redis.call('HDEL', rk, nick)
+  redis.call('SREM', 'e2ee:relay:' .. relay .. ':members', room .. '\\n' .. nick)
+  local rest = redis.call('HGETALL', rk)
+  for i = 1, #rest, 2 do
+    local _, r, t = fields(rest[i + 1])
+    redis.call('PUBLISH', 'e2ee:deliver:' .. r, 'L\\n' .. t .. '\\n' .. nick .. '\\n')
+  end
+end
+`;
+
+export const SCRIPTS: Record<ClusterScript, { keys: number; lua: string }> = {
+  // KEYS: nick key. ARGV: spki. Returns {1} when newly bound, else {0, stored key} (compared by the caller
+  // in constant time).
+  'bind-nickname-if-free-or-same-key': {
+    keys: 1,
+    lua: `
+local cur = redis.call('GET', KEYS[1])
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('INCR', 'e2ee:nicks')
+  return {1}
+end
+return {0, cur}
+`,
+  },
+  // KEYS: room hash, this relay's presence key. ARGV: nick, limit, token, relay id, room name, spki.
+  // Returns {'OK', seq1, nick1, key1, ...} listing the members before the add, or {code}.
+  'join-if-room-has-space': {
+    keys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'GONE'} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'NICK_IN_ROOM'} end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return {'ROOM_FULL'} end
+local all = redis.call('HGETALL', KEYS[1])
+local out = {'OK'}
+for i = 1, #all, 2 do
+  local seq, relay, token, key = fields(all[i + 1])
+  redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'J\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[6])
+  out[#out + 1] = seq
+  out[#out + 1] = all[i]
+  out[#out + 1] = key
+end
+local seq = redis.call('INCR', 'e2ee:seq')
+redis.call('HSET', KEYS[1], ARGV[1], seq .. ' ' .. ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[6])
+redis.call('SADD', 'e2ee:relay:' .. ARGV[4] .. ':members', ARGV[5] .. '\\n' .. ARGV[1])
+return out
+`,
+  },
+  // KEYS: room hash. ARGV: from nick, from token, to nick, body. Returns 'OK', 'NO_SUCH_PEER' or 'NOT_MEMBER'.
+  'deliver-if-member': {
+    keys: 1,
+    lua: `
+local me = redis.call('HGET', KEYS[1], ARGV[1])
+if not me then return 'NOT_MEMBER' end
+local _, _, mytoken = fields(me)
+if mytoken ~= ARGV[2] then return 'NOT_MEMBER' end
+if ARGV[3] == ARGV[1] then return 'NO_SUCH_PEER' end
+local rec = redis.call('HGET', KEYS[1], ARGV[3])
+if not rec then return 'NO_SUCH_PEER' end
+local _, relay, token = fields(rec)
+redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'D\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[4])
+return 'OK'
+`,
+  },
+  // KEYS: room hash. ARGV: nick, token, room name. Returns 1 when removed, 0 when not (already) a member.
+  'leave-and-announce': {
+    keys: 1,
+    lua: `
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then return 0 end
+local _, _, token = fields(rec)
+if token ~= ARGV[2] then return 0 end
+remove_member(KEYS[1], ARGV[3], ARGV[1], rec)
+return 1
+`,
+  },
+  // KEYS: presence key. ARGV: ttl ms. Returns 1, or 0 when the key is gone (this relay was reaped).
+  'refresh-relay-presence': {
+    keys: 1,
+    lua: `
+return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+`,
+  },
+  // No KEYS. Returns the number of members removed.
+  'reap-dead-relays': {
+    keys: 0,
+    lua: `
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', 'e2ee:relays')) do
+  if redis.call('EXISTS', 'e2ee:relay:' .. id .. ':alive') == 0 then
+    local mk = 'e2ee:relay:' .. id .. ':members'
+    for _, entry in ipairs(redis.call('SMEMBERS', mk)) do
+      local nl = string.find(entry, '\\n', 1, true)
+      local room = string.sub(entry, 1, nl - 1)
+      local nick = string.sub(entry, nl + 1)
+      local rk = 'e2ee:room:' .. room
+      local rec = redis.call('HGET', rk, nick)
+      if rec then
+        local _, relay = fields(rec)
+        if relay == id then
+          remove_member(rk, room, nick, rec)
+          n = n + 1
+        end
+      end
+    end
+    redis.call('DEL', mk)
+    redis.call('SREM', 'e2ee:relays', id)
+  end
+end
+return n
+`,
+  },
+};
+
+/** The full text of a script as loaded into Redis. */
+export function scriptSource(name: ClusterScript): string {
+  return PRELUDE + SCRIPTS[name].lua;
+}

@@ -1,0 +1,45 @@
+/**
+ * Where rooms live when they are not in this process (spec/CLUSTER.md): the relay calls a `RoomEngine`
+ * for JOIN, SEND and LEAVE when one is configured, and keeps its in-memory RoomManager otherwise. The
+ * engine owns fan-out: PEER_JOINED, PEER_LEFT and DELIVER for this relay's connections come back
+ * through `RoomSink.write`, in the order the engine decided them.
+ */
+
+/** A member as JOINED and PEER_JOINED show it (spec §6). */
+export interface EngineMember {
+  readonly nick: string;
+  /** DER SubjectPublicKeyInfo. */
+  readonly key: Uint8Array;
+}
+
+/** What the relay gives an engine: a way to write to one of its connections and to be told of failure. */
+export interface RoomSink<H> {
+  /** Writes a frame's wire bytes (length prefix and body) to connection `handle`. */
+  write(handle: H, wire: Buffer): void;
+  /** The engine can no longer keep its promises (store unreachable, presence lost): stop taking work. */
+  lost(reason: string): void;
+  /** The engine works again after `lost`. */
+  restored(): void;
+}
+
+export interface RoomEngine<H> {
+  /** Called once by the relay before any other method. */
+  attach(sink: RoomSink<H>): void;
+  /**
+   * Adds `handle` (nickname `nick`, key `key`) to `room`. On success calls `joined(others)` (the other
+   * members, in join order) before any event for `handle` reaches the sink, then resolves. Rejects with
+   * ProtocolError NICK_IN_ROOM or ROOM_FULL (checked in that order, atomically with the add), or another
+   * error when the engine failed.
+   */
+  join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void>;
+  /** Sends DELIVER{from: nick of handle, body} to member `to`; rejects with ProtocolError NO_SUCH_PEER. */
+  send(handle: H, to: string, body: Uint8Array): Promise<void>;
+  /** Removes `handle` from its room (no-op if it is in none); the rest get PEER_LEFT. Never rejects. */
+  leave(handle: H): Promise<void>;
+  /** Rooms with at least one member on this relay. */
+  localRooms(): number;
+  /** Whether the engine accepts work now. */
+  readonly available: boolean;
+  /** Leaves every local member, stops timers, disconnects. Idempotent. */
+  close(): Promise<void>;
+}
