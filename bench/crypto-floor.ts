@@ -17,6 +17,7 @@ import type { KeyObject } from 'node:crypto';
 import { hrtime } from 'node:process';
 import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
 import { Chain, messageAdFor, openMessage, pad, sealMessage, unpad } from '../src/crypto/schedule.js';
+import { nodeBackend, nodePrivateKey, nodePublicKey } from '../src/crypto/node.js';
 import { decodeFrame, encodeFrame, frame } from '../src/codec/index.js';
 
 const now = (): number => Number(hrtime.bigint()) / 1e6; // milliseconds, monotonic
@@ -34,10 +35,11 @@ function sends(events: readonly SessionEvent[]): Uint8Array[] {
 
 /** Two sessions of one room, established by pumping their handshake frames into each other. */
 export async function establishedPair(room: string, a: FloorIdentity, b: FloorIdentity): Promise<{ sender: PeerSession; receiver: PeerSession }> {
-  // `await` on every session call: the session is being made async (issue 11); awaiting a plain value
-  // costs a microtask, the same as the end-to-end path will pay.
-  const sender = new PeerSession({ room, self: a, peerNick: b.nick, peerKey: b.spki, role: 'initiator' });
-  const receiver = new PeerSession({ room, self: b, peerNick: a.nick, peerKey: a.spki, role: 'responder' });
+  // The node:crypto backend, as the end-to-end path uses in Node; every session call is awaited.
+  const c = nodeBackend;
+  const self = (x: FloorIdentity) => ({ nick: x.nick, key: nodePrivateKey(x.privateKey), spki: x.spki });
+  const sender = new PeerSession({ crypto: c, room, self: self(a), peerNick: b.nick, peerKey: nodePublicKey(b.spki), role: 'initiator' });
+  const receiver = new PeerSession({ crypto: c, room, self: self(b), peerNick: a.nick, peerKey: nodePublicKey(a.spki), role: 'responder' });
   let toReceiver = sends(await sender.start());
   for (let round = 0; round < 8 && (sender.state !== 'ESTABLISHED' || receiver.state !== 'ESTABLISHED'); round++) {
     const toSender: Uint8Array[] = [];
@@ -99,7 +101,7 @@ export async function measureFloor(
   };
   await loop(warmupMs);
   const r = await loop(durationMs);
-  const primitivesPerS = primitivesRate(text, warmupMs, durationMs);
+  const primitivesPerS = await primitivesRate(text, warmupMs, durationMs);
   return { msgsPerS: (r.n / r.ms) * 1000, primitivesPerS, messages: r.n, seconds: r.ms / 1000 };
 }
 
@@ -107,45 +109,46 @@ export async function measureFloor(
  * The per-message primitives of §8.3 without the session around them: for a TEXT and its ACK, each
  * side's chain step, pad + seal, open + unpad + inner decode, with the MSG framing. Messages per second.
  */
-export function primitivesRate(text: string, warmupMs: number, durationMs: number): number {
-  const key = () => Buffer.alloc(32, 7);
-  const ab = { send: new Chain(key()), recv: new Chain(key()) };
-  const ba = { send: new Chain(key()), recv: new Chain(key()) };
-  const adPrefix = Buffer.alloc(64, 1);
-  const one = (ts: number) => {
-    const msg = seal(ab.send, adPrefix, encodeFrame(frame('TEXT', { ts, text })));
-    const inner = open(ab.recv, adPrefix, msg);
+export async function primitivesRate(text: string, warmupMs: number, durationMs: number): Promise<number> {
+  const c = nodeBackend;
+  const key = () => new Uint8Array(32).fill(7);
+  const ab = { send: new Chain(c, key()), recv: new Chain(c, key()) };
+  const ba = { send: new Chain(c, key()), recv: new Chain(c, key()) };
+  const adPrefix = new Uint8Array(64).fill(1);
+  const one = async (ts: number) => {
+    const msg = await seal(ab.send, adPrefix, encodeFrame(frame('TEXT', { ts, text })));
+    const inner = await open(ab.recv, adPrefix, msg);
     if (inner.type !== 'TEXT') throw new Error('crypto floor: primitives lost the TEXT');
-    const ack = seal(ba.send, adPrefix, encodeFrame(frame('ACK', { upto: ab.recv.next - 1 })));
-    if (open(ba.recv, adPrefix, ack).type !== 'ACK') throw new Error('crypto floor: primitives lost the ACK');
+    const ack = await seal(ba.send, adPrefix, encodeFrame(frame('ACK', { upto: ab.recv.next - 1 })));
+    if ((await open(ba.recv, adPrefix, ack)).type !== 'ACK') throw new Error('crypto floor: primitives lost the ACK');
   };
-  const loop = (ms: number) => {
+  const loop = async (ms: number) => {
     const t0 = now();
     let n = 0;
     let t = t0;
     while (t - t0 < ms) {
-      for (let i = 0; i < 64; i++) one(n + i);
+      for (let i = 0; i < 64; i++) await one(n + i);
       n += 64;
       t = now();
     }
     return (n / (t - t0)) * 1000;
   };
-  loop(warmupMs);
+  await loop(warmupMs);
   return loop(durationMs);
 }
 
-function seal(chain: Chain, adPrefix: Uint8Array, inner: Uint8Array): Uint8Array {
+async function seal(chain: Chain, adPrefix: Uint8Array, inner: Uint8Array): Promise<Uint8Array> {
   const seq = chain.next;
-  const mk = chain.peekKey();
-  const ct = sealMessage(mk, seq, pad(inner), messageAdFor(adPrefix, seq));
-  chain.advance();
+  const mk = await chain.peekKey();
+  const ct = await sealMessage(nodeBackend, mk, seq, pad(inner), messageAdFor(adPrefix, seq));
+  await chain.advance();
   return encodeFrame(frame('MSG', { seq, ct }));
 }
 
-function open(chain: Chain, adPrefix: Uint8Array, body: Uint8Array) {
+async function open(chain: Chain, adPrefix: Uint8Array, body: Uint8Array) {
   const f = decodeFrame(body, 'e2e');
   if (f.type !== 'MSG') throw new Error(`crypto floor: expected MSG, got ${f.type}`);
-  const padded = openMessage(chain.peekKey(), f.seq, f.ct, messageAdFor(adPrefix, f.seq));
-  chain.advance();
+  const padded = await openMessage(nodeBackend, await chain.peekKey(), f.seq, f.ct, messageAdFor(adPrefix, f.seq));
+  await chain.advance();
   return decodeFrame(unpad(padded), 'inner');
 }

@@ -14,6 +14,8 @@ import { hrtime } from 'node:process';
 import { decodeFrame, encodeWire, frame } from '../src/codec/index.js';
 import { oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../src/crypto/rsa.js';
 import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
+import type { RsaPrivateKey, RsaPublicKey } from '../src/crypto/backend.js';
+import { nodeBackend, nodePrivateKey, nodePublicKey } from '../src/crypto/node.js';
 import { ChatClient } from '../src/client/chat-client.js';
 import { Reservoir, checkReceived } from './harness.js';
 import { establishedPair, measureFloor, type FloorResult } from './crypto-floor.js';
@@ -392,10 +394,16 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     const idb = keyOf(b.spec.key);
     const pubA = createPublicKey({ key: Buffer.from(ida.spki), format: 'der', type: 'spki' });
     const pubB = createPublicKey({ key: Buffer.from(idb.spki), format: 'der', type: 'spki' });
+    // Each side's own key and the other's identity key, imported once (as a client does when a member
+    // joins); each iteration then times a fresh session pair from start() to both ESTABLISHED.
+    const keys = {
+      a: { self: nodePrivateKey(ida.privateKey), peer: nodePublicKey(idb.spki) },
+      b: { self: nodePrivateKey(idb.privateKey), peer: nodePublicKey(ida.spki) },
+    };
     const out: HandshakeResult = { handshakeMs: [], rsaMs: [] };
     for (let i = 0; i < args.iterations; i++) {
       out.rsaMs.push(rsaAlone(ida.privateKey, pubA, idb.privateKey, pubB));
-      out.handshakeMs.push(await oneHandshake(args.room, a, b));
+      out.handshakeMs.push(await oneHandshake(args.room, a, b, keys));
     }
     failIfAny();
     return out;
@@ -509,19 +517,27 @@ function rsaAlone(privA: KeyObject, pubA: KeyObject, privB: KeyObject, pubB: Key
 }
 
 /** One session establishment between a (responder) and b (initiator) through the relay: milliseconds. */
-function oneHandshake(room: string, a: { spec: SideSpec; conn: RawConn }, b: { spec: SideSpec; conn: RawConn }): Promise<number> {
+type SideKeys = { self: RsaPrivateKey; peer: RsaPublicKey };
+
+function oneHandshake(
+  room: string,
+  a: { spec: SideSpec; conn: RawConn },
+  b: { spec: SideSpec; conn: RawConn },
+  keys: { a: SideKeys; b: SideKeys },
+): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const t0 = now();
-    const mk = (self: { spec: SideSpec; conn: RawConn }, role: 'initiator' | 'responder') =>
+    const mk = (self: { spec: SideSpec; conn: RawConn }, k: SideKeys, role: 'initiator' | 'responder') =>
       new PeerSession({
+        crypto: nodeBackend,
         room,
-        self: { nick: self.spec.nick, privateKey: keyOf(self.spec.key).privateKey, spki: keyOf(self.spec.key).spki },
+        self: { nick: self.spec.nick, key: k.self, spki: keyOf(self.spec.key).spki },
         peerNick: self.spec.peer,
-        peerKey: keyOf(role === 'initiator' ? a.spec.key : b.spec.key).spki,
+        peerKey: k.peer,
         role,
       });
-    const sa = mk(a, 'responder');
-    const sb = mk(b, 'initiator');
+    const sa = mk(a, keys.a, 'responder');
+    const sb = mk(b, keys.b, 'initiator');
     let up = 0;
     const handle = (side: { spec: SideSpec; conn: RawConn }, events: SessionEvent[]) => {
       for (const ev of events) {
@@ -537,9 +553,11 @@ function oneHandshake(room: string, a: { spec: SideSpec; conn: RawConn }, b: { s
     };
     // DELIVER{from, body}: the body is the frame's last field; decode it through the strict codec.
     const bodyOf = (f: Buffer) => deliverBody(f);
-    a.conn.onBody = (f) => handle(a, sa.receive(bodyOf(f)));
-    b.conn.onBody = (f) => handle(b, sb.receive(bodyOf(f)));
-    handle(b, sb.start());
+    // Each session runs its steps in call order, so their results arrive in the order of the frames.
+    const fail = (e: unknown) => reject(e instanceof Error ? e : new Error(String(e)));
+    a.conn.onBody = (f) => void sa.receive(bodyOf(f)).then((ev) => handle(a, ev), fail);
+    b.conn.onBody = (f) => void sb.receive(bodyOf(f)).then((ev) => handle(b, ev), fail);
+    void sb.start().then((ev) => handle(b, ev), fail);
   });
 }
 

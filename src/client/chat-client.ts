@@ -28,8 +28,10 @@ import { clientTransition, errorInput, type ClientInput, type ClientState, type 
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { authMessage, parsePublicKey, pssSign } from '../crypto/rsa.js';
+import { authMessage, pssSign } from '../crypto/rsa.js';
 import { fingerprint, safetyNumber } from '../crypto/safety.js';
+import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backend.js';
+import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore } from './pins.js';
 
@@ -86,6 +88,8 @@ export interface ChatClientOptions {
   handshakeTimeoutMs?: number;
   /** Milliseconds from TCP connect to WELCOME before giving up (default HANDSHAKE_TIMEOUT_MS). */
   connectTimeoutMs?: number;
+  /** The cryptography of the end-to-end sessions (default node:crypto, src/crypto/node.ts). */
+  crypto?: CryptoBackend;
 }
 
 /** The limits the relay announced in WELCOME (spec §6). */
@@ -141,6 +145,13 @@ export interface ChatClientEvents {
 interface Peer {
   nick: string;
   spki: Uint8Array;
+  /** The identity key, imported once (the session gets this handle); null until imported. */
+  key: RsaPublicKey | null;
+  /**
+   * Everything done for this peer (key import, session steps, sends) runs as one chain, in arrival
+   * order: a session step may be asynchronous (WebCrypto), and a later frame must never overtake it.
+   */
+  chain: Promise<void>;
   role: 'initiator' | 'responder';
   session: PeerSession | null;
   blocked: boolean;
@@ -151,7 +162,7 @@ interface Peer {
   outbox: string[];
   /** Texts sent and not yet acknowledged, by seq. */
   unacked: Map<number, string>;
-  /** While blocked by a key change, the first few bodies (the peer's HS_INIT) kept for after /trust. */
+  /** While there is no session (blocked by a key change), the first few bodies (the peer's HS_INIT) kept for after /trust. */
   held: Uint8Array[];
   timer: NodeJS.Timeout | null;
 }
@@ -167,6 +178,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   readonly spki: Uint8Array;
   private readonly opts: ChatClientOptions;
   private readonly pins: PinStore;
+  private readonly crypto: CryptoBackend;
+  /** Our private key as a handle of `crypto`, imported once. */
+  private readonly sessionKey: Promise<RsaPrivateKey>;
   private socket: Socket | null = null;
   private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
   /** §7.4: the machine starts in AWAIT_CHALLENGE, entered when connect() sends HELLO. */
@@ -207,6 +221,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.spki = Uint8Array.from(opts.identity.spki);
     this.pins = opts.pins ?? PinStore.memory();
     this.serverName = opts.serverName ?? `${opts.host}:${opts.port}`;
+    this.crypto = opts.crypto ?? nodeBackend;
+    const own = opts.identity.privateKey;
+    this.sessionKey =
+      this.crypto === nodeBackend
+        ? Promise.resolve(nodePrivateKey(own))
+        : this.crypto.importPrivateKey(new Uint8Array(own.export({ format: 'der', type: 'pkcs8' })));
+    // A key the backend cannot take fails every session, each reported; never an unhandled rejection.
+    this.sessionKey.catch(() => {});
   }
 
   /** The limits of WELCOME, once connected. */
@@ -295,7 +317,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       if (peer.blocked || peer.badKey) continue;
       to.push(peer.nick);
       peer.outbox.push(text);
-      this.flushOutbox(peer);
+      this.later(peer, () => this.flushOutbox(peer));
     }
     // Alone in the room: keep it for whoever joins next. Members present but all blocked (changed or
     // bad key): it is sent to no one, and the empty result says so.
@@ -333,10 +355,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.pins.pin(this.serverName, nick, p.spki);
     p.blocked = false;
     p.verified = false;
-    this.openSession(p);
-    const held = p.held;
-    p.held = [];
-    for (const body of held) this.deliverToSession(p, body);
+    this.later(p, async () => {
+      await this.openSession(p);
+      const held = p.held;
+      p.held = [];
+      for (const body of held) await this.deliverToSession(p, body);
+    });
     return true;
   }
 
@@ -407,8 +431,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
    */
   override emit<K>(event: K | keyof ChatClientEvents, ...args: K extends keyof ChatClientEvents ? ChatClientEvents[K] : never): boolean {
     const now = (e: string | symbol | K, a: unknown[]) => (EventEmitter.prototype.emit as (e: unknown, ...a: unknown[]) => boolean).call(this, e, ...a);
-    if (this.deferred === null) return now(event, args);
-    this.deferred.push(() => {
+    const deliver = () => {
       try {
         now(event, args);
       } catch (error) {
@@ -418,7 +441,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           });
         } else now('listener-error', [{ event, error }]);
       }
-    });
+    };
+    // Outside the parse loop events come from a peer's step (src/handshake/session.ts is asynchronous):
+    // delivered at once, and a listener's throw is the application's error there too, never the step's.
+    if (this.deferred === null) deliver();
+    else this.deferred.push(deliver);
     return this.listenerCount(event as string) > 0;
   }
 
@@ -583,6 +610,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const peer: Peer = {
       nick,
       spki,
+      key: null,
+      chain: Promise.resolve(),
       role,
       session: null,
       blocked: false,
@@ -595,13 +624,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       timer: null,
     };
     this.peers.set(nick, peer);
+    this.later(peer, () => this.admitPeer(peer));
+  }
+
+  /** Imports the peer's key (once: the session gets this handle), checks the pins, and opens the session. */
+  private async admitPeer(peer: Peer): Promise<void> {
+    const { nick, spki } = peer;
     try {
-      parsePublicKey(spki);
+      peer.key = await this.crypto.importPublicKey(spki);
     } catch (e) {
       // §8.1: a client refuses to start a session with a key that is not a canonical RSA-2048 key.
       peer.badKey = true;
       this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: false, firstSeen: false });
-      this.emit('rejected', { from: nick, error: e as ProtocolError, fatal: true });
+      this.emit('rejected', { from: nick, error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e)), fatal: true });
       return;
     }
     // Issue 14: nothing is pinned on the relay's word; the key is pinned once a session proves it (established).
@@ -622,20 +657,46 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       peer.outbox.push(...this.pending);
       this.pending = [];
     }
-    this.openSession(peer);
+    await this.openSession(peer);
   }
 
-  private openSession(peer: Peer): void {
+  /**
+   * Runs `step` for `peer` after every earlier step for it, if the peer is still a member then. A throw
+   * (a listener's, or a bug: sessions never throw for peer input) ends the connection as INTERNAL_ERROR.
+   */
+  private later(peer: Peer, step: () => Promise<void> | void): void {
+    peer.chain = peer.chain.then(async () => {
+      if (this.closed || this.peers.get(peer.nick) !== peer) return;
+      try {
+        await step();
+      } catch (e) {
+        const err = e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e));
+        this.sendError(err);
+        this.fail(new ClientFailure('protocol', 'handling a peer frame failed', err));
+      }
+    });
+  }
+
+  private async openSession(peer: Peer): Promise<void> {
+    let self: RsaPrivateKey;
+    try {
+      self = await this.sessionKey;
+    } catch (e) {
+      this.emit('rejected', { from: peer.nick, error: new ProtocolError('INTERNAL_ERROR', `own key: ${String(e)}`), fatal: true });
+      return;
+    }
+    if (this.closed || this.peers.get(peer.nick) !== peer) return;
     const session = new PeerSession({
+      crypto: this.crypto,
       room: this.roomName!,
-      self: { nick: this.nick, privateKey: this.opts.identity.privateKey, spki: this.spki },
+      self: { nick: this.nick, key: self, spki: this.spki },
       peerNick: peer.nick,
-      peerKey: peer.spki,
+      peerKey: peer.key!,
       role: peer.role,
       ...(this.opts.psk ? { psk: this.opts.psk } : {}),
     });
     peer.session = session;
-    if (peer.role === 'initiator') this.handleSessionEvents(peer, guard(() => session.start()));
+    if (peer.role === 'initiator') await this.handleSessionEvents(peer, await guard(() => session.start()));
   }
 
   /**
@@ -647,7 +708,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (peer.timer !== null || session === null || (session.state !== 'AWAIT_RESP' && session.state !== 'AWAIT_FINISH')) return;
     peer.timer = setTimeout(() => {
       peer.timer = null;
-      if (peer.session === session && !peer.established) this.handleSessionEvents(peer, guard(() => session.timeout()));
+      this.later(peer, async () => {
+        if (peer.session === session && !peer.established) await this.handleSessionEvents(peer, await guard(() => session.timeout()));
+      });
     }, this.opts.handshakeTimeoutMs ?? LIMITS.E2E_HANDSHAKE_TIMEOUT_MS);
     peer.timer.unref();
   }
@@ -666,9 +729,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (peer.timer) clearTimeout(peer.timer);
     peer.timer = null;
     if (peer.session) {
-      // §7.2 peer_left: erase keys.
-      guard(() => (peer.session!.peerLeft(), []));
-      guard(() => (peer.session!.destroy(), []));
+      // §7.2 peer_left: erase keys (at once: a step still in flight then installs and reports nothing).
+      peer.session.peerLeft();
+      peer.session.destroy();
     }
     peer.session = null;
     peer.outbox = [];
@@ -678,21 +741,25 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private onDeliver(from: string, body: Uint8Array): void {
     const peer = this.peers.get(from);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `DELIVER from ${from}, not a member`);
-    if (peer.blocked) {
-      // No traffic with a changed key until trust(); keep the opening handshake frame for afterwards.
-      if (peer.held.length < MAX_HELD_BODIES) peer.held.push(Uint8Array.from(body));
-      return;
-    }
-    if (peer.session === null) return;
-    this.deliverToSession(peer, body);
+    const copy = Uint8Array.from(body);
+    this.later(peer, async () => {
+      if (peer.badKey) return;
+      if (peer.blocked || peer.session === null) {
+        // No traffic with a changed key until trust(); keep the opening handshake frame for afterwards.
+        if (peer.held.length < MAX_HELD_BODIES) peer.held.push(copy);
+        return;
+      }
+      await this.deliverToSession(peer, copy);
+    });
   }
 
-  private deliverToSession(peer: Peer, body: Uint8Array): void {
+  private async deliverToSession(peer: Peer, body: Uint8Array): Promise<void> {
     const session = peer.session!;
-    this.handleSessionEvents(peer, guard(() => session.receive(body)));
+    await this.handleSessionEvents(peer, await guard(() => session.receive(body)));
   }
 
-  private handleSessionEvents(peer: Peer, events: SessionEvent[]): void {
+  private async handleSessionEvents(peer: Peer, events: SessionEvent[]): Promise<void> {
+    if (this.closed || this.peers.get(peer.nick) !== peer) return;
     // Frames first: the session has already numbered them (an ACK takes the next seq), so a listener
     // that sends from inside a 'text' handler must find them on the wire ahead of its own message, or
     // the peer sees its message before the ACK and rejects it as OUT_OF_ORDER.
@@ -710,10 +777,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           peer.timer = null;
           // The safety number costs 2 x 5200 SHA-512: computed only when a listener reads it.
           const verified = peer.verified;
+          const compute = () => safetyNumber(this.nick, this.spki, peer.nick, peer.spki);
+          let number: string | undefined;
           this.emit('established', {
             nick: peer.nick,
             get safetyNumber(): string {
-              return ev.safetyNumber;
+              number ??= compute();
+              return number;
             },
             verified,
           });
@@ -735,23 +805,28 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           break;
       }
     }
-    if (peer.established) this.flushOutbox(peer);
+    if (peer.established) await this.flushOutbox(peer);
     else this.armHandshakeTimer(peer);
     this.wake();
   }
 
-  private flushOutbox(peer: Peer): void {
-    if (!peer.established || peer.session === null || peer.session.state !== 'ESTABLISHED') return;
+  /** Seals and sends the outbox in order; runs as a step of the peer's chain. */
+  private async flushOutbox(peer: Peer): Promise<void> {
     while (peer.outbox.length > 0) {
-      const text = peer.outbox.shift()!;
       const session = peer.session;
+      if (!peer.established || session === null || session.state !== 'ESTABLISHED') return;
+      const text = peer.outbox[0]!;
       let r: { seq: number; events: SessionEvent[] };
       try {
-        r = session.sendText(text, Date.now());
+        r = await session.sendText(text, Date.now());
       } catch (e) {
+        peer.outbox.shift();
         this.emit('rejected', { from: peer.nick, error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e)), fatal: false });
         continue;
       }
+      if (this.closed || this.peers.get(peer.nick) !== peer) return;
+      // Out of the outbox and into unacked in one step: settled() never sees the text in neither.
+      peer.outbox.shift();
       peer.unacked.set(r.seq, text);
       for (const ev of r.events) if (ev.kind === 'send') this.write(frame('SEND', { to: peer.nick, body: ev.body }));
       this.emit('sent', { to: peer.nick, seq: r.seq, text });
@@ -935,10 +1010,10 @@ function undeliveredOf(p: Peer): Undelivered[] {
   ];
 }
 
-/** Runs a session call; a throw (which a correct session never does on peer input) becomes a rejection. */
-function guard(f: () => SessionEvent[]): SessionEvent[] {
+/** Runs a session call; a rejection (which a correct session never gives for peer input) becomes a `rejected` event. */
+async function guard(f: () => Promise<SessionEvent[]>): Promise<SessionEvent[]> {
   try {
-    return f();
+    return await f();
   } catch (e) {
     return [{ kind: 'rejected', error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', `session: ${String(e)}`) }];
   }

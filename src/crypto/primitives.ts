@@ -1,6 +1,6 @@
 /**
- * The symmetric and Diffie-Hellman primitives of spec/PROTOCOL.md §8.1, as thin wrappers over node:crypto
- * (OpenSSL). Nothing here implements a primitive; these functions fix the parameters the protocol uses,
+ * The symmetric and Diffie-Hellman primitives of spec/PROTOCOL.md §8.1, as thin synchronous wrappers over
+ * node:crypto (OpenSSL), for Node callers (the keystore, the node:crypto backend of src/crypto/node.ts). Nothing here implements a primitive; these functions fix the parameters the protocol uses,
  * check lengths, and map every failure a peer can cause onto a ProtocolError code.
  */
 import {
@@ -18,15 +18,8 @@ import {
 } from 'node:crypto';
 import { ProtocolError } from '../protocol/errors.js';
 
-export const X25519_KEY_BYTES = 32;
-export const AEAD_KEY_BYTES = 32;
-export const AEAD_NONCE_BYTES = 12;
-export const AEAD_TAG_BYTES = 16;
-export const HASH_BYTES = 32;
-
-function expectLength(what: string, x: Uint8Array, n: number): void {
-  if (x.length !== n) throw new RangeError(`${what}: expected Uint8Array of length ${n}, got length=${x.length}`);
-}
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, X25519_KEY_BYTES, expectLength } from './backend.js';
+export { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, HASH_BYTES, X25519_KEY_BYTES } from './backend.js';
 
 /** SHA-256 of the concatenation of `parts`: 32 bytes. */
 export function sha256(...parts: Uint8Array[]): Buffer {

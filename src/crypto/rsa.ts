@@ -1,13 +1,13 @@
 /**
  * RSA identity keys: validation of a peer's public key, RSA-PSS signatures and RSA-OAEP key transport
- * (spec/PROTOCOL.md §8.1), all through node:crypto (OpenSSL).
+ * (spec/PROTOCOL.md §8.1), all through node:crypto (OpenSSL), synchronously. Node only (the relay, the
+ * keystore and the node:crypto backend of src/crypto/node.ts); the core goes through src/crypto/backend.ts.
  */
 import { constants, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, sign, verify, type KeyObject } from 'node:crypto';
 import { ProtocolError } from '../protocol/errors.js';
-
-export const RSA_MODULUS_BITS = 2048;
-export const RSA_PUBLIC_EXPONENT = 65537n;
-export const PSS_SALT_BYTES = 32;
+import { identityModulus } from './identity.js';
+import { PSS_SALT_BYTES, RSA_MODULUS_BITS } from './backend.js';
+export { PSS_SALT_BYTES, RSA_MODULUS_BITS } from './backend.js';
 
 /** An identity public key that has passed `parsePublicKey`: only that function makes one. */
 export interface PublicIdentity {
@@ -18,38 +18,21 @@ export interface PublicIdentity {
 
 /**
  * Parses a peer's identity key (DER SubjectPublicKeyInfo). Throws ProtocolError BAD_PUBLIC_KEY unless it
- * is a canonical RSA key with a 2048-bit modulus and exponent 65537 (spec §8.1).
+ * is a canonical RSA key with a 2048-bit modulus and exponent 65537 (spec §8.1; the check is on the bytes,
+ * src/crypto/identity.ts). The key is imported from its modulus as a JWK, which skips OpenSSL's DER decoder.
  */
 export function parsePublicKey(spki: Uint8Array): PublicIdentity {
-  // Validation costs more than the RSA operations of a handshake (OpenSSL 3's DER decoder and encoder);
-  // a key's bytes decide its result, so accepted keys are remembered, in a bounded map.
-  const id = Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength).toString('base64');
-  const hit = ACCEPTED.get(id);
-  // A fresh object and a fresh copy of the bytes each time: no caller can alter what another receives.
-  if (hit !== undefined) return { spki: Uint8Array.from(spki), key: hit } as unknown as PublicIdentity;
-  const parsed = parseUncached(spki);
-  if (ACCEPTED.size >= ACCEPTED_MAX) ACCEPTED.delete(ACCEPTED.keys().next().value as string);
-  ACCEPTED.set(id, parsed.key);
-  return parsed;
+  return { spki: Uint8Array.from(spki), key: publicKeyObject(spki) } as unknown as PublicIdentity;
 }
 
-const ACCEPTED = new Map<string, KeyObject>();
-const ACCEPTED_MAX = 1024;
-
-function parseUncached(spki: Uint8Array): PublicIdentity {
-  let key: KeyObject;
+/** The KeyObject of an identity key that passes §8.1; ProtocolError BAD_PUBLIC_KEY otherwise. */
+export function publicKeyObject(spki: Uint8Array): KeyObject {
+  const n = Buffer.from(identityModulus(spki)).toString('base64url');
   try {
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    return createPublicKey({ key: { kty: 'RSA', n, e: 'AQAB' }, format: 'jwk' });
   } catch {
-    throw new ProtocolError('BAD_PUBLIC_KEY', 'not a DER SubjectPublicKeyInfo');
+    throw new ProtocolError('BAD_PUBLIC_KEY', 'OpenSSL refused the RSA key');
   }
-  const d = key.asymmetricKeyDetails;
-  if (key.asymmetricKeyType !== 'rsa') throw new ProtocolError('BAD_PUBLIC_KEY', `key type ${String(key.asymmetricKeyType)}, expected rsa`);
-  if (d?.modulusLength !== RSA_MODULUS_BITS) throw new ProtocolError('BAD_PUBLIC_KEY', `modulus of ${String(d?.modulusLength)} bits, expected 2048`);
-  if (d.publicExponent !== RSA_PUBLIC_EXPONENT) throw new ProtocolError('BAD_PUBLIC_KEY', 'public exponent is not 65537');
-  const again = key.export({ format: 'der', type: 'spki' });
-  if (!again.equals(Buffer.from(spki))) throw new ProtocolError('BAD_PUBLIC_KEY', 'non-canonical DER encoding');
-  return { spki: Uint8Array.from(spki), key } as unknown as PublicIdentity;
 }
 
 /** Generates a fresh identity key pair (RSA-2048, e = 65537). */
@@ -94,16 +77,5 @@ export function oaepDecrypt(privateKey: KeyObject, ciphertext: Uint8Array, label
   }
 }
 
-/** `lp(x)` of spec §1: a 4-byte big-endian length, then the bytes (strings as UTF-8). */
-export function lp(x: Uint8Array | string): Buffer {
-  const b = typeof x === 'string' ? Buffer.from(x, 'utf8') : Buffer.from(x.buffer, x.byteOffset, x.length);
-  const out = Buffer.allocUnsafe(4 + b.length);
-  out.writeUInt32BE(b.length, 0);
-  b.copy(out, 4);
-  return out;
-}
-
-/** The message a client signs to authenticate to the relay (spec §7.3). */
-export function authMessage(nonce: Uint8Array, nick: string, spki: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from('e2ee-chat/1 auth', 'ascii'), lp(nonce), lp(nick), lp(spki)]);
-}
+export { lp } from './bytes.js';
+export { authMessage } from './identity.js';

@@ -1,28 +1,21 @@
 /**
- * Safety numbers and fingerprints (spec/PROTOCOL.md §8.4), after Signal's numeric fingerprints:
- * iterated SHA-512 over the identity key and the nickname, so that both clients of a pair show the
- * same 60 digits and a relay that substituted a key cannot make the two numbers agree.
+ * Safety numbers and fingerprints (spec/PROTOCOL.md §8.4), synchronously on node:crypto, for Node callers
+ * that need them at once (the pin store, the CLI). The formatting is src/crypto/fingerprint.ts's, which
+ * also computes the same through any CryptoBackend for the core.
  */
 import { createHash } from 'node:crypto';
-import { sha256 } from './primitives.js';
+import { SAFETY_ITERATIONS, SAFETY_VERSION, digitsOf, fingerprintOfHash, joinDigits } from './fingerprint.js';
 
-/** Iterations of SHA-512 in total (the first over version || key || nick, then 5199 over h || key). */
-export const SAFETY_ITERATIONS = 5200;
-const VERSION = Uint8Array.of(0x00, 0x00);
+export { SAFETY_ITERATIONS } from './fingerprint.js';
 
 /**
  * The 30 digits of one party (§8.4): h = SHA-512(0x0000 || key || nick), then h = SHA-512(h || key)
  * 5199 times; each of the first six 5-byte chunks of h, as a big-endian integer mod 100000, gives 5 digits.
  */
 export function partyDigits(nick: string, spki: Uint8Array): string {
-  let h = createHash('sha512').update(VERSION).update(spki).update(Buffer.from(nick, 'utf8')).digest();
+  let h = createHash('sha512').update(SAFETY_VERSION).update(spki).update(Buffer.from(nick, 'utf8')).digest();
   for (let i = 1; i < SAFETY_ITERATIONS; i++) h = createHash('sha512').update(h).update(spki).digest();
-  let out = '';
-  for (let c = 0; c < 6; c++) {
-    const v = h.readUIntBE(c * 5, 5) % 100000;
-    out += v.toString().padStart(5, '0');
-  }
-  return out;
+  return digitsOf(h);
 }
 
 /**
@@ -30,14 +23,10 @@ export function partyDigits(nick: string, spki: Uint8Array): string {
  * as 12 groups of 5 digits separated by single spaces (71 characters). Symmetric in its two parties.
  */
 export function safetyNumber(nickA: string, spkiA: Uint8Array, nickB: string, spkiB: Uint8Array): string {
-  const a = partyDigits(nickA, spkiA);
-  const b = partyDigits(nickB, spkiB);
-  const all = a <= b ? a + b : b + a;
-  return all.match(/\d{5}/g)!.join(' ');
+  return joinDigits(partyDigits(nickA, spkiA), partyDigits(nickB, spkiB));
 }
 
 /** The fingerprint of one identity key (§8.4): the first 16 bytes of SHA-256(SPKI DER), hex, 8 groups of 4 joined by ':'. */
 export function fingerprint(spki: Uint8Array): string {
-  const hex = sha256(spki).subarray(0, 16).toString('hex');
-  return hex.match(/[0-9a-f]{4}/g)!.join(':');
+  return fingerprintOfHash(createHash('sha256').update(spki).digest());
 }

@@ -1,7 +1,7 @@
 /**
  * node-forge as the independent second implementation of RSA-OAEP and RSA-PSS (issue 3): unlike
  * OpenSSL's API it takes a caller's OAEP seed and PSS salt, so vectors can fix them. Used only by the
- * vector generator/verifier and by tests, never by the chat runtime (runtime crypto is node:crypto).
+ * vector generator/verifier and by tests, never by the chat runtime (its crypto is a CryptoBackend).
  */
 import forge from 'node-forge';
 import type { SessionRsa } from '../handshake/session.js';
@@ -80,13 +80,13 @@ export function forgePssVerify(spki: Uint8Array, message: Uint8Array, signature:
 
 /**
  * The SessionRsa of PeerSession that draws its OAEP seed and PSS salt (32 bytes each) from the session's
- * `random`, making a whole handshake a function of its inputs (for vectors).
+ * `random`, making a whole handshake a function of its inputs (for vectors). `selfPkcs8` is the signing
+ * party's private key (a backend's key handle does not give its bytes back).
  */
-export const FORGE_RSA: SessionRsa = {
-  oaepEncrypt(publicKey, message, random) {
-    return forgeOaepEncrypt(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })), message, random(32));
-  },
-  pssSign(privateKey, message, random) {
-    return forgePssSign(new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' })), message, random(32));
-  },
-};
+export function forgeRsa(selfPkcs8: Uint8Array): SessionRsa {
+  const pkcs8 = Uint8Array.from(selfPkcs8);
+  return {
+    oaepEncrypt: (publicKey, message, random) => forgeOaepEncrypt(publicKey.spki, message, random(32)),
+    pssSign: (_privateKey, message, random) => forgePssSign(pkcs8, message, random(32)),
+  };
+}

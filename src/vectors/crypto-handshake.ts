@@ -7,11 +7,13 @@
 import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
 import { LIMITS } from '../protocol/limits.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
-import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
+import type { CryptoBackend } from '../crypto/backend.js';
+import { nodeBackend } from '../crypto/node.js';
+import { hmac } from '../crypto/primitives.js';
 import { chainStep, keySchedule, messageAd, pad, sealMessage, th0, th1, th2, th3, type SessionKeys } from '../crypto/schedule.js';
 import { clampScalar, fixedIdentity, type FixedIdentity, type FixedName } from './crypto-keys.js';
 export { clampScalar, isClamped } from './crypto-keys.js';
-import { FORGE_RSA } from './crypto-forge.js';
+import { forgeRsa } from './crypto-forge.js';
 
 /** One side's randomness, in the order PeerSession draws it: secret, X25519 scalar, OAEP seed, PSS salt. */
 export interface SideRandomness {
@@ -71,16 +73,17 @@ function sendBody(events: SessionEvent[]): Uint8Array | undefined {
   return e?.kind === 'send' ? e.body : undefined;
 }
 
-/** Runs the handshake of `s` with fixed randomness; stops at the first side that does not send. */
-export function runHandshake(s: HandshakeSetup): HandshakeRun {
+/** Runs the handshake of `s` with fixed randomness through backend `c`; stops at the first side that does not send. */
+export async function runHandshake(s: HandshakeSetup, c: CryptoBackend = nodeBackend): Promise<HandshakeRun> {
   const idI = fixedIdentity(s.initiator);
   const idR = fixedIdentity(s.responder);
-  const common = { room: s.room, rsa: FORGE_RSA };
+  const common = { room: s.room, crypto: c };
   const I = new PeerSession({
     ...common,
-    self: { nick: idI.nick, privateKey: idI.privateKey, spki: idI.spki },
+    rsa: forgeRsa(idI.pkcs8),
+    self: { nick: idI.nick, key: await c.importPrivateKey(idI.pkcs8), spki: idI.spki },
     peerNick: idR.nick,
-    peerKey: idR.spki,
+    peerKey: await c.importPublicKey(idR.spki),
     role: 'initiator',
     random: sideRandom(s.randI),
     ...(s.psk === undefined ? {} : { psk: s.psk }),
@@ -88,61 +91,67 @@ export function runHandshake(s: HandshakeSetup): HandshakeRun {
   const rPsk = s.responderPsk === undefined ? s.psk : (s.responderPsk ?? undefined);
   const R = new PeerSession({
     ...common,
-    self: { nick: idR.nick, privateKey: idR.privateKey, spki: idR.spki },
+    rsa: forgeRsa(idR.pkcs8),
+    self: { nick: idR.nick, key: await c.importPrivateKey(idR.pkcs8), spki: idR.spki },
     peerNick: idI.nick,
-    peerKey: idI.spki,
+    peerKey: await c.importPublicKey(idI.spki),
     role: 'responder',
     random: sideRandom(s.randR),
     ...(rPsk === undefined ? {} : { psk: rPsk }),
   });
-  const init = sendBody(I.start());
+  const init = sendBody(await I.start());
   if (init === undefined) throw new Error('initiator did not send HS_INIT');
-  const eventsR = R.receive(init);
+  const eventsR = await R.receive(init);
   const resp = sendBody(eventsR);
   if (resp === undefined) throw new Error('responder did not send HS_RESP');
-  const eventsI = I.receive(resp);
+  const eventsI = await I.receive(resp);
   const finish = sendBody(eventsI);
-  if (finish !== undefined) eventsR.push(...R.receive(finish));
+  if (finish !== undefined) eventsR.push(...(await R.receive(finish)));
   return { I, R, idI, idR, init, resp, finish, eventsI, eventsR };
 }
 
 /** Every intermediate value of §8.2, recomputed from the frames and the secrets (not from the sessions). */
 export interface Transcript {
-  th0: Buffer;
-  th1: Buffer;
-  th2: Buffer;
-  th3: Buffer;
-  dh: Buffer;
+  th0: Uint8Array;
+  th1: Uint8Array;
+  th2: Uint8Array;
+  th3: Uint8Array;
+  dh: Uint8Array;
   ephI: Uint8Array;
   ephR: Uint8Array;
   keys: SessionKeys;
 }
 
-export function recompute(s: HandshakeSetup, run: Pick<HandshakeRun, 'idI' | 'idR' | 'init' | 'resp'>, psk: Uint8Array | undefined = s.psk): Transcript {
+export async function recompute(
+  s: HandshakeSetup,
+  run: Pick<HandshakeRun, 'idI' | 'idR' | 'init' | 'resp'>,
+  psk: Uint8Array | undefined = s.psk,
+  c: CryptoBackend = nodeBackend,
+): Promise<Transcript> {
   const init = decodeFrame(run.init, 'e2e');
   const resp = decodeFrame(run.resp, 'e2e');
   if (init.type !== 'HS_INIT' || resp.type !== 'HS_RESP') throw new Error('not a handshake');
-  const t0 = th0(s.room, run.idI.nick, run.idI.spki, run.idR.nick, run.idR.spki);
-  const t1 = th1(t0, run.init);
-  const t2 = th2(t1, resp.eph, resp.ct);
-  const dh = x25519(x25519KeyPair(s.randR.eph).privateKey, init.eph);
-  const keys = keySchedule(s.randI.secret, s.randR.secret, dh, t2, psk);
-  return { th0: t0, th1: t1, th2: t2, th3: th3(t2, resp.sig, resp.mac), dh, ephI: init.eph, ephR: resp.eph, keys };
+  const t0 = await th0(c, s.room, run.idI.nick, run.idI.spki, run.idR.nick, run.idR.spki);
+  const t1 = await th1(c, t0, run.init);
+  const t2 = await th2(c, t1, resp.eph, resp.ct);
+  const dh = await c.x25519((await c.x25519KeyPair(s.randR.eph)).privateKey, init.eph);
+  const keys = await keySchedule(c, s.randI.secret, s.randR.secret, dh, t2, psk);
+  return { th0: t0, th1: t1, th2: t2, th3: await th3(c, t2, resp.sig, resp.mac), dh, ephI: init.eph, ephR: resp.eph, keys };
 }
 
 /** Direction of a message: initiator to responder (chain ck_IR) or back (ck_RI). */
 export type Direction = 'I->R' | 'R->I';
 
 /** The chain key after `n` steps of §8.3's ratchet: 32 bytes. */
-export function chainKeyAt(ck0: Uint8Array, n: number): Buffer {
-  let ck: Buffer = Buffer.from(ck0);
-  for (let i = 0; i < n; i++) ck = chainStep(ck).next;
+export async function chainKeyAt(ck0: Uint8Array, n: number, c: CryptoBackend = nodeBackend): Promise<Uint8Array> {
+  let ck: Uint8Array = Uint8Array.from(ck0);
+  for (let i = 0; i < n; i++) ck = (await chainStep(c, ck)).next;
   return ck;
 }
 
 /** mk_n of a direction (§8.3): 32 bytes. */
-export function messageKeyAt(keys: SessionKeys, dir: Direction, n: number): Buffer {
-  return chainStep(chainKeyAt(dir === 'I->R' ? keys.ckIR : keys.ckRI, n)).mk;
+export async function messageKeyAt(keys: SessionKeys, dir: Direction, n: number, c: CryptoBackend = nodeBackend): Promise<Uint8Array> {
+  return (await chainStep(c, await chainKeyAt(dir === 'I->R' ? keys.ckIR : keys.ckRI, n, c))).mk;
 }
 
 export interface SealOptions {
@@ -157,12 +166,20 @@ export interface SealOptions {
 }
 
 /** An encoded MSG body with `seq`, sealing `inner` (an encoded inner frame) as §8.3 says, or defectively. */
-export function sealMsg(keys: SessionKeys, names: { room: string; nickI: string; nickR: string }, dir: Direction, seq: number, inner: Uint8Array, o: SealOptions = {}): Uint8Array {
+export async function sealMsg(
+  keys: SessionKeys,
+  names: { room: string; nickI: string; nickR: string },
+  dir: Direction,
+  seq: number,
+  inner: Uint8Array,
+  o: SealOptions = {},
+  c: CryptoBackend = nodeBackend,
+): Promise<Uint8Array> {
   const n = o.keyIndex ?? seq;
   const [from, to] = dir === 'I->R' ? [names.nickI, names.nickR] : [names.nickR, names.nickI];
   const padded = o.padded ?? pad(inner);
   const ad = messageAd(keys.sid, o.sender ?? from, o.recipient ?? to, o.room ?? names.room, seq);
-  const ct = sealMessage(messageKeyAt(keys, dir, n), seq, padded, ad);
+  const ct = await sealMessage(c, await messageKeyAt(keys, dir, n, c), seq, padded, ad);
   if (ct.length < LIMITS.PAD_MIN_BYTES + 16 || ct.length > LIMITS.PAD_MAX_BYTES + 16) throw new RangeError('sealed size outside MSG.ct bounds');
   return encodeFrame(frame('MSG', { seq, ct }));
 }

@@ -13,7 +13,8 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
 import { PeerSession, type SessionEvent, type SessionRsa } from '../handshake/session.js';
-import { pssVerify } from '../crypto/rsa.js';
+import type { CryptoBackend } from '../crypto/backend.js';
+import { nodeBackend } from '../crypto/node.js';
 import { fromHex, toHex } from './hex.js';
 import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
 import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
@@ -33,38 +34,39 @@ type Step =
   | { deliver: string }
   | { send_text: { ts: number; text: string } };
 
-/** What a step produced, in vector terms. */
-function outcome(ev: SessionEvent[], state: string): Record<string, Json> {
+/** What a step of session `s` produced, in vector terms. */
+async function outcome(s: PeerSession, ev: SessionEvent[]): Promise<Record<string, Json>> {
   const o: Record<string, Json> = {};
   for (const e of ev) {
     if (e.kind === 'text') o['text'] = { seq: e.seq, ts: e.ts, text: e.text };
     else if (e.kind === 'send') o['send'] = toHex(e.body);
     else if (e.kind === 'delivered') o['delivered'] = e.seq;
     else if (e.kind === 'rejected') o['error'] = e.error.errorName;
-    else if (e.kind === 'established') o['safety_number'] = e.safetyNumber;
+    else if (e.kind === 'established') o['safety_number'] = await s.safetyNumber();
   }
-  o['state'] = state;
+  o['state'] = s.state;
   return o;
 }
 
-function apply(s: PeerSession, step: Step): Record<string, Json> {
-  if ('deliver' in step) return outcome(s.receive(fromHex(step.deliver, 'deliver')), s.state);
-  const { seq, events } = s.sendText(step.send_text.text, step.send_text.ts);
-  return { ...outcome(events, s.state), seq };
+async function apply(s: PeerSession, step: Step): Promise<Record<string, Json>> {
+  if ('deliver' in step) return outcome(s, await s.receive(fromHex(step.deliver, 'deliver')));
+  const { seq, events } = await s.sendText(step.send_text.text, step.send_text.ts);
+  return { ...(await outcome(s, events)), seq };
 }
 
-/** Rebuilds the recipient from the vector alone (node:crypto only) and runs the handshake frames. */
-function recipientFromSetup(su: Setup): { session: PeerSession; established: Record<string, Json> } {
+/** Rebuilds the recipient from the vector alone, with backend `c`, and runs the handshake frames through its session. */
+async function recipientFromSetup(su: Setup, c: CryptoBackend): Promise<{ session: PeerSession; established: Record<string, Json> }> {
+  // A consistency check of the vector itself (not of the backend under test): spki belongs to pkcs8.
   const privateKey = createPrivateKey({ key: Buffer.from(fromHex(su.recipient.pkcs8, 'pkcs8')), format: 'der', type: 'pkcs8' });
-  const publicKey = createPublicKey(privateKey);
-  if (toHex(publicKey.export({ format: 'der', type: 'spki' })) !== su.recipient.spki) throw new Error('recipient spki is not the public key of pkcs8');
+  if (toHex(createPublicKey(privateKey).export({ format: 'der', type: 'spki' })) !== su.recipient.spki) throw new Error('recipient spki is not the public key of pkcs8');
+  const publicKey = await c.importPublicKey(fromHex(su.recipient.spki, 'spki'));
   const resp = decodeFrame(fromHex(su.hs_resp, 'hs_resp'), 'e2e');
   if (resp.type !== 'HS_RESP') throw new Error('hs_resp is not an HS_RESP');
   // The recorded ct_R and sig_R stand in for bob's randomized RSA outputs; sig_R is checked here.
   const recorded: SessionRsa = {
     oaepEncrypt: () => resp.ct,
-    pssSign: (_k, message) => {
-      if (!pssVerify(publicKey, message, resp.sig)) throw new Error('recorded sig_R does not verify under the recipient key over this transcript');
+    pssSign: async (_k, message) => {
+      if (!(await c.pssVerify(publicKey, message, resp.sig))) throw new Error('recorded sig_R does not verify under the recipient key over this transcript');
       return resp.sig;
     },
   };
@@ -72,11 +74,12 @@ function recipientFromSetup(su: Setup): { session: PeerSession; established: Rec
   if (!isClamped(chunks[1]!)) throw new Error('recipient.eph must be a clamped X25519 scalar');
   let i = 0;
   const session = new PeerSession({
+    crypto: c,
     room: su.room,
     role: 'responder',
-    self: { nick: su.recipient.nick, privateKey, spki: fromHex(su.recipient.spki) },
+    self: { nick: su.recipient.nick, key: await c.importPrivateKey(fromHex(su.recipient.pkcs8, 'pkcs8')), spki: fromHex(su.recipient.spki) },
     peerNick: su.sender.nick,
-    peerKey: fromHex(su.sender.spki, 'sender spki'),
+    peerKey: await c.importPublicKey(fromHex(su.sender.spki, 'sender spki')),
     random: (n) => {
       const c = chunks[i++];
       if (c === undefined || c.length !== n) throw new Error('randomness not in the vector');
@@ -85,10 +88,10 @@ function recipientFromSetup(su: Setup): { session: PeerSession; established: Rec
     rsa: recorded,
     ...(su.psk === null ? {} : { psk: fromHex(su.psk, 'psk') }),
   });
-  const sent = session.receive(fromHex(su.hs_init, 'hs_init'));
+  const sent = await session.receive(fromHex(su.hs_init, 'hs_init'));
   const own = sent.find((e) => e.kind === 'send');
   if (own?.kind !== 'send' || toHex(own.body) !== su.hs_resp) throw new Error(`the rebuilt HS_RESP differs from the recorded one (${sent.map((e) => (e.kind === 'rejected' ? e.error.errorName : e.kind)).join(',')})`);
-  return { session, established: outcome(session.receive(fromHex(su.hs_finish, 'hs_finish')), session.state) };
+  return { session, established: await outcome(session, await session.receive(fromHex(su.hs_finish, 'hs_finish'))) };
 }
 
 interface StepSpec {
@@ -102,8 +105,8 @@ async function build(): Promise<VectorCase[]> {
   const f = await loadForge();
   const rnd = (side: string) => f.labelledRandomness(`passive/${side}`);
   const setup = { room: 'lobby', initiator: 'alice' as const, responder: 'bob' as const, randI: rnd('alice'), randR: rnd('bob') };
-  const run = f.runHandshake(setup);
-  const tr = f.recompute(setup, run);
+  const run = await f.runHandshake(setup);
+  const tr = await f.recompute(setup, run);
   const names = { room: 'lobby', nickI: 'alice', nickR: 'bob' };
   const su: Setup = {
     room: 'lobby',
@@ -114,7 +117,7 @@ async function build(): Promise<VectorCase[]> {
     hs_resp: toHex(run.resp),
     hs_finish: toHex(run.finish!),
   };
-  const msg = (seq: number, inner: Uint8Array, o: Parameters<typeof f.sealMsg>[5] = {}) => toHex(f.sealMsg(tr.keys, names, 'I->R', seq, inner, o));
+  const msg = async (seq: number, inner: Uint8Array, o: Parameters<typeof f.sealMsg>[5] = {}) => toHex(await f.sealMsg(tr.keys, names, 'I->R', seq, inner, o));
   const text = (seq: number, s: string) => msg(seq, f.textFrame(1767225600000 + seq, s));
   const padded = (len: number, inner: Uint8Array, lengthField = inner.length) => {
     const p = Buffer.alloc(len);
@@ -125,19 +128,20 @@ async function build(): Promise<VectorCase[]> {
   const hi = f.textFrame(1, 'hi');
   const nonzero = padded(256, hi);
   nonzero[200] = 0x01;
-  const t0 = text(0, 'first');
-  const t1 = text(1, 'second');
-  const t2 = text(2, 'third');
+  const t0 = await text(0, 'first');
+  const t1 = await text(1, 'second');
+  const t2 = await text(2, 'third');
   const flipped = Buffer.from(t1, 'hex');
   flipped[flipped.length - 20] = (flipped[flipped.length - 20] as number) ^ 0x04;
-  const steps: StepSpec[] = [
+  type Pending = Omit<StepSpec, 'step'> & { step: { deliver: string | Promise<string> } | { send_text: { ts: number; text: string } } };
+  const pendingSteps: Pending[] = [
     { id: 'passive_text_0', description: 'message 0, a TEXT: shown, and bob sends ACK{upto: 0} as its message 0', section: '§8.3', step: { deliver: t0 } },
     { id: 'passive_replay_0', description: 'message 0 again', section: '§8.3', step: { deliver: t0 } },
     { id: 'passive_reordered_2', description: 'message 2 before message 1', section: '§8.3', step: { deliver: t2 } },
     { id: 'passive_tampered_1', description: 'message 1 with one ciphertext bit flipped', section: '§8.3', step: { deliver: toHex(flipped) } },
     { id: 'passive_truncated_1', description: 'message 1 with its last byte cut off', section: '§4, §8.3', step: { deliver: t1.slice(0, -2) } },
     { id: 'passive_wrong_key_1', description: 'message 1 sealed with mk_5 instead of mk_1', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { keyIndex: 5 }) } },
-    { id: 'passive_reflected_1', description: 'message 1 sealed with the key of the other direction (bob to alice)', section: '§8.3', step: { deliver: toHex(f.sealMsg(tr.keys, names, 'R->I', 1, f.textFrame(1, 'x'), { sender: 'alice', recipient: 'bob' })) } },
+    { id: 'passive_reflected_1', description: 'message 1 sealed with the key of the other direction (bob to alice)', section: '§8.3', step: { deliver: f.sealMsg(tr.keys, names, 'R->I', 1, f.textFrame(1, 'x'), { sender: 'alice', recipient: 'bob' }).then(toHex) } },
     { id: 'passive_retargeted_1', description: 'message 1 whose AD names carol as recipient (re-targeted)', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { recipient: 'carol' }) } },
     { id: 'passive_wrong_sender_1', description: 'message 1 whose AD names mallory as sender', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { sender: 'mallory' }) } },
     { id: 'passive_wrong_room_1', description: 'message 1 whose AD names room "other"', section: '§8.3', step: { deliver: msg(1, f.textFrame(1, 'x'), { room: 'other' }) } },
@@ -159,11 +163,12 @@ async function build(): Promise<VectorCase[]> {
     { id: 'passive_handshake_again', description: 'the HS_INIT again, in ESTABLISHED: fails the session', section: '§7.2', step: { deliver: su.hs_init } },
     { id: 'passive_after_failed_15', description: 'message 15 after the session failed: not acted on', section: '§7.2', step: { deliver: text(15, 'too late') } },
   ];
-  const { session, established } = recipientFromSetup(su);
+  const steps: StepSpec[] = await Promise.all(pendingSteps.map(async (s) => ({ ...s, step: 'deliver' in s.step ? { deliver: await s.step.deliver } : s.step })));
+  const { session, established } = await recipientFromSetup(su, nodeBackend);
   const cases: VectorCase[] = [
     { id: 'passive_establish', description: 'bob (responder) completes the handshake from the recorded frames', section: '§8.2', setup: su as unknown as Json, expect: established },
   ];
-  for (const s of steps) cases.push({ id: s.id, description: s.description, section: s.section, ...s.step, expect: apply(session, s.step) });
+  for (const s of steps) cases.push({ id: s.id, description: s.description, section: s.section, ...s.step, expect: await apply(session, s.step) });
   return cases;
 }
 
@@ -183,9 +188,9 @@ export const passiveSuite: VectorSuite = {
       cases: await build(),
     };
   },
-  async verify(doc: unknown) {
+  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
     let session: PeerSession | undefined;
-    return verifyCases(doc, (c, i) => {
+    return verifyCases(doc, async (c, i) => {
       const allowed = i === 0 ? ['id', 'description', 'section', 'setup', 'expect'] : ['id', 'description', 'section', 'deliver', 'send_text', 'expect'];
       const extra = Object.keys(c).filter((k) => !allowed.includes(k));
       if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
@@ -195,13 +200,13 @@ export const passiveSuite: VectorSuite = {
         const su = c['setup'] as Record<string, unknown> | undefined;
         const keys = Object.keys(su ?? {}).sort().join();
         if (keys !== 'hs_finish,hs_init,hs_resp,psk,recipient,room,sender') return `setup fields ${keys}`;
-        const r = recipientFromSetup(c['setup'] as unknown as Setup);
+        const r = await recipientFromSetup(c['setup'] as unknown as Setup, backend);
         session = r.session;
         return diff(`${c.id}.expect`, c['expect'], r.established);
       }
       if (session === undefined) return 'no session (passive_establish failed)';
       const step = (c['deliver'] !== undefined ? { deliver: c['deliver'] } : { send_text: c['send_text'] }) as Step;
-      return diff(`${c.id}.expect`, c['expect'], apply(session, step));
+      return diff(`${c.id}.expect`, c['expect'], await apply(session, step));
     });
   },
 };

@@ -5,15 +5,17 @@
  * exactly one of `output` (every field must match) or `error` (a §9 code name).
  *
  * The randomized operations (RSA-OAEP encryption, RSA-PSS signing) are reproduced with node-forge from
- * the given seed / salt, and each result is also checked with node:crypto (decrypt / verify), so a case
- * holds only if two independent implementations agree.
+ * the given seed / salt, and each result is also checked with the backend under test (node:crypto, or
+ * WebCrypto with `vectors verify --crypto webcrypto`: decrypt / verify), so a case holds only if two
+ * independent implementations agree.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { ProtocolError } from '../protocol/errors.js';
-import { oaepDecrypt, parsePublicKey, pssVerify } from '../crypto/rsa.js';
-import { aeadOpen, aeadSeal, hkdf, hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
+import type { CryptoBackend } from '../crypto/backend.js';
+import { fingerprintOf, safetyNumberOf } from '../crypto/fingerprint.js';
+import { nodeBackend } from '../crypto/node.js';
+import { aeadSeal, hmac, x25519KeyPair } from '../crypto/primitives.js';
 import { Chain, messageAd, messageNonce, pad, pskKey, unpad } from '../crypto/schedule.js';
-import { fingerprint, safetyNumber } from '../crypto/safety.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, REFUSED_SPKI, fixedIdentity } from './crypto-keys.js';
 import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
@@ -26,51 +28,56 @@ type Result = { output: Record<string, Json> } | { error: string };
 const h = (v: Json | undefined, where: string): Uint8Array => fromHex(v, where);
 const label = (tag: string): Uint8Array => hmac(Buffer.from('e2ee-chat/1 vector randomness', 'ascii'), Buffer.from(tag, 'utf8'));
 
-/** Runs one operation with the runtime code (forge only where fixed randomness is needed). */
-function runOp(op: string, i: Input, forge: Forge): Result {
+/** The SPKI of a PKCS#8 key (a consistency helper of the vectors, not an operation under test). */
+function spkiOfPkcs8(pkcs8: Uint8Array): Uint8Array {
+  return new Uint8Array(createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' }));
+}
+
+/** Runs one operation with the runtime code of backend `c` (forge only where fixed randomness is needed). */
+async function runOp(op: string, i: Input, forge: Forge, c: CryptoBackend): Promise<Result> {
   try {
     switch (op) {
       case 'rsa_oaep_encrypt': {
         const ct = forge.forgeOaepEncrypt(h(i['spki'], 'spki'), h(i['message'], 'message'), h(i['seed'], 'seed'));
-        const back = oaepDecrypt(createPrivateKey({ key: Buffer.from(h(i['pkcs8'], 'pkcs8')), format: 'der', type: 'pkcs8' }), ct);
-        if (toHex(back) !== i['message']) throw new Error('node:crypto does not decrypt what forge encrypted');
+        const back = await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), ct);
+        if (toHex(back) !== i['message']) throw new Error(`${c.name} does not decrypt what forge encrypted`);
         return { output: { ct: toHex(ct) } };
       }
       case 'rsa_oaep_decrypt':
-        return { output: { message: toHex(oaepDecrypt(createPrivateKey({ key: Buffer.from(h(i['pkcs8'], 'pkcs8')), format: 'der', type: 'pkcs8' }), h(i['ct'], 'ct'))) } };
+        return { output: { message: toHex(await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), h(i['ct'], 'ct'))) } };
       case 'rsa_pss_sign': {
         const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), h(i['message'], 'message'), h(i['salt'], 'salt'));
-        const pub = createPublicKey(createPrivateKey({ key: Buffer.from(h(i['pkcs8'], 'pkcs8')), format: 'der', type: 'pkcs8' }));
-        if (!pssVerify(pub, h(i['message'], 'message'), sig)) throw new Error('node:crypto does not verify what forge signed');
+        const pub = await c.importPublicKey(spkiOfPkcs8(h(i['pkcs8'], 'pkcs8')));
+        if (!(await c.pssVerify(pub, h(i['message'], 'message'), sig))) throw new Error(`${c.name} does not verify what forge signed`);
         return { output: { sig: toHex(sig) } };
       }
       case 'rsa_pss_verify': {
-        const key = parsePublicKey(h(i['spki'], 'spki')).key;
-        if (!pssVerify(key, h(i['message'], 'message'), h(i['sig'], 'sig'))) return { error: 'BAD_SIGNATURE' };
+        const key = await c.importPublicKey(h(i['spki'], 'spki'));
+        if (!(await c.pssVerify(key, h(i['message'], 'message'), h(i['sig'], 'sig')))) return { error: 'BAD_SIGNATURE' };
         return { output: { valid: true } };
       }
       case 'public_key':
-        parsePublicKey(h(i['spki'], 'spki'));
-        return { output: { fingerprint: fingerprint(h(i['spki'], 'spki')) } };
+        await c.importPublicKey(h(i['spki'], 'spki'));
+        return { output: { fingerprint: await fingerprintOf(c, h(i['spki'], 'spki')) } };
       case 'x25519': {
-        const kp = x25519KeyPair(h(i['private'], 'private'));
+        const kp = await c.x25519KeyPair(h(i['private'], 'private'));
         const own = toHex(kp.publicKey);
-        return { output: { own_public: own, shared: toHex(x25519(kp.privateKey, h(i['peer_public'], 'peer_public'))) } };
+        return { output: { own_public: own, shared: toHex(await c.x25519(kp.privateKey, h(i['peer_public'], 'peer_public'))) } };
       }
       case 'psk_key':
-        return { output: { psk_key: toHex(pskKey(i['psk'] === null ? undefined : h(i['psk'], 'psk'))) } };
+        return { output: { psk_key: toHex(await pskKey(c, i['psk'] === null ? undefined : h(i['psk'], 'psk'))) } };
       case 'hkdf':
-        return { output: { okm: toHex(hkdf(h(i['ikm'], 'ikm'), h(i['salt'], 'salt'), h(i['info'], 'info'), Number(i['length']))) } };
+        return { output: { okm: toHex(await c.hkdfSha256(h(i['ikm'], 'ikm'), h(i['salt'], 'salt'), h(i['info'], 'info'), Number(i['length']))) } };
       case 'aead_seal':
-        return { output: { ct: toHex(aeadSeal(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['plaintext'], 'plaintext'), h(i['ad'], 'ad'))) } };
+        return { output: { ct: toHex(await c.aesGcmSeal(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['plaintext'], 'plaintext'), h(i['ad'], 'ad'))) } };
       case 'aead_open':
-        return { output: { plaintext: toHex(aeadOpen(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['ct'], 'ct'), h(i['ad'], 'ad'))) } };
+        return { output: { plaintext: toHex(await c.aesGcmOpen(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['ct'], 'ct'), h(i['ad'], 'ad'))) } };
       case 'chain': {
-        const chain = new Chain(Buffer.from(h(i['ck0'], 'ck0')));
+        const chain = new Chain(c, Uint8Array.from(h(i['ck0'], 'ck0')));
         const mks: string[] = [];
         for (let n = 0; n < Number(i['count']); n++) {
-          mks.push(toHex(chain.peekKey()));
-          chain.advance();
+          mks.push(toHex(await chain.peekKey()));
+          await chain.advance();
         }
         return { output: { message_keys: mks } };
       }
@@ -83,7 +90,7 @@ function runOp(op: string, i: Input, forge: Forge): Result {
       case 'unpad':
         return { output: { inner: toHex(unpad(h(i['padded'], 'padded'))) } };
       case 'safety_number':
-        return { output: { safety_number: safetyNumber(String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
+        return { output: { safety_number: await safetyNumberOf(c, String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
       default:
         throw new Error(`unknown op ${op}`);
     }
@@ -235,7 +242,9 @@ function loadForgeSync(): Forge {
 async function build(): Promise<VectorCase[]> {
   forgeCache ??= await loadForge();
   const forge = forgeCache;
-  return specs().map((s) => ({ id: s.id, description: s.description, section: s.section, op: s.op, input: s.input, ...runOp(s.op, s.input, forge) }));
+  const out: VectorCase[] = [];
+  for (const s of specs()) out.push({ id: s.id, description: s.description, section: s.section, op: s.op, input: s.input, ...(await runOp(s.op, s.input, forge, nodeBackend)) });
+  return out;
 }
 
 export const primitivesSuite: VectorSuite = {
@@ -253,10 +262,10 @@ export const primitivesSuite: VectorSuite = {
       cases: await build(),
     };
   },
-  async verify(doc: unknown) {
+  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
     forgeCache ??= await loadForge();
     const forge = forgeCache;
-    return verifyCases(doc, (c) => {
+    return verifyCases(doc, async (c) => {
       // spec/VECTORS.md §3: a runner never skips what it does not understand.
       const extra = Object.keys(c).filter((k) => !['id', 'description', 'section', 'op', 'input', 'output', 'error'].includes(k));
       if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
@@ -266,7 +275,7 @@ export const primitivesSuite: VectorSuite = {
       const inputKeys = Object.keys((c['input'] ?? {}) as object);
       if (inputKeys.length !== allowed.length || inputKeys.some((k) => !allowed.includes(k))) return `input fields ${inputKeys.join(',')}, expected ${allowed.join(',')}`;
       const want = 'error' in c ? { error: c['error'] } : { output: c['output'] };
-      const got = runOp(String(c['op']), c['input'] as Input, forge);
+      const got = await runOp(String(c['op']), c['input'] as Input, forge, backend);
       return diff(c.id, want, got);
     });
   },

@@ -7,13 +7,16 @@
  * Verification regenerates each transcript with the runtime PeerSession from the case's inputs (keys,
  * randomness, room, psk, the message script) and compares every field, so a change to any byte of a
  * case fails. Seeded OAEP and salted PSS come from node-forge; the receiving sessions decrypt and verify
- * them with node:crypto, so each transcript is checked by both implementations.
+ * them with the backend under test (node:crypto by default, or WebCrypto: `vectors verify --crypto
+ * webcrypto`), so each transcript is checked by two implementations, through the session machine.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { decodeFrame, type InnerFrame } from '../codec/index.js';
 import { PeerSession, type SessionEvent, type SessionRsa } from '../handshake/session.js';
-import { pssVerify } from '../crypto/rsa.js';
-import { hmac, x25519, x25519KeyPair } from '../crypto/primitives.js';
+import type { CryptoBackend } from '../crypto/backend.js';
+import { equalSecret } from '../crypto/bytes.js';
+import { nodeBackend } from '../crypto/node.js';
+import { hmac } from '../crypto/primitives.js';
 import { keySchedule, pskKey, responderSignedMessage, th0, th1, th2, th3 } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, clampScalar, isClamped, type FixedName } from './crypto-keys.js';
@@ -58,32 +61,36 @@ function scripted(p: PartyJson): (n: number) => Uint8Array {
 
 /**
  * The RSA operations of one party replayed from a transcript's own frames: its OAEP ciphertext and its
- * signature as recorded, the signature checked with node:crypto over the message the session signs.
+ * signature as recorded, the signature checked by the backend over the message the session signs.
  * Defect cases only need to reach a state, so they need no seeded RSA (and no node-forge).
  */
-function recordedRsa(ownCt: Uint8Array, ownSig: Uint8Array | undefined): SessionRsa {
+function recordedRsa(c: CryptoBackend, self: PartyJson, ownCt: Uint8Array, ownSig: Uint8Array | undefined): SessionRsa {
   return {
     oaepEncrypt: () => ownCt,
-    pssSign: (privateKey, message) => {
-      if (ownSig === undefined || !pssVerify(createPublicKey(privateKey), message, ownSig)) throw new Error('recorded signature does not fit this transcript');
+    pssSign: async (_privateKey, message) => {
+      if (ownSig === undefined || !(await c.pssVerify(await c.importPublicKey(fromHex(self.spki, 'spki')), message, ownSig))) {
+        throw new Error('recorded signature does not fit this transcript');
+      }
       return ownSig;
     },
   };
 }
 
-/** A PeerSession for `self` talking to `peer`, drawing its randomness from the vector. */
-function session(forge: Forge | SessionRsa, room: string, role: 'initiator' | 'responder', self: PartyJson, peer: PartyJson, psk: string | null): PeerSession {
+/** A PeerSession of backend `c` for `self` talking to `peer`, drawing its randomness from the vector. */
+async function session(c: CryptoBackend, rsa: SessionRsa | undefined, room: string, role: 'initiator' | 'responder', self: PartyJson, peer: PartyJson, psk: string | null): Promise<PeerSession> {
+  // A consistency check of the vector itself (not of the backend under test): spki belongs to pkcs8.
   const privateKey = createPrivateKey({ key: Buffer.from(fromHex(self.pkcs8, 'pkcs8')), format: 'der', type: 'pkcs8' });
   const spki = toHex(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
   if (spki !== self.spki) throw new Error(`${self.nick}: spki is not the public key of pkcs8`);
   return new PeerSession({
+    crypto: c,
     room,
     role,
-    self: { nick: self.nick, privateKey, spki: fromHex(self.spki) },
+    self: { nick: self.nick, key: await c.importPrivateKey(fromHex(self.pkcs8, 'pkcs8')), spki: fromHex(self.spki) },
     peerNick: peer.nick,
-    peerKey: fromHex(peer.spki, 'peer spki'),
+    peerKey: await c.importPublicKey(fromHex(peer.spki, 'peer spki')),
     random: scripted(self),
-    rsa: 'FORGE_RSA' in forge ? forge.FORGE_RSA : forge,
+    ...(rsa === undefined ? {} : { rsa }),
     ...(psk === null ? {} : { psk: fromHex(psk, 'psk') }),
   });
 }
@@ -99,43 +106,43 @@ function innerJson(f: InnerFrame): Json {
 }
 
 /** Builds the whole transcript case from its inputs: the single definition used to generate and to verify. */
-function transcript(forge: Forge, id: string, description: string, room: string, psk: string | null, I: PartyJson, R: PartyJson, script: Script): VectorCase {
-  const sI = session(forge, room, 'initiator', I, R, psk);
-  const sR = session(forge, room, 'responder', R, I, psk);
-  const init = sendOf(sI.start());
-  const resp = sendOf(sR.receive(init));
-  const evI = sI.receive(resp);
+async function transcript(c: CryptoBackend, forge: Forge, id: string, description: string, room: string, psk: string | null, I: PartyJson, R: PartyJson, script: Script): Promise<VectorCase> {
+  const sI = await session(c, forge.forgeRsa(fromHex(I.pkcs8, 'pkcs8')), room, 'initiator', I, R, psk);
+  const sR = await session(c, forge.forgeRsa(fromHex(R.pkcs8, 'pkcs8')), room, 'responder', R, I, psk);
+  const init = sendOf(await sI.start());
+  const resp = sendOf(await sR.receive(init));
+  const evI = await sI.receive(resp);
   const finish = sendOf(evI);
-  const evR = sR.receive(finish);
+  const evR = await sR.receive(finish);
   if (sI.state !== 'ESTABLISHED' || sR.state !== 'ESTABLISHED' || !evR.some((e) => e.kind === 'established')) throw new Error('handshake did not complete');
 
   // The intermediate values of §8.2, recomputed from the frames and secrets, not read from the sessions.
   const fi = decodeFrame(init, 'e2e');
   const fr = decodeFrame(resp, 'e2e');
   if (fi.type !== 'HS_INIT' || fr.type !== 'HS_RESP') throw new Error('unexpected frame types');
-  const t0 = th0(room, I.nick, fromHex(I.spki), R.nick, fromHex(R.spki));
-  const t1 = th1(t0, init);
-  const t2 = th2(t1, fr.eph, fr.ct);
-  const t3 = th3(t2, fr.sig, fr.mac);
-  const dh = x25519(x25519KeyPair(fromHex(R.randomness.eph)).privateKey, fi.eph);
-  const dhCheck = x25519(x25519KeyPair(fromHex(I.randomness.eph)).privateKey, fr.eph);
-  if (!dh.equals(dhCheck)) throw new Error('the two X25519 computations differ');
+  const t0 = await th0(c, room, I.nick, fromHex(I.spki), R.nick, fromHex(R.spki));
+  const t1 = await th1(c, t0, init);
+  const t2 = await th2(c, t1, fr.eph, fr.ct);
+  const t3 = await th3(c, t2, fr.sig, fr.mac);
+  const dh = await c.x25519((await c.x25519KeyPair(fromHex(R.randomness.eph))).privateKey, fi.eph);
+  const dhCheck = await c.x25519((await c.x25519KeyPair(fromHex(I.randomness.eph))).privateKey, fr.eph);
+  if (!equalSecret(dh, dhCheck)) throw new Error('the two X25519 computations differ');
   const pskBytes = psk === null ? undefined : fromHex(psk);
-  const keys = keySchedule(fromHex(I.randomness.secret), fromHex(R.randomness.secret), dh, t2, pskBytes);
+  const keys = await keySchedule(c, fromHex(I.randomness.secret), fromHex(R.randomness.secret), dh, t2, pskBytes);
 
   // Messages in the order of the script; each text is answered by the recipient's ACK.
   const messages: Json[] = [];
   for (const m of script) {
     const [a, b, other] = m.from === 'initiator' ? ([sI, sR, 'responder'] as const) : ([sR, sI, 'initiator'] as const);
-    const { seq, events } = a.sendText(m.inner.text, m.inner.ts);
+    const { seq, events } = await a.sendText(m.inner.text, m.inner.ts);
     const body = sendOf(events);
-    const got = b.receive(body);
+    const got = await b.receive(body);
     const shown = got.find((e) => e.kind === 'text');
     if (shown?.kind !== 'text' || shown.text !== m.inner.text || shown.seq !== seq) throw new Error(`message ${seq} not received intact`);
     messages.push({ from: m.from, seq, inner: m.inner, body: toHex(body) });
     const ack = sendOf(got);
     const fa = decodeFrame(ack, 'e2e');
-    const delivered = a.receive(ack);
+    const delivered = await a.receive(ack);
     if (delivered[0]?.kind !== 'delivered' || delivered[0].seq !== seq || fa.type !== 'MSG') throw new Error(`ACK of ${seq} not delivered`);
     messages.push({ from: other, seq: fa.seq, inner: { type: 'ACK', upto: seq }, body: toHex(ack) });
   }
@@ -157,7 +164,7 @@ function transcript(forge: Forge, id: string, description: string, room: string,
       th1: hx(t1),
       th2: hx(t2),
       th3: hx(t3),
-      psk_key: hx(pskKey(pskBytes)),
+      psk_key: hx(await pskKey(c, pskBytes)),
       prk: hx(keys.prk),
       conf_i: hx(keys.confI),
       conf_r: hx(keys.confR),
@@ -165,7 +172,7 @@ function transcript(forge: Forge, id: string, description: string, room: string,
       ck_ri: hx(keys.ckRI),
       sid: hx(keys.sid),
     },
-    safety_number: sI.safetyNumber,
+    safety_number: await sI.safetyNumber(),
     messages,
   };
 }
@@ -179,7 +186,7 @@ const SCRIPT: Script = [
 type At = 'responder_idle' | 'initiator_await_resp' | 'responder_await_finish';
 
 /** Drives a fresh side of `base` to `at` and delivers `frame`: the resulting rejection code and state. */
-function deliver(base: VectorCase, at: At, frame: Uint8Array, initiatorPsk: string | null | undefined): { error: string | null; state: string } {
+async function deliver(c: CryptoBackend, base: VectorCase, at: At, frame: Uint8Array, initiatorPsk: string | null | undefined): Promise<{ error: string | null; state: string }> {
   const room = String(base['room']);
   const psk = (base['psk'] ?? null) as string | null;
   const I = base['initiator'] as unknown as PartyJson;
@@ -191,16 +198,16 @@ function deliver(base: VectorCase, at: At, frame: Uint8Array, initiatorPsk: stri
   if (fi.type !== 'HS_INIT' || fr.type !== 'HS_RESP' || ff.type !== 'HS_FINISH') throw new Error(`${base.id}: frames of the wrong types`);
   let s: PeerSession;
   if (at === 'initiator_await_resp') {
-    s = session(recordedRsa(fi.ct, ff.sig), room, 'initiator', I, R, initiatorPsk === undefined ? psk : initiatorPsk);
+    s = await session(c, recordedRsa(c, I, fi.ct, ff.sig), room, 'initiator', I, R, initiatorPsk === undefined ? psk : initiatorPsk);
     // The initiator must be exactly where the transcript's initiator was: it sent the recorded HS_INIT.
-    if (toHex(sendOf(s.start())) !== frames['hs_init']) throw new Error(`${base.id}: the rebuilt HS_INIT differs`);
+    if (toHex(sendOf(await s.start())) !== frames['hs_init']) throw new Error(`${base.id}: the rebuilt HS_INIT differs`);
   } else {
-    s = session(recordedRsa(fr.ct, fr.sig), room, 'responder', R, I, psk);
-    if (at === 'responder_await_finish' && toHex(sendOf(s.receive(fromHex(frames['hs_init'], 'hs_init')))) !== frames['hs_resp']) {
+    s = await session(c, recordedRsa(c, R, fr.ct, fr.sig), room, 'responder', R, I, psk);
+    if (at === 'responder_await_finish' && toHex(sendOf(await s.receive(fromHex(frames['hs_init'], 'hs_init')))) !== frames['hs_resp']) {
       throw new Error(`${base.id}: the rebuilt HS_RESP differs`);
     }
   }
-  const ev = s.receive(frame);
+  const ev = await s.receive(frame);
   const rej = ev.find((e) => e.kind === 'rejected');
   return { error: rej?.kind === 'rejected' ? rej.error.errorName : null, state: s.state };
 }
@@ -221,10 +228,12 @@ function withField(frameHex: string, field: string, valueHex: string): string {
 }
 
 async function build(forge: Forge): Promise<VectorCase[]> {
+  const c = nodeBackend;
   const I = party('alice', 'handshake/alice');
   const R = party('bob', 'handshake/bob');
-  const plain = transcript(forge, 'handshake_no_psk', 'alice (initiator) and bob (responder) in room "lobby" without a room secret', 'lobby', null, I, R, SCRIPT);
-  const withPsk = transcript(
+  const plain = await transcript(c, forge, 'handshake_no_psk', 'alice (initiator) and bob (responder) in room "lobby" without a room secret', 'lobby', null, I, R, SCRIPT);
+  const withPsk = await transcript(
+    c,
     forge,
     'handshake_psk',
     'the same parties and randomness with the room secret "correct horse battery staple"',
@@ -237,16 +246,16 @@ async function build(forge: Forge): Promise<VectorCase[]> {
   const fr = plain['frames'] as Record<string, string>;
   const fp = withPsk['frames'] as Record<string, string>;
   const low = 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800';
-  const neg = (id: string, description: string, based_on: string, at: At, frame: string, extra: Record<string, Json> = {}): VectorCase => {
+  const neg = async (id: string, description: string, based_on: string, at: At, frame: string, extra: Record<string, Json> = {}): Promise<VectorCase> => {
     const base = based_on === 'handshake_psk' ? withPsk : plain;
-    const r = deliver(base, at, fromHex(frame), extra['initiator_psk'] as string | null | undefined);
+    const r = await deliver(c, base, at, fromHex(frame), extra['initiator_psk'] as string | null | undefined);
     if (r.state !== 'FAILED' || r.error === null) throw new Error(`${id}: the defect was not rejected`);
     return { id, description, section: '§7.2, §8.2', based_on, at, ...extra, frame, error: r.error };
   };
   // Version field: the HS_INIT body is 83 a1 74 21 a7 "version" 01 ...; the version byte follows the key.
   const versionAt = fr['hs_init']!.indexOf(toHex(Buffer.from('version'))) + 14;
   const v2 = fr['hs_init']!.slice(0, versionAt) + '02' + fr['hs_init']!.slice(versionAt + 2);
-  return [
+  return Promise.all([
     plain,
     withPsk,
     neg('handshake_init_version_2', 'HS_INIT with version 2', 'handshake_no_psk', 'responder_idle', v2),
@@ -267,12 +276,13 @@ async function build(forge: Forge): Promise<VectorCase[]> {
     neg('handshake_finish_tampered_sig', 'HS_FINISH with one bit of sig flipped', 'handshake_no_psk', 'responder_await_finish', flipByte(fr['hs_finish']!, 30)),
     neg('handshake_finish_tampered_mac', 'HS_FINISH with one bit of mac flipped', 'handshake_no_psk', 'responder_await_finish', flipByte(fr['hs_finish']!, fr['hs_finish']!.length / 2 - 1)),
     neg('handshake_finish_replayed_resp', 'an HS_RESP where HS_FINISH is expected', 'handshake_no_psk', 'responder_await_finish', fr['hs_resp']!),
-  ];
+  ]);
 }
 
-function verifyOne(forge: Forge, c: VectorCase, earlier: Map<string, VectorCase>): string | undefined {
+async function verifyOne(backend: CryptoBackend, forge: Forge, c: VectorCase, earlier: Map<string, VectorCase>): Promise<string | undefined> {
   if (c['based_on'] === undefined) {
-    const want = transcript(
+    const want = await transcript(
+      backend,
       forge,
       c.id,
       c.description,
@@ -288,7 +298,7 @@ function verifyOne(forge: Forge, c: VectorCase, earlier: Map<string, VectorCase>
   }
   const base = earlier.get(String(c['based_on']));
   if (base === undefined) return `based_on ${String(c['based_on'])}: no earlier transcript case with that id`;
-  const got = deliver(base, c['at'] as At, fromHex(c['frame'], 'frame'), c['initiator_psk'] as string | null | undefined);
+  const got = await deliver(backend, base, c['at'] as At, fromHex(c['frame'], 'frame'), c['initiator_psk'] as string | null | undefined);
   if (got.error !== c['error'] || got.state !== 'FAILED') return `expected ${String(c['error'])} and FAILED, got ${String(got.error)} in ${got.state}`;
   return undefined;
 }
@@ -311,11 +321,11 @@ export const handshakeSuite: VectorSuite = {
       cases: await build(await loadForge()),
     };
   },
-  async verify(doc: unknown) {
+  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
     const forge = await loadForge();
     const earlier = new Map<string, VectorCase>();
-    return verifyCases(doc, (c) => {
-      const r = verifyOne(forge, c, earlier);
+    return verifyCases(doc, async (c) => {
+      const r = await verifyOne(backend, forge, c, earlier);
       if (c['based_on'] === undefined) earlier.set(c.id, c);
       return r;
     });

@@ -4,6 +4,7 @@
  * same object serves the generator (`npm run vectors`), the drift check (`npm run vectors:check`) and the
  * runner (`e2ee-chat vectors verify`).
  */
+import type { CryptoBackend } from '../crypto/backend.js';
 
 /** One case of a vector file: `id` is `<area>_<defect>`, `section` the spec section it exercises. */
 export interface VectorCase {
@@ -32,6 +33,9 @@ export interface VectorSuite {
   readonly file: string;
   /** Deterministic: byte-identical every run (no randomness, no clock). */
   generate(): VectorDocument | Promise<VectorDocument>;
-  /** Checks every case of `doc` (as parsed from JSON) with the runtime code; an empty list is a pass. */
-  verify(doc: unknown): VectorFailure[] | Promise<VectorFailure[]>;
+  /**
+   * Checks every case of `doc` (as parsed from JSON) with the runtime code, its cryptography done by
+   * `crypto` (default node:crypto); an empty list is a pass.
+   */
+  verify(doc: unknown, crypto?: CryptoBackend): VectorFailure[] | Promise<VectorFailure[]>;
 }

@@ -1,7 +1,8 @@
 // The Wycheproof suites (../shared/wycheproof/, see its README) against this project's crypto layer
-// (src/crypto/rsa.ts, src/crypto/primitives.ts): every "valid" case accepted with the expected output,
-// every "invalid" case rejected, "acceptable" cases either way (and, for X25519, an all-zero shared
-// secret always rejected, spec §8.2).
+// (src/crypto/rsa.ts, src/crypto/primitives.ts), then through the CryptoBackend interface on both
+// backends (node:crypto and WebCrypto): every "valid" case accepted with the expected output, every
+// "invalid" case rejected, "acceptable" cases either way (and, for X25519, an all-zero shared secret
+// always rejected, spec §8.2).
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -10,9 +11,21 @@ import { join } from 'node:path';
 import { oaepDecrypt, pssVerify } from '../../src/crypto/rsa.js';
 import { aeadOpen, aeadSeal, hkdf, x25519, x25519KeyPair } from '../../src/crypto/primitives.js';
 import { isProtocolError } from '../../src/protocol/errors.js';
+import type { CryptoBackend } from '../../src/crypto/backend.js';
+import { nodeBackend } from '../../src/crypto/node.js';
+import { webCryptoBackend } from '../../src/crypto/webcrypto.js';
 
-const DIR = join(fileURLToPath(new URL('.', import.meta.url)), '../../../shared/wycheproof');
-const dir = existsSync(join(DIR, 'README.md')) ? DIR : join(process.cwd(), '../shared/wycheproof');
+/** The nearest shared/wycheproof/ above the repository (../shared in CI; ../../shared from a worktree). */
+function findDir(): string {
+  let at = join(fileURLToPath(new URL('.', import.meta.url)), '../..');
+  for (let i = 0; i < 4; i++) {
+    const d = join(at, '..', 'shared', 'wycheproof');
+    if (existsSync(join(d, 'README.md'))) return d;
+    at = join(at, '..');
+  }
+  return join(process.cwd(), '../shared/wycheproof');
+}
+const dir = findDir();
 
 interface Case {
   tcId: number;
@@ -158,4 +171,95 @@ if (!existsSync(join(dir, 'README.md'))) {
     }
     t.ok(valid > 0 && invalid > 0, `${valid} valid derived exactly, ${invalid} invalid refused`);
   });
+
+  for (const c of [nodeBackend, webCryptoBackend()] as CryptoBackend[]) {
+    t.test(`${c.name} backend: RSA-OAEP, RSA-PSS, AES-256-GCM, X25519 and HKDF suites`, async (t) => {
+      const tally: Record<string, number> = {};
+      const count = (k: string) => (tally[k] = (tally[k] ?? 0) + 1);
+      const code = async (p: Promise<unknown>): Promise<string> => {
+        try {
+          await p;
+          return '';
+        } catch (e) {
+          return isProtocolError(e) ? e.errorName : 'NOT_A_PROTOCOL_ERROR';
+        }
+      };
+      for (const g of load('rsa_oaep_2048_sha256_mgf1sha256_test.json')) {
+        const key = await c.importPrivateKey(hex(g['privateKeyPkcs8']));
+        for (const x of g.tests) {
+          const out = c.oaepDecrypt(key, hex(x['ct']), hex(x['label']));
+          if (x.result === 'valid') {
+            count('oaep valid');
+            const got = await out.catch(() => undefined);
+            if (got === undefined || !Buffer.from(got).equals(hex(x['msg']))) t.fail(`OAEP tcId ${x.tcId} (${x.comment}): valid case not decrypted`);
+          } else if (x.result === 'invalid') {
+            count('oaep invalid');
+            const e = await code(out);
+            if (e !== 'OAEP_FAILED') t.fail(`OAEP tcId ${x.tcId} (${x.comment}): invalid case ${e === '' ? 'accepted' : 'failed with ' + e}`);
+          }
+        }
+      }
+      for (const g of load('rsa_pss_2048_sha256_mgf1_32_test.json')) {
+        const key = await c.importPublicKey(hex(g['publicKeyDer']));
+        for (const x of g.tests) {
+          const ok = await c.pssVerify(key, hex(x['msg']), hex(x['sig']));
+          if (x.result === 'valid') {
+            count('pss valid');
+            if (!ok) t.fail(`PSS tcId ${x.tcId} (${x.comment}): valid signature refused`);
+          } else if (x.result === 'invalid') {
+            count('pss invalid');
+            if (ok) t.fail(`PSS tcId ${x.tcId} (${x.comment}): invalid signature accepted`);
+          }
+        }
+      }
+      for (const g of load('aes_gcm_test.json')) {
+        if (g['keySize'] !== 256 || g['ivSize'] !== 96 || g['tagSize'] !== 128) continue;
+        for (const x of g.tests) {
+          const [key, iv, aad, msg, ct, tag] = ['key', 'iv', 'aad', 'msg', 'ct', 'tag'].map((k) => hex(x[k])) as [Buffer, Buffer, Buffer, Buffer, Buffer, Buffer];
+          const sealed = Buffer.concat([ct, tag]);
+          if (x.result === 'valid') {
+            count('aes valid');
+            const opened = await c.aesGcmOpen(key, iv, sealed, aad).catch(() => undefined);
+            if (opened === undefined || !Buffer.from(opened).equals(msg)) t.fail(`AES-GCM tcId ${x.tcId} (${x.comment}): valid case not opened`);
+            if (!Buffer.from(await c.aesGcmSeal(key, iv, msg, aad)).equals(sealed)) t.fail(`AES-GCM tcId ${x.tcId}: seal differs`);
+          } else if (x.result === 'invalid') {
+            count('aes invalid');
+            const e = await code(c.aesGcmOpen(key, iv, sealed, aad));
+            if (e !== 'DECRYPT_FAILED') t.fail(`AES-GCM tcId ${x.tcId} (${x.comment}): invalid case ${e === '' ? 'opened' : 'failed with ' + e}`);
+          }
+        }
+      }
+      for (const g of load('x25519_test.json')) {
+        for (const x of g.tests) {
+          const shared = hex(x['shared']);
+          const kp = await c.x25519KeyPair(hex(x['private']));
+          const p = c.x25519(kp.privateKey, hex(x['public']));
+          if (shared.equals(Buffer.alloc(32))) {
+            count('x25519 zero');
+            const e = await code(p);
+            if (e !== 'BAD_EPHEMERAL_KEY') t.fail(`X25519 tcId ${x.tcId} (${x.comment}): all-zero shared secret not refused (${e})`);
+            continue;
+          }
+          count(`x25519 ${x.result}`);
+          const out = await p.catch(() => undefined);
+          if (out === undefined || !Buffer.from(out).equals(shared)) t.fail(`X25519 tcId ${x.tcId} (${x.comment}) ${x.result}: wrong or no shared secret`);
+        }
+      }
+      for (const g of load('hkdf_sha256_test.json')) {
+        for (const x of g.tests) {
+          const out = await c.hkdfSha256(hex(x['ikm']), hex(x['salt']), hex(x['info']), Number(x['size'])).catch(() => undefined);
+          if (x.result === 'valid') {
+            count('hkdf valid');
+            if (out === undefined || !Buffer.from(out).equals(hex(x['okm']))) t.fail(`HKDF tcId ${x.tcId} (${x.comment}): wrong output`);
+          } else if (x.result === 'invalid') {
+            count('hkdf invalid');
+            if (out !== undefined) t.fail(`HKDF tcId ${x.tcId} (${x.comment}): invalid size accepted`);
+          }
+        }
+      }
+      for (const k of ['oaep valid', 'oaep invalid', 'pss valid', 'pss invalid', 'aes valid', 'aes invalid', 'x25519 valid', 'x25519 zero', 'hkdf valid', 'hkdf invalid']) {
+        t.ok((tally[k] ?? 0) > 0, `${k}: ${tally[k] ?? 0} cases`);
+      }
+    });
+  }
 }

@@ -5,10 +5,14 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { decodeFrame } from '../../src/codec/index.js';
-import { PeerSession, type SessionEvent } from '../../src/handshake/session.js';
+import { type SessionEvent } from '../../src/handshake/session.js';
 import { recompute, runHandshake, sealMsg, textFrame, messageKeyAt, type HandshakeSetup, type SideRandomness } from '../../src/vectors/crypto-handshake.js';
+import { bytesToHex } from '../../src/crypto/bytes.js';
+import { nodeBackend } from '../../src/crypto/node.js';
 import { messageNonce } from '../../src/crypto/schedule.js';
-import { established, sent, rejections, flip, alice, bob, mallory, local } from './helpers.js';
+import { established, sent, rejections, flip, alice, bob, mallory, session } from './helpers.js';
+
+const c = nodeBackend;
 
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 const side: fc.Arbitrary<SideRandomness> = fc.record({ secret: bytes32, eph: bytes32, oaepSeed: bytes32, pssSalt: bytes32 });
@@ -24,14 +28,14 @@ function textOf(events: SessionEvent[]): string | undefined {
 }
 
 t.test('any text round-trips in both directions and is acknowledged', async (t) => {
-  const { I, R } = established();
-  t.doesNotThrow(() =>
+  const { I, R } = await established(c);
+  await t.resolves(
     fc.assert(
-      fc.property(text, fc.boolean(), fc.nat({ max: 2 ** 40 }), (s, fromI, ts) => {
+      fc.asyncProperty(text, fc.boolean(), fc.nat({ max: 2 ** 40 }), async (s, fromI, ts) => {
         const [a, b] = fromI ? [I, R] : [R, I];
-        const m = a.sendText(s, ts);
-        const got = b.receive(sent(m.events));
-        const ack = a.receive(sent(got));
+        const m = await a.sendText(s, ts);
+        const got = await b.receive(sent(m.events));
+        const ack = await a.receive(sent(got));
         return textOf(got) === s && ack.length === 1 && ack[0]?.kind === 'delivered' && ack[0].seq === m.seq;
       }),
       { numRuns: 150 },
@@ -40,16 +44,16 @@ t.test('any text round-trips in both directions and is acknowledged', async (t) 
 });
 
 t.test('any single-bit change anywhere in a MSG body is refused and leaves the session usable', async (t) => {
-  const { I, R } = established();
-  t.doesNotThrow(() =>
+  const { I, R } = await established(c);
+  await t.resolves(
     fc.assert(
-      fc.property(text, fc.nat(), fc.integer({ min: 0, max: 7 }), (s, pos, bit) => {
-        const body = sent(I.sendText(s, 0).events);
+      fc.asyncProperty(text, fc.nat(), fc.integer({ min: 0, max: 7 }), async (s, pos, bit) => {
+        const body = sent((await I.sendText(s, 0)).events);
         const bad = flip(body, pos % body.length, bit);
-        const r = R.receive(bad);
+        const r = await R.receive(bad);
         const refused = r.length === 1 && r[0]?.kind === 'rejected' && R.state === 'ESTABLISHED';
-        const good = R.receive(body);
-        I.receive(sent(good));
+        const good = await R.receive(body);
+        await I.receive(sent(good));
         return refused && textOf(good) === s;
       }),
       { numRuns: 300 },
@@ -58,11 +62,11 @@ t.test('any single-bit change anywhere in a MSG body is refused and leaves the s
 });
 
 t.test('a session never reuses a nonce: per direction the seqs run 0,1,2,... and every message key differs', async (t) => {
-  t.doesNotThrow(() =>
+  await t.resolves(
     fc.assert(
-      fc.property(setup, fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }), (s, order) => {
-        const run = runHandshake(s);
-        const tr = recompute(s, run);
+      fc.asyncProperty(setup, fc.array(fc.boolean(), { minLength: 1, maxLength: 30 }), async (s, order) => {
+        const run = await runHandshake(s);
+        const tr = await recompute(s, run);
         const seqs: Record<'I->R' | 'R->I', number[]> = { 'I->R': [], 'R->I': [] };
         const note = (dir: 'I->R' | 'R->I', body: Uint8Array) => {
           const f = decodeFrame(body, 'e2e');
@@ -70,16 +74,16 @@ t.test('a session never reuses a nonce: per direction the seqs run 0,1,2,... and
         };
         for (const fromI of order) {
           const [a, b, dir, back] = fromI ? ([run.I, run.R, 'I->R', 'R->I'] as const) : ([run.R, run.I, 'R->I', 'I->R'] as const);
-          const m = sent(a.sendText('x', 0).events);
+          const m = sent((await a.sendText('x', 0)).events);
           note(dir, m);
-          const ack = sent(b.receive(m));
+          const ack = sent(await b.receive(m));
           note(back, ack);
-          a.receive(ack);
+          await a.receive(ack);
         }
         const pairs = new Set<string>();
         for (const dir of ['I->R', 'R->I'] as const) {
           if (!seqs[dir].every((v, i) => v === i)) return false;
-          for (const n of seqs[dir]) pairs.add(messageKeyAt(tr.keys, dir, n).toString('hex') + messageNonce(n).toString('hex'));
+          for (const n of seqs[dir]) pairs.add(bytesToHex(await messageKeyAt(tr.keys, dir, n)) + bytesToHex(messageNonce(n)));
         }
         return pairs.size === seqs['I->R'].length + seqs['R->I'].length;
       }),
@@ -89,17 +93,17 @@ t.test('a session never reuses a nonce: per direction the seqs run 0,1,2,... and
 });
 
 t.test('both sides derive the same keys and the same safety number', async (t) => {
-  t.doesNotThrow(() =>
+  await t.resolves(
     fc.assert(
-      fc.property(setup, (s) => {
-        const run = runHandshake(s);
+      fc.asyncProperty(setup, async (s) => {
+        const run = await runHandshake(s);
         if (run.I.state !== 'ESTABLISHED' || run.R.state !== 'ESTABLISHED') return false;
-        const tr = recompute(s, run);
+        const tr = await recompute(s, run);
         const names = { room: s.room, nickI: 'alice', nickR: 'bob' };
         // Messages sealed with the independently recomputed keys open on each side, and vice versa.
-        const toR = textOf(run.R.receive(sealMsg(tr.keys, names, 'I->R', 0, textFrame(1, 'to R'))));
-        const toI = textOf(run.I.receive(sealMsg(tr.keys, names, 'R->I', 0, textFrame(1, 'to I'))));
-        return toR === 'to R' && toI === 'to I' && run.I.safetyNumber === run.R.safetyNumber;
+        const toR = textOf(await run.R.receive(await sealMsg(tr.keys, names, 'I->R', 0, textFrame(1, 'to R'))));
+        const toI = textOf(await run.I.receive(await sealMsg(tr.keys, names, 'R->I', 0, textFrame(1, 'to I'))));
+        return toR === 'to R' && toI === 'to I' && (await run.I.safetyNumber()) === (await run.R.safetyNumber());
       }),
       { numRuns: 12 },
     ),
@@ -107,11 +111,11 @@ t.test('both sides derive the same keys and the same safety number', async (t) =
 });
 
 t.test('a psk mismatch fails with BAD_KEY_CONFIRMATION', async (t) => {
-  t.doesNotThrow(() =>
+  await t.resolves(
     fc.assert(
-      fc.property(setup, psk, (s, other) => {
+      fc.asyncProperty(setup, psk, async (s, other) => {
         fc.pre(!(other === undefined && s.psk === undefined) && !(other !== undefined && s.psk !== undefined && Buffer.from(other).equals(Buffer.from(s.psk))));
-        const run = runHandshake({ ...s, responderPsk: other ?? null });
+        const run = await runHandshake({ ...s, responderPsk: other ?? null });
         return run.I.state === 'FAILED' && rejections(run.eventsI).join() === 'BAD_KEY_CONFIRMATION' && run.R.state === 'AWAIT_FINISH';
       }),
       { numRuns: 10 },
@@ -121,15 +125,15 @@ t.test('a psk mismatch fails with BAD_KEY_CONFIRMATION', async (t) => {
 
 t.test('a substituted identity key never completes a handshake', async (t) => {
   // The relay hands one side mallory's key in place of the peer's; whichever side it is, some check fails.
-  t.doesNotThrow(() =>
+  await t.resolves(
     fc.assert(
-      fc.property(fc.boolean(), fc.option(fc.uint8Array({ minLength: 1, maxLength: 32 }), { nil: undefined }), (fooledInitiator, k) => {
-        const withPsk = k === undefined ? {} : { psk: k };
-        const I = new PeerSession({ room: 'r', self: local(alice), peerNick: 'bob', peerKey: fooledInitiator ? mallory.spki : bob.spki, role: 'initiator', ...withPsk });
-        const R = new PeerSession({ room: 'r', self: local(bob), peerNick: 'alice', peerKey: fooledInitiator ? alice.spki : mallory.spki, role: 'responder', ...withPsk });
-        const eR = R.receive(sent(I.start()));
+      fc.asyncProperty(fc.boolean(), fc.option(fc.uint8Array({ minLength: 1, maxLength: 32 }), { nil: undefined }), async (fooledInitiator, k) => {
+        const withPsk = { room: 'r', ...(k === undefined ? {} : { psk: k }) };
+        const I = await session(c, alice, fooledInitiator ? mallory : bob, 'initiator', { ...withPsk, peerNick: 'bob' });
+        const R = await session(c, bob, fooledInitiator ? alice : mallory, 'responder', { ...withPsk, peerNick: 'alice' });
+        const eR = await R.receive(sent(await I.start()));
         if (R.state === 'FAILED') return rejections(eR).join() === 'OAEP_FAILED';
-        const eI = I.receive(sent(eR));
+        const eI = await I.receive(sent(eR));
         if (I.state === 'FAILED') return ['OAEP_FAILED', 'BAD_SIGNATURE'].includes(rejections(eI).join());
         return false;
       }),

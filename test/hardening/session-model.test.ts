@@ -13,10 +13,13 @@ import { decodeFrame } from '../../src/codec/index.js';
 import { ProtocolError, type ErrorName } from '../../src/protocol/errors.js';
 import { PeerSession, type SessionEvent } from '../../src/handshake/session.js';
 import { SESSION_TRANSITIONS } from '../../src/protocol/session-machine.js';
+import { nodeBackend, nodePrivateKey, nodePublicKey } from '../../src/crypto/node.js';
 import { identity } from '../../src/wirekit/relay-conn.js';
 
 const A = identity('alice', true);
 const B = identity('bob', true);
+const keyA = nodePrivateKey(A.privateKey);
+const keyB = nodePrivateKey(B.privateKey);
 const ROOM = 'model';
 const ALLOWED = new Set<ErrorName>(['UNEXPECTED_FRAME', 'TIMEOUT', ...SESSION_TRANSITIONS.flatMap((x) => x.errors)]);
 
@@ -40,13 +43,13 @@ const other = (x: Side): Side => (x === 'A' ? 'B' : 'A');
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** Feeds one body to side `to` and checks every event against the invariants. */
-function deliver(r: Real, to: Side, body: Uint8Array, how: string): SessionEvent[] {
+async function deliver(r: Real, to: Side, body: Uint8Array, how: string): Promise<SessionEvent[]> {
   const s = r.s[to];
   let events: SessionEvent[];
   try {
-    events = s.receive(body);
+    events = await s.receive(body);
   } catch (e) {
-    throw new Error(`${how}: receive() threw ${String(e)}`);
+    throw new Error(`${how}: receive() rejected ${String(e)}`);
   }
   let acceptedNow = false;
   for (const e of events) {
@@ -65,7 +68,7 @@ function deliver(r: Real, to: Side, body: Uint8Array, how: string): SessionEvent
       r.stats['shown'] = (r.stats['shown'] ?? 0) + 1;
       acceptedNow = true;
     } else if (e.kind === 'established') {
-      r.safety[to] = e.safetyNumber;
+      r.safety[to] = await s.safetyNumber();
       r.stats['established'] = (r.stats['established'] ?? 0) + 1;
       acceptedNow = true;
     } else if (e.kind === 'delivered') {
@@ -80,9 +83,9 @@ function deliver(r: Real, to: Side, body: Uint8Array, how: string): SessionEvent
 abstract class ChannelCommand implements fc.AsyncCommand<Model, Real> {
   constructor(readonly to: Side, readonly k: number) {}
   check = (): boolean => true;
-  abstract act(r: Real): void;
+  abstract act(r: Real): Promise<void>;
   async run(_m: Model, r: Real): Promise<void> {
-    this.act(r);
+    await this.act(r);
   }
   toString = (): string => `${this.constructor.name}(${this.to}, ${this.k})`;
   protected take(r: Real, remove: boolean): Uint8Array | undefined {
@@ -96,29 +99,29 @@ abstract class ChannelCommand implements fc.AsyncCommand<Model, Real> {
 }
 
 class Deliver extends ChannelCommand {
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     const b = this.take(r, true);
-    if (b) deliver(r, this.to, b, this.toString());
+    if (b) await deliver(r, this.to, b, this.toString());
   }
 }
 class Duplicate extends ChannelCommand {
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     const b = this.take(r, false);
-    if (b) deliver(r, this.to, b, this.toString());
+    if (b) await deliver(r, this.to, b, this.toString());
   }
 }
 class Drop extends ChannelCommand {
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     this.take(r, true);
   }
 }
 class Replay extends ChannelCommand {
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     const h = r.history[this.to];
     if (h.length === 0) return;
     const b = h[this.k % h.length]!;
     const wasAccepted = r.accepted[this.to].has(hex(b));
-    const events = deliver(r, this.to, b, this.toString());
+    const events = await deliver(r, this.to, b, this.toString());
     let isMsg = false;
     try {
       isMsg = decodeFrame(b, 'e2e').type === 'MSG';
@@ -136,19 +139,19 @@ class Tamper extends ChannelCommand {
   constructor(to: Side, k: number, readonly bit: number) {
     super(to, k);
   }
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     const b = this.take(r, true);
     if (!b) return;
     const c = Uint8Array.from(b);
     const i = this.bit % (c.length * 8);
     c[i >> 3]! ^= 1 << (i & 7);
-    deliver(r, this.to, c, this.toString());
+    await deliver(r, this.to, c, this.toString());
   }
 }
 class Truncate extends ChannelCommand {
-  act(r: Real): void {
+  async act(r: Real): Promise<void> {
     const b = this.take(r, true);
-    if (b && b.length > 1) deliver(r, this.to, b.subarray(0, 1 + (this.k % (b.length - 1))), this.toString());
+    if (b && b.length > 1) await deliver(r, this.to, b.subarray(0, 1 + (this.k % (b.length - 1))), this.toString());
   }
 }
 class SendText implements fc.AsyncCommand<Model, Real> {
@@ -157,7 +160,7 @@ class SendText implements fc.AsyncCommand<Model, Real> {
   async run(_m: Model, r: Real): Promise<void> {
     const s = r.s[this.from];
     if (s.state !== 'ESTABLISHED') return;
-    const { seq, events } = s.sendText(this.text, 1);
+    const { seq, events } = await s.sendText(this.text, 1);
     r.sent[this.from].set(seq, this.text);
     for (const e of events) {
       if (e.kind !== 'send') continue;
@@ -192,8 +195,8 @@ t.test('peer sessions under a hostile channel: nothing false shown, replays caug
   await fc.assert(
     fc.asyncProperty(commands, async (cmds) => {
       runs++;
-      const sa = new PeerSession({ room: ROOM, self: A, peerNick: B.nick, peerKey: B.spki, role: 'initiator' });
-      const sb = new PeerSession({ room: ROOM, self: B, peerNick: A.nick, peerKey: A.spki, role: 'responder' });
+      const sa = new PeerSession({ crypto: nodeBackend, room: ROOM, self: { nick: A.nick, key: keyA, spki: A.spki }, peerNick: B.nick, peerKey: nodePublicKey(B.spki), role: 'initiator' });
+      const sb = new PeerSession({ crypto: nodeBackend, room: ROOM, self: { nick: B.nick, key: keyB, spki: B.spki }, peerNick: A.nick, peerKey: nodePublicKey(A.spki), role: 'responder' });
       const r: Real = {
         s: { A: sa, B: sb },
         flight: { A: [], B: [] },
@@ -204,7 +207,7 @@ t.test('peer sessions under a hostile channel: nothing false shown, replays caug
         safety: {},
         stats,
       };
-      for (const e of sa.start()) if (e.kind === 'send') (r.flight.B.push(e.body), r.history.B.push(e.body));
+      for (const e of await sa.start()) if (e.kind === 'send') (r.flight.B.push(e.body), r.history.B.push(e.body));
       await fc.asyncModelRun(() => ({ model: {} as Model, real: r }), cmds);
     }),
     { numRuns: 120, seed: 777, endOnFailure: true },
