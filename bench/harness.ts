@@ -340,7 +340,7 @@ export const BENCH_USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--o
   --json FILE     also write the figures as JSON to FILE
   --only NAMES    run only these benchmarks: relay, e2e, handshake, idle, codec (comma-separated)
   --workers N     load-generator processes (default 2)
-  --profile DIR   run the relay under node --cpu-prof, writing .cpuprofile files to DIR
+  --profile DIR   run the relays and load generators under node --cpu-prof (.cpuprofile files in DIR)
 `;
 
 export const BENCH_NAMES = ['relay', 'e2e', 'handshake', 'idle', 'codec'] as const;

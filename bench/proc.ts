@@ -114,8 +114,12 @@ export class Worker {
   private readonly exited: Promise<void>;
   readonly child: ChildProcess;
 
-  constructor(readonly index: number) {
-    this.child = fork(LOADGEN, [String(index)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `nodeFlags` go to the worker's node (for example --cpu-prof, to profile the client side). */
+  constructor(
+    readonly index: number,
+    nodeFlags: readonly string[] = [],
+  ) {
+    this.child = fork(LOADGEN, [String(index)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...process.execArgv, ...nodeFlags] });
     this.child.on('message', (m: WorkerReply) => {
       const w = this.waiting.get(m.id);
       if (w === undefined) return;

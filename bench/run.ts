@@ -62,6 +62,12 @@ interface Plan {
   rooms: number[];
   /** Busy rooms for the end-to-end scaling figures. */
   e2eRooms: number[];
+  /**
+   * Measuring window of the end-to-end flows: texts move in bursts of a window (256 sealed, relayed,
+   * opened and ACKed before the next 256 can follow), which on a loaded machine takes 0.3-1 s, so a
+   * 0.5 s window could fall between two bursts and see nothing.
+   */
+  e2eDurationMs: number;
   idleConnections: number;
   handshakeIterations: number;
   churnPairs: number;
@@ -71,8 +77,8 @@ interface Plan {
 
 // --quick keeps three repetitions (every figure is a spread, never one sample) but drops the 1,000-room step: connecting 2,000 authenticated clients alone takes 5-20 s on this
 // shared machine (a client RSA signature, a server verification and a durable registry write each).
-const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 3, rooms: [1, 10, 100], e2eRooms: [1, 10, 100], idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
-const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], e2eRooms: [1, 10, 100], idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
+const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 3, rooms: [1, 10, 100], e2eRooms: [1, 10, 100], e2eDurationMs: 1500, idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
+const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], e2eRooms: [1, 10, 100], e2eDurationMs: 3000, idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
 
 /** Server flags every benchmark uses (see the header comment for why each is raised). */
 const SERVER_FLAGS: Record<string, string> = {
@@ -137,7 +143,9 @@ class Bench {
         spki: k.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
       };
     });
-    this.workers = Array.from({ length: this.args.workers }, (_, i) => new Worker(i));
+    // Under --profile the load generators are profiled too (the end-to-end path's client side).
+    const prof = this.args.profile === null ? [] : ['--cpu-prof', '--cpu-prof-dir', this.args.profile];
+    this.workers = Array.from({ length: this.args.workers }, (_, i) => new Worker(i, prof));
     await Promise.all(this.workers.map((w) => w.call('init', { keys })));
   }
 
@@ -299,7 +307,7 @@ class Bench {
       // fresh process measures its JIT warming up.
       progress('e2e: warm-up pass (not counted)');
       await this.workers[0]!.call<FloorResult>('crypto-floor', { warmupMs: this.plan.warmupMs, durationMs: this.plan.warmupMs });
-      await this.phase<FlowResult>('e2e-flow', () => ({ busy: 1, warmupMs: this.plan.warmupMs, durationMs: this.plan.warmupMs, window: 256 }));
+      await this.phase<FlowResult>('e2e-flow', () => ({ busy: 1, warmupMs: this.plan.warmupMs, durationMs: this.plan.e2eDurationMs, window: 256 }));
       const msgs = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
       const perCpu = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
       const cfloor: number[] = [];
@@ -317,7 +325,7 @@ class Bench {
           // text in flight is sealed up front, so a larger total only lengthens the start of the phase.
           const window = Math.max(8, Math.min(256, 2 ** Math.floor(Math.log2(1024 / busy))));
           const cpu0 = cpuMs(server.pid);
-          const rs = await this.phase<FlowResult>('e2e-flow', () => ({ busy, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window }));
+          const rs = await this.phase<FlowResult>('e2e-flow', () => ({ busy, warmupMs: this.plan.warmupMs, durationMs: this.plan.e2eDurationMs, window }));
           const cpu1 = cpuMs(server.pid);
           const rate = rs.reduce((s, r) => s + r.frames / r.seconds, 0);
           const starved = rs.reduce((s, r) => s + r.starved, 0);
