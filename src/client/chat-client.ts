@@ -451,15 +451,25 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'CLOSED') return;
+    // One socket write per read (STYLE.md rule 13): the ACKs and texts this chunk's frames cause, and
+    // what the listeners send when the events are delivered below, leave together when the socket is
+    // uncorked, not one syscall each (the end-to-end profile had one write per frame at 14-15 % of a
+    // client's CPU).
+    const sock = this.socket;
+    sock?.cork();
     const outer = this.deferred;
     this.deferred ??= [];
     try {
       this.parse(chunk);
     } finally {
-      if (outer === null) {
-        const events = this.deferred;
-        this.deferred = null;
-        for (const deliver of events) deliver();
+      try {
+        if (outer === null) {
+          const events = this.deferred;
+          this.deferred = null;
+          for (const deliver of events) deliver();
+        }
+      } finally {
+        if (sock !== null && !sock.destroyed) sock.uncork();
       }
     }
   }
