@@ -18,7 +18,7 @@ import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome,
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
 import { PrivateFileError } from '../files/private.js';
-import { askNewPassphrase } from './prompt.js';
+import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
@@ -34,6 +34,8 @@ export const EXIT = {
   PROTOCOL: 7,
   /** A file in --home could not be written (or read): a local error, never the relay's (issue 14). */
   LOCAL_FILE: 8,
+  /** Scriptable mode: the run ended normally, but a message was not delivered (each is listed). */
+  NOT_DELIVERED: 9,
 } as const;
 
 const EXIT_BY_FAILURE: Record<FailureKind, number> = {
@@ -69,7 +71,8 @@ With stdin not a terminal (scriptable): each input line is a message to every me
 messages print as "NICK: TEXT", events as lines starting with "* ", errors on stderr.
 Exit status: 0 ok, 2 usage, 3 room full (or nickname already in the room), 4 authentication refused
 (or wrong passphrase), 5 a peer's key changed, 6 cannot connect or connection lost, 7 protocol error,
-8 a file in --home could not be read or written (the message names it).`;
+8 a file in --home could not be read or written (the message names it),
+9 (scriptable mode) input ended normally but a message was not delivered (each one is listed).`;
 
 interface Options {
   host: string;
@@ -196,40 +199,12 @@ export function skewNote(ts: number, now = Date.now()): string | null {
   return d > 0 ? `sent ${span} before it arrived` : `sender's clock ${span} ahead`;
 }
 
-/** Reads a line from the terminal without echoing it (raw mode). Ctrl-C rejects. */
-function askHidden(prompt: string): Promise<string> {
-  const stdin = process.stdin;
-  process.stderr.write(prompt);
-  return new Promise<string>((resolve, reject) => {
-    let buf = '';
-    const wasRaw = stdin.isRaw;
-    stdin.setRawMode(true);
-    stdin.resume();
-    const done = (err: Error | null) => {
-      stdin.off('data', onData);
-      stdin.setRawMode(wasRaw);
-      stdin.pause();
-      process.stderr.write('\n');
-      if (err) reject(err);
-      else resolve(buf);
-    };
-    const onData = (d: Buffer) => {
-      for (const ch of d.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done(null);
-        if (ch === '\u0003' || ch === '\u0004') return done(new UsageError('passphrase entry cancelled'));
-        if (ch === '\u007f' || ch === '\b') buf = [...buf].slice(0, -1).join('');
-        else if (ch >= ' ') buf += ch;
-      }
-    };
-    stdin.on('data', onData);
-  });
-}
-
 async function askLine(prompt: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
   try {
     return await new Promise<string>((resolve, reject) => {
       rl.question(prompt, resolve);
+      rl.once('SIGINT', () => reject(new PromptCancelled()));
       rl.once('close', () => reject(new UsageError('no nickname given')));
     });
   } finally {
@@ -336,6 +311,7 @@ export async function run(argv: string[]): Promise<number> {
       err(e.code === 'IO' ? `local error: ${e.message}` : `--home ${opts.home}: ${e.message}`);
       return e.code === 'IO' ? EXIT.LOCAL_FILE : EXIT.USAGE;
     }
+    if (e instanceof PromptCancelled) return EXIT_INTERRUPTED;
     if (e instanceof HistoryError) {
       err(`history in ${opts.home}: ${e.message} (or run with --no-history)`);
       return EXIT.USAGE;
@@ -375,6 +351,14 @@ function relayName(opts: Options): string {
   return `${opts.host}:${opts.port}`;
 }
 
+/** Longest wait for the relay to confirm a LEAVE when quitting (a hung relay must not keep us open). */
+const QUIT_GRACE_MS = 2000;
+/** The commands Tab completes. */
+const COMMANDS = ['/help', '/who', '/fingerprint', '/safety', '/verify', '/trust', '/history', '/quit'];
+/** xterm's bracketed paste mode: the terminal marks a paste with ESC[200~ ... ESC[201~. */
+const BRACKETED_PASTE_ON = '\x1b[?2004h';
+const BRACKETED_PASTE_OFF = '\x1b[?2004l';
+
 /** How many stored messages a (re)join shows, and `/history` without a number. */
 const HISTORY_SHOWN = 20;
 
@@ -408,6 +392,12 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     err(`local error: ${e.message}`);
     void client.leave().then(() => exit(EXIT.LOCAL_FILE));
   };
+  // Every text listed as not delivered (or never sent) makes a normal end exit NOT_DELIVERED, not 0.
+  let lost = 0;
+  const listLost = (u: Undelivered) => {
+    lost++;
+    event(describeUndelivered(u));
+  };
 
   // A reader that went away (`client ... | head -1`): leave quietly instead of dying on EPIPE.
   process.stdout.on('error', () => {
@@ -422,7 +412,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   );
   client.on('peer-left', ({ nick, undelivered }) => {
     event(`${nick} left`);
-    for (const u of undelivered) event(describeUndelivered(u));
+    for (const u of undelivered) listLost(u);
   });
   client.on('established', ({ nick, safetyNumber, verified }) =>
     event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`),
@@ -445,7 +435,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   });
   client.on('closed', ({ failure, undelivered }) => {
     if (failure === null) return;
-    for (const u of undelivered) event(describeUndelivered(u));
+    for (const u of undelivered) listLost(u);
     err(failure.message);
     exit(EXIT_BY_FAILURE[failure.kind]);
   });
@@ -458,7 +448,11 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     if (latch.exiting || client.closed) return;
     for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) {
       if (client.send(piece).length > 0) continue;
-      event(client.members().length === 0 ? 'queued: nobody else in the room yet' : 'not sent: no member with a trusted key');
+      if (client.members().length === 0) event('queued: nobody else in the room yet');
+      else {
+        lost++;
+        event('not sent: no member with a trusted key');
+      }
     }
   });
   rl.on('close', () => {
@@ -467,8 +461,8 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     void client.whenSettled(opts.waitMs).then(async () => {
       if (latch.exiting || client.closed) return;
       const left = await client.leave();
-      for (const u of left) event(describeUndelivered(u));
-      exit(EXIT.OK);
+      for (const u of left) listLost(u);
+      exit(lost > 0 ? EXIT.NOT_DELIVERED : EXIT.OK);
     });
   });
 
@@ -613,15 +607,72 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
 
   const promptText = `${p.nick(client.nick)}@${opts.room}> `;
   const promptWidth = `${client.nick}@${opts.room}> `.length;
-  rl = createInterface({ input: process.stdin, output: stdout, prompt: promptText, terminal: true, historySize: 100 });
+  /** Tab completes a command at the start of the line, else the nickname being typed. */
+  const completer = (line: string): [string[], string] => {
+    const word = /(\S*)$/.exec(line)![1]!;
+    const pool = line === word && word.startsWith('/') ? COMMANDS : client.members().map((m) => m.nick);
+    return [pool.filter((c) => c.startsWith(word)), word];
+  };
+  rl = createInterface({ input: process.stdin, output: stdout, prompt: promptText, terminal: true, historySize: 100, completer });
   info('type /help for commands');
 
-  const quit = async () => {
+  let quitting = false;
+  /**
+   * Leaves the room and exits with `code`. The LEAVE is waited for at most QUIT_GRACE_MS, so a relay
+   * that hangs never keeps the program open; asked again while leaving, it exits at once.
+   */
+  const quit = async (code: number = EXIT.OK) => {
     if (latch.exiting) return;
-    const left = client.closed ? [] : await client.leave();
+    if (quitting) return exit(code);
+    quitting = true;
+    const left = client.closed ? [] : await Promise.race([client.leave(), new Promise<Undelivered[]>((r) => setTimeout(() => r([]), QUIT_GRACE_MS).unref())]);
     for (const u of left) print(p.yellow(`  ! ${describeUndelivered(u)}`));
-    exit(EXIT.OK);
+    exit(code);
   };
+
+  // Ctrl-C: the first keeps a typed line (and says how to quit), the next quits with status 130, as a
+  // SIGINT from outside does. Ctrl-D on an empty line quits with 0.
+  let interruptArmed = false;
+  rl.on('SIGINT', () => {
+    if (rl!.line !== '' && !interruptArmed) {
+      interruptArmed = true;
+      info('Ctrl-C again quits (so does Ctrl-D on an empty line); your line is kept');
+      return;
+    }
+    void quit(EXIT_INTERRUPTED);
+  });
+  const onSignal = () => void quit(EXIT_INTERRUPTED);
+  process.on('SIGINT', onSignal);
+  // After Ctrl-Z and fg, readline has put its input on pause: take it up again and redraw the prompt.
+  rl.on('SIGCONT', () => rl!.prompt(true));
+
+  // A paste (bracketed paste mode) is held: its lines are never run as commands, and several are sent
+  // only after one confirmation.
+  let pasting = false;
+  let pasted: string[] = [];
+  let confirmPaste: string[] | null = null;
+  const onKey = (_: unknown, key: { name?: string } | undefined) => {
+    if (key?.name === 'paste-start') {
+      pasting = true;
+      pasted = [];
+    } else if (key?.name === 'paste-end') {
+      pasting = false;
+      if (pasted.length === 0) return;
+      // The part after the last newline is still in the line being edited: it belongs to the paste.
+      const rest = rl!.line;
+      if (rest !== '') {
+        pasted.push(rest);
+        rl!.write(null, { ctrl: true, name: 'e' });
+        rl!.write(null, { ctrl: true, name: 'u' });
+      }
+      confirmPaste = pasted.filter((l) => l.trim() !== '');
+      pasted = [];
+      if (confirmPaste.length === 0) confirmPaste = null;
+      else info(`you pasted ${confirmPaste.length} line${confirmPaste.length === 1 ? '' : 's'}: type y and Enter to send ${confirmPaste.length === 1 ? 'it as a message' : `them as ${confirmPaste.length} messages`}, anything else to drop ${confirmPaste.length === 1 ? 'it' : 'them'} (commands in a paste never run)`);
+    }
+  };
+  process.stdin.on('keypress', onKey);
+  stdout.write(BRACKETED_PASTE_ON);
 
   const command = (line: string) => {
     const [cmd, arg, ...extra] = line.trim().split(/\s+/);
@@ -684,8 +735,23 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     }
   };
 
+  /** Sends one text to every member present, and shows it. */
+  const say = (text: string) => {
+    for (const piece of splitText(text, client.maxTextBytes())) {
+      const to = client.send(piece);
+      const note =
+        to.length > 0
+          ? ''
+          : client.members().length === 0
+            ? p.yellow(' (queued: nobody else here yet)')
+            : p.red(' (NOT sent: no member with a trusted key, see /who)');
+      print(...message(clock(), p.bold(client.nick), client.nick.length, piece, note));
+    }
+  };
+
   rl.on('line', (raw) => {
     if (latch.exiting) return;
+    interruptArmed = false;
     // readline echoed "prompt + line"; replace that echo with the timestamped message (or nothing).
     const cols = stdout.columns > 0 ? stdout.columns : 80;
     const rows = Math.max(1, Math.ceil((promptWidth + [...raw].length) / cols));
@@ -693,6 +759,19 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     cursorTo(stdout, 0);
     clearScreenDown(stdout);
     const line = wellFormed(raw);
+    if (pasting) {
+      pasted.push(line);
+      rl!.prompt(true);
+      return;
+    }
+    if (confirmPaste !== null) {
+      const held = confirmPaste;
+      confirmPaste = null;
+      if (/^y(es)?$/i.test(line.trim()) && !client.closed) for (const l of held) say(l);
+      else info(`dropped the ${held.length} pasted line${held.length === 1 ? '' : 's'}`);
+      rl!.prompt();
+      return;
+    }
     if (line.startsWith('/') && !line.startsWith('//')) {
       print(p.dim(`${promptWidth > 0 ? '> ' : ''}${printable(line)}`));
       command(line);
@@ -708,22 +787,16 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       err('not connected');
       return;
     }
-    for (const piece of splitText(text, client.maxTextBytes())) {
-      const to = client.send(piece);
-      const note =
-        to.length > 0
-          ? ''
-          : client.members().length === 0
-            ? p.yellow(' (queued: nobody else here yet)')
-            : p.red(' (NOT sent: no member with a trusted key, see /who)');
-      print(...message(clock(), p.bold(client.nick), client.nick.length, piece, note));
-    }
+    say(text);
     rl!.prompt();
   });
   rl.on('close', () => void quit());
   rl.prompt();
 
   const code = await exited;
+  process.off('SIGINT', onSignal);
+  process.stdin.off('keypress', onKey);
+  stdout.write(BRACKETED_PASTE_OFF);
   // Take the prompt (and anything typed but not submitted) off the screen, so the shell starts clean.
   moveCursor(stdout, 0, -rl.getCursorPos().rows);
   cursorTo(stdout, 0);

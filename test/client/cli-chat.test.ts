@@ -84,7 +84,7 @@ t.test('a member that leaves with messages unacknowledged gets them listed', asy
   const listed = await alice.waitFor(/^\* not delivered to bob/);
   t.equal(listed, `* not delivered to bob (#${seq} not acknowledged): are you still there?`);
   alice.end();
-  t.equal((await alice.exited).code, 0);
+  t.equal((await alice.exited).code, 9, 'status 9: input ended, but a message was not delivered');
 });
 
 t.test('a line longer than one message may be is split into several, in order, nothing lost', async (t) => {

@@ -65,7 +65,7 @@ t.test('an altered MSG is reported as failing to verify, never shown, and stays 
   alice.end();
   const listed = await alice.waitFor(/^\* not delivered to bob/);
   t.match(listed, /^\* not delivered to bob \(#\d+ not acknowledged\): this one is altered on the way$/);
-  t.equal((await alice.exited).code, 0);
+  t.equal((await alice.exited).code, 9, 'status 9: a message was not delivered');
   bob.end();
   t.equal((await bob.exited).code, 0);
 });
