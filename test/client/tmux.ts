@@ -73,7 +73,8 @@ export class Term {
   /** The command's exit status once it ended (remain-on-exit), else null. */
   exitStatus(): number | null {
     const [dead, status] = this.tmux('display-message', '-p', '#{pane_dead} #{pane_dead_status}').trim().split(' ');
-    return dead === '1' ? Number(status) : null;
+    // tmux can report the pane dead a moment before it knows the status: keep polling until it does.
+    return dead === '1' && status !== undefined && /^\d+$/.test(status) ? Number(status) : null;
   }
 
   /** Resolves with the screen once `re` matches a row of it (scrollback included); throws after `polls`. */
