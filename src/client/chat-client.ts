@@ -168,6 +168,11 @@ interface Peer {
 }
 
 const MAX_HELD_BODIES = 4;
+/**
+ * §7.4: after a PING, the relay must be heard from (any frame) within min(PONG_TIMEOUT_MS, the PING
+ * interval), or the connection is dead: a frozen relay is noticed even while TCP stays open.
+ */
+export const PONG_TIMEOUT_MS = 10_000;
 /** Local bound on frames waiting for the rate limiter or a slow socket: a local caller's mistake, not a peer's. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 const LONE_SURROGATE = /[\ud800-\udfff]/u;
@@ -208,6 +213,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private pumpTimer: NodeJS.Timeout | null = null;
   private waitingDrain = false;
   private keepalive: NodeJS.Timeout | null = null;
+  /** Armed by a PING, cleared by any frame from the relay: a relay that stays silent is dead (§7.4). */
+  private pongTimer: NodeJS.Timeout | null = null;
+  private pongDeadlineMs = PONG_TIMEOUT_MS;
   private connectTimer: NodeJS.Timeout | null = null;
   private pingCounter = 0;
 
@@ -451,6 +459,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'CLOSED') return;
+    if (this.pongTimer !== null) {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+    }
     // One socket write per read (STYLE.md rule 13): the ACKs and texts this chunk's frames cause, and
     // what the listeners send when the events are delivered below, leave together when the socket is
     // uncorked, not one syscall each (the end-to-end profile had one write per frame at 14-15 % of a
@@ -554,7 +566,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         return this.fail(new ClientFailure(kind, kind === 'auth' ? 'the relay refused authentication' : 'the relay closed the connection', err));
       }
       case 'timeout':
-        return this.fail(new ClientFailure('connection', 'no WELCOME from the relay in time'));
+        return this.fail(
+          new ClientFailure('connection', tr.state === 'AWAIT_CHALLENGE' || tr.state === 'AWAIT_WELCOME' ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
+        );
       case 'disconnect':
         if (tr.state === 'AWAIT_LEFT' && this.pendingLeave) return this.finish(null);
         return this.fail(failure!);
@@ -580,6 +594,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.lastRefill = performance.now();
     // §7.1 "Timeouts": PING when nothing was sent for idle_ms / KEEPALIVE_DIVISOR.
     const every = Math.max(1, Math.floor(w.idleMs / LIMITS.KEEPALIVE_DIVISOR));
+    this.pongDeadlineMs = Math.min(PONG_TIMEOUT_MS, every);
     this.keepalive = setTimeout(() => this.ping(), every);
     this.keepalive.unref();
     const c = this.pendingConnect;
@@ -591,6 +606,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (this.state === 'CLOSED') return;
     this.pingCounter = this.pingCounter >= LIMITS.MAX_UINT ? 0 : this.pingCounter + 1;
     this.write(frame('PING', { n: this.pingCounter }));
+    // No frame at all from the relay within the deadline: it is frozen or gone, whatever TCP says.
+    if (this.pongTimer === null) {
+      this.pongTimer = setTimeout(() => {
+        this.pongTimer = null;
+        this.onEvent('timeout');
+      }, this.pongDeadlineMs);
+      this.pongTimer.unref();
+    }
   }
 
   private onJoined(room: string, members: Member[]): void {
@@ -916,8 +939,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
     this.pending = [];
-    for (const t of [this.keepalive, this.pumpTimer, this.connectTimer]) if (t) clearTimeout(t);
-    this.keepalive = this.pumpTimer = this.connectTimer = null;
+    for (const t of [this.keepalive, this.pumpTimer, this.connectTimer, this.pongTimer]) if (t) clearTimeout(t);
+    this.keepalive = this.pumpTimer = this.connectTimer = this.pongTimer = null;
     this.queue.length = 0;
     this.queuedBytes = 0;
     if (this.socket) {

@@ -94,7 +94,7 @@ export const CLIENT_TRANSITIONS: readonly ClientRow[] = [
   { states: ['READY', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT'], on: ['PONG'], next: 'same', action: 'nothing', errors: [], step: 'ignore' },
   { states: ANY_BUT_CLOSED, on: ['ERROR:closing'], next: 'CLOSED', action: 'report the code; close; send nothing', errors: [], step: 'relay-closed' },
   { states: ANY_BUT_CLOSED, on: ['ERROR:non-closing'], next: 'same', action: 'report the code', errors: [], step: 'relay-error' },
-  { states: ['AWAIT_CHALLENGE', 'AWAIT_WELCOME'], on: ['timeout'], next: 'CLOSED', action: 'report; close', errors: [], step: 'timeout' },
+  { states: ANY_BUT_CLOSED, on: ['timeout'], next: 'CLOSED', action: 'report; close', errors: [], step: 'timeout' },
   { states: ANY_BUT_CLOSED, on: ['disconnect'], next: 'CLOSED', action: 'report; `peer_left` to every machine', errors: [], step: 'disconnect' },
 ];
 

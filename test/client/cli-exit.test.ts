@@ -58,3 +58,16 @@ t.test('clients with different room secrets never establish a session', async (t
   b.end();
   await Promise.all([a.exited, b.exited]);
 });
+
+t.test('a frozen relay (SIGSTOP) is noticed: an unanswered PING ends the connection as lost (status 6)', async (t) => {
+  const dir = tempDir(t);
+  // A short idle timeout makes the client PING every second (idle_ms / 3), so the deadline is short too.
+  const srv = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--idle-timeout-ms', '3000'] });
+  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
+  await a.waitFor(/^\* joined /);
+  srv.proc.kill('SIGSTOP');
+  t.teardown(() => srv.proc.kill('SIGCONT'));
+  t.equal((await a.exited).code, 6, 'connection lost, although TCP never closed');
+  t.ok(a.err.some((l) => /PING/.test(l)), 'stderr says the relay did not answer');
+  srv.proc.kill('SIGCONT');
+});
