@@ -37,7 +37,7 @@ function checkScalar(f: FieldSpec, v: unknown, where: string): void {
         if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
         return;
       }
-      const n = Buffer.byteLength(v, 'utf8');
+      const n = utf8Length(v);
       if (n < f.min || n > f.max) invalid(`${where}: expected ${f.min}..${f.max} UTF-8 bytes, got ${n}`);
       return;
     }
@@ -178,12 +178,32 @@ export function encodeFrame(frame: Frame): Uint8Array {
  * MAX_FRAME_BYTES bytes). Throws as encodeFrame.
  */
 export function encodeWire(frame: Frame): Buffer {
+  // A Buffer still: the relay, the cluster and the client's TCP queue hold it as one (the last Buffer in
+  // the codec; encodeFrame, decodeFrame and the validators are Buffer-free).
   const body = encoder.encodeSharedRef(toWireObject(frame));
   if (body.length > LIMITS.MAX_FRAME_BYTES) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${body.length} bytes`);
   const out = Buffer.allocUnsafe(LIMITS.LENGTH_PREFIX_BYTES + body.length);
   out.writeUInt32BE(body.length, 0);
   out.set(body, LIMITS.LENGTH_PREFIX_BYTES);
   return out;
+}
+
+/**
+ * The UTF-8 length of `s` in bytes, as TextEncoder would encode it (a lone surrogate becomes U+FFFD,
+ * 3 bytes), without encoding it.
+ */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** Builds a typed frame value; a convenience that keeps call sites short and checked. */

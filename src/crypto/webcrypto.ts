@@ -48,8 +48,18 @@ interface RsaPair {
   readonly pss: Key;
 }
 
+/** The WebCrypto backend, with a way in for keys that already are CryptoKeys. */
+export interface WebCryptoBackend extends CryptoBackend {
+  /**
+   * Our identity key from the two CryptoKeys a page keeps (for example non-extractable, in IndexedDB):
+   * RSA-OAEP-SHA-256 with usage decrypt and RSA-PSS-SHA-256 with usage sign, both 2048 bits. RangeError
+   * for any other pair.
+   */
+  privateKeyFromCryptoKeys(oaep: Key, pss: Key): RsaPrivateKey;
+}
+
 /** A CryptoBackend over `webcrypto` (default: the platform's `globalThis.crypto`). */
-export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): CryptoBackend {
+export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebCryptoBackend {
   const subtle: Subtle = webcrypto.subtle;
   const publics = new HandleTable<RsaPublicKey, RsaPair>(NAME);
   const privates = new HandleTable<RsaPrivateKey, RsaPair>(NAME);
@@ -70,6 +80,14 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): Cryp
 
   return {
     name: NAME,
+    privateKeyFromCryptoKeys(oaep, pss) {
+      const fits = (k: Key, name: string, usage: 'decrypt' | 'sign') => {
+        const a = k.algorithm as { name?: string; modulusLength?: number; hash?: { name?: string } };
+        return k.type === 'private' && a.name === name && a.hash?.name === 'SHA-256' && a.modulusLength === RSA_MODULUS_BITS && k.usages.includes(usage);
+      };
+      if (!fits(oaep, 'RSA-OAEP', 'decrypt') || !fits(pss, 'RSA-PSS', 'sign')) throw new RangeError('expected RSA-2048 private CryptoKeys: RSA-OAEP-SHA-256 (decrypt) and RSA-PSS-SHA-256 (sign)');
+      return privates.make({ backend: NAME }, { oaep, pss });
+    },
     randomBytes(n) {
       const out = new Uint8Array(n);
       for (let at = 0; at < n; at += RANDOM_CHUNK) webcrypto.getRandomValues(out.subarray(at, Math.min(n, at + RANDOM_CHUNK)));

@@ -3,7 +3,7 @@
 // crypto backends (node:crypto and WebCrypto). Then the ordering the asynchronous steps keep.
 import t from 'tap';
 import { decodeFrame, encodeFrame, frame } from '../../src/codec/index.js';
-import { type SessionRsa } from '../../src/handshake/session.js';
+import { PeerSession, type SessionRsa } from '../../src/handshake/session.js';
 import { safetyNumber } from '../../src/crypto/safety.js';
 import type { CryptoBackend } from '../../src/crypto/backend.js';
 import { nodeBackend } from '../../src/crypto/node.js';
@@ -381,4 +381,18 @@ t.test('a key handle works only with the backend that made it', async (t) => {
   await t.rejects(w.oaepEncrypt(nodeKey, new Uint8Array(32)), TypeError);
   await t.rejects(nodeBackend.oaepEncrypt(webKey, new Uint8Array(32)), TypeError);
   await t.rejects(w.oaepEncrypt({ ...webKey }, new Uint8Array(32)), TypeError, 'a copy of a handle is not a handle');
+});
+
+t.test('WebCrypto: an identity kept as non-extractable CryptoKeys (as a page keeps it) runs a session', async (t) => {
+  const w = webCryptoBackend();
+  const subtle = globalThis.crypto.subtle;
+  const oaep = await subtle.importKey('pkcs8', alice.pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['decrypt']);
+  const pss = await subtle.importKey('pkcs8', alice.pkcs8, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
+  const key = w.privateKeyFromCryptoKeys(oaep, pss);
+  const R = await session(w, bob, alice, 'responder');
+  const I = new PeerSession({ crypto: w, room: 'lobby', self: { nick: 'alice', key, spki: alice.spki }, peerNick: 'bob', peerKey: await publicKeyOf(w, bob), role: 'initiator' });
+  await handshake(I, R);
+  t.equal(I.state, 'ESTABLISHED');
+  t.equal(R.state, 'ESTABLISHED');
+  t.throws(() => w.privateKeyFromCryptoKeys(pss, oaep), RangeError, 'the two keys swapped');
 });
