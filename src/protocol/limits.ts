@@ -66,6 +66,25 @@ export const LIMITS = {
   MAX_CONNECTIONS_PER_ADDRESS: 64,
   /** Open files the relay keeps free beyond its connection limit (registry, logs, listening socket). */
   FD_HEADROOM: 64,
+  /** default: connections from one IPv4 /24 or IPv6 /48 (beside the per-address cap). */
+  MAX_CONNECTIONS_PER_SUBNET: 256,
+  /**
+   * default: authenticated connections of one identity key, and of one nickname, at once. (Not 4: the
+   * conformance kit runs its cases concurrently over 4 shared keys and needs more at the relay's defaults.)
+   */
+  MAX_CONNECTIONS_PER_KEY: 64,
+  MAX_CONNECTIONS_PER_NICK: 64,
+  /** default: the interval over which new nickname bindings are counted (token buckets refilled per interval). */
+  BIND_INTERVAL_MS: 3600000,
+  /** default: new nickname bindings per interval by one key, from one address, and by the whole relay. */
+  BINDS_PER_KEY: 128,
+  BINDS_PER_ADDRESS: 512,
+  BINDS_PER_RELAY: 4096,
+  /** default: JOINs one connection may send per minute (token bucket of this size); LEAVE needs a JOIN first. */
+  JOINS_PER_MINUTE: 60,
+  /** default: bytes per second a connection may send (token bucket refill) and the bucket size. */
+  RATE_BYTES_PER_S: 1048576,
+  RATE_BURST_BYTES: 4194304,
   /** default: frames per second a connection may send (token bucket refill) and the bucket size. */
   RATE_FRAMES_PER_S: 1000,
   RATE_BURST_FRAMES: 2000,

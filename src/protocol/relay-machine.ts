@@ -31,7 +31,7 @@ const live = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'] as const;
 
 export const SERVER_TRANSITIONS: readonly ServerTransition[] = [
   { state: 'AWAIT_HELLO', on: 'HELLO', next: 'AWAIT_AUTH', action: 'send CHALLENGE', errors: ['UNSUPPORTED_VERSION', 'BAD_PUBLIC_KEY'] },
-  { state: 'AWAIT_AUTH', on: 'AUTH', next: 'READY', action: 'verify signature, bind nickname; send WELCOME', errors: ['AUTH_FAILED', 'NICK_BOUND'] },
+  { state: 'AWAIT_AUTH', on: 'AUTH', next: 'READY', action: 'verify signature, bind nickname; send WELCOME', errors: ['AUTH_FAILED', 'NICK_BOUND', 'TOO_MANY_CONNECTIONS', 'RATE_LIMITED'] },
   { state: 'READY', on: 'JOIN', next: 'IN_ROOM', action: 'join room; send JOINED; PEER_JOINED to members', errors: ['ROOM_FULL', 'NICK_IN_ROOM'] },
   { state: 'READY', on: 'PING', next: 'READY', action: 'send PONG', errors: [] },
   { state: 'IN_ROOM', on: 'SEND', next: 'IN_ROOM', action: 'DELIVER to the addressee, from stamped by the relay', errors: ['NO_SUCH_PEER'] },

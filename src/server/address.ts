@@ -18,6 +18,17 @@ export function addressKey(addr: string): string {
   return `${groups.slice(0, 4).join(':')}::/64`;
 }
 
+/**
+ * The wider group an address belongs to, for the per-subnet cap (§7.1 "Quotas"): the IPv4 /24
+ * (`a.b.c.0/24`, also for IPv4-mapped IPv6) or the IPv6 /48 (`xxxx:xxxx:xxxx::/48`); the input otherwise.
+ */
+export function subnetKey(addr: string): string {
+  const k = addressKey(addr);
+  if (isIPv4(k)) return `${k.slice(0, k.lastIndexOf('.'))}.0/24`;
+  if (!k.endsWith('::/64')) return k;
+  return `${k.split(':').slice(0, 3).join(':')}::/48`;
+}
+
 /** The eight 16-bit groups of a valid IPv6 address, lower-case hex without leading zeros. */
 function expand(addr: string): string[] {
   let text = addr.toLowerCase();

@@ -17,9 +17,10 @@ import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../
 import { LIMITS } from '../protocol/limits.js';
 import { RoomManager } from '../room/index.js';
 import type { RoomEngine } from '../room/engine.js';
-import { addressKey } from './address.js';
+import { addressKey, subnetKey } from './address.js';
+import { Bucket, Buckets, Counter } from './quota.js';
 import { deliverWire } from './deliver.js';
-import { SqliteRegistry, type Registry } from './registry.js';
+import { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { RelayStream } from './stream.js';
@@ -59,6 +60,26 @@ export interface ServerOptions {
   writeHighWaterBytes?: number;
   /** Largest frame body accepted, bytes, announced as WELCOME.max_frame (default MAX_FRAME_BYTES). */
   maxFrameBytes?: number;
+  /** Connections held at once from one IPv4 /24 or IPv6 /48 (default MAX_CONNECTIONS_PER_SUBNET). */
+  maxConnectionsPerSubnet?: number;
+  /** Authenticated connections of one identity key at once (default MAX_CONNECTIONS_PER_KEY). */
+  maxConnectionsPerKey?: number;
+  /** Authenticated connections of one nickname at once (default MAX_CONNECTIONS_PER_NICK). */
+  maxConnectionsPerNick?: number;
+  /** Milliseconds over which new nickname bindings are counted (default BIND_INTERVAL_MS). */
+  bindIntervalMs?: number;
+  /** New nickname bindings by one key per interval (default BINDS_PER_KEY). */
+  bindsPerKey?: number;
+  /** New nickname bindings from one address per interval (default BINDS_PER_ADDRESS). */
+  bindsPerAddress?: number;
+  /** New nickname bindings on the whole relay per interval (default BINDS_PER_RELAY). */
+  bindsPerRelay?: number;
+  /** JOINs one connection may send per minute (default JOINS_PER_MINUTE). */
+  joinsPerMinute?: number;
+  /** Bytes per second one connection may send (token-bucket refill) (default RATE_BYTES_PER_S). */
+  rateBytesPerSecond?: number;
+  /** Byte token-bucket size (default RATE_BURST_BYTES). */
+  rateBurstBytes?: number;
   /** Milliseconds from a frame's first byte to its last before TIMEOUT (default FRAME_TIMEOUT_MS). */
   frameTimeoutMs?: number;
   /** Bytes held for all connections together, partial frames plus unsent output (default BUFFER_BUDGET_BYTES). */
@@ -124,6 +145,16 @@ interface Config {
   maxFrameBytes: number;
   frameTimeoutMs: number;
   bufferBudgetBytes: number;
+  maxConnectionsPerSubnet: number;
+  maxConnectionsPerKey: number;
+  maxConnectionsPerNick: number;
+  bindIntervalMs: number;
+  bindsPerKey: number;
+  bindsPerAddress: number;
+  bindsPerRelay: number;
+  joinsPerMinute: number;
+  rateBytesPerSecond: number;
+  rateBurstBytes: number;
 }
 
 function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
@@ -188,6 +219,17 @@ function resolveConfig(o: ServerOptions): Config {
     maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, 1024, LIMITS.MAX_FRAME_BYTES),
     frameTimeoutMs: intOption('frameTimeoutMs', o.frameTimeoutMs, LIMITS.FRAME_TIMEOUT_MS, 1, 2 ** 31 - 1),
     bufferBudgetBytes: intOption('bufferBudgetBytes', o.bufferBudgetBytes, LIMITS.BUFFER_BUDGET_BYTES, 65536, M),
+    maxConnectionsPerSubnet: intOption('maxConnectionsPerSubnet', o.maxConnectionsPerSubnet, LIMITS.MAX_CONNECTIONS_PER_SUBNET, 1, M),
+    maxConnectionsPerKey: intOption('maxConnectionsPerKey', o.maxConnectionsPerKey, LIMITS.MAX_CONNECTIONS_PER_KEY, 1, M),
+    maxConnectionsPerNick: intOption('maxConnectionsPerNick', o.maxConnectionsPerNick, LIMITS.MAX_CONNECTIONS_PER_NICK, 1, M),
+    bindIntervalMs: intOption('bindIntervalMs', o.bindIntervalMs, LIMITS.BIND_INTERVAL_MS, 1, 2 ** 31 - 1),
+    bindsPerKey: intOption('bindsPerKey', o.bindsPerKey, LIMITS.BINDS_PER_KEY, 1, M),
+    bindsPerAddress: intOption('bindsPerAddress', o.bindsPerAddress, LIMITS.BINDS_PER_ADDRESS, 1, M),
+    bindsPerRelay: intOption('bindsPerRelay', o.bindsPerRelay, LIMITS.BINDS_PER_RELAY, 1, M),
+    joinsPerMinute: intOption('joinsPerMinute', o.joinsPerMinute, LIMITS.JOINS_PER_MINUTE, 1, M),
+    rateBytesPerSecond: intOption('rateBytesPerSecond', o.rateBytesPerSecond, LIMITS.RATE_BYTES_PER_S, 1, M),
+    // A bucket smaller than one frame could never pass a frame of max_frame bytes.
+    rateBurstBytes: intOption('rateBurstBytes', o.rateBurstBytes, LIMITS.RATE_BURST_BYTES, LIMITS.MAX_FRAME_BYTES, M),
   };
 }
 
@@ -220,6 +262,12 @@ class Connection {
   charged = 0;
   tokens: number;
   refillAt: number;
+  /** Byte token bucket (RATE_BYTES_PER_S) and JOIN churn bucket (JOINS_PER_MINUTE), made on first use. */
+  bytes: Bucket | undefined;
+  joins: Bucket | undefined;
+  /** The per-subnet key (IPv4 /24, IPv6 /48) and, once authenticated, the key under which its key is counted. */
+  subnet = '';
+  keyId: string | undefined;
   grace: NodeJS.Timeout | undefined;
   /**
    * Set while a step waits for the registry (AUTH): the socket is paused and the frames already read
@@ -256,6 +304,12 @@ class Relay implements RelayServer {
   private readonly conns = new Set<Connection>();
   private readonly refusing = new Set<RelayStream>();
   private readonly perAddress = new Map<string, number>();
+  private readonly perSubnet = new Counter();
+  private readonly perKey = new Counter();
+  private readonly perNick = new Counter();
+  private readonly bindsByKey: Buckets;
+  private readonly bindsByAddress: Buckets;
+  private readonly bindsRelay: Bucket;
   private readonly errorCounts: Partial<Record<ErrorName, number>> = {};
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
@@ -275,6 +329,9 @@ class Relay implements RelayServer {
     private readonly logSink: ((event: Record<string, unknown>) => void) | undefined,
   ) {
     this.ownsRegistry = typeof cfg.registry === 'string';
+    this.bindsByKey = new Buckets(cfg.bindsPerKey, cfg.bindIntervalMs);
+    this.bindsByAddress = new Buckets(cfg.bindsPerAddress, cfg.bindIntervalMs);
+    this.bindsRelay = new Bucket(cfg.bindsPerRelay, cfg.bindIntervalMs, performance.now());
     this.rooms = new RoomManager<Connection>(cfg.maxRoomSize);
     this.engine = cfg.rooms as RoomEngine<Connection> | undefined;
     this.engine?.attach({
@@ -388,6 +445,8 @@ class Relay implements RelayServer {
         ? 'total'
         : fromAddr >= this.cfg.maxConnectionsPerAddress
           ? 'address'
+          : this.perSubnet.get(subnetKey(remote)) >= this.cfg.maxConnectionsPerSubnet
+            ? 'subnet'
           : this.bufferedBytes() >= this.cfg.bufferBudgetBytes
             ? 'memory'
             : undefined;
@@ -410,6 +469,8 @@ class Relay implements RelayServer {
     const conn = new Connection(this.nextId++, socket, addr, now, this.cfg.maxFrameBytes, this.cfg.rateBurst);
     this.conns.add(conn);
     this.perAddress.set(addr, fromAddr + 1);
+    conn.subnet = subnetKey(remote);
+    this.perSubnet.add(conn.subnet);
     this.log({ event: 'connect', conn: conn.id, addr: remote, port: socket.remotePort });
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('close', () => this.guard(conn, () => this.onClose(conn)));
@@ -541,8 +602,18 @@ class Relay implements RelayServer {
     conn.refillAt = now;
     if (conn.tokens < 1) throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.rateFramesPerSecond} frames per second`);
     conn.tokens -= 1;
+    // The byte budget beside the frame rate: bytes of complete frames, prefix included.
+    conn.bytes ??= new Bucket(this.cfg.rateBurstBytes, (this.cfg.rateBurstBytes * 1000) / this.cfg.rateBytesPerSecond, now);
+    if (!conn.bytes.take(now, body.length + LIMITS.LENGTH_PREFIX_BYTES)) {
+      throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.rateBytesPerSecond} bytes per second`);
+    }
 
     const f = decodeFrame(body, 'relay');
+    if (f.type === 'JOIN') {
+      // Join/leave churn: every JOIN (and so every LEAVE) makes the relay write to every member.
+      conn.joins ??= new Bucket(this.cfg.joinsPerMinute, 60_000, now);
+      if (!conn.joins.take(now)) throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.joinsPerMinute} JOINs per minute`);
+    }
     const t = serverTransition(conn.state, f.type);
     if (t === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `${f.type} in state ${conn.state}`);
     let pending: Promise<void> | undefined;
@@ -627,9 +698,33 @@ class Relay implements RelayServer {
     if (!pssVerify(identity.key, authMessage(nonce, nick, identity.spki), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
+    // §7.1 "Quotas", after the proof of possession and before anything is bound.
+    const keyId = Buffer.from(identity.spki).toString('base64');
+    if (this.perKey.get(keyId) >= this.cfg.maxConnectionsPerKey) {
+      throw new ProtocolError('TOO_MANY_CONNECTIONS', `more than ${this.cfg.maxConnectionsPerKey} connections of this key`);
+    }
+    if (this.perNick.get(nick) >= this.cfg.maxConnectionsPerNick) {
+      throw new ProtocolError('TOO_MANY_CONNECTIONS', `more than ${this.cfg.maxConnectionsPerNick} connections of this nickname`);
+    }
+    const reserved = await this.reserveBinding(nick, keyId, conn.addr);
+    if (conn.closing) return;
     // The commit happens off the event loop; WELCOME waits for it, so a welcomed binding is durable.
-    const bound = await this.registry.bind(nick, identity.spki);
+    let bound: BindResult;
+    try {
+      bound = await this.registry.bind(nick, identity.spki);
+    } finally {
+      if (reserved !== undefined) reserved.release(bound! === 'bound');
+    }
     if (conn.closing) return; // timed out or shut down meanwhile
+    // Counted at once (before another AUTH of this key can be handled), released in onClose.
+    if (bound !== 'mismatch' && this.perKey.get(keyId) >= this.cfg.maxConnectionsPerKey) {
+      throw new ProtocolError('TOO_MANY_CONNECTIONS', `more than ${this.cfg.maxConnectionsPerKey} connections of this key`);
+    }
+    if (bound !== 'mismatch') {
+      conn.keyId = keyId;
+      this.perKey.add(keyId);
+      this.perNick.add(nick);
+    }
     if (bound === 'mismatch') throw new ProtocolError('NICK_BOUND', `nickname ${nick} is bound to another key`);
     conn.spki = identity.spki;
     conn.authed = true;
@@ -645,6 +740,26 @@ class Relay implements RelayServer {
         rate: this.cfg.rateFramesPerSecond,
       }),
     );
+  }
+
+  /**
+   * For a nickname not bound yet, takes one token from each binding quota (key, address, relay) or
+   * refuses with RATE_LIMITED; the tokens go back if the bind turns out not to create a binding. For a
+   * bound nickname (the common case: a returning user) nothing is taken. The registry is asked first, so
+   * a lookup is all a returning user costs.
+   */
+  private async reserveBinding(nick: string, keyId: string, addr: string): Promise<{ release(used: boolean): void } | undefined> {
+    if ((await this.registry.lookup(nick)) !== undefined) return undefined;
+    const now = performance.now();
+    const buckets = [this.bindsByKey.get(keyId, now), this.bindsByAddress.get(addr, now), this.bindsRelay];
+    const scope = ['key', 'address', 'relay'][buckets.findIndex((b) => !b.has(now))];
+    if (scope !== undefined) throw new ProtocolError('RATE_LIMITED', `new nickname bindings per ${scope} exhausted for now`);
+    for (const b of buckets) b.take(now);
+    return {
+      release: (used) => {
+        if (!used) for (const b of buckets) b.give();
+      },
+    };
   }
 
   private onJoin(conn: Connection, f: FrameOf<'JOIN'>): void {
@@ -785,6 +900,11 @@ class Relay implements RelayServer {
     this.conns.delete(conn);
     this.readerBytes -= conn.charged;
     conn.charged = 0;
+    this.perSubnet.remove(conn.subnet);
+    if (conn.keyId !== undefined) {
+      this.perKey.remove(conn.keyId);
+      this.perNick.remove(conn.nick!);
+    }
     const n = (this.perAddress.get(conn.addr) ?? 1) - 1;
     if (n <= 0) this.perAddress.delete(conn.addr);
     else this.perAddress.set(conn.addr, n);
@@ -809,6 +929,8 @@ class Relay implements RelayServer {
       }
     }
     if (this.bufferedBytes() > this.cfg.bufferBudgetBytes) this.shed();
+    this.bindsByKey.prune(now);
+    this.bindsByAddress.prune(now);
   }
 
   /** Keeps `readerBytes` equal to the sum of the live connections' partial-frame allocations. */

@@ -1,7 +1,7 @@
 // Per-address connection counting (spec/PROTOCOL.md §7.1 "Resource limits"): IPv4 as is, IPv4-mapped IPv6
 // as its IPv4, IPv6 by /64 prefix, whatever textual form the address arrives in.
 import t from 'tap';
-import { addressKey } from '../../src/server/address.js';
+import { addressKey, subnetKey } from '../../src/server/address.js';
 
 t.test('IPv4 and IPv4-mapped IPv6 count as the IPv4 address', async (t) => {
   t.equal(addressKey('127.0.0.1'), '127.0.0.1');
@@ -25,4 +25,13 @@ t.test('IPv6 addresses in one /64 share a key; different /64s do not', async (t)
 
 t.test('anything that is not an IP address is its own key', async (t) => {
   t.equal(addressKey('not-an-address'), 'not-an-address');
+});
+
+t.test('subnetKey: IPv4 /24 (also mapped), IPv6 /48, anything else as is', async (t) => {
+  t.equal(subnetKey('127.0.0.2'), '127.0.0.0/24');
+  t.equal(subnetKey('::ffff:10.1.2.3'), '10.1.2.0/24');
+  t.equal(subnetKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1::/48');
+  t.equal(subnetKey('2001:db8:1:ffff::1'), '2001:db8:1::/48');
+  t.equal(subnetKey('::1'), '0:0:0::/48');
+  t.equal(subnetKey('not an address'), 'not an address');
 });

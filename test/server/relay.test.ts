@@ -438,7 +438,7 @@ t.test('room_size is capped where JOINED still fits one frame (spec §6): 192 wo
   t.equal(MAX_LISTABLE_ROOM_SIZE, 192);
   await t.rejects(startServer({ maxRoomSize: MAX_LISTABLE_ROOM_SIZE + 1 }), RangeError);
   const size = MAX_LISTABLE_ROOM_SIZE;
-  const { port } = await withServer(t, { maxRoomSize: size, maxConnectionsPerAddress: size + 8 });
+  const { port } = await withServer(t, { maxRoomSize: size, maxConnectionsPerAddress: size + 8, maxConnectionsPerKey: size + 8, bindsPerKey: size + 8 });
   const room = 'R'.repeat(64);
   const nick = (i: number) => `n${i}`.padEnd(32, '_');
   const cs: TestClient[] = [];
