@@ -116,7 +116,14 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       c.on('close', () => this.onLost('redis connection lost'));
       c.on('ready', () => void this.onReady());
     }
-    this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onMessage(message));
+    this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+      // Nothing read from Redis may throw into ioredis's parser (it would end the process).
+      try {
+        this.onMessage(message);
+      } catch (e) {
+        this.log({ event: 'cluster_bad_message', error: e instanceof Error ? e.message : String(e) });
+      }
+    });
   }
 
   /** Connects both Redis connections, registers this relay's presence and starts its timers. */

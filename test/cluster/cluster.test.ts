@@ -85,6 +85,27 @@ t.test('alice on relay 1 and bob on relay 2 chat both ways, in order, and see ea
   b.c.destroy();
 });
 
+t.test('a malformed pub/sub message is logged and dropped; the relay carries on', async (t) => {
+  const events: Record<string, unknown>[] = [];
+  const cluster = await RedisCluster.connect<object>(redis.url, { maxRoomSize: 2, log: (e) => events.push(e) });
+  const r = await startServer({ port: 0, registry: cluster, rooms: cluster });
+  t.teardown(() => r.close());
+  const a = await joined(r.port, 'mal', K1, 'malformed');
+  const { Redis } = await import('ioredis');
+  const raw = new Redis(redis.port, '127.0.0.1');
+  t.teardown(() => raw.disconnect());
+  const member = (await raw.hget('e2ee:room:malformed', 'mal'))!;
+  const [, relayId, token] = member.split(' ');
+  // A nickname outside the alphabet: the frame cannot be built.
+  await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.from(`J\n${token!}\nnot a nick\nxx`));
+  const b = await joined(r.port, 'mal2', K2, 'malformed');
+  t.same(b.members, ['mal']);
+  t.equal((await a.c.expect('PEER_JOINED')).nick, 'mal2', 'the next event is the real one');
+  t.ok(events.some((e) => e['event'] === 'cluster_bad_message'));
+  a.c.destroy();
+  b.c.destroy();
+});
+
 t.test('a nickname bound through relay 1 with key K is refused through relay 2 with key K2', async (t) => {
   const r1 = await relay();
   const r2 = await relay();
