@@ -1,0 +1,77 @@
+// The web client and a TCP client in one room of one relay, in real Chromium: each sees the other with
+// the key the other holds (the page's member fingerprint is the TCP client's, the TCP client receives
+// the page's key), the page's safety number equals the one node:crypto computes, verification is kept,
+// and a member over the room size is refused with ROOM_FULL.
+import t from 'tap';
+import { frame } from '../../src/codec/index.js';
+import { fingerprint, safetyNumber } from '../../src/crypto/safety.js';
+import { fingerprintOf, startClient, tempDir } from '../client/procs.js';
+import { identities, TestClient, type Identity } from '../server/helpers.js';
+import { browser, relayWithWeb, watchErrors } from './chromium.js';
+
+const [bob, carol] = identities(2) as [Identity, Identity];
+
+t.test('a page and a TCP client meet in one room with matching fingerprints and safety numbers', async (t) => {
+  const { relay, url } = await relayWithWeb(t, { maxRoomSize: 2 });
+  const tcp = await TestClient.connect(relay.port);
+  await tcp.auth('bob', bob);
+  tcp.send(frame('JOIN', { room: 'lobby' }));
+  await tcp.expect('JOINED');
+
+  const ctx = await browser(t, 'alice');
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(url);
+  const own = page.getByTestId('own-fingerprint');
+  await own.filter({ hasText: /^[0-9a-f]{4}(:[0-9a-f]{4}){7}$/ }).waitFor();
+  await page.getByTestId('nick').fill('alice');
+  await page.getByTestId('join').click();
+
+  const pj = await tcp.expect('PEER_JOINED');
+  t.equal(pj.nick, 'alice');
+  t.equal(fingerprint(pj.key), await own.textContent(), "the relay carried the page's own key");
+
+  const member = page.locator('[data-testid=member][data-nick=bob]');
+  await member.waitFor();
+  t.equal(await member.getAttribute('data-fingerprint'), fingerprint(bob.spki));
+  const sn = page.locator('[data-testid=safety-number][data-nick=bob]');
+  await sn.waitFor();
+  t.equal(await sn.textContent(), safetyNumber('alice', pj.key, 'bob', bob.spki), 'the page computes the safety number the CLI prints');
+  t.match(await page.getByTestId('status').textContent(), /^connected/);
+
+  await page.locator('[data-testid=verify][data-nick=bob]').click();
+  await page.locator('[data-testid=member][data-nick=bob] .verified').waitFor();
+
+  // The room holds 2: a third member is refused, and the page is not disturbed.
+  const third = await TestClient.connect(relay.port);
+  await third.auth('carol', carol);
+  third.send(frame('JOIN', { room: 'lobby' }));
+  t.equal(await third.expectError(), 'ROOM_FULL');
+  third.destroy();
+
+  tcp.destroy();
+  await page.locator('[data-testid=member][data-nick=bob]').waitFor({ state: 'detached' });
+  t.same(errors, [], 'no CSP violation, no script error');
+});
+
+t.test('the CLI client and the page see each other with the keys each holds', async (t) => {
+  const { relay, url } = await relayWithWeb(t);
+  const ctx = await browser(t, 'alice');
+  const page = await ctx.newPage();
+  await page.goto(url);
+  const own = page.getByTestId('own-fingerprint');
+  await own.filter({ hasText: /^[0-9a-f]{4}(:[0-9a-f]{4}){7}$/ }).waitFor();
+  await page.getByTestId('nick').fill('alice');
+  await page.getByTestId('join').click();
+  await page.getByTestId('status').filter({ hasText: /in lobby/ }).waitFor();
+
+  const home = tempDir(t);
+  const cli = startClient(t, { port: relay.port, nick: 'bob', home });
+  const joined = await cli.waitFor(/^\* joined lobby as bob, fingerprint /);
+  const seen = await cli.waitFor(/^\* alice joined, fingerprint /);
+  t.equal(fingerprintOf(seen), await own.textContent(), "the CLI shows the page's key");
+  const member = page.locator('[data-testid=member][data-nick=bob]');
+  await member.waitFor();
+  t.equal(await member.getAttribute('data-fingerprint'), fingerprintOf(joined), "the page shows the CLI's key");
+  cli.kill('SIGKILL');
+});
