@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
-import { pssVerify, authMessage, parsePublicKey, type PublicIdentity } from '../crypto/rsa.js';
+import { pssVerify, authMessage } from '../crypto/rsa.js';
+import { importTemplateSpki, isTemplateSpki } from './spki.js';
 import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { RoomManager } from '../room/index.js';
@@ -250,7 +251,7 @@ class Connection {
   authed = false;
   nick: string | undefined;
   /** The parsed HELLO key, held only until AUTH: an OpenSSL key object costs kilobytes per connection. */
-  identity: PublicIdentity | undefined;
+  identity: { spki: Uint8Array } | undefined;
   /** The identity key (DER SPKI, 294 bytes) once authenticated. */
   spki: Uint8Array | undefined;
   nonce: Buffer | undefined;
@@ -683,7 +684,9 @@ class Relay implements RelayServer {
   private onHello(conn: Connection, f: FrameOf<'HELLO'>): void {
     // §7.1 "Version": version 1 only, no negotiation.
     if (f.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}; this relay speaks ${PROTOCOL_VERSION}`);
-    conn.identity = parsePublicKey(f.key); // BAD_PUBLIC_KEY (§8.1)
+    // §8.1 by byte comparison with the one canonical template; the key itself is imported only for AUTH.
+    if (!isTemplateSpki(f.key)) throw new ProtocolError('BAD_PUBLIC_KEY', 'not the canonical RSA-2048 SPKI with exponent 65537');
+    conn.identity = { spki: Uint8Array.from(f.key) };
     conn.nick = f.nick;
     conn.nonce = randomBytes(LIMITS.NONCE_BYTES); // §7.3: fresh, from a CSPRNG
     this.send(conn, frame('CHALLENGE', { version: PROTOCOL_VERSION, nonce: conn.nonce }));
@@ -695,7 +698,7 @@ class Relay implements RelayServer {
     conn.nonce = undefined; // one signature per challenge
     conn.identity = undefined;
     // §7.3: the signature is checked first; only a proven key may touch the registry.
-    if (!pssVerify(identity.key, authMessage(nonce, nick, identity.spki), f.sig)) {
+    if (!pssVerify(importTemplateSpki(identity.spki), authMessage(nonce, nick, identity.spki), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
     // §7.1 "Quotas", after the proof of possession and before anything is bound.
