@@ -20,7 +20,6 @@
  * `closed` event carrying a ClientFailure; peer violations are `rejected` events for that peer only.
  */
 import { EventEmitter } from 'node:events';
-import { connect as netConnect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type Member, type RelayFrame } from '../codec/index.js';
 import { ProtocolError, wireErrorName, type ErrorName } from '../protocol/errors.js';
@@ -34,6 +33,8 @@ import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backe
 import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore } from './pins.js';
+import { tcpTransport } from './tcp.js';
+import type { Transport, TransportFactory } from './transport.js';
 
 /** Why a connection ended or an operation was refused; the CLI maps each kind to an exit status. */
 export type FailureKind = 'connect' | 'auth' | 'room' | 'connection' | 'protocol';
@@ -86,6 +87,11 @@ export interface ChatClientOptions {
   psk?: Uint8Array;
   /** Milliseconds an end-to-end handshake may take (default E2E_HANDSHAKE_TIMEOUT_MS). */
   handshakeTimeoutMs?: number;
+  /**
+   * What carries the relay connection (src/client/transport.ts): default TCP to host:port. A message
+   * transport (one frame body per message, spec §3.1) works the same.
+   */
+  transport?: TransportFactory;
   /** Milliseconds from TCP connect to WELCOME before giving up (default HANDSHAKE_TIMEOUT_MS). */
   connectTimeoutMs?: number;
   /** The cryptography of the end-to-end sessions (default node:crypto, src/crypto/node.ts). */
@@ -186,7 +192,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private readonly crypto: CryptoBackend;
   /** Our private key as a handle of `crypto`, imported once. */
   private readonly sessionKey: Promise<RsaPrivateKey>;
-  private socket: Socket | null = null;
+  private socket: Transport | null = null;
   private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
   /** §7.4: the machine starts in AWAIT_CHALLENGE, entered when connect() sends HELLO. */
   private state: ClientState = 'AWAIT_CHALLENGE';
@@ -206,7 +212,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private deferred: (() => void)[] | null = null;
 
   // Output pacing (token bucket) and keepalive.
-  private readonly queue: Buffer[] = [];
+  private readonly queue: Uint8Array[] = [];
   private queuedBytes = 0;
   private tokens = 0;
   private lastRefill = 0;
@@ -271,26 +277,23 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.started = true;
     return new Promise<Welcome>((resolve, reject) => {
       this.pendingConnect = { resolve, reject };
-      const sock = netConnect({ host: this.opts.host, port: this.opts.port });
-      this.socket = sock;
-      sock.setNoDelay(true);
       let connected = false;
       this.connectTimer = setTimeout(() => this.onEvent('timeout'), this.opts.connectTimeoutMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS);
       this.connectTimer.unref();
-      sock.once('connect', () => {
-        connected = true;
-        this.write(frame('HELLO', { version: PROTOCOL_VERSION, nick: this.nick, key: this.spki }));
+      const open = this.opts.transport ?? tcpTransport(this.opts.host, this.opts.port);
+      this.socket = open({
+        open: () => {
+          connected = true;
+          this.write(frame('HELLO', { version: PROTOCOL_VERSION, nick: this.nick, key: this.spki }));
+        },
+        data: (bytes) => this.onData(bytes),
+        drain: () => {
+          this.waitingDrain = false;
+          this.pump();
+        },
+        close: (reason) =>
+          this.onEvent('disconnect', new ClientFailure(connected ? 'connection' : 'connect', reason ?? 'connection closed by the relay')),
       });
-      sock.on('data', (chunk: Buffer) => this.onData(chunk));
-      sock.on('drain', () => {
-        this.waitingDrain = false;
-        this.pump();
-      });
-      sock.on('error', (err: NodeJS.ErrnoException) => {
-        if (!connected) this.onEvent('disconnect', new ClientFailure('connect', `cannot connect to ${this.opts.host}:${this.opts.port}: ${err.code ?? err.message}`));
-        else this.onEvent('disconnect', new ClientFailure('connection', `connection lost: ${err.code ?? err.message}`));
-      });
-      sock.on('close', () => this.onEvent('disconnect', new ClientFailure(connected ? 'connection' : 'connect', 'connection closed by the relay')));
     });
   }
 
@@ -457,7 +460,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return this.listenerCount(event as string) > 0;
   }
 
-  private onData(chunk: Buffer): void {
+  private onData(chunk: Uint8Array): void {
     if (this.state === 'CLOSED') return;
     if (this.pongTimer !== null) {
       clearTimeout(this.pongTimer);
@@ -481,14 +484,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           for (const deliver of events) deliver();
         }
       } finally {
-        if (sock !== null && !sock.destroyed) sock.uncork();
+        sock?.uncork();
       }
     }
   }
 
-  private parse(chunk: Buffer): void {
+  private parse(chunk: Uint8Array): void {
     try {
-      for (const body of this.reader.push(chunk)) {
+      for (const body of this.bodies(chunk)) {
         this.onFrame(decodeFrame(body, 'relay'));
         // onFrame may have ended the connection (an ERROR frame): read nothing more (§3).
         if (this.closed) return;
@@ -501,6 +504,22 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.sendError(err);
       this.fail(new ClientFailure('protocol', 'the relay sent an invalid frame', err));
     }
+  }
+
+  /**
+   * The frame bodies in what the transport delivered: split by the §3 reader on a byte stream; one body
+   * per message on a message transport, under the same MAX_FRAME_BYTES (§3.1, §7.4).
+   */
+  private bodies(chunk: Uint8Array): Iterable<Uint8Array> {
+    if (this.socket?.framing !== 'message') return this.reader.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    if (chunk.length === 0) throw new ProtocolError('MALFORMED_FRAME', 'empty message');
+    if (chunk.length > LIMITS.MAX_FRAME_BYTES) throw new ProtocolError('FRAME_TOO_LARGE', `message of ${chunk.length} bytes`);
+    return [chunk];
+  }
+
+  /** The bytes of one frame on this transport: prefixed on a byte stream, the bare body on a message transport. */
+  private bytesOf(f: Frame): Uint8Array {
+    return this.socket?.framing === 'message' ? encodeFrame(f) : encodeWire(f);
   }
 
   /** §7.4: one table row per frame; a (state, frame) pair not in the table is UNEXPECTED_FRAME. */
@@ -876,7 +895,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private write(f: Frame): void {
     if (this.socket === null || this.state === 'CLOSED') return;
-    const buf = encodeWire(f);
+    const buf = this.bytesOf(f);
     if (this.queuedBytes + buf.length > MAX_QUEUED_BYTES) throw new Error('client send queue is full');
     this.queue.push(buf);
     this.queuedBytes += buf.length;
@@ -918,7 +937,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const sock = this.socket;
     if (sock === null || err.scope !== 'wire' || this.state === 'CLOSED') return;
     try {
-      sock.write(encodeWire(frame('ERROR', { code: err.code, detail: '' })));
+      sock.write(this.bytesOf(frame('ERROR', { code: err.code, detail: '' })));
     } catch {
       // The connection is being torn down anyway.
     }
@@ -943,11 +962,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.keepalive = this.pumpTimer = this.connectTimer = this.pongTimer = null;
     this.queue.length = 0;
     this.queuedBytes = 0;
-    if (this.socket) {
-      // end() flushes what is written (a LEAVE or an ERROR) before the FIN.
-      this.socket.end();
-      this.socket.destroySoon();
-    }
+    // end() flushes what is written (a LEAVE or an ERROR) before closing.
+    this.socket?.end();
     const c = this.pendingConnect;
     this.pendingConnect = null;
     c?.reject(failure ?? new ClientFailure('connection', 'closed before WELCOME'));

@@ -3,7 +3,7 @@
  * a scripted fake relay for the relay misbehaviours a client must refuse (spec §3, §4, §7.1, §9).
  */
 import t from 'tap';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { ChatClient, ClientFailure, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
@@ -11,6 +11,8 @@ import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFram
 import { generateIdentity } from '../../src/crypto/rsa.js';
 import { startServer, type ServerOptions } from '../../src/server/index.js';
 import { RecordingProxy } from './procs.js';
+import type { TransportFactory } from '../../src/client/transport.js';
+import { wire } from '../../src/wirekit/msgpack.js';
 
 type Id = { privateKey: KeyObject; spki: Uint8Array };
 const ids: Record<string, Id> = {};
@@ -479,4 +481,46 @@ t.test("a 'text' listener that throws is the application's error: reported as li
   t.notOk(closed, 'alice saw no closed event');
   t.notOk(alice.closed, 'the relay connection is still open');
   t.same(alice.members().map((m) => m.status), ['established'], 'the session with bob is still established');
+});
+
+t.test('a message transport (one frame body per message, §3.1) carries the same client: session and texts both ways', async (t) => {
+  const s = await relay(t);
+  // A message transport over TCP for the test: the relay's stream is split into bodies, and each body the
+  // client writes gets its length prefix here, so every write must be exactly one bare frame body.
+  const written: string[] = [];
+  const messages: TransportFactory = (h) => {
+    const sock = connect({ host: '127.0.0.1', port: s.port });
+    const reader = new FrameReader();
+    sock.once('connect', () => h.open());
+    sock.on('data', (chunk: Buffer) => {
+      for (const body of reader.push(chunk)) h.data(body);
+    });
+    sock.on('drain', () => h.drain());
+    sock.on('error', () => {});
+    sock.on('close', () => h.close());
+    return {
+      framing: 'message',
+      write: (body) => {
+        written.push(decodeFrame(body, 'relay').type);
+        return sock.write(wire(body));
+      },
+      cork: () => {},
+      uncork: () => {},
+      end: () => sock.end(),
+    };
+  };
+  const alice = client(t, s.port, 'alice', { transport: messages });
+  const bob = client(t, s.port, 'bob');
+  await inRoom(alice, 'messages');
+  const established = next(alice, 'established');
+  await inRoom(bob, 'messages');
+  await established;
+  const got = next(alice, 'text');
+  bob.send('to a message transport');
+  t.equal((await got).text, 'to a message transport', 'alice receives over messages');
+  const back = next(bob, 'text');
+  alice.send('from a message transport');
+  t.equal((await back).text, 'from a message transport', 'bob receives what alice sent over messages');
+  t.same(written.slice(0, 3), ['HELLO', 'AUTH', 'JOIN'], 'each write is one bare frame body');
+  t.ok(written.includes('SEND'), 'SEND frames too');
 });
