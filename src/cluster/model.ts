@@ -83,7 +83,8 @@ export function parsePan(output: string): { states: number; errors: number; viol
 export async function checkModel(r: ModelRun, opts: { modelFile?: string; memLimitMb?: number; timeoutMs?: number } = {}): Promise<ModelResult> {
   const dir = mkdtempSync(join(tmpdir(), 'e2ee-model-'));
   const t0 = performance.now();
-  const timeoutMs = opts.timeoutMs ?? 600_000;
+  // An hour: the full configurations take about a minute on an idle core, many more on a shared one.
+  const timeoutMs = opts.timeoutMs ?? 3_600_000;
   try {
     copyFileSync(opts.modelFile ?? MODEL_FILE, join(dir, 'cluster.pml'));
     await run('spin', ['-a', ...r.defines.map((d) => `-D${d}`), 'cluster.pml'], dir, timeoutMs);
