@@ -370,8 +370,12 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
     return null;
   } catch (e) {
     if (e instanceof ClientFailure) {
-      report(e.message);
-      client.close();
+      // A failure that closed the connection was already reported by the mode's 'closed' listener;
+      // only a refusal that left it open (ROOM_FULL, NICK_IN_ROOM) is reported here: each error once.
+      if (!client.closed) {
+        report(e.message);
+        client.close();
+      }
       return EXIT_BY_FAILURE[e.kind];
     }
     throw e;

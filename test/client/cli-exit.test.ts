@@ -24,6 +24,7 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   const nobody = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x') });
   nobody.end();
   t.equal((await nobody.exited).code, 6, 'nothing listening: status 6');
+  t.equal(nobody.err.filter((l) => l.includes('ECONNREFUSED')).length, 1, 'the error is printed once');
   // §8.2: a psk must be high-entropy; the CLI refuses a room secret under 16 bytes before connecting
   // (status 2), while one of exactly 16 bytes gets as far as connecting (status 6, nothing listening).
   const shortSecret = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x'), env: { E2EE_CHAT_ROOM_SECRET: 'fifteen-bytes!!' } });
