@@ -22,6 +22,13 @@ import { Prng } from './prng.js';
 import { loadSeeds } from './seeds.js';
 import { repoRoot, ServerProcess } from './server-process.js';
 
+/**
+ * The fuzzer binds a fresh nickname per case from one address: the relay's binding quotas (§7.1
+ * "Quotas", 512 per address per hour by default) would refuse AUTH after a few hundred cases, so they
+ * are raised here; test/server/quota.test.ts covers the quotas themselves.
+ */
+const QUOTA_ARGS = ['--binds-per-key', '1000000000', '--binds-per-address', '1000000000', '--binds-per-relay', '1000000000'];
+
 export interface FuzzOptions {
   seed: number;
   /** Stop after this many cases (whichever of iterations and seconds comes first). */
@@ -113,10 +120,10 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     seeds: seeds.length,
     seedsFromVectors: fromVectors,
   };
-  let server = await ServerProcess.start();
+  let server = await ServerProcess.start(QUOTA_ARGS);
   const restart = async (): Promise<void> => {
     await server.stop();
-    server = await ServerProcess.start();
+    server = await ServerProcess.start(QUOTA_ARGS);
     registry.clear();
   };
   let nextProgress = performance.now();
