@@ -90,7 +90,9 @@ t.test('Tab completes nicknames and commands', async (t) => {
   await alice.waitFor(/alice@lobby> \/safety bob$/);
   alice.keys('Enter');
   await alice.waitFor(/^safety number with bob:$/);
-  alice.keys('C-d');
+  await alice.waitFor(/if it matches, \/verify bob$/);
+  alice.type('/quit');
+  alice.keys('Enter');
   t.equal(await alice.waitExit(), 0);
   bob.end();
   await bob.exited;
@@ -112,8 +114,9 @@ t.test('a pasted block is sent only after one confirmation, and pasted commands 
   alice.type('n');
   alice.keys('Enter');
   await alice.waitFor(/dropped the 2 pasted lines/);
-  alice.keys('C-d');
-  t.equal(await alice.waitExit(), 0, 'Ctrl-D quits with 0');
+  alice.type('/quit');
+  alice.keys('Enter');
+  t.equal(await alice.waitExit(), 0, '/quit exits 0');
   t.notOk(bob.out.some((l) => l.includes('dropped')), 'a refused paste is never sent');
   bob.end();
   await bob.exited;
