@@ -22,7 +22,8 @@
  */
 import Database from 'better-sqlite3';
 import { createCipheriv, createDecipheriv, hkdfSync, createHmac, randomBytes, type KeyObject } from 'node:crypto';
-import { closeSync, constants as fsc, lstatSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, rmSync } from 'node:fs';
+import { PrivateFileError, statPrivateFile } from '../files/private.js';
 import { join } from 'node:path';
 
 export const HISTORY_FILE = 'history.db';
@@ -96,21 +97,14 @@ function isSealed(v: unknown): v is Sealed {
   );
 }
 
-/** Checks an existing file the way the keystore checks a key file; false when it does not exist. */
+/** Checks an existing file under the private-file rules (src/files/private.ts); false when absent. */
 function checkFile(path: string): boolean {
-  let st;
   try {
-    st = lstatSync(path);
+    return statPrivateFile(path) !== null;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if (e instanceof PrivateFileError && e.code !== 'IO') throw new HistoryError(e.code === 'INSECURE_PERMISSIONS' ? 'INSECURE_PERMISSIONS' : 'CORRUPT', e.message);
     throw e;
   }
-  if (st.isSymbolicLink()) throw new HistoryError('INSECURE_PERMISSIONS', `${path} is a symbolic link`);
-  if (!st.isFile()) throw new HistoryError('CORRUPT', `${path} is not a regular file`);
-  if ((st.mode & 0o077) !== 0) throw new HistoryError('INSECURE_PERMISSIONS', `${path} has mode ${(st.mode & 0o777).toString(8)}; run: chmod 600 ${path}`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new HistoryError('INSECURE_PERMISSIONS', `${path} belongs to another user`);
-  return true;
 }
 
 /** Creates an empty file with mode 0600, failing if anything (a planted symlink included) is there. */
