@@ -1,7 +1,7 @@
 /**
  * A relay in a child process for tests that measure it (test/server/memory.test.ts): started with the
  * ServerOptions given as JSON in argv[2], it prints `port N`, then answers IPC requests. `measure` runs a
- * full garbage collection first (the process runs with --expose-gc), so resident memory reflects what the
+ * full garbage collection first (the process runs with --expose-gc), so resident memory and the heap reflect what the
  * relay holds rather than garbage not yet collected. Not a test file itself.
  */
 import { startServer, type ServerOptions } from '../../src/server/index.js';
@@ -13,7 +13,8 @@ process.on('message', (m: { op: string }) => {
   if (m.op === 'measure') {
     gc?.();
     gc?.();
-    process.send!({ rss: process.memoryUsage().rss, cpu: process.cpuUsage(), stats: relay.stats() });
+    const mem = process.memoryUsage();
+    process.send!({ rss: mem.rss, mem, cpu: process.cpuUsage(), stats: relay.stats() });
   } else if (m.op === 'close') {
     void relay.close().then(() => process.exit(0));
   }
