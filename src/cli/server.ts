@@ -156,7 +156,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (typeof redisUrl === 'string') {
       // Cluster mode (spec/CLUSTER.md): the relay closes the engine with itself.
-      cluster = await RedisCluster.connect<object>(redisUrl, { maxRoomSize: opts.maxRoomSize!, log: opts.log });
+      cluster = await RedisCluster.connect<object>(redisUrl, { maxRoomSize: opts.maxRoomSize!, maxPendingBytes: opts.writeHighWaterBytes!, log: opts.log });
       opts.registry = cluster;
       opts.rooms = cluster;
     }

@@ -14,14 +14,19 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { encodeWire, frame } from '../codec/index.js';
 import { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import type { EngineMember, RoomEngine, RoomSink } from '../room/engine.js';
 import { deliverWire } from '../server/deliver.js';
 import { sameKey, type BindResult, type Registry } from '../server/registry.js';
 import { scriptSource, SCRIPTS } from './scripts.js';
 import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
 
-/** Most events held for one connection while its JOIN reply is in flight; past it the join fails. */
-const MAX_PENDING_EVENTS = 1024;
+/**
+ * Most events held for one connection while its JOIN reply is in flight (spec/CLUSTER.md §3). One more,
+ * or more bytes than the relay's write high-water mark, and the connection is dropped with
+ * SLOW_CONSUMER: an event is never discarded while its connection stays, so no member diverges silently.
+ */
+export const MAX_PENDING_EVENTS = 1024;
 
 export interface RedisAddress {
   host: string;
@@ -51,6 +56,10 @@ export interface ClusterOptions {
   heartbeatMs?: number;
   presenceTtlMs?: number;
   reapIntervalMs?: number;
+  /** Events held per joining connection (default MAX_PENDING_EVENTS). */
+  maxPendingEvents?: number;
+  /** Bytes held per joining connection (default WRITE_HIGH_WATER_BYTES, the relay's own output bound). */
+  maxPendingBytes?: number;
   log?: (event: Record<string, unknown>) => void;
 }
 
@@ -61,6 +70,10 @@ interface Local<H> {
   token: string;
   /** Events that arrived before JOINED was written; undefined once active. */
   pending: Buffer[] | undefined;
+  /** Bytes in `pending`. */
+  pendingBytes: number;
+  /** The connection was dropped because `pending` overflowed: its join, once answered, is undone. */
+  overflowed: boolean;
 }
 
 type Call = (...args: (string | Buffer | number)[]) => Promise<unknown>;
@@ -83,6 +96,10 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private readonly heartbeatMs: number;
   private readonly ttlMs: number;
   private readonly reapMs: number;
+  private readonly maxPendingEvents: number;
+  private readonly maxPendingBytes: number;
+  /** Connections dropped with SLOW_CONSUMER because their held events overflowed (spec/CLUSTER.md §3). */
+  pendingOverflows = 0;
 
   private constructor(
     addr: RedisAddress,
@@ -93,6 +110,8 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.heartbeatMs = opts.heartbeatMs ?? CLUSTER_TIMINGS.HEARTBEAT_MS;
     this.ttlMs = opts.presenceTtlMs ?? CLUSTER_TIMINGS.PRESENCE_TTL_MS;
     this.reapMs = opts.reapIntervalMs ?? CLUSTER_TIMINGS.REAP_INTERVAL_MS;
+    this.maxPendingEvents = opts.maxPendingEvents ?? MAX_PENDING_EVENTS;
+    this.maxPendingBytes = opts.maxPendingBytes ?? LIMITS.WRITE_HIGH_WATER_BYTES;
     // No offline queue: while Redis is unreachable a command fails at once instead of waiting, so the
     // relay refuses work rather than promising what it cannot keep.
     const common = {
@@ -240,12 +259,34 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       default:
         return;
     }
-    if (local.pending !== undefined) {
-      if (local.pending.length >= MAX_PENDING_EVENTS) return;
-      local.pending.push(wire);
-    } else {
+    if (local.pending === undefined) {
       this.sink?.write(local.handle, wire);
+      return;
     }
+    if (local.pending.length < this.maxPendingEvents && local.pendingBytes + wire.length <= this.maxPendingBytes) {
+      local.pending.push(wire);
+      local.pendingBytes += wire.length;
+      return;
+    }
+    this.overflow(local);
+  }
+
+  /**
+   * A joining connection's held events overflowed: this relay has fallen too far behind its store to
+   * keep that member's stream whole. Rather than drop an event and let the member diverge, the member
+   * is dropped: routing stops, the connection is closed with SLOW_CONSUMER (counted and logged by the
+   * relay), and join() undoes the membership once its reply arrives (PEER_LEFT to the others).
+   */
+  private overflow(local: Local<H>): void {
+    const held = local.pending?.length ?? 0;
+    const bytes = local.pendingBytes;
+    local.pending = [];
+    local.pendingBytes = 0;
+    local.overflowed = true;
+    this.byToken.delete(local.token);
+    this.pendingOverflows++;
+    this.log({ event: 'cluster_pending_overflow', held, bytes, max_events: this.maxPendingEvents, max_bytes: this.maxPendingBytes });
+    this.sink?.drop(local.handle, 'SLOW_CONSUMER', `more than ${this.maxPendingEvents} events or ${this.maxPendingBytes} bytes held while joining`);
   }
 
   // ---- RoomEngine ----------------------------------------------------------------------------------
@@ -265,7 +306,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
-    const local: Local<H> = { handle, nick, room, token, pending: [] };
+    const local: Local<H> = { handle, nick, room, token, pending: [], pendingBytes: 0, overflowed: false };
     this.byToken.set(token, local);
     let reply: Buffer[];
     try {
@@ -288,6 +329,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       this.byToken.delete(token);
       if (status === 'NICK_IN_ROOM' || status === 'ROOM_FULL') throw new ProtocolError(status, `${nick} cannot join ${room}`);
       throw new Error(`join: ${String(status)}`);
+    }
+    if (local.overflowed) {
+      // Dropped while the join was in flight (SLOW_CONSUMER, see overflow): the member it added leaves.
+      await this.leaveToken(local);
+      return;
     }
     if (this.byToken.get(token) !== local) {
       // The store was lost while the join was in flight: its member will be reaped.
@@ -319,6 +365,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     // Stop routing first: an event decided before the leave but arriving after it is dropped.
     this.byHandle.delete(handle);
     this.byToken.delete(local.token);
+    await this.leaveToken(local);
+  }
+
+  /** Runs leave-and-announce for one membership; close() waits for those in flight. */
+  private async leaveToken(local: Local<H>): Promise<void> {
     const p = this.call('leave-and-announce')(`e2ee:room:${local.room}`, local.nick, local.token, local.room).catch(() => {
       // Store unreachable: the member stays until this relay's presence expires and it is reaped.
     });

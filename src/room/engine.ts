@@ -16,6 +16,11 @@ export interface EngineMember {
 export interface RoomSink<H> {
   /** Writes a frame's wire bytes (length prefix and body) to connection `handle`. */
   write(handle: H, wire: Buffer): void;
+  /**
+   * Closes connection `handle` with ERROR `code` (counted and logged as any refusal): the engine cannot
+   * give it every event it is owed (spec/CLUSTER.md §3), so it must not stay and miss some silently.
+   */
+  drop(handle: H, code: 'SLOW_CONSUMER', detail: string): void;
   /** The engine can no longer keep its promises (store unreachable, presence lost): stop taking work. */
   lost(reason: string): void;
   /** The engine works again after `lost`. */
@@ -29,7 +34,8 @@ export interface RoomEngine<H> {
    * Adds `handle` (nickname `nick`, key `key`) to `room`. On success calls `joined(others)` (the other
    * members, in join order) before any event for `handle` reaches the sink, then resolves. Rejects with
    * ProtocolError NICK_IN_ROOM or ROOM_FULL (checked in that order, atomically with the add), or another
-   * error when the engine failed.
+   * error when the engine failed. Resolves without calling `joined` when the engine dropped `handle`
+   * (RoomSink.drop) while the join was in flight; the membership it made is then already undone.
    */
   join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void>;
   /** Sends DELIVER{from: nick of handle, body} to member `to`; rejects with ProtocolError NO_SUCH_PEER. */

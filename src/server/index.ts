@@ -337,6 +337,7 @@ class Relay implements RelayServer {
     this.engine = cfg.rooms as RoomEngine<Connection> | undefined;
     this.engine?.attach({
       write: (conn, wire) => this.guard(conn, () => this.write(conn, wire)),
+      drop: (conn, code, detail) => this.guard(conn, () => this.refuse(conn, code, detail)),
       lost: (reason) => this.guard(undefined, () => this.onEngineLost(reason)),
       restored: () => this.log({ event: 'rooms_available' }),
     });

@@ -1,0 +1,123 @@
+/**
+ * Events held for a joining connection (spec/CLUSTER.md §3): a relay holds the events Redis delivers for
+ * a member whose own JOIN reply is still in flight, writes them right after JOINED, and when it would
+ * have to hold more than its bound it drops that connection with SLOW_CONSUMER (counted, logged, the
+ * membership undone with PEER_LEFT to the others) instead of discarding events and letting it diverge.
+ *
+ * The test puts events in that window deterministically: the relay runs in this process, so a
+ * synchronous redis-cli call made as the join starts blocks the relay's event loop while Redis publishes
+ * to the relay's channel; those messages are then already waiting on the subscriber socket when the join
+ * script's reply is sent. Real Redis, real TCP on 127.0.0.1.
+ */
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { frame } from '../../src/codec/index.js';
+import { RedisCluster, type ClusterOptions } from '../../src/cluster/redis.js';
+import { startServer, type RelayServer } from '../../src/server/index.js';
+import { identities, TestClient, type Identity } from '../server/helpers.js';
+import { TestRedis } from './redis-helper.js';
+
+const redis = await TestRedis.start();
+t.teardown(() => redis.stop());
+const raw = new Redis(redis.port, '127.0.0.1');
+t.teardown(() => raw.disconnect());
+
+const [K1, K2] = identities(2) as [Identity, Identity];
+
+/** Publishes `n` DELIVER events from `from` to membership `token` on `relayId`'s channel, synchronously. */
+const PUBLISH_N = `for i = 1, tonumber(ARGV[4]) do redis.call('PUBLISH', KEYS[1], 'D\\n' .. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3] .. i) end return 1`;
+function publishNow(relayId: string, token: string, from: string, payload: string, n: number): void {
+  execFileSync('redis-cli', ['-p', String(redis.port), 'EVAL', PUBLISH_N, '1', `e2ee:deliver:${relayId}`, token, from, payload, String(n)], { stdio: 'ignore' });
+}
+
+interface Setup {
+  cluster: RedisCluster<object>;
+  relay: RelayServer;
+  other: RelayServer;
+  events: Record<string, unknown>[];
+}
+
+/**
+ * Relay `relay` (engine options `opts`, log collected) and a second relay `other`; the first join on
+ * `relay` gets `n` events published into its window just before its join script runs.
+ */
+async function setup(t: Test, opts: Partial<ClusterOptions>, n: number, payload: string): Promise<Setup> {
+  const events: Record<string, unknown>[] = [];
+  const cluster = await RedisCluster.connect<object>(redis.url, { maxRoomSize: 2, ...opts, log: (e) => events.push(e) });
+  const relay = await startServer({ port: 0, registry: cluster, rooms: cluster, log: (e) => events.push(e) });
+  const otherCluster = await RedisCluster.connect<object>(redis.url, { maxRoomSize: 2 });
+  const other = await startServer({ port: 0, registry: otherCluster, rooms: otherCluster });
+  t.teardown(async () => {
+    await relay.close();
+    await other.close();
+  });
+  const join = cluster.join.bind(cluster);
+  let first = true;
+  cluster.join = (...args) => {
+    if (first) {
+      first = false;
+      // Tokens are `<relay id>.<counter>` (spec/CLUSTER.md §1): this engine's first membership is `.1`.
+      publishNow(cluster.relayId, `${cluster.relayId}.1`, 'bob', payload, n);
+    }
+    return join(...args);
+  };
+  return { cluster, relay, other, events };
+}
+
+async function member(port: number, nick: string, id: Identity, room: string): Promise<TestClient> {
+  const c = await TestClient.connect(port);
+  await c.auth(nick, id);
+  c.send(frame('JOIN', { room }));
+  await c.expect('JOINED');
+  return c;
+}
+
+t.test('events held within the bound are written after JOINED, in order', async (t) => {
+  const s = await setup(t, { maxPendingEvents: 4 }, 4, 'held');
+  const bob = await member(s.other.port, 'bob', K2, 'hold-ok');
+  const carol = await TestClient.connect(s.relay.port);
+  await carol.auth('carol', K1);
+  carol.send(frame('JOIN', { room: 'hold-ok' }));
+  const j = await carol.expect('JOINED');
+  t.same(j.members.map((m) => m.nick), ['bob']);
+  for (let i = 1; i <= 4; i++) {
+    const d = await carol.expect('DELIVER');
+    t.equal(d.from, 'bob');
+    t.equal(Buffer.from(d.body).toString('latin1'), `held${i}`);
+  }
+  t.equal(s.cluster.pendingOverflows, 0);
+  t.equal((await bob.expect('PEER_JOINED')).nick, 'carol');
+  carol.destroy();
+  bob.destroy();
+});
+
+for (const [what, opts, n, payload] of [
+  ['one event more than MAX events', { maxPendingEvents: 4 }, 5, 'x'],
+  ['more bytes than the write high-water mark', { maxPendingBytes: 200 }, 3, 'y'.repeat(80)],
+] as const) {
+  t.test(`${what} held for a joining connection: it is dropped with SLOW_CONSUMER, counted, logged, and its membership undone`, async (t) => {
+    const room = `overflow-${n}`;
+    const s = await setup(t, opts, n, payload);
+    const bob = await member(s.other.port, 'bob', K2, room);
+    const carol = await TestClient.connect(s.relay.port);
+    await carol.auth('carol', K1);
+    carol.send(frame('JOIN', { room }));
+    t.equal(await carol.expectError(), 'SLOW_CONSUMER', 'the connection is told why, never left with a gap');
+    t.equal(await carol.next(), 'closed');
+    // The others see the member come and go: the join script added it, the relay undid it.
+    t.equal((await bob.expect('PEER_JOINED')).nick, 'carol');
+    t.equal((await bob.expect('PEER_LEFT')).nick, 'carol');
+    t.equal(await raw.hexists(`e2ee:room:${room}`, 'carol'), 0, 'carol is no member any more');
+    t.equal(s.cluster.pendingOverflows, 1);
+    t.equal(s.relay.stats().errors['SLOW_CONSUMER'], 1);
+    const logged = s.events.filter((e) => e['event'] === 'cluster_pending_overflow');
+    t.equal(logged.length, 1);
+    t.notOk(JSON.stringify(logged).includes('carol') || JSON.stringify(logged).includes(room), 'no nickname or room in the log');
+    // The room has its place back.
+    const dave = await member(s.relay.port, 'carol', K1, room);
+    t.pass('carol joins again');
+    dave.destroy();
+    bob.destroy();
+  });
+}
