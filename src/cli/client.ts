@@ -23,6 +23,9 @@ import { displayText, preview, printable, splitText, wrapRows } from '../client/
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 
+/** Lines a scripted client with --to keeps for named members who are not present yet. */
+const MAX_WAITING_LINES = 1000;
+
 /** Exit statuses of the scriptable contract (issue 5). */
 export const EXIT = {
   OK: 0,
@@ -61,6 +64,8 @@ const USAGE = `usage: e2ee-chat client [options]
                            16 to 4096 bytes, used as is; make it 32 random bytes (spec §8.2)
   --no-history             keep no local history (by default every shown message is kept in
                            --home/history.db, encrypted under your identity key)
+  --to NICK                scriptable mode (repeatable): send only to NICK, whose key must be pinned from an
+                           earlier session; lines wait for NICK to be present with that key
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -84,12 +89,14 @@ interface Options {
   roomSecretFile: string | undefined;
   history: boolean;
   waitMs: number;
+  /** Scripted mode: the only recipients (--to), or null for whoever is present when a line is read. */
+  to: string[] | null;
 }
 
 class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options | 'help' {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -105,6 +112,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         'no-history': { type: 'boolean' },
         'room-secret-file': { type: 'string' },
         wait: { type: 'string' },
+        to: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -133,7 +141,14 @@ function parseOptions(argv: string[]): Options | 'help' {
     roomSecretFile: str('room-secret-file'),
     history: values['no-history'] !== true,
     waitMs: Math.round(wait * 1000),
+    to: toList(values['to'] as string[] | undefined),
   };
+}
+
+function toList(to: string[] | undefined): string[] | null {
+  if (to === undefined) return null;
+  for (const n of to) checkNick(n);
+  return [...new Set(to)];
 }
 
 function checkNick(nick: string): void {
@@ -146,7 +161,7 @@ function wellFormed(s: string): string {
 }
 
 function describeUndelivered(u: Undelivered): string {
-  if (u.to === null) return `not sent (nobody else was in the room): ${printable(u.text)}`;
+  if (u.to === null) return `not sent (nobody else in the room): ${printable(u.text)}`;
   const what = u.seq === null ? 'never sent' : `#${u.seq} not acknowledged`;
   return `not delivered to ${u.to} (${what}): ${printable(u.text)}`;
 }
@@ -432,6 +447,9 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     event(fatal ? `session with ${from} failed: ${error.errorName}` : `message from ${from} failed to verify: ${error.errorName}`),
   );
   client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
+  client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
+    event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
+  );
   client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) => {
     event(`WARNING: the identity key of ${nick} CHANGED: pinned ${pinnedFingerprint}, now ${offeredFingerprint}; nothing is sent to or accepted from ${nick}`);
     err(`the identity key of ${nick} changed (pinned ${pinnedFingerprint}, offered ${offeredFingerprint}); run interactively and use /trust ${nick} if expected`);
@@ -447,27 +465,75 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   const entered = await enter(client, opts, err);
   if (entered !== null) return entered;
 
+  // Issue 14 point 1: a line goes to the members present when it is read, never to one who joins later.
+  // With --to, it goes only to the named members, each once its key matched the pin of an earlier
+  // session, and waits (up to MAX_WAITING_LINES lines) for a named member who is not there yet.
+  const named = opts.to;
+  const lines: string[] = [];
+  const next = new Map<string, number>(); // named member -> index of the next line it gets
+  const eligible = new Set<string>(); // named members present whose key matched their pin
+  const flushTo = (nick: string) => {
+    if (!eligible.has(nick) || !client.members().some((m) => m.nick === nick && m.status === 'established')) return;
+    for (let i = next.get(nick) ?? 0; i < lines.length; i++) client.send(lines[i]!, { to: [nick] });
+    next.set(nick, lines.length);
+  };
+  if (named !== null) {
+    client.on('peer-joined', ({ nick, firstSeen }) => {
+      if (!named.includes(nick)) return;
+      if (firstSeen) event(`not sending to ${nick}: its key is not pinned (--to needs a key pinned in an earlier session)`);
+      else eligible.add(nick);
+    });
+    client.on('peer-left', ({ nick }) => eligible.delete(nick));
+    client.on('established', ({ nick }) => {
+      if (named.includes(nick)) flushTo(nick);
+    });
+  }
   const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   rl.on('line', (line) => {
     if (latch.exiting || client.closed) return;
     for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) {
-      if (client.send(piece).length > 0) continue;
-      if (client.members().length === 0) event('queued: nobody else in the room yet');
-      else {
-        lost++;
-        event('not sent: no member with a trusted key');
+      if (named !== null) {
+        if (lines.length >= MAX_WAITING_LINES) {
+          event(`not sent (more than ${MAX_WAITING_LINES} lines for --to): ${printable(piece)}`);
+          continue;
+        }
+        lines.push(piece);
+        for (const n of named) flushTo(n);
+        continue;
       }
+      if (client.send(piece).length > 0) continue;
+      lost++;
+      event(
+        client.members().length === 0
+          ? `not sent (nobody else in the room): ${printable(piece)}`
+          : `not sent (no member with a trusted key): ${printable(piece)}`,
+      );
     }
   });
+  const namedDone = () => named === null || named.every((n) => (next.get(n) ?? 0) >= lines.length);
   rl.on('close', () => {
     if (latch.exiting || client.closed) return;
-    // End of input: send what is queued, wait up to --wait for it to be acknowledged, leave, exit 0.
-    void client.whenSettled(opts.waitMs).then(async () => {
+    // End of input: wait up to --wait for what was sent to be acknowledged (and, with --to, for the named
+    // members to arrive), leave, list what never got through, exit 0.
+    void (async () => {
+      const deadline = Date.now() + opts.waitMs;
+      while (!latch.exiting && !client.closed && !(namedDone() && client.settled()) && Date.now() < deadline) {
+        await client.whenSettled(Math.min(100, Math.max(1, deadline - Date.now())));
+        if (!namedDone()) await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+      }
       if (latch.exiting || client.closed) return;
       const left = await client.leave();
       for (const u of left) listLost(u);
+      if (named !== null) {
+        for (const n of named) {
+          for (let i = next.get(n) ?? 0; i < lines.length; i++) {
+            lost++;
+            event(`not delivered to ${n} (never sent: not present with its pinned key): ${printable(lines[i]!)}`);
+          }
+        }
+      }
       exit(lost > 0 ? EXIT.NOT_DELIVERED : EXIT.OK);
-    });
+    })();
   });
 
   const code = await exited;
@@ -558,7 +624,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('joined', ({ room, members }) => {
     if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
     info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
-    if (members.length === 0) info('nobody else is here yet; messages you type now are sent when someone joins');
+    if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
   });
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
     info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`),
@@ -586,6 +652,9 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     warn(fatal ? `session with ${from} failed: ${error.errorName}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`),
   );
   client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
+  client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
+    info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
+  );
   client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) =>
     warn(
       '',
@@ -747,7 +816,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
         to.length > 0
           ? ''
           : client.members().length === 0
-            ? p.yellow(' (queued: nobody else here yet)')
+            ? p.red(' (NOT sent: nobody else is here)')
             : p.red(' (NOT sent: no member with a trusted key, see /who)');
       print(...message(clock(), p.bold(client.nick), client.nick.length, piece, note));
     }
@@ -789,6 +858,14 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     }
     if (client.closed) {
       err('not connected');
+      return;
+    }
+    if (client.members().length === 0) {
+      // Issue 14 point 1: never kept for whoever joins next. The line goes back into the input, to be
+      // sent (Enter) once someone is here.
+      print(p.yellow(`[${clock()}] * NOT sent: nobody else is here. Your line is back in the input; press Enter once someone has joined.`));
+      rl!.prompt();
+      rl!.write(line);
       return;
     }
     say(text);

@@ -107,14 +107,23 @@ export interface Welcome {
 }
 
 export interface Undelivered {
-  /** The member it was for, or null when nobody else was in the room (queued for the next member). */
+  /** The member it was for (null is no longer produced: a text is never queued for a future member, issue 14). */
   to: string | null;
   /** The session sequence number, or null when the text never left (no session yet). */
   seq: number | null;
   text: string;
 }
 
-export type PeerStatus = 'handshake' | 'established' | 'failed' | 'key-changed' | 'bad-key';
+export type PeerStatus = 'handshake' | 'established' | 'failed' | 'key-changed' | 'bad-key' | 'throttled';
+
+/**
+ * Join churn (issue 14 point 7): a nickname that joins more than CHURN_JOINS times within CHURN_WINDOW_MS
+ * is throttled: its joins in the next back-off period are shown only as one collapsed `peer-churn` event,
+ * and no handshake is started or answered with it (each costs RSA operations). The back-off starts at
+ * CHURN_WINDOW_MS and doubles with each new strike, up to CHURN_MAX_BACKOFF_MS. At most CHURN_TRACKED
+ * nicknames are tracked (the oldest forgotten first), so the record itself cannot be flooded.
+ */
+export const CHURN = { JOINS: 5, WINDOW_MS: 10_000, MAX_BACKOFF_MS: 300_000, TRACKED: 256 } as const;
 
 export interface PeerInfo {
   nick: string;
@@ -135,6 +144,11 @@ export interface ChatClientEvents {
   rejected: [{ from: string; error: ProtocolError; fatal: boolean }];
   /** §8.5 step 3: a valid key that differs from the pin; `error` is KEY_CHANGED (§9). */
   'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string; error: ProtocolError }];
+  /**
+   * A member joining and leaving over and over (CHURN): `joins` joins in the last `windowMs` ms; until
+   * `until` (epoch ms) its joins and leaves raise no peer-joined / peer-left and it gets no session.
+   */
+  'peer-churn': [{ nick: string; joins: number; windowMs: number; until: number }];
   /** A non-fatal ERROR from the relay (NO_SUCH_PEER, or a refusal outside a request). */
   'relay-error': [{ error: ProtocolError }];
   /** The connection is gone: `failure` null after close()/leave(), else why; `undelivered` what never got acknowledged. */
@@ -171,6 +185,28 @@ interface Peer {
   /** While there is no session (blocked by a key change), the first few bodies (the peer's HS_INIT) kept for after /trust. */
   held: Uint8Array[];
   timer: NodeJS.Timeout | null;
+  /** Joined while throttled (CHURN): no session, no notices, skipped by send(). */
+  throttled: boolean;
+}
+
+function newPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): Peer {
+  return {
+    nick,
+    spki: Uint8Array.from(key),
+    key: null,
+    chain: Promise.resolve(),
+    role,
+    session: null,
+    blocked: false,
+    badKey: false,
+    verified: false,
+    established: false,
+    outbox: [],
+    unacked: new Map(),
+    held: [],
+    timer: null,
+    throttled: false,
+  };
 }
 
 const MAX_HELD_BODIES = 4;
@@ -200,8 +236,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
   private readonly peers = new Map<string, Peer>();
-  /** Texts sent while alone in the room: they go to the next member(s) to arrive. */
-  private pending: string[] = [];
+  /** Recent joins per nickname and its back-off (CHURN), oldest first (Map order). */
+  private readonly churn = new Map<string, { joins: number[]; until: number; strikes: number; suppressed: number }>();
   private failure: ClientFailure | null = null;
 
   private pendingConnect: { resolve: (w: Welcome) => void; reject: (e: ClientFailure) => void } | null = null;
@@ -311,12 +347,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   /**
-   * Sends `text` (1..MAX_TEXT_BYTES UTF-8 bytes, well-formed) to every member of the room through its own
-   * session, or queues it for the next member when alone. Members blocked by a key change are skipped.
-   * Returns the nicknames it is addressed to: empty when alone (queued for the next member) or when
-   * every member is blocked (sent to no one).
+   * Sends `text` (1..MAX_TEXT_BYTES UTF-8 bytes, well-formed) to the members present now (all, or those
+   * named in `opts.to`), each through its own session; a member whose session is still being set up gets
+   * it once established. It is never kept for a member who joins later (issue 14 point 1): with nobody
+   * present it goes nowhere. Members blocked by a key change, with a bad key or throttled are skipped.
+   * Returns the nicknames it is addressed to; empty means sent to no one, and the caller must say so.
    */
-  send(text: string): string[] {
+  send(text: string, opts: { to?: readonly string[] } = {}): string[] {
     const n = Buffer.byteLength(text, 'utf8');
     const max = this.maxTextBytes();
     if (n < 1 || n > max) throw new RangeError(`text must be 1..${max} UTF-8 bytes, got ${n}`);
@@ -325,14 +362,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (this.state !== 'IN_ROOM') throw new Error(`send() in state ${this.state}`);
     const to: string[] = [];
     for (const peer of this.peers.values()) {
-      if (peer.blocked || peer.badKey) continue;
+      if (peer.blocked || peer.badKey || peer.throttled) continue;
+      if (opts.to !== undefined && !opts.to.includes(peer.nick)) continue;
       to.push(peer.nick);
       peer.outbox.push(text);
       this.later(peer, () => this.flushOutbox(peer));
     }
-    // Alone in the room: keep it for whoever joins next. Members present but all blocked (changed or
-    // bad key): it is sent to no one, and the empty result says so.
-    if (this.peers.size === 0) this.pending.push(text);
     return to;
   }
 
@@ -350,7 +385,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Marks the pinned key of `nick` as verified (after the user compared safety numbers). */
   verify(nick: string): boolean {
     const p = this.peers.get(nick);
-    if (p === undefined || p.blocked || p.badKey) return false;
+    if (p === undefined || p.blocked || p.badKey || p.throttled) return false;
     if (!this.pins.verify(this.serverName, nick)) {
       this.pins.pin(this.serverName, nick, p.spki);
       this.pins.verify(this.serverName, nick);
@@ -378,7 +413,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** True when nothing is queued or waiting for an acknowledgement from a member that can still answer. */
   settled(): boolean {
     if (this.state !== 'IN_ROOM') return true;
-    if (this.pending.length > 0) return false;
     for (const p of this.peers.values()) {
       const st = statusOf(p);
       if (st === 'failed' || st === 'key-changed' || st === 'bad-key') continue;
@@ -407,7 +441,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Everything sent or queued that no member acknowledged yet. */
   undelivered(): Undelivered[] {
-    const out: Undelivered[] = this.pending.map((text) => ({ to: null, seq: null, text }));
+    const out: Undelivered[] = [];
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
     return out;
   }
@@ -643,6 +677,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       if (m.nick === this.nick || seen.has(m.nick)) throw new ProtocolError('INVALID_FIELD', `JOINED lists ${m.nick} twice or lists us`);
       seen.add(m.nick);
     }
+    // The relay announced its room size in WELCOME (§6): a JOINED listing more members than it allows is
+    // the relay inventing members (issue 14 point 7).
+    if (members.length + 1 > this.welcomeInfo!.roomSize) {
+      throw new ProtocolError('INVALID_FIELD', `JOINED lists ${members.length} members; the announced room size is ${this.welcomeInfo!.roomSize}`);
+    }
     this.pendingJoin = null;
     this.roomName = room;
     this.emit('joined', { room, members: members.map((m) => m.nick) });
@@ -654,27 +693,48 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onPeerJoined(nick: string, key: Uint8Array): void {
     if (nick === this.nick || this.peers.has(nick)) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick}, already a member`);
+    // Beyond the room size the relay announced in WELCOME: refused, like any relay frame that breaks its
+    // own announced limits (issue 14 point 7).
+    if (this.peers.size + 2 > this.welcomeInfo!.roomSize) {
+      throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick} would make ${this.peers.size + 2} members; the announced room size is ${this.welcomeInfo!.roomSize}`);
+    }
+    if (this.throttle(nick)) {
+      this.peers.set(nick, { ...newPeer(nick, key, 'responder'), throttled: true });
+      return;
+    }
     this.addPeer(nick, key, 'responder');
   }
 
+  /** Records a join of `nick`; true while it is throttled (CHURN), after emitting the collapsed notice. */
+  private throttle(nick: string): boolean {
+    const now = Date.now();
+    let c = this.churn.get(nick);
+    if (c === undefined) {
+      c = { joins: [], until: 0, strikes: 0, suppressed: 0 };
+      if (this.churn.size >= CHURN.TRACKED) this.churn.delete(this.churn.keys().next().value!);
+    }
+    this.churn.delete(nick);
+    this.churn.set(nick, c); // most recent last
+    c.joins = c.joins.filter((t) => now - t < CHURN.WINDOW_MS);
+    c.joins.push(now);
+    if (now < c.until) {
+      c.suppressed++;
+      // One notice per doubling of the suppressed joins: 1, 2, 4, 8, ...
+      if ((c.suppressed & (c.suppressed - 1)) === 0) this.emit('peer-churn', { nick, joins: c.joins.length, windowMs: CHURN.WINDOW_MS, until: c.until });
+      return true;
+    }
+    if (c.joins.length > CHURN.JOINS) {
+      c.until = now + Math.min(CHURN.MAX_BACKOFF_MS, CHURN.WINDOW_MS * 2 ** c.strikes++);
+      c.suppressed = 1;
+      this.emit('peer-churn', { nick, joins: c.joins.length, windowMs: CHURN.WINDOW_MS, until: c.until });
+      return true;
+    }
+    return false;
+  }
+
   private addPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): void {
-    const spki = Uint8Array.from(key);
-    const peer: Peer = {
-      nick,
-      spki,
-      key: null,
-      chain: Promise.resolve(),
-      role,
-      session: null,
-      blocked: false,
-      badKey: false,
-      verified: false,
-      established: false,
-      outbox: [],
-      unacked: new Map(),
-      held: [],
-      timer: null,
-    };
+    const peer = newPeer(nick, key, role);
+    const spki = peer.spki;
     this.peers.set(nick, peer);
     this.later(peer, () => this.admitPeer(peer));
   }
@@ -704,10 +764,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         error: new ProtocolError('KEY_CHANGED', `the key offered for ${nick} differs from its pin`),
       });
       return;
-    }
-    if (this.pending.length > 0) {
-      peer.outbox.push(...this.pending);
-      this.pending = [];
     }
     await this.openSession(peer);
   }
@@ -773,7 +829,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.peers.delete(nick);
     const undelivered = undeliveredOf(peer);
     this.dropPeer(peer);
-    this.emit('peer-left', { nick, undelivered });
+    if (!peer.throttled) this.emit('peer-left', { nick, undelivered });
     this.wake();
   }
 
@@ -957,7 +1013,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.state = 'CLOSED';
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
-    this.pending = [];
     for (const t of [this.keepalive, this.pumpTimer, this.connectTimer, this.pongTimer]) if (t) clearTimeout(t);
     this.keepalive = this.pumpTimer = this.connectTimer = this.pongTimer = null;
     this.queue.length = 0;
@@ -1046,6 +1101,7 @@ function relayError(f: FrameOf<'ERROR'>): ProtocolError {
 }
 
 function statusOf(p: Peer): PeerStatus {
+  if (p.throttled) return 'throttled';
   if (p.badKey) return 'bad-key';
   if (p.blocked) return 'key-changed';
   if (p.session?.state === 'FAILED') return 'failed';

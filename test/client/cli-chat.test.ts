@@ -14,9 +14,10 @@ t.test('two clients exchange messages both ways, long and non-ASCII, with acks a
   const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
   const alice = startClient(t, { port, nick: 'alice', home: join(dir, 'alice') });
   await alice.waitFor(/^\* joined lobby as alice/);
-  // Typed before anyone else is present: queued and sent once a session exists.
-  alice.write('hello bob');
   const bob = startClient(t, { port, nick: 'bob', home: join(dir, 'bob') });
+  // Typed once bob is present, before the session exists: kept for bob and sent once it does.
+  await alice.waitFor(/^\* bob joined/);
+  alice.write('hello bob');
   const sa = safetyOf(await alice.waitFor(/^\* secure session with bob/));
   const sb = safetyOf(await bob.waitFor(/^\* secure session with alice/));
   t.equal(sa, sb, 'both clients print the same safety number');

@@ -38,12 +38,12 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
   await a.waitFor(/^\* joined /);
   a.write('nobody will get this');
-  await a.waitFor(/^\* queued: nobody else in the room yet$/);
+  await a.waitFor(/^\* not sent \(nobody else in the room\): nobody will get this$/);
   srv.proc.kill('SIGTERM');
   const e = await a.exited;
   t.equal(e.code, 6, 'relay shut down: status 6');
   t.ok(a.err.some((l) => l.includes('SERVER_SHUTDOWN')), 'stderr names SERVER_SHUTDOWN');
-  t.ok(a.out.includes('* not sent (nobody else was in the room): nobody will get this'), 'the queued line is listed, not lost');
+  t.ok(a.out.includes('* not sent (nobody else in the room): nobody will get this'), 'the line is reported as not sent, never kept for later');
 });
 
 t.test('clients with different room secrets never establish a session', async (t) => {

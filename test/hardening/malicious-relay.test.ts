@@ -8,6 +8,8 @@ import t, { type Test } from 'tap';
 import { frame, type RelayFrame } from '../../src/codec/index.js';
 import { ChatClient } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
+import { PeerSession } from '../../src/handshake/session.js';
+import { nodeBackend, nodePrivateKey, nodePublicKey } from '../../src/crypto/node.js';
 import { startServer } from '../../src/server/index.js';
 import { identity, type Identity } from '../../src/wirekit/relay-conn.js';
 import { carried, MaliciousRelay, type Attack } from './malicious-relay.js';
@@ -232,4 +234,106 @@ t.test('substituted key for a pinned peer: a key change is shown, no session, no
   b2.client.send('blocked?');
   t.same([a2.established, b2.established], [[], []], 'no session with the substituted key');
   t.same([a2.shown, b2.shown], [[], []], 'nothing shown');
+});
+
+// ---- Issue 14: what the client takes on the relay's word ----
+
+t.test('a text entered while alone is sent to no one: a member (or a relay-made eve) who joins later never receives it', async (t) => {
+  const { join } = await setup(t, 3);
+  const alice = await join(ids.a, 'late');
+  t.same(alice.client.send('meet me at 5, the door code is 4711'), [], 'addressed to no one');
+  t.same(alice.client.undelivered(), [], 'and not kept for later');
+  const eve = await join(identity('eve', true), 'late');
+  t.ok(await until(() => alice.established.includes('eve') && eve.established.includes(ids.a.nick)), 'a session with the newcomer');
+  t.same(alice.client.send('hello eve'), ['eve'], 'a text entered now goes to eve');
+  t.ok(await until(() => eve.shown.length >= 1));
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(eve.shown, [{ from: ids.a.nick, text: 'hello eve' }], 'eve shows only what was sent while she was there');
+});
+
+t.test('a text goes only to the members present when it was entered, even if their session is not set up yet', async (t) => {
+  const { join } = await setup(t, 3);
+  const alice = await join(ids.a, 'present');
+  const bob = await join(ids.b, 'present');
+  t.ok(await until(() => alice.client.members().length === 1));
+  t.same(alice.client.send('for bob only', { to: [ids.b.nick] }), [ids.b.nick]);
+  t.same(alice.client.send('to nobody named', { to: ['zed'] }), [], '--to names only present members');
+  const carol = await join(ids.c, 'present');
+  t.ok(await until(() => bob.shown.length >= 1 && alice.established.includes(ids.c.nick)));
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(bob.shown.map((s) => s.text), ['for bob only']);
+  t.same(carol.shown, [], 'carol, who joined later, received nothing');
+});
+
+t.test('PEER_JOINED beyond the announced room size ends the connection as a relay protocol error', async (t) => {
+  const { mitm, join } = await setup(t, 2);
+  const alice = await join(ids.a, 'size');
+  const bob = await join(ids.b, 'size');
+  t.ok(await until(() => alice.established.length > 0 && bob.established.length > 0));
+  let failure: string | undefined;
+  alice.client.on('closed', (e) => (failure = e.failure?.error?.errorName));
+  mitm.legs.get(ids.a.nick)!.toClient(frame('PEER_JOINED', { nick: 'eve', key: MALLORY.spki }) as RelayFrame);
+  t.ok(await until(() => alice.client.closed), 'alice closes');
+  t.equal(failure, 'UNEXPECTED_FRAME', 'the relay invented a member the room cannot hold');
+  t.notOk(alice.client.members().some((m) => m.nick === 'eve'), 'eve is never a member');
+});
+
+t.test('join/leave churn from one nickname is throttled with back-off and one collapsed notice; no session is set up', async (t) => {
+  const { mitm, join } = await setup(t, 2);
+  const alice = await join(ids.a, 'churn');
+  const joined: string[] = [];
+  const churn: { joins: number; until: number }[] = [];
+  alice.client.on('peer-joined', (e) => joined.push(e.nick));
+  alice.client.on('peer-churn', (e) => churn.push({ joins: e.joins, until: e.until }));
+  const leg = mitm.legs.get(ids.a.nick)!;
+  for (let i = 0; i < 40; i++) {
+    leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki }) as RelayFrame);
+    leg.toClient(frame('PEER_LEFT', { nick: 'bob' }) as RelayFrame);
+  }
+  leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki }) as RelayFrame);
+  t.ok(await until(() => alice.client.members().length === 1));
+  t.equal(joined.length, 5, 'five joins shown (CHURN.JOINS), the rest collapsed');
+  t.ok(churn.length >= 1 && churn.length <= 7, `collapsed into ${churn.length} notices, not 36`);
+  t.ok(churn[0]!.joins > 5 && churn[0]!.until > Date.now(), 'the notice counts the joins and names the back-off');
+  t.same(alice.client.members().map((m) => m.status), ['throttled'], 'the member is present but gets no session');
+  t.same(alice.client.send('hello?'), [], 'and no text');
+  t.notOk(alice.client.closed, 'the connection stays up');
+  // The churning member opens a handshake: a responder would answer it (RSA work) with a SEND to bob,
+  // which the real relay refuses (bob is made up) with NO_SUCH_PEER. A throttled member gets no answer.
+  const relayErrors: string[] = [];
+  alice.client.on('relay-error', (e) => relayErrors.push(e.error.errorName));
+  const fake = new PeerSession({
+    crypto: nodeBackend,
+    room: 'churn',
+    self: { nick: 'bob', key: nodePrivateKey(MALLORY.privateKey), spki: MALLORY.spki },
+    peerNick: ids.a.nick,
+    peerKey: nodePublicKey(ids.a.spki),
+    role: 'initiator',
+  });
+  for (const ev of await fake.start()) if (ev.kind === 'send') leg.toClient(frame('DELIVER', { from: 'bob', body: ev.body }) as RelayFrame);
+  const probe = await join(ids.c, 'probe');
+  t.ok(probe, 'a round trip through the relay later');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(relayErrors, [], 'alice never answered the handshake of the throttled member');
+  t.same(alice.rejected, [], 'nor processed it');
+});
+
+t.test('3,000 announced members pin nothing: the store is touched only by established sessions', async (t) => {
+  const { mitm, join } = await setup(t, 2);
+  const pins = PinStore.memory();
+  const alice = await join(ids.a, 'flood', pins);
+  const leg = mitm.legs.get(ids.a.nick)!;
+  let joinedCount = 0;
+  alice.client.on('peer-joined', () => joinedCount++);
+  for (let i = 0; i < 3000; i++) {
+    leg.toClient(frame('PEER_JOINED', { nick: `m${i}`, key: MALLORY.spki }) as RelayFrame);
+    leg.toClient(frame('PEER_LEFT', { nick: `m${i}` }) as RelayFrame);
+    if (i % 500 === 499) await until(() => joinedCount >= i + 1);
+  }
+  t.ok(await until(() => joinedCount === 3000), 'all 3,000 announcements handled');
+  t.same(pins.count(), { unverified: 0, verified: 0 }, 'nothing pinned on the relay\'s word');
+  t.notOk(alice.client.closed);
+  const bob = await join(ids.b, 'flood');
+  t.ok(await until(() => alice.established.includes(ids.b.nick) && bob.established.length > 0));
+  t.equal(pins.check(`${mitm.host}:${mitm.port}`, ids.b.nick, ids.b.spki).status, 'match', 'bob is pinned once his session is established');
 });

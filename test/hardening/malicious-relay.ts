@@ -1,6 +1,7 @@
 // A malicious relay for tests: a man in the middle in front of the reference relay that sees every frame
 // and may rewrite what each client receives (substitute identity keys in JOINED / PEER_JOINED, drop,
-// duplicate, hold back and reorder, replay, truncate DELIVER bodies, forge DELIVER.from). Clients still
+// duplicate, hold back and reorder, replay, truncate DELIVER bodies, forge DELIVER.from) or make frames up
+// (members that never joined: `legs`). Clients still
 // authenticate to the real relay through it (spec §7.3 signs the relay's nonce, which it passes on), so
 // the only power it has is the one a malicious relay has: over what it forwards.
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -32,6 +33,8 @@ export function carried(f: RelayFrame): string | undefined {
 export class MaliciousRelay {
   private readonly sockets = new Set<Socket>();
   attack: Attack = honest;
+  /** Each client's leg by the nickname of its HELLO, for frames the relay makes up (PEER_JOINED floods). */
+  readonly legs = new Map<string, Leg>();
   /** Frames the real relay sent, per client nick, and what the proxy forwarded instead. */
   readonly seen: { to: string | undefined; frame: RelayFrame }[] = [];
 
@@ -69,7 +72,10 @@ export class MaliciousRelay {
       try {
         for (const b of c2s.push(chunk)) {
           const f = decodeFrame(b, 'relay');
-          if (f.type === 'HELLO') leg.nick = f.nick;
+          if (f.type === 'HELLO') {
+            leg.nick = f.nick;
+            this.legs.set(f.nick, leg);
+          }
         }
       } catch {
         // a client's malformed frame is the real relay's business
