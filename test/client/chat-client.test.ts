@@ -58,7 +58,7 @@ t.test('two library clients: sessions, texts both ways, acks, safety numbers, me
   const alice = client(t, s.port, 'alice');
   t.same(await inRoom(alice), [], 'alice is first');
   t.equal(alice.welcome?.roomSize, 2, 'WELCOME limits are exposed');
-  alice.send('queued before bob');
+  t.same(alice.send('before bob'), [], 'alone: addressed to no one, and not kept for whoever joins (issue 14)');
   const bob = client(t, s.port, 'bob');
   const estA = next(alice, 'established');
   const estB = next(bob, 'established');
@@ -66,7 +66,9 @@ t.test('two library clients: sessions, texts both ways, acks, safety numbers, me
   const [ea, eb] = await Promise.all([estA, estB]);
   t.equal(ea.safetyNumber, eb.safetyNumber, 'same safety number on both sides');
   t.equal(alice.safetyNumber('bob'), ea.safetyNumber, 'safetyNumber() agrees with the session');
-  t.equal((await next(bob, 'text')).text, 'queued before bob');
+  const first = next(bob, 'text');
+  t.same(alice.send('after bob joined'), ['bob']);
+  t.equal((await first).text, 'after bob joined', 'bob gets only what was sent while he was there');
 
   const got = next(alice, 'text');
   const acked = next(bob, 'delivered');
