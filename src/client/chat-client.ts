@@ -32,7 +32,7 @@ import { fingerprint, safetyNumber } from '../crypto/safety.js';
 import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backend.js';
 import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
-import { PinStore } from './pins.js';
+import { PinStore, type PinCheck } from './pins.js';
 import { tcpTransport } from './tcp.js';
 import type { Transport, TransportFactory } from './transport.js';
 
@@ -402,6 +402,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     p.blocked = false;
     p.verified = false;
     this.later(p, async () => {
+      if (p.badKey) return;
       await this.openSession(p);
       const held = p.held;
       p.held = [];
@@ -732,36 +733,40 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return false;
   }
 
+  /**
+   * Adds a member: the pins are checked and `peer-joined` emitted at once, in frame order (a member that
+   * leaves before its key is imported is still shown joining before it is shown leaving); the key import
+   * and the session follow on the peer's chain.
+   */
   private addPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): void {
     const peer = newPeer(nick, key, role);
-    const spki = peer.spki;
     this.peers.set(nick, peer);
-    this.later(peer, () => this.admitPeer(peer));
+    // Issue 14: nothing is pinned on the relay's word; the key is pinned once a session proves it (established).
+    const check = this.pins.check(this.serverName, nick, peer.spki);
+    peer.verified = check.status === 'match' && check.verified;
+    peer.blocked = check.status === 'changed';
+    this.emit('peer-joined', { nick, fingerprint: fingerprint(peer.spki), verified: peer.verified, firstSeen: check.status === 'new' });
+    this.later(peer, () => this.admitPeer(peer, check));
   }
 
-  /** Imports the peer's key (once: the session gets this handle), checks the pins, and opens the session. */
-  private async admitPeer(peer: Peer): Promise<void> {
-    const { nick, spki } = peer;
+  /** Imports the peer's key (once: the session gets this handle), then reports a key change or opens the session. */
+  private async admitPeer(peer: Peer, check: PinCheck): Promise<void> {
     try {
-      peer.key = await this.crypto.importPublicKey(spki);
+      peer.key = await this.crypto.importPublicKey(peer.spki);
     } catch (e) {
       // §8.1: a client refuses to start a session with a key that is not a canonical RSA-2048 key.
       peer.badKey = true;
-      this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: false, firstSeen: false });
-      this.emit('rejected', { from: nick, error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e)), fatal: true });
+      this.emit('rejected', { from: peer.nick, error: e instanceof ProtocolError ? e : new ProtocolError('INTERNAL_ERROR', String(e)), fatal: true });
       return;
     }
-    // Issue 14: nothing is pinned on the relay's word; the key is pinned once a session proves it (established).
-    const check = this.pins.check(this.serverName, nick, spki);
-    peer.verified = check.status === 'match' && check.verified;
-    this.emit('peer-joined', { nick, fingerprint: fingerprint(spki), verified: peer.verified, firstSeen: check.status === 'new' });
     if (check.status === 'changed') {
-      peer.blocked = true;
+      // Blocked until trust(); a trust() made before the import finished opens the session itself.
+      if (!peer.blocked) return;
       this.emit('key-changed', {
-        nick,
+        nick: peer.nick,
         pinnedFingerprint: check.pinnedFingerprint,
         offeredFingerprint: check.offeredFingerprint,
-        error: new ProtocolError('KEY_CHANGED', `the key offered for ${nick} differs from its pin`),
+        error: new ProtocolError('KEY_CHANGED', `the key offered for ${peer.nick} differs from its pin`),
       });
       return;
     }
