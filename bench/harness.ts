@@ -336,14 +336,14 @@ export interface BenchArgs {
 
 export const BENCH_USAGE = `usage: npm run bench -- [--quick] [--json FILE] [--only NAME[,NAME]] [--workers N] [--profile DIR]
 
-  --quick         short runs, one repetition, 1,000 instead of 10,000 idle connections (a CI smoke run)
+  --quick         short runs (3 repetitions of 0.5 s windows), 1,000 instead of 10,000 idle connections (a CI smoke run)
   --json FILE     also write the figures as JSON to FILE
-  --only NAMES    run only these benchmarks: relay, e2e, handshake, idle, codec (comma-separated)
+  --only NAMES    run only these benchmarks: relay, e2e, handshake, idle, codec, cluster (comma-separated)
   --workers N     load-generator processes (default 2)
   --profile DIR   run the relays and load generators under node --cpu-prof (.cpuprofile files in DIR)
 `;
 
-export const BENCH_NAMES = ['relay', 'e2e', 'handshake', 'idle', 'codec'] as const;
+export const BENCH_NAMES = ['relay', 'e2e', 'handshake', 'idle', 'codec', 'cluster'] as const;
 
 /** Parses `npm run bench` arguments strictly: an unknown option or benchmark name throws. */
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {

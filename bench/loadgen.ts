@@ -33,14 +33,20 @@ export interface SideSpec {
   readonly index: number;
 }
 
-/** Which connections a raw phase drives: those to relay `kind` in rooms numbered below `busy`. */
+/**
+ * Which connections a raw phase drives: those to relay `kind` in rooms numbered below `busy`, and when
+ * `tag` is given only those of rooms named `<tag>-<i>` (the cluster benchmark holds several sets of
+ * rooms on relays of one kind at once).
+ */
 export interface Selection {
   readonly kind: 'server' | 'pipe';
   readonly busy: number;
+  readonly tag?: string;
 }
 
 function selected(sel: Selection): { spec: SideSpec; conn: RawConn }[] {
-  return conns.filter((c) => c.conn.addr.kind === sel.kind && c.spec.index < sel.busy);
+  const prefix = sel.tag === undefined ? undefined : `${sel.tag}-`;
+  return conns.filter((c) => c.conn.addr.kind === sel.kind && c.spec.index < sel.busy && (prefix === undefined || c.spec.room.startsWith(prefix)));
 }
 
 export interface FlowResult {
@@ -371,9 +377,9 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     return opened.length;
   },
 
-  /** Closes the raw connections to relay `kind`, or all of them. */
-  async close(args: { kind?: 'server' | 'pipe' }) {
-    const all = conns.filter((c) => args.kind === undefined || c.conn.addr.kind === args.kind);
+  /** Closes the raw connections to relay `kind` (of rooms `<tag>-<i>` when `tag` is given), or all of them. */
+  async close(args: { kind?: 'server' | 'pipe'; tag?: string }) {
+    const all = conns.filter((c) => (args.kind === undefined || c.conn.addr.kind === args.kind) && (args.tag === undefined || c.spec.room.startsWith(`${args.tag}-`)));
     conns = conns.filter((c) => !all.includes(c));
     for (const { conn } of all) conn.close();
     await Promise.all(all.map(({ conn }) => conn.closed));

@@ -35,6 +35,7 @@ import {
 } from './harness.js';
 import type { ChurnResult, FlowResult, HandshakeResult, RttResult, SideSpec } from './loadgen.js';
 import type { FloorResult } from './crypto-floor.js';
+import { TestRedis } from '../test/cluster/redis-helper.js';
 import { Worker, cpuMs, nofileLimit, openFds, rssBytes, sleep, startRelay, type Relay } from './proc.js';
 import type { RelayAddr } from './client.js';
 
@@ -73,12 +74,16 @@ interface Plan {
   churnPairs: number;
   churnMs: number;
   keys: number;
+  /** Rooms of each 1-, 2- and 3-relay cluster set (connected, timed, then closed, per repetition). */
+  clusterRooms: number;
+  /** Of those, the busy rooms of the cluster scaling throughput. */
+  clusterBusy: number;
 }
 
 // --quick keeps three repetitions (every figure is a spread, never one sample) but drops the 1,000-room step: connecting 2,000 authenticated clients alone takes 5-20 s on this
 // shared machine (a client RSA signature, a server verification and a durable registry write each).
-const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 3, rooms: [1, 10, 100], e2eRooms: [1, 10, 100], e2eDurationMs: 1500, idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4 };
-const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], e2eRooms: [1, 10, 100], e2eDurationMs: 3000, idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8 };
+const QUICK: Plan = { warmupMs: 150, durationMs: 500, reps: 3, rooms: [1, 10, 100], e2eRooms: [1, 10, 100], e2eDurationMs: 1500, idleConnections: 1000, handshakeIterations: 10, churnPairs: 4, churnMs: 1000, keys: 4, clusterRooms: 50, clusterBusy: 10 };
+const FULL: Plan = { warmupMs: 1000, durationMs: 3000, reps: 3, rooms: [1, 10, 100, 1000], e2eRooms: [1, 10, 100], e2eDurationMs: 3000, idleConnections: 10000, handshakeIterations: 100, churnPairs: 32, churnMs: 5000, keys: 8, clusterRooms: 500, clusterBusy: 30 };
 
 /** Server flags every benchmark uses (see the header comment for why each is raised). */
 const SERVER_FLAGS: Record<string, string> = {
@@ -86,6 +91,18 @@ const SERVER_FLAGS: Record<string, string> = {
   'rate-burst': '1000000000',
   'max-connections': '12000',
   'max-connections-per-address': '12000',
+  // The quotas added after issue 8 (spec §10): every client of a run comes from 127.0.0.1 with one of a
+  // few keys and a fresh nickname, and the default byte rate (1 MiB/s per connection) would cap a
+  // stream at about 3,900 frames/s of 270 bytes, measuring the limit instead of the relay.
+  'max-connections-per-subnet': '12000',
+  'max-connections-per-key': '12000',
+  'max-connections-per-nick': '12000',
+  'binds-per-key': '1000000',
+  'binds-per-address': '1000000',
+  'binds-per-relay': '1000000',
+  'joins-per-minute': '1000000',
+  'rate-bytes': '1000000000000',
+  'rate-burst-bytes': '1000000000000',
 };
 
 const started = Date.now();
@@ -162,6 +179,27 @@ class Bench {
     return startRelay('server', ['--host', '127.0.0.1', '--port', '0', '--registry', reg, ...flags], prof);
   }
 
+  /** Starts our relay in cluster mode (`--redis URL`, spec/CLUSTER.md) with the benchmark flags. */
+  clusterServer(url: string): Promise<Relay> {
+    const flags = Object.entries(SERVER_FLAGS).flatMap(([k, v]) => [`--${k}`, v]);
+    const prof = this.args.profile === null ? [] : ['--cpu-prof', '--cpu-prof-dir', this.args.profile];
+    return startRelay('server', ['--host', '127.0.0.1', '--port', '0', '--redis', url, ...flags], prof);
+  }
+
+  /**
+   * Connects `per` (from `sides`) with each side on relay `relayOf(side)`: each worker's sides grouped by
+   * relay, every group set up at once (a side is ready only once its peer has joined, maybe elsewhere).
+   */
+  async setupOn(per: SideSpec[][], relayOf: (s: SideSpec) => Relay): Promise<void> {
+    const calls: Promise<unknown>[] = [];
+    this.workers.forEach((w, i) => {
+      const groups = new Map<Relay, SideSpec[]>();
+      for (const s of per[i]!) groups.set(relayOf(s), [...(groups.get(relayOf(s)) ?? []), s]);
+      for (const [r, sides] of groups) calls.push(w.call('setup', { relay: { kind: r.kind, host: r.host, port: r.port } satisfies RelayAddr, sides, limit: 32 }));
+    });
+    await Promise.all(calls);
+  }
+
   pipe(): Promise<Relay> {
     return startRelay('pipe', ['--host', '127.0.0.1', '--port', '0']);
   }
@@ -188,15 +226,15 @@ class Bench {
     await Promise.all(this.workers.map((w, i) => w.call(op, { relay: addr, sides: per[i], limit: 64 })));
   }
 
-  async flow(kind: 'server' | 'pipe', rooms: number): Promise<{ flow: number; starved: number }> {
+  async flow(kind: 'server' | 'pipe', rooms: number, tag?: string): Promise<{ flow: number; starved: number }> {
     // The total in flight stays near 16,384 frames (about 4.5 MB) whatever the room count, so 1,000 rooms
     // do not flood memory and one room still keeps the pipe full; the credit comes back every quarter window.
     const window = Math.max(16, Math.min(1024, 2 ** Math.floor(Math.log2(16384 / rooms))));
-    const rs = await this.phase<FlowResult>('flow', () => ({ kind, busy: rooms, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 }));
+    const rs = await this.phase<FlowResult>('flow', () => ({ kind, busy: rooms, tag, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, window, ackEvery: window / 4 }));
     return { flow: rs.reduce((s, r) => s + r.frames / r.seconds, 0), starved: rs.reduce((s, r) => s + r.starved, 0) };
   }
 
-  async pingpong(sel: { kind: 'server' | 'pipe'; busy: number } | null): Promise<{ p50: number; p99: number; n: number; starved: number }> {
+  async pingpong(sel: { kind: 'server' | 'pipe'; busy: number; tag?: string } | null): Promise<{ p50: number; p99: number; n: number; starved: number }> {
     const op = sel === null ? 'e2e-pingpong' : 'pingpong';
     const rs = await this.phase<RttResult>(op, () => ({ ...sel, warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs, sample: 20000 }));
     const [p50, p99] = mergedPercentiles(rs, [50, 99]);
@@ -208,9 +246,9 @@ class Bench {
   }
 
   /** Throughput, then latency, of the first `rooms` rooms on one relay (the other rooms stay idle). */
-  async relayRun(relay: Relay, rooms: number): Promise<RelayRun> {
-    const flow = await this.flow(relay.kind, rooms);
-    const rtt = await this.pingpong({ kind: relay.kind, busy: rooms });
+  async relayRun(relay: Relay, rooms: number, tag?: string): Promise<RelayRun> {
+    const flow = await this.flow(relay.kind, rooms, tag);
+    const rtt = await this.pingpong(tag === undefined ? { kind: relay.kind, busy: rooms } : { kind: relay.kind, busy: rooms, tag });
     return { flow: flow.flow, p50: rtt.p50, p99: rtt.p99, starved: flow.starved + rtt.starved };
   }
 
@@ -475,6 +513,91 @@ class Bench {
     }
   }
 
+  /**
+   * Cluster mode (issue 17, spec/CLUSTER.md), against one relay alone in the same run:
+   * cluster_throughput_ratio and cluster_rtt_ratio: a room with its `a` side on one `--redis` relay and
+   * its `b` side on another, divided by the same room on one relay in the default embedded mode;
+   * cluster_same_relay_*: both sides on one `--redis` relay (what going through Redis costs without
+   * crossing relays); cluster_scale_N_relays_*: how connections and rooms scale with 1, 2 and 3 relay
+   * processes on this machine (each room's sides on two different relays when N > 1).
+   */
+  async cluster(): Promise<void> {
+    // The tests' Redis (test/cluster/redis-helper.ts): a free port, a temporary folder, AOF with
+    // appendfsync always, the persistence spec/CLUSTER.md §5 recommends.
+    const redis = await TestRedis.start();
+    const relays: Relay[] = [];
+    try {
+      const single = await this.server();
+      relays.push(single);
+      for (let i = 0; i < 3; i++) relays.push(await this.clusterServer(redis.url));
+      const cs = relays.slice(1);
+      const [c1, c2] = cs as [Relay, Relay];
+      const t = `k${this.serial++}`;
+      const sets = [
+        { name: 'single', tag: `${t}s`, relayOf: (): Relay => single, runs: [] as RelayRun[] },
+        { name: 'same', tag: `${t}m`, relayOf: (): Relay => c1, runs: [] as RelayRun[] },
+        { name: 'cross', tag: `${t}x`, relayOf: (s: SideSpec): Relay => (s.role === 'a' ? c1 : c2), runs: [] as RelayRun[] },
+      ];
+      progress('cluster: one room on one relay (embedded), one on one --redis relay, one across two --redis relays');
+      for (const set of sets) await this.setupOn(this.sides(set.tag, 1, set.tag), set.relayOf);
+      for (const set of sets) {
+        progress(`cluster: warm-up pass, ${set.name} (not counted)`);
+        await this.relayRun(single, 1, set.tag);
+      }
+      for (let rep = 0; rep < this.plan.reps; rep++) {
+        for (let k = 0; k < sets.length; k++) {
+          const set = sets[(k + rep) % sets.length]!;
+          progress(`cluster: ${set.name}, repetition ${rep + 1}/${this.plan.reps}`);
+          const x = await this.relayRun(single, 1, set.tag);
+          progress(`  ${set.name}: ${Math.round(x.flow).toLocaleString('en-US')} frames/s, p50 ${x.p50.toFixed(0)} us, p99 ${x.p99.toFixed(0)} us${x.starved > 0 ? `, ${x.starved} connection(s) starved in a window` : ''}`);
+          set.runs.push(x);
+        }
+      }
+      await this.closeAll();
+      const [one, same, cross] = sets.map((x) => x.runs) as [RelayRun[], RelayRun[], RelayRun[]];
+      const col = (xs: RelayRun[], k: keyof RelayRun) => xs.map((x) => x[k]);
+      const p99s = (o: RelayRun[]) => ({ p99_us: median(col(o, 'p99')), floor_p99_us: median(col(one, 'p99')) });
+      this.add({ name: 'cluster_throughput_ratio', values: col(cross, 'flow'), floors: col(one, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'SEND/DELIVER frames of 256 bytes one way, one room, a side on --redis relay 1 and b side on relay 2; floor: the same room on one relay in the default embedded mode' });
+      this.add({ name: 'cluster_rtt_ratio', values: col(cross, 'p50'), floors: col(one, 'p50'), unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 3 }], extra: p99s(cross), note: 'raw-frame ping-pong across two --redis relays; floor: one embedded relay' });
+      this.add({ name: 'cluster_same_relay_throughput', values: col(same, 'flow'), floors: col(one, 'flow'), unit: 'frames/s', note: 'both sides on one --redis relay: the cost of Redis without crossing relays' });
+      this.add({ name: 'cluster_same_relay_rtt', values: col(same, 'p50'), floors: col(one, 'p50'), unit: 'us p50', extra: p99s(same) });
+
+      // Scaling: per repetition and relay count, a fresh set of rooms is connected (timed), driven, closed.
+      const C = this.plan.clusterRooms;
+      const busy = Math.min(C, this.plan.clusterBusy);
+      const scale = new Map<number, { conns: number[]; flow: number[]; rss: number[] }>([1, 2, 3].map((n) => [n, { conns: [], flow: [], rss: [] }]));
+      for (let rep = 0; rep < this.plan.reps; rep++) {
+        for (const n of rep % 2 === 0 ? [1, 2, 3] : [3, 2, 1]) {
+          const tag = `${t}n${n}r${rep}`;
+          const used = cs.slice(0, n);
+          const rss0 = used.reduce((x, r) => x + rssBytes(r.pid), 0);
+          progress(`cluster: ${n} relay(s), ${C} rooms (${2 * C} connections), repetition ${rep + 1}/${this.plan.reps}`);
+          const c0 = performance.now();
+          await this.setupOn(this.sides(tag, C, tag), (s) => used[(s.index + (s.role === 'b' ? 1 : 0)) % n]!);
+          const connsPerS = (2 * C) / ((performance.now() - c0) / 1000);
+          const rss1 = used.reduce((x, r) => x + rssBytes(r.pid), 0);
+          const f = await this.flow('server', busy, tag);
+          progress(`  ${n} relay(s): ${Math.round(connsPerS).toLocaleString('en-US')} connections/s, ${Math.round(f.flow).toLocaleString('en-US')} frames/s over ${busy} busy rooms${f.starved > 0 ? `, ${f.starved} starved in the window` : ''}`);
+          const sc = scale.get(n)!;
+          sc.conns.push(connsPerS);
+          sc.flow.push(f.flow);
+          sc.rss.push((rss1 - rss0) / (2 * C));
+          await Promise.all(this.workers.map((w) => w.call('close', { tag })));
+        }
+      }
+      const base = scale.get(1)!;
+      for (const [n, sc] of scale) {
+        const floorNote = n === 1 ? '' : '; floor: the same with 1 relay in the same repetition';
+        this.add({ name: `cluster_scale_${n}_relays_conns_per_s`, values: sc.conns, floors: n === 1 ? null : base.conns, unit: 'conns/s', extra: { rooms: C, rss_growth_bytes_per_conn: median(sc.rss) }, note: `${2 * C} connections brought to "peer present" (HELLO, AUTH with a new nickname bound in Redis, JOIN) over ${n} --redis relay process(es)${floorNote}` });
+        this.add({ name: `cluster_scale_${n}_relays_frames_per_s`, values: sc.flow, floors: n === 1 ? null : base.flow, unit: 'frames/s', extra: { busy_rooms: busy, rooms: C }, note: `one-way 256-byte frames over ${busy} busy rooms spread over ${n} --redis relay process(es)${floorNote}` });
+      }
+    } finally {
+      await this.closeAll().catch(() => {});
+      for (const r of relays) await r.stop();
+      await redis.stop();
+    }
+  }
+
   async codec(): Promise<void> {
     progress('codec: strict decode vs bare @msgpack/msgpack decode (bench/codec.ts)');
     const r = await benchCodec({ quick: this.args.quick });
@@ -514,6 +637,7 @@ async function main(): Promise<number> {
       ['e2e', () => bench.e2e()],
       ['handshake', () => bench.handshake()],
       ['idle', () => bench.idle()],
+      ['cluster', () => bench.cluster()],
     ] as const) {
       if (!want(name)) continue;
       try {

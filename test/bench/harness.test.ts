@@ -228,5 +228,5 @@ t.test('arguments: --quick, --json, --only, --workers; anything else is refused'
   t.throws(() => parseBenchArgs(['--fast']));
   t.throws(() => parseBenchArgs(['positional']));
   t.throws(() => parseBenchArgs(['--json', '']));
-  t.same([...BENCH_NAMES].sort(), ['codec', 'e2e', 'handshake', 'idle', 'relay']);
+  t.same([...BENCH_NAMES].sort(), ['cluster', 'codec', 'e2e', 'handshake', 'idle', 'relay']);
 });
