@@ -214,7 +214,10 @@ export function splitText(text: string, maxBytes: number = LIMITS.MAX_TEXT_BYTES
   let cur = '';
   let curBytes = 0;
   for (const cp of text) {
-    const n = Buffer.byteLength(cp, 'utf8');
+    // UTF-8 length of one code point (a lone surrogate is encoded as U+FFFD: 3 bytes), without Buffer so
+    // the page can use it too.
+    const c = cp.codePointAt(0)!;
+    const n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
     if (curBytes + n > maxBytes) {
       out.push(cur);
       cur = '';

@@ -60,8 +60,35 @@ async function put(db: IDBDatabase, store: string, value: unknown, key?: string)
 
 const RSA = { modulusLength: 2048, publicExponent: Uint8Array.of(1, 0, 1), hash: 'SHA-256' } as const;
 
+/**
+ * The identity of PKCS#8 DER: imported into one RSA-OAEP and one RSA-PSS key, both non-extractable, and
+ * the public key taken from it. The caller zeroes `pkcs8` (the page holds the bytes no longer than this).
+ */
+export async function identityOfPkcs8(pkcs8: Uint8Array<ArrayBuffer>): Promise<StoredIdentity> {
+  const [oaep, pss, pub] = await Promise.all([
+    crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['decrypt']),
+    crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']),
+    // An extractable copy only long enough to read its public half (JWK n and e), then dropped.
+    crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-PSS', hash: 'SHA-256' }, true, ['sign']),
+  ]);
+  const jwk = await crypto.subtle.exportKey('jwk', pub);
+  const pubKey = await crypto.subtle.importKey('jwk', { kty: 'RSA', n: jwk.n!, e: jwk.e!, alg: 'PS256', ext: true }, { name: 'RSA-PSS', hash: 'SHA-256' }, true, ['verify']);
+  for (const k of ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const) delete jwk[k];
+  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pubKey));
+  if ((oaep.algorithm as RsaHashedKeyAlgorithm).modulusLength !== 2048 || jwk.e !== 'AQAB') throw new RangeError('the key is not an RSA-2048 identity with exponent 65537');
+  return { spki, oaep, pss };
+}
+
 /** Generates a new identity (spec §8.1: RSA-2048, e = 65537) with the two non-extractable private keys. */
 export async function generateIdentity(): Promise<StoredIdentity> {
+  return (await generateExportingOnce((pkcs8) => Promise.resolve(pkcs8.length))).identity;
+}
+
+/**
+ * Generates a new identity and lets `use` see its PKCS#8 DER once (to seal a backup) before the bytes are
+ * overwritten: the only moment a key made in the page exists outside a non-extractable CryptoKey.
+ */
+export async function generateExportingOnce<T>(use: (pkcs8: Uint8Array<ArrayBuffer>) => Promise<T>): Promise<{ identity: StoredIdentity; result: T }> {
   const pair = await crypto.subtle.generateKey({ name: 'RSA-PSS', ...RSA }, true, ['sign', 'verify']);
   const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', pair.privateKey));
@@ -70,10 +97,16 @@ export async function generateIdentity(): Promise<StoredIdentity> {
       crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['decrypt']),
       crypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']),
     ]);
-    return { spki, oaep, pss };
+    const result = await use(pkcs8);
+    return { identity: { spki, oaep, pss }, result };
   } finally {
     pkcs8.fill(0);
   }
+}
+
+/** Stores `identity` as this browser's key, replacing the one it had (peers will see a key change). */
+export async function replaceIdentity(db: IDBDatabase, identity: StoredIdentity): Promise<void> {
+  await put(db, IDENTITY, identity, SELF);
 }
 
 /** The stored identity, or a new one generated and stored on first use. */

@@ -6,13 +6,57 @@
 import type { Test } from 'tap';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RelayServer, type ServerOptions } from '../../src/server/index.js';
 import { startWeb, type WebListener } from '../../src/server/web.js';
 
 export const WEB_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
 const CHROMIUM = process.env['CHROMIUM'] ?? '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/**
+ * One headless Chromium for a whole test file (started once, closed when the file's tests end); each
+ * person is a context of it (src/web keeps its key and pins in that context's IndexedDB).
+ */
+export async function launch(t: Test): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+  const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  t.teardown(() => b.close());
+  return b;
+}
+
+/** A person: a fresh context (own IndexedDB) of the shared browser, with a page open at `url`. */
+export async function person(t: Test, b: Browser, url: string): Promise<{ ctx: BrowserContext; page: Page; errors: string[] }> {
+  const ctx = await b.newContext({ viewport: { width: 1000, height: 640 } });
+  t.teardown(() => ctx.close());
+  const page = await ctx.newPage();
+  const errors = watchErrors(page);
+  await page.goto(url);
+  await page.getByTestId('own-fingerprint').filter({ hasText: FINGERPRINT }).waitFor();
+  return { ctx, page, errors };
+}
+
+/** The CLI's fingerprint format (§8.4). */
+export const FINGERPRINT = /^[0-9a-f]{4}(:[0-9a-f]{4}){7}$/;
+
+/** Types a nickname and a room and joins; resolves once the page says it is in the room. */
+export async function join(page: Page, nick: string, room = 'lobby'): Promise<void> {
+  await page.getByTestId('nick').fill(nick);
+  await page.getByTestId('room').fill(room);
+  await page.getByTestId('join').click();
+  await page.getByTestId('status').filter({ hasText: `in ${room}` }).waitFor();
+}
+
+/** Sends one text from the composer. */
+export async function say(page: Page, text: string): Promise<void> {
+  await page.getByTestId('composer').fill(text);
+  await page.getByTestId('send').click();
+}
+
+/** The element of the message `text` from `from` (data-from and exact text, the automation contract). */
+export function message(page: Page, from: string, text: string) {
+  return page.locator(`[data-testid=message][data-from="${from}"]`).filter({ hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) });
+}
 
 /** A browser profile of its own (one person); closed at the end of the test. */
 export async function browser(t: Test, name: string): Promise<BrowserContext> {

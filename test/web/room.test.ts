@@ -5,7 +5,6 @@
 import t from 'tap';
 import { frame } from '../../src/codec/index.js';
 import { fingerprint, safetyNumber } from '../../src/crypto/safety.js';
-import { fingerprintOf, startClient, tempDir } from '../client/procs.js';
 import { identities, TestClient, type Identity } from '../server/helpers.js';
 import { browser, relayWithWeb, watchErrors } from './chromium.js';
 
@@ -52,26 +51,4 @@ t.test('a page and a TCP client meet in one room with matching fingerprints and 
   tcp.destroy();
   await page.locator('[data-testid=member][data-nick=bob]').waitFor({ state: 'detached' });
   t.same(errors, [], 'no CSP violation, no script error');
-});
-
-t.test('the CLI client and the page see each other with the keys each holds', async (t) => {
-  const { relay, url } = await relayWithWeb(t);
-  const ctx = await browser(t, 'alice');
-  const page = await ctx.newPage();
-  await page.goto(url);
-  const own = page.getByTestId('own-fingerprint');
-  await own.filter({ hasText: /^[0-9a-f]{4}(:[0-9a-f]{4}){7}$/ }).waitFor();
-  await page.getByTestId('nick').fill('alice');
-  await page.getByTestId('join').click();
-  await page.getByTestId('status').filter({ hasText: /in lobby/ }).waitFor();
-
-  const home = tempDir(t);
-  const cli = startClient(t, { port: relay.port, nick: 'bob', home });
-  const joined = await cli.waitFor(/^\* joined lobby as bob, fingerprint /);
-  const seen = await cli.waitFor(/^\* alice joined, fingerprint /);
-  t.equal(fingerprintOf(seen), await own.textContent(), "the CLI shows the page's key");
-  const member = page.locator('[data-testid=member][data-nick=bob]');
-  await member.waitFor();
-  t.equal(await member.getAttribute('data-fingerprint'), fingerprintOf(joined), "the page shows the CLI's key");
-  cli.kill('SIGKILL');
 });
