@@ -1,8 +1,10 @@
 /**
  * `e2ee-chat server`: runs the reference relay (spec/PROTOCOL.md §7.1) until SIGINT or SIGTERM.
  *
- * stdout gets exactly one line, `listening on HOST:PORT`, once connections are accepted. stderr gets the
- * relay's events as JSON lines, one per line; no event carries a body, key or passphrase.
+ * stdout gets exactly one line, `listening on HOST:PORT`, once connections are accepted (then the web and
+ * metrics URLs when asked for). stderr (or --log-file) gets the relay's events as JSON lines through
+ * src/server/log.ts: no body, key or passphrase ever, and no nickname, room or address unless
+ * --log-metadata. A listener that cannot start is one human line on stderr and exit 1.
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,8 @@ import { LIMITS } from '../protocol/limits.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
 import { parseRedisUrl, RedisCluster } from '../cluster/redis.js';
 import { DEFAULT_WEB_ROOT, startWeb, type WebListener } from '../server/web.js';
+import { LOG_LEVELS, Logger, startFailure, type LogLevel } from '../server/log.js';
+import { startMetrics, type MetricsListener } from '../server/metrics.js';
 
 const DEFAULT_PORT = 55555;
 
@@ -78,11 +82,17 @@ function usage(): string {
     '  --web-port N'.padEnd(36) + 'also serve the browser client and a WebSocket endpoint on this port (0: any free)',
     '  --web-allow-origin ORIGIN'.padEnd(36) + 'another origin allowed to use the WebSocket endpoint (repeatable)',
     '  --web-insecure'.padEnd(36) + 'allow plain HTTP on an address that is not loopback',
+    '  --metrics-port N'.padEnd(36) + 'serve Prometheus /metrics and /healthz on this port (0: any free)',
+    '  --metrics-host ADDR'.padEnd(36) + 'address of the metrics listener (default: --host)',
+    '  --log-level LEVEL'.padEnd(36) + `${LOG_LEVELS.join(', ')} (default info; debug: one line per connection event)`,
+    '  --log-metadata'.padEnd(36) + 'log nicknames, room names and addresses (default: none, addresses hashed)',
+    '  --log-file FILE'.padEnd(36) + 'append the log to FILE instead of stderr; SIGHUP reopens it',
     '  -h, --help'.padEnd(36) + 'show this help',
     '',
     'Prints "listening on HOST:PORT" on stdout once ready (with --web-port then "web on http://HOST:PORT/"',
-    'and one "web sha256 HEX PATH" line per served file); logs JSON lines on stderr.',
-    'SIGINT or SIGTERM: every client gets ERROR SERVER_SHUTDOWN, then exit 0.',
+    'and one "web sha256 HEX PATH" line per served file, with --metrics-port "metrics on URL");',
+    'logs JSON lines on stderr. SIGINT or SIGTERM: every client gets ERROR SERVER_SHUTDOWN, then exit 0.',
+    'SIGHUP: the --log-file is opened again (log rotation); the relay keeps running.',
   ].join('\n');
 }
 
@@ -100,6 +110,11 @@ export async function run(argv: string[]): Promise<number> {
     'web-allow-origin': { type: 'string', multiple: true },
     'web-insecure': { type: 'boolean' },
     'web-root': { type: 'string' },
+    'metrics-port': { type: 'string' },
+    'metrics-host': { type: 'string' },
+    'log-level': { type: 'string' },
+    'log-metadata': { type: 'boolean' },
+    'log-file': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of Object.keys(INT_FLAGS)) options[f] = { type: 'string' };
@@ -145,11 +160,28 @@ export async function run(argv: string[]): Promise<number> {
       return fail((e as Error).message);
     }
   }
+  const metricsRaw = values['metrics-port'];
+  if (metricsRaw !== undefined && (typeof metricsRaw !== 'string' || !/^[0-9]{1,5}$/.test(metricsRaw) || Number(metricsRaw) > 65535)) {
+    return fail(`--metrics-port: expected 0..65535, got '${String(metricsRaw)}'`);
+  }
+  if (metricsRaw === undefined && values['metrics-host'] !== undefined) return fail('--metrics-host needs --metrics-port');
+  const level = values['log-level'];
+  if (level !== undefined && !(LOG_LEVELS as readonly unknown[]).includes(level)) return fail(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  if (values['log-file'] === '') return fail('--log-file: expected a file path');
+  let logger: Logger;
+  try {
+    logger = await Logger.create({
+      level: (level ?? 'info') as LogLevel,
+      metadata: values['log-metadata'] === true,
+      ...(typeof values['log-file'] === 'string' ? { file: values['log-file'] } : {}),
+    });
+  } catch (e) {
+    process.stderr.write(startFailure(e, 'log file') + '\n');
+    return 1;
+  }
   opts.host = host;
   opts.registry = registry;
-  opts.log = (event) => {
-    process.stderr.write(JSON.stringify(event) + '\n');
-  };
+  opts.log = (event) => logger.log(event);
 
   let server;
   let cluster: RedisCluster<object> | undefined;
@@ -163,7 +195,8 @@ export async function run(argv: string[]): Promise<number> {
     server = await startServer(opts);
   } catch (e) {
     await cluster?.close();
-    process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
+    process.stderr.write(startFailure(e, 'relay') + '\n');
+    await logger.close();
     return 1;
   }
   let web: WebListener | undefined;
@@ -179,15 +212,31 @@ export async function run(argv: string[]): Promise<number> {
         log: opts.log,
       });
     } catch (e) {
-      process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'start_failed', error: (e as Error).message }) + '\n');
+      process.stderr.write(startFailure(e, 'web listener') + '\n');
       await server.close();
+      await logger.close();
       return e instanceof RangeError ? 2 : 1;
     }
+  }
+  let metrics: MetricsListener | undefined;
+  if (typeof metricsRaw === 'string') {
+    const mhost = typeof values['metrics-host'] === 'string' ? values['metrics-host'] : host;
+    try {
+      metrics = await startMetrics(server, { host: mhost, port: Number(metricsRaw), logStats: () => logger.stats() });
+    } catch (e) {
+      process.stderr.write(startFailure(e, 'metrics listener') + '\n');
+      await server.close();
+      await web?.close();
+      await logger.close();
+      return 1;
+    }
+    logger.log({ event: 'metrics_listening', host: metrics.host, port: metrics.port });
   }
   process.stdout.write(`listening on ${server.host}:${server.port}\n`);
   if (web !== undefined) {
     process.stdout.write(`web on ${web.origin}/\n` + web.manifest.map((f) => `web sha256 ${f.sha256} ${f.path}\n`).join(''));
   }
+  if (metrics !== undefined) process.stdout.write(`metrics on ${metrics.url}\n`);
 
   // Graceful shutdown (spec §7.1 "Shutdown"): the promise settles once every socket is closed and the
   // registry is flushed; a second signal while shutting down changes nothing.
@@ -196,15 +245,23 @@ export async function run(argv: string[]): Promise<number> {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), event: 'signal', signal }) + '\n');
-      // The relay first (it ends the WebSocket connections too), then the web listener.
+      logger.log({ event: 'signal', signal });
+      // The relay first (it ends the WebSocket connections too), then the web and metrics listeners.
       server
         .close()
         .then(() => web?.close())
+        .then(() => metrics?.close())
         .then(resolve, resolve);
     };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
+    // SIGHUP reopens the log file (rotation); without one it is only logged. Never a shutdown.
+    process.on('SIGHUP', () => {
+      logger.log({ event: 'signal', signal: 'SIGHUP' });
+      logger.reopen().catch((e: unknown) => logger.log({ event: 'log_reopen_failed', error: e instanceof Error ? e.message : String(e) }));
+    });
   });
+  // A log pipe nobody reads must not keep a stopped relay alive: give the log 2 s, then exit anyway.
+  if (!(await logger.close())) process.exit(0);
   return 0;
 }

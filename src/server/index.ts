@@ -105,6 +105,15 @@ export interface ServerStats {
   maxConnections: number;
   /** Bytes held now for all connections: partial frames (their declared lengths) plus unsent output. */
   bufferedBytes: number;
+  /** Connections held now, by their §7.1 state (CLOSED: closing, socket not yet gone). */
+  states: Record<ServerState, number>;
+  /** Bytes received from peers, and written to them, over the server's lifetime. */
+  bytesIn: number;
+  bytesOut: number;
+  /** SEND body bytes accepted for relaying, over the server's lifetime. */
+  bytesRelayed: number;
+  /** True while new connections are taken: listening, not shutting down, the room engine available. */
+  accepting: boolean;
 }
 
 export interface RelayServer {
@@ -120,6 +129,8 @@ export interface RelayServer {
   /** Sends ERROR SERVER_SHUTDOWN to every client, closes every socket, closes the registry. Idempotent. */
   close(): Promise<void>;
   stats(): ServerStats;
+  /** Nicknames bound in the registry now. */
+  bindings(): Promise<number>;
 }
 
 /**
@@ -318,6 +329,9 @@ class Relay implements RelayServer {
   private readonly corked = new Set<RelayStream>();
   private framesIn = 0;
   private framesRelayed = 0;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private bytesRelayed = 0;
   private authenticated = 0;
   /** Sum of every live connection's partial-frame allocation (FrameReader.reserved). */
   private readerBytes = 0;
@@ -412,7 +426,22 @@ class Relay implements RelayServer {
       errors: { ...this.errorCounts },
       maxConnections: this.cfg.maxConnections,
       bufferedBytes: this.bufferedBytes(),
+      states: this.countStates(),
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      bytesRelayed: this.bytesRelayed,
+      accepting: this.closePromise === undefined && this.server.listening && (this.engine?.available ?? true),
     };
+  }
+
+  private countStates(): Record<ServerState, number> {
+    const n: Record<ServerState, number> = { AWAIT_HELLO: 0, AWAIT_AUTH: 0, READY: 0, IN_ROOM: 0, CLOSED: 0 };
+    for (const c of this.conns) n[c.state]++;
+    return n;
+  }
+
+  bindings(): Promise<number> {
+    return this.registry.count();
   }
 
   // ---- accept --------------------------------------------------------------------------------------
@@ -473,7 +502,7 @@ class Relay implements RelayServer {
     this.perAddress.set(addr, fromAddr + 1);
     conn.subnet = subnetKey(remote);
     this.perSubnet.add(conn.subnet);
-    this.log({ event: 'connect', conn: conn.id, addr: remote, port: socket.remotePort });
+    this.log({ event: 'connect', conn: conn.id, addr: remote, remote_port: socket.remotePort });
     socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
     socket.on('close', () => this.guard(conn, () => this.onClose(conn)));
     // Cluster mode without its store: no new work is taken, and the client is told why.
@@ -495,6 +524,7 @@ class Relay implements RelayServer {
   private onData(conn: Connection, chunk: Buffer): void {
     // §3: after a closing ERROR the relay reads nothing more; bytes are drained and dropped.
     if (conn.closing) return;
+    this.bytesIn += chunk.length;
     let bodies: Buffer[];
     try {
       bodies = conn.reader.push(chunk);
@@ -795,6 +825,7 @@ class Relay implements RelayServer {
   private async onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> {
     await engine.send(conn, f.to, f.body); // NO_SUCH_PEER
     this.framesRelayed++;
+    this.bytesRelayed += f.body.length;
   }
 
   private async onEngineLeave(engine: RoomEngine<Connection>, conn: Connection): Promise<void> {
@@ -811,6 +842,7 @@ class Relay implements RelayServer {
     if (to === undefined) throw new ProtocolError('NO_SUCH_PEER', `${f.to} is not another member of this room`);
     // §7.1 "Relaying": `from` is the authenticated nickname of this connection, never the client's claim.
     this.framesRelayed++;
+    this.bytesRelayed += f.body.length;
     this.write(to.handle, deliverWire(conn.nick!, f.body));
   }
 
@@ -854,6 +886,7 @@ class Relay implements RelayServer {
       this.corked.add(conn.socket);
     }
     conn.socket.write(bytes);
+    this.bytesOut += bytes.length;
     if (conn.socket.writableLength > this.cfg.writeHighWaterBytes) {
       this.refuse(conn, 'SLOW_CONSUMER', `more than ${this.cfg.writeHighWaterBytes} bytes unread`);
     }
@@ -863,7 +896,7 @@ class Relay implements RelayServer {
   private refuse(conn: Connection, code: ErrorName, detail: string): void {
     if (conn.closing) return;
     this.count(code);
-    this.log({ event: 'refuse', conn: conn.id, nick: conn.nick, state: conn.state, code });
+    this.log({ event: 'refuse', conn: conn.id, addr: conn.addr, nick: conn.nick, state: conn.state, code });
     if (ERROR_CODES[code].close) {
       this.closeConn(conn, code, detail);
     } else {
