@@ -34,6 +34,7 @@ export const EVENT_LEVELS = {
   rooms_unavailable: 'warn',
   cluster_unavailable: 'warn',
   cluster_bad_message: 'warn',
+  cluster_pending_overflow: 'warn',
   shed: 'warn',
   log_dropped: 'warn',
   log_reopen_failed: 'error',
