@@ -6,9 +6,10 @@ import t from 'tap';
 import { frame } from '../../src/codec/index.js';
 import { fingerprint, safetyNumber } from '../../src/crypto/safety.js';
 import { identities, TestClient, type Identity } from '../server/helpers.js';
-import { browser, relayWithWeb, watchErrors } from './chromium.js';
+import { launch, person, relayWithWeb } from './chromium.js';
 
 const [bob, carol] = identities(2) as [Identity, Identity];
+const b = await launch(t);
 
 t.test('a page and a TCP client meet in one room with matching fingerprints and safety numbers', async (t) => {
   const { relay, url } = await relayWithWeb(t, { maxRoomSize: 2 });
@@ -17,12 +18,8 @@ t.test('a page and a TCP client meet in one room with matching fingerprints and 
   tcp.send(frame('JOIN', { room: 'lobby' }));
   await tcp.expect('JOINED');
 
-  const ctx = await browser(t, 'alice');
-  const page = await ctx.newPage();
-  const errors = watchErrors(page);
-  await page.goto(url);
+  const { page, errors } = await person(t, b, url);
   const own = page.getByTestId('own-fingerprint');
-  await own.filter({ hasText: /^[0-9a-f]{4}(:[0-9a-f]{4}){7}$/ }).waitFor();
   await page.getByTestId('nick').fill('alice');
   await page.getByTestId('join').click();
 
@@ -47,6 +44,13 @@ t.test('a page and a TCP client meet in one room with matching fingerprints and 
   third.send(frame('JOIN', { room: 'lobby' }));
   t.equal(await third.expectError(), 'ROOM_FULL');
   third.destroy();
+  // A page as the third member: refused with ROOM_FULL, said in words, and back at the join form.
+  const dave = await person(t, b, url);
+  await dave.page.getByTestId('nick').fill('dave');
+  await dave.page.getByTestId('join').click();
+  await dave.page.locator('[data-testid=error][data-code=ROOM_FULL]').waitFor();
+  t.equal(await dave.page.locator('[data-testid=status]').getAttribute('data-state'), 'failed');
+  t.ok(await dave.page.getByTestId('join').isVisible(), 'the join form is shown again');
 
   tcp.destroy();
   await page.locator('[data-testid=member][data-nick=bob]').waitFor({ state: 'detached' });
