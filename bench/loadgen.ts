@@ -56,6 +56,9 @@ export interface FlowResult {
   starved: number;
   /** Messages over the whole call, warm-up and drain included (end-to-end flow only). */
   total?: number;
+  /** End-to-end flow only: frames both clients wrote to the relay, and MSGs they sealed, in the window. */
+  sent?: number;
+  sealed?: number;
 }
 export interface RttResult {
   values: number[];
@@ -257,20 +260,27 @@ const phases: Record<string, (args: never) => () => Promise<unknown>> = {
         client.on('text', () => void got[k]!++);
       }
     });
+    // Frames to the relay and MSG seals of every active client, both directions (TEXTs and their ACKs).
+    const counts = () => active.reduce((acc, c) => {
+      const w = c.client.wireCounts();
+      return { sent: acc.sent + w.framesSent, sealed: acc.sealed + w.msgsSealed };
+    }, { sent: 0, sealed: 0 });
     return async () => {
       for (const start of starts) start();
       await sleep(args.warmupMs);
       const g0 = [...got];
+      const w0 = counts();
       const t0 = now();
       await sleep(args.durationMs);
       const g1 = [...got];
+      const w1 = counts();
       const t1 = now();
       running = false;
       await quiet(() => sum(got), () => active.every((c, k) => c.spec.role !== 'b' || got[k]! > 0));
       failIfAnyChat();
       const receivers = active.flatMap((c, k) => (c.spec.role === 'b' ? [k] : []));
       const { starved } = checkReceived('e2e-flow', receivers.map((k) => active[k]!.spec), receivers.map((k) => g1[k]! - g0[k]!), receivers.map((k) => got[k]!), args.durationMs);
-      return { frames: sum(g1) - sum(g0), seconds: (t1 - t0) / 1000, total: sum(got), starved } satisfies FlowResult;
+      return { frames: sum(g1) - sum(g0), seconds: (t1 - t0) / 1000, total: sum(got), starved, sent: w1.sent - w0.sent, sealed: w1.sealed - w0.sealed } satisfies FlowResult;
     };
   },
 

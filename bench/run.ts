@@ -348,6 +348,9 @@ class Bench {
       await this.phase<FlowResult>('e2e-flow', () => ({ busy: 1, warmupMs: this.plan.warmupMs, durationMs: this.plan.e2eDurationMs, window: 256 }));
       const msgs = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
       const perCpu = new Map<number, number[]>(this.plan.e2eRooms.map((n) => [n, []]));
+      // One room: frames written to the relay and MSGs sealed (both clients) per TEXT opened, in the window.
+      const framesPerText: number[] = [];
+      const sealsPerText: number[] = [];
       const cfloor: number[] = [];
       const prims: number[] = [];
       const p50s: number[] = [];
@@ -369,6 +372,11 @@ class Bench {
           const starved = rs.reduce((s, r) => s + r.starved, 0);
           const total = rs.reduce((s, r) => s + (r.total ?? 0), 0);
           msgs.get(busy)!.push(rate);
+          if (busy === 1) {
+            const texts = rs.reduce((s, r) => s + r.frames, 0);
+            framesPerText.push(texts > 0 ? rs.reduce((s, r) => s + (r.sent ?? 0), 0) / texts : NaN);
+            sealsPerText.push(texts > 0 ? rs.reduce((s, r) => s + (r.sealed ?? 0), 0) / texts : NaN);
+          }
           // Relay CPU over the whole phase (warm-up and drain too) against every text opened in it.
           perCpu.get(busy)!.push(cpu1 > cpu0 ? total / ((cpu1 - cpu0) / 1000) : NaN);
           progress(`  ${busy} busy room(s): ${Math.round(rate).toLocaleString('en-US')} msgs/s, relay CPU ${(cpu1 - cpu0).toFixed(0)} ms for ${total.toLocaleString('en-US')} texts${starved > 0 ? `, ${starved} receiver(s) starved in the window` : ''}`);
@@ -387,6 +395,10 @@ class Bench {
       this.add({ name: 'e2e_floor_ratio', values: one, floors: cfloor, unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'e2e msgs/s, one room / e2e_crypto_floor of the same repetition' });
       const floorP99 = median(floor.map((f) => f.p99));
       this.add({ name: 'e2e_rtt_ratio', values: p50s, floors: floor.map((f) => f.p50), unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floorP99, p99_ratio: median(p99s) / floorP99 } });
+      if (framesPerText.length > 0) {
+        this.add({ name: 'e2e_frames_per_text', values: framesPerText, unit: 'frames/TEXT', note: 'one room: frames both clients wrote to the relay (TEXT MSGs, ACK MSGs, PINGs) per TEXT opened, in the measured window' });
+        this.add({ name: 'e2e_seals_per_text', values: sealsPerText, unit: 'seals/TEXT', note: 'one room: MSGs sealed by both clients (TEXTs and ACKs, one AEAD seal each) per TEXT opened, in the measured window' });
+      }
       for (const n of this.plan.e2eRooms) {
         this.add({ name: `e2e_scale_${n}_rooms`, values: msgs.get(n)!, floors: cfloor, unit: 'msgs/s', note: `texts opened per second over ${n} busy room(s) together; floor: e2e_crypto_floor (one process)` });
       }

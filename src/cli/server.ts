@@ -29,7 +29,7 @@ const INT_FLAGS = {
   port: { key: 'port', dflt: DEFAULT_PORT, min: 0, max: 65535, help: 'TCP port, 0 for any free port' },
   'max-room-size': { key: 'maxRoomSize', dflt: LIMITS.DEFAULT_ROOM_SIZE, min: 2, max: MAX_LISTABLE_ROOM_SIZE, help: 'members per room' },
   'handshake-timeout-ms': { key: 'handshakeTimeoutMs', dflt: LIMITS.HANDSHAKE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms from accept to WELCOME' },
-  'idle-timeout-ms': { key: 'idleTimeoutMs', dflt: LIMITS.IDLE_TIMEOUT_MS, min: 1, max: 2 ** 31 - 1, help: 'ms without a frame before TIMEOUT' },
+  'idle-timeout-ms': { key: 'idleTimeoutMs', dflt: LIMITS.IDLE_TIMEOUT_MS, min: LIMITS.MIN_IDLE_MS, max: 2 ** 31 - 1, help: 'ms without a frame before TIMEOUT' },
   'max-connections': { key: 'maxConnections', dflt: LIMITS.MAX_CONNECTIONS, min: 1, max: LIMITS.MAX_UINT, help: 'connections in total (lowered under the open-file limit)' },
   'max-connections-per-address': {
     key: 'maxConnectionsPerAddress',
@@ -38,7 +38,7 @@ const INT_FLAGS = {
     max: LIMITS.MAX_UINT,
     help: 'connections from one address',
   },
-  rate: { key: 'rateFramesPerSecond', dflt: LIMITS.RATE_FRAMES_PER_S, min: 1, max: LIMITS.MAX_UINT, help: 'frames per second per connection' },
+  rate: { key: 'rateFramesPerSecond', dflt: LIMITS.RATE_FRAMES_PER_S, min: LIMITS.MIN_RATE, max: LIMITS.MAX_UINT, help: 'frames per second per connection' },
   'rate-burst': { key: 'rateBurst', dflt: LIMITS.RATE_BURST_FRAMES, min: 1, max: LIMITS.MAX_UINT, help: 'token bucket size, frames' },
   'write-high-water-bytes': {
     key: 'writeHighWaterBytes',
@@ -47,7 +47,7 @@ const INT_FLAGS = {
     max: LIMITS.MAX_UINT,
     help: 'unsent bytes per connection before SLOW_CONSUMER',
   },
-  'max-frame-bytes': { key: 'maxFrameBytes', dflt: LIMITS.MAX_FRAME_BYTES, min: 1024, max: LIMITS.MAX_FRAME_BYTES, help: 'largest frame body accepted' },
+  'max-frame-bytes': { key: 'maxFrameBytes', dflt: LIMITS.MAX_FRAME_BYTES, min: LIMITS.MIN_MAX_FRAME_BYTES, max: LIMITS.MAX_FRAME_BYTES, help: 'largest frame body accepted' },
   'max-connections-per-subnet': { key: 'maxConnectionsPerSubnet', dflt: LIMITS.MAX_CONNECTIONS_PER_SUBNET, min: 1, max: LIMITS.MAX_UINT, help: 'connections from one IPv4 /24 or IPv6 /48' },
   'max-connections-per-key': { key: 'maxConnectionsPerKey', dflt: LIMITS.MAX_CONNECTIONS_PER_KEY, min: 1, max: LIMITS.MAX_UINT, help: 'authenticated connections of one key' },
   'max-connections-per-nick': { key: 'maxConnectionsPerNick', dflt: LIMITS.MAX_CONNECTIONS_PER_NICK, min: 1, max: LIMITS.MAX_UINT, help: 'authenticated connections of one nickname' },

@@ -250,6 +250,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   // Output pacing (token bucket) and keepalive.
   private readonly queue: Uint8Array[] = [];
   private queuedBytes = 0;
+  /** Frames written to the relay (wireCounts). */
+  private framesSent = 0;
   private tokens = 0;
   private lastRefill = 0;
   private pumpTimer: NodeJS.Timeout | null = null;
@@ -441,6 +443,16 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   /** Everything sent or queued that no member acknowledged yet. */
+  /**
+   * Frames written to the relay, and MSGs sealed by the sessions of the members present (each one AEAD
+   * seal): what the end-to-end benchmark reports per TEXT.
+   */
+  wireCounts(): { framesSent: number; msgsSealed: number } {
+    let msgsSealed = 0;
+    for (const p of this.peers.values()) msgsSealed += p.session?.sealedCount ?? 0;
+    return { framesSent: this.framesSent, msgsSealed };
+  }
+
   undelivered(): Undelivered[] {
     const out: Undelivered[] = [];
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
@@ -956,6 +968,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private write(f: Frame): void {
     if (this.socket === null || this.state === 'CLOSED') return;
+    this.framesSent++;
     const buf = this.bytesOf(f);
     if (this.queuedBytes + buf.length > MAX_QUEUED_BYTES) throw new Error('client send queue is full');
     this.queue.push(buf);

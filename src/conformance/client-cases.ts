@@ -16,12 +16,12 @@
 import { randomBytes } from 'node:crypto';
 import { decodeFrame, encodeFrame, encodeWire, type FrameOf } from '../codec/index.js';
 import { makeIdentity } from './context.js';
-import { ERROR_CODES } from '../protocol/errors.js';
+import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
 import { CaseFailure, describe } from './conn.js';
 import { InitiatorSession, pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
 import * as mp from '../wirekit/msgpack.js';
 import type { RunnableCase } from './runner.js';
-import { connected, endsWith, marker, open, refused, SAFETY, shown, type ClientCtx, type Session } from './client-context.js';
+import { connected, endsWith, ERROR_NAMES, marker, open, refused, SAFETY, shown, type ClientCtx, type Session } from './client-context.js';
 
 export interface ClientCase extends RunnableCase<ClientCtx> {}
 
@@ -236,7 +236,7 @@ add({
 });
 
 /** A handshake whose HS_RESP is spoiled: the client must send no HS_FINISH and show nothing. */
-function badResp(id: string, section: string, title: string, opts: (ctx: ClientCtx) => RespOptions): void {
+function badResp(id: string, section: string, title: string, opts: (ctx: ClientCtx) => RespOptions, code?: ErrorName): void {
   add({
     id,
     section,
@@ -253,8 +253,23 @@ function badResp(id: string, section: string, title: string, opts: (ctx: ClientC
       if (s.proc.lines.some(shown(bob.nick, text))) throw new CaseFailure('nothing shown from a peer whose handshake failed', `shown: ${text}`);
       const est = s.proc.lines.find((l) => l.startsWith('* ') && l.includes(bob.nick) && SAFETY.test(l));
       if (est) throw new CaseFailure('no session-established event', est);
+      if (code !== undefined) {
+        const events = s.proc.lines.filter((l) => l.startsWith('* '));
+        const named = events.flatMap((l) => ERROR_NAMES.filter((n) => new RegExp(`\\b${n}\\b`).test(l)));
+        if (named.length > 0 && !named.includes(code)) throw new CaseFailure(`the refusal to name ${code} (if it names a code)`, events.join(' | '));
+      }
     },
   });
+}
+
+for (const n of [20, 0, 64]) {
+  badResp(
+    `client_handshake_pss_salt_${n}`,
+    '§8.1',
+    `an HS_RESP whose sig is a valid RSA-PSS signature with a ${n}-byte salt is refused (BAD_SIGNATURE: salt length exactly 32, no auto-detection): no HS_FINISH, nothing shown`,
+    () => ({ pssSaltLength: n }),
+    'BAD_SIGNATURE',
+  );
 }
 
 badResp(

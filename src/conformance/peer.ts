@@ -17,7 +17,9 @@ import {
   diffieHellman,
   generateKeyPairSync,
   hkdfSync,
+  constants,
   randomBytes,
+  sign,
   timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
@@ -79,6 +81,8 @@ export interface RespOptions {
   readonly eph?: Uint8Array;
   /** Send this ct_R instead of the encryption of s_R (OAEP_FAILED at the initiator, §8.2). */
   readonly ct?: Uint8Array;
+  /** Sign sig_R with this PSS salt length instead of 32 (BAD_SIGNATURE at the initiator, §8.1). */
+  readonly pssSaltLength?: number;
 }
 
 /** The message layer of one session (§8.3): both chains, sealing and opening; shared by both roles. */
@@ -217,7 +221,12 @@ export class ResponderSession extends SessionBase {
     const th2 = sha256(th1, lp(ephR), lp(ctR));
     const { confI, confR } = this.schedule(sI, sR, dh, th2, 'R');
     this.confI = confI;
-    const sig = pssSign(opts.signWith ?? this.me.privateKey, Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]));
+    const signed = Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]);
+    const signer = opts.signWith ?? this.me.privateKey;
+    const sig =
+      opts.pssSaltLength === undefined
+        ? pssSign(signer, signed)
+        : new Uint8Array(sign('sha256', signed, { key: signer, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: opts.pssSaltLength }));
     const mac = hmac(confR, th2);
     if (opts.badMac) mac[0]! ^= 0x01;
     this.th3 = sha256(th2, lp(sig), lp(mac));
@@ -245,8 +254,8 @@ export class InitiatorSession extends SessionBase {
     super(room, me, responder, me, responder);
   }
 
-  /** The HS_INIT body to send (input `start` of §7.2); `version` other than 1 only to test a responder. */
-  init(version = 1): Uint8Array {
+  /** The HS_INIT body to send (input `start` of §7.2); another `version` only to test a responder. */
+  init(version = PROTOCOL_VERSION): Uint8Array {
     const eph = x25519Pair();
     this.x = eph.priv;
     this.sI = randomBytes(32);

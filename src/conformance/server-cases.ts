@@ -4,7 +4,7 @@
  * fails with a CaseFailure naming what was expected and what arrived. Cases never assume anything of the
  * target beyond the spec and the values it announces in WELCOME (or the kit is told with flags).
  */
-import { createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { FRAMES, type FrameName, type RelayFrame } from '../codec/index.js';
 import { authMessage, lp, pssSign } from '../crypto/rsa.js';
 import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
@@ -642,6 +642,11 @@ badAuth('auth_wrong_label', 'AUTH signed without the "e2ee-chat/1 auth" label is
 badAuth('auth_pkcs1v15_signature', 'AUTH signed with RSA PKCS#1 v1.5 instead of PSS is refused with AUTH_FAILED', (_ctx, nonce, nick, ident) =>
   sign('sha256', authMessage(nonce, nick, ident.spki), ident.privateKey),
 );
+for (const n of [20, 0, 64]) {
+  badAuth(`auth_pss_salt_${n}`, `AUTH signed with RSA-PSS and a ${n}-byte salt is refused with AUTH_FAILED (§8.1: salt length exactly 32, no auto-detection)`, (_ctx, nonce, nick, ident) =>
+    sign('sha256', authMessage(nonce, nick, ident.spki), { key: ident.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: n }),
+  );
+}
 
 add({
   id: 'auth_nick_bound_other_key',

@@ -153,6 +153,8 @@ export class PeerSession {
   #safety: Promise<string> | undefined;
   /** seqs of our TEXT messages the peer has not acknowledged yet (§8.3 step 6). */
   readonly #pending = new Set<number>();
+  /** MSGs sealed in this session, TEXTs and ACKs (for the end-to-end benchmark's seals per TEXT). */
+  #sealed = 0;
 
   constructor(p: SessionParams) {
     this.#c = p.crypto;
@@ -185,6 +187,11 @@ export class PeerSession {
   safetyNumber(): Promise<string> {
     this.#safety ??= safetyNumberOf(this.#c, this.#self.nick, this.#self.spki, this.peerNick, this.#peer.spki);
     return this.#safety;
+  }
+
+  /** How many MSGs (TEXTs and ACKs) this session has sealed: one AEAD seal and one SEND frame each. */
+  get sealedCount(): number {
+    return this.#sealed;
   }
 
   /** The seqs of our TEXT messages not yet acknowledged, ascending (to list when the peer left). */
@@ -436,6 +443,7 @@ export class PeerSession {
     try {
       const ct = await sealMessage(this.#c, mk, seq, padded, messageAdFor(st.adSend, seq));
       await st.send.advance();
+      this.#sealed++;
       return encodeFrame(frame('MSG', { seq, ct }));
     } finally {
       erase(mk, padded, inner);

@@ -59,6 +59,12 @@ export const LIMITS = {
   HANDSHAKE_TIMEOUT_MS: 10000,
   /** default: a connection that sends no frame for this long is closed with TIMEOUT. */
   IDLE_TIMEOUT_MS: 60000,
+  /** Smallest idle_ms a relay should announce (§6 WELCOME: SHOULD NOT below; the relay CLI refuses less). */
+  MIN_IDLE_MS: 3000,
+  /** Smallest rate a relay should announce (§6 WELCOME: SHOULD NOT below; the relay CLI refuses less). */
+  MIN_RATE: 10,
+  /** Smallest max_frame a relay may announce (§6 WELCOME: the largest SEND a session needs, 654 bytes). */
+  MIN_MAX_FRAME_BYTES: 654,
   /** Clients send PING when they have sent nothing for a third of the announced idle timeout. */
   KEEPALIVE_DIVISOR: 3,
   /** default: connections the relay holds at once, in total and from one address. */

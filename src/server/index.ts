@@ -228,7 +228,7 @@ function resolveConfig(o: ServerOptions): Config {
     rateBurst: intOption('rateBurst', o.rateBurst, LIMITS.RATE_BURST_FRAMES, 1, M),
     writeHighWaterBytes: intOption('writeHighWaterBytes', o.writeHighWaterBytes, LIMITS.WRITE_HIGH_WATER_BYTES, 1, M),
     // A HELLO with a 294-byte key is about 330 bytes: below 1024 no client could authenticate.
-    maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, 1024, LIMITS.MAX_FRAME_BYTES),
+    maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, LIMITS.MIN_MAX_FRAME_BYTES, LIMITS.MAX_FRAME_BYTES),
     frameTimeoutMs: intOption('frameTimeoutMs', o.frameTimeoutMs, LIMITS.FRAME_TIMEOUT_MS, 1, 2 ** 31 - 1),
     bufferBudgetBytes: intOption('bufferBudgetBytes', o.bufferBudgetBytes, LIMITS.BUFFER_BUDGET_BYTES, 65536, M),
     maxConnectionsPerSubnet: intOption('maxConnectionsPerSubnet', o.maxConnectionsPerSubnet, LIMITS.MAX_CONNECTIONS_PER_SUBNET, 1, M),

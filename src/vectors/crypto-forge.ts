@@ -46,14 +46,14 @@ export function forgeOaepDecrypt(pkcs8: Uint8Array, ciphertext: Uint8Array): Uin
   return bytes(forgePrivate(pkcs8).decrypt(bin(ciphertext), 'RSA-OAEP', oaepOptions() as never));
 }
 
-function pss(salt?: Uint8Array): forge.pss.PSS {
+function pss(salt?: Uint8Array, anyLength = false): forge.pss.PSS {
   const opts: Record<string, unknown> = {
     md: forge.md.sha256.create(),
     mgf: forge.mgf.mgf1.create(forge.md.sha256.create()),
-    saltLength: 32,
+    saltLength: salt !== undefined && anyLength ? salt.length : 32,
   };
   if (salt !== undefined) {
-    if (salt.length !== 32) throw new RangeError(`PSS salt: expected 32 bytes, got ${salt.length}`);
+    if (!anyLength && salt.length !== 32) throw new RangeError(`PSS salt: expected 32 bytes, got ${salt.length}`);
     // forge.pss.create takes a fixed salt as `salt` (a binary string); the typings omit it.
     opts['salt'] = bin(salt);
   }
@@ -65,6 +65,17 @@ export function forgePssSign(pkcs8: Uint8Array, message: Uint8Array, salt?: Uint
   const md = forge.md.sha256.create();
   md.update(bin(message));
   return bytes(forgePrivate(pkcs8).sign(md, pss(salt)));
+}
+
+/**
+ * RSA-PSS-SHA-256 with a fixed salt of any length (0 included): a well-formed PSS signature that a
+ * verifier of §8.1 (salt length exactly 32, no auto-detection) must refuse unless the salt has 32 bytes.
+ * For the salt-length defect vectors only.
+ */
+export function forgePssSignSaltLength(pkcs8: Uint8Array, message: Uint8Array, salt: Uint8Array): Uint8Array {
+  const md = forge.md.sha256.create();
+  md.update(bin(message));
+  return bytes(forgePrivate(pkcs8).sign(md, pss(salt, true)));
 }
 
 /** RSA-PSS-SHA-256 verification with salt length 32; false on any failure. */

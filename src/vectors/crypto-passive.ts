@@ -5,10 +5,9 @@
  * Another implementation can check its receive path offline, without reproducing the sender.
  *
  * The cases are steps applied in order to one session. The first, `passive_establish`, carries the
- * setup: the recipient (bob, responder) with its identity key, its s_R and X25519 scalar, and the frames
- * of the handshake (HS_INIT and HS_FINISH received, its own HS_RESP as recorded, since its OAEP seed and
- * PSS salt are not given; the verifier checks that the recorded ct_R and sig_R are what bob would send
- * in that transcript: sig_R must verify under bob's key, and the rebuilt HS_RESP must equal the record).
+ * setup: the recipient (bob, responder) with its identity key, its s_R, X25519 scalar, OAEP seed and PSS
+ * salt, and the frames of the handshake (HS_INIT and HS_FINISH received, and its own HS_RESP, which a
+ * runner that can fix the seed and salt reproduces byte for byte; one that cannot checks it instead).
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { decodeFrame, encodeFrame, frame } from '../codec/index.js';
@@ -23,7 +22,7 @@ import { isClamped } from './crypto-keys.js';
 interface Setup {
   room: string;
   psk: string | null;
-  recipient: { nick: string; spki: string; pkcs8: string; secret: string; eph: string };
+  recipient: { nick: string; spki: string; pkcs8: string; secret: string; eph: string; oaep_seed: string; pss_salt: string };
   sender: { nick: string; spki: string };
   hs_init: string;
   hs_resp: string;
@@ -60,17 +59,19 @@ async function recipientFromSetup(su: Setup, c: CryptoBackend): Promise<{ sessio
   const privateKey = createPrivateKey({ key: Buffer.from(fromHex(su.recipient.pkcs8, 'pkcs8')), format: 'der', type: 'pkcs8' });
   if (toHex(createPublicKey(privateKey).export({ format: 'der', type: 'spki' })) !== su.recipient.spki) throw new Error('recipient spki is not the public key of pkcs8');
   const publicKey = await c.importPublicKey(fromHex(su.recipient.spki, 'spki'));
-  const resp = decodeFrame(fromHex(su.hs_resp, 'hs_resp'), 'e2e');
-  if (resp.type !== 'HS_RESP') throw new Error('hs_resp is not an HS_RESP');
-  // The recorded ct_R and sig_R stand in for bob's randomized RSA outputs; sig_R is checked here.
-  const recorded: SessionRsa = {
-    oaepEncrypt: () => resp.ct,
-    pssSign: async (_k, message) => {
-      if (!(await c.pssVerify(publicKey, message, resp.sig))) throw new Error('recorded sig_R does not verify under the recipient key over this transcript');
-      return resp.sig;
+  // bob's OAEP seed and PSS salt are given, so his HS_RESP is a function of the vector: node-forge (which
+  // takes a seed and a salt) makes ct_R and sig_R, and the backend under test checks sig_R.
+  const forge = await loadForge();
+  const pkcs8 = fromHex(su.recipient.pkcs8, 'pkcs8');
+  const seeded: SessionRsa = {
+    oaepEncrypt: (k, m, random) => forge.forgeOaepEncrypt(k.spki, m, random(32)),
+    pssSign: async (_k, message, random) => {
+      const sig = forge.forgePssSign(pkcs8, message, random(32));
+      if (!(await c.pssVerify(publicKey, message, sig))) throw new Error('sig_R made from pss_salt does not verify under the recipient key');
+      return sig;
     },
   };
-  const chunks = [fromHex(su.recipient.secret, 'secret'), fromHex(su.recipient.eph, 'eph')];
+  const chunks = [fromHex(su.recipient.secret, 'secret'), fromHex(su.recipient.eph, 'eph'), fromHex(su.recipient.oaep_seed, 'oaep_seed'), fromHex(su.recipient.pss_salt, 'pss_salt')];
   if (!isClamped(chunks[1]!)) throw new Error('recipient.eph must be a clamped X25519 scalar');
   let i = 0;
   const session = new PeerSession({
@@ -85,7 +86,7 @@ async function recipientFromSetup(su: Setup, c: CryptoBackend): Promise<{ sessio
       if (c === undefined || c.length !== n) throw new Error('randomness not in the vector');
       return c;
     },
-    rsa: recorded,
+    rsa: seeded,
     ...(su.psk === null ? {} : { psk: fromHex(su.psk, 'psk') }),
   });
   const sent = await session.receive(fromHex(su.hs_init, 'hs_init'));
@@ -111,7 +112,15 @@ async function build(): Promise<VectorCase[]> {
   const su: Setup = {
     room: 'lobby',
     psk: null,
-    recipient: { nick: 'bob', spki: toHex(run.idR.spki), pkcs8: toHex(run.idR.pkcs8), secret: toHex(setup.randR.secret), eph: toHex(setup.randR.eph) },
+    recipient: {
+      nick: 'bob',
+      spki: toHex(run.idR.spki),
+      pkcs8: toHex(run.idR.pkcs8),
+      secret: toHex(setup.randR.secret),
+      eph: toHex(setup.randR.eph),
+      oaep_seed: toHex(setup.randR.oaepSeed),
+      pss_salt: toHex(setup.randR.pssSalt),
+    },
     sender: { nick: 'alice', spki: toHex(run.idI.spki) },
     hs_init: toHex(run.init),
     hs_resp: toHex(run.resp),
@@ -180,8 +189,9 @@ export const passiveSuite: VectorSuite = {
       spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
       description:
         'Steps applied in order to one session of the recipient. passive_establish.setup gives the room, psk, the ' +
-        'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 scalar), the sender (nick, spki) and the ' +
-        'handshake frames (hs_resp is the recipient\'s own, recorded). Each later step either delivers a DELIVER ' +
+        'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 private scalar, oaep_seed and pss_salt of its ' +
+        'one OAEP encryption and one PSS signature), the sender (nick, spki) and the handshake frames (hs_resp is ' +
+        'the HS_RESP the recipient sends with that randomness). Each later step either delivers a DELIVER ' +
         'body (deliver, hex) or has the recipient send a text (send_text); expect lists what happens: text ' +
         '(shown), send (the frame the recipient sends, hex: ACKs and its own texts are deterministic), delivered ' +
         '(the seq acknowledged), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',

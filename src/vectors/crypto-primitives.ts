@@ -153,6 +153,11 @@ function specs(): Spec[] {
   add('rsa_pss_verify_wrong_key', '§8.2', 'rsa_pss_verify', { spki: toHex(mallory.spki), message: msg, sig }, 'the same signature under mallory\'s key: BAD_SIGNATURE');
   add('rsa_pss_verify_tampered_sig', '§8.2', 'rsa_pss_verify', { spki: toHex(alice.spki), message: msg, sig: flipHex(sig, 200) }, 'one bit of the signature flipped: BAD_SIGNATURE');
   add('rsa_pss_verify_tampered_msg', '§8.2', 'rsa_pss_verify', { spki: toHex(alice.spki), message: flipHex(msg, 40), sig }, 'one bit of the signed message flipped: BAD_SIGNATURE');
+  // §8.1: salt length exactly 32, no auto-detection: well-formed PSS signatures with other salts fail.
+  for (const [n, salt] of pssSaltCases(label)) {
+    const other = toHex(loadForgeSync().forgePssSignSaltLength(alice.pkcs8, fromHex(msg), salt));
+    add(`rsa_pss_verify_salt_${n}`, '§8.1', 'rsa_pss_verify', { spki: toHex(alice.spki), message: msg, sig: other }, `a valid RSA-PSS signature by alice over the message, but with a ${n}-byte salt: BAD_SIGNATURE`);
+  }
 
   // §8.1 identity keys.
   add('public_key_ok', '§8.1, §8.4', 'public_key', { spki: toHex(alice.spki) }, 'a canonical RSA-2048 e=65537 key, with its fingerprint');
@@ -280,3 +285,14 @@ export const primitivesSuite: VectorSuite = {
     });
   },
 };
+
+/** The salts of the PSS salt-length defects (§8.1): 20 bytes (SHA-1's length), none, and 64 bytes. */
+function pssSaltCases(label: (tag: string) => Uint8Array): [number, Uint8Array][] {
+  const a = label('primitives/pss-salt-other');
+  const b = label('primitives/pss-salt-other-2');
+  return [
+    [20, a.subarray(0, 20)],
+    [0, new Uint8Array(0)],
+    [64, Buffer.concat([a, b])],
+  ];
+}

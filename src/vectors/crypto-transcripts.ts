@@ -17,7 +17,7 @@ import type { CryptoBackend } from '../crypto/backend.js';
 import { equalSecret } from '../crypto/bytes.js';
 import { nodeBackend } from '../crypto/node.js';
 import { hmac } from '../crypto/primitives.js';
-import { keySchedule, pskKey, responderSignedMessage, th0, th1, th2, th3 } from '../crypto/schedule.js';
+import { initiatorSignedMessage, keySchedule, pskKey, responderSignedMessage, th0, th1, th2, th3 } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, clampScalar, isClamped, type FixedName } from './crypto-keys.js';
 import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
@@ -183,6 +183,16 @@ const SCRIPT: Script = [
   { from: 'initiator', inner: { type: 'TEXT', ts: 1767225602000, text: 'x'.repeat(300) } },
 ];
 
+/** The salts of the §8.1 salt-length defects: 20 bytes (SHA-1's length), none, and 64 bytes. */
+function pssSalts(): [number, Uint8Array][] {
+  const a = fromHex(rnd('handshake/pss-salt-other'));
+  return [
+    [20, a.subarray(0, 20)],
+    [0, new Uint8Array(0)],
+    [64, Buffer.concat([a, fromHex(rnd('handshake/pss-salt-other-2'))])],
+  ];
+}
+
 type At = 'responder_idle' | 'initiator_await_resp' | 'responder_await_finish';
 
 /** Drives a fresh side of `base` to `at` and delivers `frame`: the resulting rejection code and state. */
@@ -276,6 +286,15 @@ async function build(forge: Forge): Promise<VectorCase[]> {
     neg('handshake_finish_tampered_sig', 'HS_FINISH with one bit of sig flipped', 'handshake_no_psk', 'responder_await_finish', flipByte(fr['hs_finish']!, 30)),
     neg('handshake_finish_tampered_mac', 'HS_FINISH with one bit of mac flipped', 'handshake_no_psk', 'responder_await_finish', flipByte(fr['hs_finish']!, fr['hs_finish']!.length / 2 - 1)),
     neg('handshake_finish_replayed_resp', 'an HS_RESP where HS_FINISH is expected', 'handshake_no_psk', 'responder_await_finish', fr['hs_resp']!),
+    ...pssSalts().flatMap(([n, salt]) => {
+      const mid = plain['intermediate'] as Record<string, string>;
+      const sigR = forge.forgePssSignSaltLength(fromHex(R.pkcs8), responderSignedMessage(fromHex(mid['th2'])), salt);
+      const sigI = forge.forgePssSignSaltLength(fromHex(I.pkcs8), initiatorSignedMessage(fromHex(mid['th3'])), salt);
+      return [
+        neg(`handshake_resp_pss_salt_${n}`, `HS_RESP whose sig is bob's PSS signature over the right TH2 with a ${n}-byte salt (§8.1: exactly 32)`, 'handshake_no_psk', 'initiator_await_resp', withField(fr['hs_resp']!, 'sig', toHex(sigR))),
+        neg(`handshake_finish_pss_salt_${n}`, `HS_FINISH whose sig is alice's PSS signature over the right TH3 with a ${n}-byte salt (§8.1: exactly 32)`, 'handshake_no_psk', 'responder_await_finish', withField(fr['hs_finish']!, 'sig', toHex(sigI))),
+      ];
+    }),
   ]);
 }
 

@@ -135,7 +135,7 @@ t.test('--help prints the options and exits 0; bad arguments exit 2', async (t) 
   for (const flag of ['--host', '--port', '--max-room-size', '--registry', '--handshake-timeout-ms', '--idle-timeout-ms', '--max-connections', '--max-connections-per-address', '--rate', '--rate-burst', '--write-high-water-bytes', '--max-frame-bytes']) {
     t.ok(help.stdout.includes(flag), `--help lists ${flag}`);
   }
-  for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--max-room-size', '1'], ['--max-room-size', '193'], ['--max-room-size', '257'], ['--rate', '-5'], ['--nope'], ['stray']]) {
+  for (const bad of [['--port', 'abc'], ['--port', '70000'], ['--max-room-size', '1'], ['--max-room-size', '193'], ['--max-room-size', '257'], ['--rate', '-5'], ['--rate', '9'], ['--idle-timeout-ms', '2999'], ['--max-frame-bytes', '653'], ['--nope'], ['stray']]) {
     const r = spawnSync(process.execPath, [MAIN, 'server', ...bad], { encoding: 'utf8' });
     t.equal(r.status, 2, `${bad.join(' ')} exits 2`);
     t.equal(r.stdout, '', `${bad.join(' ')} prints nothing on stdout`);
