@@ -19,21 +19,23 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkNewPassphrase, defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
 import { PrivateFileError } from '../files/private.js';
+import { MIN_BACKUP_PASSPHRASE } from '../crypto/backup.js';
 import { identityIsEncrypted, KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 import { fingerprint } from '../crypto/safety.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 /** Shortest backup passphrase: a backup leaves the machine, so it must stand an offline guess alone. */
-export const MIN_BACKUP_PASSPHRASE = 12;
+export { MIN_BACKUP_PASSPHRASE };
 
 const USAGE = `usage: e2ee-chat key show [--home DIR]
-       e2ee-chat key export --out FILE [--home DIR]
+       e2ee-chat key export --out FILE [--kdf scrypt|pbkdf2] [--home DIR]
        e2ee-chat key import FILE [--home DIR] [--no-passphrase] [--force]
        e2ee-chat key passwd [--home DIR]
 
 show     your key's fingerprint (what peers see and pin) and whether it is stored encrypted
 export   an encrypted backup of your identity key, under a backup passphrase of its own
-         (E2EE_CHAT_BACKUP_PASSPHRASE or a prompt; at least ${MIN_BACKUP_PASSPHRASE} characters)
+         (E2EE_CHAT_BACKUP_PASSPHRASE or a prompt; at least ${MIN_BACKUP_PASSPHRASE} characters);
+         --kdf pbkdf2 makes one the web client can import (WebCrypto has no scrypt)
 import   make a backup the identity of --home (refused if it has one, unless --force)
 passwd   change the passphrase of your identity key (E2EE_CHAT_NEW_PASSPHRASE or two prompts;
          at least 12 characters)
@@ -76,6 +78,7 @@ export async function run(argv: string[]): Promise<number> {
           options: {
             home: { type: 'string' },
             out: { type: 'string' },
+            kdf: { type: 'string' },
             'no-passphrase': { type: 'boolean' },
             force: { type: 'boolean' },
             help: { type: 'boolean', short: 'h' },
@@ -98,13 +101,14 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(`key file    ${path} (${(await identityIsEncrypted(path)) ? 'encrypted under your passphrase' : 'NOT encrypted (--no-passphrase)'})\n`);
       return 0;
     }
+    if (values.kdf !== undefined && (verb !== 'export' || (values.kdf !== 'scrypt' && values.kdf !== 'pbkdf2'))) throw new Usage(`--kdf is scrypt or pbkdf2, for export only\n${USAGE}`);
     if (verb === 'export' && rest.length === 0 && values.out !== undefined) {
       const out = values.out;
       if (existsSync(out)) throw new Usage(`${out} exists; choose a new file name`);
       const id = await unlockIdentity(home);
       const pass = await newPassphrase('E2EE_CHAT_BACKUP_PASSPHRASE', 'backup passphrase');
       if ([...pass].length < MIN_BACKUP_PASSPHRASE) throw new Usage(`a backup passphrase needs at least ${MIN_BACKUP_PASSPHRASE} characters`);
-      await saveIdentity(out, id.privateKey, pass);
+      await saveIdentity(out, id.privateKey, pass, values.kdf === 'pbkdf2' ? 'pbkdf2' : 'scrypt');
       process.stderr.write(`wrote an encrypted backup of ${fingerprint(id.spki)} to ${out}\n`);
       return 0;
     }

@@ -12,6 +12,7 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, scrypt as scryptCb, type KeyObject, type ScryptOptions } from 'node:crypto';
 import { PrivateFileError, readPrivateFile, writePrivateFile } from '../files/private.js';
+import { BACKUP_KDF, BackupError, openBackup, sealBackup } from './backup.js';
 import { aeadOpen, aeadSeal } from './primitives.js';
 import { parsePublicKey } from './rsa.js';
 
@@ -60,16 +61,27 @@ function headerAd(f: Pick<SealedFile, 'format' | 'kdf' | 'cipher'>): Buffer {
   return Buffer.from(JSON.stringify(canonical), 'utf8');
 }
 
+/** The KDF of a sealed key file: scrypt (the default), or PBKDF2 for a backup a browser can open (src/crypto/backup.ts). */
+export type KeyfileKdf = 'scrypt' | 'pbkdf2';
+
 /**
  * Writes `privateKey` (an RSA-2048 identity) to `path` with mode 0600, sealed under `passphrase` with
- * scrypt + AES-256-GCM, or as clear PKCS#8 PEM when `passphrase` is null. An empty passphrase is refused
- * (BAD_PASSPHRASE). Replaces an existing file atomically.
+ * scrypt + AES-256-GCM (or with `kdf` 'pbkdf2' the backup format of src/crypto/backup.ts, which needs a
+ * passphrase of MIN_BACKUP_PASSPHRASE characters: BAD_PASSPHRASE otherwise), or as clear PKCS#8 PEM when
+ * `passphrase` is null. An empty passphrase is refused (BAD_PASSPHRASE). Replaces an existing file atomically.
  */
-export async function saveIdentity(path: string, privateKey: KeyObject, passphrase: string | null): Promise<void> {
+export async function saveIdentity(path: string, privateKey: KeyObject, passphrase: string | null, kdf: KeyfileKdf = 'scrypt'): Promise<void> {
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
   let text: string;
   try {
-    if (passphrase === null) {
+    if (passphrase !== null && kdf === 'pbkdf2') {
+      try {
+        text = await sealBackup(pkcs8, passphrase);
+      } catch (e) {
+        if (e instanceof BackupError) throw new KeystoreError('BAD_PASSPHRASE', e.message);
+        throw e;
+      }
+    } else if (passphrase === null) {
       text = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
     } else {
       if (passphrase.length === 0) throw new KeystoreError('BAD_PASSPHRASE', 'an empty passphrase protects nothing; use none instead');
@@ -89,6 +101,16 @@ export async function saveIdentity(path: string, privateKey: KeyObject, passphra
     pkcs8.fill(0);
   }
   await writePrivateFile(path, text);
+}
+
+/** True when `text` declares the PBKDF2 backup KDF (its strict checks are src/crypto/backup.ts parseBackup's). */
+function isPbkdf2(text: string): boolean {
+  try {
+    const j = JSON.parse(text) as { kdf?: { name?: unknown } } | null;
+    return j !== null && typeof j === 'object' && j.kdf?.name === BACKUP_KDF;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads a key file, refusing missing, oversized or insecure files (src/files/private.ts rules). */
@@ -163,6 +185,24 @@ export async function loadIdentity(path: string, passphrase: string | null): Pro
     }
     return toIdentity(key);
   }
+  if (isPbkdf2(text)) {
+    if (passphrase === null) throw new KeystoreError('PASSPHRASE_REQUIRED', 'this key file is encrypted');
+    let der: Uint8Array;
+    try {
+      der = await openBackup(text, passphrase);
+    } catch (e) {
+      if (e instanceof BackupError) throw new KeystoreError(e.code === 'BAD_PASSPHRASE' ? 'BAD_PASSPHRASE' : 'CORRUPT', e.message);
+      throw e;
+    }
+    try {
+      return toIdentity(createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }));
+    } catch (e) {
+      if (e instanceof KeystoreError) throw e;
+      throw new KeystoreError('CORRUPT', 'unreadable PKCS#8 private key');
+    } finally {
+      der.fill(0);
+    }
+  }
   const f = parseSealed(text);
   if (passphrase === null) throw new KeystoreError('PASSPHRASE_REQUIRED', 'this key file is encrypted');
   const key = await scrypt(passphrase, Buffer.from(f.kdf.salt, 'hex'), f.kdf);
@@ -189,6 +229,6 @@ export async function loadIdentity(path: string, passphrase: string | null): Pro
 export async function identityIsEncrypted(path: string): Promise<boolean> {
   const text = await readKeyFile(path);
   if (text.trimStart().startsWith(PEM_HEADER)) return false;
-  parseSealed(text);
+  if (!isPbkdf2(text)) parseSealed(text);
   return true;
 }

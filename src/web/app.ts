@@ -12,6 +12,7 @@ import { printable, splitText } from '../client/text.js';
 import type { ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
+import { BackupError } from '../crypto/backup.js';
 import { exportBackup, importBackup } from './backup.js';
 import { ERROR_TEXTS } from './errors.js';
 import { getPin, loadOrCreateIdentity, openStore, putPin, replaceIdentity, type StoredIdentity } from './keys.js';
@@ -397,10 +398,13 @@ function download(name: string, text: string): void {
 
 function wireBackups(page: Page): void {
   const status = el('backup-status');
-  const say = (text: string, state: 'ok' | 'failed') => {
+  const say = (text: string, state: 'ok' | 'failed', code?: string) => {
     status.textContent = text;
     status.dataset['state'] = state;
+    if (code !== undefined) status.dataset['code'] = code;
+    else delete status.dataset['code'];
   };
+  const failed = (e: unknown) => say(e instanceof Error ? e.message : String(e), 'failed', e instanceof BackupError ? e.code : 'LOCAL');
   el<HTMLFormElement>('backup-new-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const pass = el<HTMLInputElement>('backup-pass').value;
@@ -417,7 +421,7 @@ function wireBackups(page: Page): void {
         out.value = text;
         say(`new key ${page.ownFingerprint} made; its backup is downloaded (and shown below)`, 'ok');
       } catch (e) {
-        say(e instanceof Error ? e.message : String(e), 'failed');
+        failed(e);
       }
     })();
   });
@@ -436,7 +440,7 @@ function wireBackups(page: Page): void {
         await showIdentity(page, false);
         say(`imported ${page.ownFingerprint}`, 'ok');
       } catch (e) {
-        say(e instanceof Error ? e.message : String(e), 'failed');
+        failed(e);
       }
     })();
   });
