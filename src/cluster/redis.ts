@@ -6,6 +6,9 @@
  * Delivery: every relay subscribes to its own channel; the scripts publish PEER_JOINED, PEER_LEFT and
  * DELIVER to the channel of the addressee's relay in the same step that checks membership, so one
  * subscriber connection sees them in the order Redis decided them (in order per sender, each once).
+ * SENDs are pipelined: those a connection's reads produce go to Redis as one deliver-if-member call per
+ * batch, without waiting for the previous batch's answer (one Redis connection runs them in order), and
+ * the frames of a batch for one addressee arrive as one message, written to its socket in one write.
  * An event carries the addressee's membership token: a relay writes it only to the connection holding
  * that token now, holds it while that connection's JOIN reply is still in flight (JOINED goes first),
  * and drops it otherwise (the member left: nothing is delivered after LEFT).
@@ -27,6 +30,18 @@ import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
  * SLOW_CONSUMER: an event is never discarded while its connection stays, so no member diverges silently.
  */
 export const MAX_PENDING_EVENTS = 1024;
+
+/** A connection's SENDs go to Redis in batches of at most this many frames and bytes. */
+const MAX_BATCH_FRAMES = 256;
+const MAX_BATCH_BYTES = 256 * 1024;
+/**
+ * Batches of one connection in flight at once; with more, the relay stops reading that connection until
+ * the oldest is answered (so a fast sender cannot queue without bound in front of Redis).
+ */
+const MAX_BATCHES_IN_FLIGHT = 4;
+/** Offset of the type code in a frame body (fixmap, fixstr "t", code: spec §4 rule 9) and DELIVER's code. */
+const TYPE_OFFSET = 3;
+const DELIVER_CODE = 10;
 
 export interface RedisAddress {
   host: string;
@@ -74,6 +89,11 @@ interface Local<H> {
   pendingBytes: number;
   /** The connection was dropped because `pending` overflowed: its join, once answered, is undone. */
   overflowed: boolean;
+  /** SENDs not yet sent to Redis: (to, DELIVER wire) pairs, and their bytes. */
+  batch: (string | Buffer)[];
+  batchBytes: number;
+  /** Batches sent and not yet answered, oldest first (they never reject). */
+  flights: Promise<void>[];
 }
 
 type Call = (...args: (string | Buffer | number)[]) => Promise<unknown>;
@@ -87,6 +107,9 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private sink: RoomSink<H> | undefined;
   private readonly byHandle = new Map<H, Local<H>>();
   private readonly byToken = new Map<string, Local<H>>();
+  /** Connections with SENDs not yet sent to Redis, and the pending flush of them. */
+  private readonly dirty = new Set<Local<H>>();
+  private flushing: NodeJS.Immediate | undefined;
   private nextToken = 1;
   private timers: NodeJS.Timeout[] = [];
   /** Leave scripts in flight: close() waits for them so a clean shutdown leaves no member behind. */
@@ -246,6 +269,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     const nick = msg.subarray(b + 1, c).toString('latin1');
     const payload = msg.subarray(c + 1);
     let wire: Buffer;
+    let frames = 1;
     switch (msg[0]) {
       case 0x4a: // J
         wire = encodeWire(frame('PEER_JOINED', { nick, key: new Uint8Array(payload) }));
@@ -253,8 +277,9 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       case 0x4c: // L
         wire = encodeWire(frame('PEER_LEFT', { nick }));
         break;
-      case 0x44: // D
-        wire = deliverWire(nick, payload);
+      case 0x57: // W
+        frames = deliverFrames(payload);
+        wire = payload;
         break;
       default:
         return;
@@ -263,7 +288,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       this.sink?.write(local.handle, wire);
       return;
     }
-    if (local.pending.length < this.maxPendingEvents && local.pendingBytes + wire.length <= this.maxPendingBytes) {
+    if (local.pending.length + frames <= this.maxPendingEvents && local.pendingBytes + wire.length <= this.maxPendingBytes) {
       local.pending.push(wire);
       local.pendingBytes += wire.length;
       return;
@@ -286,7 +311,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.byToken.delete(local.token);
     this.pendingOverflows++;
     this.log({ event: 'cluster_pending_overflow', held, bytes, max_events: this.maxPendingEvents, max_bytes: this.maxPendingBytes });
-    this.sink?.drop(local.handle, 'SLOW_CONSUMER', `more than ${this.maxPendingEvents} events or ${this.maxPendingBytes} bytes held while joining`);
+    this.sink?.refuse(local.handle, 'SLOW_CONSUMER', `more than ${this.maxPendingEvents} events or ${this.maxPendingBytes} bytes held while joining`);
   }
 
   // ---- RoomEngine ----------------------------------------------------------------------------------
@@ -306,7 +331,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
-    const local: Local<H> = { handle, nick, room, token, pending: [], pendingBytes: 0, overflowed: false };
+    const local: Local<H> = { handle, nick, room, token, pending: [], pendingBytes: 0, overflowed: false, batch: [], batchBytes: 0, flights: [] };
     this.byToken.set(token, local);
     let reply: Buffer[];
     try {
@@ -351,12 +376,66 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     for (const w of held) this.sink?.write(handle, w);
   }
 
-  async send(handle: H, to: string, body: Uint8Array): Promise<void> {
+  send(handle: H, to: string, body: Uint8Array): Promise<void> | undefined {
     const local = this.byHandle.get(handle);
     if (local === undefined || !this.available) throw new Error('not a member here');
-    const r = (await this.call('deliver-if-member')(`e2ee:room:${local.room}`, local.nick, local.token, to, Buffer.from(body.buffer, body.byteOffset, body.length))) as string;
-    if (r === 'NO_SUCH_PEER') throw new ProtocolError('NO_SUCH_PEER', `${to} is not another member of this room`);
-    if (r !== 'OK') throw new Error(`send: ${r}`);
+    // The DELIVER is built here, where `from` is the authenticated nickname (§7.1 "Relaying"); the
+    // addressee's relay writes the bytes as they come.
+    const wire = deliverWire(local.nick, body);
+    if (local.batch.length === 0) this.dirty.add(local);
+    local.batch.push(to, wire);
+    local.batchBytes += wire.length;
+    if (local.batch.length >= 2 * MAX_BATCH_FRAMES || local.batchBytes >= MAX_BATCH_BYTES) this.flush(local);
+    else this.scheduleFlush();
+    return local.flights.length >= MAX_BATCHES_IN_FLIGHT ? local.flights[0] : undefined;
+  }
+
+  settled(handle: H): Promise<void> | undefined {
+    const local = this.byHandle.get(handle);
+    if (local === undefined) return undefined;
+    this.flush(local);
+    return local.flights.length === 0 ? undefined : local.flights[local.flights.length - 1];
+  }
+
+  /** Flushes every connection's batch once the current I/O phase is over (all reads of this turn). */
+  private scheduleFlush(): void {
+    if (this.flushing !== undefined) return;
+    this.flushing = setImmediate(() => {
+      this.flushing = undefined;
+      const all = [...this.dirty];
+      for (const l of all) this.flush(l);
+    });
+  }
+
+  /**
+   * Sends `local`'s batch as one deliver-if-member call. Its answer refuses the SENDs to non-members
+   * (NO_SUCH_PEER, one ERROR each, as one relay does) or, if the sender is no member any more (this relay
+   * was reaped), ends the connection; the promise kept in `flights` never rejects.
+   */
+  private flush(local: Local<H>): void {
+    this.dirty.delete(local);
+    if (local.batch.length === 0) return;
+    const args = local.batch;
+    local.batch = [];
+    local.batchBytes = 0;
+    const p = (this.call('deliver-if-member')(`e2ee:room:${local.room}`, local.nick, local.token, ...args) as Promise<[string, number?]>).then(
+      (r) => {
+        if (r[0] !== 'OK') {
+          this.sink?.refuse(local.handle, 'INTERNAL_ERROR', `send: ${String(r[0])}`);
+          return;
+        }
+        for (let i = 0; i < (r[1] ?? 0); i++) this.sink?.refuse(local.handle, 'NO_SUCH_PEER', 'not another member of this room');
+      },
+      (e: unknown) => {
+        this.log({ event: 'cluster_send_failed', error: e instanceof Error ? e.message : String(e) });
+        this.sink?.refuse(local.handle, 'INTERNAL_ERROR', 'send failed');
+      },
+    );
+    local.flights.push(p);
+    void p.then(() => {
+      const i = local.flights.indexOf(p);
+      if (i >= 0) local.flights.splice(i, 1);
+    });
   }
 
   async leave(handle: H): Promise<void> {
@@ -365,6 +444,9 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     // Stop routing first: an event decided before the leave but arriving after it is dropped.
     this.byHandle.delete(handle);
     this.byToken.delete(local.token);
+    // Every SEND read before the leave is decided (and its refusals written) before the member goes.
+    this.flush(local);
+    await local.flights[local.flights.length - 1];
     await this.leaveToken(local);
   }
 
@@ -413,4 +495,25 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.cmd.disconnect();
     this.sub.disconnect();
   }
+}
+
+/**
+ * Checks a W message's payload: whole DELIVER frames, each a length prefix of 1..MAX_FRAME_BYTES and a
+ * body whose type code is DELIVER. Returns how many; throws on anything else (logged and dropped by the
+ * caller, never written to a client).
+ */
+function deliverFrames(p: Buffer): number {
+  let n = 0;
+  let o = 0;
+  while (o < p.length) {
+    if (o + LIMITS.LENGTH_PREFIX_BYTES > p.length) throw new RangeError('cluster message: truncated length prefix');
+    const len = p.readUInt32BE(o);
+    o += LIMITS.LENGTH_PREFIX_BYTES;
+    if (len < TYPE_OFFSET + 1 || len > LIMITS.MAX_FRAME_BYTES || o + len > p.length) throw new RangeError('cluster message: bad frame length');
+    if (p[o + TYPE_OFFSET] !== DELIVER_CODE) throw new RangeError('cluster message: not a DELIVER frame');
+    o += len;
+    n++;
+  }
+  if (n === 0) throw new RangeError('cluster message: no frame');
+  return n;
 }

@@ -8,7 +8,7 @@
  * `e2ee:relays` (set of relay ids), `e2ee:relay:<id>:alive` (presence, PX TTL),
  * `e2ee:relay:<id>:members` (set of "<room>\n<nick>"). Channel `e2ee:deliver:<id>` carries
  * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload the key), L (PEER_LEFT) or
- * D (DELIVER, payload the body). Scripts reach keys beyond KEYS: standalone Redis, not Redis Cluster.
+ * W (DELIVER frames for the addressee, nick empty, payload their wire bytes as the relay writes them). Scripts reach keys beyond KEYS: standalone Redis, not Redis Cluster.
  */
 import type { ClusterScript } from './tables.js';
 
@@ -70,20 +70,51 @@ redis.call('SADD', 'e2ee:relay:' .. ARGV[4] .. ':members', ARGV[5] .. '\\n' .. A
 return out
 `,
   },
-  // KEYS: room hash. ARGV: from nick, from token, to nick, body. Returns 'OK', 'NO_SUCH_PEER' or 'NOT_MEMBER'.
+  // KEYS: room hash. ARGV: from nick, from token, then one (to nick, DELIVER wire bytes) pair per SEND, in
+  // the order the relay read them. A batch is the model's deliver_if_member once per pair with nothing in
+  // between. Frames for one addressee go out in one message, in order. Returns {'OK', refused} (SENDs to
+  // a nickname that is not another member) or {'NOT_MEMBER'}.
   'deliver-if-member': {
     keys: 1,
     lua: `
 local me = redis.call('HGET', KEYS[1], ARGV[1])
-if not me then return 'NOT_MEMBER' end
+if not me then return {'NOT_MEMBER'} end
 local _, _, mytoken = fields(me)
-if mytoken ~= ARGV[2] then return 'NOT_MEMBER' end
-if ARGV[3] == ARGV[1] then return 'NO_SUCH_PEER' end
-local rec = redis.call('HGET', KEYS[1], ARGV[3])
-if not rec then return 'NO_SUCH_PEER' end
-local _, relay, token = fields(rec)
-redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'D\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[4])
-return 'OK'
+if mytoken ~= ARGV[2] then return {'NOT_MEMBER'} end
+local dest = {}
+local parts = {}
+local order = {}
+local refused = 0
+for i = 3, #ARGV - 1, 2 do
+  local to = ARGV[i]
+  local d = dest[to]
+  if d == nil then
+    d = false
+    if to ~= ARGV[1] then
+      local rec = redis.call('HGET', KEYS[1], to)
+      if rec then
+        local _, relay, token = fields(rec)
+        d = {relay, token}
+      end
+    end
+    dest[to] = d
+  end
+  if d then
+    local p = parts[d[2]]
+    if not p then
+      p = {}
+      parts[d[2]] = p
+      order[#order + 1] = d
+    end
+    p[#p + 1] = ARGV[i + 1]
+  else
+    refused = refused + 1
+  end
+end
+for _, d in ipairs(order) do
+  redis.call('PUBLISH', 'e2ee:deliver:' .. d[1], 'W\\n' .. d[2] .. '\\n\\n' .. table.concat(parts[d[2]]))
+end
+return {'OK', refused}
 `,
   },
   // KEYS: room hash. ARGV: nick, token, room name. Returns 1 when removed, 0 when not (already) a member.

@@ -17,10 +17,12 @@ export interface RoomSink<H> {
   /** Writes a frame's wire bytes (length prefix and body) to connection `handle`. */
   write(handle: H, wire: Buffer): void;
   /**
-   * Closes connection `handle` with ERROR `code` (counted and logged as any refusal): the engine cannot
-   * give it every event it is owed (spec/CLUSTER.md §3), so it must not stay and miss some silently.
+   * Refuses on connection `handle` (counted and logged as any refusal of the relay): NO_SUCH_PEER for a
+   * SEND the engine decided later (see RoomEngine.send); SLOW_CONSUMER when the engine cannot give the
+   * connection every event it is owed (spec/CLUSTER.md §3), so it must not stay and miss some silently;
+   * INTERNAL_ERROR when the engine failed for this connection.
    */
-  drop(handle: H, code: 'SLOW_CONSUMER', detail: string): void;
+  refuse(handle: H, code: 'NO_SUCH_PEER' | 'SLOW_CONSUMER' | 'INTERNAL_ERROR', detail: string): void;
   /** The engine can no longer keep its promises (store unreachable, presence lost): stop taking work. */
   lost(reason: string): void;
   /** The engine works again after `lost`. */
@@ -35,12 +37,25 @@ export interface RoomEngine<H> {
    * members, in join order) before any event for `handle` reaches the sink, then resolves. Rejects with
    * ProtocolError NICK_IN_ROOM or ROOM_FULL (checked in that order, atomically with the add), or another
    * error when the engine failed. Resolves without calling `joined` when the engine dropped `handle`
-   * (RoomSink.drop) while the join was in flight; the membership it made is then already undone.
+   * (RoomSink.refuse) while the join was in flight; the membership it made is then already undone.
    */
   join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void>;
-  /** Sends DELIVER{from: nick of handle, body} to member `to`; rejects with ProtocolError NO_SUCH_PEER. */
-  send(handle: H, to: string, body: Uint8Array): Promise<void>;
-  /** Removes `handle` from its room (no-op if it is in none); the rest get PEER_LEFT. Never rejects. */
+  /**
+   * Queues DELIVER{from: nick of handle, body} for member `to`. The engine may decide it later: a SEND to
+   * a nickname that is not another member is then refused through RoomSink.refuse (NO_SUCH_PEER), in
+   * the order of the SENDs. Returns a promise (that never rejects) when the relay should read nothing
+   * more from `handle` until it settles, else undefined. Throws when `handle` is no member here.
+   */
+  send(handle: H, to: string, body: Uint8Array): Promise<void> | undefined;
+  /**
+   * A promise (never rejecting) that settles once every SEND of `handle` queued so far is decided and its
+   * refusals given, or undefined when none is outstanding: a reply to a later frame (PONG) waits for it.
+   */
+  settled(handle: H): Promise<void> | undefined;
+  /**
+   * Removes `handle` from its room (no-op if it is in none), after its queued SENDs are decided; the rest
+   * get PEER_LEFT. Never rejects.
+   */
   leave(handle: H): Promise<void>;
   /** Rooms with at least one member on this relay. */
   localRooms(): number;

@@ -351,7 +351,7 @@ class Relay implements RelayServer {
     this.engine = cfg.rooms as RoomEngine<Connection> | undefined;
     this.engine?.attach({
       write: (conn, wire) => this.guard(conn, () => this.write(conn, wire)),
-      drop: (conn, code, detail) => this.guard(conn, () => this.refuse(conn, code, detail)),
+      refuse: (conn, code, detail) => this.guard(conn, () => this.refuse(conn, code, detail)),
       lost: (reason) => this.guard(undefined, () => this.onEngineLost(reason)),
       restored: () => this.log({ event: 'rooms_available' }),
     });
@@ -698,9 +698,14 @@ class Relay implements RelayServer {
         if (this.engine !== undefined) return this.onEngineLeave(this.engine, conn);
         this.onLeave(conn);
         return undefined;
-      case 'PING':
+      case 'PING': {
+        // Cluster mode: SENDs before this PING may still be decided (spec/CLUSTER.md §3); their refusals
+        // go first, as on one relay.
+        const before = this.engine?.settled(conn);
+        if (before !== undefined) return before.then(() => this.send(conn, frame('PONG', { n: f.n })));
         this.send(conn, frame('PONG', { n: f.n }));
         return undefined;
+      }
       case 'ERROR':
         // The peer gave up: close without answering (an ERROR is never answered with an ERROR).
         this.log({ event: 'peer_error', conn: conn.id, nick: conn.nick, code: f.code });
@@ -822,10 +827,12 @@ class Relay implements RelayServer {
     if (conn.closing) this.leaveRoom(conn, 'disconnect');
   }
 
-  private async onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> {
-    await engine.send(conn, f.to, f.body); // NO_SUCH_PEER
+  private onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> | undefined {
+    // Pipelined: a NO_SUCH_PEER comes back later through RoomSink.refuse; a promise means "read no more
+    // from this connection until it settles" (spec/CLUSTER.md §3).
     this.framesRelayed++;
     this.bytesRelayed += f.body.length;
+    return engine.send(conn, f.to, f.body);
   }
 
   private async onEngineLeave(engine: RoomEngine<Connection>, conn: Connection): Promise<void> {

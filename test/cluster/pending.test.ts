@@ -12,8 +12,9 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { frame } from '../../src/codec/index.js';
+import { encodeWire, frame } from '../../src/codec/index.js';
 import { RedisCluster, type ClusterOptions } from '../../src/cluster/redis.js';
+import { deliverWire } from '../../src/server/deliver.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from '../server/helpers.js';
 import { TestRedis } from './redis-helper.js';
@@ -25,10 +26,19 @@ t.teardown(() => raw.disconnect());
 
 const [K1, K2] = identities(2) as [Identity, Identity];
 
-/** Publishes `n` DELIVER events from `from` to membership `token` on `relayId`'s channel, synchronously. */
-const PUBLISH_N = `for i = 1, tonumber(ARGV[4]) do redis.call('PUBLISH', KEYS[1], 'D\\n' .. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[3] .. i) end return 1`;
+/**
+ * Publishes `n` DELIVER events from `from` (bodies `<payload>1`..`<payload>n`, one W message each, spec
+ * /CLUSTER.md §3) to membership `token` on `relayId`'s channel, synchronously. The frames go in on stdin
+ * (redis-cli -x: the last argument), since arguments cannot carry their zero bytes.
+ */
+const PUBLISH_N = `local sz = tonumber(ARGV[2]) for i = 0, #ARGV[3] / sz - 1 do redis.call('PUBLISH', KEYS[1], 'W\\n' .. ARGV[1] .. '\\n\\n' .. string.sub(ARGV[3], i * sz + 1, (i + 1) * sz)) end return 1`;
 function publishNow(relayId: string, token: string, from: string, payload: string, n: number): void {
-  execFileSync('redis-cli', ['-p', String(redis.port), 'EVAL', PUBLISH_N, '1', `e2ee:deliver:${relayId}`, token, from, payload, String(n)], { stdio: 'ignore' });
+  const frames = Array.from({ length: n }, (_, i) => deliverWire(from, Buffer.from(`${payload}${i + 1}`)));
+  if (frames.some((f) => f.length !== frames[0]!.length)) throw new RangeError('publishNow: frames of one length only');
+  execFileSync('redis-cli', ['-p', String(redis.port), '-x', 'EVAL', PUBLISH_N, '1', `e2ee:deliver:${relayId}`, token, String(frames[0]!.length)], {
+    input: Buffer.concat(frames),
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
 }
 
 interface Setup {
@@ -55,7 +65,7 @@ async function setup(t: Test, opts: Partial<ClusterOptions>, n: number, payload:
   const join = cluster.join.bind(cluster);
   let first = true;
   cluster.join = (...args) => {
-    if (first) {
+    if (first && n > 0) {
       first = false;
       // Tokens are `<relay id>.<counter>` (spec/CLUSTER.md §1): this engine's first membership is `.1`.
       publishNow(cluster.relayId, `${cluster.relayId}.1`, 'bob', payload, n);
@@ -121,3 +131,23 @@ for (const [what, opts, n, payload] of [
     bob.destroy();
   });
 }
+
+t.test('a W message that is not whole DELIVER frames is logged and dropped; the member carries on', async (t) => {
+  const s = await setup(t, {}, 0, 'unused');
+  const bob = await member(s.other.port, 'bob', K2, 'bad-w');
+  const carol = await member(s.relay.port, 'carol', K1, 'bad-w');
+  await bob.expect('PEER_JOINED');
+  const rec = (await raw.hget('e2ee:room:bad-w', 'carol'))!;
+  const [, relayId, token] = rec.split(' ');
+  const good = deliverWire('bob', Buffer.from('ok'));
+  const ping = encodeWire(frame('PING', { n: 1 }));
+  for (const bad of [Buffer.alloc(0), good.subarray(0, 3), good.subarray(0, good.length - 1), ping, Buffer.concat([good, Buffer.from([0, 0, 0, 0])])]) {
+    await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.concat([Buffer.from(`W\n${token!}\n\n`), bad]));
+  }
+  bob.send(frame('SEND', { to: 'carol', body: Uint8Array.of(7) }));
+  const d = await carol.expect('DELIVER');
+  t.same([...d.body], [7], 'the next frame is the real one');
+  t.equal(s.events.filter((e) => e['event'] === 'cluster_bad_message').length, 5);
+  carol.destroy();
+  bob.destroy();
+});
