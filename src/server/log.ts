@@ -35,6 +35,7 @@ export const EVENT_LEVELS = {
   cluster_unavailable: 'warn',
   cluster_bad_message: 'warn',
   cluster_pending_overflow: 'warn',
+  cluster_send_failed: 'warn',
   shed: 'warn',
   log_dropped: 'warn',
   log_reopen_failed: 'error',
