@@ -361,7 +361,10 @@ interface Hooks {
   pinWriteFailed: (e: PrivateFileError) => void;
 }
 
-/** The relay as the user addressed it: the history's (and the pins') name for a conversation's relay. */
+/**
+ * The relay as the user addressed it: the history's name for a conversation's relay. (The pins are kept
+ * under the relay's identity instead, ChatClient.serverName, src/client/relay-id.ts.)
+ */
 function relayName(opts: Options): string {
   return `${opts.host}:${opts.port}`;
 }
@@ -449,6 +452,9 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
+  );
+  client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) =>
+    event(`WARNING: ${nick} is verified on ${elsewhere.map((e) => `${printable(e.relay)} with key ${e.fingerprint}`).join(', ')}; here the key is ${offeredFingerprint}`),
   );
   client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) => {
     event(`WARNING: the identity key of ${nick} CHANGED: pinned ${pinnedFingerprint}, now ${offeredFingerprint}; nothing is sent to or accepted from ${nick}`);
@@ -654,6 +660,14 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
+  );
+  client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) =>
+    warn(
+      `WARNING: you verified ${nick} on another relay with another key:`,
+      ...elsewhere.map((e) => `    on ${printable(e.relay)}: ${e.fingerprint}`),
+      `    here: ${offeredFingerprint}`,
+      `    Nicknames belong to each relay, so this may be someone else; compare safety numbers (/safety ${nick}) before trusting them.`,
+    ),
   );
   client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) =>
     warn(

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   conformance: () => import('./conformance.js'),
   history: () => import('./history.js'),
   key: () => import('./key.js'),
+  pins: () => import('./pins.js'),
 };
 
 const USAGE = `usage: e2ee-chat <command> [options]
@@ -23,6 +24,7 @@ commands:
   conformance    drive another implementation through the spec's cases
   history        export or clear your encrypted message history
   key            show, export (encrypted backup) or import your identity key
+  pins           list or forget the keys you pinned (trust on first use)
 
 Run 'e2ee-chat <command> --help' for a command's options; 'e2ee-chat --version' prints the version.`;
 

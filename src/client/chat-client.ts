@@ -33,6 +33,7 @@ import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backe
 import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore, type PinCheck } from './pins.js';
+import { relayIdentity } from './relay-id.js';
 import { tcpTransport } from './tcp.js';
 import type { Transport, TransportFactory } from './transport.js';
 
@@ -81,7 +82,7 @@ export interface ChatClientOptions {
   identity: { privateKey: KeyObject; spki: Uint8Array };
   /** Trust-on-first-use pins; default an in-memory store (every key is new to it). */
   pins?: PinStore;
-  /** The name pins are kept under; default `host:port` as given. */
+  /** The relay identity pins are kept under; default relayIdentity(host, port) (src/client/relay-id.ts). */
   serverName?: string;
   /** Room secret (spec §8.2 `psk`), any length from 1 byte. */
   psk?: Uint8Array;
@@ -144,6 +145,12 @@ export interface ChatClientEvents {
   rejected: [{ from: string; error: ProtocolError; fatal: boolean }];
   /** §8.5 step 3: a valid key that differs from the pin; `error` is KEY_CHANGED (§9). */
   'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string; error: ProtocolError }];
+  /**
+   * The fingerprint index across relays (issue 14 point 6): `nick` is verified on the relays `elsewhere`
+   * with other keys than the `offeredFingerprint` here. Each relay has its own nicknames, so it need not be
+   * the same person; but the user who verified one should know before trusting this one.
+   */
+  'key-elsewhere': [{ nick: string; offeredFingerprint: string; elsewhere: { relay: string; fingerprint: string }[] }];
   /**
    * A member joining and leaving over and over (CHURN): `joins` joins in the last `windowMs` ms; until
    * `until` (epoch ms) its joins and leaves raise no peer-joined / peer-left and it gets no session.
@@ -272,7 +279,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.nick = opts.nick;
     this.spki = Uint8Array.from(opts.identity.spki);
     this.pins = opts.pins ?? PinStore.memory();
-    this.serverName = opts.serverName ?? `${opts.host}:${opts.port}`;
+    this.serverName = opts.serverName ?? relayIdentity(opts.host, opts.port);
     this.crypto = opts.crypto ?? nodeBackend;
     const own = opts.identity.privateKey;
     this.sessionKey =
@@ -758,6 +765,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     peer.verified = check.status === 'match' && check.verified;
     peer.blocked = check.status === 'changed';
     this.emit('peer-joined', { nick, fingerprint: fingerprint(peer.spki), verified: peer.verified, firstSeen: check.status === 'new' });
+    if (!peer.verified) {
+      const elsewhere = this.pins.verifiedElsewhere(this.serverName, nick, peer.spki);
+      if (elsewhere.length > 0) this.emit('key-elsewhere', { nick, offeredFingerprint: fingerprint(peer.spki), elsewhere });
+    }
     this.later(peer, () => this.admitPeer(peer, check));
   }
 

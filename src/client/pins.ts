@@ -4,8 +4,11 @@
  * "a key-change warning for a pinned nickname").
  *
  * Issue 14 point 2, a store that scales and cannot be flooded:
- * - pins live in SQLite (`<home>/pins.db`, WAL), keyed by the server as the user named it and the
- *   nickname; each change is one small row write, never a rewrite of the whole store;
+ * - pins live in SQLite (`<home>/pins.db`, WAL), keyed by the relay's identity (src/client/relay-id.ts,
+ *   one spelling per relay; rows of earlier versions, kept under the address as typed, are moved to it
+ *   once) and the nickname; each change is one small row write, never a rewrite of the whole store;
+ * - a fingerprint index across relays (issue 14 point 6): `verifiedElsewhere` names the relays where the
+ *   same nickname is verified with another key;
  * - a member is pinned only once a session with it is established (ChatClient calls `pin` then), so a relay
  *   announcing members costs the store nothing;
  * - unverified pins are bounded (MAX_UNVERIFIED_PINS); past the bound the least recently used one is
@@ -27,6 +30,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fingerprint } from '../crypto/safety.js';
 import { LIMITS } from '../protocol/limits.js';
+import { parseRelayIdentity } from './relay-id.js';
 import { createPrivateFileSync, PrivateFileError, readPrivateFile, statPrivateFile } from '../files/private.js';
 
 export const PINS_DB = 'pins.db';
@@ -70,6 +74,18 @@ export type PinCheck =
   | { readonly status: 'changed'; readonly pinned: Uint8Array; readonly pinnedFingerprint: string; readonly offeredFingerprint: string };
 
 export type PinStoreMode = 'memory' | 'read-write' | 'read-only';
+
+/** One pin as `list` reports it. */
+export interface PinEntry {
+  readonly relay: string;
+  readonly nick: string;
+  readonly key: Uint8Array;
+  readonly fingerprint: string;
+  readonly verified: boolean;
+}
+
+/** Most relays `verifiedElsewhere` names (a nickname verified on more is still reported, with these). */
+const MAX_ELSEWHERE = 8;
 
 export interface PinStoreOptions {
   /** Bound on unverified pins (default MAX_UNVERIFIED_PINS). */
@@ -173,7 +189,10 @@ export class PinStore {
       store.warning = `${path} is unreadable (${(e as Error).message}): every key counts as first seen in this run and nothing is saved; move the file away to start a new store`;
       return store;
     }
-    if (store.modeValue === 'read-write') await store.importLegacy(home);
+    if (store.modeValue === 'read-write') {
+      await store.importLegacy(home);
+      store.canonicalRelays();
+    }
     return store;
   }
 
@@ -200,6 +219,8 @@ export class PinStore {
       const format = tables.includes('meta') ? db.prepare("SELECT value FROM meta WHERE name = 'format'").pluck().get() : undefined;
       if (format !== FORMAT || !tables.includes('pins')) throw new Error('not an e2ee-chat pin store');
     }
+    // The fingerprint index across relays looks pins up by nickname (stores of earlier versions lack it).
+    if (!readonly) db.exec('CREATE INDEX IF NOT EXISTS pins_nick ON pins (nick)');
     this.stmts = {
       get: db.prepare<[string, string], DbRow>('SELECT key, verified FROM pins WHERE server = ? AND nick = ?'),
       put: db.prepare(
@@ -256,6 +277,110 @@ export class PinStore {
     } catch {
       // The marker already keeps it from being imported twice.
     }
+  }
+
+  /**
+   * Moves the rows of earlier versions, kept under the relay's address as the user typed it
+   * (`LOCALHOST:7000`, `127.0.0.1:7000`), to the relay's identity (`localhost:7000`), once. Where both
+   * spellings pinned the nickname, the verified pin wins, then the one used last.
+   */
+  private canonicalRelays(): void {
+    const db = this.db!;
+    if (db.prepare("SELECT 1 FROM meta WHERE name = 'relay_ids'").get() !== undefined) return;
+    const servers = db.prepare('SELECT DISTINCT server FROM pins').pluck().all() as string[];
+    db.transaction(() => {
+      for (const server of servers) {
+        const id = parseRelayIdentity(server);
+        if (id === null || id === server) continue;
+        const rows = db.prepare('SELECT nick, key, verified, used FROM pins WHERE server = ?').all(server) as { nick: string; key: Buffer; verified: number; used: number }[];
+        for (const r of rows) {
+          const there = db.prepare('SELECT verified, used FROM pins WHERE server = ? AND nick = ?').get(id, r.nick) as { verified: number; used: number } | undefined;
+          if (there === undefined || r.verified > there.verified || (r.verified === there.verified && r.used > there.used)) {
+            this.stmts!.put.run(id, r.nick, r.key, r.verified, r.used);
+          }
+        }
+        db.prepare('DELETE FROM pins WHERE server = ?').run(server);
+      }
+      db.prepare("INSERT INTO meta (name, value) VALUES ('relay_ids', '1')").run();
+    })();
+    this.unverifiedInDb = db.prepare('SELECT count(*) FROM pins WHERE verified = 0').pluck().get() as number;
+  }
+
+  /**
+   * The fingerprint index across relays: the relays other than `server` where `nick` is verified with a
+   * key other than `key` (at most MAX_ELSEWHERE of them). Nicknames belong to each relay, so this is a
+   * warning for the user, not a key change.
+   */
+  verifiedElsewhere(server: string, nick: string, key: Uint8Array): { relay: string; fingerprint: string }[] {
+    const found = new Map<string, Uint8Array>();
+    for (const r of this.overlay.values()) if (r.nick === nick && r.server !== server && r.verified) found.set(r.server, r.key);
+    if (this.db !== null) {
+      const rows = this.db.prepare('SELECT server, key FROM pins WHERE nick = ? AND verified = 1 AND server <> ? LIMIT ?').all(nick, server, MAX_ELSEWHERE * 2) as { server: string; key: unknown }[];
+      for (const r of rows) {
+        if (found.has(r.server) || !Buffer.isBuffer(r.key)) continue;
+        // A row changed in this run (re-pinned, unverified) counts as it is now.
+        if (this.overlay.has(rowId(r.server, nick))) continue;
+        found.set(r.server, new Uint8Array(r.key));
+      }
+    }
+    const out: { relay: string; fingerprint: string }[] = [];
+    for (const [relay, k] of [...found].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (out.length < MAX_ELSEWHERE && !sameKey(k, key)) out.push({ relay, fingerprint: fingerprint(k) });
+    }
+    return out;
+  }
+
+  /** Every pin (of `relay`, when given), ordered by relay and nickname. */
+  list(relay?: string): PinEntry[] {
+    const rows = new Map<string, { server: string; nick: string; key: Uint8Array; verified: boolean }>();
+    if (this.db !== null) {
+      const all = (
+        relay === undefined
+          ? this.db.prepare('SELECT server, nick, key, verified FROM pins').all()
+          : this.db.prepare('SELECT server, nick, key, verified FROM pins WHERE server = ?').all(relay)
+      ) as { server: string; nick: string; key: unknown; verified: unknown }[];
+      for (const r of all) {
+        const key = Buffer.isBuffer(r.key) ? new Uint8Array(r.key) : new Uint8Array(0);
+        rows.set(rowId(r.server, r.nick), { server: r.server, nick: r.nick, key, verified: r.verified === 1 });
+      }
+    }
+    for (const [id, r] of this.overlay) if (relay === undefined || r.server === relay) rows.set(id, r);
+    return [...rows.values()]
+      .sort((a, b) => (a.server === b.server ? (a.nick < b.nick ? -1 : 1) : a.server < b.server ? -1 : 1))
+      .map((r) => ({ relay: r.server, nick: r.nick, key: r.key, fingerprint: r.key.length > 0 ? fingerprint(r.key) : '(unreadable)', verified: r.verified }));
+  }
+
+  /**
+   * Forgets the pins of `nick` (on `relay` only, when given), verified or not: the next key seen for it is
+   * first seen again. Returns how many were removed. Only a store open for writing can forget
+   * (PrivateFileError IO otherwise, naming the store).
+   */
+  forget(nick: string, relay?: string): number {
+    if (this.modeValue === 'read-only') throw new PrivateFileError('IO', this.path!, `${this.path} is open read only: nothing can be forgotten`);
+    const gone = new Set<string>();
+    for (const [id, r] of this.overlay) {
+      if (r.nick === nick && (relay === undefined || r.server === relay)) {
+        this.overlay.delete(id);
+        this.dirty.delete(id);
+        gone.add(id);
+      }
+    }
+    if (this.db !== null) {
+      const rows = (
+        relay === undefined
+          ? this.db.prepare('SELECT server FROM pins WHERE nick = ?').pluck().all(nick)
+          : this.db.prepare('SELECT server FROM pins WHERE nick = ? AND server = ?').pluck().all(nick, relay)
+      ) as string[];
+      for (const server of rows) gone.add(rowId(server, nick));
+      try {
+        if (relay === undefined) this.db.prepare('DELETE FROM pins WHERE nick = ?').run(nick);
+        else this.db.prepare('DELETE FROM pins WHERE nick = ? AND server = ?').run(nick, relay);
+      } catch (e) {
+        throw new PrivateFileError('IO', this.path!, `cannot write ${this.path}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+      }
+      this.unverifiedInDb = this.db.prepare('SELECT count(*) FROM pins WHERE verified = 0').pluck().get() as number;
+    }
+    return gone.size;
   }
 
   /** The pin for a nickname on a server, if any. */

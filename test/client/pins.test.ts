@@ -289,3 +289,64 @@ t.test('a damaged legacy file is refused exactly, not guessed at', async (t) => 
   ];
   for (const [name, text] of cases) t.throws(() => parseLegacy(Buffer.from(text)), PinStoreError, name);
 });
+
+t.test('pins of earlier versions, kept under the address as typed, move to the relay identity once; the verified pin wins', async (t) => {
+  const dir = home(t);
+  const s = await PinStore.open(dir);
+  s.pin('LOCALHOST:7000', 'bob', k1);
+  s.verify('LOCALHOST:7000', 'bob');
+  s.pin('127.0.0.1:7000', 'bob', k2); // the same relay under another spelling, first seen again (the old client)
+  s.pin('127.0.0.1:7000', 'carol', k2);
+  s.pin('relay.example.com:7000', 'dave', k1);
+  s.close();
+  // What the store of an earlier version looks like: the migration marker absent.
+  const db = new Database(join(dir, PINS_DB));
+  db.prepare("DELETE FROM meta WHERE name = 'relay_ids'").run();
+  db.close();
+  const again = await PinStore.open(dir);
+  t.same(again.check('localhost:7000', 'bob', k1), { status: 'match', verified: true }, 'the verified pin of either spelling wins');
+  t.equal(again.check('localhost:7000', 'carol', k2).status, 'match');
+  t.equal(again.check('relay.example.com:7000', 'dave', k1).status, 'match', 'a canonical row stays');
+  t.same(again.list().map((p) => `${p.relay} ${p.nick}`), ['localhost:7000 bob', 'localhost:7000 carol', 'relay.example.com:7000 dave'], 'no row is left under an old spelling');
+  again.close();
+});
+
+t.test('the fingerprint index across relays names where a nickname is verified with another key', async (t) => {
+  const s = await PinStore.open(home(t));
+  s.pin('localhost:7000', 'bob', k1);
+  s.verify('localhost:7000', 'bob');
+  s.pin('relay.example.com:443', 'bob', k2); // unverified: no warning from it
+  t.same(s.verifiedElsewhere('localhost:7001', 'bob', k2), [{ relay: 'localhost:7000', fingerprint: fingerprint(k1) }]);
+  t.same(s.verifiedElsewhere('localhost:7001', 'bob', k1), [], 'the same key verified elsewhere: nothing to warn about');
+  t.same(s.verifiedElsewhere('localhost:7000', 'bob', k2), [], 'the relay itself is not "elsewhere" (that is a key change)');
+  t.same(s.verifiedElsewhere('localhost:7001', 'carol', k2), [], 'another nickname');
+  s.flush();
+  t.same(s.verifiedElsewhere('localhost:7001', 'bob', k2), [{ relay: 'localhost:7000', fingerprint: fingerprint(k1) }], 'the same once written');
+  s.pin('localhost:7000', 'bob', k2); // re-pinned in this run: unverified now
+  t.same(s.verifiedElsewhere('localhost:7001', 'bob', k1), [], 'a pin changed in this run counts as it is now');
+  s.close();
+});
+
+t.test('forget removes the pins of a nickname, on one relay or all, verified or not', async (t) => {
+  const dir = home(t);
+  const s = await PinStore.open(dir);
+  s.pin('localhost:7000', 'bob', k1);
+  s.verify('localhost:7000', 'bob');
+  s.pin('relay.example.com:443', 'bob', k2);
+  s.pin('localhost:7000', 'carol', k2);
+  s.flush();
+  s.pin('localhost:7000', 'erin', k1); // not written yet
+  t.equal(s.forget('bob', 'localhost:7000'), 1);
+  t.equal(s.check('localhost:7000', 'bob', k1).status, 'new', 'the next key is first seen again');
+  t.equal(s.check('relay.example.com:443', 'bob', k2).status, 'match', 'the other relay keeps its pin');
+  t.equal(s.forget('erin'), 1, 'a pin not written yet is forgotten too');
+  t.equal(s.forget('bob'), 1);
+  t.equal(s.forget('bob'), 0, 'nothing left');
+  s.close();
+  const again = await PinStore.open(dir);
+  t.same(again.list().map((p) => p.nick), ['carol'], 'forgotten for good');
+  again.close();
+  const ro = await PinStore.open(dir);
+  ro.close();
+  t.throws(() => ro.forget('carol'), PrivateFileError, 'a closed (read only) store cannot forget');
+});

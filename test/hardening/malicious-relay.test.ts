@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 import { frame, type RelayFrame } from '../../src/codec/index.js';
 import { ChatClient } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
+import { fingerprint } from '../../src/crypto/safety.js';
 import { PeerSession } from '../../src/handshake/session.js';
 import { nodeBackend, nodePrivateKey, nodePublicKey } from '../../src/crypto/node.js';
 import { startServer } from '../../src/server/index.js';
@@ -50,8 +51,10 @@ async function setup(t: Test, roomSize = 2) {
     await mitm.close();
     await relay.close();
   });
-  const join = async (id: Identity, room: string, pins?: PinStore): Promise<Watched> => {
-    const client = new ChatClient({ host: mitm.host, port: mitm.port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...(pins ? { pins } : {}) });
+  /** Joins through the malicious relay, or straight to `at` (a relay as the user dialled it). */
+  const join = async (id: Identity, room: string, pins?: PinStore, at?: { host: string; port: number }): Promise<Watched> => {
+    const { host, port } = at ?? mitm;
+    const client = new ChatClient({ host, port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...(pins ? { pins } : {}) });
     clients.push(client);
     const w = watch(client);
     await client.connect();
@@ -236,6 +239,50 @@ t.test('substituted key for a pinned peer: a key change is shown, no session, no
   t.same([a2.shown, b2.shown], [[], []], 'nothing shown');
 });
 
+// ---- Issue 14 point 6: one trust store per relay, not per spelling; the fingerprint index across relays ----
+
+t.test('the same relay dialled as 127.0.0.1 and as localhost is one relay to the pins', async (t) => {
+  const { relay, join } = await setup(t);
+  const pinsA = PinStore.memory();
+  const a1 = await join(ids.a, 's1', pinsA, { host: '127.0.0.1', port: relay.port });
+  const b1 = await join(ids.b, 's1', undefined, { host: '127.0.0.1', port: relay.port });
+  t.ok(await until(() => a1.established.includes(ids.b.nick) && b1.established.length > 0));
+  t.ok(a1.client.verify(ids.b.nick), 'alice verifies bob');
+  a1.client.close();
+  b1.client.close();
+  const firstSeen: boolean[] = [];
+  const verified: boolean[] = [];
+  const a2 = await join(ids.a, 's2', pinsA, { host: 'localhost', port: relay.port });
+  a2.client.on('peer-joined', (e) => (firstSeen.push(e.firstSeen), verified.push(e.verified)));
+  await join(ids.b, 's2', undefined, { host: 'LOCALHOST', port: relay.port });
+  t.ok(await until(() => a2.established.includes(ids.b.nick)));
+  t.same([firstSeen, verified], [[false], [true]], 'bob is known and verified, not first seen again');
+  t.equal(a2.client.serverName, 'localhost:' + relay.port);
+});
+
+t.test('a relay showing a nickname verified on another relay with another key: a warning naming that relay', async (t) => {
+  const { relay, mitm, join } = await setup(t);
+  const pinsA = PinStore.memory();
+  const direct = { host: '127.0.0.1', port: relay.port };
+  const a1 = await join(ids.a, 'x1', pinsA, direct);
+  await join(ids.b, 'x1', undefined, direct);
+  t.ok(await until(() => a1.established.includes(ids.b.nick)));
+  t.ok(a1.client.verify(ids.b.nick));
+  a1.client.close();
+  // Another relay (the man in the middle, another identity) presents its own key as bob's.
+  mitm.attack = (f, leg) => (leg.nick === ids.a.nick && f.type === 'PEER_JOINED' ? [{ ...f, key: MALLORY.spki }] : [f]);
+  const warned: { nick: string; offeredFingerprint: string; elsewhere: { relay: string; fingerprint: string }[] }[] = [];
+  const a2 = await join(ids.a, 'x2', pinsA);
+  a2.client.on('key-elsewhere', (e) => warned.push(e));
+  const joined: boolean[] = [];
+  a2.client.on('peer-joined', (e) => joined.push(e.firstSeen));
+  await join(ids.b, 'x2');
+  t.ok(await until(() => joined.length > 0));
+  t.same(joined, [true], 'bob is new on this relay (nicknames are per relay)');
+  t.same(warned, [{ nick: ids.b.nick, offeredFingerprint: fingerprint(MALLORY.spki), elsewhere: [{ relay: `localhost:${relay.port}`, fingerprint: fingerprint(ids.b.spki) }] }]);
+  t.same(a2.established, [], 'and the substituted key never yields a session');
+});
+
 // ---- Issue 14: what the client takes on the relay's word ----
 
 t.test('a text entered while alone is sent to no one: a member (or a relay-made eve) who joins later never receives it', async (t) => {
@@ -335,5 +382,5 @@ t.test('3,000 announced members pin nothing: the store is touched only by establ
   t.notOk(alice.client.closed);
   const bob = await join(ids.b, 'flood');
   t.ok(await until(() => alice.established.includes(ids.b.nick) && bob.established.length > 0));
-  t.equal(pins.check(`${mitm.host}:${mitm.port}`, ids.b.nick, ids.b.spki).status, 'match', 'bob is pinned once his session is established');
+  t.equal(pins.check(`localhost:${mitm.port}`, ids.b.nick, ids.b.spki).status, 'match', 'bob is pinned once his session is established');
 });
