@@ -9,6 +9,10 @@
  * Everything lives in a temp folder that is removed at the end, also when the output pipe closes early
  * (`npm run demo | head`: exit 141) or on Ctrl-C (130); keys are stored without passphrase there
  * (--no-passphrase) because nobody types one in a demo.
+ *
+ * `npm run demo -- --web [--port N] [--web-port N]`: a relay on 127.0.0.1 with its web listener (ports 0,
+ * any free one, unless given) and an in-memory registry; prints the page's URL to open (in two browser
+ * profiles, or one browser and a terminal with the printed client command) and runs until Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
 import { startServer } from '../server/index.js';
+import { DEFAULT_WEB_ROOT, startWeb } from '../server/web.js';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const WIDTH = Math.max(100, Math.min(process.stdout.columns ?? 140, 180));
@@ -245,7 +250,38 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
+/** `--web`: a relay with the web listener for people to try, until SIGINT/SIGTERM. */
+async function web(args: string[]): Promise<number> {
+  const port = (name: string): number => {
+    const i = args.indexOf(name);
+    if (i < 0) return 0;
+    const n = Number(args[i + 1]);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RangeError(`${name} takes a port number (0-65535)`);
+    return n;
+  };
+  const known = new Set(['--web', '--port', '--web-port']);
+  for (let i = 0; i < args.length; i++) {
+    if (!known.has(args[i]!)) throw new RangeError(`unknown argument ${args[i]}; usage: npm run demo -- --web [--port N] [--web-port N]`);
+    if (args[i] !== '--web') i++;
+  }
+  const relay = await startServer({ port: port('--port'), registry: ':memory:' });
+  const listener = await startWeb(relay, { host: '127.0.0.1', port: port('--web-port'), root: DEFAULT_WEB_ROOT });
+  process.stdout.write(
+    [
+      `e2ee-chat demo: relay on 127.0.0.1:${relay.port}, web listener on ${listener.origin}/`,
+      `open ${listener.origin}/ in two browser profiles (or a private window), or chat with a terminal user:`,
+      `  node ${CLI} client --port ${relay.port} --nick bob --room lobby`,
+      'Ctrl-C stops the relay (its registry is in memory: nothing is kept).',
+      '',
+    ].join('\n'),
+  );
+  await new Promise<void>((resolve) => process.once('SIGINT', resolve).once('SIGTERM', resolve));
+  await relay.close();
+  await listener.close();
+  return 0;
+}
+
+(process.argv.includes('--web') ? web(process.argv.slice(2)) : main()).then(
   (code) => {
     process.exitCode = code;
   },
