@@ -4,6 +4,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { frame } from '../../src/codec/index.js';
@@ -206,12 +207,19 @@ t.test('kill -9 of relay 1 gives bob PEER_LEFT for alice (bound stated in spec/C
   const b = await joined(r2.port, 'bob9', K4, 'kill');
   t.same(b.members, ['alice9']);
   await a.c.expect('PEER_JOINED');
+  // The bound (spec/CLUSTER.md §4) is Redis's TTL, then relay 2's next reap timer, then pub/sub and a
+  // write. Relay 2 runs in this process, so how late its timers fire on this machine is this event loop's
+  // delay, measured over the same wait: the bound is checked with that lateness added, not a fixed time.
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
   const killed = performance.now();
   child.kill('SIGKILL');
   const f = await b.c.expect('PEER_LEFT');
   const ms = performance.now() - killed;
+  lag.disable();
+  const lateMs = lag.max / 1e6;
   t.equal(f.nick, 'alice9');
-  t.comment(`PEER_LEFT ${ms.toFixed(0)} ms after kill -9 (stated bound ${CLUSTER_TIMINGS.PEER_LEFT_BOUND_MS} ms)`);
+  t.ok(ms <= CLUSTER_TIMINGS.PEER_LEFT_BOUND_MS + lateMs, `PEER_LEFT ${ms.toFixed(0)} ms after kill -9: within the stated ${CLUSTER_TIMINGS.PEER_LEFT_BOUND_MS} ms plus this run's timer lateness (${lateMs.toFixed(0)} ms)`);
   // The room has a free place again: a third member is admitted.
   const c = await joined(r2.port, 'carol9', K1, 'kill');
   t.same(c.members, ['bob9']);
@@ -242,4 +250,30 @@ t.test('a Redis crash loses no confirmed binding, and a relay that loses Redis s
   await c3.auth('erin', K1);
   t.pass('the owner is welcomed after the crash');
   for (const c of [c1, c2, c3]) c.destroy();
+});
+
+t.test('a Redis restart with appendfsync everysec (the least spec/CLUSTER.md §5 allows) loses no confirmed binding', async (t) => {
+  const r = await TestRedis.start('everysec');
+  t.teardown(() => r.stop());
+  const c1 = await RedisCluster.connect<object>(r.url, { maxRoomSize: 2 });
+  const relay1 = await startServer({ port: 0, registry: c1, rooms: c1 });
+  const a = await TestClient.connect(relay1.port);
+  await a.auth('gwen', K1); // WELCOME: confirmed
+  await r.terminate(); // a restart: SIGTERM, as a service manager stops Redis
+  t.equal(await a.expectError(), 'SERVER_SHUTDOWN');
+  await r.run();
+  const c2 = await RedisCluster.connect<object>(r.url, { maxRoomSize: 2 });
+  const relay2 = await startServer({ port: 0, registry: c2, rooms: c2 });
+  t.teardown(async () => {
+    await relay1.close();
+    await relay2.close();
+  });
+  const b = await TestClient.connect(relay2.port);
+  b.send(frame('HELLO', { version: 1, nick: 'gwen', key: K2.spki }));
+  const ch = await b.expect('CHALLENGE');
+  const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
+  b.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'gwen', K2.spki)) }));
+  t.equal(await b.expectError(), 'NICK_BOUND', 'the binding survived the restart');
+  a.destroy();
+  b.destroy();
 });

@@ -1,6 +1,7 @@
 /**
  * A real redis-server for the cluster tests: a free loopback port, a temporary folder, AOF with
- * appendfsync always (the durability spec/CLUSTER.md promises for a crash of Redis), stopped afterwards.
+ * appendfsync always (the durability spec/CLUSTER.md promises for a crash of Redis) or everysec (the
+ * least it promises a restart with), stopped afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,14 +27,15 @@ export class TestRedis {
   private constructor(
     readonly port: number,
     readonly dir: string,
+    readonly fsync: 'always' | 'everysec',
   ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}/0`;
   }
 
-  static async start(): Promise<TestRedis> {
-    const r = new TestRedis(await freePort(), mkdtempSync(join(tmpdir(), 'e2ee-redis-')));
+  static async start(fsync: 'always' | 'everysec' = 'always'): Promise<TestRedis> {
+    const r = new TestRedis(await freePort(), mkdtempSync(join(tmpdir(), 'e2ee-redis-')), fsync);
     await r.run();
     return r;
   }
@@ -42,7 +44,7 @@ export class TestRedis {
   async run(): Promise<void> {
     this.proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', this.fsync, '--save', '', '--daemonize', 'no'],
       { stdio: 'ignore' },
     );
     for (let i = 0; i < 100; i++) {
@@ -65,10 +67,19 @@ export class TestRedis {
 
   /** kill -9 and wait for the exit. */
   async kill9(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  /** SIGTERM (Redis shuts down: it writes and syncs the AOF) and wait for the exit. */
+  async terminate(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
     const p = this.proc;
-    if (p === undefined || p.exitCode !== null) return;
+    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
+    p.kill(sig);
     await exited;
   }
 
