@@ -17,6 +17,7 @@ import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '.
 import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
+import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
 import { PrivateFileError } from '../files/private.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
@@ -39,6 +40,8 @@ export const EXIT = {
   LOCAL_FILE: 8,
   /** Scriptable mode: the run ended normally, but a message was not delivered (each is listed). */
   NOT_DELIVERED: 9,
+  /** TLS (--tls, --tls-ca): the relay's certificate is not trusted for --host (unknown CA, expired, wrong name). */
+  TLS_CERTIFICATE: 10,
 } as const;
 
 const EXIT_BY_FAILURE: Record<FailureKind, number> = {
@@ -47,6 +50,7 @@ const EXIT_BY_FAILURE: Record<FailureKind, number> = {
   auth: EXIT.AUTH_REFUSED,
   room: EXIT.ROOM_FULL,
   protocol: EXIT.PROTOCOL,
+  certificate: EXIT.TLS_CERTIFICATE,
 };
 
 const DEFAULT_PORT = 55555;
@@ -56,6 +60,10 @@ const USAGE = `usage: e2ee-chat client [options]
 
   --host ADDR              relay address (default 127.0.0.1)
   --port N                 relay port (default ${DEFAULT_PORT})
+  --tls                    connect over TLS 1.3, the relay's certificate checked for --host
+                           against the system's CAs (SSL_CERT_FILE names another bundle)
+  --tls-ca FILE            connect over TLS 1.3, trusting only the CA certificate(s) in FILE
+                           (PEM; may be the relay's own self-signed certificate)
   --nick NAME              your nickname, [A-Za-z0-9_-]{1,32} (asked for on a terminal when absent)
   --room NAME              room to join, [A-Za-z0-9_.-]{1,64} (default lobby)
   --home DIR               identity key and pinned peer keys (default ${defaultHome()})
@@ -77,7 +85,8 @@ messages print as "NICK: TEXT", events as lines starting with "* ", errors on st
 Exit status: 0 ok, 2 usage, 3 room full (or nickname already in the room), 4 authentication refused
 (or wrong passphrase), 5 a peer's key changed, 6 cannot connect or connection lost, 7 protocol error,
 8 a file in --home could not be read or written (the message names it),
-9 (scriptable mode) input ended normally but a message was not delivered (each one is listed).`;
+9 (scriptable mode) input ended normally but a message was not delivered (each one is listed),
+10 TLS: the relay's certificate is not trusted for --host (unknown CA, expired, wrong name).`;
 
 interface Options {
   host: string;
@@ -91,6 +100,7 @@ interface Options {
   waitMs: number;
   /** Scripted mode: the only recipients (--to), or null for whoever is present when a line is read. */
   to: string[] | null;
+  tls: TlsClientOptions | undefined;
 }
 
 class UsageError extends Error {}
@@ -113,6 +123,8 @@ function parseOptions(argv: string[]): Options | 'help' {
         'room-secret-file': { type: 'string' },
         wait: { type: 'string' },
         to: { type: 'string', multiple: true },
+        tls: { type: 'boolean' },
+        'tls-ca': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -142,6 +154,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     history: values['no-history'] !== true,
     waitMs: Math.round(wait * 1000),
     to: toList(values['to'] as string[] | undefined),
+    tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
   };
 }
 
@@ -149,6 +162,14 @@ function toList(to: string[] | undefined): string[] | null {
   if (to === undefined) return null;
   for (const n of to) checkNick(n);
   return [...new Set(to)];
+}
+
+function readTlsCa(path: string): Buffer {
+  try {
+    return readCaFile(path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 function checkNick(nick: string): void {
@@ -342,6 +363,7 @@ export async function run(argv: string[]): Promise<number> {
     identity,
     pins,
     ...(psk ? { psk } : {}),
+    ...(opts.tls !== undefined ? { transport: tcpTransport(opts.host, opts.port, opts.tls) } : {}),
   });
   if (history !== null) {
     const h = history;

@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { LIMITS } from '../protocol/limits.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../server/index.js';
 import { parseRedisUrl, RedisCluster } from '../cluster/redis.js';
-import { DEFAULT_WEB_ROOT, startWeb, type WebListener } from '../server/web.js';
+import { DEFAULT_WEB_ROOT, isLoopback, startWeb, webListenerAllowed, type WebListener } from '../server/web.js';
+import { loadTlsCredentials } from '../server/tls.js';
 import { LOG_LEVELS, Logger, startFailure, type LogLevel } from '../server/log.js';
 import { startMetrics, type MetricsListener } from '../server/metrics.js';
 
@@ -87,6 +88,7 @@ function usage(): string {
     '  --log-level LEVEL'.padEnd(36) + `${LOG_LEVELS.join(', ')} (default info; debug: one line per connection event)`,
     '  --log-metadata'.padEnd(36) + 'log nicknames, room names and addresses (default: none, addresses hashed)',
     '  --log-file FILE'.padEnd(36) + 'append the log to FILE instead of stderr; SIGHUP reopens it',
+    '  --tls-cert FILE --tls-key FILE'.padEnd(36) + 'TLS 1.3 on the TCP and web listeners (PEM certificate chain, private key)',
     '  -h, --help'.padEnd(36) + 'show this help',
     '',
     'Prints "listening on HOST:PORT" on stdout once ready (with --web-port then "web on http://HOST:PORT/"',
@@ -115,6 +117,8 @@ export async function run(argv: string[]): Promise<number> {
     'log-level': { type: 'string' },
     'log-metadata': { type: 'boolean' },
     'log-file': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
   for (const f of Object.keys(INT_FLAGS)) options[f] = { type: 'string' };
@@ -179,6 +183,19 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(startFailure(e, 'log file') + '\n');
     return 1;
   }
+  // §3.2: the certificate and key are read and checked once, here; both listeners use them.
+  const [tlsCert, tlsKey] = [values['tls-cert'], values['tls-key']];
+  if (typeof tlsCert !== typeof tlsKey) return fail('--tls-cert and --tls-key go together');
+  if (typeof tlsCert === 'string' && typeof tlsKey === 'string') {
+    try {
+      opts.tls = loadTlsCredentials(tlsCert, tlsKey);
+    } catch (e) {
+      return fail((e as Error).message);
+    }
+  }
+  if (webPort !== undefined && !webListenerAllowed(host, opts.tls !== undefined, values['web-insecure'] === true)) {
+    return fail(`--web-port: plain HTTP on ${host}, which is not a loopback address: give --tls-cert and --tls-key, or --web-insecure`);
+  }
   opts.host = host;
   opts.registry = registry;
   opts.log = (event) => logger.log(event);
@@ -209,6 +226,7 @@ export async function run(argv: string[]): Promise<number> {
         root: typeof values['web-root'] === 'string' ? values['web-root'] : DEFAULT_WEB_ROOT,
         allowOrigins: Array.isArray(allow) ? allow.map(String) : [],
         insecure: values['web-insecure'] === true,
+        ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
         log: opts.log,
       });
     } catch (e) {
@@ -231,6 +249,11 @@ export async function run(argv: string[]): Promise<number> {
       return 1;
     }
     logger.log({ event: 'metrics_listening', host: metrics.host, port: metrics.port });
+  }
+  if (opts.tls === undefined && !isLoopback(host)) {
+    // §11: without TLS anyone on the path sees nicknames, rooms and keys and has the relay's powers.
+    process.stderr.write(`e2ee-chat server: warning: listening on ${host} without TLS: anyone on the path sees nicknames, rooms and keys; give --tls-cert and --tls-key\n`);
+    logger.log({ event: 'insecure_listener', tls: false });
   }
   process.stdout.write(`listening on ${server.host}:${server.port}\n`);
   if (web !== undefined) {

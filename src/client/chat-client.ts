@@ -38,7 +38,7 @@ import { tcpTransport } from './tcp.js';
 import type { Transport, TransportFactory } from './transport.js';
 
 /** Why a connection ended or an operation was refused; the CLI maps each kind to an exit status. */
-export type FailureKind = 'connect' | 'auth' | 'room' | 'connection' | 'protocol';
+export type FailureKind = 'connect' | 'auth' | 'room' | 'connection' | 'protocol' | 'certificate';
 
 export class ClientFailure extends Error {
   constructor(
@@ -336,8 +336,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           this.waitingDrain = false;
           this.pump();
         },
-        close: (reason) =>
-          this.onEvent('disconnect', new ClientFailure(connected ? 'connection' : 'connect', reason ?? 'connection closed by the relay')),
+        close: (reason, kind) =>
+          this.onEvent('disconnect', new ClientFailure(kind ?? (connected ? 'connection' : 'connect'), reason ?? 'connection closed by the relay')),
       });
     });
   }

@@ -13,8 +13,11 @@ export interface TransportHandlers {
   data(bytes: Uint8Array): void;
   /** Writes may go on after `write` returned false. */
   drain(): void;
-  /** The transport is gone (`reason` says why when it failed); reported once. */
-  close(reason?: string): void;
+  /**
+   * The transport is gone (`reason` says why when it failed); reported once. `kind` is `certificate`
+   * when TLS refused the relay's certificate (untrusted, expired, wrong name: §3.2).
+   */
+  close(reason?: string, kind?: 'certificate'): void;
 }
 
 export interface Transport {
@@ -27,6 +30,11 @@ export interface Transport {
   uncork(): void;
   /** Flushes what was written, then closes. */
   end(): void;
+  /**
+   * The RFC 9266 `tls-exporter` value of this connection's TLS (32 bytes, §3.2), once open; undefined
+   * without TLS. For the relay-bound AUTH of protocol version 2.
+   */
+  channelBinding?(): Uint8Array | undefined;
 }
 
 /** Opens a transport that reports to `handlers`; the connection calls it once, from connect(). */

@@ -25,6 +25,7 @@ import { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { RelayStream } from './stream.js';
+import { acceptTls, tlsHandshaking, type TlsCredentials } from './tls.js';
 
 export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 
@@ -87,6 +88,8 @@ export interface ServerOptions {
   bufferBudgetBytes?: number;
   /** Receives one structured event per call; never a body, key or passphrase. */
   log?: (event: Record<string, unknown>) => void;
+  /** TLS 1.3 on the TCP listener (§3.2, src/server/tls.ts); plain TCP when absent. */
+  tls?: TlsCredentials;
 }
 
 export interface ServerStats {
@@ -167,6 +170,7 @@ interface Config {
   joinsPerMinute: number;
   rateBytesPerSecond: number;
   rateBurstBytes: number;
+  tls: TlsCredentials | undefined;
 }
 
 function intOption(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
@@ -242,6 +246,7 @@ function resolveConfig(o: ServerOptions): Config {
     rateBytesPerSecond: intOption('rateBytesPerSecond', o.rateBytesPerSecond, LIMITS.RATE_BYTES_PER_S, 1, M),
     // A bucket smaller than one frame could never pass a frame of max_frame bytes.
     rateBurstBytes: intOption('rateBurstBytes', o.rateBurstBytes, LIMITS.RATE_BURST_BYTES, LIMITS.MAX_FRAME_BYTES, M),
+    tls: o.tls,
   };
 }
 
@@ -357,7 +362,9 @@ class Relay implements RelayServer {
     });
     this.server = createServer({ noDelay: true }, (s) => {
       try {
-        this.onConnection(s);
+        // §3.2: TLS starts on the accepted socket, so caps and HANDSHAKE_TIMEOUT_MS cover its handshake.
+        const tls = this.cfg.tls;
+        this.onConnection(tls === undefined ? s : acceptTls(s, tls, (code) => this.log({ event: 'tls_failed', code })));
       } catch (e) {
         this.log({ event: 'internal_error', error: e instanceof Error ? e.message : String(e) });
         s.destroy();
@@ -397,6 +404,7 @@ class Relay implements RelayServer {
           event: 'listening',
           host: this.host,
           port: this.port,
+          tls: this.cfg.tls !== undefined,
           max_connections: this.cfg.maxConnections,
           max_room_size: this.cfg.maxRoomSize,
           registry: typeof this.cfg.registry === 'string' ? this.cfg.registry : 'external',
@@ -925,7 +933,9 @@ class Relay implements RelayServer {
     conn.state = 'CLOSED';
     this.leaveRoom(conn, code === undefined ? 'peer_error' : code);
     const s = conn.socket;
-    if (!s.destroyed && s.writable) {
+    // §3.2: an ERROR cannot reach a peer that has not finished its TLS handshake; nothing is kept for it.
+    if (tlsHandshaking(s)) s.destroy();
+    else if (!s.destroyed && s.writable) {
       if (code !== undefined) s.write(encodeWire(frame('ERROR', { code: ERROR_CODES[code].code, detail: clipDetail(detail) })));
       s.end();
     }

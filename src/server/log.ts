@@ -37,6 +37,7 @@ export const EVENT_LEVELS = {
   cluster_pending_overflow: 'warn',
   cluster_send_failed: 'warn',
   shed: 'warn',
+  insecure_listener: 'warn',
   log_dropped: 'warn',
   log_reopen_failed: 'error',
   listening: 'info',
@@ -58,6 +59,7 @@ export const EVENT_LEVELS = {
   peer_error: 'debug',
   refuse: 'debug',
   web_refuse: 'debug',
+  tls_failed: 'debug',
 } as const satisfies Record<string, LogLevel>;
 
 /** Fields that name a person, a room or a remote port: written only with `metadata`. */

@@ -20,4 +20,9 @@ export interface RelayStream {
   resume(): unknown;
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'close' | 'error', listener: () => void): unknown;
+  /**
+   * The RFC 9266 `tls-exporter` value of the TLS connection under this stream (§3.2), where the stream
+   * is not itself a TLS socket (a WebSocket over wss); see `channelBindingOf` in src/server/tls.ts.
+   */
+  channelBinding?: (() => Uint8Array | undefined) | undefined;
 }

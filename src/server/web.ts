@@ -14,12 +14,14 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import type { RelayServer } from './index.js';
 import { WsStream } from './ws-stream.js';
+import { tlsExporter, tlsServerOptions, type TlsCredentials } from './tls.js';
 
 /** The WebSocket endpoint's path and subprotocol (§3.1). */
 export const WS_PATH = '/v1/ws';
@@ -61,13 +63,15 @@ export interface WebOptions {
   allowOrigins?: readonly string[];
   /** Serve plain HTTP on an address that is not loopback. */
   insecure?: boolean;
+  /** Serve https/wss with the relay's TLS credentials (TLS 1.3 only, §3.2); plain HTTP when absent. */
+  tls?: TlsCredentials;
   log?: (event: Record<string, unknown>) => void;
 }
 
 export interface WebListener {
   readonly host: string;
   readonly port: number;
-  /** `http://HOST:PORT` as the relay's own origin. */
+  /** `http://HOST:PORT` (`https://` with TLS) as the relay's own origin. */
   readonly origin: string;
   /** The served files with their hashes, sorted by path (the integrity manifest). */
   readonly manifest: readonly StaticFile[];
@@ -79,6 +83,14 @@ export interface WebListener {
 export function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Whether the web listener may start: with TLS anywhere; without it only on a loopback address unless
+ * `insecure` (issue 18.4: WebCrypto needs a secure context, and the page would travel unprotected).
+ */
+export function webListenerAllowed(host: string, tls: boolean, insecure: boolean): boolean {
+  return tls || insecure || isLoopback(host);
 }
 
 /** The origin string for a host and port: IPv6 literals in brackets, no default-port elision. */
@@ -137,8 +149,8 @@ export function securityHeaders(wsEndpoint: string): Record<string, string> {
  * address without `insecure`, a malformed allowed origin or a missing build, and with the listen error.
  */
 export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<WebListener> {
-  if (!isLoopback(opts.host) && opts.insecure !== true) {
-    throw new RangeError(`plain HTTP on ${opts.host} is not a loopback address: give --web-insecure to serve it anyway`);
+  if (!webListenerAllowed(opts.host, opts.tls !== undefined, opts.insecure === true)) {
+    throw new RangeError(`plain HTTP on ${opts.host}, which is not a loopback address: give --tls-cert and --tls-key, or --web-insecure to serve plain HTTP anyway`);
   }
   const extra = (opts.allowOrigins ?? []).map(parseOrigin);
   const files = loadStatic(opts.root);
@@ -182,14 +194,19 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
     reply(200, f.type, f.body, { ETag: `"${f.sha256}"` });
   };
 
-  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     try {
       onRequest(req, res);
     } catch (e) {
       log({ event: 'web_internal_error', error: e instanceof Error ? e.message : String(e) });
       res.destroy();
     }
-  });
+  };
+  // With TLS: TLS 1.3 only, and a handshake not done within the header timeout is cut off (§3.2).
+  const server: Server =
+    opts.tls === undefined
+      ? createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handler)
+      : createHttpsServer({ ...tlsServerOptions(opts.tls), maxHeaderSize: MAX_HEADER_BYTES, handshakeTimeout: 10_000 }, handler);
   server.headersTimeout = 10_000;
   server.requestTimeout = 10_000;
   server.on('clientError', (_e, socket: Socket) => {
@@ -228,7 +245,9 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
       const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
       if (!offered.includes(WS_SUBPROTOCOL)) return refuseUpgrade(socket, 400, `subprotocol ${WS_SUBPROTOCOL} required`, 'Bad Request', origin);
       wss.handleUpgrade(req, socket, head, (ws) => {
-        relay.accept(new WsStream(ws, socket.remoteAddress, socket.remotePort, relay.maxFrameBytes));
+        const stream = new WsStream(ws, socket.remoteAddress, socket.remotePort, relay.maxFrameBytes);
+        if (opts.tls !== undefined) stream.channelBinding = () => tlsExporter(socket);
+        relay.accept(stream);
       });
     } catch (e) {
       log({ event: 'web_internal_error', error: e instanceof Error ? e.message : String(e) });
@@ -246,10 +265,10 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
   });
   const a = server.address();
   if (a === null || typeof a === 'string') throw new Error('web listener bound to something other than a TCP port');
-  const own = originOf('http', opts.host, a.port);
+  const own = originOf(opts.tls === undefined ? 'http' : 'https', opts.host, a.port);
   origins = new Set([own, ...extra]);
   byHost = new Map([...origins].reverse().map((o) => [new URL(o).host, o]));
-  log({ event: 'web_listening', host: opts.host, port: a.port, files: files.length });
+  log({ event: 'web_listening', host: opts.host, port: a.port, tls: opts.tls !== undefined, files: files.length });
   return {
     host: opts.host,
     port: a.port,

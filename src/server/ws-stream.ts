@@ -62,6 +62,8 @@ export class WsStream extends Duplex implements RelayStream {
   /** Set once a refusal was handed to the relay: nothing more is read from this peer. */
   private poisoned = false;
   private lastPingAt = -Infinity;
+  /** Set by the web listener over https: the tls-exporter value of the TLS socket under this WebSocket (§3.2). */
+  channelBinding: (() => Uint8Array | undefined) | undefined;
 
   constructor(
     private readonly ws: WebSocket,
