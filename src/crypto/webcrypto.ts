@@ -43,6 +43,14 @@ const BASE_POINT = Uint8Array.of(9, ...new Uint8Array(31));
 const RANDOM_CHUNK = 65536;
 const HKDF_MAX_BYTES = 255 * 32;
 
+/**
+ * WebCrypto takes views of an ArrayBuffer (lib.dom's BufferSource excludes SharedArrayBuffer): a view of
+ * one is passed as it is, anything else (a view of a SharedArrayBuffer) as a copy.
+ */
+function view(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : Uint8Array.from(b);
+}
+
 interface RsaPair {
   readonly oaep: Key;
   readonly pss: Key;
@@ -69,12 +77,12 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebC
   const hmac = async (hash: 'SHA-256' | 'SHA-512', key: Uint8Array, data: Uint8Array): Promise<Uint8Array> => {
     // WebCrypto refuses a zero-length HMAC key; HMAC pads every key with zeros to the block size, so
     // the empty key and the one-byte key 0x00 are the same key (RFC 2104 §2).
-    const k = await subtle.importKey('raw', key.length === 0 ? new Uint8Array(1) : key, { name: 'HMAC', hash }, false, ['sign']);
-    return bytes(await subtle.sign('HMAC', k, data));
+    const k = await subtle.importKey('raw', key.length === 0 ? new Uint8Array(1) : view(key), { name: 'HMAC', hash }, false, ['sign']);
+    return bytes(await subtle.sign('HMAC', k, view(data)));
   };
 
   const derive = async (privateKey: Key, peer: Uint8Array): Promise<Uint8Array> => {
-    const pub = await subtle.importKey('raw', peer, X25519, false, []);
+    const pub = await subtle.importKey('raw', view(peer), X25519, false, []);
     return bytes(await subtle.deriveBits({ name: 'X25519', public: pub }, privateKey, 8 * X25519_KEY_BYTES));
   };
 
@@ -93,28 +101,28 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebC
       for (let at = 0; at < n; at += RANDOM_CHUNK) webcrypto.getRandomValues(out.subarray(at, Math.min(n, at + RANDOM_CHUNK)));
       return out;
     },
-    sha256: async (data) => bytes(await subtle.digest('SHA-256', data)),
-    sha512: async (data) => bytes(await subtle.digest('SHA-512', data)),
+    sha256: async (data) => bytes(await subtle.digest('SHA-256', view(data))),
+    sha512: async (data) => bytes(await subtle.digest('SHA-512', view(data))),
     hmacSha256: (key, data) => hmac('SHA-256', key, data),
     hmacSha512: (key, data) => hmac('SHA-512', key, data),
     async hkdfSha256(ikm, salt, info, length) {
       if (!Number.isInteger(length) || length < 1 || length > HKDF_MAX_BYTES) throw new RangeError(`HKDF-SHA-256 length ${length}, expected 1..${HKDF_MAX_BYTES}`);
-      const k = await subtle.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
-      return bytes(await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt, info }, k, 8 * length));
+      const k = await subtle.importKey('raw', view(ikm), 'HKDF', false, ['deriveBits']);
+      return bytes(await subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: view(salt), info: view(info) }, k, 8 * length));
     },
     async aesGcmSeal(key, nonce, plaintext, ad) {
       expectLength('AES-256-GCM key', key, AEAD_KEY_BYTES);
       expectLength('AES-256-GCM nonce', nonce, AEAD_NONCE_BYTES);
-      const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt']);
-      return bytes(await subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: ad, tagLength: 8 * AEAD_TAG_BYTES }, k, plaintext));
+      const k = await subtle.importKey('raw', view(key), 'AES-GCM', false, ['encrypt']);
+      return bytes(await subtle.encrypt({ name: 'AES-GCM', iv: view(nonce), additionalData: view(ad), tagLength: 8 * AEAD_TAG_BYTES }, k, view(plaintext)));
     },
     async aesGcmOpen(key, nonce, sealed, ad) {
       expectLength('AES-256-GCM key', key, AEAD_KEY_BYTES);
       expectLength('AES-256-GCM nonce', nonce, AEAD_NONCE_BYTES);
       if (sealed.length < AEAD_TAG_BYTES) throw new ProtocolError('DECRYPT_FAILED', 'ciphertext shorter than the tag');
-      const k = await subtle.importKey('raw', key, 'AES-GCM', false, ['decrypt']);
+      const k = await subtle.importKey('raw', view(key), 'AES-GCM', false, ['decrypt']);
       try {
-        return bytes(await subtle.decrypt({ name: 'AES-GCM', iv: nonce, additionalData: ad, tagLength: 8 * AEAD_TAG_BYTES }, k, sealed));
+        return bytes(await subtle.decrypt({ name: 'AES-GCM', iv: view(nonce), additionalData: view(ad), tagLength: 8 * AEAD_TAG_BYTES }, k, view(sealed)));
       } catch {
         throw new ProtocolError('DECRYPT_FAILED', 'AES-256-GCM authentication failed');
       }
@@ -125,7 +133,7 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebC
         return { privateKey: ephemerals.make({ backend: NAME }, kp.privateKey), publicKey: bytes(await subtle.exportKey('raw', kp.publicKey)) };
       }
       expectLength('X25519 private key', scalar, X25519_KEY_BYTES);
-      const privateKey = await subtle.importKey('pkcs8', concatBytes(X25519_PKCS8_PREFIX, scalar), X25519, false, ['deriveBits']);
+      const privateKey = await subtle.importKey('pkcs8', view(concatBytes(X25519_PKCS8_PREFIX, scalar)), X25519, false, ['deriveBits']);
       return { privateKey: ephemerals.make({ backend: NAME }, privateKey), publicKey: await derive(privateKey, BASE_POINT) };
     },
     async x25519(privateKey, peerPublic) {
@@ -156,7 +164,7 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebC
     async importPrivateKey(pkcs8) {
       let pair: RsaPair;
       try {
-        const [oaep, pss] = await Promise.all([subtle.importKey('pkcs8', pkcs8, OAEP, false, ['decrypt']), subtle.importKey('pkcs8', pkcs8, PSS, false, ['sign'])]);
+        const [oaep, pss] = await Promise.all([subtle.importKey('pkcs8', view(pkcs8), OAEP, false, ['decrypt']), subtle.importKey('pkcs8', view(pkcs8), PSS, false, ['sign'])]);
         pair = { oaep, pss };
       } catch {
         throw new RangeError('not a PKCS#8 RSA private key');
@@ -165,20 +173,20 @@ export function webCryptoBackend(webcrypto: WebCrypto = globalThis.crypto): WebC
       if (bits !== RSA_MODULUS_BITS) throw new RangeError(`RSA private key of ${String(bits)} bits, expected ${RSA_MODULUS_BITS}`);
       return privates.make({ backend: NAME }, pair);
     },
-    oaepEncrypt: async (publicKey, message) => bytes(await subtle.encrypt({ name: 'RSA-OAEP' }, publics.get(publicKey, 'public key').oaep, message)),
+    oaepEncrypt: async (publicKey, message) => bytes(await subtle.encrypt({ name: 'RSA-OAEP' }, publics.get(publicKey, 'public key').oaep, view(message))),
     async oaepDecrypt(privateKey, ciphertext, label) {
       const key = privates.get(privateKey, 'private key').oaep;
       try {
-        return bytes(await subtle.decrypt(label === undefined || label.length === 0 ? { name: 'RSA-OAEP' } : { name: 'RSA-OAEP', label }, key, ciphertext));
+        return bytes(await subtle.decrypt(label === undefined || label.length === 0 ? { name: 'RSA-OAEP' } : { name: 'RSA-OAEP', label: view(label) }, key, view(ciphertext)));
       } catch {
         throw new ProtocolError('OAEP_FAILED', 'RSA-OAEP decryption failed');
       }
     },
-    pssSign: async (privateKey, message) => bytes(await subtle.sign({ name: 'RSA-PSS', saltLength: PSS_SALT_BYTES }, privates.get(privateKey, 'private key').pss, message)),
+    pssSign: async (privateKey, message) => bytes(await subtle.sign({ name: 'RSA-PSS', saltLength: PSS_SALT_BYTES }, privates.get(privateKey, 'private key').pss, view(message))),
     async pssVerify(publicKey, message, signature) {
       const key = publics.get(publicKey, 'public key').pss;
       try {
-        return await subtle.verify({ name: 'RSA-PSS', saltLength: PSS_SALT_BYTES }, key, signature, message);
+        return await subtle.verify({ name: 'RSA-PSS', saltLength: PSS_SALT_BYTES }, key, view(signature), view(message));
       } catch {
         return false;
       }
