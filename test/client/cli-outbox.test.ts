@@ -6,7 +6,8 @@
  */
 import t from 'tap';
 import { join } from 'node:path';
-import { startClient, startServerProc, tempDir } from './procs.js';
+import { decodeFrame, FrameReader } from '../../src/codec/index.js';
+import { RecordingProxy, startClient, startServerProc, tempDir } from './procs.js';
 import { MaliciousRelay } from '../hardening/malicious-relay.js';
 
 async function relay(t: { teardown(f: () => unknown): void }, dir: string) {
@@ -34,6 +35,40 @@ t.test('scripted: a line typed while alone is not sent, and a later joiner (eve)
   t.equal((await eve.exited).code, 0);
   t.notOk(eve.out.some((l) => l.includes('4711')), 'eve never shows the door code');
   t.equal(eve.out.filter((l) => l.startsWith('alice: ')).length, 1, 'eve received exactly the one line sent while she was there');
+});
+
+t.test('on the wire (a recording proxy): a line entered while alone never leaves the client, not even once a member has joined', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const proxy = new RecordingProxy(port);
+  const via = await proxy.listen();
+  t.teardown(() => proxy.close());
+  const alice = startClient(t, { port: via, nick: 'alice', home: join(dir, 'alice'), room: 'r' });
+  await alice.waitFor(/^\* joined r as alice/);
+  alice.write('meet me at 5, the door code is 4711');
+  await alice.waitFor(/^\* not sent \(nobody else in the room\)/);
+  const eve = startClient(t, { port, nick: 'eve', home: join(dir, 'eve'), room: 'r' });
+  await alice.waitFor(/^\* secure session with eve/);
+  await eve.waitFor(/^\* secure session with alice/);
+  alice.write('hello eve');
+  t.equal(await eve.waitFor(/^alice: /), 'alice: hello eve');
+  await alice.waitFor(/^\* delivered to eve #/);
+  alice.end();
+  t.equal((await alice.exited).code, 9);
+  eve.end();
+  await eve.exited;
+  // Every end-to-end frame alice sent through the relay: the handshake, and one MSG (eve sent nothing to
+  // acknowledge). The client that queued the first line sent two MSGs to eve.
+  const reader = new FrameReader();
+  const sent: string[] = [];
+  for (const chunk of proxy.upstream) {
+    for (const body of reader.push(chunk)) {
+      const f = decodeFrame(body, 'relay');
+      if (f.type === 'SEND') sent.push(decodeFrame(f.body, 'e2e').type);
+    }
+  }
+  t.equal(sent.filter((x) => x === 'MSG').length, 1, `one MSG on the wire, the line typed with eve present (${sent.join(' ')})`);
+  t.ok(sent.length > 1, 'the handshake frames were recorded too');
 });
 
 t.test('scripted --to NICK: waits for NICK with its pinned key; a member not named never receives the line', async (t) => {
