@@ -415,9 +415,20 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private flush(local: Local<H>): void {
     this.dirty.delete(local);
     if (local.batch.length === 0) return;
-    const args = local.batch;
+    const batch = local.batch;
     local.batch = [];
     local.batchBytes = 0;
+    // One argument triple per addressee (nickname, its frames in order, their number): Redis then copies
+    // each addressee's frames once instead of handling an argument per frame.
+    const byTo = new Map<string, Buffer[]>();
+    for (let i = 0; i < batch.length; i += 2) {
+      const to = batch[i] as string;
+      const list = byTo.get(to);
+      if (list === undefined) byTo.set(to, [batch[i + 1] as Buffer]);
+      else list.push(batch[i + 1] as Buffer);
+    }
+    const args: (string | Buffer)[] = [];
+    for (const [to, wires] of byTo) args.push(to, wires.length === 1 ? wires[0]! : Buffer.concat(wires), String(wires.length));
     const p = (this.call('deliver-if-member')(`e2ee:room:${local.room}`, local.nick, local.token, ...args) as Promise<[string, number?]>).then(
       (r) => {
         if (r[0] !== 'OK') {

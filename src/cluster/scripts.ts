@@ -70,10 +70,10 @@ redis.call('SADD', 'e2ee:relay:' .. ARGV[4] .. ':members', ARGV[5] .. '\\n' .. A
 return out
 `,
   },
-  // KEYS: room hash. ARGV: from nick, from token, then one (to nick, DELIVER wire bytes) pair per SEND, in
-  // the order the relay read them. A batch is the model's deliver_if_member once per pair with nothing in
-  // between. Frames for one addressee go out in one message, in order. Returns {'OK', refused} (SENDs to
-  // a nickname that is not another member) or {'NOT_MEMBER'}.
+  // KEYS: room hash. ARGV: from nick, from token, then per addressee of the batch (each named once) its
+  // nickname, its DELIVER frames' wire bytes concatenated in the order the relay read the SENDs, and
+  // their number. A batch is the model's deliver_if_member once per SEND with nothing in between.
+  // Returns {'OK', refused} (SENDs to a nickname that is not another member) or {'NOT_MEMBER'}.
   'deliver-if-member': {
     keys: 1,
     lua: `
@@ -81,38 +81,16 @@ local me = redis.call('HGET', KEYS[1], ARGV[1])
 if not me then return {'NOT_MEMBER'} end
 local _, _, mytoken = fields(me)
 if mytoken ~= ARGV[2] then return {'NOT_MEMBER'} end
-local dest = {}
-local parts = {}
-local order = {}
 local refused = 0
-for i = 3, #ARGV - 1, 2 do
-  local to = ARGV[i]
-  local d = dest[to]
-  if d == nil then
-    d = false
-    if to ~= ARGV[1] then
-      local rec = redis.call('HGET', KEYS[1], to)
-      if rec then
-        local _, relay, token = fields(rec)
-        d = {relay, token}
-      end
-    end
-    dest[to] = d
-  end
-  if d then
-    local p = parts[d[2]]
-    if not p then
-      p = {}
-      parts[d[2]] = p
-      order[#order + 1] = d
-    end
-    p[#p + 1] = ARGV[i + 1]
+for i = 3, #ARGV - 2, 3 do
+  local rec = false
+  if ARGV[i] ~= ARGV[1] then rec = redis.call('HGET', KEYS[1], ARGV[i]) end
+  if rec then
+    local _, relay, token = fields(rec)
+    redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'W\\n' .. token .. '\\n\\n' .. ARGV[i + 1])
   else
-    refused = refused + 1
+    refused = refused + tonumber(ARGV[i + 2])
   end
-end
-for _, d in ipairs(order) do
-  redis.call('PUBLISH', 'e2ee:deliver:' .. d[1], 'W\\n' .. d[2] .. '\\n\\n' .. table.concat(parts[d[2]]))
 end
 return {'OK', refused}
 `,
