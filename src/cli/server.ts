@@ -98,6 +98,15 @@ function usage(): string {
   ].join('\n');
 }
 
+/**
+ * The warning for a relay that listens on `host` without TLS beyond loopback (§11: anyone on the path
+ * then sees nicknames, rooms and keys and has the relay's powers), or null when none is due.
+ */
+export function plainTcpWarning(host: string, tls: boolean): string | null {
+  if (tls || isLoopback(host)) return null;
+  return `warning: listening on ${host} without TLS: anyone on the path sees nicknames, rooms and keys; give --tls-cert and --tls-key`;
+}
+
 function fail(msg: string): number {
   process.stderr.write(`e2ee-chat server: ${msg}\n${usage()}\n`);
   return 2;
@@ -250,9 +259,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     logger.log({ event: 'metrics_listening', host: metrics.host, port: metrics.port });
   }
-  if (opts.tls === undefined && !isLoopback(host)) {
-    // §11: without TLS anyone on the path sees nicknames, rooms and keys and has the relay's powers.
-    process.stderr.write(`e2ee-chat server: warning: listening on ${host} without TLS: anyone on the path sees nicknames, rooms and keys; give --tls-cert and --tls-key\n`);
+  const warning = plainTcpWarning(host, opts.tls !== undefined);
+  if (warning !== null) {
+    process.stderr.write(`e2ee-chat server: ${warning}\n`);
     logger.log({ event: 'insecure_listener', tls: false });
   }
   process.stdout.write(`listening on ${server.host}:${server.port}\n`);

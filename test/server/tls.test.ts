@@ -19,7 +19,7 @@ import { acceptTls, channelBindingOf, credentialsFrom, loadTlsCredentials, TLS_A
 import { startWeb, webListenerAllowed, WS_PATH, WS_SUBPROTOCOL } from '../../src/server/web.js';
 import { WsStream } from '../../src/server/ws-stream.js';
 import { run as runClient, EXIT } from '../../src/cli/client.js';
-import { run as runServer } from '../../src/cli/server.js';
+import { plainTcpWarning, run as runServer } from '../../src/cli/server.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 import { makeCerts, type TestCerts } from './tls-certs.js';
 
@@ -318,4 +318,11 @@ t.test('TLS flags: usage errors exit 2 before anything listens', async (t) => {
   t.equal(await runClient(['--tls-ca', join(dir, 'missing'), '--nick', 'a', '--home', home]), EXIT.USAGE, 'client: unreadable --tls-ca');
   t.equal(await runClient(['--tls-ca', certs.keyFile, '--nick', 'a', '--home', home]), EXIT.USAGE, 'client: --tls-ca without a certificate');
   t.equal(EXIT.TLS_CERTIFICATE, 10, 'the documented status of a certificate failure');
+});
+
+t.test('plain TCP beyond loopback is warned about; with TLS or on loopback it is not', async (t) => {
+  t.match(plainTcpWarning('0.0.0.0', false), /without TLS/);
+  t.match(plainTcpWarning('192.0.2.7', false), /192\.0\.2\.7/);
+  t.equal(plainTcpWarning('0.0.0.0', true), null, 'TLS: no warning');
+  for (const h of ['127.0.0.1', '::1', 'localhost']) t.equal(plainTcpWarning(h, false), null, `${h}: no warning`);
 });
