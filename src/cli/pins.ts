@@ -29,9 +29,17 @@ forget   remove the pins of NICK (on every relay, or on --relay ID only); the ne
 ID       a relay as 'list' prints it or as you dial it: HOST:PORT or [IPV6]:PORT
 Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 8 the store could not be written.`;
 
-export async function run(argv: string[]): Promise<number> {
+/** Where the command writes (the process's streams, or a test's). */
+export interface Output {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const STD: Output = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+export async function run(argv: string[], io: Output = STD): Promise<number> {
   const fail = (msg: string, code = 2) => {
-    process.stderr.write(`e2ee-chat pins: ${msg}\n`);
+    io.err(`e2ee-chat pins: ${msg}\n`);
     return code;
   };
   let values: { home?: string | undefined; relay?: string | undefined; help?: boolean | undefined };
@@ -47,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     return fail(`${(e as Error).message}\n${USAGE}`);
   }
   if (values.help === true) {
-    process.stdout.write(USAGE + '\n');
+    io.out(USAGE + '\n');
     return 0;
   }
   const [verb, ...rest] = positionals;
@@ -75,9 +83,9 @@ export async function run(argv: string[]): Promise<number> {
     throw e;
   }
   try {
-    if (store.warning !== null) process.stderr.write(`warning: ${store.warning}\n`);
+    if (store.warning !== null) io.err(`warning: ${store.warning}\n`);
     if (verb === 'list') {
-      for (const p of store.list(relay)) process.stdout.write(`${printable(p.relay)}\t${p.nick}\t${p.fingerprint}\t${p.verified ? 'verified' : 'unverified'}\n`);
+      for (const p of store.list(relay)) io.out(`${printable(p.relay)}\t${p.nick}\t${p.fingerprint}\t${p.verified ? 'verified' : 'unverified'}\n`);
       return 0;
     }
     if (store.mode !== 'read-write') return fail(`${store.path}: not writable now, nothing forgotten`, 8);
@@ -89,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
       throw e;
     }
     if (n === 0) return fail(`no pin for ${nick}${relay === undefined ? '' : ` on ${relay}`} in ${store.path}`, 1);
-    process.stderr.write(`forgot ${n} pin${n === 1 ? '' : 's'} of ${nick}${relay === undefined ? '' : ` on ${relay}`}\n`);
+    io.err(`forgot ${n} pin${n === 1 ? '' : 's'} of ${nick}${relay === undefined ? '' : ` on ${relay}`}\n`);
     return 0;
   } finally {
     store.close();

@@ -8,7 +8,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PinStore } from '../../src/client/pins.js';
+import { PinStore, PINS_DB } from '../../src/client/pins.js';
+import { run } from '../../src/cli/pins.js';
 import { generateIdentity } from '../../src/crypto/rsa.js';
 import { fingerprint } from '../../src/crypto/safety.js';
 import { CLI, startClient, startServerProc, tempDir } from '../client/procs.js';
@@ -19,12 +20,20 @@ const k2 = generateIdentity().spki;
 const pins = (args: string[]) => spawnSync(process.execPath, [CLI, 'pins', ...args], { encoding: 'utf8', env: { ...process.env, E2EE_CHAT_HOME: '' } });
 const lines = (s: string) => s.split('\n').filter((l) => l !== '');
 
+/** The command in this process (src/cli/pins.ts run), its output collected. */
+async function inProcess(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const status = await run(args, { out: (s) => (stdout += s), err: (s) => (stderr += s) });
+  return { status, stdout, stderr };
+}
+
 t.test('list and forget per relay identity, whatever the spelling', async (t) => {
   const dir = tempDir(t);
   const home = join(dir, 'h');
   mkdirSync(home, { mode: 0o700 });
-  t.same([pins(['list', '--home', home]).status, pins(['list', '--home', home]).stdout], [0, ''], 'no store: nothing listed');
-  t.equal(pins(['forget', 'bob', '--home', home]).status, 1, 'no store: nothing to forget');
+  t.same([(await inProcess(['list', '--home', home])).status, (await inProcess(['list', '--home', home])).stdout], [0, ''], 'no store: nothing listed');
+  t.equal((await inProcess(['forget', 'bob', '--home', home])).status, 1, 'no store: nothing to forget');
   const s = await PinStore.open(home);
   s.pin('localhost:7000', 'bob', k1);
   s.verify('localhost:7000', 'bob');
@@ -33,29 +42,34 @@ t.test('list and forget per relay identity, whatever the spelling', async (t) =>
   s.close();
 
   const all = pins(['list', '--home', home]);
-  t.equal(all.status, 0);
+  t.equal(all.status, 0, 'the real CLI lists');
   t.same(lines(all.stdout), [
     `localhost:7000\tbob\t${fingerprint(k1)}\tverified`,
     `localhost:7000\tcarol\t${fingerprint(k2)}\tunverified`,
     `relay.example.com:443\tbob\t${fingerprint(k2)}\tunverified`,
   ]);
-  t.same(lines(pins(['list', '--relay', '127.0.0.1:7000', '--home', home]).stdout).map((l) => l.split('\t')[1]), ['bob', 'carol'], '--relay as dialled names the same pins');
+  t.same(lines((await inProcess(['list', '--relay', '127.0.0.1:7000', '--home', home])).stdout).map((l) => l.split('\t')[1]), ['bob', 'carol'], '--relay as dialled names the same pins');
 
   const one = pins(['forget', 'bob', '--relay', '[::1]:7000', '--home', home]);
-  t.equal(one.status, 0, 'forget on one relay');
+  t.equal(one.status, 0, 'the real CLI forgets on one relay');
   t.same(lines(pins(['list', '--home', home]).stdout).map((l) => l.split('\t').slice(0, 2).join(' ')), ['localhost:7000 carol', 'relay.example.com:443 bob'], 'bob is forgotten there only');
-  t.equal(pins(['forget', 'bob', '--relay', 'localhost:7000', '--home', home]).status, 1, 'nothing left there: status 1');
-  t.equal(pins(['forget', 'bob', '--home', home]).status, 0, 'forget on every relay');
-  t.same(lines(pins(['list', '--home', home]).stdout).map((l) => l.split('\t')[1]), ['carol']);
+  t.equal((await inProcess(['forget', 'bob', '--relay', 'localhost:7000', '--home', home])).status, 1, 'nothing left there: status 1');
+  t.equal((await inProcess(['forget', 'bob', '--home', home])).status, 0, 'forget on every relay');
+  t.same(lines((await inProcess(['list', '--home', home])).stdout).map((l) => l.split('\t')[1]), ['carol']);
 
-  t.equal(pins(['forget', 'not a nick', '--home', home]).status, 2, 'a nickname outside the alphabet: usage');
-  t.equal(pins(['list', '--relay', 'localhost', '--home', home]).status, 2, 'a relay without a port: usage');
-  t.equal(pins(['forget', '--home', home]).status, 2, 'forget without a nickname: usage');
-  t.equal(pins(['list', 'extra', '--home', home]).status, 2);
+  t.equal((await inProcess(['forget', 'not a nick', '--home', home])).status, 2, 'a nickname outside the alphabet: usage');
+  t.equal((await inProcess(['list', '--relay', 'localhost', '--home', home])).status, 2, 'a relay without a port: usage');
+  t.equal((await inProcess(['forget', '--home', home])).status, 2, 'forget without a nickname: usage');
+  t.equal((await inProcess(['list', 'extra', '--home', home])).status, 2);
+  t.equal((await inProcess(['list', '--bogus'])).status, 2, 'an unknown option: usage');
+  t.equal((await inProcess(['--help'])).status, 0);
   chmodSync(home, 0o770);
   const open = pins(['list', '--home', home]);
   t.equal(open.status, 2, 'a group-writable --home is refused');
   t.match(open.stderr, home);
+  chmodSync(home, 0o700);
+  chmodSync(join(home, PINS_DB), 0o644);
+  t.equal((await inProcess(['list', '--home', home])).status, 2, 'a store others can read is refused');
 });
 
 t.test('the scripted client warns when a nickname verified on another relay shows another key here', async (t) => {
