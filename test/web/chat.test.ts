@@ -25,6 +25,9 @@ t.test('two pages chat both ways, with delivery ticks and equal safety numbers',
   await got.waitFor();
   t.equal(await got.locator('b').count(), 0, 'peer text is text, never markup');
   await bob.page.locator('[data-testid=message][data-from=bob][data-state=delivered]').waitFor();
+  // The CLI's escaping (src/client/text.ts printable): a bidirectional override is shown, never applied.
+  await say(bob.page, 'abc\u202edef');
+  await message(alice.page, 'bob', 'abc\\u{202e}def').waitFor();
 
   const snA = alice.page.locator('[data-testid=safety-number][data-nick=bob]');
   const snB = bob.page.locator('[data-testid=safety-number][data-nick=alice]');

@@ -61,6 +61,13 @@ t.test('after a relay restart the page reconnects; a changed key blocks that mem
   const got = await bob2.waitFor(/^alice: /);
   t.equal(got, 'alice: after accepting', 'the first text bob gets from the page is the one sent after the accept');
   await alice.page.locator('[data-testid=message][data-from=alice][data-state=delivered]').waitFor();
+
+  // bob stops answering (SIGSTOP: no ACK can leave), then is gone: the text he never acknowledged is listed.
+  bob2.child.kill('SIGSTOP');
+  await say(alice.page, 'never acknowledged');
+  bob2.kill('SIGKILL');
+  await alice.page.locator('[data-testid=undelivered][data-nick=bob]').filter({ hasText: 'never acknowledged' }).waitFor();
+  t.equal(await message(alice.page, 'alice', 'never acknowledged').getAttribute('data-state'), 'undelivered');
   // Chromium logs each refused reconnect attempt (the relay was down); nothing else may appear.
   t.same(alice.errors.filter((e) => !/^WebSocket connection to '\S+' failed/.test(e)), [], 'no CSP violation, no script error');
 });
