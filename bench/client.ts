@@ -82,7 +82,7 @@ export class RawConn {
         this.phase = 'join';
         this.sock.write(encodeWire(frame('JOIN', { room })));
       } else {
-        this.sock.write(encodeWire(frame('HELLO', { version: 1, nick, key: id.spki })));
+        this.sock.write(encodeWire(frame('HELLO', { version: 2, nick, key: id.spki })));
       }
     });
     this.sock.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -180,7 +180,7 @@ async function prepare(
   ctx.nick = me.nick;
   ctx.spki = me.spki;
   if (c.state === 'AWAIT_AUTH') {
-    conn.send(frame('HELLO', { version: 1, nick: me.nick, key: me.spki }));
+    conn.send(frame('HELLO', { version: 2, nick: me.nick, key: me.spki }));
     ctx.nonce = (await conn.expect('CHALLENGE', d.replyMs)).nonce;
     ctx.state = 'AWAIT_AUTH';
     frames += 1;

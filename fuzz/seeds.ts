@@ -25,7 +25,7 @@ const KEY = Buffer.alloc(294, 0x30); // not a valid key: seeds that keep it test
 
 function builtins(): Seed[] {
   const frames: Frame[] = [
-    frame('HELLO', { version: 1, nick: 'alice', key: KEY }),
+    frame('HELLO', { version: 2, nick: 'alice', key: KEY }),
     frame('AUTH', { sig: Buffer.alloc(LIMITS.RSA_BYTES, 7) }),
     frame('JOIN', { room: 'lobby' }),
     frame('SEND', { to: 'bob', body: Buffer.from('0123456789abcdef') }),
@@ -33,14 +33,14 @@ function builtins(): Seed[] {
     frame('PING', { n: 1 }),
     frame('PONG', { n: 1 }),
     frame('ERROR', { code: 1, detail: 'x' }),
-    frame('CHALLENGE', { version: 1, nonce: Buffer.alloc(32, 1) }),
+    frame('CHALLENGE', { version: 2, nonce: Buffer.alloc(32, 1) }),
     frame('WELCOME', { idle_ms: 60000, max_frame: 65536, room_size: 2, rate: 1000 }),
     frame('JOINED', { room: 'lobby', members: [{ nick: 'bob', key: KEY }] }),
     frame('PEER_JOINED', { nick: 'bob', key: KEY }),
     frame('PEER_LEFT', { nick: 'bob' }),
     frame('DELIVER', { from: 'bob', body: Buffer.from('hi') }),
     frame('LEFT', {}),
-    frame('HS_INIT', { version: 1, eph: Buffer.alloc(32, 9), ct: Buffer.alloc(256, 1) }),
+    frame('HS_INIT', { version: 2, eph: Buffer.alloc(32, 9), ct: Buffer.alloc(256, 1) }),
     frame('MSG', { seq: 0, ct: Buffer.alloc(272, 2) }),
     frame('TEXT', { ts: 1, text: 'héllo' }),
     frame('ACK', { upto: 0 }),

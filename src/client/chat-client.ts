@@ -194,6 +194,8 @@ interface Peer {
   timer: NodeJS.Timeout | null;
   /** Joined while throttled (CHURN): no session, no notices, skipped by send(). */
   throttled: boolean;
+  /** DELIVER bodies from this peer queued on the chain and not yet handled: the read batch (§8.3 step 6). */
+  queued: number;
 }
 
 function newPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): Peer {
@@ -213,6 +215,7 @@ function newPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder')
     held: [],
     timer: null,
     throttled: false,
+    queued: 0,
   };
 }
 
@@ -415,7 +418,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       await this.openSession(p);
       const held = p.held;
       p.held = [];
-      for (const body of held) await this.deliverToSession(p, body);
+      for (const [i, body] of held.entries()) await this.deliverToSession(p, body, i < held.length - 1 || p.queued > 0);
     });
     return true;
   }
@@ -878,7 +881,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const peer = this.peers.get(from);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `DELIVER from ${from}, not a member`);
     const copy = Uint8Array.from(body);
+    peer.queued++;
     this.later(peer, async () => {
+      peer.queued--;
       if (peer.badKey) return;
       if (peer.blocked || peer.session === null) {
         // No traffic with a changed key until trust(); keep the opening handshake frame for afterwards.
@@ -889,9 +894,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     });
   }
 
-  private async deliverToSession(peer: Peer, body: Uint8Array): Promise<void> {
+  /**
+   * One body to the peer's session. The cumulative ACK (§8.3 step 6) waits while more bodies of the
+   * same read batch are queued for this peer, and goes out with the last of them.
+   */
+  private async deliverToSession(peer: Peer, body: Uint8Array, more = peer.queued > 0): Promise<void> {
     const session = peer.session!;
-    await this.handleSessionEvents(peer, await guard(() => session.receive(body)));
+    await this.handleSessionEvents(peer, await guard(() => session.receive(body, more)));
   }
 
   private async handleSessionEvents(peer: Peer, events: SessionEvent[]): Promise<void> {

@@ -362,21 +362,21 @@ add({
 add({
   id: 'client_responder_hs_init_version',
   section: '§2.1, §7.2',
-  title: 'as responder, an HS_INIT with version 2 fails the session (UNSUPPORTED_VERSION): no HS_RESP',
+  title: 'as responder, an HS_INIT with version 1 (a v1 initiator) fails the session (UNSUPPORTED_VERSION): no HS_RESP',
   async run(ctx) {
     const bob = ctx.peer(0);
     const s = await open(ctx, []);
     s.conn.send({ type: 'PEER_JOINED', nick: bob.nick, key: bob.spki });
     const sess = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
-    s.deliver(bob.nick, sess.init(2));
+    s.deliver(bob.nick, sess.init(1));
     // A valid HS_INIT to a second peer shows the client is answering handshakes.
     const carol = ctx.peer(1);
     s.conn.send({ type: 'PEER_JOINED', nick: carol.nick, key: carol.spki });
     const ok = new InitiatorSession(ctx.room, { nick: carol.nick, spki: carol.spki, privateKey: carol.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
     s.deliver(carol.nick, ok.init());
-    if ((await s.sendTo(carol.nick, 'HS_RESP')) === undefined) throw new CaseFailure(`HS_RESP to ${carol.nick} (version 1)`, `nothing; client output: ${s.proc.tail()}`);
+    if ((await s.sendTo(carol.nick, 'HS_RESP')) === undefined) throw new CaseFailure(`HS_RESP to ${carol.nick} (version 2)`, `nothing; client output: ${s.proc.tail()}`);
     const resp = await s.sendTo(bob.nick, 'HS_RESP', Math.min(ctx.waitMs, 1000));
-    if (resp !== undefined) throw new CaseFailure('no HS_RESP to an HS_INIT of version 2 (§2.1)', 'HS_RESP sent');
+    if (resp !== undefined) throw new CaseFailure('no HS_RESP to an HS_INIT of version 1 (§2.1)', 'HS_RESP sent');
   },
 });
 
@@ -408,6 +408,61 @@ add({
     s.deliver(bob.nick, sess.text(next));
     if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
     refused(s, undefined, from, `${bob.nick}: ${next}`, 'INVALID_FIELD');
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_ack_batched',
+  section: '§8.3 step 6',
+  title: 'three TEXTs delivered in one TCP segment are all shown and acknowledged by fewer than three ACKs, the last ACK{upto: 2} (cumulative, never one per TEXT)',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const texts = [marker('b0'), marker('b1'), marker('b2')];
+    s.conn.raw(Buffer.concat(texts.map((x) => encodeWire({ type: 'DELIVER', from: bob.nick, body: sess.text(x) }))));
+    const uptos: number[] = [];
+    for (let i = 0; i < 10 && uptos.at(-1) !== 2; i++) {
+      const m = await s.sendTo(bob.nick, 'MSG');
+      if (m === undefined) break;
+      const inner = sess.open(m);
+      if (inner?.type !== 'ACK') throw new CaseFailure('only ACKs from the client (it sends no text here)', inner ? JSON.stringify(inner) : 'a MSG that does not open');
+      uptos.push(inner.upto);
+    }
+    for (const x of texts) if ((await s.proc.waitLine(shown(bob.nick, x), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${x}"`, s.proc.tail());
+    if (uptos.at(-1) !== 2) throw new CaseFailure('an ACK{upto: 2} covering all three TEXTs', `ACKs upto ${JSON.stringify(uptos)}`);
+    if (uptos.length >= 3) throw new CaseFailure('fewer ACKs than TEXTs in one read batch (§8.3 step 6)', `${uptos.length} ACKs: upto ${JSON.stringify(uptos)}`);
+    if (uptos.some((u, i) => i > 0 && u <= uptos[i - 1]!)) throw new CaseFailure('each ACK acknowledges something new', `ACKs upto ${JSON.stringify(uptos)}`);
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_ack_cumulative',
+  section: '§8.3 step 6',
+  title: 'one ACK{upto: 1} from the peer acknowledges both of the client\'s TEXTs (seq 0 and 1): each is reported delivered, and end of input exits 0 (nothing undelivered)',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const lines = [marker('c0'), marker('c1')];
+    s.proc.child.stdin!.write(`${lines[0]}\n${lines[1]}\n`);
+    const seqs: number[] = [];
+    for (let i = 0; i < 10 && seqs.length < 2; i++) {
+      const m = await s.sendTo(bob.nick, 'MSG');
+      if (m === undefined) break;
+      const inner = sess.open(m);
+      const f = decodeFrame(m, 'e2e');
+      if (f.type === 'MSG' && inner?.type === 'TEXT' && lines.includes(inner.text)) seqs.push(f.seq);
+    }
+    if (seqs.length < 2) throw new CaseFailure('both lines sent to the peer as TEXTs', `${seqs.length} arrived; output: ${s.proc.tail()}`);
+    s.deliver(bob.nick, sess.seal(encodeFrame({ type: 'ACK', upto: Math.max(...seqs) })));
+    for (const seq of seqs) {
+      if ((await s.proc.waitLine((l) => l === `* delivered to ${bob.nick} #${seq}`, ctx.waitMs)) === undefined) {
+        throw new CaseFailure(`"* delivered to ${bob.nick} #${seq}" (the ACK covers every earlier TEXT)`, s.proc.tail());
+      }
+    }
     await endsWith(s, 0);
   },
 });
@@ -459,10 +514,10 @@ add({
 add({
   id: 'client_challenge_version',
   section: '§2.1',
-  title: 'a CHALLENGE with version 2 (the client sent 1) makes the client close without AUTH (UNSUPPORTED_VERSION): exit 7',
+  title: 'a CHALLENGE with version 1 (the client sent 2) makes the client close without AUTH (UNSUPPORTED_VERSION): exit 7',
   async run(ctx) {
     const s = await connected(ctx);
-    await s.challenge(2);
+    await s.challenge(1);
     for (let i = 0; i < 3; i++) {
       const a = await s.conn.next();
       if (a.kind === 'closed') break;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { decodeFrame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
 import { ERROR_CODES, wireErrorName, type ErrorName } from '../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import type { Identity } from './context.js';
 import { ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
@@ -199,7 +200,7 @@ export class Session {
 
   /** HELLO -> CHALLENGE -> AUTH (verified) -> WELCOME -> JOIN -> JOINED listing `peers`. */
   async admit(peers: readonly KitPeer[], welcome: { idle_ms?: number; max_frame?: number } = {}): Promise<void> {
-    const nonce = await this.challenge(1);
+    const nonce = await this.challenge(PROTOCOL_VERSION);
     const auth = await this.expectFrom('AUTH');
     const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey), auth.sig);
     if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');

@@ -54,7 +54,7 @@ async function reach(ctx: Ctx, state: LiveState): Promise<Conn> {
 function helloEntries(ctx: Ctx, ident: Identity = ctx.ident()): Array<[string, Buffer]> {
   return [
     ['t', mp.uint(FRAMES.HELLO.code)],
-    ['version', mp.uint(1)],
+    ['version', mp.uint(PROTOCOL_VERSION)],
     ['nick', mp.str(ctx.nick())],
     ['key', mp.bin(ident.spki)],
   ];
@@ -538,7 +538,8 @@ for (const state of LIVE) {
 // ---------------------------------------------------------------------------------------------------
 // §7.1 HELLO rules: version and key
 
-badHello('hello_version_2', '§7.1 Version', 'HELLO version 2 is refused with UNSUPPORTED_VERSION', 'version', () => mp.uint(2), 'UNSUPPORTED_VERSION');
+badHello('hello_version_1', '§2.1, §7.1 Version', 'HELLO version 1 (a v1 client) is refused with UNSUPPORTED_VERSION', 'version', () => mp.uint(1), 'UNSUPPORTED_VERSION');
+badHello('hello_version_3', '§7.1 Version', 'HELLO version 3 is refused with UNSUPPORTED_VERSION', 'version', () => mp.uint(3), 'UNSUPPORTED_VERSION');
 badHello('hello_version_0', '§7.1 Version', 'HELLO version 0 is refused with UNSUPPORTED_VERSION', 'version', () => mp.uint(0), 'UNSUPPORTED_VERSION');
 
 let oddKeys: Promise<{ rsa1024: Uint8Array; rsaE3: Uint8Array; ec: Uint8Array; pkcs1: Uint8Array }> | undefined;
@@ -588,7 +589,7 @@ for (const [tag, what, key] of keyCases) {
 add({
   id: 'auth_challenge_fresh',
   section: '§7.3',
-  title: 'CHALLENGE carries version 1 and a 32-byte nonce, fresh for every connection',
+  title: 'CHALLENGE carries version 2 and a 32-byte nonce, fresh for every connection',
   async run(ctx) {
     const a = await ctx.challenged();
     const b = await ctx.challenged();

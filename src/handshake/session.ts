@@ -7,8 +7,13 @@
  * The cryptography is a CryptoBackend's (node:crypto or WebCrypto), so every step is asynchronous. Steps
  * run strictly one at a time, in the order they were called: `start`, `receive`, `sendText` and
  * `timeout` each queue behind the previous call, so a later frame is never processed before an earlier
- * one, and message numbers are assigned in call order (an ACK queued by a `receive` takes its number
+ * one, and message numbers are assigned in call order (an ACK sent by a `receive` takes its number
  * before a `sendText` called after it).
+ *
+ * ACKs are cumulative and delayed (§8.3 step 6): a TEXT received is not answered at once. `receive`
+ * with `more` true says that the caller's read batch holds further bodies from this peer; the ACK for
+ * every TEXT received so far is sealed at the end of the first `receive` without `more` (or by
+ * `flushAck`), and at the latest once ACK_BATCH_TEXTS TEXTs are waiting for it.
  *
  * Each handshake state is its own type (`AwaitResp`, `AwaitFinish`, `Established`); a handler takes the
  * state it needs and returns the next one, which the queue installs only when the step completes, so a
@@ -38,6 +43,7 @@ import {
   unpad,
 } from '../crypto/schedule.js';
 import { sessionTransition, type SessionInput, type SessionState } from '../protocol/session-machine.js';
+import { LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 export type { SessionState } from '../protocol/session-machine.js';
@@ -151,8 +157,11 @@ export class PeerSession {
   /** The last queued step; the next one starts when it has settled. */
   #tail: Promise<unknown> = Promise.resolve();
   #safety: Promise<string> | undefined;
-  /** seqs of our TEXT messages the peer has not acknowledged yet (§8.3 step 6). */
-  readonly #pending = new Set<number>();
+  /** seqs of our TEXT messages the peer has not acknowledged yet, ascending (§8.3 step 6). */
+  readonly #pending: number[] = [];
+  /** The seq of the peer's latest TEXT not yet acknowledged, and how many TEXTs that ACK will cover. */
+  #ackDue: number | undefined;
+  #ackDueCount = 0;
   /** MSGs sealed in this session, TEXTs and ACKs (for the end-to-end benchmark's seals per TEXT). */
   #sealed = 0;
 
@@ -196,7 +205,7 @@ export class PeerSession {
 
   /** The seqs of our TEXT messages not yet acknowledged, ascending (to list when the peer left). */
   unacknowledged(): number[] {
-    return [...this.#pending].sort((a, b) => a - b);
+    return [...this.#pending];
   }
 
   /** Initiator: leaves IDLE and resolves with the HS_INIT to send (§8.2). A responder gets UNEXPECTED_FRAME. */
@@ -213,10 +222,23 @@ export class PeerSession {
     );
   }
 
-  /** A DELIVER body from this peer. Never rejects for peer input; refusals are `rejected` events. */
-  receive(body: Uint8Array): Promise<SessionEvent[]> {
+  /**
+   * A DELIVER body from this peer. Never rejects for peer input; refusals are `rejected` events. `more`:
+   * the caller has further bodies from this peer in the same read batch, so the cumulative ACK for the
+   * TEXTs received waits for the last of them (§8.3 step 6); without it, the step ends by sending the
+   * ACK that is due, if any.
+   */
+  receive(body: Uint8Array, more = false): Promise<SessionEvent[]> {
     const copy = Uint8Array.from(body);
-    return this.#queueStep((epoch) => this.#receive(epoch, copy));
+    return this.#queueStep(async (epoch) => {
+      const events = await this.#receive(epoch, copy);
+      return more ? events : [...events, ...(await this.#flushAck(epoch))];
+    });
+  }
+
+  /** Sends the cumulative ACK that is due (§8.3 step 6), if any: the end of a read batch. */
+  flushAck(): Promise<SessionEvent[]> {
+    return this.#queueStep((epoch) => this.#flushAck(epoch));
   }
 
   /**
@@ -231,7 +253,7 @@ export class PeerSession {
       const inner = encodeFrame(frame('TEXT', { ts, text }));
       const seq = phase.send.next;
       const body = await this.#seal(phase, inner);
-      this.#pending.add(seq);
+      this.#pending.push(seq);
       return { seq, events: [{ kind: 'send', body }] };
     });
   }
@@ -416,21 +438,37 @@ export class PeerSession {
     try {
       const inner = decodeFrame(unpad(padded), 'inner');
       if (inner.type === 'TEXT') {
-        const ack = await this.#seal(st, encodeFrame(frame('ACK', { upto: f.seq })));
-        return {
-          phase: st,
-          events: [
-            { kind: 'text', seq: f.seq, ts: inner.ts, text: inner.text },
-            { kind: 'send', body: ack },
-          ],
-        };
+        const events: SessionEvent[] = [{ kind: 'text', seq: f.seq, ts: inner.ts, text: inner.text }];
+        this.#ackDue = f.seq;
+        this.#ackDueCount++;
+        // §8.3 step 6: at the latest after ACK_BATCH_TEXTS TEXTs, even in the middle of a read batch.
+        if (this.#ackDueCount >= LIMITS.ACK_BATCH_TEXTS) events.push(await this.#sealAck(st));
+        return { phase: st, events };
       }
-      // ACK: only for a TEXT of ours still waiting for one; anything else is a field out of bounds.
-      if (!this.#pending.delete(inner.upto)) throw new ProtocolError('INVALID_FIELD', `ACK for ${inner.upto}, not an unacknowledged TEXT`);
-      return { phase: st, events: [{ kind: 'delivered', seq: inner.upto }] };
+      // ACK{upto}: upto must be a TEXT of ours still waiting; it acknowledges that TEXT and every earlier
+      // one still waiting. Anything else (nothing new, a seq never sent, an ACK's seq) is out of bounds.
+      const i = this.#pending.indexOf(inner.upto);
+      if (i < 0) throw new ProtocolError('INVALID_FIELD', `ACK for ${inner.upto}, not an unacknowledged TEXT`);
+      const acked = this.#pending.splice(0, i + 1);
+      return { phase: st, events: acked.map((seq): SessionEvent => ({ kind: 'delivered', seq })) };
     } finally {
       erase(padded);
     }
+  }
+
+  /** Seals the due ACK at the end of a read batch (a step of its own or the tail of a `receive`). */
+  async #flushAck(epoch: number): Promise<SessionEvent[]> {
+    const phase = this.#phase;
+    if (epoch !== this.#epoch || this.#ackDue === undefined || phase.kind !== 'ESTABLISHED') return [];
+    return [await this.#sealAck(phase)];
+  }
+
+  /** ACK{upto: the peer's latest TEXT} as our next MSG; nothing is due afterwards. */
+  async #sealAck(st: Established): Promise<SessionEvent> {
+    const upto = this.#ackDue!;
+    this.#ackDue = undefined;
+    this.#ackDueCount = 0;
+    return { kind: 'send', body: await this.#seal(st, encodeFrame(frame('ACK', { upto }))) };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ export const LIMITS = {
   MIN_RATE: 10,
   /** Smallest max_frame a relay may announce (§6 WELCOME: the largest SEND a session needs, 654 bytes). */
   MIN_MAX_FRAME_BYTES: 654,
+  /** A receiver sends its cumulative ACK at the latest when this many TEXTs await it (§8.3 step 6). */
+  ACK_BATCH_TEXTS: 64,
   /** Clients send PING when they have sent nothing for a third of the announced idle timeout. */
   KEEPALIVE_DIVISOR: 3,
   /** default: connections the relay holds at once, in total and from one address. */

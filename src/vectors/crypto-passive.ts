@@ -30,25 +30,28 @@ interface Setup {
 }
 
 type Step =
-  | { deliver: string }
+  | { deliver: string; batch?: true }
   | { send_text: { ts: number; text: string } };
 
 /** What a step of session `s` produced, in vector terms. */
 async function outcome(s: PeerSession, ev: SessionEvent[]): Promise<Record<string, Json>> {
   const o: Record<string, Json> = {};
+  const delivered: number[] = [];
   for (const e of ev) {
     if (e.kind === 'text') o['text'] = { seq: e.seq, ts: e.ts, text: e.text };
     else if (e.kind === 'send') o['send'] = toHex(e.body);
-    else if (e.kind === 'delivered') o['delivered'] = e.seq;
+    else if (e.kind === 'delivered') delivered.push(e.seq);
     else if (e.kind === 'rejected') o['error'] = e.error.errorName;
     else if (e.kind === 'established') o['safety_number'] = await s.safetyNumber();
   }
+  // One ACK may acknowledge several TEXTs (§8.3 step 6): every seq it covers, ascending.
+  if (delivered.length > 0) o['delivered'] = delivered;
   o['state'] = s.state;
   return o;
 }
 
 async function apply(s: PeerSession, step: Step): Promise<Record<string, Json>> {
-  if ('deliver' in step) return outcome(s, await s.receive(fromHex(step.deliver, 'deliver')));
+  if ('deliver' in step) return outcome(s, await s.receive(fromHex(step.deliver, 'deliver'), step.batch === true));
   const { seq, events } = await s.sendText(step.send_text.text, step.send_text.ts);
   return { ...(await outcome(s, events)), seq };
 }
@@ -142,7 +145,7 @@ async function build(): Promise<VectorCase[]> {
   const t2 = await text(2, 'third');
   const flipped = Buffer.from(t1, 'hex');
   flipped[flipped.length - 20] = (flipped[flipped.length - 20] as number) ^ 0x04;
-  type Pending = Omit<StepSpec, 'step'> & { step: { deliver: string | Promise<string> } | { send_text: { ts: number; text: string } } };
+  type Pending = Omit<StepSpec, 'step'> & { step: { deliver: string | Promise<string>; batch?: true } | { send_text: { ts: number; text: string } } };
   const pendingSteps: Pending[] = [
     { id: 'passive_text_0', description: 'message 0, a TEXT: shown, and bob sends ACK{upto: 0} as its message 0', section: '§8.3', step: { deliver: t0 } },
     { id: 'passive_replay_0', description: 'message 0 again', section: '§8.3', step: { deliver: t0 } },
@@ -169,10 +172,21 @@ async function build(): Promise<VectorCase[]> {
     { id: 'passive_ack_12', description: 'message 12: ACK{upto: 3} for bob\'s TEXT', section: '§8.3', step: { deliver: msg(12, f.ackFrame(3)) } },
     { id: 'passive_ack_again_13', description: 'message 13: ACK{upto: 3} again', section: '§8.3', step: { deliver: msg(13, f.ackFrame(3)) } },
     { id: 'passive_text_14', description: 'message 14: a TEXT, still accepted after every rejection above', section: '§8.3', step: { deliver: text(14, 'still here') } },
+    { id: 'passive_batch_text_15', description: 'message 15, a TEXT, with more bodies in the same read batch (batch): shown, no ACK yet', section: '§8.3 step 6', step: { deliver: text(15, 'one'), batch: true } },
+    { id: 'passive_batch_text_16', description: 'message 16, a TEXT, still in the batch: shown, no ACK yet', section: '§8.3 step 6', step: { deliver: text(16, 'two'), batch: true } },
+    { id: 'passive_batch_text_17', description: 'message 17, a TEXT, the last of the batch: shown, and one ACK{upto: 17} covers 15-17', section: '§8.3 step 6', step: { deliver: text(17, 'three') } },
+    { id: 'passive_batch_text_18', description: 'message 18, a TEXT, with more in the batch: no ACK yet', section: '§8.3 step 6', step: { deliver: text(18, 'four'), batch: true } },
+    { id: 'passive_batch_ends_refused', description: 'message 18 again, the last of the batch: REPLAY, and the ACK{upto: 18} due for the batch is still sent', section: '§8.3 step 6', step: { deliver: text(18, 'four') } },
+    { id: 'passive_own_text_a', description: 'bob sends a TEXT', section: '§8.3', step: { send_text: { ts: 1767225800000, text: 'a' } } },
+    { id: 'passive_own_text_b', description: 'bob sends another TEXT', section: '§8.3', step: { send_text: { ts: 1767225800001, text: 'b' } } },
+    { id: 'passive_ack_of_ack_19', description: 'message 19: ACK{upto: 4}, the seq of one of bob\'s ACKs, not of a TEXT', section: '§8.3 step 6', step: { deliver: msg(19, f.ackFrame(4)) } },
+    { id: 'passive_ack_cumulative_20', description: 'message 20: ACK{upto: 8} acknowledges both of bob\'s TEXTs, 7 and 8', section: '§8.3 step 6', step: { deliver: msg(20, f.ackFrame(8)) } },
+    { id: 'passive_ack_nothing_new_21', description: 'message 21: ACK{upto: 7}, covered by the previous ACK: acknowledges nothing new', section: '§8.3 step 6', step: { deliver: msg(21, f.ackFrame(7)) } },
+    { id: 'passive_ack_never_sent_22', description: 'message 22: ACK{upto: 9}, a seq bob never sent', section: '§8.3 step 6', step: { deliver: msg(22, f.ackFrame(9)) } },
     { id: 'passive_handshake_again', description: 'the HS_INIT again, in ESTABLISHED: fails the session', section: '§7.2', step: { deliver: su.hs_init } },
-    { id: 'passive_after_failed_15', description: 'message 15 after the session failed: not acted on', section: '§7.2', step: { deliver: text(15, 'too late') } },
+    { id: 'passive_after_failed_23', description: 'message 23 after the session failed: not acted on', section: '§7.2', step: { deliver: text(23, 'too late') } },
   ];
-  const steps: StepSpec[] = await Promise.all(pendingSteps.map(async (s) => ({ ...s, step: 'deliver' in s.step ? { deliver: await s.step.deliver } : s.step })));
+  const steps: StepSpec[] = await Promise.all(pendingSteps.map(async (s) => ({ ...s, step: 'deliver' in s.step ? { ...s.step, deliver: await s.step.deliver } : s.step })));
   const { session, established } = await recipientFromSetup(su, nodeBackend);
   const cases: VectorCase[] = [
     { id: 'passive_establish', description: 'bob (responder) completes the handshake from the recorded frames', section: '§8.2', setup: su as unknown as Json, expect: established },
@@ -192,16 +206,17 @@ export const passiveSuite: VectorSuite = {
         'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 private scalar, oaep_seed and pss_salt of its ' +
         'one OAEP encryption and one PSS signature), the sender (nick, spki) and the handshake frames (hs_resp is ' +
         'the HS_RESP the recipient sends with that randomness). Each later step either delivers a DELIVER ' +
-        'body (deliver, hex) or has the recipient send a text (send_text); expect lists what happens: text ' +
-        '(shown), send (the frame the recipient sends, hex: ACKs and its own texts are deterministic), delivered ' +
-        '(the seq acknowledged), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',
+        'body (deliver, hex; batch: true when more bodies follow in the same read batch, so no ACK is sent yet) or has ' +
+        'the recipient send a text (send_text); expect lists what happens: text (shown), send (the frame the ' +
+        'recipient sends, hex: its cumulative ACKs and its own texts are deterministic), delivered (every seq the ' +
+        'ACK acknowledged, ascending), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',
       cases: await build(),
     };
   },
   async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
     let session: PeerSession | undefined;
     return verifyCases(doc, async (c, i) => {
-      const allowed = i === 0 ? ['id', 'description', 'section', 'setup', 'expect'] : ['id', 'description', 'section', 'deliver', 'send_text', 'expect'];
+      const allowed = i === 0 ? ['id', 'description', 'section', 'setup', 'expect'] : ['id', 'description', 'section', 'deliver', 'batch', 'send_text', 'expect'];
       const extra = Object.keys(c).filter((k) => !allowed.includes(k));
       if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
       if (i > 0 && ('deliver' in c) === ('send_text' in c)) return 'expected exactly one of deliver, send_text';
@@ -215,7 +230,8 @@ export const passiveSuite: VectorSuite = {
         return diff(`${c.id}.expect`, c['expect'], r.established);
       }
       if (session === undefined) return 'no session (passive_establish failed)';
-      const step = (c['deliver'] !== undefined ? { deliver: c['deliver'] } : { send_text: c['send_text'] }) as Step;
+      if ('batch' in c && (c['batch'] !== true || !('deliver' in c))) return 'batch must be true, and only on a deliver step';
+      const step = (c['deliver'] !== undefined ? { deliver: c['deliver'], ...(c['batch'] === true ? { batch: true } : {}) } : { send_text: c['send_text'] }) as Step;
       return diff(`${c.id}.expect`, c['expect'], await apply(session, step));
     });
   },

@@ -264,11 +264,11 @@ async function build(forge: Forge): Promise<VectorCase[]> {
   };
   // Version field: the HS_INIT body is 83 a1 74 21 a7 "version" 01 ...; the version byte follows the key.
   const versionAt = fr['hs_init']!.indexOf(toHex(Buffer.from('version'))) + 14;
-  const v2 = fr['hs_init']!.slice(0, versionAt) + '02' + fr['hs_init']!.slice(versionAt + 2);
+  const v1 = fr['hs_init']!.slice(0, versionAt) + '01' + fr['hs_init']!.slice(versionAt + 2);
   return Promise.all([
     plain,
     withPsk,
-    neg('handshake_init_version_2', 'HS_INIT with version 2', 'handshake_no_psk', 'responder_idle', v2),
+    neg('handshake_init_version_1', 'HS_INIT with version 1, from a v1 initiator (§2.1: refused by its version, never guessed)', 'handshake_no_psk', 'responder_idle', v1),
     neg('handshake_init_low_order_eph', 'HS_INIT whose eph is a point of order 8', 'handshake_no_psk', 'responder_idle', withField(fr['hs_init']!, 'eph', low)),
     neg('handshake_init_tampered_ct', 'HS_INIT with one bit of ct flipped', 'handshake_no_psk', 'responder_idle', flipByte(fr['hs_init']!, 200)),
     neg('handshake_resp_tampered_sig', 'HS_RESP with one bit of sig flipped', 'handshake_no_psk', 'initiator_await_resp', flipByte(fr['hs_resp']!, fr['hs_resp']!.length / 2 - 40)),

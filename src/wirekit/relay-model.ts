@@ -9,6 +9,7 @@
  */
 import { ERROR_CODES, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { decodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
 import { serverTransition, type ServerInput, type ServerState } from '../protocol/relay-machine.js';
 import { authMessage, parsePublicKey, pssVerify } from '../crypto/rsa.js';
@@ -93,7 +94,7 @@ export class ConnectionOracle {
     switch (f.type) {
       case 'HELLO': {
         const codes: ErrorName[] = [];
-        if (f.version !== 1) codes.push('UNSUPPORTED_VERSION');
+        if (f.version !== PROTOCOL_VERSION) codes.push('UNSUPPORTED_VERSION');
         if (!validKey(f.key)) codes.push('BAD_PUBLIC_KEY');
         if (codes.length > 0) return { kind: 'error', codes, why: 'HELLO refused (spec §7.1)' };
         return { kind: 'reply', type: 'CHALLENGE', why: 'HELLO accepted' };

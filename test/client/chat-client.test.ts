@@ -323,7 +323,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     kind: 'protocol',
     code: 'UNSUPPORTED_VERSION',
     sentError: 6,
-    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 2, nonce }))),
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 1, nonce }))),
   },
   {
     name: 'a non-canonical frame (map with a nil value)',
@@ -343,7 +343,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     kind: 'auth',
     code: 'AUTH_FAILED',
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
       if (f.type === 'AUTH') s.end(w(frame('ERROR', { code: 8, detail: '' })));
     },
   },
@@ -353,7 +353,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'INVALID_FIELD',
     sentError: 4,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
       if (f.type === 'AUTH') s.write(w({ ...welcome, max_frame: 600 }));
     },
   },
@@ -363,7 +363,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'INVALID_FIELD',
     sentError: 4,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
       if (f.type === 'AUTH') s.write(w(welcome));
       if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', members: [{ nick: 'probe', key: id('probe').spki }] })));
     },
@@ -375,7 +375,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'UNEXPECTED_FRAME',
     sentError: 5,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 1, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
       if (f.type === 'AUTH') s.write(w(welcome));
       if (f.type === 'JOIN') s.write(w(frame('PING', { n: 7 })));
     },

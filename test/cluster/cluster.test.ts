@@ -117,7 +117,7 @@ t.test('a nickname bound through relay 1 with key K is refused through relay 2 w
   const c1 = await TestClient.connect(r1.port);
   await c1.auth('dora', K1);
   const c2 = await TestClient.connect(r2.port);
-  c2.send(frame('HELLO', { version: 1, nick: 'dora', key: K2.spki }));
+  c2.send(frame('HELLO', { version: 2, nick: 'dora', key: K2.spki }));
   const ch = await c2.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
   c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'dora', K2.spki)) }));
@@ -241,7 +241,7 @@ t.test('a Redis crash loses no confirmed binding, and a relay that loses Redis s
     await r2.close();
   });
   const c2 = await TestClient.connect(r2.port);
-  c2.send(frame('HELLO', { version: 1, nick: 'erin', key: K2.spki }));
+  c2.send(frame('HELLO', { version: 2, nick: 'erin', key: K2.spki }));
   const ch = await c2.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
   c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'erin', K2.spki)) }));
@@ -269,7 +269,7 @@ t.test('a Redis restart with appendfsync everysec (the least spec/CLUSTER.md §5
     await relay2.close();
   });
   const b = await TestClient.connect(relay2.port);
-  b.send(frame('HELLO', { version: 1, nick: 'gwen', key: K2.spki }));
+  b.send(frame('HELLO', { version: 2, nick: 'gwen', key: K2.spki }));
   const ch = await b.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
   b.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'gwen', K2.spki)) }));

@@ -198,7 +198,7 @@ t.test('the encoder refuses what the decoder would reject (INVALID_FIELD), so it
     { type: 'PING', n: Number.NaN },
     { type: 'PING' },
     { type: 'PING', n: 1, extra: 1 },
-    { type: 'HELLO', version: 1, nick: 'a b', key: new Uint8Array(1) },
+    { type: 'HELLO', version: 2, nick: 'a b', key: new Uint8Array(1) },
     { type: 'SEND', to: 'bob', body: new Uint8Array(0) },
     { type: 'SEND', to: 'bob', body: 'text' },
     { type: 'JOINED', room: 'r', members: [{ nick: 'a', key: new Uint8Array(1), x: 1 }] },

@@ -159,7 +159,7 @@ t.test('the oracle follows the relay table: answers per state', async (t) => {
   t.match(new ConnectionOracle(ctx('READY')).expect(item(frame('PING', { n: 5 }))), { kind: 'reply', type: 'PONG', n: 5 });
   t.match(new ConnectionOracle(ctx('IN_ROOM')).expect(item(frame('SEND', { to: 'ppeer', body: Buffer.from('x') }))), { kind: 'deliver', to: 'ppeer' });
   t.match(new ConnectionOracle(ctx('IN_ROOM')).expect(item(frame('SEND', { to: 'zed', body: Buffer.from('x') }))), { kind: 'error', codes: ['NO_SUCH_PEER'] });
-  t.match(new ConnectionOracle(ctx('AWAIT_HELLO')).expect(item(frame('HELLO', { version: 2, nick: 'a', key: Buffer.alloc(294, 1) }))), {
+  t.match(new ConnectionOracle(ctx('AWAIT_HELLO')).expect(item(frame('HELLO', { version: 1, nick: 'a', key: Buffer.alloc(294, 1) }))), {
     kind: 'error',
     codes: ['UNSUPPORTED_VERSION', 'BAD_PUBLIC_KEY'],
   });

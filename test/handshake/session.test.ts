@@ -7,6 +7,7 @@ import { PeerSession, type SessionRsa } from '../../src/handshake/session.js';
 import { safetyNumber } from '../../src/crypto/safety.js';
 import type { CryptoBackend } from '../../src/crypto/backend.js';
 import { nodeBackend } from '../../src/crypto/node.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { webCryptoBackend } from '../../src/crypto/webcrypto.js';
 import { BACKENDS, alice, bob, mallory, pair, privateKeyOf, publicKeyOf, session, sent, rejections, handshake, established, flip, thrownCode } from './helpers.js';
 
@@ -221,7 +222,7 @@ for (const c of BACKENDS) {
       const { I, R } = await pair(c);
       const init = decodeFrame(sent(await I.start()), 'e2e');
       if (init.type !== 'HS_INIT') throw new Error('unreachable');
-      t.same(rejections(await R.receive(encodeFrame(frame('HS_INIT', { ...init, version: 2 })))), ['UNSUPPORTED_VERSION']);
+      t.same(rejections(await R.receive(encodeFrame(frame('HS_INIT', { ...init, version: 1 })))), ['UNSUPPORTED_VERSION']);
       t.equal(R.state, 'FAILED');
     }
     for (const [name, eph] of [
@@ -395,4 +396,40 @@ t.test('WebCrypto: an identity kept as non-extractable CryptoKeys (as a page kee
   t.equal(I.state, 'ESTABLISHED');
   t.equal(R.state, 'ESTABLISHED');
   t.throws(() => w.privateKeyFromCryptoKeys(pss, oaep), RangeError, 'the two keys swapped');
+});
+
+// §8.3 step 6 (version 2): cumulative, delayed ACKs.
+t.test('a read batch of TEXTs gets one cumulative ACK at its end, which delivers every TEXT it covers', async (t) => {
+  const { I, R } = await established(nodeBackend);
+  const bodies = [];
+  for (const text of ['one', 'two', 'three']) bodies.push(sent((await I.sendText(text, 1)).events));
+  const e0 = await R.receive(bodies[0]!, true);
+  const e1 = await R.receive(bodies[1]!, true);
+  t.same([e0, e1].map((e) => e.map((x) => x.kind)), [['text'], ['text']], 'no ACK while the batch has more');
+  const e2 = await R.receive(bodies[2]!);
+  t.same(e2.map((x) => x.kind), ['text', 'send'], 'the last body of the batch ends with the ACK');
+  const ack = decodeFrame(sent(e2), 'e2e');
+  t.equal(ack.type === 'MSG' ? ack.seq : -1, 0, "the ACK is R's first MSG");
+  t.same(await I.receive(sent(e2)), [0, 1, 2].map((seq) => ({ kind: 'delivered', seq })), 'one ACK delivers all three');
+  t.same(I.unacknowledged(), []);
+  t.equal(R.sealedCount, 1, 'three TEXTs cost R one seal');
+  t.same(await R.flushAck(), [], 'nothing is due after the ACK');
+});
+
+t.test('an ACK is sent at the latest after ACK_BATCH_TEXTS TEXTs, even inside a batch', async (t) => {
+  const { I, R } = await established(nodeBackend);
+  const acks: number[] = [];
+  let first: Uint8Array | undefined;
+  for (let i = 0; i < LIMITS.ACK_BATCH_TEXTS + 1; i++) {
+    const ev = await R.receive(sent((await I.sendText(`m${i}`, 1)).events), true);
+    if (ev.some((e) => e.kind === 'send')) {
+      acks.push(i);
+      first = sent(ev);
+    }
+  }
+  t.same(acks, [LIMITS.ACK_BATCH_TEXTS - 1], 'one ACK, at the bound');
+  t.equal((await I.receive(first!)).filter((e) => e.kind === 'delivered').length, LIMITS.ACK_BATCH_TEXTS, 'it covers the first ACK_BATCH_TEXTS texts');
+  const flushed = await R.flushAck();
+  t.equal(flushed.length, 1, 'the text after the bound is acknowledged when the batch ends');
+  t.same((await I.receive(sent(flushed))).map((e) => (e.kind === 'delivered' ? e.seq : -1)), [LIMITS.ACK_BATCH_TEXTS]);
 });

@@ -35,7 +35,7 @@ async function floodLoop(): Promise<void> {
     const c = await TestClient.connect(port).catch(() => undefined);
     if (c === undefined) continue;
     const name = `flood${process.pid}x${(nick++).toString(36)}`;
-    c.send(frame('HELLO', { version: 1, nick: name, key: id.spki }));
+    c.send(frame('HELLO', { version: 2, nick: name, key: id.spki }));
     const ch = await c.next();
     if (ch !== 'closed' && ch.type === 'CHALLENGE') {
       c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, name, id.spki)) }));

@@ -61,7 +61,7 @@ t.test('a 4 GiB declared length is refused with FRAME_TOO_LARGE on its 4 bytes a
 t.test('garbage before, inside and after frames gets the code the reference decoder names', async (t) => {
   const s = await relay(t);
   const me = identity('gbase');
-  const hello = wire(encodeFrame(frame('HELLO', { version: 1, nick: 'gbefore', key: me.spki })));
+  const hello = wire(encodeFrame(frame('HELLO', { version: 2, nick: 'gbefore', key: me.spki })));
   // The first error the reference decoder finds, in stream order: a framing error further on in the same
   // read never overtakes the frames before it (spec §3).
   const expected = (bytes: Buffer): number[] => {
@@ -79,7 +79,7 @@ t.test('garbage before, inside and after frames gets the code the reference deco
     ['zero length before HELLO', Buffer.concat([Buffer.alloc(4), hello])],
     ['a stray byte before HELLO', Buffer.concat([Buffer.from([0x00]), hello])],
     ['noise inside HELLO (length counts it)', (() => {
-      const body = Buffer.from(encodeFrame(frame('HELLO', { version: 1, nick: 'ginside', key: me.spki })));
+      const body = Buffer.from(encodeFrame(frame('HELLO', { version: 2, nick: 'ginside', key: me.spki })));
       return wire(Buffer.concat([body.subarray(0, 20), Buffer.from('deadbeef', 'hex'), body.subarray(20)]));
     })()],
     ['noise inside HELLO (length does not count it)', (() => {
@@ -125,7 +125,7 @@ t.test('300 slowloris connections trickling bytes do not stop a legitimate pair'
   t.teardown(() => slow.forEach((c) => c.close()));
   t.ok(await eventually(() => s.stats().connections >= 300), `${s.stats().connections} connections held`);
   const probe = identity('slowkey');
-  const hellos = slow.map((_, i) => wire(encodeFrame(frame('HELLO', { version: 1, nick: `slow${i}`, key: probe.spki }))));
+  const hellos = slow.map((_, i) => wire(encodeFrame(frame('HELLO', { version: 2, nick: `slow${i}`, key: probe.spki }))));
   let sent = 0;
   let trickling = true;
   // One byte per connection per tick; bounded by the HELLO length, stops when the pair is done.

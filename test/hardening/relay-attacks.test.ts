@@ -124,7 +124,7 @@ t.test('random-modulus HELLOs with a garbage AUTH cost the relay at most 1.5x th
       await Promise.all(
         Array.from({ length: Math.min(16, n - i) }, async () => {
           const c = await TestClient.connect(relay.port);
-          c.send(frame('HELLO', { version: 1, nick: `m${(seq++).toString(36)}`, key: key() }));
+          c.send(frame('HELLO', { version: 2, nick: `m${(seq++).toString(36)}`, key: key() }));
           await c.expect('CHALLENGE');
           c.send(frame('AUTH', { sig: randomBytes(256) }));
           const e = await c.expect('ERROR');

@@ -97,7 +97,7 @@ t.test('the registry file keeps nickname bindings across a restart of the proces
 
   const second = await startCli(t, ['--registry', reg, '--log-level', 'debug', '--log-metadata']);
   const m = await TestClient.connect(second.port);
-  m.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  m.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch = await m.expect('CHALLENGE');
   m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
   t.equal(await m.expectError(), 'NICK_BOUND');
@@ -169,7 +169,7 @@ t.test('under a low open-file limit the cap keeps FD_HEADROOM free: extra connec
   const n = cap + 60;
   const clients: TestClient[] = [];
   for (let i = 0; i < n; i++) clients.push(await TestClient.connect(srv.port));
-  for (const c of clients) c.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  for (const c of clients) c.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   const outcomes = await Promise.all(
     clients.map(async (c) => {
       const r = await c.next();

@@ -124,7 +124,7 @@ export class TestClient<S extends Duplex = Socket> {
 
   /** HELLO, CHALLENGE, AUTH, WELCOME with a correct signature. */
   async auth(nick: string, id: Identity): Promise<Extract<RelayFrame, { type: 'WELCOME' }>> {
-    this.send(frame('HELLO', { version: 1, nick, key: id.spki }));
+    this.send(frame('HELLO', { version: 2, nick, key: id.spki }));
     const ch = await this.expect('CHALLENGE');
     this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, nick, id.spki)) }));
     return this.expect('WELCOME');

@@ -36,7 +36,7 @@ t.test('a silent connection gets TIMEOUT after the handshake timeout, in AWAIT_H
   // The HELLO round trip must fit in the timeout here; a second relay with a roomier one.
   const roomy = await withServer(t, { handshakeTimeoutMs: 1500, idleTimeoutMs: 600_000 });
   const halfway = await TestClient.connect(roomy.port);
-  halfway.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  halfway.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   await halfway.expect('CHALLENGE');
   t.equal(await halfway.expectError(), 'TIMEOUT', 'HELLO alone does not complete the handshake');
   t.equal(await halfway.next(), 'closed');
@@ -204,7 +204,7 @@ t.test('connections beyond the per-address cap are refused; another address is n
     t.pass('a connection from 127.0.0.2 is accepted while 127.0.0.1 is at its cap');
     o.destroy();
   }
-  a.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  a.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   await a.expect('CHALLENGE');
   t.pass('a connection held before the cap was reached is unaffected');
   a.destroy();

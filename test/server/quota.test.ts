@@ -20,7 +20,7 @@ async function withServer(t: Test, opts: ServerOptions = {}) {
 /** HELLO and AUTH; resolves with 'WELCOME' or the refusal's code name. */
 async function tryAuth(port: number, nick: string, id: Identity, from?: string): Promise<{ c: TestClient; got: string | number }> {
   const c = await TestClient.connect(port, from);
-  c.send(frame('HELLO', { version: 1, nick, key: id.spki }));
+  c.send(frame('HELLO', { version: 2, nick, key: id.spki }));
   const ch = await c.next();
   if (ch === 'closed') return { c, got: 'closed' };
   if (ch.type === 'ERROR') return { c, got: ch.code };

@@ -94,7 +94,7 @@ t.test('a binding confirmed by WELCOME survives SIGKILL of the relay right after
   await first.kill(); // no shutdown, no checkpoint: only what was committed before WELCOME remains
   const second = await start();
   const other = await TestClient.connect(second.port);
-  other.send(frame('HELLO', { version: 1, nick: 'alice', key: bob.spki }));
+  other.send(frame('HELLO', { version: 2, nick: 'alice', key: bob.spki }));
   const ch = await other.expect('CHALLENGE');
   other.send(frame('AUTH', { sig: pssSign(bob.privateKey, authMessage(ch.nonce, 'alice', bob.spki)) }));
   t.equal(await other.expectError(), 'NICK_BOUND', 'another key for the welcomed nickname is refused');

@@ -237,7 +237,7 @@ t.test('the same nickname twice in a room is NICK_IN_ROOM', async (t) => {
 t.test('a signature that does not verify is AUTH_FAILED and binds nothing', async (t) => {
   const { port } = await withServer(t);
   const c = await TestClient.connect(port);
-  c.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  c.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   const ch = await c.expect('CHALLENGE');
   // Signed by mallory's key, claiming alice's.
   c.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', alice.spki)) }));
@@ -245,7 +245,7 @@ t.test('a signature that does not verify is AUTH_FAILED and binds nothing', asyn
   t.equal(await c.next(), 'closed');
 
   const stale = await TestClient.connect(port);
-  stale.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
+  stale.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   const ch2 = await stale.expect('CHALLENGE');
   // Signed by the right key over another nonce (a replayed AUTH).
   const other = Buffer.from(ch2.nonce).fill(0);
@@ -261,7 +261,7 @@ t.test('a signature that does not verify is AUTH_FAILED and binds nothing', asyn
 t.test('HELLO with another version is UNSUPPORTED_VERSION; a bad key is BAD_PUBLIC_KEY', async (t) => {
   const { port } = await withServer(t);
   const v = await TestClient.connect(port);
-  v.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
+  v.send(frame('HELLO', { version: 1, nick: 'alice', key: alice.spki }));
   t.equal(await v.expectError(), 'UNSUPPORTED_VERSION');
   t.equal(await v.next(), 'closed');
 
@@ -273,7 +273,7 @@ t.test('HELLO with another version is UNSUPPORTED_VERSION; a bad key is BAD_PUBL
     ['garbage', Buffer.from('not a key at all')],
   ] as const) {
     const c = await TestClient.connect(port);
-    c.send(frame('HELLO', { version: 1, nick: 'alice', key }));
+    c.send(frame('HELLO', { version: 2, nick: 'alice', key }));
     t.equal(await c.expectError(), 'BAD_PUBLIC_KEY', what);
     t.equal(await c.next(), 'closed');
   }
@@ -288,8 +288,8 @@ t.test('framing violations are refused with their codes and close', async (t) =>
     ['not msgpack', wire(Buffer.from([0xc1])), 'MALFORMED_FRAME'],
     ['trailing bytes', wire(Buffer.concat([Buffer.from(encode({ t: 13, n: 1 })), Buffer.from([0])])), 'MALFORMED_FRAME'],
     ['an e2e frame on the relay connection', wire(encode({ t: 0x23, sig: new Uint8Array(256), mac: new Uint8Array(32) })), 'UNKNOWN_FRAME_TYPE'],
-    ['HELLO without key', wire(encode({ t: 1, version: 1, nick: 'alice' })), 'INVALID_FIELD'],
-    ['nick outside the alphabet', wire(encode({ t: 1, version: 1, nick: 'al ice', key: alice.spki })), 'INVALID_FIELD'],
+    ['HELLO without key', wire(encode({ t: 1, version: 2, nick: 'alice' })), 'INVALID_FIELD'],
+    ['nick outside the alphabet', wire(encode({ t: 1, version: 2, nick: 'al ice', key: alice.spki })), 'INVALID_FIELD'],
   ];
   for (const [what, bytes, code] of cases) {
     const c = await TestClient.connect(port);
@@ -323,7 +323,7 @@ t.test('NICK_BOUND: another key for a bound nickname is refused, also after a re
   const a = await TestClient.connect(first.port);
   await a.auth('alice', alice);
   const m = await TestClient.connect(first.port);
-  m.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  m.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch = await m.expect('CHALLENGE');
   m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
   t.equal(await m.expectError(), 'NICK_BOUND');
@@ -334,7 +334,7 @@ t.test('NICK_BOUND: another key for a bound nickname is refused, also after a re
   const second = await startServer({ registry });
   t.teardown(() => second.close());
   const m2 = await TestClient.connect(second.port);
-  m2.send(frame('HELLO', { version: 1, nick: 'alice', key: mallory.spki }));
+  m2.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch2 = await m2.expect('CHALLENGE');
   m2.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch2.nonce, 'alice', mallory.spki)) }));
   t.equal(await m2.expectError(), 'NICK_BOUND', 'the binding survived the restart');
@@ -352,7 +352,7 @@ t.test('a client reset in the middle of its handshake does not affect others', a
   const before = stats().connections;
   for (let i = 0; i < 10; i++) {
     const x = await TestClient.connect(port);
-    x.send(frame('HELLO', { version: 1, nick: `x${i}`, key: carol.spki }));
+    x.send(frame('HELLO', { version: 2, nick: `x${i}`, key: carol.spki }));
     if (i % 2 === 0) await x.expect('CHALLENGE');
     // A half frame, then a TCP reset.
     x.raw(encodeWire(frame('PING', { n: 1 })).subarray(0, 3));

@@ -31,7 +31,7 @@ async function inState(state: ServerState): Promise<Conn> {
   const c = await TestClient.connect(server.port);
   const conn: Conn = { c, nick, nonce: undefined };
   if (state === 'AWAIT_HELLO') return conn;
-  c.send(frame('HELLO', { version: 1, nick, key: id.spki }));
+  c.send(frame('HELLO', { version: 2, nick, key: id.spki }));
   conn.nonce = (await c.expect('CHALLENGE')).nonce;
   if (state === 'AWAIT_AUTH') return conn;
   c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(conn.nonce, nick, id.spki)) }));
@@ -48,9 +48,9 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
   const k32 = new Uint8Array(32).fill(7);
   switch (type) {
     case 'HELLO':
-      return frame('HELLO', { version: 1, nick: conn.nick, key: id.spki });
+      return frame('HELLO', { version: 2, nick: conn.nick, key: id.spki });
     case 'CHALLENGE':
-      return frame('CHALLENGE', { version: 1, nonce: k32 });
+      return frame('CHALLENGE', { version: 2, nonce: k32 });
     case 'AUTH':
       return frame('AUTH', {
         sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki)),
