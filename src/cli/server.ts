@@ -264,6 +264,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`e2ee-chat server: ${warning}\n`);
     logger.log({ event: 'insecure_listener', tls: false });
   }
+  // The start-up lines are out before the ready line (bounded: a stalled log delays it by at most 2 s).
+  await logger.flush();
   process.stdout.write(`listening on ${server.host}:${server.port}\n`);
   if (web !== undefined) {
     process.stdout.write(`web on ${web.origin}/\n` + web.manifest.map((f) => `web sha256 ${f.sha256} ${f.path}\n`).join(''));
