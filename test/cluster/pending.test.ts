@@ -151,3 +151,32 @@ t.test('a W message that is not whole DELIVER frames is logged and dropped; the 
   carol.destroy();
   bob.destroy();
 });
+
+t.test('pipelined SENDs: refusals come one per refused SEND and before the answer to any later frame', async (t) => {
+  const s = await setup(t, {}, 0, 'unused');
+  const bob = await member(s.other.port, 'bob', K2, 'order');
+  const carol = await member(s.relay.port, 'carol', K1, 'order');
+  await bob.expect('PEER_JOINED');
+  // One write: good, bad, good, self, then PING; on one relay the answers are ERROR, ERROR, PONG.
+  carol.send(frame('SEND', { to: 'bob', body: Uint8Array.of(1) }));
+  carol.send(frame('SEND', { to: 'nobody', body: Uint8Array.of(2) }));
+  carol.send(frame('SEND', { to: 'bob', body: Uint8Array.of(3) }));
+  carol.send(frame('SEND', { to: 'carol', body: Uint8Array.of(4) }));
+  carol.send(frame('PING', { n: 7 }));
+  t.equal(await carol.expectError(), 'NO_SUCH_PEER');
+  t.equal(await carol.expectError(), 'NO_SUCH_PEER');
+  t.equal((await carol.expect('PONG')).n, 7, 'PONG after the refusals of the SENDs before it');
+  t.same([...(await bob.expect('DELIVER')).body], [1]);
+  t.same([...(await bob.expect('DELIVER')).body], [3], 'the good ones in order, once each');
+  // Refusals before LEFT, and every SEND read before the LEAVE is delivered.
+  for (let i = 0; i < 3; i++) carol.send(frame('SEND', { to: 'nobody', body: Uint8Array.of(9) }));
+  carol.send(frame('SEND', { to: 'bob', body: Uint8Array.of(5) }));
+  carol.send(frame('LEAVE', {}));
+  for (let i = 0; i < 3; i++) t.equal(await carol.expectError(), 'NO_SUCH_PEER');
+  await carol.expect('LEFT');
+  t.same([...(await bob.expect('DELIVER')).body], [5]);
+  t.equal((await bob.expect('PEER_LEFT')).nick, 'carol');
+  t.equal(carol.pending + bob.pending, 0, 'nothing else');
+  carol.destroy();
+  bob.destroy();
+});
