@@ -145,3 +145,27 @@ t.test('Ctrl-C at the passphrase prompt exits 130, and quitting never hangs on a
   bob.end();
   await bob.exited;
 });
+
+t.test('a line typed while alone is not sent to whoever joins next: it goes back into the input', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const alice = new Term(t, dir, [process.execPath, CLI, 'client', '--port', String(port), '--nick', 'alice', '--home', join(dir, 'alice'), '--no-passphrase']);
+  await alice.waitFor(/alice@lobby>$/);
+  alice.type('the door code is 4711');
+  alice.keys('Enter');
+  const screen = await alice.waitFor(/NOT sent: nobody else is here/);
+  await alice.waitFor(/alice@lobby> the door code is 4711$/);
+  t.notOk(screen.some((l) => /^\[\d\d:\d\d:\d\d\] alice: the door code/.test(l)), 'not shown as a sent message');
+  const bob = startClient(t, { port, nick: 'bob', home: join(dir, 'bob') });
+  await bob.waitFor(/^\* secure session with alice/);
+  await alice.waitFor(/end-to-end session with bob established/);
+  t.match(alice.screen().at(-1), /alice@lobby> the door code is 4711$/, 'the line is still in the input after bob joined');
+  t.notOk(bob.out.some((l) => l.startsWith('alice: ')), 'bob received nothing on joining');
+  alice.keys('Enter');
+  t.equal(await bob.waitFor(/^alice: /), 'alice: the door code is 4711', 'sent once alice pressed Enter with bob present');
+  alice.type('/quit');
+  alice.keys('Enter');
+  t.equal(await alice.waitExit(), 0);
+  bob.end();
+  await bob.exited;
+});
