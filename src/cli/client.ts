@@ -13,7 +13,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
-import { ChatClient, ClientFailure, type FailureKind, type Undelivered } from '../client/chat-client.js';
+import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Undelivered } from '../client/chat-client.js';
+import type { ProtocolError } from '../protocol/errors.js';
 import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
@@ -55,6 +56,7 @@ const EXIT_BY_FAILURE: Record<FailureKind, number> = {
 
 const DEFAULT_PORT = 55555;
 const DEFAULT_WAIT_S = 10;
+const DEFAULT_RECONNECT_S = 300;
 
 const USAGE = `usage: e2ee-chat client [options]
 
@@ -74,6 +76,9 @@ const USAGE = `usage: e2ee-chat client [options]
                            --home/history.db, encrypted under your identity key)
   --to NICK                scriptable mode (repeatable): send only to NICK, whose key must be pinned from an
                            earlier session; lines wait for NICK to be present with that key
+  --reconnect SECONDS      after a lost connection, keep reconnecting (back-off 0.5 s doubling to 30 s,
+                           with jitter) for this long before giving up with status 6 (default
+                           ${DEFAULT_RECONNECT_S}; 0 = never reconnect)
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -98,6 +103,8 @@ interface Options {
   roomSecretFile: string | undefined;
   history: boolean;
   waitMs: number;
+  /** How long to keep reconnecting after a drop, in ms; 0 = never. */
+  reconnectMs: number;
   /** Scripted mode: the only recipients (--to), or null for whoever is present when a line is read. */
   to: string[] | null;
   tls: TlsClientOptions | undefined;
@@ -122,6 +129,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         'no-history': { type: 'boolean' },
         'room-secret-file': { type: 'string' },
         wait: { type: 'string' },
+        reconnect: { type: 'string' },
         to: { type: 'string', multiple: true },
         tls: { type: 'boolean' },
         'tls-ca': { type: 'string' },
@@ -137,6 +145,8 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(str('port') ?? '1')) throw new UsageError('--port: expected an integer 1..65535');
   const wait = str('wait') === undefined ? DEFAULT_WAIT_S : Number(str('wait'));
   if (!Number.isFinite(wait) || wait < 0 || wait > 86400 || !/^\d+(\.\d+)?$/.test(str('wait') ?? '0')) throw new UsageError('--wait: expected seconds, 0..86400');
+  const rec = str('reconnect') === undefined ? DEFAULT_RECONNECT_S : Number(str('reconnect'));
+  if (!Number.isFinite(rec) || rec < 0 || rec > 86400 || !/^\d+(\.\d+)?$/.test(str('reconnect') ?? '0')) throw new UsageError('--reconnect: expected seconds, 0..86400');
   const nick = str('nick');
   if (nick !== undefined) checkNick(nick);
   const room = str('room') ?? 'lobby';
@@ -153,6 +163,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     roomSecretFile: str('room-secret-file'),
     history: values['no-history'] !== true,
     waitMs: Math.round(wait * 1000),
+    reconnectMs: Math.round(rec * 1000),
     to: toList(values['to'] as string[] | undefined),
     tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
   };
@@ -179,6 +190,44 @@ function checkNick(nick: string): void {
 /** Replaces lone surrogates (which are not UTF-8) so a text always encodes (spec §4 rule 4). */
 function wellFormed(s: string): string {
   return s.replace(/[\ud800-\udfff]/gu, '\ufffd');
+}
+
+/** What a failed session means and what to do, for people (null when the client cannot tell). */
+function causeAdvice(from: string, error: ProtocolError, cause: FailureCause | undefined, retry: boolean): string | null {
+  const again = retry ? `; then /retry ${from}` : '';
+  if (cause === 'room-secret') return `your room secrets differ (or only one of you uses one): check the secret with ${from} out of band${again}`;
+  if (cause === 'key-not-accepted')
+    return `${from}'s client has another key pinned for you and refuses yours until ${from} accepts it: tell ${from} (if you set up a new key, ${from} checks it with /safety and types /trust)`;
+  if (error.errorName === 'TIMEOUT') return `${from}'s client did not answer the handshake in time${retry ? `; /retry ${from} starts it again` : ''}`;
+  return retry ? `/retry ${from} starts a new session` : null;
+}
+
+/**
+ * A connection failure for people: what happened and what to do (issue 15 point 2). The relay's code
+ * stays in the text (in parentheses), so a script or a bug report still sees it.
+ */
+function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: number | undefined): string {
+  const code = f.error?.errorName;
+  const where = `${opts.host}:${opts.port}`;
+  switch (code) {
+    case 'ROOM_FULL':
+      return `${f.message}: the room already has ${roomSize ?? 'its'} members, the most this relay allows (its operator sets that with e2ee-chat server --max-room-size N); try another --room, or later`;
+    case 'NICK_IN_ROOM':
+      return `${f.message}: someone named ${nick} is already in the room (another client of yours?); quit that one, or pick another --nick`;
+    case 'NICK_BOUND':
+      return `${f.message}: the nickname ${nick} is bound on ${where} to another key; pick another --nick, or run with the --home that holds the key that first used it`;
+    case 'AUTH_FAILED':
+    case 'BAD_PUBLIC_KEY':
+      return `${f.message}: the relay did not accept your key's proof (a client or relay bug; report it)`;
+    case 'TOO_MANY_CONNECTIONS':
+    case 'RATE_LIMITED':
+      return `${f.message}: the relay limits connections and traffic per key and per address; wait a little and start again`;
+    case 'SERVER_SHUTDOWN':
+      return `${f.message}: the relay was stopped; start again once it is back`;
+    default:
+      if (f.kind === 'connect') return `${f.message}: is a relay running there? (e2ee-chat server --port ${opts.port}); check --host and --port`;
+      return f.message;
+  }
 }
 
 function describeUndelivered(u: Undelivered): string {
@@ -364,6 +413,7 @@ export async function run(argv: string[]): Promise<number> {
     pins,
     ...(psk ? { psk } : {}),
     ...(opts.tls !== undefined ? { transport: tcpTransport(opts.host, opts.port, opts.tls) } : {}),
+    ...(opts.reconnectMs > 0 ? { reconnect: { giveUpMs: opts.reconnectMs } } : {}),
   });
   if (history !== null) {
     const h = history;
@@ -394,7 +444,7 @@ function relayName(opts: Options): string {
 /** Longest wait for the relay to confirm a LEAVE when quitting (a hung relay must not keep us open). */
 const QUIT_GRACE_MS = 2000;
 /** The commands Tab completes. */
-const COMMANDS = ['/help', '/who', '/fingerprint', '/safety', '/verify', '/trust', '/history', '/quit'];
+const COMMANDS = ['/help', '/who', '/fingerprint', '/safety', '/verify', '/trust', '/retry', '/history', '/resend', '/quit'];
 /** xterm's bracketed paste mode: the terminal marks a paste with ESC[200~ ... ESC[201~. */
 const BRACKETED_PASTE_ON = '\x1b[?2004h';
 const BRACKETED_PASTE_OFF = '\x1b[?2004l';
@@ -413,7 +463,7 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
       // A failure that closed the connection was already reported by the mode's 'closed' listener;
       // only a refusal that left it open (ROOM_FULL, NICK_IN_ROOM) is reported here: each error once.
       if (!client.closed) {
-        report(e.message);
+        report(failureAdvice(e, opts, client.nick, client.welcome?.roomSize));
         client.close();
       }
       return EXIT_BY_FAILURE[e.kind];
@@ -450,7 +500,23 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   });
 
   if (identity.created) event(`created identity key in ${opts.home}`);
-  client.on('joined', ({ room }) => event(`joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
+  client.on('joined', ({ room, rejoin }) => event(rejoin ? `rejoined ${room} as ${client.nick}` : `joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
+  // Reconnecting (--reconnect): one line when the connection is lost, one when back; the attempts in
+  // between are not listed. The rule for what was not acknowledged before the drop: it is sent again to
+  // the member it was for, once that member is back in the room with the same (pinned) key, through the
+  // new session; lines read while reconnecting wait the same way for the members present at the drop.
+  // Whatever never gets through is listed at the end like any undelivered text (status 9).
+  client.on('connection-lost', ({ failure, undelivered }) =>
+    event(`connection lost (${failure.message}); ${undelivered.length} text(s) not acknowledged; reconnecting`),
+  );
+  client.on('reconnected', ({ room, attempts, downMs }) => {
+    event(`reconnected to ${room} after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'})`);
+    resendHeld();
+  });
+  const resendHeld = () => {
+    if (client.heldTexts().length === 0) return;
+    for (const u of client.resend().sent) event(`resending to ${u.to} (not acknowledged before the connection was lost): ${printable(u.text)}`);
+  };
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
     event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen)' : verified ? ' (verified)' : ''}`),
   );
@@ -458,9 +524,10 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     event(`${nick} left`);
     for (const u of undelivered) listLost(u);
   });
-  client.on('established', ({ nick, safetyNumber, verified }) =>
-    event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`),
-  );
+  client.on('established', ({ nick, safetyNumber, verified }) => {
+    event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`);
+    resendHeld();
+  });
   client.on('text', ({ from, seq, ts, text }) => {
     out(`${from}: ${printable(text)}`);
     const skew = skewNote(ts);
@@ -468,9 +535,10 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   });
   client.on('sent', ({ to, seq }) => event(`sent to ${to} #${seq}`));
   client.on('delivered', ({ to, seq }) => event(`delivered to ${to} #${seq}`));
-  client.on('rejected', ({ from, error, fatal }) =>
-    event(fatal ? `session with ${from} failed: ${error.errorName}` : `message from ${from} failed to verify: ${error.errorName}`),
-  );
+  client.on('rejected', ({ from, error, fatal, cause }) => {
+    const advice = fatal ? causeAdvice(from, error, cause, false) : null;
+    event(fatal ? `session with ${from} failed: ${error.errorName}${advice === null ? '' : `; ${advice}`}` : `message from ${from} failed to verify: ${error.errorName}`);
+  });
   client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
@@ -486,7 +554,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   client.on('closed', ({ failure, undelivered }) => {
     if (failure === null) return;
     for (const u of undelivered) listLost(u);
-    err(failure.message);
+    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize));
     exit(EXIT_BY_FAILURE[failure.kind]);
   });
 
@@ -518,7 +586,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   }
   const rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   rl.on('line', (line) => {
-    if (latch.exiting || client.closed) return;
+    if (latch.exiting || (client.closed && !client.reconnecting)) return;
     for (const piece of splitText(wellFormed(line.replace(/\r$/, '')), client.maxTextBytes())) {
       if (named !== null) {
         if (lines.length >= MAX_WAITING_LINES) {
@@ -540,16 +608,17 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   });
   const namedDone = () => named === null || named.every((n) => (next.get(n) ?? 0) >= lines.length);
   rl.on('close', () => {
-    if (latch.exiting || client.closed) return;
+    if (latch.exiting || (client.closed && !client.reconnecting)) return;
     // End of input: wait up to --wait for what was sent to be acknowledged (and, with --to, for the named
     // members to arrive), leave, list what never got through, exit 0.
     void (async () => {
       const deadline = Date.now() + opts.waitMs;
-      while (!latch.exiting && !client.closed && !(namedDone() && client.settled()) && Date.now() < deadline) {
+      const down = () => client.closed && !client.reconnecting;
+      while (!latch.exiting && !down() && !(namedDone() && client.settled()) && Date.now() < deadline) {
         await client.whenSettled(Math.min(100, Math.max(1, deadline - Date.now())));
         if (!namedDone()) await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
       }
-      if (latch.exiting || client.closed) return;
+      if (latch.exiting || down()) return;
       const left = await client.leave();
       for (const u of left) listLost(u);
       if (named !== null) {
@@ -581,7 +650,9 @@ const HELP = [
   '  /safety NICK    the safety number you share with NICK: compare it with NICK in person or by phone',
   '  /verify NICK    mark NICK as verified after the safety numbers matched',
   "  /trust NICK     accept NICK's changed key (only after checking it with NICK!)",
+  '  /retry NICK     start a failed session with NICK again (rejoins the room: every session restarts)',
   '  /history [N]    the last N (default 20) messages of this room kept in your encrypted history',
+  '  /resend         after a reconnect: send again what was not acknowledged before the drop',
   '  /quit           leave the room (also Ctrl-D or Ctrl-C)',
   '  //text          send a message that starts with "/"',
 ];
@@ -649,7 +720,13 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (unreadable > 0) warn(`${unreadable} stored message(s) did not open (altered on disk?) and are not shown`);
   };
 
-  client.on('joined', ({ room, members }) => {
+  client.on('joined', ({ room, members, rejoin }) => {
+    if (rejoin) {
+      info(`rejoined ${room}${members.length === 0 ? '; nobody else is here' : ` with ${members.join(', ')}`}`);
+      const n = client.heldTexts().length;
+      if (n > 0 && !client.reconnecting) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before rejoining: /resend sends ${n === 1 ? 'it' : 'them'} again`);
+      return;
+    }
     if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
     info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
     if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
@@ -676,9 +753,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('delivered', ({ to, seq, text }) => {
     print(p.dim(`[${clock()}]   ✓ ${to} received #${seq} "${preview(text)}"`));
   });
-  client.on('rejected', ({ from, error, fatal }) =>
-    warn(fatal ? `session with ${from} failed: ${error.errorName}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`),
-  );
+  client.on('rejected', ({ from, error, fatal, cause }) => {
+    const advice = fatal ? causeAdvice(from, error, cause, true) : null;
+    warn(fatal ? `session with ${from} failed (${error.errorName})${advice === null ? '' : `: ${advice}`}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`);
+  });
   client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
@@ -706,7 +784,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('closed', ({ failure, undelivered }) => {
     if (failure === null) return;
     for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
-    err(failure.message);
+    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize));
     exit(EXIT_BY_FAILURE[failure.kind]);
   });
 
@@ -715,7 +793,17 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   if (entered !== null) return entered;
 
   const promptText = `${p.nick(client.nick)}@${opts.room}> `;
-  const promptWidth = `${client.nick}@${opts.room}> `.length;
+  let promptWidth = `${client.nick}@${opts.room}> `.length;
+  /**
+   * The connection's status while reconnecting lives in the prompt, one line redrawn in place (never a
+   * line per attempt): `(reconnecting: attempt 3 in 4 s) alice@lobby> `; null puts the plain prompt back.
+   */
+  const setStatus = (status: string | null) => {
+    const plain = `${client.nick}@${opts.room}> `;
+    rl!.setPrompt(status === null ? promptText : p.yellow(`(${status}) `) + promptText);
+    promptWidth = status === null ? plain.length : status.length + 3 + plain.length;
+    print();
+  };
   /** Tab completes a command at the start of the line, else the nickname being typed. */
   const completer = (line: string): [string[], string] => {
     const word = /(\S*)$/.exec(line)![1]!;
@@ -724,6 +812,24 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   };
   rl = createInterface({ input: process.stdin, output: stdout, prompt: promptText, terminal: true, historySize: 100, completer });
   info('type /help for commands');
+
+  const listHeld = (intro: string) => {
+    const held = client.heldTexts();
+    if (held.length === 0) return;
+    info(intro);
+    for (const u of held) print(p.yellow(`  ! for ${u.to}: ${printable(preview(u.text))}`));
+  };
+  client.on('connection-lost', ({ failure }) => {
+    warn(`connection lost: ${failure.message}`);
+    listHeld('not acknowledged before the drop (kept; /resend sends them again once you are back):');
+  });
+  client.on('reconnecting', ({ attempt, delayMs }) => setStatus(`reconnecting: attempt ${attempt} in ${Math.max(1, Math.round(delayMs / 1000))} s`));
+  client.on('reconnected', ({ downMs, attempts }) => {
+    setStatus(null);
+    info(`reconnected after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'}); new end-to-end sessions are being set up`);
+    const n = client.heldTexts().length;
+    if (n > 0) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before the drop: /resend sends ${n === 1 ? 'it' : 'them'} again to the member${n === 1 ? '' : 's'} ${n === 1 ? 'it was' : 'they were'} for (who may then see ${n === 1 ? 'it' : 'them'} twice)`);
+  });
 
   let quitting = false;
   /**
@@ -734,7 +840,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (latch.exiting) return;
     if (quitting) return exit(code);
     quitting = true;
-    const left = client.closed ? [] : await Promise.race([client.leave(), new Promise<Undelivered[]>((r) => setTimeout(() => r([]), QUIT_GRACE_MS).unref())]);
+    const left = client.closed ? client.undelivered() : await Promise.race([client.leave(), new Promise<Undelivered[]>((r) => setTimeout(() => r([]), QUIT_GRACE_MS).unref())]);
     for (const u of left) print(p.yellow(`  ! ${describeUndelivered(u)}`));
     exit(code);
   };
@@ -826,14 +932,30 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       case '/trust': {
         const n = needNick();
         if (n === null) return;
-        if (client.trust(n)) info(`accepted the new key of ${n}; starting a session (not verified yet: /safety ${n})`);
+        if (client.trust(n)) info(`accepted the new key of ${n}; starting a session (rejoining the room if ${n}'s side had given up) (not verified yet: /safety ${n})`);
         else err(`${n}'s key did not change; nothing to trust`);
+        return;
+      }
+      case '/retry': {
+        const n = needNick();
+        if (n === null) return;
+        // v1 restarts a failed session only through PEER_LEFT/PEER_JOINED (§7.2): we rejoin the room.
+        if (client.retry(n)) info(`rejoining ${opts.room} to start new sessions (with ${n} and everyone else here)`);
+        else err(`the session with ${n} has not failed (/who shows it); nothing to retry`);
         return;
       }
       case '/history': {
         const n = arg === undefined ? HISTORY_SHOWN : Number(arg);
         if (!Number.isInteger(n) || n < 1 || n > 10_000 || extra.length > 0) return err('usage: /history [N], N from 1 to 10000');
         showHistory(n);
+        return;
+      }
+      case '/resend': {
+        if (client.reconnecting) return err('not connected yet; /resend once reconnected');
+        if (client.heldTexts().length === 0) return info('nothing to resend');
+        const { sent, kept } = client.resend();
+        for (const u of sent) info(`sent again to ${u.to}: ${printable(preview(u.text))}`);
+        for (const u of kept) info(`still kept for ${u.to} (not here with a trusted key): ${printable(preview(u.text))}`);
         return;
       }
       case '/quit':
@@ -890,6 +1012,13 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     const text = line.startsWith('//') ? line.slice(1) : line;
     if (text.trim() === '') {
       rl!.prompt();
+      return;
+    }
+    if (client.reconnecting) {
+      // Not sent while the connection is down: the line goes back into the input for once it is back.
+      print(p.yellow(`[${clock()}] * NOT sent: reconnecting. Your line is back in the input; press Enter once reconnected.`));
+      rl!.prompt();
+      rl!.write(line);
       return;
     }
     if (client.closed) {

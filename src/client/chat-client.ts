@@ -97,6 +97,40 @@ export interface ChatClientOptions {
   connectTimeoutMs?: number;
   /** The cryptography of the end-to-end sessions (default node:crypto, src/crypto/node.ts). */
   crypto?: CryptoBackend;
+  /**
+   * Reconnect after a lost connection (ReconnectPolicy); default off: a lost connection is `closed`. Only a
+   * connection that had joined its room is re-established, and only after a `connect` or `connection`
+   * failure (a relay gone, frozen or shutting down); a refusal of AUTH or a protocol violation is final.
+   */
+  reconnect?: ReconnectPolicy;
+}
+
+/**
+ * How a lost connection is re-established: attempt n waits a random time between half and all of
+ * min(maxMs, baseMs * 2^(n-1)) (exponential back-off with jitter, so clients dropped together do not
+ * come back together), then connects, authenticates with the key already held, and joins the same room.
+ * A join refused while reconnecting (NICK_IN_ROOM: the relay has not yet noticed our old connection;
+ * ROOM_FULL) is retried the same way. After `giveUpMs` without success the client is `closed`.
+ */
+export interface ReconnectPolicy {
+  /** First delay ceiling in ms (default RECONNECT.BASE_MS). */
+  baseMs?: number;
+  /** Largest delay ceiling in ms (default RECONNECT.MAX_MS). */
+  maxMs?: number;
+  /** Give up this many ms after the drop (default Infinity: until close()). */
+  giveUpMs?: number;
+  /** Uniform [0, 1) source for the jitter (default Math.random; a test may fix it). */
+  random?: () => number;
+}
+
+export const RECONNECT = { BASE_MS: 500, MAX_MS: 30_000, MAX_HELD_TEXTS: 1000 } as const;
+
+/** The delay before reconnect attempt `attempt` (1, 2, ...): jittered in [ceiling / 2, ceiling). */
+export function reconnectDelay(attempt: number, policy: ReconnectPolicy = {}): number {
+  const base = policy.baseMs ?? RECONNECT.BASE_MS;
+  const max = policy.maxMs ?? RECONNECT.MAX_MS;
+  const ceiling = Math.min(max, base * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+  return Math.round(ceiling / 2 + (policy.random ?? Math.random)() * (ceiling / 2));
 }
 
 /** The limits the relay announced in WELCOME (spec §6). */
@@ -133,8 +167,31 @@ export interface PeerInfo {
   verified: boolean;
 }
 
+/**
+ * What a failed handshake most likely means, when the client can tell (refusalNotice):
+ * - `room-secret`: the room secrets differ (or only one side has one): our check of the peer's key
+ *   confirmation failed after its signature verified (§8.2), or the peer's notice came after our HS_RESP;
+ * - `key-not-accepted`: the peer's client has another key pinned for our nickname and will not start a
+ *   session until its user accepts ours (§8.5 step 3).
+ */
+export type FailureCause = 'room-secret' | 'key-not-accepted';
+
+/**
+ * The refusal notice (issue 15 point 2, within v1): v1 has no end-to-end abort frame (§7.2), so a client
+ * that refuses a handshake sends its peer one MSG {seq 0, random ct} before the session is established.
+ * By the §7.2 table any MSG before ESTABLISHED fails the receiver's machine at once (UNEXPECTED_FRAME)
+ * instead of a timeout 30 s later, and the state it arrives in says why: after our HS_RESP (AWAIT_FINISH)
+ * the peer refused our key confirmation (room secrets differ); before (IDLE, AWAIT_RESP) the peer refused
+ * to start (our key is not the one it pinned). It is not authenticated: a relay can send it too, as it can
+ * already fail any handshake by altering it.
+ */
+function refusalNotice(crypto: CryptoBackend): Uint8Array {
+  return encodeFrame(frame('MSG', { seq: 0, ct: crypto.randomBytes(LIMITS.PAD_MIN_BYTES + 16) }));
+}
+
 export interface ChatClientEvents {
-  joined: [{ room: string; members: string[] }];
+  /** JOINED: `rejoin` when it re-entered the room after a lost connection (ReconnectPolicy). */
+  joined: [{ room: string; members: string[]; rejoin: boolean }];
   'peer-joined': [{ nick: string; fingerprint: string; verified: boolean; firstSeen: boolean }];
   'peer-left': [{ nick: string; undelivered: Undelivered[] }];
   established: [{ nick: string; safetyNumber: string; verified: boolean }];
@@ -142,7 +199,7 @@ export interface ChatClientEvents {
   sent: [{ to: string; seq: number; text: string }];
   delivered: [{ to: string; seq: number; text: string }];
   /** A peer's frame was refused (spec §7.2 refusals); `fatal` when the session failed because of it. */
-  rejected: [{ from: string; error: ProtocolError; fatal: boolean }];
+  rejected: [{ from: string; error: ProtocolError; fatal: boolean; cause?: FailureCause }];
   /** §8.5 step 3: a valid key that differs from the pin; `error` is KEY_CHANGED (§9). */
   'key-changed': [{ nick: string; pinnedFingerprint: string; offeredFingerprint: string; error: ProtocolError }];
   /**
@@ -160,6 +217,15 @@ export interface ChatClientEvents {
   'relay-error': [{ error: ProtocolError }];
   /** The connection is gone: `failure` null after close()/leave(), else why; `undelivered` what never got acknowledged. */
   closed: [{ failure: ClientFailure | null; undelivered: Undelivered[] }];
+  /**
+   * With a ReconnectPolicy: the connection was lost and will be re-established. `undelivered` is what was
+   * not acknowledged before the drop: kept by the client for resend() (see there), never sent again by itself.
+   */
+  'connection-lost': [{ failure: ClientFailure; undelivered: Undelivered[] }];
+  /** The next reconnect attempt (1, 2, ...) starts in `delayMs`; `failure` is why the last one ended. */
+  reconnecting: [{ attempt: number; delayMs: number; failure: ClientFailure }];
+  /** Back in the room (after `joined` with rejoin): `attempts` tried, `downMs` since the drop. */
+  reconnected: [{ room: string; members: string[]; attempts: number; downMs: number }];
   /**
    * A listener of `event` threw while the client delivered it (STYLE.md rule 13): the application's own
    * error, never the relay's or a peer's; the connection and the sessions carry on. Without a listener
@@ -196,6 +262,8 @@ interface Peer {
   throttled: boolean;
   /** DELIVER bodies from this peer queued on the chain and not yet handled: the read batch (§8.3 step 6). */
   queued: number;
+  /** We sent this peer's machine our refusal notice (refusalNotice): its side is FAILED now. */
+  refused: boolean;
 }
 
 function newPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder'): Peer {
@@ -216,6 +284,7 @@ function newPeer(nick: string, key: Uint8Array, role: 'initiator' | 'responder')
     timer: null,
     throttled: false,
     queued: 0,
+    refused: false,
   };
 }
 
@@ -239,16 +308,28 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Our private key as a handle of `crypto`, imported once. */
   private readonly sessionKey: Promise<RsaPrivateKey>;
   private socket: Transport | null = null;
-  private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
+  private reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
   /** §7.4: the machine starts in AWAIT_CHALLENGE, entered when connect() sends HELLO. */
   private state: ClientState = 'AWAIT_CHALLENGE';
   private started = false;
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
   private readonly peers = new Map<string, Peer>();
+  /** A rejoin() is under way (LEAVE, LEFT, JOIN on the same connection). */
+  private rejoining = false;
   /** Recent joins per nickname and its back-off (CHURN), oldest first (Map order). */
   private readonly churn = new Map<string, { joins: number[]; until: number; strikes: number; suppressed: number }>();
   private failure: ClientFailure | null = null;
+  /** While a lost connection is being re-established (ReconnectPolicy): since when, attempts, the timer. */
+  /** leave() or close() was called: a failure from now on is final, never a reason to reconnect. */
+  private stopping = false;
+  /** Counts connections (transports opened): only the newest one's reports are taken. */
+  private generation = 0;
+  private recon: { since: number; attempt: number; timer: NodeJS.Timeout | null; room: string } | null = null;
+  /** Texts not acknowledged before a drop (and sent while reconnecting), kept for resend(); bounded. */
+  private held: Undelivered[] = [];
+  /** The members (with a usable key) when the connection dropped: whom a text sent while reconnecting is for. */
+  private rosterAtDrop: string[] = [];
 
   private pendingConnect: { resolve: (w: Welcome) => void; reject: (e: ClientFailure) => void } | null = null;
   private pendingJoin: { room: string; resolve: (m: string[]) => void; reject: (e: ClientFailure) => void } | null = null;
@@ -329,18 +410,26 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       this.connectTimer = setTimeout(() => this.onEvent('timeout'), this.opts.connectTimeoutMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS);
       this.connectTimer.unref();
       const open = this.opts.transport ?? tcpTransport(this.opts.host, this.opts.port);
+      // A transport of an earlier connection (ended, but still reporting) must never reach this one.
+      const generation = ++this.generation;
+      const mine = () => generation === this.generation;
       this.socket = open({
         open: () => {
+          if (!mine()) return;
           connected = true;
           this.write(frame('HELLO', { version: PROTOCOL_VERSION, nick: this.nick, key: this.spki }));
         },
-        data: (bytes) => this.onData(bytes),
+        data: (bytes) => {
+          if (mine()) this.onData(bytes);
+        },
         drain: () => {
+          if (!mine()) return;
           this.waitingDrain = false;
           this.pump();
         },
-        close: (reason, kind) =>
-          this.onEvent('disconnect', new ClientFailure(kind ?? (connected ? 'connection' : 'connect'), reason ?? 'connection closed by the relay')),
+        close: (reason, kind) => {
+          if (mine()) this.onEvent('disconnect', new ClientFailure(kind ?? (connected ? 'connection' : 'connect'), reason ?? 'connection closed by the relay'));
+        },
       });
     });
   }
@@ -370,6 +459,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const max = this.maxTextBytes();
     if (n < 1 || n > max) throw new RangeError(`text must be 1..${max} UTF-8 bytes, got ${n}`);
     if (LONE_SURROGATE.test(text)) throw new RangeError('text contains a lone surrogate (not valid UTF-8)');
+    if (this.recon !== null) return this.holdWhileDown(text, opts.to);
     if (this.state === 'AWAIT_LEFT' || this.state === 'CLOSED') return [];
     if (this.state !== 'IN_ROOM') throw new Error(`send() in state ${this.state}`);
     const to: string[] = [];
@@ -413,6 +503,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.pins.pin(this.serverName, nick, p.spki);
     p.blocked = false;
     p.verified = false;
+    if (p.refused) {
+      // The peer's machine failed on our refusal notice and stays FAILED until PEER_LEFT (§7.2): only
+      // leaving and joining again gives both sides new machines, now with the accepted key.
+      this.restart();
+      return true;
+    }
     this.later(p, async () => {
       if (p.badKey) return;
       await this.openSession(p);
@@ -423,8 +519,53 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return true;
   }
 
-  /** True when nothing is queued or waiting for an acknowledgement from a member that can still answer. */
+  /**
+   * Restarts the FAILED session with `nick` (a timeout, a refused handshake). v1 keeps a failed machine
+   * FAILED until PEER_LEFT (§7.2), so this rejoins the room (rejoin()): every session in the room starts
+   * again. False (and nothing done) when `nick` is not a member or its session has not failed.
+   */
+  retry(nick: string): boolean {
+    const p = this.peers.get(nick);
+    if (p === undefined || statusOf(p) !== 'failed') return false;
+    this.restart();
+    return true;
+  }
+
+  /** rejoin() in the background; a failure there ends the connection through the usual path. */
+  private restart(): void {
+    this.rejoin().catch(() => undefined);
+  }
+
+  /**
+   * Leaves the room and joins it again on the same connection (§7.4: after LEFT a client MAY send JOIN),
+   * so that every member gets a new §7.2 machine with us. What was not acknowledged is held for resend().
+   * Resolves with the members listed in the new JOINED.
+   */
+  async rejoin(): Promise<string[]> {
+    const room = this.roomName;
+    const tr = clientTransition(this.state, 'leave');
+    if (room === null || tr === undefined || this.state !== 'IN_ROOM' || this.rejoining) throw new ClientFailure('protocol', `rejoin() in state ${this.state}`);
+    this.rejoining = true;
+    try {
+      const inFlight = this.inFlight();
+      await new Promise<void>((resolve) => {
+        this.pendingLeave = resolve;
+        this.run(tr);
+      });
+      if ((this.state as ClientState) !== 'READY') throw this.failure ?? new ClientFailure('connection', 'the connection ended while rejoining');
+      for (const u of inFlight) if (this.held.length < RECONNECT.MAX_HELD_TEXTS) this.held.push({ ...u, seq: null });
+      return await this.join(room);
+    } finally {
+      this.rejoining = false;
+    }
+  }
+
+  /**
+   * True when nothing is queued or waiting for an acknowledgement from a member that can still answer.
+   * While reconnecting, or while texts are held for resend(), it is not.
+   */
   settled(): boolean {
+    if (this.recon !== null || this.held.length > 0) return false;
     if (this.state !== 'IN_ROOM') return true;
     for (const p of this.peers.values()) {
       const st = statusOf(p);
@@ -437,6 +578,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   /** Resolves true once settled(), false after `timeoutMs` milliseconds or when the connection ends first. */
   whenSettled(timeoutMs: number): Promise<boolean> {
     if (this.settled()) return Promise.resolve(this.state !== 'CLOSED' || this.failure === null);
+    if (this.state === 'CLOSED' && this.recon === null) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       const done = (v: boolean) => {
         clearTimeout(t);
@@ -444,7 +586,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         resolve(v);
       };
       const check = () => {
-        if (this.state === 'CLOSED') done(false);
+        if (this.state === 'CLOSED' && this.recon === null) done(false);
         else if (this.settled()) done(true);
       };
       const t = setTimeout(() => done(false), timeoutMs);
@@ -452,7 +594,6 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     });
   }
 
-  /** Everything sent or queued that no member acknowledged yet. */
   /**
    * Frames written to the relay, and MSGs sealed by the sessions of the members present (each one AEAD
    * seal): what the end-to-end benchmark reports per TEXT.
@@ -463,14 +604,60 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return { framesSent: this.framesSent, msgsSealed };
   }
 
+  /** Everything sent or queued that no member acknowledged yet, and what is held for resend(). */
   undelivered(): Undelivered[] {
+    return [...this.held, ...this.inFlight()];
+  }
+
+  /** What the sessions of this connection have not had acknowledged (outboxes and unacked texts). */
+  private inFlight(): Undelivered[] {
     const out: Undelivered[] = [];
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
     return out;
   }
 
+  /** True while a lost connection is being re-established (ReconnectPolicy). */
+  get reconnecting(): boolean {
+    return this.recon !== null;
+  }
+
+  /** The texts held for resend(): not acknowledged before a drop, or sent while reconnecting. */
+  heldTexts(): Undelivered[] {
+    return this.held.map((u) => ({ ...u }));
+  }
+
+  /**
+   * Sends again, through the new sessions, the held texts (heldTexts()) whose member is in the room now
+   * with a usable key, each to that member only: a text goes to the members it was for (issue 14), never
+   * to someone else. Texts for members not here (yet) stay held for a later call; `sent` and `kept` say
+   * which. A member that received a text whose ACK the drop lost gets it twice (v1 has no message ids).
+   * Only in the room; `select` picks which held texts (default all).
+   */
+  resend(select: (u: Undelivered) => boolean = () => true): { sent: Undelivered[]; kept: Undelivered[] } {
+    const sent: Undelivered[] = [];
+    const kept: Undelivered[] = [];
+    for (const u of this.held) {
+      const p = u.to === null ? undefined : this.peers.get(u.to);
+      const usable = p !== undefined && !p.blocked && !p.badKey && !p.throttled && this.state === 'IN_ROOM';
+      if (!usable || !select(u) || this.send(u.text, { to: [u.to!] }).length === 0) kept.push(u);
+      else sent.push({ to: u.to, seq: null, text: u.text });
+    }
+    this.held = kept;
+    this.wake();
+    return { sent, kept: kept.map((u) => ({ ...u })) };
+  }
+
+  /** send() while reconnecting: held for the members present at the drop (or those named in `to`). */
+  private holdWhileDown(text: string, to: readonly string[] | undefined): string[] {
+    const nicks = this.rosterAtDrop.filter((n) => to === undefined || to.includes(n));
+    if (this.held.length + nicks.length > RECONNECT.MAX_HELD_TEXTS) return [];
+    for (const n of nicks) this.held.push({ to: n, seq: null, text });
+    return nicks;
+  }
+
   /** Leaves the room (LEAVE, then LEFT) and closes the connection. Resolves with what was never acknowledged. */
   async leave(): Promise<Undelivered[]> {
+    this.stopping = true;
     const undelivered = this.undelivered();
     const tr = clientTransition(this.state, 'leave');
     if (tr !== undefined) {
@@ -485,8 +672,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     return undelivered;
   }
 
-  /** Closes the connection at once (no LEAVE). */
+  /** Closes the connection at once (no LEAVE), and stops reconnecting. */
   close(): void {
+    this.stopping = true;
     this.finish(null);
   }
 
@@ -646,7 +834,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           new ClientFailure('connection', tr.state === 'AWAIT_CHALLENGE' || tr.state === 'AWAIT_WELCOME' ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
         );
       case 'disconnect':
-        if (tr.state === 'AWAIT_LEFT' && this.pendingLeave) return this.finish(null);
+        if (tr.state === 'AWAIT_LEFT' && this.pendingLeave && !this.rejoining) return this.finish(null);
         return this.fail(failure!);
     }
   }
@@ -707,7 +895,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
     this.pendingJoin = null;
     this.roomName = room;
-    this.emit('joined', { room, members: members.map((m) => m.nick) });
+    this.emit('joined', { room, members: members.map((m) => m.nick), rejoin: this.recon !== null || this.rejoining });
     // §7.2: we joined later, so we initiate towards everyone already here.
     for (const m of members) this.addPeer(m.nick, m.key, 'initiator');
     j.resolve(members.map((m) => m.nick));
@@ -794,6 +982,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         offeredFingerprint: check.offeredFingerprint,
         error: new ProtocolError('KEY_CHANGED', `the key offered for ${peer.nick} differs from its pin`),
       });
+      this.refuse(peer);
       return;
     }
     await this.openSession(peer);
@@ -900,7 +1089,29 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
    */
   private async deliverToSession(peer: Peer, body: Uint8Array, more = peer.queued > 0): Promise<void> {
     const session = peer.session!;
-    await this.handleSessionEvents(peer, await guard(() => session.receive(body, more)));
+    const before = session.state;
+    let events = await guard(() => session.receive(body, more));
+    if (before === 'IDLE' || before === 'AWAIT_RESP' || before === 'AWAIT_FINISH') {
+      // A MSG before ESTABLISHED fails the machine (§7.2): the peer's refusal notice, and what it means.
+      let isMsg = false;
+      try {
+        isMsg = decodeFrame(body, 'e2e').type === 'MSG';
+      } catch {
+        // Not a frame at all: the session has reported it.
+      }
+      if (isMsg) {
+        const cause: FailureCause = before === 'AWAIT_FINISH' ? 'room-secret' : 'key-not-accepted';
+        events = events.map((ev) => (ev.kind === 'rejected' ? { ...ev, cause } : ev));
+      }
+    }
+    await this.handleSessionEvents(peer, events);
+  }
+
+  /** Sends `peer` the refusal notice (once per machine): it learns at once that we refused the handshake. */
+  private refuse(peer: Peer): void {
+    if (peer.refused) return;
+    peer.refused = true;
+    this.write(frame('SEND', { to: peer.nick, body: refusalNotice(this.crypto) }));
   }
 
   private async handleSessionEvents(peer: Peer, events: SessionEvent[]): Promise<void> {
@@ -945,9 +1156,18 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
           }
           break;
         }
-        case 'rejected':
-          this.emit('rejected', { from: peer.nick, error: ev.error, fatal: peer.session?.state === 'FAILED' });
+        case 'rejected': {
+          const fatal = peer.session?.state === 'FAILED';
+          let cause = (ev as { cause?: FailureCause }).cause;
+          // §8.2: I checks the signature before the key confirmation, so a bad confirmation from a peer that
+          // proved its key means the keys were derived from different room secrets (or one side had none).
+          if (cause === undefined && fatal && ev.error.errorName === 'BAD_KEY_CONFIRMATION' && peer.role === 'initiator') {
+            cause = 'room-secret';
+            this.refuse(peer);
+          }
+          this.emit('rejected', { from: peer.nick, error: ev.error, fatal, ...(cause ? { cause } : {}) });
           break;
+        }
       }
     }
     if (peer.established) await this.flushOutbox(peer);
@@ -1046,8 +1266,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private finish(failure: ClientFailure | null): void {
-    if (this.state === 'CLOSED') return;
-    const undelivered = this.undelivered();
+    if (this.state === 'CLOSED') {
+      // Between reconnect attempts there is no connection: close() ends the waiting.
+      if (failure === null && this.recon !== null) this.giveUp(null);
+      return;
+    }
+    const inFlight = this.inFlight();
+    const roster = [...this.peers.values()].filter((p) => !p.blocked && !p.badKey && !p.throttled).map((p) => p.nick);
     this.state = 'CLOSED';
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
@@ -1066,6 +1291,79 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const l = this.pendingLeave;
     this.pendingLeave = null;
     l?.();
+    if (failure !== null && this.mayReconnect(failure)) {
+      if (this.recon === null) this.rosterAtDrop = roster;
+      this.lost(failure, inFlight);
+      this.wake();
+      return;
+    }
+    if (this.recon !== null) return this.giveUp(failure, inFlight);
+    this.wake();
+    this.emit('closed', { failure, undelivered: [...this.held, ...inFlight] });
+  }
+
+  // ---- reconnecting (ReconnectPolicy) ----
+
+  private mayReconnect(failure: ClientFailure): boolean {
+    if (this.opts.reconnect === undefined || this.stopping) return false;
+    if (this.recon === null) return this.roomName !== null && (failure.kind === 'connection' || failure.kind === 'connect');
+    // While reconnecting, a refused join (the relay still holds our old connection, or the room filled) is retried too.
+    return failure.kind === 'connection' || failure.kind === 'connect' || failure.kind === 'room';
+  }
+
+  /** The connection is gone and will be re-established: keep what it left unacknowledged, and wait. */
+  private lost(failure: ClientFailure, inFlight: Undelivered[]): void {
+    if (this.recon === null) {
+      this.recon = { since: Date.now(), attempt: 0, timer: null, room: this.roomName! };
+      for (const u of inFlight) if (this.held.length < RECONNECT.MAX_HELD_TEXTS) this.held.push(u.seq === null ? u : { ...u, seq: null });
+      this.emit('connection-lost', { failure, undelivered: inFlight });
+    }
+    const r = this.recon;
+    const policy = this.opts.reconnect!;
+    const delayMs = reconnectDelay(++r.attempt, policy);
+    if (Date.now() + delayMs - r.since > (policy.giveUpMs ?? Infinity)) return this.giveUp(failure);
+    this.emit('reconnecting', { attempt: r.attempt, delayMs, failure });
+    r.timer = setTimeout(() => this.attempt(), delayMs);
+  }
+
+  /** One reconnect attempt: a fresh §7.4 machine on a new transport, then JOIN of the same room. */
+  private attempt(): void {
+    const r = this.recon;
+    if (r === null) return;
+    r.timer = null;
+    this.state = 'AWAIT_CHALLENGE';
+    this.started = false;
+    this.failure = null;
+    this.socket = null;
+    this.reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
+    this.waitingDrain = false;
+    this.connect()
+      .then(() => this.join(r.room))
+      .then(
+        (members) => {
+          if (this.recon !== r) return;
+          this.recon = null;
+          this.rosterAtDrop = [];
+          this.emit('reconnected', { room: r.room, members, attempts: r.attempt, downMs: Date.now() - r.since });
+          this.wake();
+        },
+        (e: unknown) => {
+          // A failure that closed the connection has scheduled the next attempt (finish); a refused
+          // join left it open (READY): close it, which does the same.
+          if (!this.closed) this.finish(e instanceof ClientFailure ? e : new ClientFailure('protocol', String(e)));
+        },
+      );
+  }
+
+  /** Stops reconnecting: `closed` with every text held or in flight as undelivered. */
+  private giveUp(failure: ClientFailure | null, inFlight: Undelivered[] = []): void {
+    const r = this.recon;
+    if (r?.timer) clearTimeout(r.timer);
+    this.recon = null;
+    const undelivered = [...this.held, ...inFlight];
+    this.held = [];
+    this.rosterAtDrop = [];
+    this.failure = failure;
     this.wake();
     this.emit('closed', { failure, undelivered });
   }

@@ -281,6 +281,7 @@ export interface HistorySource {
   on(event: 'delivered', listener: (e: { to: string; seq: number }) => void): unknown;
   on(event: 'peer-left', listener: (e: { undelivered: { to: string | null; seq: number | null; text: string }[] }) => void): unknown;
   on(event: 'closed', listener: (e: { undelivered: { to: string | null; seq: number | null; text: string }[] }) => void): unknown;
+  on(event: 'connection-lost', listener: (e: { undelivered: { to: string | null; seq: number | null; text: string }[] }) => void): unknown;
 }
 
 /**
@@ -343,6 +344,8 @@ export function recordHistory(client: HistorySource, history: History, relay: st
   );
   client.on('peer-left', ({ undelivered }) => settle(undelivered));
   client.on('closed', ({ undelivered }) => settle(undelivered));
+  // A drop (the client reconnects): what was in flight is not delivered; a resend is a new record.
+  client.on('connection-lost', ({ undelivered }) => settle(undelivered));
   return () => {
     stopped = true;
   };

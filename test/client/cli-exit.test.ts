@@ -35,7 +35,8 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   t.equal((await minSecret.exited).code, 6, 'room secret of 16 bytes: accepted, then cannot connect');
 
   const srv = await startServerProc(t, { registry: join(dir, 'reg.db') });
-  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
+  // --reconnect 0: the old contract, a lost connection ends the client (test/client/cli-reconnect.test.ts has the default).
+  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a'), args: ['--reconnect', '0'] });
   await a.waitFor(/^\* joined /);
   a.write('nobody will get this');
   await a.waitFor(/^\* not sent \(nobody else in the room\): nobody will get this$/);
@@ -53,7 +54,9 @@ t.test('clients with different room secrets never establish a session', async (t
   await a.waitFor(/^\* joined /);
   const b = startClient(t, { port, nick: 'b', home: join(dir, 'b'), env: { E2EE_CHAT_ROOM_SECRET: 'another secret, also long' } });
   const failed = await b.waitFor(/^\* session with a failed: /);
-  t.equal(failed, '* session with a failed: BAD_KEY_CONFIRMATION', 'the initiator refuses the responder (§8.2 psk)');
+  t.match(failed, /^\* session with a failed: BAD_KEY_CONFIRMATION; your room secrets differ/, 'the initiator refuses the responder (§8.2 psk), and says why');
+  // The responder learns it from b's refusal notice within the handshake, not from a 30 s timeout.
+  t.match(await a.waitFor(/^\* session with b failed: /), /^\* session with b failed: UNEXPECTED_FRAME; your room secrets differ/, 'the responder names it too');
   t.notOk(b.out.some((l) => l.startsWith('* secure session')));
   a.end();
   b.end();
@@ -64,7 +67,7 @@ t.test('a frozen relay (SIGSTOP) is noticed: an unanswered PING ends the connect
   const dir = tempDir(t);
   // A short idle timeout makes the client PING every second (idle_ms / 3), so the deadline is short too.
   const srv = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--idle-timeout-ms', '3000'] });
-  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a') });
+  const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a'), args: ['--reconnect', '0'] });
   await a.waitFor(/^\* joined /);
   srv.proc.kill('SIGSTOP');
   t.teardown(() => srv.proc.kill('SIGCONT'));

@@ -1,0 +1,128 @@
+/**
+ * Sessions recover (issue 15 point 2), in process against the real relay on 127.0.0.1: a room-secret
+ * mismatch is named on both sides within the handshake (the initiator by BAD_KEY_CONFIRMATION, the
+ * responder by the initiator's refusal notice, not by a timeout); the side whose new key is blocked is
+ * told at once; trust() then restarts both machines by rejoining; retry() restarts a failed session.
+ */
+import t from 'tap';
+import type { KeyObject } from 'node:crypto';
+import { ChatClient, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { PinStore } from '../../src/client/pins.js';
+import { relayIdentity } from '../../src/client/relay-id.js';
+import { generateIdentity } from '../../src/crypto/rsa.js';
+import { startServer } from '../../src/server/index.js';
+
+type Id = { privateKey: KeyObject; spki: Uint8Array };
+const fresh = (): Id => (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity());
+const ids: Record<string, Id> = {};
+const id = (name: string): Id => (ids[name] ??= fresh());
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+// Long handshake timeouts: a named failure must come from the notice, never from a timer.
+const SLOW = 600_000;
+
+function client(t: Teardown, port: number, nick: string, extra: Partial<ChatClientOptions> = {}): ChatClient {
+  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), handshakeTimeoutMs: SLOW, ...extra });
+  t.teardown(() => c.close());
+  return c;
+}
+
+function next<K extends keyof ChatClientEvents>(c: ChatClient, name: K, pred: (...a: ChatClientEvents[K]) => boolean = () => true): Promise<ChatClientEvents[K][0]> {
+  return new Promise((resolve) => {
+    const on = (...a: ChatClientEvents[K]) => {
+      if (!pred(...a)) return;
+      (c.off as (n: K, f: typeof on) => void)(name, on);
+      resolve(a[0]);
+    };
+    (c.on as (n: K, f: typeof on) => void)(name, on);
+  });
+}
+
+async function relay(t: Teardown) {
+  const s = await startServer({ port: 0, maxRoomSize: 4 });
+  t.teardown(() => s.close());
+  return s;
+}
+
+const enc = (s: string) => new Uint8Array(Buffer.from(s));
+
+t.test('different room secrets: both sides name it within the handshake; retry() rejoins and meets the same refusal', async (t) => {
+  const s = await relay(t);
+  const alice = client(t, s.port, 'alice', { psk: enc('the secret alice was given, 32b') });
+  const bob = client(t, s.port, 'bob', { psk: enc('a different secret bob was given') });
+  await alice.connect();
+  await alice.join('den');
+  const ra = next(alice, 'rejected');
+  const rb = next(bob, 'rejected');
+  await bob.connect();
+  await bob.join('den');
+  const [a, b] = await Promise.all([ra, rb]);
+  t.same([b.error.errorName, b.fatal, b.cause], ['BAD_KEY_CONFIRMATION', true, 'room-secret'], 'the initiator: its check of the key confirmation');
+  t.same([a.error.errorName, a.fatal, a.cause], ['UNEXPECTED_FRAME', true, 'room-secret'], "the responder: bob's refusal notice, not a TIMEOUT");
+  t.same(alice.members().map((m) => m.status), ['failed']);
+
+  t.equal(alice.retry('nobody'), false, 'retry() of a non-member');
+  const rejoined = next(alice, 'joined');
+  const again = next(alice, 'rejected');
+  const bobAgain = next(bob, 'rejected');
+  t.equal(alice.retry('bob'), true);
+  t.equal(alice.retry('bob'), true, 'a second retry while rejoining does nothing more');
+  const j = await rejoined;
+  t.same([j.room, j.members, j.rejoin], ['den', ['bob'], true], 'alice left and joined again: she initiates now');
+  t.same([(await again).cause, (await bobAgain).cause], ['room-secret', 'room-secret'], 'named again on both sides, roles swapped');
+  t.equal(bob.retry('bob'), false, 'retry() of ourselves');
+});
+
+t.test('a peer back with a new key: the blocked side is told at once; trust() rejoins and both get a session', async (t) => {
+  const s = await relay(t);
+  const pins = PinStore.memory();
+  // alice pinned another key for bob earlier (the relay binds a nickname to one key, so the earlier key
+  // is put in her pins directly): bob now comes with his new one.
+  pins.pin(relayIdentity('127.0.0.1', s.port), 'bob', fresh().spki);
+  const alice = client(t, s.port, 'alice', { pins });
+  await alice.connect();
+  await alice.join('den');
+
+  const bob2 = client(t, s.port, 'bob');
+  const changed = next(alice, 'key-changed');
+  const told = next(bob2, 'rejected');
+  await bob2.connect();
+  await bob2.join('den');
+  await changed;
+  const r = await told;
+  t.same([r.error.errorName, r.fatal, r.cause], ['UNEXPECTED_FRAME', true, 'key-not-accepted'], 'bob (initiator) is told alice has not accepted his key');
+  t.same(alice.members().map((m) => m.status), ['key-changed']);
+  t.same(bob2.members().map((m) => m.status), ['failed']);
+  t.same(alice.send('not for the new key'), [], 'nothing to the blocked key');
+
+  const both = Promise.all([next(alice, 'established'), next(bob2, 'established')]);
+  t.equal(alice.trust('bob'), true);
+  await both;
+  t.same(alice.members().map((m) => m.status), ['established'], 'a session with the accepted key');
+  t.same(bob2.members().map((m) => m.status), ['established']);
+  t.equal(pins.check(relayIdentity('127.0.0.1', s.port), 'bob', bob2.spki).status, 'match', 'the new key is pinned');
+  const got = next(bob2, 'text');
+  t.same(alice.send('welcome back'), ['bob']);
+  t.equal((await got).text, 'welcome back');
+});
+
+t.test('the blocked side as responder (the one who blocks joins later) is told too', async (t) => {
+  const s = await relay(t);
+  const pins = PinStore.memory();
+  const server = relayIdentity('127.0.0.1', s.port);
+  pins.pin(server, 'bob', id('old-bob').spki);
+  const bob = client(t, s.port, 'bob');
+  await bob.connect();
+  await bob.join('den');
+  const told = next(bob, 'rejected');
+  const alice = client(t, s.port, 'alice', { pins });
+  const changed = next(alice, 'key-changed');
+  await alice.connect();
+  await alice.join('den');
+  await changed;
+  const r = await told;
+  t.same([r.error.errorName, r.cause], ['UNEXPECTED_FRAME', 'key-not-accepted'], 'bob (responder, IDLE) is told');
+});
