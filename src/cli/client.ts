@@ -19,6 +19,7 @@ import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome,
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
 import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
+import { readRemembered, REMEMBERED_FILE, writeRemembered } from '../client/remembered.js';
 import { PrivateFileError } from '../files/private.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
@@ -68,6 +69,8 @@ const USAGE = `usage: e2ee-chat client [options]
                            (PEM; may be the relay's own self-signed certificate)
   --nick NAME              your nickname, [A-Za-z0-9_-]{1,32} (asked for on a terminal when absent)
   --room NAME              room to join, [A-Za-z0-9_.-]{1,64} (default lobby)
+                           On a terminal, the nickname, relay and room of the last run are kept in
+                           --home/client.json and are the defaults when these options are absent.
   --home DIR               identity key and pinned peer keys (default ${defaultHome()})
   --no-passphrase          store a NEW identity key unencrypted (mode 0600); only when you ask for it
   --room-secret-file FILE  optional room secret shared out of band (or env E2EE_CHAT_ROOM_SECRET);
@@ -108,6 +111,8 @@ interface Options {
   /** Scripted mode: the only recipients (--to), or null for whoever is present when a line is read. */
   to: string[] | null;
   tls: TlsClientOptions | undefined;
+  /** The options given on the command line (the rest are defaults, which remembered values replace). */
+  given: { relay: boolean; room: boolean };
 }
 
 class UsageError extends Error {}
@@ -166,6 +171,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     reconnectMs: Math.round(rec * 1000),
     to: toList(values['to'] as string[] | undefined),
     tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
+    given: { relay: str('host') !== undefined || str('port') !== undefined, room: str('room') !== undefined },
   };
 }
 
@@ -340,6 +346,17 @@ export async function run(argv: string[]): Promise<number> {
   let psk: Uint8Array | undefined;
   let history: History | null = null;
   try {
+    if (interactive) {
+      // The nickname, relay and room of the last interactive run are the defaults of this one.
+      const { values: r, warning } = await readRemembered(opts.home);
+      if (warning !== null) err(`warning: ${warning}`);
+      opts.nick ??= r.nick;
+      if (!opts.given.relay && r.host !== undefined && r.port !== undefined) {
+        opts.host = r.host;
+        opts.port = r.port;
+      }
+      if (!opts.given.room && r.room !== undefined) opts.room = r.room;
+    }
     if (opts.nick === undefined) {
       if (!interactive) throw new UsageError('--nick is required when stdin is not a terminal');
       nick = '';
@@ -444,7 +461,7 @@ function relayName(opts: Options): string {
 /** Longest wait for the relay to confirm a LEAVE when quitting (a hung relay must not keep us open). */
 const QUIT_GRACE_MS = 2000;
 /** The commands Tab completes. */
-const COMMANDS = ['/help', '/who', '/fingerprint', '/safety', '/verify', '/trust', '/retry', '/history', '/resend', '/quit'];
+const COMMANDS = ['/help', '/who', '/fingerprint', '/safety', '/verify', '/trust', '/retry', '/msg', '/history', '/resend', '/quit'];
 /** xterm's bracketed paste mode: the terminal marks a paste with ESC[200~ ... ESC[201~. */
 const BRACKETED_PASTE_ON = '\x1b[?2004h';
 const BRACKETED_PASTE_OFF = '\x1b[?2004l';
@@ -653,6 +670,8 @@ const HELP = [
   '  /retry NICK     start a failed session with NICK again (rejoins the room: every session restarts)',
   '  /history [N]    the last N (default 20) messages of this room kept in your encrypted history',
   '  /resend         after a reconnect: send again what was not acknowledged before the drop',
+  '  /msg NICK TEXT  send TEXT to NICK only',
+  '  a line ending in \\ continues on the next line (one message of several lines)',
   '  /quit           leave the room (also Ctrl-D or Ctrl-C)',
   '  //text          send a message that starts with "/"',
 ];
@@ -698,14 +717,21 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   if (identity.created) info(`created your identity key in ${opts.home}`);
   // The verified mark is the client's, outside any text: a bracketed marker after the nickname, which a
   // nickname ([A-Za-z0-9_-]) cannot contain, on a row that only the client starts (text rows are indented).
-  const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? ' ' + p.green('[✓]') : '');
-  const labelWidth = (nick: string, verified: boolean) => nick.length + (verified ? 4 : 0);
+  // "verified" is a word in brackets, never the ✓ that marks a delivered message.
+  const label = (nick: string, verified: boolean) => p.nick(nick) + (verified ? ' ' + p.green('[verified]') : '');
+  const labelWidth = (nick: string, verified: boolean) => nick.length + (verified ? 11 : 0);
   const cols = () => (stdout.columns > 0 ? stdout.columns : 80);
   /** A message as terminal rows: `[time] NICK: text`, continuation rows indented under the text. */
   const message = (time: string, shownNick: string, nickWidth: number, text: string, note = ''): string[] => {
     const head = `${p.dim(`[${time}]`)} ${shownNick}: `;
     const headWidth = time.length + 3 + nickWidth + 2;
-    const rows = wrapRows(displayText(text), headWidth, cols(), headWidth);
+    // A multi-line text: each of its lines wrapped on its own, every row after the first indented, so
+    // no row a peer sends starts at column 0 where only the client starts rows.
+    const rows = text.split('\n').flatMap((line, i) => {
+      const r = wrapRows(displayText(line), headWidth, cols(), headWidth);
+      if (i > 0) r[0] = ' '.repeat(Math.max(1, Math.min(headWidth, Math.floor(cols() / 2)))) + r[0];
+      return r;
+    });
     rows[0] = head + rows[0];
     rows[rows.length - 1] += note;
     return rows;
@@ -729,6 +755,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     }
     if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
     info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
+    // Remembered for the next run (defaults when --nick, --host/--port or --room are not given).
+    writeRemembered(opts.home, { nick: client.nick, host: opts.host, port: opts.port, room }).catch((e: Error) =>
+      err(`local error: ${e.message}; the nickname, relay and room are not remembered (${REMEMBERED_FILE})`),
+    );
     if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
   });
   client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
@@ -750,8 +780,50 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     const skew = skewNote(ts);
     print(...message(clock(new Date(ts)), label(from, verified), labelWidth(from, verified), text, skew === null ? '' : p.yellow(` (${skew})`)));
   });
-  client.on('delivered', ({ to, seq, text }) => {
-    print(p.dim(`[${clock()}]   ✓ ${to} received #${seq} "${preview(text)}"`));
+  // Receipts, one line per message (not one per member): our messages are numbered #1, #2, ... in the
+  // order we send them (our own count, not the sessions' sequence numbers, which ACKs share), and the line
+  // comes once every member it went to has acknowledged it.
+  interface Outgoing {
+    n: number;
+    text: string;
+    to: Set<string>;
+    acked: Set<string>;
+  }
+  let sentCount = 0;
+  const awaitingSeq = new Map<string, Outgoing[]>(); // member -> our messages not yet numbered by its session
+  const bySeq = new Map<string, Outgoing>(); // `${member} ${seq}` -> our message
+  const track = (text: string, to: string[]): Outgoing => {
+    const o: Outgoing = { n: ++sentCount, text, to: new Set(to), acked: new Set() };
+    for (const m of to) {
+      const q = awaitingSeq.get(m) ?? [];
+      q.push(o);
+      awaitingSeq.set(m, q);
+    }
+    return o;
+  };
+  const forget = (nick: string) => {
+    awaitingSeq.delete(nick);
+    for (const [k, o] of bySeq) if (o.to.has(nick) && k.startsWith(`${nick} `)) bySeq.delete(k);
+  };
+  client.on('sent', ({ to, seq, text }) => {
+    const q = awaitingSeq.get(to);
+    const i = q?.findIndex((o) => o.text === text) ?? -1;
+    if (q === undefined || i < 0) return;
+    bySeq.set(`${to} ${seq}`, q.splice(i, 1)[0]!);
+  });
+  client.on('delivered', ({ to, seq }) => {
+    const o = bySeq.get(`${to} ${seq}`);
+    if (o === undefined) return;
+    bySeq.delete(`${to} ${seq}`);
+    o.acked.add(to);
+    if (o.acked.size < o.to.size) return;
+    const who = o.to.size === 1 ? to : `all ${o.to.size}`;
+    print(p.dim(`[${clock()}]   ✓ #${o.n} delivered to ${who} "${preview(o.text)}"`));
+  });
+  client.on('peer-left', ({ nick }) => forget(nick));
+  client.on('connection-lost', () => {
+    awaitingSeq.clear();
+    bySeq.clear();
   });
   client.on('rejected', ({ from, error, fatal, cause }) => {
     const advice = fatal ? causeAdvice(from, error, cause, true) : null;
@@ -950,6 +1022,15 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
         showHistory(n);
         return;
       }
+      case '/msg': {
+        // /msg NICK TEXT: one member only (sessions are pairwise, so nobody else can read it).
+        const m = /^\/msg\s+(\S+)\s+(.+)$/s.exec(line.trim());
+        if (m === null) return err('usage: /msg NICK TEXT');
+        if (!client.members().some((x) => x.nick === m[1])) return err(`${printable(m[1]!)} is not in the room`);
+        if (client.reconnecting) return err('not connected yet (reconnecting)');
+        say(m[2]!, m[1]!);
+        return;
+      }
       case '/resend': {
         if (client.reconnecting) return err('not connected yet; /resend once reconnected');
         if (client.heldTexts().length === 0) return info('nothing to resend');
@@ -967,19 +1048,24 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   };
 
   /** Sends one text to every member present, and shows it. */
-  const say = (text: string) => {
+  /** Sends one text to every member present (or only to `only`), and shows it with its number. */
+  const say = (text: string, only?: string) => {
     for (const piece of splitText(text, client.maxTextBytes())) {
-      const to = client.send(piece);
+      const to = client.send(piece, only === undefined ? {} : { to: [only] });
+      const o = to.length > 0 ? track(piece, to) : null;
       const note =
-        to.length > 0
-          ? ''
-          : client.members().length === 0
-            ? p.red(' (NOT sent: nobody else is here)')
-            : p.red(' (NOT sent: no member with a trusted key, see /who)');
+        o !== null
+          ? p.dim(` #${o.n}${only === undefined ? '' : ` (only to ${only})`}`)
+          : only !== undefined
+            ? p.red(` (NOT sent: ${only} has no session with a trusted key, see /who)`)
+            : client.members().length === 0
+              ? p.red(' (NOT sent: nobody else is here)')
+              : p.red(' (NOT sent: no member with a trusted key, see /who)');
       print(...message(clock(), p.bold(client.nick), client.nick.length, piece, note));
     }
   };
 
+  let continued: string[] | null = null;
   rl.on('line', (raw) => {
     if (latch.exiting) return;
     interruptArmed = false;
@@ -1003,13 +1089,23 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       rl!.prompt();
       return;
     }
-    if (line.startsWith('/') && !line.startsWith('//')) {
+    // Multi-line messages: a line ending in a backslash continues on the next one (never a command then).
+    if (continued === null && line.startsWith('/') && !line.startsWith('//')) {
       print(p.dim(`${promptWidth > 0 ? '> ' : ''}${printable(line)}`));
       command(line);
       rl!.prompt();
       return;
     }
-    const text = line.startsWith('//') ? line.slice(1) : line;
+    const first = continued === null;
+    const own = first && line.startsWith('//') ? line.slice(1) : line;
+    if (own.endsWith('\\')) {
+      (continued ??= []).push(own.slice(0, -1));
+      print(p.dim(`  … ${printable(own.slice(0, -1))}`));
+      rl!.prompt();
+      return;
+    }
+    const text = continued === null ? own : [...continued, own].join('\n');
+    continued = null;
     if (text.trim() === '') {
       rl!.prompt();
       return;
@@ -1018,7 +1114,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       // Not sent while the connection is down: the line goes back into the input for once it is back.
       print(p.yellow(`[${clock()}] * NOT sent: reconnecting. Your line is back in the input; press Enter once reconnected.`));
       rl!.prompt();
-      rl!.write(line);
+      rl!.write(text.replace(/\n/g, ' '));
       return;
     }
     if (client.closed) {
@@ -1030,7 +1126,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       // sent (Enter) once someone is here.
       print(p.yellow(`[${clock()}] * NOT sent: nobody else is here. Your line is back in the input; press Enter once someone has joined.`));
       rl!.prompt();
-      rl!.write(line);
+      rl!.write(text.replace(/\n/g, ' '));
       return;
     }
     say(text);
