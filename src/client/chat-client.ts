@@ -976,13 +976,14 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (check.status === 'changed') {
       // Blocked until trust(); a trust() made before the import finished opens the session itself.
       if (!peer.blocked) return;
+      // Told before our user hears of it: a listener may leave at once, and nothing is sent after LEAVE.
+      this.refuse(peer);
       this.emit('key-changed', {
         nick: peer.nick,
         pinnedFingerprint: check.pinnedFingerprint,
         offeredFingerprint: check.offeredFingerprint,
         error: new ProtocolError('KEY_CHANGED', `the key offered for ${peer.nick} differs from its pin`),
       });
-      this.refuse(peer);
       return;
     }
     await this.openSession(peer);
@@ -1109,7 +1110,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Sends `peer` the refusal notice (once per machine): it learns at once that we refused the handshake. */
   private refuse(peer: Peer): void {
-    if (peer.refused) return;
+    if (peer.refused || this.state !== 'IN_ROOM' || this.peers.get(peer.nick) !== peer) return;
     peer.refused = true;
     this.write(frame('SEND', { to: peer.nick, body: refusalNotice(this.crypto) }));
   }
