@@ -81,7 +81,7 @@ const USAGE = `usage: e2ee-chat client [options]
                            earlier session; lines wait for NICK to be present with that key
   --reconnect SECONDS      after a lost connection, keep reconnecting (back-off 0.5 s doubling to 30 s,
                            with jitter) for this long before giving up with status 6 (default
-                           ${DEFAULT_RECONNECT_S}; 0 = never reconnect)
+                           ${DEFAULT_RECONNECT_S} on a terminal, 0 in scriptable mode; 0 = never reconnect)
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -150,7 +150,8 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(str('port') ?? '1')) throw new UsageError('--port: expected an integer 1..65535');
   const wait = str('wait') === undefined ? DEFAULT_WAIT_S : Number(str('wait'));
   if (!Number.isFinite(wait) || wait < 0 || wait > 86400 || !/^\d+(\.\d+)?$/.test(str('wait') ?? '0')) throw new UsageError('--wait: expected seconds, 0..86400');
-  const rec = str('reconnect') === undefined ? DEFAULT_RECONNECT_S : Number(str('reconnect'));
+  // Scripted mode keeps its contract (a lost connection is status 6) unless --reconnect is given.
+  const rec = str('reconnect') === undefined ? (process.stdin.isTTY === true ? DEFAULT_RECONNECT_S : 0) : Number(str('reconnect'));
   if (!Number.isFinite(rec) || rec < 0 || rec > 86400 || !/^\d+(\.\d+)?$/.test(str('reconnect') ?? '0')) throw new UsageError('--reconnect: expected seconds, 0..86400');
   const nick = str('nick');
   if (nick !== undefined) checkNick(nick);
