@@ -315,6 +315,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
   private readonly peers = new Map<string, Peer>();
+  /** Members that left while DELIVERs they sent before leaving were still queued on their chain. */
+  private readonly departing = new Set<Peer>();
   /** A rejoin() is under way (LEAVE, LEFT, JOIN on the same connection). */
   private rejoining = false;
   /** Recent joins per nickname and its back-off (CHURN), oldest first (Map order). */
@@ -613,6 +615,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private inFlight(): Undelivered[] {
     const out: Undelivered[] = [];
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
+    for (const p of this.departing) out.push(...undeliveredOf(p));
     return out;
   }
 
@@ -995,7 +998,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
    */
   private later(peer: Peer, step: () => Promise<void> | void): void {
     peer.chain = peer.chain.then(async () => {
-      if (this.closed || this.peers.get(peer.nick) !== peer) return;
+      if (this.closed || (this.peers.get(peer.nick) !== peer && !this.departing.has(peer))) return;
       try {
         await step();
       } catch (e) {
@@ -1048,10 +1051,21 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const peer = this.peers.get(nick);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_LEFT for ${nick}, not a member`);
     this.peers.delete(nick);
-    const undelivered = undeliveredOf(peer);
-    this.dropPeer(peer);
-    if (!peer.throttled) this.emit('peer-left', { nick, undelivered });
-    this.wake();
+    const finish = () => {
+      this.departing.delete(peer);
+      const undelivered = undeliveredOf(peer);
+      this.dropPeer(peer);
+      if (!peer.throttled) this.emit('peer-left', { nick, undelivered });
+      this.wake();
+    };
+    if (peer.queued === 0) return finish();
+    // DELIVERs it sent before leaving are still queued on its chain: handle them first. Under cumulative
+    // ACKs (§8.3 step 6) its last ACK comes right before its LEAVE, so tearing the session down at once
+    // would list texts it did acknowledge as not delivered.
+    this.departing.add(peer);
+    peer.chain = peer.chain.then(() => {
+      if (!this.closed) finish();
+    });
   }
 
   private dropPeer(peer: Peer): void {
@@ -1116,7 +1130,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   private async handleSessionEvents(peer: Peer, events: SessionEvent[]): Promise<void> {
-    if (this.closed || this.peers.get(peer.nick) !== peer) return;
+    if (this.closed) return;
+    if (this.departing.has(peer)) {
+      // It has left: what it sent before leaving still counts (its texts, its ACKs); nothing goes back.
+      events = events.filter((ev) => ev.kind === 'text' || ev.kind === 'delivered');
+    } else if (this.peers.get(peer.nick) !== peer) return;
     // Frames first: the session has already numbered them (an ACK takes the next seq), so a listener
     // that sends from inside a 'text' handler must find them on the wire ahead of its own message, or
     // the peer sees its message before the ACK and rejects it as OUT_OF_ORDER.
@@ -1277,6 +1295,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.state = 'CLOSED';
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
+    for (const p of this.departing) this.dropPeer(p);
+    this.departing.clear();
     for (const t of [this.keepalive, this.pumpTimer, this.connectTimer, this.pongTimer]) if (t) clearTimeout(t);
     this.keepalive = this.pumpTimer = this.connectTimer = this.pongTimer = null;
     this.queue.length = 0;
