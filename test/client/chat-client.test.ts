@@ -527,3 +527,54 @@ t.test('a message transport (one frame body per message, §3.1) carries the same
   t.same(written.slice(0, 3), ['HELLO', 'AUTH', 'JOIN'], 'each write is one bare frame body');
   t.ok(written.includes('SEND'), 'SEND frames too');
 });
+
+t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as delivered, not lost (v2 cumulative ACKs)", async (t) => {
+  const s = await relay(t);
+  // alice reaches the relay through a proxy that can hold what the relay sends her, then hand it over
+  // in one write: the ACK bob sent just before leaving and the PEER_LEFT then arrive in one read.
+  let hold = false;
+  let held: Buffer[] = [];
+  let toAlice: Socket | null = null;
+  const proxy = createServer((down) => {
+    const up = connect({ host: '127.0.0.1', port: s.port });
+    toAlice = down;
+    down.on('data', (d: Buffer) => up.write(d));
+    up.on('data', (d: Buffer) => (hold ? held.push(Buffer.from(d)) : down.write(d)));
+    const close = () => {
+      down.destroy();
+      up.destroy();
+    };
+    down.on('close', close).on('error', close);
+    up.on('close', close).on('error', close);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => void proxy.close());
+  const alice = client(t, (proxy.address() as { port: number }).port, 'alice');
+  await inRoom(alice);
+  const bob = client(t, s.port, 'bob');
+  const est = next(alice, 'established');
+  await inRoom(bob);
+  await est;
+  t.ok(await bob.whenSettled(60000), 'bob is settled');
+
+  const got = next(bob, 'text');
+  hold = true;
+  t.same(alice.send('the door code is 4711'), ['bob']);
+  await got;
+  t.same(await bob.leave(), [], 'bob leaves with nothing of his own pending');
+  // Bounded: the relay has written bob's ACK and PEER_LEFT to alice's proxied connection once both are held.
+  let sawLeft = false;
+  for (let i = 0; i < 400 && !sawLeft; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    sawLeft = held.length > 0 && [...new FrameReader().push(Buffer.concat(held))].some((f) => decodeFrame(f, 'relay').type === 'PEER_LEFT');
+  }
+  t.ok(sawLeft, 'the PEER_LEFT is held together with what came before it');
+  const delivered: string[] = [];
+  alice.on('delivered', (d) => delivered.push(d.text));
+  const left = next(alice, 'peer-left');
+  hold = false;
+  toAlice!.write(Buffer.concat(held));
+  held = [];
+  t.same((await left).undelivered, [], 'nothing is listed as undelivered');
+  t.same(delivered, ['the door code is 4711'], 'the ACK before the PEER_LEFT was honoured first');
+});
