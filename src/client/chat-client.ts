@@ -315,8 +315,11 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
   private readonly peers = new Map<string, Peer>();
-  /** Members that left while DELIVERs they sent before leaving were still queued on their chain. */
-  private readonly departing = new Set<Peer>();
+  /**
+   * Members that left while DELIVERs they sent before leaving were still queued on their chain, each
+   * with what ends its departure (drop the session, report peer-left; runs at most once).
+   */
+  private readonly departing = new Map<Peer, () => void>();
   /** A rejoin() is under way (LEAVE, LEFT, JOIN on the same connection). */
   private rejoining = false;
   /** Recent joins per nickname and its back-off (CHURN), oldest first (Map order). */
@@ -615,7 +618,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private inFlight(): Undelivered[] {
     const out: Undelivered[] = [];
     for (const p of this.peers.values()) out.push(...undeliveredOf(p));
-    for (const p of this.departing) out.push(...undeliveredOf(p));
+    for (const p of this.departing.keys()) out.push(...undeliveredOf(p));
     return out;
   }
 
@@ -907,6 +910,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private onPeerJoined(nick: string, key: Uint8Array): void {
     if (nick === this.nick || this.peers.has(nick)) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick}, already a member`);
+    // The same nickname back while its previous membership is still departing: that one ends first, so
+    // its peer-left is reported before this peer-joined.
+    for (const [p, finish] of this.departing) if (p.nick === nick) finish();
     // Beyond the room size the relay announced in WELCOME: refused, like any relay frame that breaks its
     // own announced limits (issue 14 point 7).
     if (this.peers.size + 2 > this.welcomeInfo!.roomSize) {
@@ -1051,7 +1057,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const peer = this.peers.get(nick);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_LEFT for ${nick}, not a member`);
     this.peers.delete(nick);
+    let done = false;
     const finish = () => {
+      if (done) return;
+      done = true;
       this.departing.delete(peer);
       const undelivered = undeliveredOf(peer);
       this.dropPeer(peer);
@@ -1062,7 +1071,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // DELIVERs it sent before leaving are still queued on its chain: handle them first. Under cumulative
     // ACKs (§8.3 step 6) its last ACK comes right before its LEAVE, so tearing the session down at once
     // would list texts it did acknowledge as not delivered.
-    this.departing.add(peer);
+    this.departing.set(peer, finish);
     peer.chain = peer.chain.then(() => {
       if (!this.closed) finish();
     });
@@ -1295,7 +1304,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.state = 'CLOSED';
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
-    for (const p of this.departing) this.dropPeer(p);
+    for (const p of this.departing.keys()) this.dropPeer(p);
     this.departing.clear();
     for (const t of [this.keepalive, this.pumpTimer, this.connectTimer, this.pongTimer]) if (t) clearTimeout(t);
     this.keepalive = this.pumpTimer = this.connectTimer = this.pongTimer = null;

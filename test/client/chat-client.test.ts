@@ -528,18 +528,17 @@ t.test('a message transport (one frame body per message, §3.1) carries the same
   t.ok(written.includes('SEND'), 'SEND frames too');
 });
 
-t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as delivered, not lost (v2 cumulative ACKs)", async (t) => {
-  const s = await relay(t);
-  // alice reaches the relay through a proxy that can hold what the relay sends her, then hand it over
-  // in one write: the ACK bob sent just before leaving and the PEER_LEFT then arrive in one read.
-  let hold = false;
-  let held: Buffer[] = [];
-  let toAlice: Socket | null = null;
+/**
+ * A proxy in front of the relay that can hold what the relay sends its client and then hand it over in
+ * one write, so that frames the relay sent one by one reach the client in one read.
+ */
+async function holdingProxy(t: Teardown, target: number) {
+  const state = { hold: false, held: [] as Buffer[], down: null as Socket | null };
   const proxy = createServer((down) => {
-    const up = connect({ host: '127.0.0.1', port: s.port });
-    toAlice = down;
+    const up = connect({ host: '127.0.0.1', port: target });
+    state.down = down;
     down.on('data', (d: Buffer) => up.write(d));
-    up.on('data', (d: Buffer) => (hold ? held.push(Buffer.from(d)) : down.write(d)));
+    up.on('data', (d: Buffer) => (state.hold ? state.held.push(Buffer.from(d)) : down.write(d)));
     const close = () => {
       down.destroy();
       up.destroy();
@@ -549,7 +548,26 @@ t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as de
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
   t.teardown(() => void proxy.close());
-  const alice = client(t, (proxy.address() as { port: number }).port, 'alice');
+  /** Bounded: waits until the held bytes include a frame of `type`. */
+  const until = async (type: string): Promise<boolean> => {
+    for (let i = 0; i < 400; i++) {
+      if (state.held.length > 0 && new FrameReader().push(Buffer.concat(state.held)).some((f) => decodeFrame(f, 'relay').type === type)) return true;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
+  };
+  const release = () => {
+    state.hold = false;
+    state.down!.write(Buffer.concat(state.held));
+    state.held = [];
+  };
+  return { port: (proxy.address() as { port: number }).port, state, until, release };
+}
+
+t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as delivered, not lost (v2 cumulative ACKs)", async (t) => {
+  const s = await relay(t);
+  const proxy = await holdingProxy(t, s.port);
+  const alice = client(t, proxy.port, 'alice');
   await inRoom(alice);
   const bob = client(t, s.port, 'bob');
   const est = next(alice, 'established');
@@ -558,23 +576,41 @@ t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as de
   t.ok(await bob.whenSettled(60000), 'bob is settled');
 
   const got = next(bob, 'text');
-  hold = true;
+  proxy.state.hold = true;
   t.same(alice.send('the door code is 4711'), ['bob']);
   await got;
   t.same(await bob.leave(), [], 'bob leaves with nothing of his own pending');
-  // Bounded: the relay has written bob's ACK and PEER_LEFT to alice's proxied connection once both are held.
-  let sawLeft = false;
-  for (let i = 0; i < 400 && !sawLeft; i++) {
-    await new Promise((r) => setTimeout(r, 10));
-    sawLeft = held.length > 0 && [...new FrameReader().push(Buffer.concat(held))].some((f) => decodeFrame(f, 'relay').type === 'PEER_LEFT');
-  }
-  t.ok(sawLeft, 'the PEER_LEFT is held together with what came before it');
+  t.ok(await proxy.until('PEER_LEFT'), 'the PEER_LEFT is held together with what came before it');
   const delivered: string[] = [];
   alice.on('delivered', (d) => delivered.push(d.text));
   const left = next(alice, 'peer-left');
-  hold = false;
-  toAlice!.write(Buffer.concat(held));
-  held = [];
+  proxy.release();
   t.same((await left).undelivered, [], 'nothing is listed as undelivered');
   t.same(delivered, ['the door code is 4711'], 'the ACK before the PEER_LEFT was honoured first');
+});
+
+t.test('a member that leaves and joins again within one read is reported leaving before joining', async (t) => {
+  const s = await relay(t);
+  const proxy = await holdingProxy(t, s.port);
+  const alice = client(t, proxy.port, 'alice');
+  await inRoom(alice);
+  const bob = client(t, s.port, 'bob');
+  const est = next(alice, 'established');
+  await inRoom(bob);
+  await est;
+  const got = next(bob, 'text');
+  proxy.state.hold = true;
+  alice.send('hello bob');
+  await got;
+  await bob.leave();
+  const again = client(t, s.port, 'bob', { identity: id('bob') });
+  await inRoom(again);
+  t.ok(await proxy.until('PEER_JOINED'), 'the PEER_LEFT and the new PEER_JOINED are held together');
+  const order: string[] = [];
+  alice.on('peer-left', () => order.push('left'));
+  alice.on('peer-joined', () => order.push('joined'));
+  const joined = next(alice, 'peer-joined');
+  proxy.release();
+  await joined;
+  t.same(order, ['left', 'joined'], 'peer-left first, then peer-joined');
 });
