@@ -22,6 +22,7 @@ import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.j
 import { readRemembered, REMEMBERED_FILE, writeRemembered } from '../client/remembered.js';
 import { PrivateFileError } from '../files/private.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
+import { redrawOnResize, type ResizeRedraw } from './resize.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
@@ -691,6 +692,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   const color = stdout.isTTY === true && (process.env['NO_COLOR'] ?? '') === '' && process.env['TERM'] !== 'dumb';
   const p = paint(color);
   let rl: Interface | null = null;
+  let resize: ResizeRedraw | null = null;
 
   /** Writes whole lines above the prompt, then redraws the prompt and whatever is typed (never garbled). */
   const print = (...lines: string[]) => {
@@ -698,6 +700,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       for (const l of lines) stdout.write(l + '\n');
       return;
     }
+    resize?.sync();
     const rows = rl.getCursorPos().rows;
     moveCursor(stdout, 0, -rows);
     cursorTo(stdout, 0);
@@ -883,7 +886,9 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     const pool = line === word && word.startsWith('/') ? COMMANDS : client.members().map((m) => m.nick);
     return [pool.filter((c) => c.startsWith(word)), word];
   };
+  const resizeListeners = stdout.listeners('resize');
   rl = createInterface({ input: process.stdin, output: stdout, prompt: promptText, terminal: true, historySize: 100, completer });
+  resize = redrawOnResize(rl, stdout, resizeListeners);
   info('type /help for commands');
 
   const listHeld = (intro: string) => {
@@ -1137,6 +1142,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   rl.prompt();
 
   const code = await exited;
+  resize.stop();
   process.off('SIGINT', onSignal);
   process.stdin.off('keypress', onKey);
   stdout.write(BRACKETED_PASTE_OFF);

@@ -1,7 +1,7 @@
 /**
  * The interactive client on a real terminal: each `Term` is a tmux server of its own (a socket in a temp
  * folder, so tests never share one) running one command in a window of a fixed size. `screen()` is what
- * a person sees (capture-pane), `keys()` types (send-keys), `resize()` changes the window, `pid()` is
+ * a person sees (capture-pane), `keys()` types (send-keys), `resize()` changes the window (and waits for the pane's terminal to follow), `pid()` is
  * the process running in the pane. Waits poll the screen and end when the text appears or
  * the pane's process exits; they have no wall-clock limit of their own (tap's per-file timeout is the
  * backstop), but `waitFor` gives up after `polls` looks so a missing line fails with the screen shown.
@@ -68,8 +68,20 @@ export class Term {
     this.tmux('paste-buffer', '-p');
   }
 
-  resize(cols: number, rows: number): void {
+  /**
+   * Resizes the window and resolves once the pane's terminal has the new size (so the program has been
+   * sent its SIGWINCH). tmux re-wraps its screen at once but may tell the program a few hundred ms later
+   * (it spaces out the size changes of quick successive resizes), and whatever the program draws in
+   * between is drawn for the old width; a person resizing a window never races their own messages so.
+   */
+  async resize(cols: number, rows: number, polls = 200): Promise<void> {
     this.tmux('resize-window', '-x', String(cols), '-y', String(rows));
+    const tty = this.tmux('display-message', '-p', '#{pane_tty}').trim();
+    for (let i = 0; i < polls; i++) {
+      if (execFileSync('stty', ['-F', tty, 'size'], { encoding: 'utf8' }).trim() === `${rows} ${cols}`) return;
+      await sleep(20);
+    }
+    throw new Error(`the pane's terminal never got the size ${cols}x${rows}`);
   }
 
   /** The pid of the pane's process: the sh that runs the command and records its status (the command is its child). */
