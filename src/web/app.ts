@@ -13,7 +13,7 @@ import type { ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { BackupError } from '../crypto/backup.js';
-import { exportBackup, importBackup } from './backup.js';
+import { exportBackup, importBackup, storedBackup } from './backup.js';
 import { ERROR_TEXTS } from './errors.js';
 import { getPin, loadOrCreateIdentity, openStore, putPin, replaceIdentity, type StoredIdentity } from './keys.js';
 import { RelayLink, type RelayEvent } from './relay.js';
@@ -405,6 +405,14 @@ function wireBackups(page: Page): void {
     else delete status.dataset['code'];
   };
   const failed = (e: unknown) => say(e instanceof Error ? e.message : String(e), 'failed', e instanceof BackupError ? e.code : 'LOCAL');
+  el('backup-export').addEventListener('click', () => {
+    // The backup sealed when this key was made or imported (src/web/keys.ts): the key itself is never read.
+    const text = storedBackup(page.identity);
+    if (text === null) return say('this key was made before backups were kept with each key and has none: make a new key with a backup below', 'failed', 'NO_BACKUP');
+    download('e2ee-chat-identity.backup', text);
+    el<HTMLTextAreaElement>('backup-text').value = text;
+    say(`the backup of ${page.ownFingerprint} is downloaded (and shown below)`, 'ok');
+  });
   el<HTMLFormElement>('backup-new-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const pass = el<HTMLInputElement>('backup-pass').value;
@@ -468,7 +476,11 @@ async function main(): Promise<void> {
   }
   setStatus('loading key', 'idle');
   const db = await openStore();
-  const { identity, created } = await loadOrCreateIdentity(db);
+  const { identity, created, code } = await loadOrCreateIdentity(db);
+  if (code !== null) {
+    el('backup-code').textContent = code;
+    el('backup-code-view').hidden = false;
+  }
   const page: Page = {
     db,
     identity,

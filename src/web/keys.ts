@@ -7,7 +7,13 @@
  * non-extractable, and the exported bytes are overwritten. IndexedDB stores CryptoKey objects by
  * structured clone, so the stored keys stay non-extractable: script on this origin can use them but can
  * never read them out (SECURITY.md, "The web client").
+ *
+ * Its backup (issue 18 point 2) is made in that same moment: the PKCS#8 bytes are sealed into the backup
+ * format of src/crypto/backup.ts (the one `e2ee-chat key import` reads) under a random backup code that
+ * the page shows once and keeps nowhere, and the sealed text is stored with the keys. Exporting later
+ * hands out that stored text: the page never needs, and never again has, the key's bytes.
  */
+import { BACKUP_ITERATIONS, MIN_BACKUP_ITERATIONS, sealBackup } from '../crypto/backup.js';
 
 const DB_NAME = 'e2ee-chat';
 const DB_VERSION = 1;
@@ -22,6 +28,12 @@ export interface StoredIdentity {
   oaep: CryptoKey;
   /** RSA-PSS-SHA-256, usage sign, extractable false. */
   pss: CryptoKey;
+  /**
+   * This key's encrypted backup (src/crypto/backup.ts text), sealed when the key was made (under its backup
+   * code, or a passphrase the user chose) or the backup it was imported from; absent for a key stored
+   * before backups were kept.
+   */
+  backup?: string;
 }
 
 /** One pinned member key (spec §8.5): per relay origin and nickname. */
@@ -79,9 +91,29 @@ export async function identityOfPkcs8(pkcs8: Uint8Array<ArrayBuffer>): Promise<S
   return { spki, oaep, pss };
 }
 
-/** Generates a new identity (spec §8.1: RSA-2048, e = 65537) with the two non-extractable private keys. */
-export async function generateIdentity(): Promise<StoredIdentity> {
-  return (await generateExportingOnce((pkcs8) => Promise.resolve(pkcs8.length))).identity;
+/** The 32 symbols of backup codes: digits and lower-case letters, without 0, 1, l and o (read alike). */
+const CODE_ALPHABET = '23456789abcdefghijkmnpqrstuvwxyz';
+
+/**
+ * A random backup code: 24 symbols of 32 (120 bits), in six groups of four, `xxxx-xxxx-...-xxxx`. It is
+ * the passphrase of the backup made with a new key; it has 29 characters, over MIN_BACKUP_PASSPHRASE.
+ */
+export function newBackupCode(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(15));
+  let bits = 0;
+  let acc = 0;
+  let out = '';
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += CODE_ALPHABET[(acc >> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
+  bytes.fill(0);
+  return out.match(/.{4}/g)!.join('-');
 }
 
 /**
@@ -109,15 +141,29 @@ export async function replaceIdentity(db: IDBDatabase, identity: StoredIdentity)
   await put(db, IDENTITY, identity, SELF);
 }
 
-/** The stored identity, or a new one generated and stored on first use. */
-export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity: StoredIdentity; created: boolean }> {
+/**
+ * Generates a new identity (spec §8.1: RSA-2048, e = 65537): its two non-extractable private keys and
+ * its backup sealed under `passphrase` with `iterations` of PBKDF2 (BACKUP_ITERATIONS for a passphrase a
+ * person chose; a random backup code of 120 bits gains nothing from more than the floor).
+ */
+export async function generateIdentity(passphrase: string, iterations = BACKUP_ITERATIONS): Promise<StoredIdentity> {
+  const { identity, result } = await generateExportingOnce((pkcs8) => sealBackup(pkcs8, passphrase, crypto.subtle, iterations));
+  return { ...identity, backup: result };
+}
+
+/**
+ * The stored identity, or on first use a new one, stored with its backup; `code` is then the backup code
+ * that opens that backup, to be shown to the user once (it is kept nowhere), else null.
+ */
+export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity: StoredIdentity; created: boolean; code: string | null }> {
   const have = await get<StoredIdentity>(db, IDENTITY, SELF);
   if (have !== undefined && have.spki instanceof Uint8Array && have.oaep instanceof CryptoKey && have.pss instanceof CryptoKey) {
-    return { identity: have, created: false };
+    return { identity: have, created: false, code: null };
   }
-  const identity = await generateIdentity();
+  const code = newBackupCode();
+  const identity = await generateIdentity(code, MIN_BACKUP_ITERATIONS);
   await put(db, IDENTITY, identity, SELF);
-  return { identity, created: true };
+  return { identity, created: true, code };
 }
 
 export async function getPin(db: IDBDatabase, relay: string, nick: string): Promise<StoredPin | undefined> {

@@ -1,9 +1,11 @@
 // One person, one key, across the page and the CLI (issue 18 point 2), in real Chromium and real CLI
-// processes: a page makes a new key with its backup; `e2ee-chat key import` makes it a --home's identity
-// (same fingerprint); `e2ee-chat key export --kdf pbkdf2` of that home imports into another browser
-// (same fingerprint again); a scrypt export is refused by the page with code SCRYPT.
+// processes: the key a page makes on its first visit is kept with its backup (sealed under a code shown
+// once); exporting downloads that backup and `e2ee-chat key import` makes it a --home's identity (same
+// fingerprint); a new key made with a backup imports the same way; `e2ee-chat key export --kdf pbkdf2`
+// of that home imports into another browser (same fingerprint again), which then exports that file; a
+// scrypt export is refused by the page with code SCRYPT.
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, tempDir } from '../client/procs.js';
 import { launch, person, relayWithWeb } from './chromium.js';
@@ -16,6 +18,76 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
   await p.exited;
   return p;
 }
+
+/** What IndexedDB holds for the page's identity: field names, the keys' extractability, the backup's header. */
+const STORED = `(async () => {
+  const db = await new Promise((resolve, reject) => {
+    const r = indexedDB.open('e2ee-chat');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  const v = await new Promise((resolve, reject) => {
+    const r = db.transaction('identity').objectStore('identity').get('self');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  const b = JSON.parse(v.backup);
+  return { fields: Object.keys(v).sort(), extractable: [v.oaep.extractable, v.pss.extractable], backup: v.backup, format: b.format, kdf: b.kdf.name };
+})()`;
+
+t.test("the key the page made on the first visit exports as its backup, which the CLI imports with the code shown once", async (t) => {
+  const { url } = await relayWithWeb(t);
+  const dir = tempDir(t);
+  const one = await person(t, b, url);
+  const fp = await one.page.getByTestId('own-fingerprint').textContent();
+  await one.page.getByTestId('backup-code-view').waitFor();
+  const code = (await one.page.getByTestId('backup-code').textContent())!;
+  t.match(code, /^[2-9a-kmnp-z]{4}(-[2-9a-kmnp-z]{4}){5}$/, 'a backup code of six groups of four');
+  const stored = (await one.page.evaluate(STORED)) as { fields: string[]; extractable: boolean[]; backup: string; format: string; kdf: string };
+  t.same(stored.fields, ['backup', 'oaep', 'pss', 'spki'], 'IndexedDB holds the two keys, the public key and the sealed backup, no key bytes');
+  t.same(stored.extractable, [false, false], 'both private keys are non-extractable');
+  t.same([stored.format, stored.kdf], ['e2ee-chat identity key v1', 'pbkdf2-sha256'], 'the backup is in the format `key import` reads');
+  t.notOk(stored.backup.includes(code), 'the code is not in the backup');
+
+  // A reload: the same key, its backup still kept, the code not shown again.
+  await one.page.reload();
+  await one.page.getByTestId('own-fingerprint').filter({ hasText: fp! }).waitFor();
+  t.equal(await one.page.getByTestId('backup-code-view').isHidden(), true, 'the code is shown only when the key is made');
+  t.notOk((await one.page.content()).includes(code), 'nor anywhere in the page');
+  await one.page.getByTestId('backup-toggle').click();
+  const download = one.page.waitForEvent('download');
+  await one.page.getByTestId('backup-export').click();
+  await one.page.locator('[data-testid=backup-status][data-state=ok]').waitFor();
+  const file = join(dir, 'first-visit.backup');
+  await (await download).saveAs(file);
+  chmodSync(file, 0o600); // as Chromium's own downloads are; the CLI refuses a key file others can read
+  t.equal(readFileSync(file, 'utf8'), stored.backup, 'the download is the backup kept since the key was made');
+  t.equal(await one.page.getByTestId('own-fingerprint').textContent(), fp, 'exporting keeps the key (no new key)');
+
+  const wrong = await cli(['key', 'import', file, '--home', join(dir, 'wrong'), '--no-passphrase'], { E2EE_CHAT_BACKUP_PASSPHRASE: 'not the code at all' });
+  t.equal((await wrong.exited).code, 4, 'a wrong code: status 4');
+  const home = join(dir, 'home');
+  const imported = await cli(['key', 'import', file, '--home', home, '--no-passphrase'], { E2EE_CHAT_BACKUP_PASSPHRASE: code });
+  t.equal((await imported.exited).code, 0, imported.err.join('\n'));
+  const shown = await cli(['key', 'show', '--home', home]);
+  t.equal(shown.out[0], `fingerprint ${fp}`, "the CLI's home holds the key the page made on its first visit");
+
+  // A key stored before backups were kept with each key (no backup field): export says so, with its code.
+  await one.page.evaluate(`(async () => {
+    const db = await new Promise((resolve) => { const r = indexedDB.open('e2ee-chat'); r.onsuccess = () => resolve(r.result); });
+    const store = () => db.transaction('identity', 'readwrite').objectStore('identity');
+    const v = await new Promise((resolve) => { const r = store().get('self'); r.onsuccess = () => resolve(r.result); });
+    delete v.backup;
+    await new Promise((resolve) => { const r = store().put(v, 'self'); r.onsuccess = () => resolve(undefined); });
+  })()`);
+  await one.page.reload();
+  await one.page.getByTestId('own-fingerprint').filter({ hasText: fp! }).waitFor();
+  await one.page.getByTestId('backup-toggle').click();
+  await one.page.getByTestId('backup-export').click();
+  await one.page.locator('[data-testid=backup-status][data-state=failed][data-code=NO_BACKUP]').waitFor();
+  t.pass('a key without a kept backup: export fails with NO_BACKUP');
+  t.same(one.errors, [], 'no CSP violation, no script error');
+});
 
 t.test('a backup made in the page imports into the CLI, and the CLI export imports into another browser', async (t) => {
   const { url } = await relayWithWeb(t);
@@ -58,6 +130,9 @@ t.test('a backup made in the page imports into the CLI, and the CLI export impor
   await two.page.getByTestId('backup-import').click();
   await two.page.locator('[data-testid=backup-status][data-state=ok]').waitFor();
   t.equal(await two.page.getByTestId('own-fingerprint').textContent(), fp, 'the second browser holds the same key');
+  await two.page.getByTestId('backup-export').click();
+  await two.page.locator('[data-testid=backup-status][data-state=ok]').filter({ hasText: 'downloaded' }).waitFor();
+  t.equal(await two.page.getByTestId('backup-text').inputValue(), readFileSync(back, 'utf8'), 'an imported key exports as the backup it came from');
   await two.page.reload();
   await two.page.getByTestId('own-fingerprint').filter({ hasText: fp! }).waitFor();
   t.same([...one.errors, ...two.errors], [], 'no CSP violation, no script error');
