@@ -139,7 +139,7 @@ export class RawConn {
       case 'hello':
         if (f.type !== 'CHALLENGE') return this.fail(`expected CHALLENGE, got ${f.type}`);
         this.phase = 'welcome';
-        this.sock.write(encodeWire(frame('AUTH', { sig: pssSign(this.id.privateKey, authMessage(f.nonce, this.nick, this.id.spki)) })));
+        this.sock.write(encodeWire(frame('AUTH', { sig: pssSign(this.id.privateKey, authMessage(f.nonce, this.nick, this.id.spki, f.relay, new Uint8Array(0))) })));
         return;
       case 'welcome':
         if (f.type !== 'WELCOME') return this.fail(`expected WELCOME, got ${f.type}`);

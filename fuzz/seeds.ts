@@ -33,7 +33,7 @@ function builtins(): Seed[] {
     frame('PING', { n: 1 }),
     frame('PONG', { n: 1 }),
     frame('ERROR', { code: 1, detail: 'x' }),
-    frame('CHALLENGE', { version: 2, nonce: Buffer.alloc(32, 1) }),
+    frame('CHALLENGE', { version: 2, nonce: Buffer.alloc(32, 1), relay: '127.0.0.1:55555' }),
     frame('WELCOME', { idle_ms: 60000, max_frame: 65536, room_size: 2, rate: 1000 }),
     frame('JOINED', { room: 'lobby', members: [{ nick: 'bob', key: KEY }] }),
     frame('PEER_JOINED', { nick: 'bob', key: KEY }),

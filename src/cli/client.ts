@@ -24,8 +24,8 @@ import { PrivateFileError } from '../files/private.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
 import { redrawOnResize, type ResizeRedraw } from './resize.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
-import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
+import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
 
 /** Lines a scripted client with --to keeps for named members who are not present yet. */
 const MAX_WAITING_LINES = 1000;
@@ -68,6 +68,8 @@ const USAGE = `usage: e2ee-chat client [options]
                            against the system's CAs (SSL_CERT_FILE names another bundle)
   --tls-ca FILE            connect over TLS 1.3, trusting only the CA certificate(s) in FILE
                            (PEM; may be the relay's own self-signed certificate)
+  --relay-name HOST:PORT   the relay's own name when you reach it under another (a tunnel, a proxy):
+                           it must announce this name (spec §7.3); default --host:--port
   --nick NAME              your nickname, [A-Za-z0-9_-]{1,32} (asked for on a terminal when absent)
   --room NAME              room to join, [A-Za-z0-9_.-]{1,64} (default lobby)
                            On a terminal, the nickname, relay and room of the last run are kept in
@@ -99,6 +101,8 @@ Exit status: 0 ok, 2 usage, 3 room full (or nickname already in the room), 4 aut
 
 interface Options {
   host: string;
+  /** --relay-name: the relay's name when it differs from host:port (a tunnel); §7.3. */
+  relayName?: string;
   port: number;
   nick: string | undefined;
   room: string;
@@ -128,6 +132,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       options: {
         host: { type: 'string' },
         port: { type: 'string' },
+        'relay-name': { type: 'string' },
         nick: { type: 'string' },
         room: { type: 'string' },
         home: { type: 'string' },
@@ -160,9 +165,14 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (!isRoom(room)) throw new UsageError(`--room: ${ROOM_RULE}`);
   const host = str('host') ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host: empty');
+  const relay = str('relay-name');
+  // One spelling (src/protocol/relay-id.ts), as the relay announces its own name.
+  const relayCanon = relay === undefined ? undefined : parseRelayIdentity(relay);
+  if (relayCanon === null) throw new UsageError('--relay-name: HOST:PORT, the name the relay announces');
   return {
     host,
     port,
+    ...(relayCanon === undefined ? {} : { relayName: relayCanon }),
     nick,
     room,
     home: str('home') ?? defaultHome(),
@@ -214,7 +224,7 @@ function causeAdvice(from: string, error: ProtocolError, cause: FailureCause | u
  * A connection failure for people: what happened and what to do (issue 15 point 2). The relay's code
  * stays in the text (in parentheses), so a script or a bug report still sees it.
  */
-function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: number | undefined): string {
+function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: number | undefined, announced?: string): string {
   const code = f.error?.errorName;
   const where = `${opts.host}:${opts.port}`;
   switch (code) {
@@ -224,7 +234,12 @@ function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: 
       return `${f.message}: someone named ${nick} is already in the room (another client of yours?); quit that one, or pick another --nick`;
     case 'NICK_BOUND':
       return `${f.message}: the nickname ${nick} is bound on ${where} to another key; pick another --nick, or run with the --home that holds the key that first used it`;
+    case 'WRONG_RELAY': {
+      const named = announced === undefined ? 'another name' : `"${printable(announced)}"`;
+      return `${f.message}: the relay at ${where} calls itself ${named}, not ${relayName(opts)}, so nothing was signed for it; if it is the relay you mean (reached through a tunnel or proxy), pass --relay-name with its name; otherwise check --host and --port`;
+    }
     case 'AUTH_FAILED':
+      return `${f.message}: the relay did not accept your key's proof (${opts.tls !== undefined ? 'over TLS: a proxy that ends TLS in front of the relay breaks the binding of spec §7.3; otherwise ' : ''}a client or relay bug; report it)`;
     case 'BAD_PUBLIC_KEY':
       return `${f.message}: the relay did not accept your key's proof (a client or relay bug; report it)`;
     case 'TOO_MANY_CONNECTIONS':
@@ -427,6 +442,7 @@ export async function run(argv: string[]): Promise<number> {
   const client = new ChatClient({
     host: opts.host,
     port: opts.port,
+    relayName: relayName(opts),
     nick,
     identity,
     pins,
@@ -453,11 +469,11 @@ interface Hooks {
 }
 
 /**
- * The relay as the user addressed it: the history's name for a conversation's relay. (The pins are kept
- * under the relay's identity instead, ChatClient.serverName, src/client/relay-id.ts.)
+ * The relay as the user addressed it: the history's name for a conversation's relay (spec §7.3: the
+ * name CHALLENGE.relay must equal and AUTH signs; the pins are kept under it too, ChatClient.serverName).
  */
 function relayName(opts: Options): string {
-  return `${opts.host}:${opts.port}`;
+  return opts.relayName ?? relayIdentity(opts.host, opts.port);
 }
 
 /** Longest wait for the relay to confirm a LEAVE when quitting (a hung relay must not keep us open). */
@@ -573,7 +589,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   client.on('closed', ({ failure, undelivered }) => {
     if (failure === null) return;
     for (const u of undelivered) listLost(u);
-    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize));
+    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
     exit(EXIT_BY_FAILURE[failure.kind]);
   });
 
@@ -860,7 +876,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('closed', ({ failure, undelivered }) => {
     if (failure === null) return;
     for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
-    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize));
+    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
     exit(EXIT_BY_FAILURE[failure.kind]);
   });
 

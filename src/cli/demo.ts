@@ -146,10 +146,13 @@ class Client {
   constructor(
     readonly nick: string,
     port: number,
+    relayName: string,
     home: string,
     onLine: (nick: string, line: string) => void,
   ) {
-    this.child = spawn(process.execPath, [CLI, 'client', '--port', String(port), '--nick', nick, '--room', 'demo', '--home', home, '--no-passphrase', '--wait', '5'], {
+    // --relay-name: the clients dial the recording proxy but address the relay behind it (spec §7.3).
+    const args = ['client', '--port', String(port), '--relay-name', relayName, '--nick', nick, '--room', 'demo', '--home', home, '--no-passphrase', '--wait', '5'];
+    this.child = spawn(process.execPath, [CLI, ...args], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, NO_COLOR: '1', E2EE_CHAT_PASSPHRASE: '', E2EE_CHAT_ROOM_SECRET: '' },
     });
@@ -214,10 +217,10 @@ async function main(): Promise<number> {
     row('WHAT ALICE AND BOB SEE (decrypted on their machines)', 'WHAT THE RELAY SEES (every frame on the wire)');
     row('─'.repeat(LEFT), '─'.repeat(WIDTH - LEFT - 3));
     const show = (nick: string, line: string) => row(`${nick.padEnd(5)}| ${line}`, '');
-    const alice = new Client('alice', port, join(dir, 'alice'), show);
+    const alice = new Client('alice', port, relay.relayName, join(dir, 'alice'), show);
     clients.push(alice);
     await alice.waitFor(/^\* joined /);
-    const bob = new Client('bob', port, join(dir, 'bob'), show);
+    const bob = new Client('bob', port, relay.relayName, join(dir, 'bob'), show);
     clients.push(bob);
     const sa = (await alice.waitFor(/^\* secure session with bob/)).replace(/.*safety number /, '');
     const sb = (await bob.waitFor(/^\* secure session with alice/)).replace(/.*safety number /, '');

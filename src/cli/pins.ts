@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { defaultHome } from '../client/home.js';
 import { PinStore, PINS_DB } from '../client/pins.js';
-import { parseRelayIdentity } from '../client/relay-id.js';
+import { parseRelayIdentity } from '../protocol/relay-id.js';
 import { printable } from '../client/text.js';
 import { checkPrivateDir, PrivateFileError } from '../files/private.js';
 import { isNick, NICK_RULE } from '../protocol/names.js';

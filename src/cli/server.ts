@@ -14,6 +14,8 @@ import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../serv
 import { parseRedisUrl, RedisCluster } from '../cluster/redis.js';
 import { DEFAULT_WEB_ROOT, isLoopback, startWeb, webListenerAllowed, type WebListener } from '../server/web.js';
 import { loadTlsCredentials } from '../server/tls.js';
+import { relayNameFor } from '../server/relay-name.js';
+import { parseRelayIdentity } from '../protocol/relay-id.js';
 import { LOG_LEVELS, Logger, startFailure, type LogLevel } from '../server/log.js';
 import { startMetrics, type MetricsListener } from '../server/metrics.js';
 
@@ -77,6 +79,8 @@ function usage(): string {
     'usage: e2ee-chat server [options]',
     '',
     '  --host ADDR'.padEnd(36) + 'address to listen on (default 127.0.0.1)',
+    '  --name HOST:PORT'.padEnd(36) + 'the name clients dial, announced in CHALLENGE and signed in AUTH',
+    ''.padEnd(36) + '(default --host:PORT; on 0.0.0.0 or :: the TLS certificate\'s DNS name)',
     ...rows,
     '  --registry FILE'.padEnd(36) + `nickname registry, SQLite (default ${defaultRegistryPath()})`,
     '  --redis redis://HOST:PORT[/DB]'.padEnd(36) + 'cluster mode: rooms and nicknames shared with other relays through Redis',
@@ -115,6 +119,7 @@ function fail(msg: string): number {
 export async function run(argv: string[]): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     host: { type: 'string' },
+    name: { type: 'string' },
     registry: { type: 'string' },
     redis: { type: 'string' },
     'web-port': { type: 'string' },
@@ -206,6 +211,17 @@ export async function run(argv: string[]): Promise<number> {
     return fail(`--web-port: plain HTTP on ${host}, which is not a loopback address: give --tls-cert and --tls-key, or --web-insecure`);
   }
   opts.host = host;
+  if (typeof values['name'] === 'string') {
+    // §7.3: clients compare the name byte for byte with the relay identity of what they dial: one spelling.
+    const name = parseRelayIdentity(values['name']);
+    if (name === null) return fail(`--name: HOST:PORT (the name clients dial), got ${JSON.stringify(values['name'])}`);
+    opts.relayName = name;
+  }
+  try {
+    relayNameFor(host, 1, opts.relayName, opts.tls);
+  } catch {
+    return fail(`--host ${host} listens on every address, so the relay cannot tell which name clients dial: give --name HOST:PORT (or a --tls-cert with a DNS name)`);
+  }
   opts.registry = registry;
   opts.log = (event) => logger.log(event);
 

@@ -33,7 +33,7 @@ import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backe
 import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore, type PinCheck } from './pins.js';
-import { relayIdentity } from './relay-id.js';
+import { relayIdentity } from '../protocol/relay-id.js';
 import { tcpTransport } from './tcp.js';
 import type { Transport, TransportFactory } from './transport.js';
 
@@ -82,8 +82,13 @@ export interface ChatClientOptions {
   identity: { privateKey: KeyObject; spki: Uint8Array };
   /** Trust-on-first-use pins; default an in-memory store (every key is new to it). */
   pins?: PinStore;
-  /** The relay identity pins are kept under; default relayIdentity(host, port) (src/client/relay-id.ts). */
+  /** The relay identity pins are kept under; default `relayName` (src/protocol/relay-id.ts). */
   serverName?: string;
+  /**
+   * The relay's identity as this client addresses it (spec §7.3): CHALLENGE.relay must equal it byte for
+   * byte (else WRONG_RELAY) and AUTH signs it. Default relayIdentity(host, port): what was dialled, canonical.
+   */
+  relayName?: string;
   /** Room secret (spec §8.2 `psk`), any length from 1 byte. */
   psk?: Uint8Array;
   /** Milliseconds an end-to-end handshake may take (default E2E_HANDSHAKE_TIMEOUT_MS). */
@@ -301,6 +306,10 @@ const LONE_SURROGATE = /[\ud800-\udfff]/u;
 export class ChatClient extends EventEmitter<ChatClientEvents> {
   readonly nick: string;
   readonly serverName: string;
+  /** The relay identity checked in CHALLENGE and signed in AUTH (§7.3); see ChatClientOptions.relayName. */
+  readonly relayName: string;
+  /** CHALLENGE.relay of the last CHALLENGE (untrusted text): what a relay refused as WRONG_RELAY called itself. */
+  announcedRelay: string | undefined;
   readonly spki: Uint8Array;
   private readonly opts: ChatClientOptions;
   private readonly pins: PinStore;
@@ -368,7 +377,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.nick = opts.nick;
     this.spki = Uint8Array.from(opts.identity.spki);
     this.pins = opts.pins ?? PinStore.memory();
-    this.serverName = opts.serverName ?? relayIdentity(opts.host, opts.port);
+    this.relayName = opts.relayName ?? relayIdentity(opts.host, opts.port);
+    this.serverName = opts.serverName ?? this.relayName;
     this.crypto = opts.crypto ?? nodeBackend;
     const own = opts.identity.privateKey;
     this.sessionKey =
@@ -796,7 +806,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const as = <T extends RelayFrame['type']>(_: T) => f as FrameOf<T>;
     switch (tr.row.step) {
       case 'auth':
-        return this.onChallenge(as('CHALLENGE').version, as('CHALLENGE').nonce);
+        return this.onChallenge(as('CHALLENGE'));
       case 'welcome': {
         const w = as('WELCOME');
         return this.onWelcome({ idleMs: w.idle_ms, maxFrame: w.max_frame, roomSize: w.room_size, rate: w.rate });
@@ -845,9 +855,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
-  private onChallenge(version: number, nonce: Uint8Array): void {
-    if (version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `relay speaks version ${version}`);
-    const sig = pssSign(this.opts.identity.privateKey, authMessage(nonce, this.nick, this.spki));
+  private onChallenge(c: FrameOf<'CHALLENGE'>): void {
+    if (c.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `relay speaks version ${c.version}`);
+    // §7.3: the relay must name itself as the relay this client addressed (relayName) before anything is signed.
+    this.announcedRelay = c.relay;
+    if (c.relay !== this.relayName) throw new ProtocolError('WRONG_RELAY', 'CHALLENGE names another relay than the one addressed');
+    const cb = this.socket?.channelBinding?.() ?? new Uint8Array(0);
+    const sig = pssSign(this.opts.identity.privateKey, authMessage(c.nonce, this.nick, this.spki, this.relayName, cb));
     this.write(frame('AUTH', { sig }));
   }
 

@@ -4,7 +4,7 @@
  * "a key-change warning for a pinned nickname").
  *
  * Issue 14 point 2, a store that scales and cannot be flooded:
- * - pins live in SQLite (`<home>/pins.db`, WAL), keyed by the relay's identity (src/client/relay-id.ts,
+ * - pins live in SQLite (`<home>/pins.db`, WAL), keyed by the relay's identity (src/protocol/relay-id.ts,
  *   one spelling per relay; rows of earlier versions, kept under the address as typed, are moved to it
  *   once) and the nickname; each change is one small row write, never a rewrite of the whole store;
  * - a fingerprint index across relays (issue 14 point 6): `verifiedElsewhere` names the relays where the
@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fingerprint } from '../crypto/safety.js';
 import { LIMITS } from '../protocol/limits.js';
-import { parseRelayIdentity } from './relay-id.js';
+import { parseRelayIdentity } from '../protocol/relay-id.js';
 import { createPrivateFileSync, PrivateFileError, readPrivateFile, statPrivateFile } from '../files/private.js';
 
 export const PINS_DB = 'pins.db';

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeFrame, encodeFrame, encodeWire, type FrameOf } from '../codec/index.js';
 import { makeIdentity } from './context.js';
 import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
+import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { CaseFailure, describe } from './conn.js';
 import { InitiatorSession, pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
 import * as mp from '../wirekit/msgpack.js';
@@ -523,6 +524,24 @@ add({
       if (a.kind === 'closed') break;
       if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES.UNSUPPORTED_VERSION.code) continue; // SHOULD (§9)
       throw new CaseFailure('the connection closed with no AUTH (optionally after ERROR UNSUPPORTED_VERSION)', describe(a));
+    }
+    const code = await s.proc.exitStatus(ctx.waitMs);
+    if (code !== 7) throw new CaseFailure('exit status 7 (protocol error)', `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_challenge_wrong_relay',
+  section: '§7.3',
+  title: 'a CHALLENGE naming another relay than the one the client dialled makes the client close without AUTH (WRONG_RELAY): exit 7',
+  async run(ctx) {
+    const s = await connected(ctx);
+    await s.challenge(PROTOCOL_VERSION, `${s.relayName()}.elsewhere`);
+    for (let i = 0; i < 3; i++) {
+      const a = await s.conn.next();
+      if (a.kind === 'closed') break;
+      if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES.WRONG_RELAY.code) continue;
+      throw new CaseFailure('the connection closed with no AUTH (optionally after ERROR WRONG_RELAY)', describe(a));
     }
     const code = await s.proc.exitStatus(ctx.waitMs);
     if (code !== 7) throw new CaseFailure('exit status 7 (protocol error)', `exit status ${String(code)}; output: ${s.proc.tail()}`);

@@ -15,6 +15,7 @@ import { decodeFrame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
 import { ERROR_CODES, wireErrorName, type ErrorName } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { relayIdentity } from '../protocol/relay-id.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import type { Identity } from './context.js';
 import { ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
@@ -202,7 +203,7 @@ export class Session {
   async admit(peers: readonly KitPeer[], welcome: { idle_ms?: number; max_frame?: number } = {}): Promise<void> {
     const nonce = await this.challenge(PROTOCOL_VERSION);
     const auth = await this.expectFrom('AUTH');
-    const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey), auth.sig);
+    const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey, this.relayName(), new Uint8Array(0)), auth.sig);
     if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
     this.conn.send({ type: 'WELCOME', idle_ms: welcome.idle_ms ?? 60_000, max_frame: welcome.max_frame ?? 65536, room_size: 8, rate: 1000 });
     const join = await this.expectFrom('JOIN');
@@ -210,13 +211,18 @@ export class Session {
     this.conn.send({ type: 'JOINED', room: join.room, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
   }
 
-  /** Reads HELLO and answers CHALLENGE with `version`; returns the nonce. */
-  async challenge(version: number): Promise<Uint8Array> {
+  /** The scripted relay's name (§7.3): the relay identity of `{host}:{port}` as the client dials it (`localhost:PORT`). */
+  relayName(): string {
+    return relayIdentity('127.0.0.1', this.ctx.port);
+  }
+
+  /** Reads HELLO and answers CHALLENGE with `version` (and `relay`, default our own name); returns the nonce. */
+  async challenge(version: number, relay = this.relayName()): Promise<Uint8Array> {
     const hello = await this.expectFrom('HELLO');
     this.clientNick = hello.nick;
     this.clientKey = hello.key;
     const nonce = randomBytes(32);
-    this.conn.send({ type: 'CHALLENGE', version, nonce });
+    this.conn.send({ type: 'CHALLENGE', version, nonce, relay });
     return nonce;
   }
 

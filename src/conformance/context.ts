@@ -99,7 +99,7 @@ export class Ctx {
   /** Runs HELLO / CHALLENGE / AUTH / WELCOME (§7.3); returns the connection in READY. */
   async authed(nick = this.nick(), ident = this.ident()): Promise<Authed> {
     const { conn, challenge } = await this.challenged(nick, ident);
-    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authMessage(challenge.nonce, nick, ident.spki)) });
+    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authOf(challenge, nick, ident.spki)) });
     const welcome = await conn.expect('WELCOME', 'WELCOME after a valid AUTH (§7.1 AWAIT_AUTH, §7.3)');
     return { conn, nick, ident, welcome };
   }
@@ -140,4 +140,12 @@ export class Ctx {
 export function sameMembers(got: readonly Member[], want: ReadonlyArray<{ nick: string; ident: Identity }>): boolean {
   if (got.length !== want.length) return false;
   return want.every((w) => got.some((g) => g.nick === w.nick && Buffer.from(g.key).equals(Buffer.from(w.ident.spki))));
+}
+
+/**
+ * The AUTH message (§7.3) for a CHALLENGE from the relay under test: over the name it announced (the kit
+ * tests the relay, so it takes that name as the one it addressed) and, on plain TCP, an empty channel binding.
+ */
+export function authOf(challenge: FrameOf<'CHALLENGE'>, nick: string, spki: Uint8Array): Uint8Array {
+  return authMessage(challenge.nonce, nick, spki, challenge.relay, new Uint8Array(0));
 }

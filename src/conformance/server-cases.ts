@@ -5,8 +5,9 @@
  * target beyond the spec and the values it announces in WELCOME (or the kit is told with flags).
  */
 import { constants, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { FRAMES, type FrameName, type RelayFrame } from '../codec/index.js';
+import { FRAMES, type FrameName, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { authMessage, lp, pssSign } from '../crypto/rsa.js';
+import { authOf } from './context.js';
 import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { SERVER_TRANSITIONS, type ServerState } from '../protocol/relay-machine.js';
@@ -481,7 +482,7 @@ function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
   const key = ctx.ident().spki;
   const f: Record<FrameName, RelayFrame | undefined> = {
     HELLO: { type: 'HELLO', version: PROTOCOL_VERSION, nick: ctx.nick(), key },
-    CHALLENGE: { type: 'CHALLENGE', version: PROTOCOL_VERSION, nonce: new Uint8Array(32) },
+    CHALLENGE: { type: 'CHALLENGE', version: PROTOCOL_VERSION, nonce: new Uint8Array(32), relay: 'r' },
     AUTH: { type: 'AUTH', sig: new Uint8Array(256) },
     WELCOME: { type: 'WELCOME', idle_ms: 1000, max_frame: 65536, room_size: 2, rate: 1000 },
     JOIN: { type: 'JOIN', room: ctx.room() },
@@ -589,7 +590,7 @@ for (const [tag, what, key] of keyCases) {
 add({
   id: 'auth_challenge_fresh',
   section: '§7.3',
-  title: 'CHALLENGE carries version 2 and a 32-byte nonce, fresh for every connection',
+  title: 'CHALLENGE carries version 2, a 32-byte nonce, fresh for every connection, and a relay name',
   async run(ctx) {
     const a = await ctx.challenged();
     const b = await ctx.challenged();
@@ -613,39 +614,45 @@ add({
   },
 });
 
-function badAuth(id: string, title: string, sig: (ctx: Ctx, nonce: Uint8Array, nick: string, ident: Identity) => Promise<Uint8Array> | Uint8Array): void {
+function badAuth(id: string, title: string, sig: (ctx: Ctx, ch: FrameOf<'CHALLENGE'>, nick: string, ident: Identity) => Promise<Uint8Array> | Uint8Array): void {
   add({
     id,
     section: '§7.3',
     title,
     async run(ctx) {
       const { conn, nick, ident, challenge } = await ctx.challenged();
-      conn.send({ type: 'AUTH', sig: await sig(ctx, challenge.nonce, nick, ident) });
+      conn.send({ type: 'AUTH', sig: await sig(ctx, challenge, nick, ident) });
       await conn.expectError('AUTH_FAILED');
     },
   });
 }
 
 badAuth('auth_random_signature', 'AUTH with 256 random bytes is refused with AUTH_FAILED', () => randomBytes(256));
-badAuth('auth_signed_by_other_key', 'AUTH signed with a key other than the HELLO key is refused with AUTH_FAILED', (ctx, nonce, nick, ident) =>
-  pssSign(ctx.ident(1).privateKey, authMessage(nonce, nick, ident.spki)),
+badAuth('auth_signed_by_other_key', 'AUTH signed with a key other than the HELLO key is refused with AUTH_FAILED', (ctx, ch, nick, ident) =>
+  pssSign(ctx.ident(1).privateKey, authOf(ch, nick, ident.spki)),
 );
-badAuth('auth_other_nonce', "AUTH signed over another connection's nonce is refused with AUTH_FAILED", async (ctx, _nonce, nick, ident) => {
+badAuth('auth_other_nonce', "AUTH signed over another connection's nonce is refused with AUTH_FAILED", async (ctx, _ch, nick, ident) => {
   const other = await ctx.challenged();
-  return pssSign(ident.privateKey, authMessage(other.challenge.nonce, nick, ident.spki));
+  return pssSign(ident.privateKey, authOf(other.challenge, nick, ident.spki));
 });
-badAuth('auth_other_nick', 'AUTH signed over a different nick is refused with AUTH_FAILED', (ctx, nonce, _nick, ident) =>
-  pssSign(ident.privateKey, authMessage(nonce, ctx.nick(), ident.spki)),
+badAuth('auth_other_nick', 'AUTH signed over a different nick is refused with AUTH_FAILED', (ctx, ch, _nick, ident) =>
+  pssSign(ident.privateKey, authOf(ch, ctx.nick(), ident.spki)),
 );
-badAuth('auth_wrong_label', 'AUTH signed without the "e2ee-chat/1 auth" label is refused with AUTH_FAILED', (_ctx, nonce, nick, ident) =>
-  pssSign(ident.privateKey, Buffer.concat([Buffer.from('e2ee-chat/2 auth'), lp(nonce), lp(nick), lp(ident.spki)])),
+badAuth('auth_wrong_label', 'AUTH signed with the v1 label "e2ee-chat/1 auth" over the v2 fields is refused with AUTH_FAILED', (_ctx, ch, nick, ident) =>
+  pssSign(ident.privateKey, Buffer.concat([Buffer.from('e2ee-chat/1 auth'), lp(ch.nonce), lp(nick), lp(ident.spki), lp(Buffer.from(ch.relay)), lp(new Uint8Array(0))])),
 );
-badAuth('auth_pkcs1v15_signature', 'AUTH signed with RSA PKCS#1 v1.5 instead of PSS is refused with AUTH_FAILED', (_ctx, nonce, nick, ident) =>
-  sign('sha256', authMessage(nonce, nick, ident.spki), ident.privateKey),
+badAuth('auth_v1_message', 'AUTH signed over the version 1 message (no relay name, no channel binding) is refused with AUTH_FAILED', (_ctx, ch, nick, ident) =>
+  pssSign(ident.privateKey, Buffer.concat([Buffer.from('e2ee-chat/1 auth'), lp(ch.nonce), lp(nick), lp(ident.spki)])),
+);
+badAuth('auth_other_relay_name', 'AUTH signed over another relay name than the one the relay announced (an AUTH made for another relay) is refused with AUTH_FAILED', (_ctx, ch, nick, ident) =>
+  pssSign(ident.privateKey, authMessage(ch.nonce, nick, ident.spki, `${ch.relay}.other`, new Uint8Array(0))),
+);
+badAuth('auth_pkcs1v15_signature', 'AUTH signed with RSA PKCS#1 v1.5 instead of PSS is refused with AUTH_FAILED', (_ctx, ch, nick, ident) =>
+  sign('sha256', authOf(ch, nick, ident.spki), ident.privateKey),
 );
 for (const n of [20, 0, 64]) {
-  badAuth(`auth_pss_salt_${n}`, `AUTH signed with RSA-PSS and a ${n}-byte salt is refused with AUTH_FAILED (§8.1: salt length exactly 32, no auto-detection)`, (_ctx, nonce, nick, ident) =>
-    sign('sha256', authMessage(nonce, nick, ident.spki), { key: ident.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: n }),
+  badAuth(`auth_pss_salt_${n}`, `AUTH signed with RSA-PSS and a ${n}-byte salt is refused with AUTH_FAILED (§8.1: salt length exactly 32, no auto-detection)`, (_ctx, ch, nick, ident) =>
+    sign('sha256', authOf(ch, nick, ident.spki), { key: ident.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: n }),
   );
 }
 
@@ -657,7 +664,7 @@ add({
     const nick = ctx.nick();
     await ctx.authed(nick, ctx.ident(0));
     const { conn, challenge, ident } = await ctx.challenged(nick, ctx.ident(1));
-    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authMessage(challenge.nonce, nick, ident.spki)) });
+    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authOf(challenge, nick, ident.spki)) });
     await conn.expectError('NICK_BOUND');
   },
 });
@@ -698,7 +705,7 @@ add({
     await bad.conn.expectError('AUTH_FAILED');
     await ctx.authed(nick, ctx.ident(0));
     const again = await ctx.challenged(nick, ctx.ident(1));
-    again.conn.send({ type: 'AUTH', sig: pssSign(again.ident.privateKey, authMessage(again.challenge.nonce, nick, again.ident.spki)) });
+    again.conn.send({ type: 'AUTH', sig: pssSign(again.ident.privateKey, authOf(again.challenge, nick, again.ident.spki)) });
     await again.conn.expectError('NICK_BOUND');
   },
 });

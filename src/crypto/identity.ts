@@ -39,7 +39,12 @@ export function identityModulus(spki: Uint8Array): Uint8Array {
   return modulus;
 }
 
-/** The message a client signs with its identity key to authenticate to the relay (spec §7.3). */
-export function authMessage(nonce: Uint8Array, nick: string, spki: Uint8Array): Uint8Array {
-  return concatBytes(utf8('e2ee-chat/1 auth'), lp(nonce), lp(nick), lp(spki));
+/**
+ * The message a client signs with its identity key to authenticate to the relay (spec §7.3): the
+ * challenge nonce (32 bytes), its nickname, its SPKI, the relay's name as CHALLENGE.relay gave it (and
+ * the client checked), and the channel binding `cb`: the 32-byte RFC 9266 tls-exporter value over TLS,
+ * empty without TLS.
+ */
+export function authMessage(nonce: Uint8Array, nick: string, spki: Uint8Array, relay: string, cb: Uint8Array): Uint8Array {
+  return concatBytes(utf8('e2ee-chat/2 auth'), lp(nonce), lp(nick), lp(spki), lp(utf8(relay)), lp(cb));
 }

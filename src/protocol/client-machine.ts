@@ -73,7 +73,7 @@ export interface ClientRow {
 }
 
 export const CLIENT_TRANSITIONS: readonly ClientRow[] = [
-  { states: ['AWAIT_CHALLENGE'], on: ['CHALLENGE'], next: 'AWAIT_WELCOME', action: 'send AUTH (§7.3)', errors: ['UNSUPPORTED_VERSION'], step: 'auth' },
+  { states: ['AWAIT_CHALLENGE'], on: ['CHALLENGE'], next: 'AWAIT_WELCOME', action: 'send AUTH (§7.3)', errors: ['UNSUPPORTED_VERSION', 'WRONG_RELAY'], step: 'auth' },
   { states: ['AWAIT_WELCOME'], on: ['WELCOME'], next: 'READY', action: 'adopt the announced limits; start keepalive', errors: ['INVALID_FIELD'], step: 'welcome' },
   { states: ['READY'], on: ['join'], next: 'AWAIT_JOINED', action: 'send JOIN', errors: [], step: 'join' },
   {

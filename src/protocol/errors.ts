@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   TOO_MANY_CONNECTIONS: { code: 16, scope: 'wire', close: true },
   SERVER_SHUTDOWN: { code: 17, scope: 'wire', close: true },
   INTERNAL_ERROR: { code: 18, scope: 'wire', close: true },
+  WRONG_RELAY: { code: 19, scope: 'wire', close: true },
   // End-to-end (client-local) results.
   OAEP_FAILED: { code: 32, scope: 'end-to-end', close: false },
   BAD_SIGNATURE: { code: 33, scope: 'end-to-end', close: false },

@@ -31,7 +31,12 @@ const key = <N extends string>(name: N) => bin(name, 1, L.KEY_MAX_BYTES);
 /** Frame types: name -> code, layer, direction, fields (the `t` field is implicit and always first). */
 export const FRAMES = {
   HELLO: { code: 0x01, layer: 'relay', dir: 'c2s', fields: [uint('version', 0, 255), nick('nick'), key('key')] },
-  CHALLENGE: { code: 0x02, layer: 'relay', dir: 's2c', fields: [uint('version', 0, 255), bin('nonce', L.NONCE_BYTES)] },
+  CHALLENGE: {
+    code: 0x02,
+    layer: 'relay',
+    dir: 's2c',
+    fields: [uint('version', 0, 255), bin('nonce', L.NONCE_BYTES), { name: 'relay', kind: 'str', min: 1, max: L.RELAY_NAME_MAX_BYTES }],
+  },
   AUTH: { code: 0x03, layer: 'relay', dir: 'c2s', fields: [bin('sig', L.RSA_BYTES)] },
   WELCOME: {
     code: 0x04,

@@ -37,6 +37,8 @@ export const LIMITS = {
   /** Length of an X25519 public key, a challenge nonce, a key-confirmation MAC. */
   X25519_BYTES: 32,
   NONCE_BYTES: 32,
+  /** Longest relay name in CHALLENGE.relay (§7.3): a host name of up to 253 bytes and a port fit. */
+  RELAY_NAME_MAX_BYTES: 255,
   MAC_BYTES: 32,
   /** Largest opaque body the relay forwards (SEND.body, DELIVER.body). */
   MAX_BODY_BYTES: 49152,

@@ -2,8 +2,7 @@
  * The identity of a relay, as the trust store knows it (issue 14 point 6): pins, and the history, are kept
  * per relay identity, never per spelling of its address.
  *
- * Protocol version 1 has the relay announce nothing about itself, so the identity is the address the user
- * dialled, in one canonical spelling:
+ * The identity is the address the user dialled, in one canonical spelling:
  * - host names are lowercased, a trailing dot dropped, international names in their ASCII (punycode) form;
  * - IP literals in their canonical form (`127.1` and `0x7f.0.0.1` are `127.0.0.1`; IPv6 compressed and in
  *   brackets; an IPv4-mapped IPv6 address is the IPv4 address);
@@ -14,9 +13,10 @@
  * relays to the pins (the fingerprint index across relays, PinStore.verifiedElsewhere, still warns about a
  * verified nickname showing another key). Resolving it would let whoever answers DNS start every pin afresh.
  *
- * relayIdentity is the one place that decides this. Protocol version 2 binds AUTH to the relay's name as
- * the relay announces it (issue 13): once the client checks that name against the one it dialled, this
- * function returns the announced name instead.
+ * relayIdentity is the one place that decides this, for both ends: protocol version 2 (spec §7.3) has the
+ * relay announce its name in CHALLENGE.relay (by default relayIdentity of its listener, src/server/) and
+ * the client refuse any name other than relayIdentity of what it dialled (or its --relay-name), then sign
+ * that name into AUTH. So the name the pins are kept under is the name the relay proved it answers to.
  */
 
 /** The identity pins and history are kept under, for the relay dialled as `host`, `port`. */

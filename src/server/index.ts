@@ -26,12 +26,19 @@ import { serverTransition, type ServerState, type ServerTransition } from '../pr
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { RelayStream } from './stream.js';
 import { acceptTls, tlsHandshaking, type TlsCredentials } from './tls.js';
+import { channelBinding, relayNameFor } from './relay-name.js';
 
 export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 
 export interface ServerOptions {
   /** Address to listen on (default 127.0.0.1). */
   host?: string;
+  /**
+   * The relay's name, announced in CHALLENGE.relay and covered by every AUTH (spec §7.3): the name
+   * clients address it by. Default relayIdentity(host, port) once listening (`localhost:55555` on
+   * 127.0.0.1); on a wildcard host the TLS certificate's first DNS name, else required (src/server/relay-name.ts).
+   */
+  relayName?: string;
   /** TCP port; 0 picks a free one (default 0 for the library, 55555 for the CLI). */
   port?: number;
   /** Members per room, 2..MAX_ROOM_SIZE (default DEFAULT_ROOM_SIZE). */
@@ -122,6 +129,8 @@ export interface ServerStats {
 export interface RelayServer {
   readonly host: string;
   readonly port: number;
+  /** The name announced in CHALLENGE.relay (§7.3), set once listening. */
+  readonly relayName: string;
   /** The announced `max_frame` (WELCOME), for transports that enforce it themselves (WebSocket maxPayload). */
   readonly maxFrameBytes: number;
   /**
@@ -146,6 +155,7 @@ const REFUSAL_SLACK = LIMITS.FD_HEADROOM / 2;
 
 interface Config {
   host: string;
+  relayName: string | undefined;
   port: number;
   maxRoomSize: number;
   registry: string | Registry;
@@ -218,8 +228,11 @@ export const MAX_LISTABLE_ROOM_SIZE: number = (() => {
 
 function resolveConfig(o: ServerOptions): Config {
   const M = LIMITS.MAX_UINT;
+  // §7.3: the relay name is checked now (a wildcard host without one fails before listening); the port is known later.
+  relayNameFor(o.host ?? '127.0.0.1', 1, o.relayName, o.tls);
   return {
     host: o.host ?? '127.0.0.1',
+    relayName: o.relayName,
     port: intOption('port', o.port, 0, 0, 65535),
     maxRoomSize: intOption('maxRoomSize', o.maxRoomSize, LIMITS.DEFAULT_ROOM_SIZE, 2, MAX_LISTABLE_ROOM_SIZE),
     registry: o.registry ?? ':memory:',
@@ -312,6 +325,8 @@ class Connection {
 
 class Relay implements RelayServer {
   host = '';
+  /** CHALLENGE.relay (§7.3), fixed once listening. */
+  relayName = '';
   port = 0;
   private readonly server: Server;
   private readonly rooms: RoomManager<Connection>;
@@ -400,6 +415,7 @@ class Relay implements RelayServer {
         }
         this.host = this.cfg.host;
         this.port = a.port;
+        this.relayName = relayNameFor(this.host, this.port, this.cfg.relayName, this.cfg.tls);
         this.log({
           event: 'listening',
           host: this.host,
@@ -733,7 +749,7 @@ class Relay implements RelayServer {
     conn.identity = { spki: Uint8Array.from(f.key) };
     conn.nick = f.nick;
     conn.nonce = randomBytes(LIMITS.NONCE_BYTES); // §7.3: fresh, from a CSPRNG
-    this.send(conn, frame('CHALLENGE', { version: PROTOCOL_VERSION, nonce: conn.nonce }));
+    this.send(conn, frame('CHALLENGE', { version: PROTOCOL_VERSION, nonce: conn.nonce, relay: this.relayName }));
   }
 
   private async onAuth(conn: Connection, f: FrameOf<'AUTH'>): Promise<void> {
@@ -742,7 +758,8 @@ class Relay implements RelayServer {
     conn.nonce = undefined; // one signature per challenge
     conn.identity = undefined;
     // §7.3: the signature is checked first; only a proven key may touch the registry.
-    if (!pssVerify(importTemplateSpki(identity.spki), authMessage(nonce, nick, identity.spki), f.sig)) {
+    // §7.3: bound to this relay's name and, over TLS, to this connection (RFC 9266 tls-exporter).
+    if (!pssVerify(importTemplateSpki(identity.spki), authMessage(nonce, nick, identity.spki, this.relayName, channelBinding(conn.socket)), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
     // §7.1 "Quotas", after the proof of possession and before anything is bound.
@@ -1072,3 +1089,5 @@ export async function startServer(opts: ServerOptions = {}): Promise<RelayServer
   await relay.listen();
   return relay;
 }
+
+export { channelBinding } from './relay-name.js';

@@ -70,7 +70,7 @@ const KEY = pattern(294, 0x30);
 /** One valid frame of every type: the carriers that invalid cases change in exactly one place. */
 const SAMPLES: { [N in FrameName]: Frame & { type: N } } = {
   HELLO: frame('HELLO', { version: 1, nick: 'alice', key: KEY }),
-  CHALLENGE: frame('CHALLENGE', { version: 1, nonce: pattern(32, 1) }),
+  CHALLENGE: frame('CHALLENGE', { version: 2, nonce: pattern(32, 1), relay: 'relay.example:55555' }),
   AUTH: frame('AUTH', { sig: pattern(256, 2) }),
   WELCOME: frame('WELCOME', { idle_ms: L.IDLE_TIMEOUT_MS, max_frame: L.MAX_FRAME_BYTES, room_size: L.DEFAULT_ROOM_SIZE, rate: L.RATE_FRAMES_PER_S }),
   JOIN: frame('JOIN', { room: 'lobby' }),
@@ -184,6 +184,8 @@ export function buildCodecCases(): VectorCase[] {
   v('bound_hello_key_512', 'HELLO.key of KEY_MAX_BYTES (512)', '§6 HELLO', frame('HELLO', { version: 1, nick: 'alice', key: pattern(L.KEY_MAX_BYTES, 9) }));
   v('alphabet_nick_all_classes', 'nick using every character class of [A-Za-z0-9_-]', '§6', frame('PEER_LEFT', { nick: 'Az09_-' }));
   v('alphabet_room_all_classes', 'room using every character class of [A-Za-z0-9_.-]', '§6', frame('JOIN', { room: 'Az09_.-' }));
+  v('bound_challenge_relay_255', 'CHALLENGE.relay of RELAY_NAME_MAX_BYTES (255): str 8', '§6 CHALLENGE', frame('CHALLENGE', { version: 2, nonce: pattern(32, 1), relay: 'r'.repeat(L.RELAY_NAME_MAX_BYTES) }));
+  v('bound_challenge_relay_multibyte', 'CHALLENGE.relay is any UTF-8 (an IDN host name kept as typed)', '§6 CHALLENGE', frame('CHALLENGE', { version: 2, nonce: pattern(32, 1), relay: 'b\u00fccher.example:55555' }));
   v('bound_join_room_64', 'JOIN.room of ROOM_MAX_BYTES (64)', '§6 JOIN', frame('JOIN', { room: 'r'.repeat(L.ROOM_MAX_BYTES) }));
   v('bound_welcome_max', 'WELCOME with every field at its maximum', '§6 WELCOME',
     frame('WELCOME', { idle_ms: L.MAX_UINT, max_frame: L.MAX_FRAME_BYTES, room_size: L.MAX_ROOM_SIZE, rate: L.MAX_UINT }));
@@ -389,6 +391,8 @@ export function buildCodecCases(): VectorCase[] {
   bound('bound_welcome_room_size_1', 'WELCOME', 'room_size', uint(1), 'WELCOME.room_size = 1');
   bound('bound_welcome_room_size_257', 'WELCOME', 'room_size', uint(L.MAX_ROOM_SIZE + 1), 'WELCOME.room_size = MAX_ROOM_SIZE + 1');
   bound('bound_welcome_rate_0', 'WELCOME', 'rate', uint(0), 'WELCOME.rate = 0');
+  bound('bound_challenge_relay_0', 'CHALLENGE', 'relay', str(''), 'CHALLENGE.relay empty');
+  bound('bound_challenge_relay_256', 'CHALLENGE', 'relay', str('r'.repeat(L.RELAY_NAME_MAX_BYTES + 1)), 'CHALLENGE.relay of 256 bytes');
   bound('bound_join_room_0', 'JOIN', 'room', str(''), 'JOIN.room empty');
   bound('bound_join_room_65', 'JOIN', 'room', str('r'.repeat(L.ROOM_MAX_BYTES + 1)), 'JOIN.room of 65 bytes');
   bound('bound_joined_members_256', 'JOINED', 'members',

@@ -10,6 +10,7 @@
  * independent implementations agree.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { authMessage } from '../crypto/identity.js';
 import { ProtocolError } from '../protocol/errors.js';
 import type { CryptoBackend } from '../crypto/backend.js';
 import { fingerprintOf, safetyNumberOf } from '../crypto/fingerprint.js';
@@ -89,6 +90,13 @@ async function runOp(op: string, i: Input, forge: Forge, c: CryptoBackend): Prom
         return { output: { padded: toHex(pad(h(i['inner'], 'inner'))) } };
       case 'unpad':
         return { output: { inner: toHex(unpad(h(i['padded'], 'padded'))) } };
+      case 'auth_message': {
+        // §7.3: the exact bytes a client signs in AUTH, then the signature over them checked under spki.
+        const message = authMessage(h(i['nonce'], 'nonce'), String(i['nick']), h(i['spki'], 'spki'), String(i['relay']), h(i['cb'], 'cb'));
+        const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), message, h(i['salt'], 'salt'));
+        if (!(await c.pssVerify(await c.importPublicKey(h(i['spki'], 'spki')), message, sig))) throw new Error(`${c.name} does not verify the AUTH signature`);
+        return { output: { message: toHex(message), sig: toHex(sig) } };
+      }
       case 'safety_number':
         return { output: { safety_number: await safetyNumberOf(c, String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
       default:
@@ -106,6 +114,7 @@ const OP_INPUTS: Record<string, readonly string[]> = {
   rsa_oaep_decrypt: ['pkcs8', 'ct'],
   rsa_pss_sign: ['pkcs8', 'salt', 'message'],
   rsa_pss_verify: ['spki', 'message', 'sig'],
+  auth_message: ['nonce', 'nick', 'spki', 'pkcs8', 'relay', 'cb', 'salt'],
   public_key: ['spki'],
   x25519: ['private', 'peer_public'],
   psk_key: ['psk'],
@@ -158,6 +167,12 @@ function specs(): Spec[] {
     const other = toHex(loadForgeSync().forgePssSignSaltLength(alice.pkcs8, fromHex(msg), salt));
     add(`rsa_pss_verify_salt_${n}`, '§8.1', 'rsa_pss_verify', { spki: toHex(alice.spki), message: msg, sig: other }, `a valid RSA-PSS signature by alice over the message, but with a ${n}-byte salt: BAD_SIGNATURE`);
   }
+
+  // §7.3 the v2 AUTH message: bound to the relay's name, and over TLS to the connection (RFC 9266).
+  const authIn = { nonce: toHex(label('primitives/auth-nonce')), nick: 'alice', spki: toHex(alice.spki), pkcs8: pkcs8('alice'), salt: toHex(label('primitives/auth-salt')) };
+  add('auth_message_plain_tcp', '§7.3', 'auth_message', { ...authIn, relay: '127.0.0.1:55555', cb: '' }, 'AUTH by alice to the relay 127.0.0.1:55555 without TLS (cb empty): the signed message and its signature with a fixed salt');
+  add('auth_message_tls', '§7.3', 'auth_message', { ...authIn, relay: 'chat.example.org:55555', cb: toHex(label('primitives/tls-exporter')) }, 'AUTH by alice to chat.example.org:55555 over TLS, cb a 32-byte tls-exporter value');
+  add('auth_message_other_relay', '§7.3', 'auth_message', { ...authIn, relay: '127.0.0.1:55556', cb: '' }, 'the same AUTH for another relay name: another message, so a signature made for one relay does not verify at the other');
 
   // §8.1 identity keys.
   add('public_key_ok', '§8.1, §8.4', 'public_key', { spki: toHex(alice.spki) }, 'a canonical RSA-2048 e=65537 key, with its fingerprint');

@@ -28,6 +28,7 @@ export const ERROR_TEXTS: Record<ErrorName, ErrorText> = {
   SLOW_CONSUMER: { text: 'The page did not read fast enough and the relay ended the connection.', retry: true },
   TOO_MANY_CONNECTIONS: { text: 'The relay holds too many connections for this key, nickname or address.', retry: true },
   SERVER_SHUTDOWN: { text: 'The relay is shutting down.', retry: true },
+  WRONG_RELAY: { text: 'The relay named itself as another relay than the one this page connected to.', retry: false },
   INTERNAL_ERROR: { text: 'An internal error ended the connection.', retry: true },
   OAEP_FAILED: { text: 'A handshake with this member failed: its secret could not be decrypted.', retry: false },
   BAD_SIGNATURE: { text: 'A handshake with this member failed: its signature does not verify.', retry: false },

@@ -136,7 +136,8 @@ export class RelayLink {
       case 'auth': {
         const c = as('CHALLENGE');
         if (c.version !== PROTOCOL_VERSION) return this.fail('UNSUPPORTED_VERSION', new Error('version'));
-        const sig = await this.o.crypto.pssSign(this.o.key, authMessage(c.nonce, this.o.nick, this.o.spki));
+        // §7.3: a page served by the relay signs over the name that relay announces (no other to compare).
+        const sig = await this.o.crypto.pssSign(this.o.key, authMessage(c.nonce, this.o.nick, this.o.spki, c.relay, new Uint8Array(0)));
         if (this.state === 'CLOSED') return;
         this.state = t.next;
         this.send(frame('AUTH', { sig }));

@@ -146,7 +146,7 @@ export class RawConnection {
   async authenticate(id: Identity, deadlineMs = 10_000): Promise<{ nonce: Uint8Array; welcome: Extract<RelayFrame, { type: 'WELCOME' }> }> {
     this.send(frame('HELLO', { version: PROTOCOL_VERSION, nick: id.nick, key: id.spki }));
     const ch = await this.expect('CHALLENGE', deadlineMs);
-    this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, id.nick, id.spki)) }));
+    this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, id.nick, id.spki, ch.relay, new Uint8Array(0))) }));
     const welcome = await this.expect('WELCOME', deadlineMs);
     return { nonce: ch.nonce, welcome };
   }

@@ -37,6 +37,8 @@ export interface ConnectionContext {
   nick?: string;
   spki?: Uint8Array;
   nonce?: Uint8Array;
+  /** CHALLENGE.relay as the relay under test announced it (§7.3). */
+  relayName?: string;
   room?: string;
   /** Nicknames of the other members of the room, for SEND (spec §7.1 "Relaying"). */
   peers: Set<string>;
@@ -104,7 +106,7 @@ export class ConnectionOracle {
         if (nick === undefined || spki === undefined || nonce === undefined) return { kind: 'error', codes: ['AUTH_FAILED'], why: 'AUTH without a known challenge' };
         let ok = false;
         try {
-          ok = pssVerify(parsePublicKey(spki).key, authMessage(nonce, nick, spki), f.sig);
+          ok = pssVerify(parsePublicKey(spki).key, authMessage(nonce, nick, spki, this.ctx.relayName ?? '', new Uint8Array(0)), f.sig);
         } catch {
           ok = false;
         }
@@ -149,6 +151,7 @@ export class ConnectionOracle {
         if (got.type === 'CHALLENGE') {
           this.ctx.state = 'AWAIT_AUTH';
           this.ctx.nonce = Buffer.from(got.nonce);
+          this.ctx.relayName = got.relay;
         } else if (got.type === 'WELCOME') {
           this.ctx.state = 'READY';
           this.ctx.maxFrame = got.max_frame;

@@ -227,7 +227,8 @@ t.test('keepalive: PINGs keep a connection open past the idle timeout', async (t
   const proxy = new RecordingProxy(s.port);
   const port = await proxy.listen();
   t.teardown(() => proxy.close());
-  const c = client(t, port, 'idler');
+  // §7.3: the client addresses the relay behind the proxy (its name), not the proxy.
+  const c = client(t, port, 'idler', { relayName: s.relayName });
   let failure: ClientFailure | null = null;
   c.on('closed', (e) => (failure = e.failure));
   await inRoom(c);
@@ -306,6 +307,13 @@ const welcome = frame('WELCOME', { idle_ms: 60000, max_frame: 65536, room_size: 
 
 const misbehaviours: { name: string; kind: string; code: string; script: (f: RelayFrame, s: Socket) => void; sentError?: number }[] = [
   {
+    name: 'a CHALLENGE naming another relay than the one dialled (§7.3)',
+    kind: 'protocol',
+    code: 'WRONG_RELAY',
+    sentError: 19,
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `127.0.0.2:${s.localPort}` }))),
+  },
+  {
     name: 'a DELIVER before CHALLENGE',
     kind: 'protocol',
     code: 'UNEXPECTED_FRAME',
@@ -324,7 +332,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     kind: 'protocol',
     code: 'UNSUPPORTED_VERSION',
     sentError: 6,
-    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 1, nonce }))),
+    script: (f, s) => f.type === 'HELLO' && s.write(w(frame('CHALLENGE', { version: 1, nonce, relay: `localhost:${s.localPort}` }))),
   },
   {
     name: 'a non-canonical frame (map with a nil value)',
@@ -344,7 +352,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     kind: 'auth',
     code: 'AUTH_FAILED',
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
       if (f.type === 'AUTH') s.end(w(frame('ERROR', { code: 8, detail: '' })));
     },
   },
@@ -354,7 +362,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'INVALID_FIELD',
     sentError: 4,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
       if (f.type === 'AUTH') s.write(w({ ...welcome, max_frame: 600 }));
     },
   },
@@ -364,7 +372,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'INVALID_FIELD',
     sentError: 4,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
       if (f.type === 'AUTH') s.write(w(welcome));
       if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', members: [{ nick: 'probe', key: id('probe').spki }] })));
     },
@@ -376,7 +384,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     code: 'UNEXPECTED_FRAME',
     sentError: 5,
     script: (f, s) => {
-      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce })));
+      if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
       if (f.type === 'AUTH') s.write(w(welcome));
       if (f.type === 'JOIN') s.write(w(frame('PING', { n: 7 })));
     },
@@ -403,6 +411,7 @@ for (const m of misbehaviours) {
       t.equal(e?.type === 'ERROR' ? e.code : undefined, m.sentError, 'the client told the relay the code (§3)');
     }
     t.notOk(fake.seen.some((f) => f.type === 'PONG'), 'the client never sends PONG (§5: PONG is s2c)');
+    if (m.code === 'WRONG_RELAY') t.notOk(fake.seen.some((f) => f.type === 'AUTH'), 'nothing is signed for another relay (§7.3)');
   });
 }
 
@@ -567,7 +576,7 @@ async function holdingProxy(t: Teardown, target: number) {
 t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as delivered, not lost (v2 cumulative ACKs)", async (t) => {
   const s = await relay(t);
   const proxy = await holdingProxy(t, s.port);
-  const alice = client(t, proxy.port, 'alice');
+  const alice = client(t, proxy.port, 'alice', { relayName: s.relayName });
   await inRoom(alice);
   const bob = client(t, s.port, 'bob');
   const est = next(alice, 'established');
@@ -592,7 +601,7 @@ t.test("a member's last ACK and its PEER_LEFT in one read: the text counts as de
 t.test('a member that leaves and joins again within one read is reported leaving before joining', async (t) => {
   const s = await relay(t);
   const proxy = await holdingProxy(t, s.port);
-  const alice = client(t, proxy.port, 'alice');
+  const alice = client(t, proxy.port, 'alice', { relayName: s.relayName });
   await inRoom(alice);
   const bob = client(t, s.port, 'bob');
   const est = next(alice, 'established');

@@ -20,11 +20,11 @@ async function relay(t: { teardown(f: () => unknown): void }, dir: string) {
 t.test('scripted: a line typed while alone is not sent, and a later joiner (eve) never receives it', async (t) => {
   const dir = tempDir(t);
   const mitm = await relay(t, dir);
-  const alice = startClient(t, { port: mitm.port, nick: 'alice', home: join(dir, 'alice'), room: 'r' });
+  const alice = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: join(dir, 'alice'), room: 'r' });
   await alice.waitFor(/^\* joined r as alice/);
   alice.write('meet me at 5, the door code is 4711');
   await alice.waitFor(/^\* not sent \(nobody else in the room\): meet me at 5/);
-  const eve = startClient(t, { port: mitm.port, nick: 'eve', home: join(dir, 'eve'), room: 'r' });
+  const eve = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'eve', home: join(dir, 'eve'), room: 'r' });
   await alice.waitFor(/^\* secure session with eve/);
   await eve.waitFor(/^\* secure session with alice/);
   alice.write('hello eve');
@@ -43,7 +43,7 @@ t.test('on the wire (a recording proxy): a line entered while alone never leaves
   const proxy = new RecordingProxy(port);
   const via = await proxy.listen();
   t.teardown(() => proxy.close());
-  const alice = startClient(t, { port: via, nick: 'alice', home: join(dir, 'alice'), room: 'r' });
+  const alice = startClient(t, { port: via, relayName: `localhost:${port}`, nick: 'alice', home: join(dir, 'alice'), room: 'r' });
   await alice.waitFor(/^\* joined r as alice/);
   alice.write('meet me at 5, the door code is 4711');
   await alice.waitFor(/^\* not sent \(nobody else in the room\)/);
@@ -76,21 +76,21 @@ t.test('scripted --to NICK: waits for NICK with its pinned key; a member not nam
   const mitm = await relay(t, dir);
   const homes = { alice: join(dir, 'alice'), bob: join(dir, 'bob'), carol: join(dir, 'carol') };
   // First meeting: alice pins bob's key.
-  const a1 = startClient(t, { port: mitm.port, nick: 'alice', home: homes.alice, room: 'r1' });
+  const a1 = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: homes.alice, room: 'r1' });
   await a1.waitFor(/^\* joined /);
-  const b1 = startClient(t, { port: mitm.port, nick: 'bob', home: homes.bob, room: 'r1' });
+  const b1 = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'bob', home: homes.bob, room: 'r1' });
   await a1.waitFor(/^\* secure session with bob/);
   a1.end();
   b1.end();
   t.equal((await a1.exited).code, 0);
   t.equal((await b1.exited).code, 0);
 
-  const alice = startClient(t, { port: mitm.port, nick: 'alice', home: homes.alice, room: 'r2', args: ['--to', 'bob', '--to', 'dave', '--wait', '30'] });
+  const alice = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: homes.alice, room: 'r2', args: ['--to', 'bob', '--to', 'dave', '--wait', '30'] });
   await alice.waitFor(/^\* joined r2 as alice/);
   alice.write('for bob: the door code is 1234');
-  const carol = startClient(t, { port: mitm.port, nick: 'carol', home: homes.carol, room: 'r2' });
+  const carol = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'carol', home: homes.carol, room: 'r2' });
   await alice.waitFor(/^\* secure session with carol/);
-  const bob = startClient(t, { port: mitm.port, nick: 'bob', home: homes.bob, room: 'r2' });
+  const bob = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'bob', home: homes.bob, room: 'r2' });
   t.equal(await bob.waitFor(/^alice: /), 'alice: for bob: the door code is 1234', 'bob, named and pinned, receives it');
   await alice.waitFor(/^\* delivered to bob #/);
   alice.end();
@@ -102,10 +102,10 @@ t.test('scripted --to NICK: waits for NICK with its pinned key; a member not nam
   t.notOk(carol.out.some((l) => l.startsWith('alice: ')), 'carol, present but not named, received nothing');
 
   // A named member seen for the first time (dave never met alice) is not sent to.
-  const a3 = startClient(t, { port: mitm.port, nick: 'alice', home: homes.alice, room: 'r3', args: ['--to', 'dave', '--wait', '1'] });
+  const a3 = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: homes.alice, room: 'r3', args: ['--to', 'dave', '--wait', '1'] });
   await a3.waitFor(/^\* joined r3/);
   a3.write('dave?');
-  const d3 = startClient(t, { port: mitm.port, nick: 'dave', home: join(dir, 'dave'), room: 'r3' });
+  const d3 = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'dave', home: join(dir, 'dave'), room: 'r3' });
   await a3.waitFor(/^\* not sending to dave: its key is not pinned/);
   a3.end();
   t.equal((await a3.exited).code, 9);

@@ -52,7 +52,7 @@ t.test('an altered MSG is reported as failing to verify, never shown, and stays 
   const dir = tempDir(t);
   const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
   const proxy = await tamperingProxy(t, port);
-  const bob = startClient(t, { port: proxy.port, nick: 'bob', home: join(dir, 'bob') });
+  const bob = startClient(t, { port: proxy.port, relayName: `localhost:${port}`, nick: 'bob', home: join(dir, 'bob') });
   await bob.waitFor(/^\* joined /);
   const alice = startClient(t, { port, nick: 'alice', home: join(dir, 'alice') });
   await alice.waitFor(/^\* secure session with bob/);

@@ -29,9 +29,9 @@ async function recordedChat(t: Test, tls: boolean): Promise<Buffer> {
   const port = await proxy.listen();
   t.teardown(() => proxy.close());
   const args = tls ? ['--tls-ca', certs.caFile] : [];
-  const a = startClient(t, { port, nick: NICKS[0], home: home(NICKS[0]), room: ROOM, args });
+  const a = startClient(t, { port, relayName: `localhost:${relayPort}`, nick: NICKS[0], home: home(NICKS[0]), room: ROOM, args });
   await a.waitFor(/^\* joined /);
-  const b = startClient(t, { port, nick: NICKS[1], home: home(NICKS[1]), room: ROOM, args });
+  const b = startClient(t, { port, relayName: `localhost:${relayPort}`, nick: NICKS[1], home: home(NICKS[1]), room: ROOM, args });
   await a.waitFor(/^\* secure session with /);
   await b.waitFor(/^\* secure session with /);
   a.write(TEXTS[0]);

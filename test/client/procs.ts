@@ -126,6 +126,8 @@ export interface ClientArgs {
   nick: string;
   home: string;
   room?: string;
+  /** --relay-name: the relay's name (§7.3) when `port` is a proxy in front of it, e.g. `localhost:RELAYPORT`. */
+  relayName?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
   /** Default true: pass --no-passphrase unless a passphrase is given in env. */
@@ -135,6 +137,7 @@ export interface ClientArgs {
 /** `e2ee-chat client` in scriptable mode (stdin is a pipe); killed at teardown if still running. */
 export function startClient(t: Teardown, a: ClientArgs): Proc {
   const args = ['client', '--port', String(a.port), '--nick', a.nick, '--home', a.home, '--room', a.room ?? 'lobby', ...(a.args ?? [])];
+  if (a.relayName !== undefined) args.push('--relay-name', a.relayName);
   if (a.noPassphrase ?? true) args.push('--no-passphrase');
   const proc = new Proc(args, a.env ?? {});
   t.teardown(async () => {

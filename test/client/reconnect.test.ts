@@ -105,7 +105,7 @@ t.test('what was not acknowledged before the drop is held; resend() sends it to 
   const cut = new CuttableProxy(s.port);
   await cut.listen();
   t.teardown(() => cut.close());
-  const alice = client(t, cut.port, 'alice');
+  const alice = client(t, cut.port, 'alice', { relayName: s.relayName });
   const bob = client(t, s.port, 'bob', { reconnect: NONE });
   const carol = client(t, s.port, 'carol', { reconnect: NONE });
   await bob.connect();
@@ -214,7 +214,7 @@ t.test('while reconnecting, a join refused with NICK_IN_ROOM (our old connection
   const proxy = new CuttableProxy(s.port);
   await proxy.listen();
   t.teardown(() => proxy.close());
-  const viaProxy = client(t, proxy.port, 'alice');
+  const viaProxy = client(t, proxy.port, 'alice', { relayName: s.relayName });
   await viaProxy.connect();
   await viaProxy.join('den');
   proxy.refuse = true;

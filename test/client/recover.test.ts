@@ -8,7 +8,7 @@ import t from 'tap';
 import type { KeyObject } from 'node:crypto';
 import { ChatClient, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
-import { relayIdentity } from '../../src/client/relay-id.js';
+import { relayIdentity } from '../../src/protocol/relay-id.js';
 import { generateIdentity } from '../../src/crypto/rsa.js';
 import { startServer } from '../../src/server/index.js';
 

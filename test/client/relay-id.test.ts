@@ -1,9 +1,9 @@
 /**
- * The relay identity the pins are kept under (src/client/relay-id.ts, issue 14 point 6): one spelling per
+ * The relay identity the pins are kept under (src/protocol/relay-id.ts, issue 14 point 6): one spelling per
  * relay, whatever the user typed.
  */
 import t from 'tap';
-import { parseRelayIdentity, relayIdentity } from '../../src/client/relay-id.js';
+import { parseRelayIdentity, relayIdentity } from '../../src/protocol/relay-id.js';
 
 t.test('every spelling of the loopback relay is one identity', async (t) => {
   for (const h of ['localhost', 'LocalHost', 'localhost.', '127.0.0.1', '127.1', '0x7f.0.0.1', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', 'relay.localhost']) {

@@ -30,7 +30,7 @@ t.test('a recording proxy sees no plaintext, passphrase, room secret or private 
   const roomSecret = 'room-secret-5b2d8e44-never-on-the-wire';
   writeFileSync(secretFile, roomSecret + '\n', { mode: 0o600 });
   const env = { E2EE_CHAT_PASSPHRASE: passphrase };
-  const common = { port, env, noPassphrase: false, args: ['--room-secret-file', secretFile] };
+  const common = { port, relayName: `localhost:${relayPort}`, env, noPassphrase: false, args: ['--room-secret-file', secretFile] };
   const texts = {
     alice: ['PLAINTEXT-alice-0001 meet at noon', 'Ünïcødé-PLAINTEXT-ålice ☃ 秘密のメッセージ', 'PLAINTEXT-long-' + 'a1b2c3d4'.repeat(1250)],
     bob: ['PLAINTEXT-bob-0002 ok, bring the keys', 'Привет-PLAINTEXT-боб 🙂'],

@@ -120,12 +120,35 @@ t.test('a nickname bound through relay 1 with key K is refused through relay 2 w
   c2.send(frame('HELLO', { version: 2, nick: 'dora', key: K2.spki }));
   const ch = await c2.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
-  c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'dora', K2.spki)) }));
+  c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'dora', K2.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await c2.expectError(), 'NICK_BOUND');
   const c3 = await TestClient.connect(r2.port);
   await c3.auth('dora', K1); // the same key is welcome on every relay
   t.pass('same key welcomed through relay 2');
   for (const c of [c1, c2, c3]) c.destroy();
+});
+
+t.test('each relay of a cluster announces its own name: an AUTH made for relay 1 is refused at relay 2 (AUTH_FAILED), binding nothing', async (t) => {
+  const r1 = await relay();
+  const r2 = await relay();
+  t.teardown(async () => {
+    await r1.close();
+    await r2.close();
+  });
+  t.not(r1.relayName, r2.relayName, 'two names');
+  const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
+  const c = await TestClient.connect(r2.port);
+  c.send(frame('HELLO', { version: 2, nick: 'hana', key: K3.spki }));
+  const ch = await c.expect('CHALLENGE');
+  t.equal(ch.relay, r2.relayName);
+  // What relay 1 could make of a CHALLENGE it passed on from relay 2 with its own name in it (§7.3).
+  c.send(frame('AUTH', { sig: pssSign(K3.privateKey, authMessage(ch.nonce, 'hana', K3.spki, r1.relayName, new Uint8Array(0))) }));
+  t.equal(await c.expectError(), 'AUTH_FAILED');
+  const other = await TestClient.connect(r1.port);
+  await other.auth('hana', K4);
+  t.pass('the nickname was still free: the refused AUTH bound nothing in the shared registry');
+  c.destroy();
+  other.destroy();
 });
 
 t.test('50 rounds of three clients racing for a two-member room through three relays never yield three members', async (t) => {
@@ -244,7 +267,7 @@ t.test('a Redis crash loses no confirmed binding, and a relay that loses Redis s
   c2.send(frame('HELLO', { version: 2, nick: 'erin', key: K2.spki }));
   const ch = await c2.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
-  c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'erin', K2.spki)) }));
+  c2.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'erin', K2.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await c2.expectError(), 'NICK_BOUND', 'the binding survived the crash');
   const c3 = await TestClient.connect(r2.port);
   await c3.auth('erin', K1);
@@ -272,7 +295,7 @@ t.test('a Redis restart with appendfsync everysec (the least spec/CLUSTER.md §5
   b.send(frame('HELLO', { version: 2, nick: 'gwen', key: K2.spki }));
   const ch = await b.expect('CHALLENGE');
   const { pssSign, authMessage } = await import('../../src/crypto/rsa.js');
-  b.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'gwen', K2.spki)) }));
+  b.send(frame('AUTH', { sig: pssSign(K2.privateKey, authMessage(ch.nonce, 'gwen', K2.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await b.expectError(), 'NICK_BOUND', 'the binding survived the restart');
   a.destroy();
   b.destroy();

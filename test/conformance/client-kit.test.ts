@@ -41,6 +41,7 @@ t.test('a lax client (any seq, no state machine, v1 ACKs, no pins) fails exactly
       'client_ack_batched: fail',
       'client_ack_cumulative: fail',
       'client_ack_unknown_seq: fail',
+      'client_challenge_wrong_relay: fail',
       'client_handshake_bad_confirmation: fail',
       'client_handshake_frame_when_established: fail',
       'client_hs_init_to_initiator: fail',

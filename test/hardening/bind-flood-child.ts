@@ -24,7 +24,7 @@ const report = () => process.send!({ binds, signs, mode });
 function burn(): void {
   if (mode !== 'burn') return;
   for (let i = 0; i < 4; i++) {
-    pssSign(id.privateKey, authMessage(randomBytes(32), `burn${i}`, id.spki));
+    pssSign(id.privateKey, authMessage(randomBytes(32), `burn${i}`, id.spki, 'localhost:1', new Uint8Array(0)));
     signs++;
   }
   setImmediate(burn);
@@ -38,7 +38,7 @@ async function floodLoop(): Promise<void> {
     c.send(frame('HELLO', { version: 2, nick: name, key: id.spki }));
     const ch = await c.next();
     if (ch !== 'closed' && ch.type === 'CHALLENGE') {
-      c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, name, id.spki)) }));
+      c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, name, id.spki, ch.relay, new Uint8Array(0))) }));
       signs++;
       const w = await c.next();
       if (w !== 'closed' && w.type === 'WELCOME') {

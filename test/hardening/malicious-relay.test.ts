@@ -52,9 +52,10 @@ async function setup(t: Test, roomSize = 2) {
     await relay.close();
   });
   /** Joins through the malicious relay, or straight to `at` (a relay as the user dialled it). */
-  const join = async (id: Identity, room: string, pins?: PinStore, at?: { host: string; port: number }): Promise<Watched> => {
-    const { host, port } = at ?? mitm;
-    const client = new ChatClient({ host, port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...(pins ? { pins } : {}) });
+  const join = async (id: Identity, room: string, pins?: PinStore, at?: { host: string; port: number; relayName?: string }): Promise<Watched> => {
+    const { host, port, relayName } = at ?? mitm;
+    const named = relayName === undefined ? {} : { relayName };
+    const client = new ChatClient({ host, port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...named, ...(pins ? { pins } : {}) });
     clients.push(client);
     const w = watch(client);
     await client.connect();
@@ -269,14 +270,21 @@ t.test('a relay showing a nickname verified on another relay with another key: a
   t.ok(await until(() => a1.established.includes(ids.b.nick)));
   t.ok(a1.client.verify(ids.b.nick));
   a1.client.close();
-  // Another relay (the man in the middle, another identity) presents its own key as bob's.
-  mitm.attack = (f, leg) => (leg.nick === ids.a.nick && f.type === 'PEER_JOINED' ? [{ ...f, key: MALLORY.spki }] : [f]);
+  // Another relay (its own name, §7.3) presents its own key as bob's.
+  const relay2 = await startServer({ port: 0 });
+  const other = await MaliciousRelay.start(relay2.host, relay2.port);
+  t.teardown(async () => {
+    await other.close();
+    await relay2.close();
+  });
+  t.not(other.relayName, mitm.relayName, 'another relay identity');
+  other.attack = (f, leg) => (leg.nick === ids.a.nick && f.type === 'PEER_JOINED' ? [{ ...f, key: MALLORY.spki }] : [f]);
   const warned: { nick: string; offeredFingerprint: string; elsewhere: { relay: string; fingerprint: string }[] }[] = [];
-  const a2 = await join(ids.a, 'x2', pinsA);
+  const a2 = await join(ids.a, 'x2', pinsA, other);
   a2.client.on('key-elsewhere', (e) => warned.push(e));
   const joined: boolean[] = [];
   a2.client.on('peer-joined', (e) => joined.push(e.firstSeen));
-  await join(ids.b, 'x2');
+  await join(ids.b, 'x2', undefined, other);
   t.ok(await until(() => joined.length > 0));
   t.same(joined, [true], 'bob is new on this relay (nicknames are per relay)');
   t.same(warned, [{ nick: ids.b.nick, offeredFingerprint: fingerprint(MALLORY.spki), elsewhere: [{ relay: `localhost:${relay.port}`, fingerprint: fingerprint(ids.b.spki) }] }]);
@@ -382,5 +390,5 @@ t.test('3,000 announced members pin nothing: the store is touched only by establ
   t.notOk(alice.client.closed);
   const bob = await join(ids.b, 'flood');
   t.ok(await until(() => alice.established.includes(ids.b.nick) && bob.established.length > 0));
-  t.equal(pins.check(`localhost:${mitm.port}`, ids.b.nick, ids.b.spki).status, 'match', 'bob is pinned once his session is established');
+  t.equal(pins.check(mitm.relayName, ids.b.nick, ids.b.spki).status, 'match', 'bob is pinned once his session is established');
 });

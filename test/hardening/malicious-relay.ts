@@ -2,10 +2,13 @@
 // and may rewrite what each client receives (substitute identity keys in JOINED / PEER_JOINED, drop,
 // duplicate, hold back and reorder, replay, truncate DELIVER bodies, forge DELIVER.from) or make frames up
 // (members that never joined: `legs`). Clients still
-// authenticate to the real relay through it (spec §7.3 signs the relay's nonce, which it passes on), so
-// the only power it has is the one a malicious relay has: over what it forwards.
+// authenticate to the real relay through it (spec §7.3 signs the relay's nonce and name, which it passes
+// on), so the only power it has is the one a malicious relay has: over what it forwards. It stands for
+// the relay itself, not for a relay in front of another one: its clients address it by the real relay's
+// name (`relayName`, the ChatClient option and the CLI's --relay-name), which CHALLENGE announces.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { decodeFrame, encodeWire, FrameReader, type RelayFrame } from '../../src/codec/index.js';
+import { relayIdentity } from '../../src/protocol/relay-id.js';
 
 /** One client's leg through the proxy. */
 export interface Leg {
@@ -42,6 +45,8 @@ export class MaliciousRelay {
     private readonly server: Server,
     readonly host: string,
     readonly port: number,
+    /** The relay name its clients address (§7.3): the real relay's, as it announces it in CHALLENGE. */
+    readonly relayName: string,
   ) {}
 
   static async start(upstreamHost: string, upstreamPort: number): Promise<MaliciousRelay> {
@@ -50,7 +55,7 @@ export class MaliciousRelay {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const a = server.address();
     if (a === null || typeof a === 'string') throw new Error('no address');
-    self = new MaliciousRelay(server, '127.0.0.1', a.port);
+    self = new MaliciousRelay(server, '127.0.0.1', a.port, relayIdentity(upstreamHost, upstreamPort));
     return self;
   }
 

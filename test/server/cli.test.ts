@@ -99,7 +99,7 @@ t.test('the registry file keeps nickname bindings across a restart of the proces
   const m = await TestClient.connect(second.port);
   m.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch = await m.expect('CHALLENGE');
-  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
+  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await m.expectError(), 'NICK_BOUND');
   const a2 = await TestClient.connect(second.port);
   await a2.auth('alice', alice);

@@ -9,6 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
 import { authMessage, generateIdentity, pssSign } from '../../src/crypto/rsa.js';
 import { ERROR_CODES, type ErrorName } from '../../src/protocol/errors.js';
+import { tlsExporter } from '../../src/server/tls.js';
 
 export interface Identity {
   privateKey: KeyObject;
@@ -122,11 +123,15 @@ export class TestClient<S extends Duplex = Socket> {
     throw new Error('server kept sending past the bound');
   }
 
-  /** HELLO, CHALLENGE, AUTH, WELCOME with a correct signature. */
+  /**
+   * HELLO, CHALLENGE, AUTH, WELCOME with a correct signature: over the name the relay announced and, on a
+   * TLS socket, its tls-exporter value (§7.3; empty on plain TCP and on a WebSocket, wss included).
+   */
   async auth(nick: string, id: Identity): Promise<Extract<RelayFrame, { type: 'WELCOME' }>> {
     this.send(frame('HELLO', { version: 2, nick, key: id.spki }));
     const ch = await this.expect('CHALLENGE');
-    this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, nick, id.spki)) }));
+    const cb = tlsExporter(this.socket) ?? new Uint8Array(0);
+    this.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, nick, id.spki, ch.relay, cb)) }));
     return this.expect('WELCOME');
   }
 

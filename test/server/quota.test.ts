@@ -25,7 +25,7 @@ async function tryAuth(port: number, nick: string, id: Identity, from?: string):
   if (ch === 'closed') return { c, got: 'closed' };
   if (ch.type === 'ERROR') return { c, got: ch.code };
   if (ch.type !== 'CHALLENGE') return { c, got: ch.type };
-  c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, nick, id.spki)) }));
+  c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(ch.nonce, nick, id.spki, ch.relay, new Uint8Array(0))) }));
   const w = await c.next();
   if (w === 'closed') return { c, got: 'closed' };
   return { c, got: w.type === 'ERROR' ? errorNameOf(w.code) : w.type };

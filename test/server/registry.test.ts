@@ -96,7 +96,7 @@ t.test('a binding confirmed by WELCOME survives SIGKILL of the relay right after
   const other = await TestClient.connect(second.port);
   other.send(frame('HELLO', { version: 2, nick: 'alice', key: bob.spki }));
   const ch = await other.expect('CHALLENGE');
-  other.send(frame('AUTH', { sig: pssSign(bob.privateKey, authMessage(ch.nonce, 'alice', bob.spki)) }));
+  other.send(frame('AUTH', { sig: pssSign(bob.privateKey, authMessage(ch.nonce, 'alice', bob.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await other.expectError(), 'NICK_BOUND', 'another key for the welcomed nickname is refused');
   const c = await TestClient.connect(second.port);
   t.equal((await c.auth('alice', alice)).type, 'WELCOME', 'the welcomed key still authenticates');

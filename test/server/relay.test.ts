@@ -240,7 +240,7 @@ t.test('a signature that does not verify is AUTH_FAILED and binds nothing', asyn
   c.send(frame('HELLO', { version: 2, nick: 'alice', key: alice.spki }));
   const ch = await c.expect('CHALLENGE');
   // Signed by mallory's key, claiming alice's.
-  c.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', alice.spki)) }));
+  c.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', alice.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await c.expectError(), 'AUTH_FAILED');
   t.equal(await c.next(), 'closed');
 
@@ -249,7 +249,7 @@ t.test('a signature that does not verify is AUTH_FAILED and binds nothing', asyn
   const ch2 = await stale.expect('CHALLENGE');
   // Signed by the right key over another nonce (a replayed AUTH).
   const other = Buffer.from(ch2.nonce).fill(0);
-  stale.send(frame('AUTH', { sig: pssSign(alice.privateKey, authMessage(other, 'alice', alice.spki)) }));
+  stale.send(frame('AUTH', { sig: pssSign(alice.privateKey, authMessage(other, 'alice', alice.spki, `127.0.0.1:${port}`, new Uint8Array(0))) }));
   t.equal(await stale.expectError(), 'AUTH_FAILED');
 
   const m = await TestClient.connect(port);
@@ -325,7 +325,7 @@ t.test('NICK_BOUND: another key for a bound nickname is refused, also after a re
   const m = await TestClient.connect(first.port);
   m.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch = await m.expect('CHALLENGE');
-  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki)) }));
+  m.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch.nonce, 'alice', mallory.spki, ch.relay, new Uint8Array(0))) }));
   t.equal(await m.expectError(), 'NICK_BOUND');
   t.equal(await m.next(), 'closed');
   await first.close();
@@ -336,7 +336,7 @@ t.test('NICK_BOUND: another key for a bound nickname is refused, also after a re
   const m2 = await TestClient.connect(second.port);
   m2.send(frame('HELLO', { version: 2, nick: 'alice', key: mallory.spki }));
   const ch2 = await m2.expect('CHALLENGE');
-  m2.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch2.nonce, 'alice', mallory.spki)) }));
+  m2.send(frame('AUTH', { sig: pssSign(mallory.privateKey, authMessage(ch2.nonce, 'alice', mallory.spki, ch2.relay, new Uint8Array(0))) }));
   t.equal(await m2.expectError(), 'NICK_BOUND', 'the binding survived the restart');
   const a2 = await TestClient.connect(second.port);
   await a2.auth('alice', alice);

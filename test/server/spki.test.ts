@@ -25,8 +25,8 @@ t.test('a generated RSA-2048 key matches the template; every single-byte change 
 
 t.test('the imported key verifies the owner signature and nothing else', async (t) => {
   const key = importTemplateSpki(id.spki);
-  const msg = authMessage(new Uint8Array(32), 'alice', id.spki);
+  const msg = authMessage(new Uint8Array(32), 'alice', id.spki, 'r:1', new Uint8Array(0));
   const sig = pssSign(id.privateKey, msg);
   t.equal(pssVerify(key, msg, sig), true);
-  t.equal(pssVerify(key, authMessage(new Uint8Array(32), 'bob', id.spki), sig), false);
+  t.equal(pssVerify(key, authMessage(new Uint8Array(32), 'bob', id.spki, 'r:1', new Uint8Array(0)), sig), false);
 });

@@ -34,7 +34,7 @@ async function inState(state: ServerState): Promise<Conn> {
   c.send(frame('HELLO', { version: 2, nick, key: id.spki }));
   conn.nonce = (await c.expect('CHALLENGE')).nonce;
   if (state === 'AWAIT_AUTH') return conn;
-  c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(conn.nonce, nick, id.spki)) }));
+  c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(conn.nonce, nick, id.spki, server.relayName, new Uint8Array(0))) }));
   await c.expect('WELCOME');
   conn.nonce = undefined;
   if (state === 'READY') return conn;
@@ -50,10 +50,10 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
     case 'HELLO':
       return frame('HELLO', { version: 2, nick: conn.nick, key: id.spki });
     case 'CHALLENGE':
-      return frame('CHALLENGE', { version: 2, nonce: k32 });
+      return frame('CHALLENGE', { version: 2, nonce: k32, relay: 'r' });
     case 'AUTH':
       return frame('AUTH', {
-        sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki)),
+        sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki, server.relayName, new Uint8Array(0))),
       });
     case 'WELCOME':
       return frame('WELCOME', { idle_ms: 1000, max_frame: 65536, room_size: 2, rate: 10 });
