@@ -11,11 +11,13 @@
  * Everything a peer controls (message text) is passed through `printable` first, so a message can never
  * forge a line of output or drive the terminal (src/client/text.ts).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Undelivered } from '../client/chat-client.js';
 import type { ProtocolError } from '../protocol/errors.js';
-import { checkRoomSecret, defaultHome, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
+import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
 import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
@@ -23,6 +25,8 @@ import { readRemembered, REMEMBERED_FILE, writeRemembered } from '../client/reme
 import { PrivateFileError } from '../files/private.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from './prompt.js';
 import { redrawOnResize, type ResizeRedraw } from './resize.js';
+import { reachRelay } from './reach.js';
+import { identityIsEncrypted } from '../crypto/keystore.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
@@ -374,6 +378,16 @@ export async function run(argv: string[]): Promise<number> {
       }
       if (!opts.given.room && r.room !== undefined) opts.room = r.room;
     }
+    // A prompt (nickname, passphrase) comes only once the relay's address answers: a relay that is down,
+    // or a wrong --port, is said before anyone types anything for a run that cannot start.
+    const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
+    if (interactive && (opts.nick === undefined || ((envPass === undefined || envPass === '') && (await needsPrompt(opts))))) {
+      const why = await reachRelay(opts.host, opts.port);
+      if (why !== null) {
+        err(failureAdvice(new ClientFailure('connect', `cannot connect to ${opts.host}:${opts.port}: ${why}`), opts, opts.nick ?? '', undefined));
+        return EXIT.CONNECTION;
+      }
+    }
     if (opts.nick === undefined) {
       if (!interactive) throw new UsageError('--nick is required when stdin is not a terminal');
       nick = '';
@@ -389,7 +403,6 @@ export async function run(argv: string[]): Promise<number> {
       }
     } else nick = opts.nick;
     prepareHome(opts.home);
-    const envPass = process.env['E2EE_CHAT_PASSPHRASE'];
     if (interactive && envPass !== undefined && envPass !== '') {
       process.stderr.write(
         'warning: the passphrase comes from E2EE_CHAT_PASSPHRASE; other programs of yours can read the environment and it may be in your shell history. At a terminal, unset it and type the passphrase at the prompt.\n',
@@ -459,6 +472,17 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     history?.close();
     pins.close();
+  }
+}
+
+/** True when opening the identity of --home would ask for a passphrase (a sealed key, or a new one to seal). */
+async function needsPrompt(opts: Options): Promise<boolean> {
+  const path = join(opts.home, IDENTITY_FILE);
+  if (!existsSync(path)) return !opts.noPassphrase;
+  try {
+    return await identityIsEncrypted(path);
+  } catch {
+    return true; // unreadable or unsafe: openIdentity reports it
   }
 }
 

@@ -1,9 +1,9 @@
 // The interactive client on a real terminal (tmux): what a person types and sees. The relay and the
 // other member are real processes on 127.0.0.1; see test/client/tmux.ts for how the terminal is driven.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, startClient, startServerProc, tempDir } from './procs.js';
+import { CLI, freePort, startClient, startServerProc, tempDir } from './procs.js';
 import { Term } from './tmux.js';
 
 async function room(t: { teardown(fn: () => unknown): void }) {
@@ -122,9 +122,22 @@ t.test('a pasted block is sent only after one confirmation, and pasted commands 
   await bob.exited;
 });
 
+t.test('a relay that is down is said before any prompt: no nickname or passphrase asked, the error once, status 6', async (t) => {
+  const dir = tempDir(t);
+  const port = await freePort();
+  const term = new Term(t, dir, [process.execPath, CLI, 'client', '--port', String(port), '--home', join(dir, 'dave')]);
+  t.equal(await term.waitExit(), 6, 'cannot connect: status 6');
+  const screen = term.screen(true);
+  t.equal(screen.filter((l) => l.includes('ECONNREFUSED')).length, 1, `the error is shown once: ${screen.filter((l) => l !== "").join(' | ')}`);
+  t.notOk(screen.some((l) => /passphrase|nickname:/i.test(l)), 'nothing was asked');
+  t.notOk(existsSync(join(dir, 'dave', 'identity.key')), 'no key was made for a run that could not start');
+});
+
 t.test('Ctrl-C at the passphrase prompt exits 130, and quitting never hangs on a frozen relay', async (t) => {
   const dir = tempDir(t);
-  const prompt = new Term(t, dir, [process.execPath, CLI, 'client', '--port', '1', '--nick', 'carol', '--home', join(dir, 'carol')]);
+  // A relay that answers: the passphrase is asked only once its address is reached.
+  const up = await startServerProc(t, { registry: join(dir, 'up.db') });
+  const prompt = new Term(t, dir, [process.execPath, CLI, 'client', '--port', String(up.port), '--nick', 'carol', '--home', join(dir, 'carol')]);
   await prompt.waitFor(/new passphrase:/);
   prompt.keys('C-c');
   t.equal(await prompt.waitExit(), 130, 'cancelled at the prompt: 130, not a usage error');
