@@ -38,9 +38,10 @@ t.test('a scripted chat is kept, encrypted, with delivery states; --no-history k
   t.same(
     records.map((r) => [r['dir'], r['from'], r['to'], r['text'], r['state'], r['room'], r['relay']]),
     [
-      ['out', 'alice', ['bob'], 'the door code is 4711', 'delivered', 'lobby', `127.0.0.1:${port}`],
-      ['in', 'bob', ['alice'], 'noted, zanzibar', 'received', 'lobby', `127.0.0.1:${port}`],
+      ['out', 'alice', ['bob'], 'the door code is 4711', 'delivered', 'lobby', `localhost:${port}`],
+      ['in', 'bob', ['alice'], 'noted, zanzibar', 'received', 'lobby', `localhost:${port}`],
     ],
+    'kept under the relay identity (the name the relay announces and AUTH signs), not 127.0.0.1 as dialled',
   );
   t.type(records[1]!['sentAt'], 'number', "the sender's time is kept for a received message");
   for (const f of readdirSync(join(dir, 'alice'))) {
@@ -67,8 +68,9 @@ t.test('the interactive client shows the room’s earlier messages on rejoin and
   first.keys('Enter');
   t.equal(await first.waitExit(), 0);
 
+  // Issue 14 point 6: the same relay dialled as `localhost` is the same conversation (one relay identity).
   const tdir = tempDir(t);
-  const second = new Term(t, tdir, client);
+  const second = new Term(t, tdir, [...client, '--host', 'localhost']);
   const screen = await second.waitFor(/── last 2 messages in lobby ──/);
   t.ok(screen.some((l) => /alice → bob: remember the milk {2}\((delivered|not acknowledged)\)$/.test(l)), 'own message with its fate');
   t.ok(screen.some((l) => /\] bob: and the eggs$/.test(l)), "bob's message");
