@@ -1037,7 +1037,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       case '/safety': {
         const n = needNick();
         if (n === null) return;
-        print(`safety number with ${n}:`, `  ${client.safetyNumber(n)}`, p.dim(`compare it with ${n} over another channel; if it matches, /verify ${n}`));
+        // A changed key is accepted with /trust before it can be verified (/verify refuses it until then).
+        const changed = client.members().some((m) => m.nick === n && m.status === 'key-changed');
+        const then = changed ? `/trust ${n} accepts this new key, then /verify ${n}` : `/verify ${n}`;
+        print(`safety number with ${n}${changed ? ` (with the NEW key ${n} offers)` : ''}:`, `  ${client.safetyNumber(n)}`, p.dim(`compare it with ${n} over another channel; if it matches, ${then}`));
         return;
       }
       case '/verify': {

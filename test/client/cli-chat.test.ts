@@ -59,7 +59,9 @@ t.test('a third client is refused with status 3 (room full)', async (t) => {
   c.end();
   const ec = await c.exited;
   t.equal(ec.code, 3, 'status 3');
-  t.equal(c.err.filter((l) => l.includes('ROOM_FULL')).length, 1, 'stderr names ROOM_FULL, once');
+  const full = c.err.filter((l) => l.includes('ROOM_FULL'));
+  t.equal(full.length, 1, 'stderr names ROOM_FULL, once');
+  t.match(full[0], /\b2 members\b.*--max-room-size/, "and says what it means: the room's size and the relay's flag (issue 15 point 2)");
   t.notOk(a.out.some((l) => l.includes('c joined')), 'the members never saw c');
   a.end();
   b.end();

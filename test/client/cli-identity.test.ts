@@ -46,7 +46,9 @@ t.test('a nickname bound to another key is refused with status 4', async (t) => 
   const impostor = startClient(t, { port, nick: 'alice', home: join(dir, 'a2') });
   impostor.end();
   t.equal((await impostor.exited).code, 4, 'NICK_BOUND: status 4');
-  t.ok(impostor.err.some((l) => l.includes('NICK_BOUND')));
+  const bound = impostor.err.filter((l) => l.includes('NICK_BOUND'));
+  t.equal(bound.length, 1, 'NICK_BOUND is printed once (issue 15: it was printed twice)');
+  t.match(bound[0], /--nick.*--home/, 'and says what to do: another --nick, or the --home that holds the bound key');
 });
 
 t.test('a new identity with a short passphrase is refused with status 2 and a suggestion; nothing is written', async (t) => {
