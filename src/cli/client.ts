@@ -493,8 +493,9 @@ interface Hooks {
 }
 
 /**
- * The relay as the user addressed it: the history's name for a conversation's relay (spec §7.3: the
- * name CHALLENGE.relay must equal and AUTH signs; the pins are kept under it too, ChatClient.serverName).
+ * The relay's identity (issue 14 point 6): the name CHALLENGE.relay must equal and AUTH signs (spec §7.3),
+ * relayIdentity(--host, --port) or --relay-name. The pins (ChatClient.serverName) and the history's
+ * conversations are kept under it, so one relay is one trust store and one history whatever its spelling.
  */
 function relayName(opts: Options): string {
   return opts.relayName ?? relayIdentity(opts.host, opts.port);

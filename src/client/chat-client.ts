@@ -82,8 +82,6 @@ export interface ChatClientOptions {
   identity: { privateKey: KeyObject; spki: Uint8Array };
   /** Trust-on-first-use pins; default an in-memory store (every key is new to it). */
   pins?: PinStore;
-  /** The relay identity pins are kept under; default `relayName` (src/protocol/relay-id.ts). */
-  serverName?: string;
   /**
    * The relay's identity as this client addresses it (spec §7.3): CHALLENGE.relay must equal it byte for
    * byte (else WRONG_RELAY) and AUTH signs it. Default relayIdentity(host, port): what was dialled, canonical.
@@ -378,7 +376,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.spki = Uint8Array.from(opts.identity.spki);
     this.pins = opts.pins ?? PinStore.memory();
     this.relayName = opts.relayName ?? relayIdentity(opts.host, opts.port);
-    this.serverName = opts.serverName ?? this.relayName;
+    // Issue 14 point 6: pins are kept under the name the relay proved it answers to (§7.3), nothing else.
+    this.serverName = this.relayName;
     this.crypto = opts.crypto ?? nodeBackend;
     const own = opts.identity.privateKey;
     this.sessionKey =

@@ -25,6 +25,7 @@ import { createCipheriv, createDecipheriv, hkdfSync, createHmac, randomBytes, ty
 import { closeSync, constants as fsc, openSync, rmSync } from 'node:fs';
 import { PrivateFileError, statPrivateFile } from '../files/private.js';
 import { join } from 'node:path';
+import { parseRelayIdentity } from '../protocol/relay-id.js';
 
 export const HISTORY_FILE = 'history.db';
 const FORMAT = 'e2ee-chat history v1';
@@ -156,16 +157,44 @@ export class History {
         CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY AUTOINCREMENT, tag BLOB NOT NULL, nonce BLOB NOT NULL, ct BLOB NOT NULL);
         CREATE INDEX IF NOT EXISTS records_tag ON records (tag, id);`);
       const fmt = db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'format'").get();
-      if (fmt === undefined) db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(FORMAT);
-      else if (fmt.v !== FORMAT) throw new HistoryError('CORRUPT', `${path} is not a ${FORMAT} file`);
+      if (fmt === undefined) {
+        db.prepare("INSERT INTO meta (k, v) VALUES ('format', ?)").run(FORMAT);
+        db.prepare("INSERT INTO meta (k, v) VALUES ('relay_ids', '1')").run();
+      } else if (fmt.v !== FORMAT) throw new HistoryError('CORRUPT', `${path} is not a ${FORMAT} file`);
     } catch (e) {
       if (e instanceof HistoryError) throw e;
       throw new HistoryError('CORRUPT', `${path}: ${(e as Error).message}`);
     }
-    return new History(path, db, privateKey, opts.maxRecords ?? DEFAULT_MAX_RECORDS);
+    const h = new History(path, db, privateKey, opts.maxRecords ?? DEFAULT_MAX_RECORDS);
+    h.canonicalRelays();
+    return h;
   }
 
-  /** The 16-byte lookup tag of one conversation (relay as the user addressed it, room name). */
+  /**
+   * Moves the records of earlier versions, kept under the relay's address as the user typed it
+   * (`127.0.0.1:55555`), to the relay's identity (`localhost:55555`, src/protocol/relay-id.ts), the name
+   * the relay announces and AUTH signs (spec §7.3), once: each such row is opened and sealed again under
+   * the new conversation tag (a fresh nonce), in one transaction with the marker. At most `maxRecords`
+   * rows exist, so this is bounded; a row that does not open is left as it is (it reads nothing anyway).
+   */
+  private canonicalRelays(): void {
+    if (this.db.prepare("SELECT 1 FROM meta WHERE k = 'relay_ids'").get() !== undefined) return;
+    const rows = this.db.prepare<[], { id: number; tag: Buffer; nonce: Buffer; ct: Buffer }>('SELECT id, tag, nonce, ct FROM records ORDER BY id').all();
+    const move = this.db.prepare<[Buffer, Buffer, Buffer, number]>('UPDATE records SET tag = ?, nonce = ?, ct = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const r of rows) {
+        const rec = this.open(r.tag, r.nonce, r.ct);
+        const id = rec === null ? null : parseRelayIdentity(rec.relay);
+        if (rec === null || id === null || id === rec.relay) continue;
+        const tag = this.tag(id, rec.room);
+        const { nonce, ct } = this.seal(tag, { ...rec, relay: id });
+        move.run(tag, nonce, ct, r.id);
+      }
+      this.db.prepare("INSERT INTO meta (k, v) VALUES ('relay_ids', '1')").run();
+    })();
+  }
+
+  /** The 16-byte lookup tag of one conversation (the relay's identity as AUTH names it, §7.3; room name). */
   private tag(relay: string, room: string): Buffer {
     return createHmac('sha256', this.indexKey).update(relay, 'utf8').update(Buffer.of(0)).update(room, 'utf8').digest().subarray(0, TAG_BYTES);
   }

@@ -122,27 +122,29 @@ t.test('a reply sent from inside a text listener reaches the peer after the ACK 
 
 t.test('a changed key blocks the peer until trust(); then the session runs, unverified', async (t) => {
   const pins = PinStore.memory();
-  const serverName = 'relay-under-test';
+  // Pins are kept under the name the relay announces and AUTH signs (§7.3): two relay processes started
+  // with one name are one relay to them.
+  const relayName = 'relay-under-test:1';
   {
-    const s1 = await relay(t);
-    const alice = client(t, s1.port, 'alice', { pins, serverName });
+    const s1 = await relay(t, { relayName });
+    const alice = client(t, s1.port, 'alice', { pins, relayName });
     await inRoom(alice);
-    const bob = client(t, s1.port, 'bob', { serverName });
+    const bob = client(t, s1.port, 'bob', { relayName });
     const est = next(alice, 'established');
     await inRoom(bob);
     await est;
     t.ok(alice.verify('bob'), 'alice verifies bob');
-    t.equal(pins.get(serverName, 'bob')?.verified, true, 'verified mark stored in the pins');
+    t.equal(pins.get(relayName, 'bob')?.verified, true, 'verified mark stored in the pins');
     await bob.leave();
     await alice.leave();
     await s1.close();
   }
 
   // Alice is present when the new "bob" joins: bob initiates, alice holds his HS_INIT until /trust.
-  const s2 = await relay(t);
-  const alice = client(t, s2.port, 'alice', { pins, serverName });
+  const s2 = await relay(t, { relayName });
+  const alice = client(t, s2.port, 'alice', { pins, relayName });
   await inRoom(alice);
-  const mallory = client(t, s2.port, 'bob', { identity: id('bob-new') });
+  const mallory = client(t, s2.port, 'bob', { identity: id('bob-new'), relayName });
   const changed = next(alice, 'key-changed');
   await inRoom(mallory);
   const kc = await changed;
@@ -153,7 +155,7 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
   t.same(alice.send('for the real bob only'), [], 'nothing is sent to the changed key');
   t.same(alice.undelivered(), [], 'nor kept for later: the text is not queued for whoever comes next');
   t.notOk(alice.verify('bob'), 'a changed key cannot be verified');
-  t.equal(pins.get(serverName, 'bob')?.verified, true, 'the old pin stays until trust');
+  t.equal(pins.get(relayName, 'bob')?.verified, true, 'the old pin stays until trust');
 
   const seen: string[] = [];
   mallory.on('text', (e) => seen.push(e.text));
@@ -161,8 +163,8 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
   t.ok(alice.trust('bob'), 'trust() accepts the new key');
   const e = await est;
   t.equal(e.verified, false, 'the new key is not verified');
-  t.equal(pins.get(serverName, 'bob')?.verified, false, 'the pin now holds the new key, unverified');
-  t.same(pins.get(serverName, 'bob')?.key, id('bob-new').spki);
+  t.equal(pins.get(relayName, 'bob')?.verified, false, 'the pin now holds the new key, unverified');
+  t.same(pins.get(relayName, 'bob')?.key, id('bob-new').spki);
   t.notOk(alice.trust('bob'), 'nothing left to trust');
   const txt = next(alice, 'text');
   mallory.send('hello after trust');
@@ -175,11 +177,12 @@ t.test('a changed key blocks the peer until trust(); then the session runs, unve
 
 t.test('a changed key of a member already in the room (we initiate) is held too', async (t) => {
   const pins = PinStore.memory();
-  pins.pin('relay', 'carol', id('carol-old').spki);
   const s = await relay(t);
+  // Pinned under the relay's name (what it announces and AUTH signs), not under the address dialled.
+  pins.pin(s.relayName, 'carol', id('carol-old').spki);
   const carol = client(t, s.port, 'carol');
   await inRoom(carol);
-  const dave = client(t, s.port, 'dave', { pins, serverName: 'relay' });
+  const dave = client(t, s.port, 'dave', { pins });
   const changed = next(dave, 'key-changed');
   await inRoom(dave);
   t.equal((await changed).nick, 'carol');

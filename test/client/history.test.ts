@@ -165,3 +165,35 @@ t.test('history files get the keystore checks', async (t) => {
   chmodSync(join(foreign, HISTORY_FILE), 0o600);
   t.equal(codeOf(() => History.open(foreign, alice)), 'CORRUPT', 'another format refused');
 });
+
+t.test('records of earlier versions, kept under the address as typed, move to the relay identity once (issue 14 point 6)', async (t) => {
+  const dir = home(t);
+  const h = History.open(dir, alice);
+  // What an earlier client wrote: conversations keyed by `host:port` as the user typed it.
+  h.add('127.0.0.1:55555', 'lobby', rec('typed as 127.0.0.1'));
+  h.add('LOCALHOST:55555', 'lobby', rec('typed as LOCALHOST'));
+  h.add('Relay.Example.:7000', 'lobby', rec('a named relay'));
+  h.add('localhost:55555', 'other', rec('already an identity'));
+  h.close();
+  const raw = new Database(join(dir, HISTORY_FILE));
+  raw.prepare("DELETE FROM meta WHERE k = 'relay_ids'").run(); // the marker earlier versions did not write
+  raw.close();
+  const again = History.open(dir, alice);
+  t.same(again.last('localhost:55555', 'lobby', 10).records.map((r) => [r.text, r.relay]), [
+    ['typed as 127.0.0.1', 'localhost:55555'],
+    ['typed as LOCALHOST', 'localhost:55555'],
+  ], 'both spellings of the loopback relay are one conversation');
+  t.same(again.last('relay.example:7000', 'lobby', 10).records.map((r) => r.text), ['a named relay']);
+  t.same(again.last('127.0.0.1:55555', 'lobby', 10).records, [], 'nothing is left under the typed spelling');
+  t.same(again.last('localhost:55555', 'other', 10).records.map((r) => r.text), ['already an identity']);
+  t.equal(again.count(), 4, 'moved, not copied');
+  t.equal(again.all().unreadable, 0, 'every moved row opens under its new tag');
+  again.close();
+  // Once: a row written under a typed spelling after the move stays where it was put.
+  const third = History.open(dir, alice);
+  third.add('127.0.0.1:1', 'lobby', rec('later'));
+  third.close();
+  const fourth = History.open(dir, alice);
+  t.same(fourth.last('127.0.0.1:1', 'lobby', 10).records.map((r) => r.text), ['later'], 'the move runs once');
+  fourth.close();
+});
