@@ -19,7 +19,7 @@ import { encodeWire, frame } from '../codec/index.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import type { EngineMember, RoomEngine, RoomSink } from '../room/engine.js';
-import { deliverWire } from '../server/deliver.js';
+import { deliverHead, deliverWireFrom } from '../server/deliver.js';
 import { sameKey, type BindResult, type Registry } from '../server/registry.js';
 import { scriptSource, SCRIPTS } from './scripts.js';
 import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
@@ -81,6 +81,8 @@ export interface ClusterOptions {
 interface Local<H> {
   handle: H;
   nick: string;
+  /** The constant start of this member's DELIVERs (deliverHead of its nickname). */
+  head: Buffer;
   room: string;
   token: string;
   /** Events that arrived before JOINED was written; undefined once active. */
@@ -331,7 +333,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
-    const local: Local<H> = { handle, nick, room, token, pending: [], pendingBytes: 0, overflowed: false, batch: [], batchBytes: 0, flights: [] };
+    const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, pending: [], pendingBytes: 0, overflowed: false, batch: [], batchBytes: 0, flights: [] };
     this.byToken.set(token, local);
     let reply: Buffer[];
     try {
@@ -381,7 +383,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     if (local === undefined || !this.available) throw new Error('not a member here');
     // The DELIVER is built here, where `from` is the authenticated nickname (§7.1 "Relaying"); the
     // addressee's relay writes the bytes as they come.
-    const wire = deliverWire(local.nick, body);
+    const wire = deliverWireFrom(local.head, body);
     if (local.batch.length === 0) this.dirty.add(local);
     local.batch.push(to, wire);
     local.batchBytes += wire.length;

@@ -28,10 +28,17 @@ export class FrameReader {
   private bodyHave = 0;
   private failed: ProtocolError | undefined;
   private max: number;
+  private readonly views: boolean;
 
-  /** @param maxFrame largest frame body accepted, at most LIMITS.MAX_FRAME_BYTES. */
-  constructor(maxFrame: number = LIMITS.MAX_FRAME_BYTES) {
+  /**
+   * @param maxFrame largest frame body accepted, at most LIMITS.MAX_FRAME_BYTES.
+   * @param opts.views a body that lies whole in one pushed chunk is returned as a view into that chunk
+   *   instead of a copy (the relay's hot path: it is read at once and the chunk is never reused, as
+   *   Node's socket chunks are not). A body gathered over several chunks is its own buffer either way.
+   */
+  constructor(maxFrame: number = LIMITS.MAX_FRAME_BYTES, opts: { views?: boolean } = {}) {
     this.max = FrameReader.checkLimit(maxFrame);
+    this.views = opts.views === true;
   }
 
   private static checkLimit(n: number): number {
@@ -67,7 +74,7 @@ export class FrameReader {
 
   /**
    * Feeds bytes; returns the complete frame bodies they finish, in order (each a fresh buffer the caller
-   * owns). A bad length prefix (zero: MALFORMED_FRAME; over the limit: FRAME_TOO_LARGE) ends the stream:
+   * owns, or with `views` a view into `chunk` when the body lies whole in it). A bad length prefix (zero: MALFORMED_FRAME; over the limit: FRAME_TOO_LARGE) ends the stream:
    * the frames completed before it are still returned and the error is left in `failure` for the caller
    * to act on after them; it is thrown only when no frame precedes it in this push, and by every later push.
    */
@@ -95,8 +102,8 @@ export class FrameReader {
           }
           this.checkLength(n); // before a byte of the body is allocated or buffered
           if (buf.length - pos >= n) {
-            // The whole body is in this chunk: one copy (from the pool: it is handed on at once).
-            out.push(Buffer.from(buf.subarray(pos, pos + n)));
+            // The whole body is in this chunk: a view (`views`), or one copy (from the pool: it is handed on at once).
+            out.push(this.views ? buf.subarray(pos, pos + n) : Buffer.from(buf.subarray(pos, pos + n)));
             pos += n;
             continue;
           }

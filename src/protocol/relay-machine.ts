@@ -48,10 +48,13 @@ export const SERVER_TRANSITIONS: readonly ServerTransition[] = [
   })),
 ];
 
-// An index over the table (not a second table): the relay looks up one row per frame received.
-const INDEX: ReadonlyMap<string, ServerTransition> = new Map(SERVER_TRANSITIONS.map((t) => [`${t.state} ${t.on}`, t]));
+// An index over the table (not a second table): the relay looks up one row per frame received, by state
+// and then by input, with no key string built per frame.
+const INDEX: ReadonlyMap<ServerState, ReadonlyMap<ServerInput, ServerTransition>> = new Map(
+  SERVER_STATES.map((state) => [state, new Map(SERVER_TRANSITIONS.filter((t) => t.state === state).map((t) => [t.on, t]))]),
+);
 
 /** The transition for (state, input), or undefined when the pair is a protocol violation. */
 export function serverTransition(state: ServerState, on: ServerInput): ServerTransition | undefined {
-  return INDEX.get(`${state} ${on}`);
+  return INDEX.get(state)?.get(on);
 }

@@ -20,7 +20,7 @@ import { RoomManager } from '../room/index.js';
 import type { RoomEngine } from '../room/engine.js';
 import { addressKey, subnetKey } from './address.js';
 import { Bucket, Buckets, Counter } from './quota.js';
-import { deliverWire } from './deliver.js';
+import { Outbox, deliverHead, readSend } from './deliver.js';
 import { SqliteRegistry, type BindResult, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
@@ -306,6 +306,12 @@ class Connection {
   suspended = false;
   backlog: Buffer[] = [];
   readonly reader: FrameReader;
+  /** Output of the batch being handled (src/server/deliver.ts), made on first use; holds no buffer between batches. */
+  out: Outbox | undefined;
+  /** The constant start of the DELIVERs this connection's SENDs become (deliverHead), made at its first SEND. */
+  head: Buffer | undefined;
+  /** The addressee of its last SEND (readSend reuses the string). */
+  lastTo: string | undefined;
 
   constructor(
     readonly id: number,
@@ -316,7 +322,9 @@ class Connection {
     burst: number,
   ) {
     // §3: until WELCOME nothing larger than the largest HELLO is read; WELCOME raises it to max_frame.
-    this.reader = new FrameReader(Math.min(maxFrame, LIMITS.MAX_PRELOGIN_FRAME_BYTES));
+    // Bodies are views into the socket's chunk: every frame is read at once, and what outlives its read
+    // (HELLO's key, a SEND waiting in the cluster's batch) is copied by its handler.
+    this.reader = new FrameReader(Math.min(maxFrame, LIMITS.MAX_PRELOGIN_FRAME_BYTES), { views: true });
     this.lastFrameAt = acceptedAt;
     this.tokens = burst;
     this.refillAt = acceptedAt;
@@ -346,7 +354,9 @@ class Relay implements RelayServer {
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
   private batching = false;
-  private readonly corked = new Set<RelayStream>();
+  /** Connections with output queued in their Outbox, written once the batch ends (flushOut). */
+  private dirty: Connection[] = [];
+  private flushQueued = false;
   private framesIn = 0;
   private framesRelayed = 0;
   private bytesIn = 0;
@@ -576,17 +586,19 @@ class Relay implements RelayServer {
    * rest wait in `backlog` and this resumes with them once the step has settled.
    */
   private runFrames(conn: Connection, bodies: Buffer[]): void {
-    // Every socket written while these frames are handled stays corked until the end, so the frames one
-    // read produces for one reader leave in one write (one syscall) instead of one each.
+    // Everything written while these frames are handled is queued per connection and written at the end,
+    // so the frames one read produces for one reader leave in one write (one syscall, one buffer).
     const outer = this.batching;
     this.batching = true;
+    // The frames of one read arrived together: one clock reading serves them all.
+    const now = performance.now();
     try {
       for (let i = 0; i < bodies.length; i++) {
         if (conn.closing) break;
         // Per frame: a refusal that does not close (NO_SUCH_PEER, ROOM_FULL, NICK_IN_ROOM) must not drop
         // the frames after it in the same read.
         try {
-          const pending = this.onFrame(conn, bodies[i]!);
+          const pending = this.onFrame(conn, bodies[i]!, now);
           if (pending !== undefined) {
             this.suspend(conn, bodies.slice(i + 1), pending);
             return;
@@ -601,8 +613,7 @@ class Relay implements RelayServer {
     } finally {
       if (!outer) {
         this.batching = false;
-        for (const s of this.corked) s.uncork();
-        this.corked.clear();
+        this.flushOut();
       }
     }
   }
@@ -649,9 +660,8 @@ class Relay implements RelayServer {
   }
 
   /** Handles one frame; returns a promise when its step waits for the registry (AUTH). */
-  private onFrame(conn: Connection, body: Buffer): Promise<void> | undefined {
+  private onFrame(conn: Connection, body: Buffer, now: number): Promise<void> | undefined {
     this.framesIn++;
-    const now = performance.now();
     conn.lastFrameAt = now;
     // §7.1 "Resource limits": token bucket, `rate` frames per second, RATE_BURST_FRAMES deep.
     conn.tokens = Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
@@ -664,7 +674,9 @@ class Relay implements RelayServer {
       throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.rateBytesPerSecond} bytes per second`);
     }
 
-    const f = decodeFrame(body, 'relay');
+    // The canonical SEND, the frame the relay reads most, is read straight from its bytes; everything
+    // else (and every defect) goes through the strict decoder, which names the error.
+    const f = readSend(body, conn.lastTo) ?? decodeFrame(body, 'relay');
     if (f.type === 'JOIN') {
       // Join/leave churn: every JOIN (and so every LEAVE) makes the relay write to every member.
       conn.joins ??= new Bucket(this.cfg.joinsPerMinute, 60_000, now);
@@ -855,6 +867,7 @@ class Relay implements RelayServer {
   private onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> | undefined {
     // Pipelined: a NO_SUCH_PEER comes back later through RoomSink.refuse; a promise means "read no more
     // from this connection until it settles" (spec/CLUSTER.md §3).
+    conn.lastTo = f.to;
     this.framesRelayed++;
     this.bytesRelayed += f.body.length;
     return engine.send(conn, f.to, f.body);
@@ -870,12 +883,14 @@ class Relay implements RelayServer {
 
   private onSend(conn: Connection, f: FrameOf<'SEND'>): void {
     const room = conn.room!;
+    conn.lastTo = f.to;
     const to = f.to === conn.nick ? undefined : this.rooms.member(room, f.to);
     if (to === undefined) throw new ProtocolError('NO_SUCH_PEER', `${f.to} is not another member of this room`);
     // §7.1 "Relaying": `from` is the authenticated nickname of this connection, never the client's claim.
     this.framesRelayed++;
     this.bytesRelayed += f.body.length;
-    this.write(to.handle, deliverWire(conn.nick!, f.body));
+    conn.head ??= deliverHead(conn.nick!);
+    this.deliver(to.handle, conn.head, f.body);
   }
 
   private onLeave(conn: Connection): void {
@@ -912,16 +927,56 @@ class Relay implements RelayServer {
    * costs at most WRITE_HIGH_WATER_BYTES plus one frame and never stalls anyone else.
    */
   private write(conn: Connection, bytes: Buffer): void {
-    if (conn.closing || conn.socket.destroyed || !conn.socket.writable) return;
-    if (this.batching && !this.corked.has(conn.socket)) {
-      conn.socket.cork();
-      this.corked.add(conn.socket);
+    const out = this.outOf(conn);
+    if (out === undefined) return;
+    out.append(bytes);
+    this.wrote(conn, out, bytes.length);
+  }
+
+  /** Queues DELIVER (the sender's `head`, then `body`) for `conn`, as `write` does. */
+  private deliver(conn: Connection, head: Buffer, body: Uint8Array): void {
+    const out = this.outOf(conn);
+    if (out === undefined) return;
+    this.wrote(conn, out, out.appendDeliver(head, body));
+  }
+
+  /**
+   * The Outbox to queue `conn`'s output in, or undefined when nothing more may be written to it. Output
+   * queued outside a batch (the cluster engine's deliveries, a registry step's WELCOME) is written once
+   * the current callback is over, so a burst of them leaves in one write too.
+   */
+  private outOf(conn: Connection): Outbox | undefined {
+    if (conn.closing || conn.socket.destroyed || !conn.socket.writable) return undefined;
+    const out = (conn.out ??= new Outbox());
+    if (out.length === 0) {
+      this.dirty.push(conn);
+      if (!this.batching && !this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(() => this.guard(undefined, () => this.flushOut()));
+      }
     }
-    conn.socket.write(bytes);
-    this.bytesOut += bytes.length;
-    if (conn.socket.writableLength > this.cfg.writeHighWaterBytes) {
+    return out;
+  }
+
+  /** Counts `n` bytes queued for `conn`; past the high-water mark it is a slow consumer (§7.1). */
+  private wrote(conn: Connection, out: Outbox, n: number): void {
+    this.bytesOut += n;
+    if (conn.socket.writableLength + out.length > this.cfg.writeHighWaterBytes) {
       this.refuse(conn, 'SLOW_CONSUMER', `more than ${this.cfg.writeHighWaterBytes} bytes unread`);
     }
+  }
+
+  /** Writes every connection's queued output, one write each. */
+  private flushOut(): void {
+    this.flushQueued = false;
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const conn of dirty) this.flushConn(conn);
+  }
+
+  private flushConn(conn: Connection): void {
+    const bytes = conn.out?.take();
+    if (bytes !== undefined && !conn.socket.destroyed && conn.socket.writable) conn.socket.write(bytes);
   }
 
   /** Sends ERROR `code`; closes the connection when the code's `closes` column says so (§9). */
@@ -953,9 +1008,12 @@ class Relay implements RelayServer {
     // §3.2: an ERROR cannot reach a peer that has not finished its TLS handshake; nothing is kept for it.
     if (tlsHandshaking(s)) s.destroy();
     else if (!s.destroyed && s.writable) {
+      // What was queued for it before this (frames of the batch being handled) goes first.
+      s.cork();
+      this.flushConn(conn);
       if (code !== undefined) s.write(encodeWire(frame('ERROR', { code: ERROR_CODES[code].code, detail: clipDetail(detail) })));
       s.end();
-    }
+    } else conn.out?.take();
     conn.grace = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
     conn.grace.unref();
   }

@@ -79,6 +79,20 @@ t.test('returned bodies are fresh copies: reusing the input buffer does not chan
   t.ok(body!.equals(copy));
 });
 
+t.test('with views, a body whole in its chunk is a view of it; one spread over chunks is its own buffer', async (t) => {
+  const one = Buffer.from(encodeWire(frame('PING', { n: 5 })));
+  const two = Buffer.from(encodeWire(frame('PING', { n: 6 })));
+  const r = new FrameReader(LIMITS.MAX_FRAME_BYTES, { views: true });
+  const chunk = Buffer.concat([one, two.subarray(0, 6)]);
+  const [a] = r.push(chunk);
+  t.same([...a!], [...one.subarray(4)], 'the first body as sent');
+  t.equal(a!.buffer, chunk.buffer, 'a view into the chunk, no copy');
+  const [b] = r.push(two.subarray(6));
+  t.same([...b!], [...two.subarray(4)], 'the body gathered over two chunks');
+  t.not(b!.buffer, chunk.buffer, 'in a buffer of its own, not tied to either chunk');
+  t.equal(r.pending, 0);
+});
+
 t.test('the first error poisons the reader: later pushes throw the same error', async (t) => {
   const r = new FrameReader();
   let first: unknown;

@@ -4,7 +4,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { decodeFrame, encodeWire, frame } from '../../src/codec/index.js';
 import { LIMITS } from '../../src/protocol/limits.js';
-import { deliverWire } from '../../src/server/deliver.js';
+import { Outbox, deliverHead, deliverWire, readSend } from '../../src/server/deliver.js';
 
 const NICK_CHARS = 'ABCXYZabcxyz0189_-';
 
@@ -46,4 +46,115 @@ t.test('refuses a body or nick DELIVER cannot carry', async (t) => {
   t.throws(() => deliverWire('', new Uint8Array(1)), RangeError);
   t.throws(() => deliverWire('x'.repeat(LIMITS.NICK_MAX_BYTES + 1), new Uint8Array(1)), RangeError);
   t.throws(() => deliverWire('é', new Uint8Array(1)), RangeError);
+});
+
+// readSend: the relay's direct SEND reader accepts exactly the canonical valid SEND, with the result the
+// strict decoder gives; for everything else it declines (undefined) and the strict decoder decides.
+const sendBody = (to: string, body: Uint8Array): Buffer => Buffer.from(encodeWire(frame('SEND', { to, body })).subarray(4));
+
+function decodeOrError(b: Buffer): { type: string; to?: string; body?: Buffer } | string {
+  try {
+    const f = decodeFrame(b, 'relay');
+    return f.type === 'SEND' ? { type: f.type, to: f.to, body: Buffer.from(f.body) } : { type: f.type };
+  } catch (e) {
+    return (e as { errorName?: string }).errorName ?? 'other';
+  }
+}
+
+t.test('readSend reads every canonical SEND as the strict decoder does: each nick length, each body boundary', async (t) => {
+  const lengths = [1, 2, 255, 256, 257, LIMITS.MAX_BODY_BYTES];
+  let same = 0;
+  let total = 0;
+  for (let k = LIMITS.NICK_MIN_BYTES; k <= LIMITS.NICK_MAX_BYTES; k++) {
+    const to = Array.from({ length: k }, (_, i) => NICK_CHARS[(i * 7) % NICK_CHARS.length]).join('');
+    for (const n of lengths) {
+      total++;
+      const b = sendBody(to, Buffer.alloc(n, n & 0xff));
+      const fast = readSend(b);
+      const slow = decodeOrError(b);
+      if (fast !== undefined && typeof slow === 'object' && fast.to === slow.to && Buffer.from(fast.body).equals(slow.body!)) same++;
+    }
+  }
+  t.equal(same, total, `${total} SENDs read directly, equal to decodeFrame`);
+  const b = sendBody('bob', Buffer.alloc(10, 1));
+  t.equal(readSend(b)!.body.buffer, b.buffer, 'the body is a view, not a copy');
+  const last = 'bob';
+  t.equal(readSend(b, last)!.to, last, 'the previous addressee string is reused when the bytes spell it');
+  t.equal(readSend(b, 'bo')!.to, 'bob', 'and not when they do not');
+  t.equal(readSend(b, 'bod')!.to, 'bob');
+});
+
+t.test('readSend declines every non-canonical, invalid or other frame, and the strict decoder refuses or reads it', async (t) => {
+  const good = sendBody('bob', Buffer.alloc(300, 2));
+  const cases: [string, Buffer][] = [
+    ['another frame (PING)', Buffer.from(encodeWire(frame('PING', { n: 1 })).subarray(4))],
+    ['trailing byte', Buffer.concat([sendBody('bob', Buffer.alloc(3)), Buffer.from([0])])],
+    ['truncated body', good.subarray(0, good.length - 1)],
+    ['empty body (bin 8 of 0)', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa3, 0x62, 0x6f, 0x62, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc4, 0x00])],
+    ['bin 16 for a short body', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa1, 0x62, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc5, 0x00, 0x01, 0x07])],
+    ['str 8 for a short nick', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xd9, 0x01, 0x62, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc4, 0x01, 0x07])],
+    ['nick outside the alphabet', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa1, 0x2e, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc4, 0x01, 0x07])],
+    ['empty nick', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa0, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc4, 0x01, 0x07])],
+    ['keys out of order', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc4, 0x01, 0x07, 0xa2, 0x74, 0x6f, 0xa1, 0x62])],
+    ['body key misspelt', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa1, 0x62, 0xa4, 0x62, 0x6f, 0x64, 0x78, 0xc4, 0x01, 0x07])],
+    ['body over MAX_BODY_BYTES', sendBodyRaw('bob', LIMITS.MAX_BODY_BYTES + 1)],
+    ['a str where the body goes', Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa1, 0x62, 0xa4, 0x62, 0x6f, 0x64, 0x79, 0xa1, 0x07])],
+  ];
+  for (const [what, b] of cases.slice(1)) {
+    t.equal(readSend(b), undefined, `declined: ${what}`);
+    t.type(decodeOrError(b), 'string', `and refused by the strict decoder with a code: ${what}`);
+  }
+  t.equal(readSend(cases[0]![1]), undefined, 'declined: a PING');
+  t.same(decodeOrError(cases[0]![1]), { type: 'PING' }, 'which the strict decoder reads');
+});
+
+/** A SEND body of n bytes laid out by hand (bin 16), for lengths the encoder refuses. */
+function sendBodyRaw(to: string, n: number): Buffer {
+  return Buffer.concat([Buffer.from([0x83, 0xa1, 0x74, 0x09, 0xa2, 0x74, 0x6f, 0xa0 | to.length]), Buffer.from(to), Buffer.from([0xa4, 0x62, 0x6f, 0x64, 0x79, 0xc5, n >> 8, n & 0xff]), Buffer.alloc(n, 1)]);
+}
+
+t.test('property: on any mutation of a SEND, readSend either declines or agrees with the strict decoder', async (t) => {
+  fc.assert(
+    fc.property(
+      fc.string({ unit: fc.constantFrom(...NICK_CHARS), minLength: 1, maxLength: LIMITS.NICK_MAX_BYTES }),
+      fc.uint8Array({ minLength: 1, maxLength: 600 }),
+      fc.nat(),
+      fc.integer({ min: 0, max: 255 }),
+      fc.integer({ min: -3, max: 3 }),
+      (to, body, at, byte, cut) => {
+        let b = sendBody(to, body);
+        b[at % b.length] = byte;
+        if (cut < 0) b = b.subarray(0, Math.max(0, b.length + cut));
+        else if (cut > 0) b = Buffer.concat([b, Buffer.alloc(cut, byte)]);
+        const fast = readSend(b);
+        if (fast === undefined) return true;
+        const slow = decodeOrError(b);
+        return typeof slow === 'object' && slow.type === 'SEND' && slow.to === fast.to && slow.body!.equals(fast.body);
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  t.pass('2000 mutated SENDs');
+});
+
+t.test('deliverHead + Outbox lay out the same DELIVERs as deliverWire, one buffer per batch', async (t) => {
+  const out = new Outbox();
+  t.equal(out.take(), undefined, 'nothing queued, nothing taken');
+  const head = deliverHead('alice');
+  const bodies = [Buffer.alloc(1, 1), Buffer.alloc(255, 2), Buffer.alloc(256, 3), Buffer.alloc(LIMITS.MAX_BODY_BYTES, 4)];
+  const ping = Buffer.from(encodeWire(frame('PONG', { n: 9 })));
+  let n = 0;
+  for (const b of bodies) n += out.appendDeliver(head, b);
+  out.append(ping);
+  t.equal(out.length, n + ping.length);
+  const bytes = out.take()!;
+  t.ok(bytes.equals(Buffer.concat([...bodies.map((b) => deliverWire('alice', b)), ping])), 'byte-equal to the frames one by one, in order');
+  t.equal(out.length, 0);
+  t.equal(out.take(), undefined, 'taken once');
+  out.append(ping);
+  const small = out.take()!;
+  t.ok(small.equals(ping), 'a lone frame after a large batch');
+  t.ok(small.buffer.byteLength <= 8192, 'is not handed on inside the large batch-sized buffer it was queued in');
+  t.throws(() => out.appendDeliver(head, new Uint8Array(0)), RangeError);
+  t.throws(() => deliverHead('no.dots'), RangeError);
 });

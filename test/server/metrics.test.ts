@@ -104,7 +104,7 @@ t.test('/metrics follows real traffic; labels are fixed names only', async (t) =
   }
   const labelValues = new Set<string>();
   for (const k of v1.keys()) for (const lm of k.matchAll(/(\w+)="([^"]*)"/g)) labelValues.add(`${lm[1]}=${lm[2]}`);
-  const allowed = /^(state=(AWAIT_HELLO|AWAIT_AUTH|READY|IN_ROOM|CLOSED)|code=[A-Z_]+|le=[0-9.e+-]+|type=\w+|kind=\w+|space=\w+|version=v[\d.]+|major=\d+|minor=\d+|patch=\d+|quantile=[\d.]+)$/;
+  const allowed = /^(state=(AWAIT_HELLO|AWAIT_AUTH|READY|IN_ROOM|CLOSED)|code=[A-Z_]+|le=([0-9.e+-]+|\+Inf)|type=\w+|kind=\w+|space=\w+|version=v[\d.]+|major=\d+|minor=\d+|patch=\d+|quantile=[\d.]+)$/;
   t.same([...labelValues].filter((l) => !allowed.test(l)), [], 'every label value is a fixed name');
 
   // Health and the rest of the listener.
