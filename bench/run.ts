@@ -299,7 +299,8 @@ class Bench {
           this.add({ name: 'relay_throughput_ratio', values: col(ours, 'flow'), floors: col(floor, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], extra: rss, note: 'SEND/DELIVER frames with a 256-byte body, one room, one way (credit frames counted too); RSS of each relay after all relay runs' });
           this.add({ name: 'relay_rtt_ratio', values: col(ours, 'p50'), floors: col(floor, 'p50'), unit: 'us p50', extra: p99s(ours, floor), note: 'raw-frame ping-pong, one room' });
         }
-        this.add({ name: `scale_throughput_${rooms}_rooms`, values: col(ours, 'flow'), floors: col(floor, 'flow'), unit: 'frames/s', extra: { starved_max: Math.max(...col(ours, 'starved'), ...col(floor, 'starved')) } });
+        // Issue 16 point 4: at least half the pipe's frames/s at every room count, in the median and the minimum.
+        this.add({ name: `scale_throughput_${rooms}_rooms`, values: col(ours, 'flow'), floors: col(floor, 'flow'), unit: 'frames/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], extra: { starved_max: Math.max(...col(ours, 'starved'), ...col(floor, 'starved')) } });
         this.add({ name: `scale_rtt_${rooms}_rooms`, values: col(ours, 'p50'), floors: col(floor, 'p50'), unit: 'us p50', extra: p99s(ours, floor) });
       }
     } finally {
@@ -337,7 +338,12 @@ class Bench {
   async e2e(): Promise<void> {
     const floor = await this.floor();
     const server = await this.server();
+    // The round-trip floor is taken next to each encrypted ping-pong (a raw ping-pong through a pipe
+    // relay of its own, just before it), not from the relay benchmark minutes earlier: on a shared
+    // machine the load moves between the two, and a ratio is only fair between figures taken together.
+    const rawPipe = await this.pipe();
     try {
+      await this.setup(rawPipe, this.sides(`q${this.serial++}`, 1, 'q'));
       const most = Math.max(...this.plan.e2eRooms);
       progress(`e2e: ${most} room(s) of two ChatClients, connecting and establishing their sessions`);
       await this.setup(server, this.sides(`e2e${this.serial++}`, most, 'e'), 'e2e-setup');
@@ -355,6 +361,8 @@ class Bench {
       const prims: number[] = [];
       const p50s: number[] = [];
       const p99s: number[] = [];
+      const rawP50s: number[] = [];
+      const rawP99s: number[] = [];
       for (let rep = 0; rep < this.plan.reps; rep++) {
         progress(`e2e: cryptographic floor (a PeerSession pair in one load generator, no sockets), repetition ${rep + 1}/${this.plan.reps}`);
         const cf = await this.workers[0]!.call<FloorResult>('crypto-floor', { warmupMs: this.plan.warmupMs, durationMs: this.plan.durationMs });
@@ -382,19 +390,23 @@ class Bench {
           progress(`  ${busy} busy room(s): ${Math.round(rate).toLocaleString('en-US')} msgs/s, relay CPU ${(cpu1 - cpu0).toFixed(0)} ms for ${total.toLocaleString('en-US')} texts${starved > 0 ? `, ${starved} receiver(s) starved in the window` : ''}`);
         }
         await sleep(300);
+        const raw = await this.pingpong({ kind: 'pipe', busy: 1 });
+        rawP50s.push(raw.p50);
+        rawP99s.push(raw.p99);
         const rtt = await this.pingpong(null);
         p50s.push(rtt.p50);
         p99s.push(rtt.p99);
       }
       await this.closeAll('e2e-close');
+      await this.closeAll();
       const one = msgs.get(1) ?? msgs.get(this.plan.e2eRooms[0]!)!;
       const target100x: Target = { on: 'figure', op: '>=', value: 100 * PYTHON_MSGS_PER_S };
       this.add({ name: 'e2e_msgs_per_s', values: one, floors: PYTHON_MSGS_PER_S, unit: 'msgs/s', targets: [target100x], note: 'floor here is the Python original (395 msgs/s, not re-measured); 200-byte TEXT, sealed, relayed, opened, ACKed' });
       this.add({ name: 'e2e_throughput_ratio', values: one, floors: floor.map((f) => f.flow), unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.25 }], note: 'floor: bare pipe relay frames/s, one room' });
-      this.add({ name: 'e2e_crypto_floor', values: cfloor, unit: 'msgs/s', extra: { primitives_msgs_per_s: median(prims) }, note: 'one direction\'s per-message work with its ACK (TEXT sealed and opened, ACK sealed and opened) by a PeerSession pair in one process, no sockets; primitives_msgs_per_s: the same chain steps, pads, seals and opens called directly' });
+      this.add({ name: 'e2e_crypto_floor', values: cfloor, unit: 'msgs/s', extra: { primitives_msgs_per_s: median(prims) }, note: 'one direction\'s per-message work under protocol v2\'s ACK rule (each TEXT sealed and opened; one cumulative ACK sealed and opened per 64 TEXTs, the fewest the rule allows) by a PeerSession pair in one process, no sockets; primitives_msgs_per_s: the same chain steps, pads, seals and opens called directly' });
       this.add({ name: 'e2e_floor_ratio', values: one, floors: cfloor, unit: 'msgs/s', targets: [{ on: 'ratio', op: '>=', value: 0.5 }], note: 'e2e msgs/s, one room / e2e_crypto_floor of the same repetition' });
-      const floorP99 = median(floor.map((f) => f.p99));
-      this.add({ name: 'e2e_rtt_ratio', values: p50s, floors: floor.map((f) => f.p50), unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floorP99, p99_ratio: median(p99s) / floorP99 } });
+      const floorP99 = median(rawP99s);
+      this.add({ name: 'e2e_rtt_ratio', values: p50s, floors: rawP50s, unit: 'us p50', targets: [{ on: 'ratio', op: '<=', value: 2 }], extra: { p99_us: median(p99s), floor_p99_us: floorP99, p99_ratio: median(p99s) / floorP99 }, note: 'encrypted ping-pong (TEXT, reply TEXT, their ACKs) through ours / raw-frame ping-pong through a pipe relay, measured just before it in the same repetition' });
       if (framesPerText.length > 0) {
         this.add({ name: 'e2e_frames_per_text', values: framesPerText, unit: 'frames/TEXT', note: 'one room: frames both clients wrote to the relay (TEXT MSGs, ACK MSGs, PINGs) per TEXT opened, in the measured window' });
         this.add({ name: 'e2e_seals_per_text', values: sealsPerText, unit: 'seals/TEXT', note: 'one room: MSGs sealed by both clients (TEXTs and ACKs, one AEAD seal each) per TEXT opened, in the measured window' });
@@ -407,6 +419,7 @@ class Bench {
       }
     } finally {
       await server.stop();
+      await rawPipe.stop();
     }
   }
 
@@ -520,6 +533,7 @@ class Bench {
         values: ours.map((o) => o.connsPerS),
         floors: floor.map((f) => f.connsPerS),
         unit: 'conns/s',
+        targets: [{ on: 'ratio', op: '>=', value: 0.5 }],
         note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, AUTH, JOIN; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker',
       });
     }
