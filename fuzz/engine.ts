@@ -15,7 +15,7 @@ import {
   type Deadlines,
   type FuzzCase,
 } from './harness.js';
-import { connectionFlood } from '../src/wirekit/relay-conn.js';
+import { connectionFlood, KEY_POOL_SIZE } from '../src/wirekit/relay-conn.js';
 import { saveCrasher } from './corpus.js';
 import { minimise } from './minimise.js';
 import { Prng } from './prng.js';
@@ -28,6 +28,16 @@ import { repoRoot, ServerProcess } from './server-process.js';
  * are raised here; test/server/quota.test.ts covers the quotas themselves.
  */
 const QUOTA_ARGS = ['--binds-per-key', '1000000000', '--binds-per-address', '1000000000', '--binds-per-relay', '1000000000'];
+
+/**
+ * The relay keeps its default of MAX_CONNECTIONS_PER_KEY (4) for the default batch of 8: a batch holds
+ * at most 2 x batch + 3 authenticated connections over the wire kit's KEY_POOL_SIZE keys, handed out in
+ * turn. Only a larger --batch raises the cap, to what that batch needs with the same margin.
+ */
+export function relayArgs(batchSize: number): string[] {
+  const perKey = Math.ceil((2 * batchSize + 3) / KEY_POOL_SIZE) + 2;
+  return perKey <= LIMITS.MAX_CONNECTIONS_PER_KEY ? QUOTA_ARGS : [...QUOTA_ARGS, '--max-connections-per-key', String(perKey), '--max-connections-per-nick', String(perKey)];
+}
 
 export interface FuzzOptions {
   seed: number;
@@ -120,10 +130,11 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     seeds: seeds.length,
     seedsFromVectors: fromVectors,
   };
-  let server = await ServerProcess.start(QUOTA_ARGS);
+  const args = relayArgs(batchSize);
+  let server = await ServerProcess.start(args);
   const restart = async (): Promise<void> => {
     await server.stop();
-    server = await ServerProcess.start(QUOTA_ARGS);
+    server = await ServerProcess.start(args);
     registry.clear();
   };
   let nextProgress = performance.now();

@@ -2,11 +2,12 @@
  * Shared machinery of the server cases: identities, fresh names, and helpers that bring a kit connection
  * into each state of the relay's machine (spec/PROTOCOL.md §7.1) by the spec's own steps (§7.3).
  */
-import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { FrameOf, Member } from '../codec/index.js';
 import { authMessage, pssSign } from '../crypto/rsa.js';
 import { CaseFailure, Conn } from './conn.js';
+import { LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 
 const genKeyPair = promisify(generateKeyPair);
@@ -20,6 +21,10 @@ export interface Identity {
 /** Generates an RSA identity of `bits` bits with exponent `e` (2048 and 65537 are the protocol's, §8.1). */
 export async function makeIdentity(bits = 2048, e = 65537): Promise<Identity> {
   const { privateKey, publicKey } = await genKeyPair('rsa', { modulusLength: bits, publicExponent: e });
+  return identityOf(privateKey, publicKey);
+}
+
+function identityOf(privateKey: KeyObject, publicKey: KeyObject): Identity {
   return { privateKey, spki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })) };
 }
 
@@ -32,6 +37,11 @@ export interface ServerKitOptions {
   readonly handshakeMs: number;
   /** Most connections one case may open at once (room filling and the join race). */
   readonly connectionBudget: number;
+  /**
+   * Authenticated connections of one key the target allows at once (its MAX_CONNECTIONS_PER_KEY, §10;
+   * default 4): a case never opens more than this many with one key unless that is what it tests.
+   */
+  readonly connectionsPerKey: number;
 }
 
 /** A connection that has passed the relay handshake (state READY). */
@@ -48,13 +58,72 @@ export interface InRoom extends Authed {
   readonly joined: FrameOf<'JOINED'>;
 }
 
-/** Identities shared by the whole run; nicknames are fresh per case, so one key may serve many nicks. */
+/**
+ * The kit's identity keys, leased to one case at a time. A relay caps the authenticated connections of
+ * one key (§7.1 "Quotas", MAX_CONNECTIONS_PER_KEY, 4 by default), and cases run concurrently: keys
+ * shared across cases would add up past that cap and be refused with TOO_MANY_CONNECTIONS. So a case
+ * leases its own keys and returns them when it ends, after its connections are closed; a returned key
+ * goes to the back of the queue, so it is leased again as late as possible (the target has long seen
+ * those connections close by then). One pool serves every run in a process (RSA key generation is the
+ * kit's most expensive step); it grows, off the event loop, when a case starts with fewer free keys
+ * than it may need.
+ */
 export class Pool {
-  private constructor(readonly idents: readonly Identity[]) {}
-  static async create(n = 4): Promise<Pool> {
-    return new Pool(await Promise.all(Array.from({ length: n }, () => makeIdentity())));
+  private readonly free: Identity[] = [];
+  private growing: Promise<void> | undefined;
+  /** Keys generated in all. */
+  made = 0;
+
+  /** The process-wide pool. */
+  static readonly shared = new Pool();
+
+  /** Keys not leased now. */
+  get available(): number {
+    return this.free.length;
+  }
+
+  /** Leases `n` keys, generating the missing ones in the thread pool (never on the event loop). */
+  async reserve(n: number): Promise<Identity[]> {
+    while (this.free.length < n) {
+      if (this.growing === undefined) {
+        const missing = n - this.free.length;
+        this.growing = Promise.all(Array.from({ length: missing }, () => makeIdentity())).then(
+          (ids) => {
+            this.made += ids.length;
+            this.free.push(...ids);
+            this.growing = undefined;
+          },
+          (e: unknown) => {
+            this.growing = undefined;
+            throw e;
+          },
+        );
+      }
+      await this.growing;
+    }
+    return this.free.splice(0, n);
+  }
+
+  /**
+   * Takes a key no running case holds. For a case that needs more keys than it reserved (a relay with a
+   * large room_size), one is generated at once, blocking: correct, only slower.
+   */
+  lease(): Identity {
+    const id = this.free.shift();
+    if (id !== undefined) return id;
+    this.made++;
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+    return identityOf(privateKey, publicKey);
+  }
+
+  /** Returns keys whose connections are closed. */
+  release(ids: readonly Identity[]): void {
+    this.free.push(...ids);
   }
 }
+
+/** Keys a server case reserves unless it says otherwise (ServerCase.keys): `ident(0)` and `ident(1)`. */
+export const KEYS_PER_CASE = 2;
 
 const RUN = randomBytes(4).toString('hex');
 let counter = 0;
@@ -62,10 +131,16 @@ let counter = 0;
 /** The per-case context: opens connections, remembers them, closes them all at the end. */
 export class Ctx {
   private readonly conns: Conn[] = [];
+  /** The keys this case leased, in the order `ident(i)` first asked for them. */
+  private readonly leased: Identity[] = [];
+  /** Connections this case began (HELLO sent) with each key: never lowered, so it is an upper bound. */
+  private readonly uses = new Map<Identity, number>();
 
   constructor(
     readonly opts: ServerKitOptions,
     readonly pool: Pool,
+    /** Keys reserved for this case before it started; `ident(i)` hands them out first. */
+    private readonly reserved: Identity[] = [],
   ) {}
 
   /** A fresh nickname: nickname binding is permanent on a real relay (§7.1), so every run uses new ones. */
@@ -78,8 +153,23 @@ export class Ctx {
     return `ckroom.${RUN}.${(counter++).toString(36)}${randomBytes(3).toString('hex')}`;
   }
 
+  /** The case's i-th key: distinct indices are distinct keys, leased for this case alone. */
   ident(i = 0): Identity {
-    return this.pool.idents[i % this.pool.idents.length]!;
+    while (this.leased.length <= i) this.leased.push(this.reserved.shift() ?? this.pool.lease());
+    return this.leased[i]!;
+  }
+
+  /**
+   * A key of this case with a connection to spare: the first one this case has begun fewer than
+   * `connectionsPerKey` connections with (a new one when all are used up), for connections whose key
+   * does not matter to the case.
+   */
+  spare(): Identity {
+    const cap = this.opts.connectionsPerKey;
+    for (let i = 0; ; i++) {
+      const id = this.ident(i);
+      if ((this.uses.get(id) ?? 0) < cap) return id;
+    }
   }
 
   async open(): Promise<Conn> {
@@ -89,7 +179,8 @@ export class Ctx {
   }
 
   /** Opens a connection and sends HELLO; returns it after CHALLENGE (state AWAIT_AUTH). */
-  async challenged(nick = this.nick(), ident = this.ident()): Promise<{ conn: Conn; nick: string; ident: Identity; challenge: FrameOf<'CHALLENGE'> }> {
+  async challenged(nick = this.nick(), ident = this.spare()): Promise<{ conn: Conn; nick: string; ident: Identity; challenge: FrameOf<'CHALLENGE'> }> {
+    this.uses.set(ident, (this.uses.get(ident) ?? 0) + 1);
     const conn = await this.open();
     conn.send({ type: 'HELLO', version: PROTOCOL_VERSION, nick, key: ident.spki });
     const challenge = await conn.expect('CHALLENGE', 'CHALLENGE after HELLO (§7.1 AWAIT_HELLO)');
@@ -97,7 +188,7 @@ export class Ctx {
   }
 
   /** Runs HELLO / CHALLENGE / AUTH / WELCOME (§7.3); returns the connection in READY. */
-  async authed(nick = this.nick(), ident = this.ident()): Promise<Authed> {
+  async authed(nick = this.nick(), ident = this.spare()): Promise<Authed> {
     const { conn, challenge } = await this.challenged(nick, ident);
     conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authOf(challenge, nick, ident.spki)) });
     const welcome = await conn.expect('WELCOME', 'WELCOME after a valid AUTH (§7.1 AWAIT_AUTH, §7.3)');
@@ -105,7 +196,7 @@ export class Ctx {
   }
 
   /** Authenticates and joins `room`; returns the connection in IN_ROOM. */
-  async joined(room: string, nick = this.nick(), ident = this.ident()): Promise<InRoom> {
+  async joined(room: string, nick = this.nick(), ident = this.spare()): Promise<InRoom> {
     const a = await this.authed(nick, ident);
     a.conn.send({ type: 'JOIN', room });
     const joined = await a.conn.expect('JOINED', `JOINED for room ${room} (§7.1 READY JOIN)`);
@@ -113,13 +204,13 @@ export class Ctx {
   }
 
   /**
-   * Joins `n` members to a fresh room one after the other, each existing member reading the newcomer's
+   * Joins `n` members (keys as `spare` gives them) to a fresh room one after the other, each existing member reading the newcomer's
    * PEER_JOINED, so the room is quiet when this returns.
    */
   async roomOf(n: number, room = this.room()): Promise<InRoom[]> {
     const members: InRoom[] = [];
     for (let i = 0; i < n; i++) {
-      const m = await this.joined(room, this.nick(), this.ident(i));
+      const m = await this.joined(room, this.nick(), this.spare());
       for (const other of members) {
         const pj = await other.conn.expect('PEER_JOINED', `PEER_JOINED for ${m.nick}`);
         if (pj.nick !== m.nick) throw new CaseFailure(`PEER_JOINED {nick: ${m.nick}}`, `PEER_JOINED {nick: ${pj.nick}}`);
@@ -129,10 +220,12 @@ export class Ctx {
     return members;
   }
 
-  /** Closes every connection this case opened. */
+  /** Closes every connection this case opened and returns its keys to the pool. */
   cleanup(): void {
     for (const c of this.conns) c.destroy();
     this.conns.length = 0;
+    this.pool.release([...this.leased.splice(0), ...this.reserved.splice(0)]);
+    this.uses.clear();
   }
 }
 

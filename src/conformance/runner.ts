@@ -26,6 +26,7 @@ export interface RunnableCase<C> {
   readonly section: string;
   readonly title: string;
   readonly slow?: boolean;
+  readonly keys?: number;
   run(ctx: C): Promise<void>;
 }
 
@@ -49,7 +50,8 @@ export async function runCases<C>(
   opts: {
     concurrency: number;
     capMs: number;
-    makeCtx: () => C;
+    /** The case's context; awaited before the case's clock starts. */
+    makeCtx: (c: RunnableCase<C>) => C | Promise<C>;
     cleanup: (ctx: C) => void;
     onResult?: (r: CaseResult) => void;
   },
@@ -60,7 +62,7 @@ export async function runCases<C>(
   const fast = order.filter((x) => !x.c.slow);
 
   async function one(c: RunnableCase<C>, i: number): Promise<void> {
-    const ctx = opts.makeCtx();
+    const ctx = await opts.makeCtx(c);
     const t0 = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const cap = new Promise<never>((_, reject) => {

@@ -25,6 +25,8 @@ export interface ServerCase {
   readonly title: string;
   /** True for cases that wait for a timeout of the target. */
   readonly slow?: boolean;
+  /** Identity keys the case leases (default KEYS_PER_CASE, 2); made before the case starts. */
+  readonly keys?: number;
   run(ctx: Ctx): Promise<void>;
 }
 
@@ -853,7 +855,7 @@ add({
   title: 'a JOIN beyond the announced room_size is refused with ROOM_FULL; the connection stays in READY and can join another room',
   async run(ctx) {
     const { room } = await fullRoom(ctx);
-    const late = await ctx.authed(ctx.nick(), ctx.ident(3));
+    const late = await ctx.authed(ctx.nick(), ctx.spare());
     late.conn.send({ type: 'JOIN', room });
     await late.conn.expectError('ROOM_FULL');
     await late.conn.barrier(2, 'the connection stays open after ROOM_FULL (§9 closes = no)');
@@ -869,7 +871,7 @@ add({
   title: 'members of a full room receive nothing when a JOIN is refused with ROOM_FULL',
   async run(ctx) {
     const { room, members } = await fullRoom(ctx);
-    const late = await ctx.authed(ctx.nick(), ctx.ident(3));
+    const late = await ctx.authed(ctx.nick(), ctx.spare());
     late.conn.send({ type: 'JOIN', room });
     await late.conn.expectError('ROOM_FULL');
     let n = 10;
@@ -880,6 +882,8 @@ add({
 add({
   id: 'join_race_exactly_k',
   section: '§7.1 Joining',
+  // 3 rounds of room_size + 2 connections at 4 per key: 4 keys at the defaults.
+  keys: 4,
   title: 'of room_size + 2 simultaneous JOINs to an empty room, exactly room_size succeed and 2 get ROOM_FULL (3 rounds)',
   async run(ctx) {
     const probe = await ctx.authed();
@@ -889,7 +893,7 @@ add({
     if (n > ctx.opts.connectionBudget) throw new CaseSkip(`room_size ${size} needs more than the connection budget of ${ctx.opts.connectionBudget}`);
     for (let round = 0; round < 3; round++) {
       const room = ctx.room();
-      const conns = await Promise.all(Array.from({ length: n }, (_, i) => ctx.authed(ctx.nick(), ctx.ident(i))));
+      const conns = await Promise.all(Array.from({ length: n }, () => ctx.authed(ctx.nick(), ctx.spare())));
       const join = mp.wire(mp.map([['t', mp.uint(5)], ['room', mp.str(room)]]));
       for (const c of conns) c.conn.raw(join);
       let ok = 0;
@@ -917,7 +921,7 @@ add({
     const { room, members } = await fullRoom(ctx);
     members[0]!.conn.send({ type: 'LEAVE' });
     await members[0]!.conn.expect('LEFT', 'LEFT');
-    const late = await ctx.authed(ctx.nick(), ctx.ident(3));
+    const late = await ctx.authed(ctx.nick(), ctx.spare());
     late.conn.send({ type: 'JOIN', room });
     await late.conn.expect('JOINED', 'JOINED in the place the leaver freed');
   },
@@ -931,7 +935,7 @@ add({
     const { room, members } = await fullRoom(ctx);
     members[0]!.conn.destroy();
     await members[1]!.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${members[0]!.nick}}`);
-    const late = await ctx.authed(ctx.nick(), ctx.ident(3));
+    const late = await ctx.authed(ctx.nick(), ctx.spare());
     late.conn.send({ type: 'JOIN', room });
     await late.conn.expect('JOINED', 'JOINED in the place the disconnected member freed');
   },
@@ -1081,7 +1085,7 @@ add({
 const noPeer: Array<[string, string, (ctx: Ctx, a: { nick: string }) => Promise<string>]> = [
   ['unknown', 'a nick nobody uses', async (ctx) => ctx.nick()],
   ['self', 'the sender itself', async (_ctx, a) => a.nick],
-  ['other_room', 'a member of another room', async (ctx) => (await ctx.joined(ctx.room(), ctx.nick(), ctx.ident(2))).nick],
+  ['other_room', 'a member of another room', async (ctx) => (await ctx.joined(ctx.room(), ctx.nick(), ctx.spare())).nick],
 ];
 for (const [tag, what, to] of noPeer) {
   add({

@@ -2,7 +2,7 @@
  * `conformance server`: drives a live relay through SERVER_CASES (spec/PROTOCOL.md §3-§7, §9, §10).
  */
 import { LIMITS } from '../protocol/limits.js';
-import { Ctx, Pool, type ServerKitOptions } from './context.js';
+import { Ctx, KEYS_PER_CASE, Pool, type ServerKitOptions } from './context.js';
 import { runCases, selects, type CaseResult } from './runner.js';
 import { SERVER_CASES } from './server-cases.js';
 
@@ -26,15 +26,17 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
     waitMs: o.waitMs ?? DEFAULT_WAIT_MS,
     handshakeMs: o.handshakeMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS,
     connectionBudget: o.connectionBudget ?? DEFAULT_BUDGET,
+    connectionsPerKey: o.connectionsPerKey ?? LIMITS.MAX_CONNECTIONS_PER_KEY,
   };
   const selected = SERVER_CASES.filter((c) => selects(o.only, c));
   if (selected.length === 0) return [];
-  const pool = await Pool.create();
+  const pool = Pool.shared;
   return runCases(selected, {
     concurrency: o.concurrency ?? 8,
     // Generous: the slowest case waits about 2.5 idle timeouts plus a few answers.
     capMs: 120_000 + 4 * opts.handshakeMs,
-    makeCtx: () => new Ctx(opts, pool),
+    // A case's keys are made before its clock starts (key generation is slow on a loaded machine).
+    makeCtx: async (c) => new Ctx(opts, pool, await pool.reserve(c.keys ?? KEYS_PER_CASE)),
     cleanup: (ctx) => ctx.cleanup(),
     ...(o.onResult ? { onResult: o.onResult } : {}),
   });

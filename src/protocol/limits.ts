@@ -79,11 +79,11 @@ export const LIMITS = {
   /** default: connections from one IPv4 /24 or IPv6 /48 (beside the per-address cap). */
   MAX_CONNECTIONS_PER_SUBNET: 256,
   /**
-   * default: authenticated connections of one identity key, and of one nickname, at once. (Not 4: the
-   * conformance kit runs its cases concurrently over 4 shared keys and needs more at the relay's defaults.)
+   * default: authenticated connections of one identity key, and of one nickname, at once: one person's
+   * few devices and a reconnect that overlaps the connection it replaces, not a hog of every slot.
    */
-  MAX_CONNECTIONS_PER_KEY: 64,
-  MAX_CONNECTIONS_PER_NICK: 64,
+  MAX_CONNECTIONS_PER_KEY: 4,
+  MAX_CONNECTIONS_PER_NICK: 4,
   /** default: the interval over which new nickname bindings are counted (token buckets refilled per interval). */
   BIND_INTERVAL_MS: 3600000,
   /** default: new nickname bindings per interval by one key, from one address, and by the whole relay. */

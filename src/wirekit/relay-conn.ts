@@ -26,11 +26,18 @@ const keyPool: { privateKey: KeyObject; spki: Uint8Array }[] = [];
 let poolNext = 0;
 
 /**
- * An identity with a fresh nickname. RSA key generation costs ~100 ms, so keys come from a small pool:
- * the relay binds nicknames, not keys, and every nickname here is new.
+ * Keys in the pool. The relay allows MAX_CONNECTIONS_PER_KEY (4) authenticated connections of one key:
+ * the fuzzer's batch of 8 cases holds at most 19 at once (a connection and a peer per case, the
+ * legitimate pair, a flood), so 16 keys handed out in turn give each at most 2.
+ */
+export const KEY_POOL_SIZE = 16;
+
+/**
+ * An identity with a fresh nickname. RSA key generation costs ~100 ms, so keys come from a small pool
+ * handed out in turn: the relay binds nicknames, not keys, and every nickname here is new.
  */
 export function identity(nick: string, fresh = false): Identity {
-  if (fresh || keyPool.length < 8) {
+  if (fresh || keyPool.length < KEY_POOL_SIZE) {
     const k = generateIdentity();
     keyPool.push({ privateKey: k.privateKey, spki: k.spki });
     return { nick, privateKey: k.privateKey, spki: k.spki };

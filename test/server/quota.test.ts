@@ -31,10 +31,11 @@ async function tryAuth(port: number, nick: string, id: Identity, from?: string):
   return { c, got: w.type === 'ERROR' ? errorNameOf(w.code) : w.type };
 }
 
-t.test('connections per key: the fifth AUTH of one key is TOO_MANY_CONNECTIONS; a slot freed is usable again', async (t) => {
-  const s = await withServer(t, { maxConnectionsPerKey: 4 });
+t.test('connections per key at the defaults: the fifth AUTH of one key is TOO_MANY_CONNECTIONS, another key still gets WELCOME; a slot freed is usable again', async (t) => {
+  t.equal(LIMITS.MAX_CONNECTIONS_PER_KEY, 4, 'issue 12: 4 by default');
+  const s = await withServer(t);
   const held: TestClient[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < LIMITS.MAX_CONNECTIONS_PER_KEY; i++) {
     const r = await tryAuth(s.port, `a${i}`, alice);
     t.equal(r.got, 'WELCOME', `connection ${i + 1} of the key`);
     held.push(r.c);
