@@ -15,6 +15,7 @@
  *   BUG_NONATOMIC_JOIN  the room's size is read in one step and the member added in another
  *   BUG_NONATOMIC_BIND  the binding is read in one step and written in another
  *   BUG_NO_TOKEN_CHECK  a relay forwards pub/sub events without checking the member's token
+ *   BUG_MOVE_WITHOUT_CODE  a takeover moves the nickname without comparing the code's commitment
  */
 
 /* Held equal to src/limits.ts and src/cluster/tables.ts by test/cluster/model.test.ts. */
@@ -41,6 +42,7 @@ byte member[NC];              /* room hash: nickname -> member token, 0 = not a 
 byte memberRelay[NC];         /* the relay holding that member */
 byte members;                 /* HLEN of the room hash */
 byte bound[2];                /* nickname 0's binding: key + 1, 0 = free (index 1 unused) */
+byte rec0;                    /* nickname 0's recovery commitment: the code it was made from, 0 = none */
 bool registered[NR];          /* the relay is in the relay set */
 byte ttl[NR];                 /* its presence key's remaining lifetime, in heartbeats; 0 = expired */
 /* pub/sub, one channel per relay: kind, target client, target token, subject nickname, seq */
@@ -96,6 +98,31 @@ inline bind_nickname_if_free_or_same_key(k, res) {
     fi
   }
 #endif
+}
+
+/* RECOVER (PROTOCOL.md §7.5): key k presents code `code`; the nickname moves only if `code` made its commitment. */
+inline move_nickname_with_recovery_code(k, code, res) {
+  d_step {
+    if
+    :: bound[0] == 0 -> bound[0] = k + 1; rec0 = code + 10; res = OK
+#ifdef BUG_MOVE_WITHOUT_CODE
+    :: bound[0] != 0 -> bound[0] = k + 1; rec0 = code + 10; res = OK
+#else
+    :: bound[0] != 0 && rec0 != 0 && rec0 == code -> bound[0] = k + 1; rec0 = code + 10; res = OK
+    :: bound[0] != 0 && (rec0 == 0 || rec0 != code) -> res = NICK_BOUND
+#endif
+    fi
+  }
+}
+
+/* SET_RECOVERY: only the key the nickname is bound to registers the commitment of its code. */
+inline set_recovery_if_same_key(k, code, res) {
+  d_step {
+    if
+    :: bound[0] == k + 1 -> rec0 = code; res = OK
+    :: else -> res = NICK_BOUND
+    fi
+  }
 }
 
 /* PEER_JOINED to every member, published in the same step as the add. */
@@ -220,10 +247,17 @@ proctype crash() {
   fi
 }
 
-/* Client 0's nickname claimed through relay 1 with another key. */
+/*
+ * Client 0's nickname claimed through relay 1 with another key: by AUTH, or by RECOVER with a code of its
+ * own (2: it does not know client 0's code 1). Code c's fresh commitment in a move is c + 10, a code only
+ * its presenter holds.
+ */
 proctype impostor() {
   mtype res;
-  bind_nickname_if_free_or_same_key(1, res);
+  if
+  :: bind_nickname_if_free_or_same_key(1, res)
+  :: move_nickname_with_recovery_code(1, 2, res)
+  fi;
   if
   :: res == OK -> welcomed[1] = true; assert(!(welcomed[0] && welcomed[1]))
   :: else -> skip
@@ -262,6 +296,16 @@ proctype client(byte c) {
        if
        :: res == OK -> d_step { if :: !crashed[r] -> welcomed[0] = true; assert(!(welcomed[0] && welcomed[1])) :: else -> skip fi }
        :: else -> goto done
+       fi;
+       /* registers its recovery code 1 (SET_RECOVERY), unless the nickname moved meanwhile */
+       if
+       :: !crashed[r] ->
+            set_recovery_if_same_key(0, 1, res);
+            if
+            :: res != OK -> d_step { welcomed[0] = false }; goto done
+            :: else -> skip
+            fi
+       :: crashed[r] -> goto done
        fi
   :: else -> skip
   fi;

@@ -58,6 +58,13 @@ const INT_FLAGS = {
   'binds-per-key': { key: 'bindsPerKey', dflt: LIMITS.BINDS_PER_KEY, min: 1, max: LIMITS.MAX_UINT, help: 'new nickname bindings per key per interval' },
   'binds-per-address': { key: 'bindsPerAddress', dflt: LIMITS.BINDS_PER_ADDRESS, min: 1, max: LIMITS.MAX_UINT, help: 'new nickname bindings per address per interval' },
   'binds-per-relay': { key: 'bindsPerRelay', dflt: LIMITS.BINDS_PER_RELAY, min: 1, max: LIMITS.MAX_UINT, help: 'new nickname bindings per interval, whole relay' },
+  'binding-expiry-ms': {
+    key: 'bindingExpiryMs',
+    dflt: LIMITS.BINDING_EXPIRY_MS,
+    min: 1000,
+    max: LIMITS.MAX_UINT,
+    help: 'a nickname binding unused this long is free for another key (spec §7.5)',
+  },
   'joins-per-minute': { key: 'joinsPerMinute', dflt: LIMITS.JOINS_PER_MINUTE, min: 1, max: LIMITS.MAX_UINT, help: 'JOINs per connection per minute' },
   'rate-bytes': { key: 'rateBytesPerSecond', dflt: LIMITS.RATE_BYTES_PER_S, min: 1, max: LIMITS.MAX_UINT, help: 'bytes per second per connection' },
   'rate-burst-bytes': { key: 'rateBurstBytes', dflt: LIMITS.RATE_BURST_BYTES, min: LIMITS.MAX_FRAME_BYTES, max: LIMITS.MAX_UINT, help: 'byte token bucket size' },
@@ -230,7 +237,12 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (typeof redisUrl === 'string') {
       // Cluster mode (spec/CLUSTER.md): the relay closes the engine with itself.
-      cluster = await RedisCluster.connect<object>(redisUrl, { maxRoomSize: opts.maxRoomSize!, maxPendingBytes: opts.writeHighWaterBytes!, log: opts.log });
+      cluster = await RedisCluster.connect<object>(redisUrl, {
+        maxRoomSize: opts.maxRoomSize!,
+        maxPendingBytes: opts.writeHighWaterBytes!,
+        bindingExpiryMs: opts.bindingExpiryMs,
+        log: opts.log,
+      });
       opts.registry = cluster;
       opts.rooms = cluster;
     }

@@ -50,6 +50,7 @@ export const SEEDED_BUGS = {
   BUG_NONATOMIC_JOIN: 'assertion violated (members<=2)',
   BUG_NONATOMIC_BIND: 'assertion violated  !((welcomed[0]&&welcomed[1]))',
   BUG_NO_TOKEN_CHECK: 'assertion violated inRoom[hTarget]',
+  BUG_MOVE_WITHOUT_CODE: 'assertion violated  !((welcomed[0]&&welcomed[1]))',
 } as const;
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {

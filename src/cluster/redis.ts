@@ -20,8 +20,8 @@ import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import type { EngineMember, RoomEngine, RoomSink } from '../room/engine.js';
 import { deliverHead, deliverWireFrom } from '../server/deliver.js';
-import { sameKey, type BindResult, type Registry } from '../server/registry.js';
-import { scriptSource, SCRIPTS } from './scripts.js';
+import type { BindingRow, BindResult, RecoverResult, Registry } from '../server/registry.js';
+import { defineScripts, RedisRegistry } from './registry.js';
 import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
 
 /**
@@ -76,6 +76,8 @@ export interface ClusterOptions {
   /** Bytes held per joining connection (default WRITE_HIGH_WATER_BYTES, the relay's own output bound). */
   maxPendingBytes?: number;
   log?: (event: Record<string, unknown>) => void;
+  /** Milliseconds after which an unused binding expires (default BINDING_EXPIRY_MS, spec §7.5). */
+  bindingExpiryMs?: number | undefined;
 }
 
 interface Local<H> {
@@ -105,6 +107,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   readonly relayId: string;
   private relayEpoch: string;
   private readonly cmd: Redis;
+  private readonly registry: RedisRegistry;
   private readonly sub: Redis;
   private sink: RoomSink<H> | undefined;
   private readonly byHandle = new Map<H, Local<H>>();
@@ -150,9 +153,8 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     };
     this.cmd = new Redis(common);
     this.sub = new Redis(common);
-    for (const name of Object.keys(SCRIPTS) as ClusterScript[]) {
-      this.cmd.defineCommand(name.replaceAll('-', '_'), { numberOfKeys: SCRIPTS[name].keys, lua: scriptSource(name) });
-    }
+    defineScripts(this.cmd);
+    this.registry = new RedisRegistry(this.cmd, opts.bindingExpiryMs, () => this.available);
     for (const c of [this.cmd, this.sub]) {
       c.on('error', () => {
         // Reported through 'close' below; ioredis reconnects on its own.
@@ -473,22 +475,34 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.leaving.delete(p);
   }
 
-  // ---- Registry ------------------------------------------------------------------------------------
+  // ---- Registry (./registry.ts, on this relay's command connection) --------------------------------
 
-  async bind(nick: string, spki: Uint8Array): Promise<BindResult> {
-    if (!this.available) throw new Error('cluster store unavailable');
-    const r = (await this.call('bind-nickname-if-free-or-same-key', true)(`e2ee:nick:${nick}`, Buffer.from(spki))) as [number, Buffer?];
-    if (r[0] === 1) return 'bound';
-    return r[1] !== undefined && sameKey(r[1], spki) ? 'known' : 'mismatch';
+  bind(nick: string, spki: Uint8Array): Promise<BindResult> {
+    return this.registry.bind(nick, spki);
   }
 
-  async lookup(nick: string): Promise<Uint8Array | undefined> {
-    const v = await this.cmd.getBuffer(`e2ee:nick:${nick}`);
-    return v === null ? undefined : new Uint8Array(v);
+  recover(nick: string, spki: Uint8Array, proof: Uint8Array, commit: Uint8Array): Promise<RecoverResult> {
+    return this.registry.recover(nick, spki, proof, commit);
   }
 
-  async count(): Promise<number> {
-    return Number((await this.cmd.get('e2ee:nicks')) ?? 0);
+  setRecovery(nick: string, spki: Uint8Array, commit: Uint8Array): Promise<boolean> {
+    return this.registry.setRecovery(nick, spki, commit);
+  }
+
+  lookup(nick: string): Promise<Uint8Array | undefined> {
+    return this.registry.lookup(nick);
+  }
+
+  list(): Promise<BindingRow[]> {
+    return this.registry.list();
+  }
+
+  release(nick: string): Promise<boolean> {
+    return this.registry.release(nick);
+  }
+
+  count(): Promise<number> {
+    return this.registry.count();
   }
 
   /** Leaves every local member (PEER_LEFT to the rest), removes this relay's presence, disconnects. */

@@ -3,7 +3,8 @@
  * Each runs atomically in Redis: the check and the change of an invariant are one step, and the pub/sub
  * messages a change causes are published in that same step, so every relay sees changes in one order.
  *
- * Keys: `e2ee:nick:<nick>` (binding: the SPKI bytes), `e2ee:nicks` (count of bindings),
+ * Keys: `e2ee:nick:<nick>` (binding, a hash: spki, bound and used in ms, rec the recovery commitment),
+ * `e2ee:nick-used` (sorted set: nickname by last use, for expiry, counting and the operator's list),
  * `e2ee:room:<room>` (hash nick -> "<seq> <relay> <token> <spki>"), `e2ee:seq` (join order),
  * `e2ee:relays` (set of relay ids), `e2ee:relay:<id>:alive` (presence, PX TTL),
  * `e2ee:relay:<id>:members` (set of "<room>\n<nick>"). Channel `e2ee:deliver:<id>` carries
@@ -33,18 +34,62 @@ end
 `;
 
 export const SCRIPTS: Record<ClusterScript, { keys: number; lua: string }> = {
-  // KEYS: nick key. ARGV: spki. Returns {1} when newly bound, else {0, stored key} (compared by the caller
-  // in constant time).
+  // KEYS: binding hash, last-use sorted set. ARGV: spki, now (ms), expiry (ms), touch (ms). Returns {1}
+  // when newly bound (the nickname was free, or expired under another key), else {0, stored key} (compared
+  // by the caller in constant time). The same key keeps its binding, also past the expiry, and its use is
+  // recorded when the recorded one is older than `touch`.
   'bind-nickname-if-free-or-same-key': {
+    keys: 2,
+    lua: `
+local cur = redis.call('HMGET', KEYS[1], 'spki', 'used')
+local now = tonumber(ARGV[2])
+if cur[1] and cur[1] == ARGV[1] then
+  if tonumber(cur[2]) < now - tonumber(ARGV[4]) then
+    redis.call('HSET', KEYS[1], 'used', ARGV[2])
+    redis.call('ZADD', KEYS[2], now, string.sub(KEYS[1], 11))
+  end
+  return {0, cur[1]}
+end
+if cur[1] and tonumber(cur[2]) >= now - tonumber(ARGV[3]) then return {0, cur[1]} end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'spki', ARGV[1], 'bound', ARGV[2], 'used', ARGV[2])
+redis.call('ZADD', KEYS[2], now, string.sub(KEYS[1], 11))
+return {1}
+`,
+  },
+  // KEYS: binding hash, last-use sorted set. ARGV: proof (the presented code's commitment), spki, new
+  // commitment, now, expiry. Returns 1 when the nickname was free (or expired) and is now bound, 2 when its
+  // commitment equalled the proof (compared in constant time, byte by byte) and it moved to the key, 0
+  // otherwise. Either success registers the new commitment (spec §7.5).
+  'move-nickname-with-recovery-code': {
+    keys: 2,
+    lua: `
+local cur = redis.call('HMGET', KEYS[1], 'spki', 'used', 'rec')
+local now = tonumber(ARGV[4])
+local result = 2
+if not cur[1] or tonumber(cur[2]) < now - tonumber(ARGV[5]) then
+  result = 1
+else
+  local rec, proof = cur[3], ARGV[1]
+  if not rec or #rec ~= #proof then return 0 end
+  local d = 0
+  for i = 1, #proof do d = bit.bor(d, bit.bxor(string.byte(rec, i), string.byte(proof, i))) end
+  if d ~= 0 then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'spki', ARGV[2], 'bound', ARGV[4], 'used', ARGV[4], 'rec', ARGV[3])
+redis.call('ZADD', KEYS[2], now, string.sub(KEYS[1], 11))
+return result
+`,
+  },
+  // KEYS: binding hash. ARGV: spki, commitment. Returns 1 when registered, 0 when the nickname is no
+  // longer bound to that key.
+  'set-recovery-if-same-key': {
     keys: 1,
     lua: `
-local cur = redis.call('GET', KEYS[1])
-if not cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('INCR', 'e2ee:nicks')
-  return {1}
-end
-return {0, cur}
+if redis.call('HGET', KEYS[1], 'spki') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[2])
+return 1
 `,
   },
   // KEYS: room hash, this relay's presence key. ARGV: nick, limit, token, relay id, room name, spki.

@@ -7,8 +7,12 @@
 
 /** One Lua script per invariant the cluster keeps (STYLE.md rule 14). */
 export const CLUSTER_SCRIPTS = {
-  /** A nickname gets at most one key, the first one bound; a binding is never replaced (§7.1). */
-  'bind-nickname-if-free-or-same-key': 'binds a free nickname or confirms the same key; never a second key',
+  /** A nickname gets at most one key at a time: a second key only once the first one's binding expired (§7.1, §7.5). */
+  'bind-nickname-if-free-or-same-key': 'binds a free or expired nickname or confirms the same key; never a second live key',
+  /** A bound nickname moves to another key only with the code its commitment was made from (§7.5). */
+  'move-nickname-with-recovery-code': 'moves a nickname to a new key only when the code matches its commitment',
+  /** Only the key a nickname is bound to registers its recovery commitment (§7.5). */
+  'set-recovery-if-same-key': 'registers a recovery commitment only for the key the nickname is bound to',
   /** A room never holds more than its limit, a nickname at most once; PEER_JOINED published in the same step. */
   'join-if-room-has-space': 'adds a member only below the limit and only if the nickname is absent',
   /** DELIVER is published only while both sender and addressee are members. */

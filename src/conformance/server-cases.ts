@@ -15,6 +15,8 @@ import { CaseFailure, CaseSkip, describe, type Conn } from './conn.js';
 import { makeIdentity, sameMembers, type Ctx, type Identity } from './context.js';
 import * as mp from '../wirekit/msgpack.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { sha256 } from '../crypto/primitives.js';
+import { recoveryCommitInput } from '../crypto/recovery.js';
 
 export interface ServerCase {
   /** Stable id, `<area>_<defect>`. */
@@ -498,6 +500,9 @@ function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
     PING: { type: 'PING', n: 1 },
     PONG: { type: 'PONG', n: 1 },
     ERROR: { type: 'ERROR', code: ERROR_CODES.INTERNAL_ERROR.code, detail: '' },
+    RECOVER: { type: 'RECOVER', sig: new Uint8Array(256), code: new Uint8Array(16), commit: new Uint8Array(32) },
+    SET_RECOVERY: { type: 'SET_RECOVERY', commit: new Uint8Array(32) },
+    RECOVERY_SET: { type: 'RECOVERY_SET' },
     HS_INIT: undefined,
     HS_RESP: undefined,
     HS_FINISH: undefined,
@@ -537,6 +542,120 @@ for (const state of LIVE) {
     },
   });
 }
+
+// ---------------------------------------------------------------------------------------------------
+// §7.5 recovery codes: SET_RECOVERY registers a commitment, RECOVER moves the nickname with its code
+
+const recoveryCode = () => new Uint8Array(randomBytes(16));
+const commitOf = (nick: string, code: Uint8Array) => sha256(recoveryCommitInput(nick, code));
+
+/** HELLO with `ident`, then RECOVER signed as AUTH would be (or with `sig`), presenting `code`. */
+async function sendRecover(ctx: Ctx, nick: string, ident: Identity, code: Uint8Array, next = recoveryCode(), sig?: Uint8Array): Promise<Conn> {
+  const { conn, challenge } = await ctx.challenged(nick, ident);
+  conn.send({ type: 'RECOVER', sig: sig ?? pssSign(ident.privateKey, authMessage(challenge.nonce, nick, ident.spki, challenge.relay, new Uint8Array(0))), code, commit: commitOf(nick, next) });
+  return conn;
+}
+
+/** Binds a fresh nickname to ident(0) and registers the commitment of a fresh code; returns both. */
+async function registered(ctx: Ctx): Promise<{ nick: string; code: Uint8Array; first: Conn }> {
+  const a = await ctx.authed(ctx.nick(), ctx.ident(0));
+  const code = recoveryCode();
+  a.conn.send({ type: 'SET_RECOVERY', commit: commitOf(a.nick, code) });
+  await a.conn.expect('RECOVERY_SET', 'RECOVERY_SET after SET_RECOVERY (§7.5)');
+  return { nick: a.nick, code, first: a.conn };
+}
+
+add({
+  id: 'recovery_takeover_with_code',
+  section: '§7.5',
+  title: 'RECOVER with the registered code moves the nickname to a new key (WELCOME); the old key then gets NICK_BOUND',
+  async run(ctx) {
+    const { nick, code } = await registered(ctx);
+    const conn = await sendRecover(ctx, nick, ctx.ident(1), code);
+    await conn.expect('WELCOME', 'WELCOME after RECOVER with the right code (§7.5 step 2)');
+    const { conn: old, challenge, ident } = await ctx.challenged(nick, ctx.ident(0));
+    old.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authMessage(challenge.nonce, nick, ident.spki, challenge.relay, new Uint8Array(0))) });
+    await old.expectError('NICK_BOUND');
+  },
+});
+
+add({
+  id: 'recovery_wrong_code',
+  section: '§7.5',
+  title: 'RECOVER with another code is refused with NICK_BOUND, and the binding stays',
+  async run(ctx) {
+    const { nick } = await registered(ctx);
+    const conn = await sendRecover(ctx, nick, ctx.ident(1), recoveryCode());
+    await conn.expectError('NICK_BOUND');
+    await ctx.authed(nick, ctx.ident(0));
+  },
+});
+
+add({
+  id: 'recovery_no_commitment',
+  section: '§7.5',
+  title: 'RECOVER for a nickname bound without a registered code is refused with NICK_BOUND',
+  async run(ctx) {
+    const a = await ctx.authed(ctx.nick(), ctx.ident(0));
+    const conn = await sendRecover(ctx, a.nick, ctx.ident(1), recoveryCode());
+    await conn.expectError('NICK_BOUND');
+  },
+});
+
+add({
+  id: 'recovery_code_spent',
+  section: '§7.5',
+  title: 'a code works once: after a takeover it is refused (NICK_BOUND), and the fresh code sent with the takeover works',
+  async run(ctx) {
+    const { nick, code } = await registered(ctx);
+    const next = recoveryCode();
+    const conn = await sendRecover(ctx, nick, ctx.ident(1), code, next);
+    await conn.expect('WELCOME', 'WELCOME after RECOVER with the right code');
+    const again = await sendRecover(ctx, nick, ctx.ident(2), code);
+    await again.expectError('NICK_BOUND');
+    const fresh = await sendRecover(ctx, nick, ctx.ident(2), next);
+    await fresh.expect('WELCOME', 'WELCOME with the code whose commitment the takeover registered');
+  },
+});
+
+add({
+  id: 'recovery_signature_first',
+  section: '§7.5, §7.3',
+  title: 'RECOVER with the right code but a bad signature is AUTH_FAILED and moves nothing (the key is proven before the code is looked at)',
+  async run(ctx) {
+    const { nick, code } = await registered(ctx);
+    const conn = await sendRecover(ctx, nick, ctx.ident(1), code, recoveryCode(), new Uint8Array(randomBytes(256)));
+    await conn.expectError('AUTH_FAILED');
+    await ctx.authed(nick, ctx.ident(0));
+  },
+});
+
+add({
+  id: 'recovery_free_nick_binds',
+  section: '§7.5',
+  title: 'RECOVER for a free nickname binds it, with the commitment it carries',
+  async run(ctx) {
+    const nick = ctx.nick();
+    const next = recoveryCode();
+    const conn = await sendRecover(ctx, nick, ctx.ident(0), recoveryCode(), next);
+    await conn.expect('WELCOME', 'WELCOME: a free nickname is bound');
+    const moved = await sendRecover(ctx, nick, ctx.ident(1), next);
+    await moved.expect('WELCOME', 'WELCOME: the commitment sent with it was registered');
+  },
+});
+
+add({
+  id: 'recovery_set_after_takeover',
+  section: '§7.5',
+  title: 'SET_RECOVERY on a connection whose nickname was taken over since its AUTH is refused with NICK_BOUND',
+  async run(ctx) {
+    const { nick, code, first } = await registered(ctx);
+    const conn = await sendRecover(ctx, nick, ctx.ident(1), code);
+    await conn.expect('WELCOME', 'WELCOME after RECOVER with the right code');
+    first.send({ type: 'SET_RECOVERY', commit: commitOf(nick, recoveryCode()) });
+    await first.expectError('NICK_BOUND');
+  },
+});
 
 // ---------------------------------------------------------------------------------------------------
 // §7.1 HELLO rules: version and key

@@ -15,7 +15,7 @@
 import { ERROR_CODES, wireErrorName, type ErrorName } from './errors.js';
 import { FRAMES, type FrameName } from './frames.js';
 
-export const CLIENT_STATES = ['AWAIT_CHALLENGE', 'AWAIT_WELCOME', 'READY', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT', 'CLOSED'] as const;
+export const CLIENT_STATES = ['AWAIT_CHALLENGE', 'AWAIT_WELCOME', 'READY', 'AWAIT_RECOVERY_SET', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT', 'CLOSED'] as const;
 export type ClientState = (typeof CLIENT_STATES)[number];
 
 /** The codes that answer a JOIN (§7.4: ROOM_FULL or NICK_IN_ROOM in AWAIT_JOINED). */
@@ -37,10 +37,11 @@ export const CLIENT_INPUTS = [
   ...(Object.keys(ERROR_INPUTS) as ErrorInput[]),
   'join',
   'leave',
+  'set_recovery',
   'timeout',
   'disconnect',
 ] as const;
-export type ClientInput = Exclude<RelayFrameName, 'ERROR'> | ErrorInput | 'join' | 'leave' | 'timeout' | 'disconnect';
+export type ClientInput = Exclude<RelayFrameName, 'ERROR'> | ErrorInput | 'join' | 'leave' | 'set_recovery' | 'timeout' | 'disconnect';
 
 /** The handler a row runs (src/client/ has one per step). */
 export type ClientStep =
@@ -55,6 +56,8 @@ export type ClientStep =
   | 'leave'
   | 'ignore'
   | 'left'
+  | 'set-recovery'
+  | 'recovery-set'
   | 'relay-error'
   | 'relay-closed'
   | 'timeout'
@@ -73,9 +76,11 @@ export interface ClientRow {
 }
 
 export const CLIENT_TRANSITIONS: readonly ClientRow[] = [
-  { states: ['AWAIT_CHALLENGE'], on: ['CHALLENGE'], next: 'AWAIT_WELCOME', action: 'send AUTH (§7.3)', errors: ['UNSUPPORTED_VERSION', 'WRONG_RELAY'], step: 'auth' },
+  { states: ['AWAIT_CHALLENGE'], on: ['CHALLENGE'], next: 'AWAIT_WELCOME', action: 'send AUTH (§7.3), or RECOVER (§7.5)', errors: ['UNSUPPORTED_VERSION', 'WRONG_RELAY'], step: 'auth' },
   { states: ['AWAIT_WELCOME'], on: ['WELCOME'], next: 'READY', action: 'adopt the announced limits; start keepalive', errors: ['INVALID_FIELD'], step: 'welcome' },
   { states: ['READY'], on: ['join'], next: 'AWAIT_JOINED', action: 'send JOIN', errors: [], step: 'join' },
+  { states: ['READY'], on: ['set_recovery'], next: 'AWAIT_RECOVERY_SET', action: 'send SET_RECOVERY (§7.5)', errors: [], step: 'set-recovery' },
+  { states: ['AWAIT_RECOVERY_SET'], on: ['RECOVERY_SET'], next: 'READY', action: 'the code is registered: show it once', errors: [], step: 'recovery-set' },
   {
     states: ['AWAIT_JOINED'],
     on: ['JOINED'],
@@ -91,7 +96,7 @@ export const CLIENT_TRANSITIONS: readonly ClientRow[] = [
   { states: ['IN_ROOM'], on: ['leave'], next: 'AWAIT_LEFT', action: 'send LEAVE', errors: [], step: 'leave' },
   { states: ['AWAIT_LEFT'], on: ['PEER_JOINED', 'PEER_LEFT', 'DELIVER'], next: 'AWAIT_LEFT', action: 'ignore (room traffic in flight)', errors: [], step: 'ignore' },
   { states: ['AWAIT_LEFT'], on: ['LEFT'], next: 'READY', action: '`peer_left` to every machine', errors: [], step: 'left' },
-  { states: ['READY', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT'], on: ['PONG'], next: 'same', action: 'nothing', errors: [], step: 'ignore' },
+  { states: ['READY', 'AWAIT_RECOVERY_SET', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT'], on: ['PONG'], next: 'same', action: 'nothing', errors: [], step: 'ignore' },
   { states: ANY_BUT_CLOSED, on: ['ERROR:closing'], next: 'CLOSED', action: 'report the code; close; send nothing', errors: [], step: 'relay-closed' },
   { states: ANY_BUT_CLOSED, on: ['ERROR:non-closing'], next: 'same', action: 'report the code', errors: [], step: 'relay-error' },
   { states: ANY_BUT_CLOSED, on: ['timeout'], next: 'CLOSED', action: 'report; close', errors: [], step: 'timeout' },

@@ -65,6 +65,14 @@ export const FRAMES = {
     dir: 'both',
     fields: [uint('code', 1, 255), { name: 'detail', kind: 'str', min: 0, max: L.DETAIL_MAX_BYTES }],
   },
+  RECOVER: {
+    code: 0x10,
+    layer: 'relay',
+    dir: 'c2s',
+    fields: [bin('sig', L.RSA_BYTES), bin('code', L.RECOVERY_CODE_BYTES), bin('commit', L.RECOVERY_COMMIT_BYTES)],
+  },
+  SET_RECOVERY: { code: 0x11, layer: 'relay', dir: 'c2s', fields: [bin('commit', L.RECOVERY_COMMIT_BYTES)] },
+  RECOVERY_SET: { code: 0x12, layer: 'relay', dir: 's2c', fields: [] },
   HS_INIT: {
     code: 0x21,
     layer: 'e2e',

@@ -90,6 +90,14 @@ export const LIMITS = {
   BINDS_PER_KEY: 128,
   BINDS_PER_ADDRESS: 512,
   BINDS_PER_RELAY: 4096,
+  /** A recovery code (§7.5): 16 random bytes (128 bits), shown to the user in the text form of §7.5. */
+  RECOVERY_CODE_BYTES: 16,
+  /** A recovery commitment (§7.5): SHA-256 over the nickname and the code. */
+  RECOVERY_COMMIT_BYTES: 32,
+  /** default: a binding not used (no AUTH or RECOVER with it) for this long expires (§7.5): 365 days. */
+  BINDING_EXPIRY_MS: 31536000000,
+  /** relay: a binding's last use is written at most this often, or every BINDING_EXPIRY_MS / 8 if sooner (§7.5). */
+  BINDING_TOUCH_MS: 3600000,
   /** default: JOINs one connection may send per minute (token bucket of this size); LEAVE needs a JOIN first. */
   JOINS_PER_MINUTE: 60,
   /** default: bytes per second a connection may send (token bucket refill) and the bucket size. */

@@ -15,7 +15,7 @@ export type ServerState = (typeof SERVER_STATES)[number];
 /** Inputs: frames a client may send (by name) and connection events (lower case). */
 export const SERVER_INPUTS = [
   'HELLO', 'CHALLENGE', 'AUTH', 'WELCOME', 'JOIN', 'JOINED', 'PEER_JOINED', 'PEER_LEFT', 'SEND', 'DELIVER',
-  'LEAVE', 'LEFT', 'PING', 'PONG', 'ERROR', 'timeout', 'disconnect',
+  'LEAVE', 'LEFT', 'PING', 'PONG', 'ERROR', 'RECOVER', 'SET_RECOVERY', 'RECOVERY_SET', 'timeout', 'disconnect',
 ] as const;
 export type ServerInput = (typeof SERVER_INPUTS)[number];
 
@@ -32,6 +32,8 @@ const live = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'] as const;
 export const SERVER_TRANSITIONS: readonly ServerTransition[] = [
   { state: 'AWAIT_HELLO', on: 'HELLO', next: 'AWAIT_AUTH', action: 'send CHALLENGE', errors: ['UNSUPPORTED_VERSION', 'BAD_PUBLIC_KEY'] },
   { state: 'AWAIT_AUTH', on: 'AUTH', next: 'READY', action: 'verify signature, bind nickname; send WELCOME', errors: ['AUTH_FAILED', 'NICK_BOUND', 'TOO_MANY_CONNECTIONS', 'RATE_LIMITED'] },
+  { state: 'AWAIT_AUTH', on: 'RECOVER', next: 'READY', action: 'verify signature, check recovery code, bind nickname; send WELCOME', errors: ['AUTH_FAILED', 'NICK_BOUND', 'TOO_MANY_CONNECTIONS', 'RATE_LIMITED'] },
+  { state: 'READY', on: 'SET_RECOVERY', next: 'READY', action: 'register recovery commitment; send RECOVERY_SET', errors: ['NICK_BOUND'] },
   { state: 'READY', on: 'JOIN', next: 'IN_ROOM', action: 'join room; send JOINED; PEER_JOINED to members', errors: ['ROOM_FULL', 'NICK_IN_ROOM'] },
   { state: 'READY', on: 'PING', next: 'READY', action: 'send PONG', errors: [] },
   { state: 'IN_ROOM', on: 'SEND', next: 'IN_ROOM', action: 'DELIVER to the addressee, from stamped by the relay', errors: ['NO_SUCH_PEER'] },

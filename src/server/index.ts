@@ -13,6 +13,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { pssVerify, authMessage } from '../crypto/rsa.js';
+import { sha256 } from '../crypto/primitives.js';
+import { recoveryCommitInput } from '../crypto/recovery.js';
 import { importTemplateSpki, isTemplateSpki } from './spki.js';
 import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
@@ -21,14 +23,14 @@ import type { RoomEngine } from '../room/engine.js';
 import { addressKey, subnetKey } from './address.js';
 import { Bucket, Buckets, Counter } from './quota.js';
 import { Outbox, deliverHead, readSend } from './deliver.js';
-import { SqliteRegistry, type BindResult, type Registry } from './registry.js';
+import { SqliteRegistry, type BindResult, type RecoverResult, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { RelayStream } from './stream.js';
 import { acceptTls, tlsHandshaking, type TlsCredentials } from './tls.js';
 import { channelBinding, relayNameFor } from './relay-name.js';
 
-export { SqliteRegistry, type BindResult, type Registry } from './registry.js';
+export { SqliteRegistry, type BindResult, type RecoverResult, type Registry } from './registry.js';
 
 export interface ServerOptions {
   /** Address to listen on (default 127.0.0.1). */
@@ -85,6 +87,11 @@ export interface ServerOptions {
   bindsPerRelay?: number;
   /** JOINs one connection may send per minute (default JOINS_PER_MINUTE). */
   joinsPerMinute?: number;
+  /**
+   * Milliseconds after which a binding nobody used expires (default BINDING_EXPIRY_MS, §7.5). Applies to
+   * the registry the relay opens from a path; a `Registry` the caller opened carries its own.
+   */
+  bindingExpiryMs?: number;
   /** Bytes per second one connection may send (token-bucket refill) (default RATE_BYTES_PER_S). */
   rateBytesPerSecond?: number;
   /** Byte token-bucket size (default RATE_BURST_BYTES). */
@@ -178,6 +185,7 @@ interface Config {
   bindsPerAddress: number;
   bindsPerRelay: number;
   joinsPerMinute: number;
+  bindingExpiryMs: number;
   rateBytesPerSecond: number;
   rateBurstBytes: number;
   tls: TlsCredentials | undefined;
@@ -256,6 +264,7 @@ function resolveConfig(o: ServerOptions): Config {
     bindsPerAddress: intOption('bindsPerAddress', o.bindsPerAddress, LIMITS.BINDS_PER_ADDRESS, 1, M),
     bindsPerRelay: intOption('bindsPerRelay', o.bindsPerRelay, LIMITS.BINDS_PER_RELAY, 1, M),
     joinsPerMinute: intOption('joinsPerMinute', o.joinsPerMinute, LIMITS.JOINS_PER_MINUTE, 1, M),
+    bindingExpiryMs: intOption('bindingExpiryMs', o.bindingExpiryMs, LIMITS.BINDING_EXPIRY_MS, 1, M),
     rateBytesPerSecond: intOption('rateBytesPerSecond', o.rateBytesPerSecond, LIMITS.RATE_BYTES_PER_S, 1, M),
     // A bucket smaller than one frame could never pass a frame of max_frame bytes.
     rateBurstBytes: intOption('rateBurstBytes', o.rateBurstBytes, LIMITS.RATE_BURST_BYTES, LIMITS.MAX_FRAME_BYTES, M),
@@ -722,6 +731,10 @@ class Relay implements RelayServer {
         return undefined;
       case 'AUTH':
         return this.onAuth(conn, f);
+      case 'RECOVER':
+        return this.onAuth(conn, f, f);
+      case 'SET_RECOVERY':
+        return this.onSetRecovery(conn, f);
       case 'JOIN':
         if (this.engine !== undefined) return this.onEngineJoin(this.engine, conn, f);
         this.onJoin(conn, f);
@@ -764,7 +777,12 @@ class Relay implements RelayServer {
     this.send(conn, frame('CHALLENGE', { version: PROTOCOL_VERSION, nonce: conn.nonce, relay: this.relayName }));
   }
 
-  private async onAuth(conn: Connection, f: FrameOf<'AUTH'>): Promise<void> {
+  /**
+   * AUTH, or RECOVER (`recovery`: the same signature plus a recovery code and the next commitment, §7.5):
+   * the signature first, then the quotas, then the registry; the code is hashed and compared only after
+   * the key has been proven.
+   */
+  private async onAuth(conn: Connection, f: { sig: Uint8Array }, recovery?: FrameOf<'RECOVER'>): Promise<void> {
     const { identity, nick, nonce } = conn;
     if (identity === undefined || nick === undefined || nonce === undefined) throw new Error('AUTH without HELLO state');
     conn.nonce = undefined; // one signature per challenge
@@ -785,9 +803,15 @@ class Relay implements RelayServer {
     const reserved = await this.reserveBinding(nick, keyId, conn.addr);
     if (conn.closing) return;
     // The commit happens off the event loop; WELCOME waits for it, so a welcomed binding is durable.
-    let bound: BindResult;
+    let bound: BindResult | RecoverResult;
     try {
-      bound = await this.registry.bind(nick, identity.spki);
+      if (recovery === undefined) bound = await this.registry.bind(nick, identity.spki);
+      else {
+        // §7.5: the commitment of the presented code; the registry compares it in constant time.
+        const proof = sha256(recoveryCommitInput(nick, recovery.code));
+        recovery.code.fill(0);
+        bound = await this.registry.recover(nick, identity.spki, proof, recovery.commit);
+      }
     } finally {
       if (reserved !== undefined) reserved.release(bound! === 'bound');
     }
@@ -806,7 +830,7 @@ class Relay implements RelayServer {
     conn.authed = true;
     conn.reader.limit = this.cfg.maxFrameBytes; // §3: the announced max_frame from WELCOME on
     this.authenticated++;
-    this.log({ event: 'auth', conn: conn.id, nick, binding: bound === 'bound' ? 'new' : 'existing' });
+    this.log({ event: 'auth', conn: conn.id, nick, binding: bound === 'bound' ? 'new' : bound === 'recovered' ? 'recovered' : 'existing' });
     this.send(
       conn,
       frame('WELCOME', {
@@ -816,6 +840,15 @@ class Relay implements RelayServer {
         rate: this.cfg.rateFramesPerSecond,
       }),
     );
+  }
+
+  /** SET_RECOVERY (§7.5): the commitment is registered for this connection's nickname while it is still bound to its key. */
+  private async onSetRecovery(conn: Connection, f: FrameOf<'SET_RECOVERY'>): Promise<void> {
+    const ok = await this.registry.setRecovery(conn.nick!, conn.spki!, f.commit);
+    if (conn.closing) return;
+    if (!ok) throw new ProtocolError('NICK_BOUND', `nickname ${conn.nick!} is no longer bound to this key`);
+    this.log({ event: 'recovery_set', conn: conn.id, nick: conn.nick });
+    this.send(conn, frame('RECOVERY_SET', {}));
   }
 
   /**
@@ -1142,7 +1175,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RelayServer
       cfg.maxConnections = ceiling;
     }
   }
-  const registry = typeof cfg.registry === 'string' ? await SqliteRegistry.open(cfg.registry) : cfg.registry;
+  const registry = typeof cfg.registry === 'string' ? await SqliteRegistry.open(cfg.registry, { expiryMs: cfg.bindingExpiryMs }) : cfg.registry;
   const relay = new Relay(cfg, registry, opts.log);
   await relay.listen();
   return relay;

@@ -53,6 +53,7 @@ export const EVENT_LEVELS = {
   stopped: 'info',
   connect: 'debug',
   auth: 'debug',
+  recovery_set: 'debug',
   join: 'debug',
   leave: 'debug',
   disconnect: 'debug',

@@ -84,6 +84,9 @@ const SAMPLES: { [N in FrameName]: Frame & { type: N } } = {
   PING: frame('PING', { n: 7 }),
   PONG: frame('PONG', { n: 7 }),
   ERROR: frame('ERROR', { code: 10, detail: 'room full' }),
+  RECOVER: frame('RECOVER', { sig: pattern(256, 14), code: pattern(16, 15), commit: pattern(32, 16) }),
+  SET_RECOVERY: frame('SET_RECOVERY', { commit: pattern(32, 17) }),
+  RECOVERY_SET: frame('RECOVERY_SET', {}),
   HS_INIT: frame('HS_INIT', { version: 1, eph: pattern(32, 5), ct: pattern(256, 6) }),
   HS_RESP: frame('HS_RESP', { eph: pattern(32, 7), ct: pattern(256, 8), sig: pattern(256, 9), mac: pattern(32, 10) }),
   HS_FINISH: frame('HS_FINISH', { sig: pattern(256, 11), mac: pattern(32, 12) }),
@@ -153,6 +156,9 @@ export function buildCodecCases(): VectorCase[] {
   v('relay_ping', 'PING', '§6 PING', SAMPLES.PING);
   v('relay_pong', 'PONG', '§6 PONG', SAMPLES.PONG);
   v('relay_error', 'ERROR with detail', '§6 ERROR', SAMPLES.ERROR);
+  v('relay_recover', 'RECOVER: a 256-byte signature, a 16-byte recovery code, a 32-byte commitment', '§6 RECOVER', SAMPLES.RECOVER);
+  v('relay_set_recovery', 'SET_RECOVERY with a 32-byte commitment', '§6 SET_RECOVERY', SAMPLES.SET_RECOVERY);
+  v('relay_recovery_set', 'RECOVERY_SET (no fields)', '§6 RECOVERY_SET', SAMPLES.RECOVERY_SET);
   v('e2e_hs_init', 'HS_INIT', '§6 HS_INIT', SAMPLES.HS_INIT);
   v('e2e_hs_resp', 'HS_RESP', '§6 HS_RESP', SAMPLES.HS_RESP);
   v('e2e_hs_finish', 'HS_FINISH', '§6 HS_FINISH', SAMPLES.HS_FINISH);
@@ -353,7 +359,7 @@ export function buildCodecCases(): VectorCase[] {
   // ---- Frame types and layers (§5). ----
   for (const [id, code, what] of [
     ['unknown_type_0', 0, 'type 0'],
-    ['unknown_type_0x10', 0x10, 'type 0x10, one past the last relay frame'],
+    ['unknown_type_0x13', 0x13, 'type 0x13, one past the last relay frame'],
     ['unknown_type_0x7f', 0x7f, 'type 0x7f'],
     ['unknown_type_0xff', 0xff, 'type 0xff (uint 8)'],
     ['unknown_type_large', L.MAX_UINT, 'type MAX_UINT'],
@@ -385,6 +391,13 @@ export function buildCodecCases(): VectorCase[] {
   bound('bound_challenge_nonce_33', 'CHALLENGE', 'nonce', bin(pattern(33, 1)), 'CHALLENGE.nonce of 33 bytes');
   bound('bound_auth_sig_255', 'AUTH', 'sig', bin(pattern(255, 2)), 'AUTH.sig of 255 bytes');
   bound('bound_auth_sig_257', 'AUTH', 'sig', bin(pattern(257, 2)), 'AUTH.sig of 257 bytes');
+  bound('bound_recover_sig_255', 'RECOVER', 'sig', bin(pattern(255, 14)), 'RECOVER.sig of 255 bytes');
+  bound('bound_recover_code_15', 'RECOVER', 'code', bin(pattern(15, 15)), 'RECOVER.code of 15 bytes');
+  bound('bound_recover_code_17', 'RECOVER', 'code', bin(pattern(17, 15)), 'RECOVER.code of 17 bytes');
+  bound('bound_recover_code_empty', 'RECOVER', 'code', bin(new Uint8Array(0)), 'RECOVER.code empty (there is no "no code": a client that has none sends AUTH)');
+  bound('bound_recover_commit_31', 'RECOVER', 'commit', bin(pattern(31, 16)), 'RECOVER.commit of 31 bytes');
+  bound('bound_set_recovery_commit_31', 'SET_RECOVERY', 'commit', bin(pattern(31, 17)), 'SET_RECOVERY.commit of 31 bytes');
+  bound('bound_set_recovery_commit_33', 'SET_RECOVERY', 'commit', bin(pattern(33, 17)), 'SET_RECOVERY.commit of 33 bytes');
   bound('bound_welcome_idle_ms_0', 'WELCOME', 'idle_ms', uint(0), 'WELCOME.idle_ms = 0');
   bound('bound_welcome_max_frame_0', 'WELCOME', 'max_frame', uint(0), 'WELCOME.max_frame = 0');
   bound('bound_welcome_max_frame_65537', 'WELCOME', 'max_frame', uint(L.MAX_FRAME_BYTES + 1), 'WELCOME.max_frame = MAX_FRAME_BYTES + 1');

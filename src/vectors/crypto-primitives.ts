@@ -15,7 +15,8 @@ import { ProtocolError } from '../protocol/errors.js';
 import type { CryptoBackend } from '../crypto/backend.js';
 import { fingerprintOf, safetyNumberOf } from '../crypto/fingerprint.js';
 import { nodeBackend } from '../crypto/node.js';
-import { aeadSeal, hmac, x25519KeyPair } from '../crypto/primitives.js';
+import { aeadSeal, equalSecret, hmac, sha256, x25519KeyPair } from '../crypto/primitives.js';
+import { formatRecoveryCode, parseRecoveryCode, recoveryCommit, recoveryCommitInput } from '../crypto/recovery.js';
 import { Chain, messageAd, messageNonce, pad, pskKey, unpad } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, REFUSED_SPKI, fixedIdentity } from './crypto-keys.js';
@@ -99,6 +100,26 @@ async function runOp(op: string, i: Input, forge: Forge, c: CryptoBackend): Prom
       }
       case 'safety_number':
         return { output: { safety_number: await safetyNumberOf(c, String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
+      case 'recovery_commit': {
+        const code = h(i['code'], 'code');
+        return { output: { commit: toHex(await recoveryCommit(c, String(i['nick']), code)), text: formatRecoveryCode(code) } };
+      }
+      case 'recovery_check': {
+        // §7.5 step 2 at the relay: the presented code's commitment against the registered one.
+        const proof = await recoveryCommit(c, String(i['nick']), h(i['code'], 'code'));
+        if (!equalSecret(proof, h(i['commit'], 'commit'))) return { error: 'NICK_BOUND' };
+        return { output: { valid: true } };
+      }
+      case 'recovery_code_parse': {
+        let code: string | null;
+        try {
+          code = toHex(parseRecoveryCode(String(i['text'])));
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e;
+          code = null;
+        }
+        return { output: { code } };
+      }
       default:
         throw new Error(`unknown op ${op}`);
     }
@@ -126,6 +147,9 @@ const OP_INPUTS: Record<string, readonly string[]> = {
   pad: ['inner'],
   unpad: ['padded'],
   safety_number: ['nick_a', 'spki_a', 'nick_b', 'spki_b'],
+  recovery_commit: ['nick', 'code'],
+  recovery_check: ['nick', 'code', 'commit'],
+  recovery_code_parse: ['text'],
 };
 
 interface Spec {
@@ -236,6 +260,24 @@ function specs(): Spec[] {
   // §8.4.
   add('safety_number_alice_bob', '§8.4', 'safety_number', { nick_a: 'alice', spki_a: toHex(alice.spki), nick_b: 'bob', spki_b: toHex(bob.spki) }, 'the safety number of alice and bob');
   add('safety_number_bob_alice', '§8.4', 'safety_number', { nick_a: 'bob', spki_a: toHex(bob.spki), nick_b: 'alice', spki_b: toHex(alice.spki) }, 'the same pair from the other side: the same number');
+  // §7.5 recovery codes: commitment and text form, the relay's check, the text form read back.
+  const rc = label('primitives/recovery-code').subarray(0, 16);
+  add('recovery_commit', '§7.5', 'recovery_commit', { nick: 'alice', code: toHex(rc) }, 'the commitment SHA-256("e2ee-chat/2 recovery" || lp(nick) || lp(code)) and the text form of a code');
+  add('recovery_commit_zero', '§7.5', 'recovery_commit', { nick: 'a', code: '00'.repeat(16) }, 'the all-zero code: text form of 26 zeros, and its commitment for a one-byte nickname');
+  add('recovery_commit_ones', '§7.5', 'recovery_commit', { nick: 'n'.repeat(32), code: 'ff'.repeat(16) }, 'the all-ones code (last symbol carries 3 bits and two zero pad bits) for a 32-byte nickname');
+  const rcommit = toHex(sha256(recoveryCommitInput('alice', rc)));
+  add('recovery_check_ok', '§7.5', 'recovery_check', { nick: 'alice', code: toHex(rc), commit: rcommit }, 'the code presented in RECOVER matches the registered commitment: the nickname moves');
+  add('recovery_check_code_bit', '§7.5', 'recovery_check', { nick: 'alice', code: flipHex(toHex(rc), 15), commit: rcommit }, 'one bit of the presented code flipped: NICK_BOUND');
+  add('recovery_check_commit_bit', '§7.5', 'recovery_check', { nick: 'alice', code: toHex(rc), commit: flipHex(rcommit, 31) }, 'one bit of the registered commitment flipped: NICK_BOUND');
+  add('recovery_check_other_nick', '§7.5', 'recovery_check', { nick: 'alicf', code: toHex(rc), commit: rcommit }, 'the right code for another nickname (the commitment covers the nickname): NICK_BOUND');
+  const text = formatRecoveryCode(rc);
+  add('recovery_code_parse_canonical', '§7.5', 'recovery_code_parse', { text }, 'the text form as shown reads back to the code');
+  add('recovery_code_parse_loose', '§7.5', 'recovery_code_parse', { text: ` ${text.toLowerCase().replaceAll('-', ' ').replaceAll('0', 'o').replaceAll('1', 'l')} ` }, 'lower case, spaces for hyphens, O for 0 and L for 1: the same code');
+  add('recovery_code_parse_short', '§7.5', 'recovery_code_parse', { text: text.slice(0, -1) }, '25 symbols: refused (code null)');
+  add('recovery_code_parse_long', '§7.5', 'recovery_code_parse', { text: text + '0' }, '27 symbols: refused (code null)');
+  add('recovery_code_parse_u', '§7.5', 'recovery_code_parse', { text: 'U' + text.slice(1) }, 'the letter U, not in the alphabet: refused (code null)');
+  add('recovery_code_parse_pad_bits', '§7.5', 'recovery_code_parse', { text: text.slice(0, -1) + '1' }, 'a last symbol whose pad bits are not zero (non-canonical): refused (code null)');
+  add('recovery_code_parse_other_char', '§7.5', 'recovery_code_parse', { text: text.replace('-', '_') }, 'an underscore where a hyphen goes: refused (code null)');
   add('safety_number_substituted', '§8.4, §11', 'safety_number', { nick_a: 'alice', spki_a: toHex(alice.spki), nick_b: 'bob', spki_b: toHex(mallory.spki) }, 'alice with mallory\'s key in place of bob\'s: a different number');
   return out;
 }

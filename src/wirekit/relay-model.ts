@@ -23,7 +23,7 @@ export type Item =
 /** What the relay must do with one item. */
 export type Expectation =
   | { kind: 'error'; codes: ErrorName[]; why: string }
-  | { kind: 'reply'; type: 'CHALLENGE' | 'WELCOME' | 'PONG' | 'LEFT'; n?: number; why: string }
+  | { kind: 'reply'; type: 'CHALLENGE' | 'WELCOME' | 'PONG' | 'LEFT' | 'RECOVERY_SET'; n?: number; why: string }
   | { kind: 'join'; room: string; why: string }
   | { kind: 'deliver'; to: string; body: Buffer; why: string }
   | { kind: 'close'; why: string }
@@ -101,7 +101,8 @@ export class ConnectionOracle {
         if (codes.length > 0) return { kind: 'error', codes, why: 'HELLO refused (spec §7.1)' };
         return { kind: 'reply', type: 'CHALLENGE', why: 'HELLO accepted' };
       }
-      case 'AUTH': {
+      case 'AUTH':
+      case 'RECOVER': {
         const { nick, spki, nonce } = this.ctx;
         if (nick === undefined || spki === undefined || nonce === undefined) return { kind: 'error', codes: ['AUTH_FAILED'], why: 'AUTH without a known challenge' };
         let ok = false;
@@ -112,9 +113,14 @@ export class ConnectionOracle {
         }
         if (!ok) return { kind: 'error', codes: ['AUTH_FAILED'], why: 'signature does not verify (spec §7.3)' };
         const bound = this.ctx.registry.get(nick);
+        // RECOVER (spec §7.5): a bound nickname moves only with the code of its commitment, which no
+        // stream the oracle judges can know (codes are 128 random bits; commitments are never sent back).
+        if (f.type === 'RECOVER' && bound !== undefined) return { kind: 'error', codes: ['NICK_BOUND'], why: 'RECOVER for a bound nickname with a code that does not release it' };
         if (bound !== undefined && !bound.equals(Buffer.from(spki))) return { kind: 'error', codes: ['NICK_BOUND'], why: 'nickname bound to another key' };
-        return { kind: 'reply', type: 'WELCOME', why: 'AUTH accepted' };
+        return { kind: 'reply', type: 'WELCOME', why: `${f.type} accepted` };
       }
+      case 'SET_RECOVERY':
+        return { kind: 'reply', type: 'RECOVERY_SET', why: 'SET_RECOVERY for the bound nickname (spec §7.5)' };
       case 'JOIN':
         return { kind: 'join', room: f.room, why: 'JOIN' };
       case 'PING':

@@ -119,7 +119,7 @@ t.test('rule 9: frame shape', async (t) => {
   t.equal(decode(map([['n', uint(1)]])), 'INVALID_FIELD', 'missing t');
   t.equal(decode(map([['t', str('13')], ['n', uint(1)]])), 'INVALID_FIELD', 't is a string');
   t.equal(decode(map([['t', array([])], ['n', uint(1)]])), 'INVALID_FIELD', 't is an array');
-  t.equal(decode(map([['t', uint(0x10)]])), 'UNKNOWN_FRAME_TYPE', 'unassigned code');
+  t.equal(decode(map([['t', uint(0x13)]])), 'UNKNOWN_FRAME_TYPE', 'unassigned code');
   t.equal(decode(map([['t', uint(0x21)], ['n', uint(1)]])), 'UNKNOWN_FRAME_TYPE', 'an e2e code at the relay layer');
   t.equal(decode(map([['t', uint(0x09)], ['to', str('a')], ['body', bin(cat('00'))]]), 'e2e'), 'UNKNOWN_FRAME_TYPE', 'SEND inside a relayed body');
   t.equal(decode(map([['t', uint(0x32)], ['upto', uint(0)]]), 'e2e'), 'UNKNOWN_FRAME_TYPE', 'ACK at the e2e layer');

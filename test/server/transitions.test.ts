@@ -15,7 +15,7 @@ t.teardown(() => server.close());
 
 const RELAY_FRAMES = (Object.keys(FRAMES) as FrameName[]).filter((n) => FRAMES[n].layer === 'relay') as RelayFrame['type'][];
 const LIVE: ServerState[] = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'];
-t.equal(RELAY_FRAMES.length, 15, 'every relay frame of the catalogue is an input');
+t.equal(RELAY_FRAMES.length, 18, 'every relay frame of the catalogue is an input');
 
 let serial = 0;
 
@@ -79,6 +79,17 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
       return frame('PONG', { n: 7 });
     case 'ERROR':
       return frame('ERROR', { code: 18, detail: '' });
+    case 'RECOVER':
+      // A free nickname: RECOVER binds it with the new commitment (§7.5), whatever the code.
+      return frame('RECOVER', {
+        sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki, server.relayName, new Uint8Array(0))),
+        code: new Uint8Array(16).fill(3),
+        commit: k32,
+      });
+    case 'SET_RECOVERY':
+      return frame('SET_RECOVERY', { commit: k32 });
+    case 'RECOVERY_SET':
+      return frame('RECOVERY_SET', {});
   }
 }
 
@@ -91,9 +102,14 @@ async function checkAction(t: Test, type: RelayFrame['type'], conn: Conn, errors
       t.equal(conn.nonce.length, 32, 'CHALLENGE carries a 32-byte nonce');
       return;
     case 'AUTH':
+    case 'RECOVER':
       await c.expect('WELCOME');
       conn.nonce = undefined;
       t.pass('WELCOME');
+      return;
+    case 'SET_RECOVERY':
+      await c.expect('RECOVERY_SET');
+      t.pass('RECOVERY_SET');
       return;
     case 'JOIN':
       t.equal((await c.expect('JOINED')).room, `room-${conn.nick}`);

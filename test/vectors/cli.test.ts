@@ -92,3 +92,25 @@ t.test('without DIR the package vectors/ folder is used; --only verifies just th
   t.equal(r.code, 0, r.out);
   t.match(r.out, /^1 files, \d+ cases: all passed$/m);
 });
+
+t.test('the recovery vectors (§7.5): a changed byte of a commitment, or a changed parse result, fails naming the case, on both backends', async (t) => {
+  for (const crypto of ['node', 'webcrypto']) {
+    for (const [id, change] of [
+      ['recovery_commit', (c: { output: Record<string, unknown> }) => (c.output['commit'] = String(c.output['commit']).replace(/^../, (b) => (b === '00' ? '01' : '00')))],
+      ['recovery_code_parse_u', (c: { output: Record<string, unknown> }) => (c.output['code'] = '00'.repeat(16))],
+      ['recovery_check_ok', (c: { output?: Record<string, unknown>; error?: string }) => (delete c.output, (c.error = 'NICK_BOUND'))],
+    ] as const) {
+      const dir = copyVectors(t);
+      const file = join(dir, 'primitives.json');
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { cases: { id: string; output: Record<string, unknown> }[] };
+      const c = doc.cases.find((x) => x.id === id)!;
+      t.ok(c, `${id} exists`);
+      change(c as never);
+      writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+      const r = spawnSync(process.execPath, [CLI, 'vectors', 'verify', '--crypto', crypto, '--only', 'primitives.json', dir], { encoding: 'utf8' });
+      t.equal(r.status, 1, `${crypto} ${id}: exit 1`);
+      t.match(r.stdout + r.stderr, new RegExp(`^FAIL primitives\\.json ${id}: `, 'm'));
+      t.equal((r.stdout + r.stderr).match(/^FAIL /gm)?.length, 1, 'only that case fails');
+    }
+  }
+});
