@@ -187,7 +187,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     reconnectMs: Math.round(rec * 1000),
     to: toList(values['to'] as string[] | undefined),
     tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
-    given: { relay: str('host') !== undefined || str('port') !== undefined, room: str('room') !== undefined },
+    given: { relay: str('host') !== undefined || str('port') !== undefined || relay !== undefined, room: str('room') !== undefined },
   };
 }
 
@@ -375,6 +375,8 @@ export async function run(argv: string[]): Promise<number> {
       if (!opts.given.relay && r.host !== undefined && r.port !== undefined) {
         opts.host = r.host;
         opts.port = r.port;
+        // The relay's own name goes with its address (a tunnel's port is not the relay's name, §7.3).
+        if (r.relayName !== undefined) opts.relayName = r.relayName;
       }
       if (!opts.given.room && r.room !== undefined) opts.room = r.room;
     }
@@ -801,7 +803,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
     info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
     // Remembered for the next run (defaults when --nick, --host/--port or --room are not given).
-    writeRemembered(opts.home, { nick: client.nick, host: opts.host, port: opts.port, room }).catch((e: Error) =>
+    writeRemembered(opts.home, { nick: client.nick, host: opts.host, port: opts.port, ...(opts.relayName === undefined ? {} : { relayName: opts.relayName }), room }).catch((e: Error) =>
       err(`local error: ${e.message}; the nickname, relay and room are not remembered (${REMEMBERED_FILE})`),
     );
     if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');

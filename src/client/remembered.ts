@@ -10,6 +10,7 @@
 import { join } from 'node:path';
 import { PrivateFileError, readPrivateFile, writePrivateFile } from '../files/private.js';
 import { isNick, isRoom } from '../protocol/names.js';
+import { parseRelayIdentity } from '../protocol/relay-id.js';
 
 export const REMEMBERED_FILE = 'client.json';
 /** Far above what four short fields need; a larger file is refused before it is parsed. */
@@ -19,6 +20,8 @@ export interface Remembered {
   nick?: string;
   host?: string;
   port?: number;
+  /** --relay-name of that run (spec §7.3), when the relay was reached under another name; canonical. */
+  relayName?: string;
   room?: string;
 }
 
@@ -50,6 +53,7 @@ export function parseRemembered(text: string): Remembered | null {
     else if (k === 'room' && typeof x === 'string' && isRoom(x)) out.room = x;
     else if (k === 'host' && typeof x === 'string' && x.length > 0 && x.length <= 255 && !/[\s\u0000-\u001f]/u.test(x)) out.host = x;
     else if (k === 'port' && typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 65535) out.port = x;
+    else if (k === 'relayName' && typeof x === 'string' && parseRelayIdentity(x) === x) out.relayName = x;
     else return null;
   }
   return out;

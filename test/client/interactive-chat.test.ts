@@ -12,7 +12,8 @@ import { Term } from './tmux.js';
 t.test('remembered settings are parsed strictly', async (t) => {
   t.same(parseRemembered('{"nick":"alice","host":"127.0.0.1","port":55555,"room":"den"}'), { nick: 'alice', host: '127.0.0.1', port: 55555, room: 'den' });
   t.same(parseRemembered('{}'), {});
-  for (const bad of ['', '[]', 'null', '{"nick":"a b"}', '{"port":0}', '{"port":"1"}', '{"room":""}', '{"host":"a\\nb"}', '{"extra":1}', '{"nick":"alice"} x']) {
+  t.same(parseRemembered('{"host":"127.0.0.1","port":9000,"relayName":"chat.example:55555"}'), { host: '127.0.0.1', port: 9000, relayName: 'chat.example:55555' }, 'the relay name of a tunnel');
+  for (const bad of ['', '[]', 'null', '{"nick":"a b"}', '{"port":0}', '{"port":"1"}', '{"room":""}', '{"host":"a\\nb"}', '{"extra":1}', '{"nick":"alice"} x', '{"relayName":"Chat.Example:1"}', '{"relayName":"no-port"}']) {
     t.equal(parseRemembered(bad), null, `refused: ${bad}`);
   }
 });
