@@ -69,9 +69,15 @@ t.test('a frozen relay (SIGSTOP) is noticed: an unanswered PING ends the connect
   const srv = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--idle-timeout-ms', '3000'] });
   const a = startClient(t, { port: srv.port, nick: 'a', home: join(dir, 'a'), args: ['--reconnect', '0'] });
   await a.waitFor(/^\* joined /);
+  const b = startClient(t, { port: srv.port, nick: 'b', home: join(dir, 'b'), args: ['--reconnect', '0'] });
+  await a.waitFor(/^\* secure session with b/);
   srv.proc.kill('SIGSTOP');
   t.teardown(() => srv.proc.kill('SIGCONT'));
+  // Issue 15: a message sent into the freeze stayed unacknowledged with no warning.
+  a.write('sent into the freeze');
   t.equal((await a.exited).code, 6, 'connection lost, although TCP never closed');
   t.ok(a.err.some((l) => /PING/.test(l)), 'stderr says the relay did not answer');
+  t.ok(a.out.some((l) => /^\* not delivered to b \(.*\): sent into the freeze$/.test(l)), 'the text sent into the freeze is listed as not delivered');
+  t.equal((await b.exited).code, 6, 'b notices the freeze too');
   srv.proc.kill('SIGCONT');
 });
