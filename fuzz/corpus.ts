@@ -11,11 +11,14 @@
  *   target       { nick, peer, room }: the names the bytes refer to
  *   payload      hex: the bytes under test;  sentinel: hex, the PING that ends the case
  *   cuts         offsets into payload || sentinel where one write() ends and the next begins
+ *   transport    "tcp" (when absent) or "ws": the WebSocket transport (spec §3.1)
+ *   ws           for "ws": { fragSeed, peerWs, tail?: { name, bytes (hex), error?, closeCodes, end? } }
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FUZZ_STATES, type FuzzCase, type FuzzState } from './harness.js';
+import { FUZZ_STATES, type FuzzCase, type FuzzState, type Transport } from './harness.js';
+import type { ErrorName } from '../src/protocol/errors.js';
 import type { Target } from './seeds.js';
 import type { IdentityBook } from './harness.js';
 
@@ -28,11 +31,13 @@ export interface CorpusEntry {
   payload: string;
   sentinel: string;
   cuts: number[];
+  transport?: Transport;
+  ws?: { fragSeed: number; peerWs: boolean; tail?: { name: string; bytes: string; error?: ErrorName; closeCodes: number[]; end?: boolean } };
 }
 
 /** Saves a minimised failing case; returns the file path. Same bytes and state, same file. */
 export function saveCrasher(dir: string, seed: number, c: FuzzCase, description: string): string {
-  const digest = createHash('sha256').update(c.state).update(c.payload).update(JSON.stringify(c.cuts)).digest('hex').slice(0, 12);
+  const digest = createHash('sha256').update(c.state).update(c.payload).update(JSON.stringify(c.cuts)).update(c.transport === 'ws' ? JSON.stringify(c.ws) : '').digest('hex').slice(0, 12);
   const op = (c.ops[0] ?? 'case').split(':').pop()!.split('+')[0]!.replace(/[^a-z0-9-]/gi, '');
   const id = `${c.state.toLowerCase()}_${op}_${digest}`;
   const entry: CorpusEntry = {
@@ -44,6 +49,16 @@ export function saveCrasher(dir: string, seed: number, c: FuzzCase, description:
     payload: c.payload.toString('hex'),
     sentinel: c.sentinel.toString('hex'),
     cuts: c.cuts,
+    ...(c.transport === 'ws' && c.ws !== undefined
+      ? {
+          transport: 'ws' as const,
+          ws: {
+            fragSeed: c.ws.fragSeed,
+            peerWs: c.ws.peerWs,
+            ...(c.ws.tail !== undefined ? { tail: { ...c.ws.tail, bytes: c.ws.tail.bytes.toString('hex') } } : {}),
+          },
+        }
+      : {}),
   };
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${id}.json`);
@@ -67,6 +82,9 @@ export function loadCorpus(dir: string): CorpusEntry[] {
     if (!hex.test(e.payload) || !hex.test(e.sentinel) || e.sentinel.length === 0) throw new Error(`${n}: payload and sentinel must be hex`);
     if (!Array.isArray(e.cuts) || !e.cuts.every((x) => Number.isSafeInteger(x) && x > 0)) throw new Error(`${n}: cuts must be positive integers`);
     for (const k of ['nick', 'peer', 'room'] as const) if (typeof e.target?.[k] !== 'string') throw new Error(`${n}: target.${k} missing`);
+    if (e.transport !== undefined && e.transport !== 'tcp' && e.transport !== 'ws') throw new Error(`${n}: unknown transport ${String(e.transport)}`);
+    if (e.transport === 'ws' && (typeof e.ws?.fragSeed !== 'number' || typeof e.ws.peerWs !== 'boolean')) throw new Error(`${n}: ws.fragSeed and ws.peerWs required`);
+    if (e.ws?.tail !== undefined && (!hex.test(e.ws.tail.bytes) || !Array.isArray(e.ws.tail.closeCodes))) throw new Error(`${n}: ws.tail.bytes must be hex, closeCodes a list`);
     return e;
   });
 }
@@ -82,5 +100,9 @@ export function caseOf(e: CorpusEntry, book: IdentityBook): FuzzCase {
     sentinel: Buffer.from(e.sentinel, 'hex'),
     cuts: e.cuts,
     ops: e.found.ops,
+    transport: e.transport ?? 'tcp',
+    ...(e.transport === 'ws' && e.ws !== undefined
+      ? { ws: { fragSeed: e.ws.fragSeed, peerWs: e.ws.peerWs, ...(e.ws.tail !== undefined ? { tail: { ...e.ws.tail, bytes: Buffer.from(e.ws.tail.bytes, 'hex') } } : {}) } }
+      : {}),
   };
 }

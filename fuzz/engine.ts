@@ -14,7 +14,9 @@ import {
   segmentsOf,
   type Deadlines,
   type FuzzCase,
+  type Transport,
 } from './harness.js';
+import { runUpgradeCase, upgradeCase } from './ws.js';
 import { connectionFlood, KEY_POOL_SIZE } from '../src/wirekit/relay-conn.js';
 import { saveCrasher } from './corpus.js';
 import { minimise } from './minimise.js';
@@ -41,6 +43,8 @@ export function relayArgs(batchSize: number): string[] {
 
 export interface FuzzOptions {
   seed: number;
+  /** The transports cases run over, chosen per case (default both: TCP, and WebSocket on --web-port 0). */
+  transports?: readonly Transport[];
   /** Stop after this many cases (whichever of iterations and seconds comes first). */
   iterations?: number;
   seconds?: number;
@@ -81,6 +85,12 @@ export interface FuzzReport {
   framesSent: number;
   connections: number;
   floods: number;
+  /** Cases per transport. */
+  byTransport: Record<Transport, number>;
+  /** Hostile or malformed WebSocket upgrade requests sent (each answered with its HTTP status). */
+  upgrades: number;
+  /** WebSocket-level events sent after a case's stream (fuzz/ws.ts tails), by kind. */
+  tails: Record<string, number>;
   /** Distinct failures; `failures[i].count` says how often each was seen. */
   failures: Failure[];
   /** Every failure seen, repeats included. */
@@ -123,6 +133,9 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     framesSent: 0,
     connections: 0,
     floods: 0,
+    byTransport: { tcp: 0, ws: 0 },
+    upgrades: 0,
+    tails: {},
     failures: [],
     failureCount: 0,
     peakRssBytes: 0,
@@ -130,7 +143,9 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
     seeds: seeds.length,
     seedsFromVectors: fromVectors,
   };
-  const args = relayArgs(batchSize);
+  const transports = o.transports ?? ['tcp', 'ws'];
+  const wsOn = transports.includes('ws');
+  const args = [...relayArgs(batchSize), ...(wsOn ? ['--web-port', '0'] : [])];
   let server = await ServerProcess.start(args);
   const restart = async (): Promise<void> => {
     await server.stop();
@@ -155,12 +170,17 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
       const batch = report.batches++;
       const n = Math.min(batchSize, iterations - report.cases);
       const cases: FuzzCase[] = [];
-      for (let i = 0; i < n; i++) cases.push(makeCase(o.seed, report.cases + i, seeds, raw, book));
+      for (let i = 0; i < n; i++) cases.push(makeCase(o.seed, report.cases + i, seeds, raw, book, transports));
       report.cases += n;
+      for (const c of cases) report.byTransport[c.transport]++;
       const results = await Promise.all(cases.map((c) => runCase(server, c, book, registry, d)));
       for (const r of results) {
         report.framesSent += r.framesSent;
         report.connections += r.connections;
+        if (r.tail !== undefined) {
+          const kind = r.tail.replace(/-\d+$/, '');
+          report.tails[kind] = (report.tails[kind] ?? 0) + 1;
+        }
       }
       // Floods, now and then: a frame flood on one connection and a connection flood from one address.
       if (rng.chance(0.15)) {
@@ -178,6 +198,17 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         report.framesSent += count;
         if (f.failure !== undefined) record({ seed: o.seed, batch, what: f.failure });
       }
+      // Hostile upgrade requests, now and then (§3.1): each must get its HTTP status, never 101.
+      if (wsOn && server.wsPort !== undefined && rng.chance(0.5)) {
+        const origin = `http://${server.host}:${server.wsPort}`;
+        for (let k = rng.int(1, 3); k > 0; k--) {
+          const u = upgradeCase(rng, origin);
+          report.upgrades++;
+          report.connections++;
+          const f = await runUpgradeCase(server.host, server.wsPort, u, d.replyMs);
+          if (f !== undefined) record({ seed: o.seed, batch, what: f });
+        }
+      }
       // Health after the batch.
       const health: string[] = [];
       if (!server.alive) health.push('relay process is not running');
@@ -188,7 +219,9 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         if (rss > memLimit) health.push(`relay holds ${rss} bytes resident, bound ${memLimit}`);
       }
       if (server.alive) {
-        const legit = await legitimatePair(server, book, `${(o.seed >>> 0).toString(36)}x${batch.toString(36)}`, d, LEGIT_ADDR);
+        // Over WebSocket, one side of the pair joins from the browser transport (they meet in one room).
+        const sides: [Transport, Transport] = wsOn ? (batch % 2 === 0 ? ['tcp', 'ws'] : ['ws', 'ws']) : ['tcp', 'tcp'];
+        const legit = await legitimatePair(server, book, `${(o.seed >>> 0).toString(36)}x${batch.toString(36)}`, d, LEGIT_ADDR, sides);
         report.connections += 2;
         report.framesSent += 7;
         if (legit !== undefined) health.push(legit);

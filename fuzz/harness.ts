@@ -16,11 +16,27 @@ import { ConnectionOracle, describe, splitStream, type ConnectionContext, type E
 import { garbage, mutate } from './mutate.js';
 import { Prng } from './prng.js';
 import { retarget, type RawSeed, type Seed, type Target } from './seeds.js';
-import { identity, RawConnection, type Identity, type Received } from '../src/wirekit/relay-conn.js';
+import { identity, RawConnection, type Identity, type Received, type RelayLink } from '../src/wirekit/relay-conn.js';
+import { WsRawConnection } from '../src/wirekit/relay-ws-conn.js';
 import { wire } from '../src/wirekit/msgpack.js';
+import { closeCodeFor, fragmenter, wsTail, type WsTail } from './ws.js';
 
 export const FUZZ_STATES = ['AWAIT_HELLO', 'AWAIT_AUTH', 'READY', 'IN_ROOM'] as const satisfies readonly ServerState[];
 export type FuzzState = (typeof FUZZ_STATES)[number];
+
+/** The transports a case can run over: TCP (§3) and WebSocket (§3.1). */
+export const TRANSPORTS = ['tcp', 'ws'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/** How a WebSocket case carries its stream, and what it adds at the end (fuzz/ws.ts). */
+export interface WsPlan {
+  /** Seed of the fragmentation of its binary messages (fragments, pings between them). */
+  fragSeed: number;
+  /** The peer of an IN_ROOM case joins over WebSocket too (else over TCP: both meet in one room). */
+  peerWs: boolean;
+  /** A WebSocket-level event after the stream, when the connection is still open. */
+  tail?: WsTail;
+}
 
 /** One reproducible case: where the connection stands, who it is, and the bytes it sends. */
 export interface FuzzCase {
@@ -34,6 +50,9 @@ export interface FuzzCase {
   /** Offsets into payload || sentinel where one write() ends and the next begins. */
   cuts: number[];
   ops: string[];
+  /** TCP unless the run includes WebSocket (then chosen per case). */
+  transport: Transport;
+  ws?: WsPlan;
 }
 
 /** The write() calls of a case, in order. */
@@ -56,11 +75,22 @@ export interface CaseResult {
   failure?: string;
   framesSent: number;
   connections: number;
+  /** The WebSocket tail that was sent (the stream left the connection open for it). */
+  tail?: string;
 }
 
 export interface Endpoint {
   host: string;
   port: number;
+  /** The web listener's port, for the WebSocket transport (§3.1). */
+  wsPort?: number | undefined;
+}
+
+/** Opens a kit connection over `transport` (WebSocket messages fragmented as `fragSeed` says). */
+export async function openLink(ep: Endpoint, transport: Transport, fragSeed?: number, localAddress?: string): Promise<RelayLink> {
+  if (transport === 'tcp') return RawConnection.open(ep.host, ep.port, localAddress);
+  if (ep.wsPort === undefined) throw new Error('a WebSocket case against a relay without a web listener');
+  return WsRawConnection.open(ep.host, ep.wsPort, localAddress, fragSeed !== undefined ? { fragmenting: fragmenter(fragSeed) } : {});
 }
 
 /** Timing bounds of the harness (liveness deadlines, not speed assertions) and how strict it is. */
@@ -102,8 +132,12 @@ function cutsFor(length: number, r: Prng): number[] {
   return [...cuts].sort((a, b) => a - b);
 }
 
-/** Builds case `index` of the run with `seed`: deterministic in (seed, index, seeds). */
-export function makeCase(seed: number, index: number, seeds: readonly Seed[], raw: readonly RawSeed[], book: IdentityBook): FuzzCase {
+/**
+ * Builds case `index` of the run with `seed`: deterministic in (seed, index, seeds, transports). The
+ * WebSocket choices come from a generator of their own, so a TCP-only run makes the same cases as
+ * before WebSocket existed.
+ */
+export function makeCase(seed: number, index: number, seeds: readonly Seed[], raw: readonly RawSeed[], book: IdentityBook, transports: readonly Transport[] = ['tcp']): FuzzCase {
   const r = new Prng((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
   const names = caseNames(seed, index);
   const me = book.get(names.nick);
@@ -152,7 +186,23 @@ export function makeCase(seed: number, index: number, seeds: readonly Seed[], ra
   }
   const payload = Buffer.concat(parts);
   const sentinel = wire(encodeFrame(frame('PING', { n: r.int(0, 1_000_000) })));
-  return { index, state, target, payload, sentinel, cuts: cutsFor(payload.length + sentinel.length, r), ops };
+  const c: FuzzCase = { index, state, target, payload, sentinel, cuts: cutsFor(payload.length + sentinel.length, r), ops, transport: 'tcp' };
+  if (transports.includes('ws')) {
+    const w = new Prng(((seed >>> 0) ^ Math.imul(index + 1, 0xcc9e2d51) ^ 0x5bd1e995) >>> 0);
+    c.transport = transports.length === 1 ? 'ws' : w.pick(transports);
+    if (c.transport === 'ws') {
+      c.ws = { fragSeed: w.u32(), peerWs: w.chance(0.5), ...(w.chance(0.35) ? { tail: wsTail(w, LIMITS.MAX_FRAME_BYTES) } : {}) };
+      if (c.ws.tail !== undefined && w.chance(0.5)) {
+        // Most mutated streams end the connection before the tail: half the tails follow a few PINGs.
+        c.payload = Buffer.concat(Array.from({ length: w.int(0, 2) }, () => wire(encodeFrame(frame('PING', { n: w.int(0, 1000) })))));
+        c.cuts = [];
+        ops.length = 0;
+        ops.push('pings');
+      }
+      if (c.ws.tail !== undefined) ops.push(`ws-tail:${c.ws.tail.name}`);
+    }
+  }
+  return c;
 }
 
 /** Walks a connection to `state`; for IN_ROOM the peer joins first, so the connection's JOINED lists it. */
@@ -162,21 +212,21 @@ async function prepare(
   book: IdentityBook,
   registry: Map<string, Buffer>,
   d: Deadlines,
-): Promise<{ conn: RawConnection; peer?: RawConnection; ctx: ConnectionContext; frames: number }> {
+): Promise<{ conn: RelayLink; peer?: RelayLink; ctx: ConnectionContext; frames: number }> {
   const me = book.get(c.target.nick);
   // §3: before WELCOME the relay reads nothing larger than the largest HELLO.
   const ctx: ConnectionContext = { state: 'AWAIT_HELLO', maxFrame: LIMITS.MAX_PRELOGIN_FRAME_BYTES, peers: new Set(), registry };
-  let peer: RawConnection | undefined;
+  let peer: RelayLink | undefined;
   let frames = 0;
   if (c.state === 'IN_ROOM') {
-    peer = await RawConnection.open(ep.host, ep.port);
+    peer = await openLink(ep, c.ws?.peerWs === true ? 'ws' : 'tcp');
     const pid = book.get(c.target.peer);
     await peer.authenticate(pid, d.replyMs);
     registry.set(pid.nick, Buffer.from(pid.spki));
     await peer.join(c.target.room, d.replyMs);
     frames += 3;
   }
-  const conn = await RawConnection.open(ep.host, ep.port);
+  const conn = await openLink(ep, c.transport, c.ws?.fragSeed);
   ctx.nick = me.nick;
   ctx.spki = me.spki;
   if (c.state === 'AWAIT_AUTH') {
@@ -203,7 +253,7 @@ async function prepare(
 }
 
 /** The next frame that is not a room event (PEER_JOINED/PEER_LEFT may interleave while in a room). */
-async function nextAnswer(conn: RawConnection, d: Deadlines): Promise<Received> {
+async function nextAnswer(conn: RelayLink, d: Deadlines): Promise<Received> {
   for (let i = 0; i < 1000; i++) {
     const f = await conn.next(d.replyMs);
     if (f.type !== 'PEER_JOINED' && f.type !== 'PEER_LEFT') return f;
@@ -213,8 +263,8 @@ async function nextAnswer(conn: RawConnection, d: Deadlines): Promise<Received> 
 
 /** Runs one case against the relay at `ep` and checks every answer. Never throws. */
 export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, registry: Map<string, Buffer>, d: Deadlines): Promise<CaseResult> {
-  let conn: RawConnection | undefined;
-  let peer: RawConnection | undefined;
+  let conn: RelayLink | undefined;
+  let peer: RelayLink | undefined;
   let framesSent = 0;
   let connections = 0;
   const fail = (failure: string): CaseResult => ({ ok: false, failure, framesSent, connections });
@@ -225,7 +275,10 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
     connections = peer ? 2 : 1;
     framesSent += p.frames;
     const oracle = new ConnectionOracle(p.ctx);
-    const segments = segmentsOf(c);
+    // Before READY the sentinel PING would close the connection (UNEXPECTED_FRAME) before a WebSocket
+    // tail: there the tail ends the case instead.
+    const tailEnds = c.ws?.tail !== undefined && (c.state === 'AWAIT_HELLO' || c.state === 'AWAIT_AUTH');
+    const segments = tailEnds ? [c.payload] : segmentsOf(c);
     for (const s of segments) conn.write(s);
     const items = splitStream(Buffer.concat(segments), p.ctx.maxFrame);
     framesSent += items.filter((i) => i.kind === 'frame').length;
@@ -236,14 +289,18 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
     const framing = items.find((i) => i.kind === 'framing-error');
     const framingCode = framing?.kind === 'framing-error' ? ERROR_CODES[framing.code].code : undefined;
     const mayPreempt = d.framingMayPreempt === true && framingCode !== undefined;
+    const ws = conn instanceof WsRawConnection ? conn : undefined;
+    /** False once the connection ended in the stream (the WebSocket tail then has nothing to follow). */
+    let open = true;
     for (const item of items) {
       const exp: Expectation = oracle.expect(item);
       if (exp.kind === 'deliver') {
         deliveries.push(exp.body);
         continue;
       }
+      open = false;
       if (exp.kind === 'partial') {
-        conn.socket.end();
+        conn.endStream();
         const got = await nextAnswer(conn, d);
         if (got.type !== 'closed') return fail(`after an unfinished frame: expected a silent close, got ${got.type}`);
         break;
@@ -253,6 +310,13 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
         if (got.type === 'closed') break;
         if (mayPreempt && got.type === 'ERROR' && got.code === framingCode && (await nextAnswer(conn, d)).type === 'closed') break;
         return fail(`after the client's ERROR: expected a silent close, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`);
+      }
+      if (ws !== undefined && item.kind === 'framing-error' && item.code === 'FRAME_TOO_LARGE' && ws.bareHeaders.length > 0) {
+        // §3.1: a message over max_frame is refused on its header with close code 1009 and no ERROR.
+        const got = await nextAnswer(conn, d);
+        if (got.type !== 'closed') return fail(`after a WebSocket header declaring ${ws.bareHeaders[0]} bytes: expected close code 1009, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`);
+        if (ws.closeCode !== 1009) return fail(`after a WebSocket header declaring ${ws.bareHeaders[0]} bytes: close code ${String(ws.closeCode)}, expected 1009`);
+        break;
       }
       const got = await nextAnswer(conn, d);
       const mismatch = oracle.observe(exp, got.type === 'closed' ? undefined : got);
@@ -270,7 +334,27 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
         // §3: after a closing ERROR the relay closes and sends nothing more.
         const after = await nextAnswer(conn, d);
         if (after.type !== 'closed') return fail(`after ${describe(exp)}: relay sent ${after.type} instead of closing`);
+        // §3.1: and over WebSocket its close frame carries 4000 + the code.
+        if (ws !== undefined && got.type === 'ERROR' && ws.closeCode !== 4000 + got.code) return fail(`after ERROR ${got.code} over WebSocket: close code ${String(ws.closeCode)}, expected ${4000 + got.code}`);
         break;
+      }
+      open = true;
+    }
+    const tail = c.ws?.tail;
+    let tailSent: string | undefined;
+    if (open && ws !== undefined && tail !== undefined) {
+      tailSent = tail.name;
+      ws.raw(tail.bytes);
+      if (tail.end === true) ws.endStream();
+      const got = await nextAnswer(conn, d);
+      if (tail.error !== undefined) {
+        if (!(got.type === 'ERROR' && got.code === ERROR_CODES[tail.error].code)) return fail(`after WebSocket ${tail.name}: expected ERROR ${tail.error}, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`);
+        const after = await nextAnswer(conn, d);
+        if (after.type !== 'closed') return fail(`after WebSocket ${tail.name} and its ERROR: relay sent ${after.type} instead of closing`);
+        if (ws.closeCode !== closeCodeFor(tail.error)) return fail(`after WebSocket ${tail.name}: close code ${String(ws.closeCode)}, expected ${closeCodeFor(tail.error)}`);
+      } else {
+        if (got.type !== 'closed') return fail(`after WebSocket ${tail.name}: expected the connection closed, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`);
+        if (tail.closeCodes.length > 0 && !tail.closeCodes.includes(ws.closeCode ?? -1)) return fail(`after WebSocket ${tail.name}: close code ${String(ws.closeCode)}, expected ${tail.closeCodes.join(' or ')}`);
       }
     }
     // Without a close, the last item answered was the sentinel PING: every frame got its answer.
@@ -298,7 +382,7 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
       }
       if (peer.violations.length > 0) return fail(peer.violations.join('; '));
     }
-    return { ok: true, framesSent, connections };
+    return { ok: true, framesSent, connections, ...(tailSent !== undefined ? { tail: tailSent } : {}) };
   } catch (e) {
     return fail(`harness: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
@@ -308,12 +392,19 @@ export async function runCase(ep: Endpoint, c: FuzzCase, book: IdentityBook, reg
 }
 
 /** A fresh legitimate pair: both authenticate and join a new room, A's SEND reaches B intact. */
-export async function legitimatePair(ep: Endpoint, book: IdentityBook, tag: string, d: Deadlines, localAddress?: string): Promise<string | undefined> {
-  let a: RawConnection | undefined;
-  let b: RawConnection | undefined;
+export async function legitimatePair(
+  ep: Endpoint,
+  book: IdentityBook,
+  tag: string,
+  d: Deadlines,
+  localAddress?: string,
+  transports: readonly [Transport, Transport] = ['tcp', 'tcp'],
+): Promise<string | undefined> {
+  let a: RelayLink | undefined;
+  let b: RelayLink | undefined;
   try {
-    a = await RawConnection.open(ep.host, ep.port, localAddress);
-    b = await RawConnection.open(ep.host, ep.port, localAddress);
+    a = await openLink(ep, transports[0], undefined, localAddress);
+    b = await openLink(ep, transports[1], undefined, localAddress);
     const ia = book.get(`la${tag}`);
     const ib = book.get(`lb${tag}`);
     await Promise.all([a.authenticate(ia, d.replyMs), b.authenticate(ib, d.replyMs)]);

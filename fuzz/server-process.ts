@@ -31,6 +31,8 @@ export class ServerProcess {
     private readonly dir: string,
     private readonly lines: string[],
     readonly problems: string[],
+    /** The web listener's port (the WebSocket endpoint, §3.1) when started with --web-port. */
+    readonly wsPort?: number,
   ) {}
 
   /** Starts the relay with a fresh registry in a temp dir; `args` are extra `e2ee-chat server` flags. */
@@ -62,17 +64,20 @@ export class ServerProcess {
         if (lines.length < 2000) lines.push(line);
       }
     });
-    const addr = await new Promise<{ host: string; port: number }>((resolve, reject) => {
+    // With --web-port the relay prints the web listener's line after the TCP one (src/cli/server.ts).
+    const web = args.includes('--web-port');
+    const addr = await new Promise<{ host: string; port: number; wsPort?: number }>((resolve, reject) => {
       let out = '';
       child.stdout!.setEncoding('utf8');
       child.stdout!.on('data', (s: string) => {
         out += s;
         const m = /listening on (\S+):(\d+)/.exec(out);
-        if (m) resolve({ host: m[1]!, port: Number(m[2]) });
+        const w = /web on https?:\/\/\S+:(\d+)\//.exec(out);
+        if (m && (!web || w)) resolve({ host: m[1]!, port: Number(m[2]), ...(w ? { wsPort: Number(w[1]) } : {}) });
       });
       child.once('exit', (code) => reject(new Error(`relay exited with ${String(code)} before listening: ${problems.join('; ')}`)));
     });
-    const sp = new ServerProcess(child, addr.host, addr.port, dir, lines, problems);
+    const sp = new ServerProcess(child, addr.host, addr.port, dir, lines, problems, addr.wsPort);
     child.on('exit', (code, signal) => {
       if (!sp.stopping) problems.push(`relay process exited (code ${String(code)}, signal ${String(signal)})`);
     });

@@ -238,6 +238,8 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
       const origin = hostOrigin(req);
       if (origin === undefined) return refuseUpgrade(socket, 421, 'unknown host', 'Misdirected Request', origin);
       if ((req.url ?? '').split('?')[0] !== WS_PATH) return refuseUpgrade(socket, 404, 'not found', 'Not Found', origin);
+      // RFC 6455 §4.1: a GET of HTTP/1.1 or later (ws checks the method itself: 405).
+      if (req.httpVersionMajor !== 1 || req.httpVersionMinor < 1) return refuseUpgrade(socket, 400, 'HTTP/1.1 required', 'Bad Request', origin);
       // §3.1: a browser always sends Origin; it must be ours or allowed. A non-browser client may omit it
       // (it could claim any Origin anyway: the check protects browser users from other sites' pages).
       const claimed = req.headers.origin;

@@ -46,9 +46,12 @@ export function identity(nick: string, fresh = false): Identity {
   return { nick, ...k };
 }
 
-export class RawConnection {
-  readonly socket: Socket;
-  private readonly reader = new FrameReader();
+/**
+ * What every kit connection to the relay shares, whatever carries it (TCP here, WebSocket in
+ * src/wirekit/relay-ws-conn.ts): a queue of decoded relay frames ending in `closed`, the violations
+ * seen, and the legitimate steps of §7.3.
+ */
+export abstract class RelayLink {
   private readonly queue: Received[] = [];
   private waiter: (() => void) | undefined;
   private ended = false;
@@ -57,49 +60,31 @@ export class RawConnection {
   /** Bytes received in total. */
   received = 0;
 
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.received += chunk.length;
-      let bodies: Buffer[] = [];
-      try {
-        bodies = this.reader.push(chunk);
-      } catch (e) {
-        this.violations.push(`relay framing: ${e instanceof ProtocolError ? e.errorName : String(e)}`);
-      }
-      for (const b of bodies) {
-        try {
-          this.queue.push(decodeFrame(b, 'relay'));
-        } catch (e) {
-          this.violations.push(`relay sent an invalid frame (${e instanceof ProtocolError ? e.errorName : String(e)}): ${b.toString('hex').slice(0, 120)}`);
-        }
-      }
-      if (bodies.length > 0 && this.reader.failure !== undefined) this.violations.push(`relay framing: ${this.reader.failure.errorName}`);
-      this.wake();
-    });
-    const end = (): void => {
-      if (this.ended) return;
-      this.ended = true;
-      this.queue.push({ type: 'closed' });
-      this.wake();
-    };
-    socket.on('close', end);
-    socket.on('end', end);
-    socket.on('error', () => end());
+  /** Writes raw bytes of the §3 stream (ignored once the connection is gone). */
+  abstract write(bytes: Uint8Array): void;
+  /** Ends the client's side of the stream (an unfinished frame stays unfinished). */
+  abstract endStream(): void;
+  /** Drops the connection at once. */
+  abstract close(): void;
+
+  /** One frame body from the relay. */
+  protected body(b: Buffer): void {
+    try {
+      this.queue.push(decodeFrame(b, 'relay'));
+    } catch (e) {
+      this.violations.push(`relay sent an invalid frame (${e instanceof ProtocolError ? e.errorName : String(e)}): ${b.toString('hex').slice(0, 120)}`);
+    }
   }
 
-  /** Opens a connection; resolves once TCP is connected. `localAddress` picks a loopback source address. */
-  static open(host: string, port: number, localAddress?: string): Promise<RawConnection> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) });
-      s.setNoDelay(true);
-      const c = new RawConnection(s);
-      s.once('connect', () => resolve(c));
-      s.once('error', reject);
-    });
+  /** The connection ended. */
+  protected end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.queue.push({ type: 'closed' });
+    this.wake();
   }
 
-  private wake(): void {
+  protected wake(): void {
     const w = this.waiter;
     this.waiter = undefined;
     w?.();
@@ -107,11 +92,6 @@ export class RawConnection {
 
   get closed(): boolean {
     return this.ended;
-  }
-
-  /** Writes raw bytes (ignored once the connection is gone). */
-  write(bytes: Uint8Array): void {
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
   }
 
   send(f: RelayFrame): void {
@@ -173,6 +153,53 @@ export class RawConnection {
       seen.push(f);
     }
     return seen;
+  }
+}
+
+/** A kit connection over TCP (§3): the reference FrameReader on what the relay sends. */
+export class RawConnection extends RelayLink {
+  readonly socket: Socket;
+  private readonly reader = new FrameReader();
+
+  private constructor(socket: Socket) {
+    super();
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.received += chunk.length;
+      let bodies: Buffer[] = [];
+      try {
+        bodies = this.reader.push(chunk);
+      } catch (e) {
+        this.violations.push(`relay framing: ${e instanceof ProtocolError ? e.errorName : String(e)}`);
+      }
+      for (const b of bodies) this.body(b);
+      if (bodies.length > 0 && this.reader.failure !== undefined) this.violations.push(`relay framing: ${this.reader.failure.errorName}`);
+      this.wake();
+    });
+    const end = (): void => this.end();
+    socket.on('close', end);
+    socket.on('end', end);
+    socket.on('error', () => end());
+  }
+
+  /** Opens a connection; resolves once TCP is connected. `localAddress` picks a loopback source address. */
+  static open(host: string, port: number, localAddress?: string): Promise<RawConnection> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) });
+      s.setNoDelay(true);
+      const c = new RawConnection(s);
+      s.once('connect', () => resolve(c));
+      s.once('error', reject);
+    });
+  }
+
+  /** Writes raw bytes (ignored once the connection is gone). */
+  write(bytes: Uint8Array): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+  }
+
+  endStream(): void {
+    this.socket.end();
   }
 
   close(): void {

@@ -11,6 +11,8 @@ t.test(`fuzz seed ${SEED}: 6,000 cases, every answer as the oracle says, relay h
   const lines: string[] = [];
   const report = await fuzz({
     seed: SEED,
+    // TCP only here; test/fuzz/ws.test.ts runs the WebSocket transport.
+    transports: ['tcp'],
     iterations: 6000,
     batchSize: 8,
     minimise: false,
