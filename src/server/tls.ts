@@ -8,7 +8,7 @@
  * and HANDSHAKE_TIMEOUT_MS runs from accept, so a peer that opens TCP and never finishes the TLS
  * handshake is cut off like one that never sends HELLO.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, type Stats } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { TLS_BINDING } from '../protocol/tls.js';
@@ -39,13 +39,39 @@ export class TlsConfigError extends Error {
   }
 }
 
-/** Reads one PEM file, at most MAX_PEM_BYTES, that holds at least one PEM block. */
+/**
+ * The owner and mode rule for the relay's TLS files, as the client's keystore has for its key
+ * (src/files/private.ts): a regular file owned by the relay's user (or root); the private key readable by
+ * nobody else (no permission for group or others), the certificate writable by nobody else. A symbolic
+ * link is followed (certbot's live/ folder is made of them): the file judged is the one opened.
+ */
+export function checkTlsFileStats(flag: TlsConfigError['flag'], path: string, st: Stats): void {
+  if (!st.isFile()) throw new TlsConfigError(flag, `${path} is not a regular file`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) throw new TlsConfigError(flag, `${path} belongs to another user (uid ${st.uid})`);
+  const mode = (st.mode & 0o777).toString(8);
+  if (flag === '--tls-key' && (st.mode & 0o077) !== 0) throw new TlsConfigError(flag, `${path} has mode ${mode}: a private key must not be readable by group or others; run: chmod 600 ${path}`);
+  if ((st.mode & 0o022) !== 0) throw new TlsConfigError(flag, `${path} has mode ${mode}: writable by group or others; run: chmod go-w ${path}`);
+}
+
+/** Reads one PEM file, at most MAX_PEM_BYTES, that holds at least one PEM block, after the owner/mode rule. */
 export function readPem(flag: TlsConfigError['flag'], path: string): Buffer {
   let b: Buffer;
+  let fd: number;
   try {
-    b = readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (e) {
     throw new TlsConfigError(flag, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    // fstat on the open descriptor: the file checked is the file read.
+    if (flag !== '--tls-ca') checkTlsFileStats(flag, path, fstatSync(fd));
+    b = readFileSync(fd);
+  } catch (e) {
+    if (e instanceof TlsConfigError) throw e;
+    throw new TlsConfigError(flag, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
   if (b.length > MAX_PEM_BYTES) throw new TlsConfigError(flag, `${path} is larger than ${MAX_PEM_BYTES} bytes`);
   if (!b.includes('-----BEGIN ')) throw new TlsConfigError(flag, `${path} holds no PEM block`);

@@ -3,7 +3,7 @@
 // channel binding equal on both ends, wrong CA / wrong name / TLS 1.2 / foreign ALPN refused, a
 // never-finished handshake cut off by HANDSHAKE_TIMEOUT_MS, caps refused inside TLS, https and wss.
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as netConnect, createServer as netServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -305,6 +305,30 @@ t.test('the web listener rule: TLS anywhere, plain HTTP on loopback, or --web-in
   t.notOk(webListenerAllowed('192.0.2.1', false, false));
   const { s } = await relay(t);
   await t.rejects(startWeb(s, { host: '0.0.0.0', port: 0, root: t.testdir({ 'index.html': '' }) }), RangeError, 'startWeb refuses it too');
+});
+
+t.test('TLS files: a key readable by group or others, or a certificate writable by them, is refused (--tls-key / --tls-cert at fault)', async (t) => {
+  const copy = (from: string, name: string, mode: number): string => {
+    const p = join(dir, name);
+    copyFileSync(from, p);
+    chmodSync(p, mode);
+    return p;
+  };
+  const at = (c: string, k: string): string | undefined => {
+    try {
+      loadTlsCredentials(c, k);
+      return undefined;
+    } catch (e) {
+      return e instanceof TlsConfigError ? e.flag : String(e);
+    }
+  };
+  t.equal(at(certs.certFile, copy(certs.keyFile, 'k600.key', 0o600)), undefined, 'mode 600 key, 644 certificate: accepted');
+  t.equal(at(certs.certFile, copy(certs.keyFile, 'k400.key', 0o400)), undefined, 'mode 400 key: accepted');
+  for (const mode of [0o640, 0o604, 0o644, 0o660]) t.equal(at(certs.certFile, copy(certs.keyFile, `k${mode.toString(8)}.key`, mode)), '--tls-key', `key mode ${mode.toString(8)}`);
+  for (const mode of [0o664, 0o646]) t.equal(at(copy(certs.certFile, `c${mode.toString(8)}.crt`, mode), certs.keyFile), '--tls-cert', `certificate mode ${mode.toString(8)}`);
+  t.equal(at(certs.certFile, dir), '--tls-key', 'a folder is not a key file');
+  const reg = ['--registry', ':memory:', '--port', '0'];
+  t.equal(await runServer(['--tls-cert', certs.certFile, '--tls-key', join(dir, 'k644.key'), ...reg]), 2, 'the relay refuses a world-readable key with status 2');
 });
 
 t.test('TLS flags: usage errors exit 2 before anything listens', async (t) => {
