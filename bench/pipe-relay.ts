@@ -28,7 +28,7 @@ function onPreamble(sock: Socket, room: string, rest: Buffer): void {
   const other = waiting.get(room);
   if (other === undefined || other.destroyed) {
     waiting.set(room, sock);
-    sock.write(encodeWire(frame('JOINED', { room, members: [] })));
+    sock.write(encodeWire(frame('JOINED', { room, epoch: 1, members: [] })));
     sock.once('close', () => {
       if (waiting.get(room) === sock) waiting.delete(room);
     });
@@ -37,8 +37,8 @@ function onPreamble(sock: Socket, room: string, rest: Buffer): void {
     return;
   }
   waiting.delete(room);
-  other.write(encodeWire(frame('PEER_JOINED', PLACEHOLDER)));
-  sock.write(encodeWire(frame('JOINED', { room, members: [PLACEHOLDER] })));
+  other.write(encodeWire(frame('PEER_JOINED', { ...PLACEHOLDER, epoch: 2 })));
+  sock.write(encodeWire(frame('JOINED', { room, epoch: 2, members: [PLACEHOLDER] })));
   if (rest.length > 0) sock.unshift(rest);
   sock.pipe(other);
   other.pipe(sock);

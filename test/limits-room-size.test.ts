@@ -11,7 +11,7 @@ function joinedBytes(size: number): number {
   const key = new Uint8Array(294);
   const members = Array.from({ length: size - 1 }, (_, i) => ({ nick: `m${i}`.padEnd(LIMITS.NICK_MAX_BYTES, 'x'), key }));
   try {
-    return encodeFrame(frame('JOINED', { room: 'r'.repeat(LIMITS.ROOM_MAX_BYTES), members })).length;
+    return encodeFrame(frame('JOINED', { room: 'r'.repeat(LIMITS.ROOM_MAX_BYTES), epoch: LIMITS.MAX_UINT, members })).length;
   } catch {
     return Infinity;
   }

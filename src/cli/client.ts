@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Undelivered } from '../client/chat-client.js';
 import type { ProtocolError } from '../protocol/errors.js';
+import type { RosterReport } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
@@ -30,6 +31,22 @@ import { identityIsEncrypted } from '../crypto/keystore.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
+
+/**
+ * The roster-mismatch event (spec §8.6) as one line, in both modes: `roster mismatch at epoch E: NICK …`
+ * (spec/CONFORMANCE.md §2.1, README scripted contract).
+ */
+export function rosterLine(r: RosterReport): string {
+  const head = `roster mismatch at epoch ${r.epoch}: ${r.peer}`;
+  switch (r.kind) {
+    case 'mismatch':
+      return `${head} sees other members than we do (we see ${r.members.join(', ')})`;
+    case 'withheld':
+      return `${head} is at this epoch and the relay has not told us of it (we are at epoch ${r.ourEpoch}): a membership event is withheld`;
+    case 'unverifiable':
+      return `${head} committed to an epoch we cannot check (we are at epoch ${r.ourEpoch})`;
+  }
+}
 
 /** Lines a scripted client with --to keeps for named members who are not present yet. */
 const MAX_WAITING_LINES = 1000;
@@ -602,6 +619,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     event(fatal ? `session with ${from} failed: ${error.errorName}${advice === null ? '' : `; ${advice}`}` : `message from ${from} failed to verify: ${error.errorName}`);
   });
   client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
+  client.on('roster-mismatch', (r) => event(rosterLine(r)));
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
   );
@@ -877,6 +895,15 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     warn(fatal ? `session with ${from} failed (${error.errorName})${advice === null ? '' : `: ${advice}`}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`);
   });
   client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
+  client.on('roster-mismatch', (r) =>
+    warn(
+      '',
+      `!!! WARNING: ${rosterLine(r)}`,
+      '    The relay is showing members of this room different rooms (spec §8.6). Messages stay end-to-end',
+      `    encrypted, but who else is here is in doubt: compare the member list with ${r.peer} through another channel.`,
+      '',
+    ),
+  );
   client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
     info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
   );

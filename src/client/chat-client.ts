@@ -33,6 +33,7 @@ import type { CryptoBackend, RsaPrivateKey, RsaPublicKey } from '../crypto/backe
 import { nodeBackend, nodePrivateKey } from '../crypto/node.js';
 import { PeerSession, type SessionEvent } from '../handshake/session.js';
 import { PinStore, type PinCheck } from './pins.js';
+import { RosterAgreement, type RosterReport } from './roster.js';
 import { relayIdentity } from '../protocol/relay-id.js';
 import { tcpTransport } from './tcp.js';
 import type { Transport, TransportFactory } from './transport.js';
@@ -106,6 +107,8 @@ export interface ChatClientOptions {
    * failure (a relay gone, frozen or shutting down); a refusal of AUTH or a protocol violation is final.
    */
   reconnect?: ReconnectPolicy;
+  /** Milliseconds a peer's roster commitment for an epoch we have not reached waits (default ROSTER_WAIT_MS, §8.6). */
+  rosterWaitMs?: number;
 }
 
 /**
@@ -216,6 +219,12 @@ export interface ChatClientEvents {
    * `until` (epoch ms) its joins and leaves raise no peer-joined / peer-left and it gets no session.
    */
   'peer-churn': [{ nick: string; joins: number; windowMs: number; until: number }];
+  /**
+   * §8.6: the room this client sees and the room a peer sees differ (`mismatch` at `epoch`), a peer is
+   * at an epoch the relay never brought us to (`withheld`), or a peer's commitment cannot be checked
+   * (`unverifiable`). The relay shows members different rooms; the connection and sessions carry on.
+   */
+  'roster-mismatch': [RosterReport];
   /** A non-fatal ERROR from the relay (NO_SUCH_PEER, or a refusal outside a request). */
   'relay-error': [{ error: ProtocolError }];
   /** The connection is gone: `failure` null after close()/leave(), else why; `undelivered` what never got acknowledged. */
@@ -321,6 +330,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   private started = false;
   private welcomeInfo: Welcome | null = null;
   private roomName: string | null = null;
+  /** §8.6 roster agreement of the room joined on this connection (src/client/roster.ts). */
+  private readonly rosters: RosterAgreement;
+  /** The latest ROSTER due to each peer and not sealed yet (sendRoster). */
+  private readonly rosterDue = new WeakMap<Peer, { epoch: number; hash: Promise<Uint8Array> }>();
   private readonly peers = new Map<string, Peer>();
   /**
    * Members that left while DELIVERs they sent before leaving were still queued on their chain, each
@@ -379,6 +392,15 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     // Issue 14 point 6: pins are kept under the name the relay proved it answers to (§7.3), nothing else.
     this.serverName = this.relayName;
     this.crypto = opts.crypto ?? nodeBackend;
+    this.rosters = new RosterAgreement(
+      { nick: this.nick, key: this.spki },
+      {
+        sha256: (d) => this.crypto.sha256(d),
+        send: (nick, epoch, hash) => this.sendRoster(nick, epoch, hash),
+        report: (r) => this.emit('roster-mismatch', r),
+      },
+      opts.rosterWaitMs,
+    );
     const own = opts.identity.privateKey;
     this.sessionKey =
       this.crypto === nodeBackend
@@ -736,6 +758,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.deferred ??= [];
     try {
       this.parse(chunk);
+      // §8.6: one ROSTER per established peer when this read moved the room's epoch.
+      if (!this.closed) this.rosters.endOfBatch([...this.peers.values()].filter((p) => p.established).map((p) => p.nick));
     } finally {
       try {
         if (outer === null) {
@@ -813,7 +837,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       case 'join':
         return this.write(frame('JOIN', { room: this.pendingJoin!.room }));
       case 'joined':
-        return this.onJoined(as('JOINED').room, as('JOINED').members);
+        return this.onJoined(as('JOINED').room, as('JOINED').members, as('JOINED').epoch);
       case 'join-refused': {
         const j = this.pendingJoin!;
         this.pendingJoin = null;
@@ -821,9 +845,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
         return;
       }
       case 'peer-joined':
-        return this.onPeerJoined(as('PEER_JOINED').nick, as('PEER_JOINED').key);
+        return this.onPeerJoined(as('PEER_JOINED').nick, as('PEER_JOINED').key, as('PEER_JOINED').epoch);
       case 'peer-left':
-        return this.onPeerLeft(as('PEER_LEFT').nick);
+        return this.onPeerLeft(as('PEER_LEFT').nick, as('PEER_LEFT').epoch);
       case 'deliver':
         return this.onDeliver(as('DELIVER').from, as('DELIVER').body);
       case 'leave':
@@ -899,7 +923,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
-  private onJoined(room: string, members: Member[]): void {
+  private onJoined(room: string, members: Member[], epoch: number): void {
     const j = this.pendingJoin!;
     if (room !== j.room) throw new ProtocolError('INVALID_FIELD', `JOINED names room ${room}, we asked for ${j.room}`);
     const seen = new Set<string>();
@@ -914,6 +938,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
     this.pendingJoin = null;
     this.roomName = room;
+    this.rosters.joined(room, epoch, members);
     this.emit('joined', { room, members: members.map((m) => m.nick), rejoin: this.recon !== null || this.rejoining });
     // §7.2: we joined later, so we initiate towards everyone already here.
     for (const m of members) this.addPeer(m.nick, m.key, 'initiator');
@@ -921,7 +946,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     this.wake();
   }
 
-  private onPeerJoined(nick: string, key: Uint8Array): void {
+  private onPeerJoined(nick: string, key: Uint8Array, epoch: number): void {
     if (nick === this.nick || this.peers.has(nick)) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick}, already a member`);
     // The same nickname back while its previous membership is still departing: that one ends first, so
     // its peer-left is reported before this peer-joined.
@@ -931,6 +956,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (this.peers.size + 2 > this.welcomeInfo!.roomSize) {
       throw new ProtocolError('UNEXPECTED_FRAME', `PEER_JOINED for ${nick} would make ${this.peers.size + 2} members; the announced room size is ${this.welcomeInfo!.roomSize}`);
     }
+    this.rosters.peerJoined(epoch, { nick, key }); // INVALID_FIELD unless the next epoch (§7.4)
     if (this.throttle(nick)) {
       this.peers.set(nick, { ...newPeer(nick, key, 'responder'), throttled: true });
       return;
@@ -1066,9 +1092,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     peer.timer.unref();
   }
 
-  private onPeerLeft(nick: string): void {
+  private onPeerLeft(nick: string, epoch: number): void {
     const peer = this.peers.get(nick);
     if (peer === undefined) throw new ProtocolError('UNEXPECTED_FRAME', `PEER_LEFT for ${nick}, not a member`);
+    this.rosters.peerLeft(epoch, nick); // INVALID_FIELD unless the next epoch (§7.4)
     this.peers.delete(nick);
     let done = false;
     const finish = () => {
@@ -1184,8 +1211,12 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
             },
             verified,
           });
+          this.rosters.established(peer.nick);
           break;
         }
+        case 'roster':
+          await this.rosters.received(peer.nick, ev.epoch, ev.hash);
+          break;
         case 'text':
           this.emit('text', { from: peer.nick, seq: ev.seq, ts: ev.ts, text: ev.text, verified: peer.verified });
           break;
@@ -1218,6 +1249,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   /** Seals and sends the outbox in order; runs as a step of the peer's chain. */
   private async flushOutbox(peer: Peer): Promise<void> {
+    if (peer.outbox.length > 0) await this.flushRoster(peer);
     while (peer.outbox.length > 0) {
       const session = peer.session;
       if (!peer.established || session === null || session.state !== 'ESTABLISHED') return;
@@ -1239,7 +1271,32 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     }
   }
 
+  /**
+   * Queues ROSTER{epoch, hash} for `nick` (§8.6): sealed before anything else this peer is sent next (a
+   * step of its chain, or the next flushOutbox, whichever runs first), so one peer's epochs leave in order.
+   */
+  private sendRoster(nick: string, epoch: number, hash: Promise<Uint8Array>): void {
+    const peer = this.peers.get(nick);
+    if (peer === undefined) return;
+    this.rosterDue.set(peer, { epoch, hash });
+    this.later(peer, () => this.flushRoster(peer));
+  }
+
+  private async flushRoster(peer: Peer): Promise<void> {
+    const due = this.rosterDue.get(peer);
+    if (due === undefined) return;
+    this.rosterDue.delete(peer);
+    const h = await due.hash;
+    const session = peer.session;
+    // Nothing after LEAVE (the relay's READY has no SEND), nor to a session that is not established.
+    if (this.state !== 'IN_ROOM' || !peer.established || session === null || session.state !== 'ESTABLISHED') return;
+    const events = await session.sendRoster(due.epoch, h);
+    if (this.state !== 'IN_ROOM' || this.peers.get(peer.nick) !== peer) return;
+    for (const ev of events) if (ev.kind === 'send') this.write(frame('SEND', { to: peer.nick, body: ev.body }));
+  }
+
   private onLeft(): void {
+    this.rosters.stop();
     const done = this.pendingLeave;
     this.pendingLeave = null;
     done?.();
@@ -1315,6 +1372,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const inFlight = this.inFlight();
     const roster = [...this.peers.values()].filter((p) => !p.blocked && !p.badKey && !p.throttled).map((p) => p.nick);
     this.state = 'CLOSED';
+    this.rosters.stop();
     for (const p of this.peers.values()) this.dropPeer(p);
     this.peers.clear();
     for (const p of this.departing.keys()) this.dropPeer(p);

@@ -275,12 +275,21 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     let wire: Buffer;
     let frames = 1;
     switch (msg[0]) {
-      case 0x4a: // J
-        wire = encodeWire(frame('PEER_JOINED', { nick, key: new Uint8Array(payload) }));
+      case 0x4a: {
+        // J: "<epoch>\n<key>", the room epoch the join script set (PROTOCOL.md §7.1 "Room epoch").
+        const d = payload.indexOf(10);
+        const epoch = d < 0 ? NaN : Number(payload.subarray(0, d).toString('latin1'));
+        if (!Number.isSafeInteger(epoch) || epoch < 1) throw new Error('no room epoch in the message');
+        wire = encodeWire(frame('PEER_JOINED', { nick, key: new Uint8Array(payload.subarray(d + 1)), epoch }));
         break;
-      case 0x4c: // L
-        wire = encodeWire(frame('PEER_LEFT', { nick }));
+      }
+      case 0x4c: {
+        // L: "<epoch>", the epoch after the leave.
+        const epoch = Number(payload.toString('latin1'));
+        if (!Number.isSafeInteger(epoch) || epoch < 1) throw new Error('no room epoch in the message');
+        wire = encodeWire(frame('PEER_LEFT', { nick, epoch }));
         break;
+      }
       case 0x57: // W
         frames = deliverFrames(payload);
         wire = payload;
@@ -332,7 +341,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     return new Set([...this.byHandle.values()].map((l) => l.room)).size;
   }
 
-  async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void> {
+  async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[], epoch: number) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
     const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, pending: [], pendingBytes: 0, overflowed: false, batch: [], batchBytes: 0, flights: [] };
@@ -368,13 +377,14 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       // The store was lost while the join was in flight: its member will be reaped.
       throw new Error('cluster store lost during join');
     }
+    const epoch = Number(reply[1]?.toString('latin1'));
     const others: { seq: number; m: EngineMember }[] = [];
-    for (let i = 1; i + 2 < reply.length; i += 3) {
+    for (let i = 2; i + 2 < reply.length; i += 3) {
       others.push({ seq: Number(reply[i]!.toString('latin1')), m: { nick: reply[i + 1]!.toString('latin1'), key: new Uint8Array(reply[i + 2]!) } });
     }
     others.sort((x, y) => x.seq - y.seq);
     this.byHandle.set(handle, local);
-    joined(others.map((o) => o.m));
+    joined(others.map((o) => o.m), epoch);
     const held = local.pending ?? [];
     local.pending = undefined;
     for (const w of held) this.sink?.write(handle, w);

@@ -5,10 +5,12 @@
  *
  * Keys: `e2ee:nick:<nick>` (binding, a hash: spki, bound and used in ms, rec the recovery commitment),
  * `e2ee:nick-used` (sorted set: nickname by last use, for expiry, counting and the operator's list),
- * `e2ee:room:<room>` (hash nick -> "<seq> <relay> <token> <spki>"), `e2ee:seq` (join order),
+ * `e2ee:room:<room>` (hash nick -> "<seq> <relay> <token> <spki>"), `e2ee:epoch:<room>` (the room's
+ * epoch, changed only by the scripts that change the room's hash, in the same step), `e2ee:seq` (join order),
  * `e2ee:relays` (set of relay ids), `e2ee:relay:<id>:alive` (presence, PX TTL),
  * `e2ee:relay:<id>:members` (set of "<room>\n<nick>"). Channel `e2ee:deliver:<id>` carries
- * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload the key), L (PEER_LEFT) or
+ * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload "<epoch>\n<key>"), L (PEER_LEFT,
+ * payload "<epoch>") or
  * W (DELIVER frames for the addressee, nick empty, payload their wire bytes as the relay writes them). Scripts reach keys beyond KEYS: standalone Redis, not Redis Cluster.
  */
 import type { ClusterScript } from './tables.js';
@@ -26,9 +28,14 @@ local function remove_member(rk, room, nick, rec)
   redis.call('HDEL', rk, nick)
   redis.call('SREM', 'e2ee:relay:' .. relay .. ':members', room .. '\\n' .. nick)
   local rest = redis.call('HGETALL', rk)
+  if #rest == 0 then
+    redis.call('DEL', 'e2ee:epoch:' .. room)
+    return
+  end
+  local epoch = redis.call('INCR', 'e2ee:epoch:' .. room)
   for i = 1, #rest, 2 do
     local _, r, t = fields(rest[i + 1])
-    redis.call('PUBLISH', 'e2ee:deliver:' .. r, 'L\\n' .. t .. '\\n' .. nick .. '\\n')
+    redis.call('PUBLISH', 'e2ee:deliver:' .. r, 'L\\n' .. t .. '\\n' .. nick .. '\\n' .. epoch)
   end
 end
 `;
@@ -93,7 +100,8 @@ return 1
 `,
   },
   // KEYS: room hash, this relay's presence key. ARGV: nick, limit, token, relay id, room name, spki.
-  // Returns {'OK', seq1, nick1, key1, ...} listing the members before the add, or {code}.
+  // Returns {'OK', epoch, seq1, nick1, key1, ...}: the room's epoch after the add (PROTOCOL.md §7.1 "Room
+  // epoch", incremented in this step) and the members before it; or {code}.
   'join-if-room-has-space': {
     keys: 2,
     lua: `
@@ -101,10 +109,12 @@ if redis.call('EXISTS', KEYS[2]) == 0 then return {'GONE'} end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'NICK_IN_ROOM'} end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return {'ROOM_FULL'} end
 local all = redis.call('HGETALL', KEYS[1])
-local out = {'OK'}
+local epoch = 1
+if #all == 0 then redis.call('SET', 'e2ee:epoch:' .. ARGV[5], 1) else epoch = redis.call('INCR', 'e2ee:epoch:' .. ARGV[5]) end
+local out = {'OK', tostring(epoch)}
 for i = 1, #all, 2 do
   local seq, relay, token, key = fields(all[i + 1])
-  redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'J\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. ARGV[6])
+  redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'J\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. epoch .. '\\n' .. ARGV[6])
   out[#out + 1] = seq
   out[#out + 1] = all[i]
   out[#out + 1] = key

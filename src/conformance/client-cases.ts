@@ -40,8 +40,7 @@ add({
     const text = marker('hello');
     s.deliver(bob.nick, sess.text(text));
     if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}" on stdout`, s.proc.tail());
-    const ack = await s.sendTo(bob.nick, 'MSG');
-    const inner = ack && sess.open(ack);
+    const inner = (await s.nextMsg(bob.nick, sess))?.inner;
     if (!(inner && inner.type === 'ACK' && inner.upto === 0)) throw new CaseFailure('MSG carrying ACK {upto: 0} (§8.3 step 6)', inner ? JSON.stringify(inner) : 'no MSG that opens');
     await endsWith(s, 0);
   },
@@ -331,7 +330,7 @@ add({
 async function responderUpTo(ctx: ClientCtx): Promise<{ s: Session; bob: KitPeer; sess: InitiatorSession; finish: Uint8Array }> {
   const bob = ctx.peer(0);
   const s = await open(ctx, []);
-  s.conn.send({ type: 'PEER_JOINED', nick: bob.nick, key: bob.spki });
+  s.peerJoined(bob);
   const sess = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
   s.deliver(bob.nick, sess.init());
   const resp = await s.sendTo(bob.nick, 'HS_RESP');
@@ -367,12 +366,12 @@ add({
   async run(ctx) {
     const bob = ctx.peer(0);
     const s = await open(ctx, []);
-    s.conn.send({ type: 'PEER_JOINED', nick: bob.nick, key: bob.spki });
+    s.peerJoined(bob);
     const sess = new InitiatorSession(ctx.room, { nick: bob.nick, spki: bob.spki, privateKey: bob.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
     s.deliver(bob.nick, sess.init(1));
     // A valid HS_INIT to a second peer shows the client is answering handshakes.
     const carol = ctx.peer(1);
-    s.conn.send({ type: 'PEER_JOINED', nick: carol.nick, key: carol.spki });
+    s.peerJoined(carol);
     const ok = new InitiatorSession(ctx.room, { nick: carol.nick, spki: carol.spki, privateKey: carol.ident.privateKey }, { nick: s.clientNick, spki: s.clientKey });
     s.deliver(carol.nick, ok.init());
     if ((await s.sendTo(carol.nick, 'HS_RESP')) === undefined) throw new CaseFailure(`HS_RESP to ${carol.nick} (version 2)`, `nothing; client output: ${s.proc.tail()}`);
@@ -425,9 +424,9 @@ add({
     s.conn.raw(Buffer.concat(texts.map((x) => encodeWire({ type: 'DELIVER', from: bob.nick, body: sess.text(x) }))));
     const uptos: number[] = [];
     for (let i = 0; i < 10 && uptos.at(-1) !== 2; i++) {
-      const m = await s.sendTo(bob.nick, 'MSG');
-      if (m === undefined) break;
-      const inner = sess.open(m);
+      const next = await s.nextMsg(bob.nick, sess);
+      if (next === undefined) break;
+      const inner = next.inner;
       if (inner?.type !== 'ACK') throw new CaseFailure('only ACKs from the client (it sends no text here)', inner ? JSON.stringify(inner) : 'a MSG that does not open');
       uptos.push(inner.upto);
     }
@@ -451,9 +450,9 @@ add({
     s.proc.child.stdin!.write(`${lines[0]}\n${lines[1]}\n`);
     const seqs: number[] = [];
     for (let i = 0; i < 10 && seqs.length < 2; i++) {
-      const m = await s.sendTo(bob.nick, 'MSG');
-      if (m === undefined) break;
-      const inner = sess.open(m);
+      const next = await s.nextMsg(bob.nick, sess);
+      if (next === undefined) break;
+      const { body: m, inner } = next;
       const f = decodeFrame(m, 'e2e');
       if (f.type === 'MSG' && inner?.type === 'TEXT' && lines.includes(inner.text)) seqs.push(f.seq);
     }
@@ -560,10 +559,9 @@ add({
     s.proc.child.stdin!.write(`${'x'.repeat(3000)}\n${short}\n`);
     let seen = false;
     for (let i = 0; i < 20 && !seen; i++) {
-      const m = await s.sendTo(bob.nick, 'MSG');
-      if (m === undefined) break;
-      const inner = sess.open(m);
-      if (inner?.type === 'TEXT' && inner.text === short) seen = true;
+      const next = await s.nextMsg(bob.nick, sess);
+      if (next === undefined) break;
+      if (next.inner?.type === 'TEXT' && next.inner.text === short) seen = true;
     }
     if (s.conn.maxBody > 1024) throw new CaseFailure('no frame body above the announced max_frame of 1024 bytes', `a frame body of ${s.conn.maxBody} bytes`);
     if (!seen) throw new CaseFailure(`the short line "${short}" sent to ${bob.nick}`, `not received; output: ${s.proc.tail()}`);
@@ -645,4 +643,67 @@ add({
 });
 
 /** Every client case. */
+/** The contract's roster-mismatch event line for `epoch` naming `nick` (spec/CONFORMANCE.md §2.1). */
+const rosterLine = (epoch: number, nick: string) => (l: string) => l.startsWith(`* roster mismatch at epoch ${epoch}: ${nick} `);
+const anyRosterLine = (l: string) => l.startsWith('* roster mismatch');
+
+add({
+  id: 'client_roster_commitment',
+  section: '§8.6',
+  title: 'once established the client sends ROSTER{epoch, hash} for the room as announced (itself included), and after a PEER_JOINED one for the new epoch',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const carol = ctx.peer(1);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const want = [{ epoch: s.epoch, hash: Buffer.from(s.commitment()).toString('hex') }];
+    s.peerJoined(carol);
+    want.push({ epoch: s.epoch, hash: Buffer.from(s.commitment()).toString('hex') });
+    // A TEXT from bob after the PEER_JOINED: its ACK comes after the ROSTER the PEER_JOINED caused.
+    const text = marker('roster');
+    s.deliver(bob.nick, sess.text(text));
+    const ack = await s.nextMsg(bob.nick, sess);
+    if (ack?.inner?.type !== 'ACK') throw new CaseFailure('the ACK of the TEXT', ack?.inner ? JSON.stringify(ack.inner) : 'no MSG that opens');
+    const got = (s.rosters.get(bob.nick) ?? []).map((r) => ({ epoch: r.epoch, hash: Buffer.from(r.hash).toString('hex') }));
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new CaseFailure(`ROSTERs ${JSON.stringify(want)} (§8.6)`, JSON.stringify(got));
+    await endsWith(s, 0);
+  },
+});
+
+add({
+  id: 'client_roster_mismatch',
+  section: '§8.6',
+  title: 'a peer behind or ahead by an epoch that agrees raises nothing; a split roster (the peer committed to another room at the same epoch) is reported naming the epoch and the peer',
+  async run(ctx) {
+    const bob = ctx.peer(0);
+    const carol = ctx.peer(1);
+    const s = await open(ctx, [bob]);
+    const sess = await s.established(bob);
+    const first = s.epoch;
+    const before = new Map(s.members);
+    s.peerJoined(carol);
+    const roster = (epoch: number, hash: Uint8Array) => sess.seal(encodeFrame({ type: 'ROSTER', epoch, hash }));
+    // Behind: bob commits to the epoch before carol joined, as the client saw it then.
+    s.deliver(bob.nick, roster(first, s.commitment(first, before)));
+    // Ahead: bob has already seen carol leave; the client has not yet.
+    const after = new Map(before);
+    s.deliver(bob.nick, roster(s.epoch + 1, s.commitment(s.epoch + 1, after)));
+    s.peerLeft(carol.nick);
+    const calm = marker('calm');
+    s.deliver(bob.nick, sess.text(calm));
+    if ((await s.proc.waitLine(shown(bob.nick, calm), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${calm}"`, s.proc.tail());
+    const early = s.proc.lines.find(anyRosterLine);
+    if (early !== undefined) throw new CaseFailure('no roster report while bob agrees (behind, then ahead, §8.6)', early);
+    // Split: carol joins for the client; bob commits to a room that also holds mallory.
+    s.peerJoined(carol);
+    const split = new Map(s.members);
+    split.set('mallory', ctx.peer(2).spki);
+    s.deliver(bob.nick, roster(s.epoch, s.commitment(s.epoch, split)));
+    if ((await s.proc.waitLine(rosterLine(s.epoch, bob.nick), ctx.waitMs)) === undefined) {
+      throw new CaseFailure(`"* roster mismatch at epoch ${s.epoch}: ${bob.nick} ..." (§8.6, CONFORMANCE §2.1)`, s.proc.tail());
+    }
+    await endsWith(s, 0);
+  },
+});
+
 export const CLIENT_CASES: readonly ClientCase[] = cases;

@@ -6,7 +6,7 @@
  * (context.ts, server-cases.ts, server-kit.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,9 +16,10 @@ import { authMessage, pssVerify, parsePublicKey } from '../crypto/rsa.js';
 import { ERROR_CODES, wireErrorName, type ErrorName } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { relayIdentity } from '../protocol/relay-id.js';
+import { rosterPreimage } from '../client/roster.js';
 import { CaseFailure, Conn, describe } from './conn.js';
 import type { Identity } from './context.js';
-import { ResponderSession, safetyNumber, type KitPeer, type RespOptions } from './peer.js';
+import { ResponderSession, safetyNumber, type KitPeer, type RespOptions, type SessionBase } from './peer.js';
 
 export const SAFETY = /\d{5}( \d{5}){11}/;
 export const ERROR_NAMES = Object.keys(ERROR_CODES) as ErrorName[];
@@ -192,6 +193,9 @@ export class Session {
   private readonly sends: FrameOf<'SEND'>[] = [];
   clientKey: Uint8Array = new Uint8Array();
   clientNick = '';
+  /** The room epoch this scripted relay announced last (§7.1 "Room epoch"), and the members then. */
+  epoch = 0;
+  readonly members = new Map<string, Uint8Array>();
 
   constructor(
     readonly conn: Conn,
@@ -208,7 +212,31 @@ export class Session {
     this.conn.send({ type: 'WELCOME', idle_ms: welcome.idle_ms ?? 60_000, max_frame: welcome.max_frame ?? 65536, room_size: 8, rate: 1000 });
     const join = await this.expectFrom('JOIN');
     if (join.room !== this.ctx.room) throw new CaseFailure(`JOIN {room: ${this.ctx.room}}`, `JOIN {room: ${join.room}}`);
-    this.conn.send({ type: 'JOINED', room: join.room, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
+    // As if the client joined a room its peers had entered one by one: epoch 1 + one per earlier member.
+    this.epoch = peers.length + 1;
+    this.members.clear();
+    this.members.set(this.clientNick, this.clientKey);
+    for (const p of peers) this.members.set(p.nick, p.spki);
+    this.conn.send({ type: 'JOINED', room: join.room, epoch: this.epoch, members: peers.map((p) => ({ nick: p.nick, key: p.spki })) });
+  }
+
+  /** PEER_JOINED for `peer` at the next epoch. */
+  peerJoined(peer: { nick: string; spki: Uint8Array }): void {
+    this.members.set(peer.nick, peer.spki);
+    this.conn.send({ type: 'PEER_JOINED', nick: peer.nick, key: peer.spki, epoch: ++this.epoch });
+  }
+
+  /** PEER_LEFT for `nick` at the next epoch. */
+  peerLeft(nick: string): void {
+    this.members.delete(nick);
+    this.conn.send({ type: 'PEER_LEFT', nick, epoch: ++this.epoch });
+  }
+
+  /** The §8.6 commitment to `members` (default: the room as this relay announced it) at `epoch`. */
+  commitment(epoch = this.epoch, members: ReadonlyMap<string, Uint8Array> = this.members): Uint8Array {
+    return createHash('sha256')
+      .update(rosterPreimage(this.ctx.room, epoch, [...members].map(([nick, key]) => ({ nick, key }))))
+      .digest();
   }
 
   /** The scripted relay's name (§7.3): the relay identity of `{host}:{port}` as the client dials it (`localhost:PORT`). */
@@ -266,6 +294,27 @@ export class Session {
       else if (a.kind === 'frame' && a.frame.type === 'SEND') this.sends.push(a.frame);
       else if (a.kind === 'frame' && a.frame.type === 'LEAVE') this.conn.send({ type: 'LEFT' });
       else throw new CaseFailure(`SEND {to: ${to}} with ${t}`, `${describe(a)}; client output: ${this.proc.tail()}`);
+    }
+    return undefined;
+  }
+
+  /** ROSTERs (§8.6) the client sent, per peer, in order, as the kit's sessions opened them. */
+  readonly rosters = new Map<string, { epoch: number; hash: Uint8Array }[]>();
+
+  /**
+   * The next MSG from the client to `peer` that is not a ROSTER, opened in `sess`; ROSTERs before it are
+   * recorded in `rosters` (a v2 client sends one once established and after membership changes, §8.6).
+   * `inner` is undefined when the MSG does not open; undefined altogether when nothing came.
+   */
+  async nextMsg(peer: string, sess: SessionBase, ms = this.ctx.waitMs): Promise<{ body: Uint8Array; inner: ReturnType<SessionBase['open']> } | undefined> {
+    for (let i = 0; i < 16; i++) {
+      const body = await this.sendTo(peer, 'MSG', ms);
+      if (body === undefined) return undefined;
+      const inner = sess.open(body);
+      if (inner?.type !== 'ROSTER') return { body, inner };
+      const list = this.rosters.get(peer) ?? [];
+      list.push({ epoch: inner.epoch, hash: inner.hash });
+      this.rosters.set(peer, list);
     }
     return undefined;
   }

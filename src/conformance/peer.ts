@@ -159,7 +159,7 @@ export abstract class SessionBase {
    * Opens a MSG body with message key `mk` (§8.3 steps 2, 4, 5). Throws ProtocolError DECRYPT_FAILED,
    * BAD_PADDING, or the inner frame's decoding error.
    */
-  protected openWith(f: FrameOf<'MSG'>, mk: Buffer): FrameOf<'TEXT'> | FrameOf<'ACK'> {
+  protected openWith(f: FrameOf<'MSG'>, mk: Buffer): FrameOf<'TEXT'> | FrameOf<'ACK'> | FrameOf<'ROSTER'> {
     let padded: Buffer;
     try {
       const d = createDecipheriv('aes-256-gcm', mk, Buffer.concat([Buffer.alloc(4), u64(f.seq)]));
@@ -176,7 +176,7 @@ export abstract class SessionBase {
   }
 
   /** Opens the next MSG in order (§8.3); returns the inner frame, or undefined when it is refused. */
-  open(body: Uint8Array): FrameOf<'TEXT'> | FrameOf<'ACK'> | undefined {
+  open(body: Uint8Array): FrameOf<'TEXT'> | FrameOf<'ACK'> | FrameOf<'ROSTER'> | undefined {
     let f: E2EFrame;
     try {
       f = decodeFrame(body, 'e2e');

@@ -490,9 +490,9 @@ function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
     AUTH: { type: 'AUTH', sig: new Uint8Array(256) },
     WELCOME: { type: 'WELCOME', idle_ms: 1000, max_frame: 65536, room_size: 2, rate: 1000 },
     JOIN: { type: 'JOIN', room: ctx.room() },
-    JOINED: { type: 'JOINED', room: ctx.room(), members: [] },
-    PEER_JOINED: { type: 'PEER_JOINED', nick: ctx.nick(), key },
-    PEER_LEFT: { type: 'PEER_LEFT', nick: ctx.nick() },
+    JOINED: { type: 'JOINED', room: ctx.room(), epoch: 1, members: [] },
+    PEER_JOINED: { type: 'PEER_JOINED', nick: ctx.nick(), key, epoch: 2 },
+    PEER_LEFT: { type: 'PEER_LEFT', nick: ctx.nick(), epoch: 3 },
     SEND: { type: 'SEND', to: ctx.nick(), body: new Uint8Array([1]) },
     DELIVER: { type: 'DELIVER', from: ctx.nick(), body: new Uint8Array([1]) },
     LEAVE: { type: 'LEAVE' },
@@ -509,6 +509,7 @@ function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
     MSG: undefined,
     TEXT: undefined,
     ACK: undefined,
+    ROSTER: undefined,
   };
   return f[name]!;
 }

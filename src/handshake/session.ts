@@ -93,6 +93,8 @@ export type SessionEvent =
   | { kind: 'established' }
   | { kind: 'text'; seq: number; ts: number; text: string }
   | { kind: 'delivered'; seq: number }
+  /** A ROSTER from the peer (§8.6): its commitment to the room's members at `epoch`. */
+  | { kind: 'roster'; seq: number; epoch: number; hash: Uint8Array }
   | { kind: 'rejected'; error: ProtocolError };
 
 interface Idle {
@@ -164,6 +166,8 @@ export class PeerSession {
   #ackDueCount = 0;
   /** MSGs sealed in this session, TEXTs and ACKs (for the end-to-end benchmark's seals per TEXT). */
   #sealed = 0;
+  /** The epoch of the peer's latest ROSTER (§8.6: each one names a later epoch than the one before). */
+  #peerRosterEpoch = 0;
 
   constructor(p: SessionParams) {
     this.#c = p.crypto;
@@ -255,6 +259,19 @@ export class PeerSession {
       const body = await this.#seal(phase, inner);
       this.#pending.push(seq);
       return { seq, events: [{ kind: 'send', body }] };
+    });
+  }
+
+  /**
+   * Sends a roster commitment (§8.6) as our next MSG: ROSTER{epoch, hash}, `hash` the 32-byte
+   * commitment. Only in ESTABLISHED (otherwise rejects with UNEXPECTED_FRAME); it is no TEXT, so it is
+   * never acknowledged and never listed as undelivered.
+   */
+  sendRoster(epoch: number, hash: Uint8Array): Promise<SessionEvent[]> {
+    return this.#queue(async () => {
+      const phase = this.#phase;
+      if (phase.kind !== 'ESTABLISHED') throw new ProtocolError('UNEXPECTED_FRAME', `cannot send in ${phase.kind}`);
+      return [{ kind: 'send', body: await this.#seal(phase, encodeFrame(frame('ROSTER', { epoch, hash }))) }];
     });
   }
 
@@ -445,8 +462,15 @@ export class PeerSession {
         if (this.#ackDueCount >= LIMITS.ACK_BATCH_TEXTS) events.push(await this.#sealAck(st));
         return { phase: st, events };
       }
+      if (inner.type === 'ROSTER') {
+        // §8.6: epochs of one peer's ROSTERs only grow; an earlier or repeated epoch is out of bounds.
+        if (inner.epoch <= this.#peerRosterEpoch) throw new ProtocolError('INVALID_FIELD', `ROSTER for epoch ${inner.epoch}, after ${this.#peerRosterEpoch}`);
+        this.#peerRosterEpoch = inner.epoch;
+        return { phase: st, events: [{ kind: 'roster', seq: f.seq, epoch: inner.epoch, hash: Uint8Array.from(inner.hash) }] };
+      }
       // ACK{upto}: upto must be a TEXT of ours still waiting; it acknowledges that TEXT and every earlier
-      // one still waiting. Anything else (nothing new, a seq never sent, an ACK's seq) is out of bounds.
+      // one still waiting. Anything else (nothing new, a seq never sent, an ACK's or a ROSTER's seq) is
+      // out of bounds.
       const i = this.#pending.indexOf(inner.upto);
       if (i < 0) throw new ProtocolError('INVALID_FIELD', `ACK for ${inner.upto}, not an unacknowledged TEXT`);
       const acked = this.#pending.splice(0, i + 1);

@@ -49,10 +49,11 @@ export const FRAMES = {
     code: 0x06,
     layer: 'relay',
     dir: 's2c',
-    fields: [room('room'), { name: 'members', kind: 'members', min: 0, max: L.MAX_ROOM_SIZE - 1 }],
+    fields: [room('room'), uint('epoch', 1), { name: 'members', kind: 'members', min: 0, max: L.MAX_ROOM_SIZE - 1 }],
   },
-  PEER_JOINED: { code: 0x07, layer: 'relay', dir: 's2c', fields: [nick('nick'), key('key')] },
-  PEER_LEFT: { code: 0x08, layer: 'relay', dir: 's2c', fields: [nick('nick')] },
+  // §7.1 "Room epoch": every membership event carries the room's epoch after it (1 for a new room).
+  PEER_JOINED: { code: 0x07, layer: 'relay', dir: 's2c', fields: [nick('nick'), key('key'), uint('epoch', 1)] },
+  PEER_LEFT: { code: 0x08, layer: 'relay', dir: 's2c', fields: [nick('nick'), uint('epoch', 1)] },
   SEND: { code: 0x09, layer: 'relay', dir: 'c2s', fields: [nick('to'), bin('body', 1, L.MAX_BODY_BYTES)] },
   DELIVER: { code: 0x0a, layer: 'relay', dir: 's2c', fields: [nick('from'), bin('body', 1, L.MAX_BODY_BYTES)] },
   LEAVE: { code: 0x0b, layer: 'relay', dir: 'c2s', fields: [] },
@@ -94,6 +95,8 @@ export const FRAMES = {
     fields: [uint('ts'), { name: 'text', kind: 'str', min: 1, max: L.MAX_TEXT_BYTES }],
   },
   ACK: { code: 0x32, layer: 'inner', dir: 'peer', fields: [uint('upto')] },
+  // §8.6: the sender's commitment to the room's members at one epoch.
+  ROSTER: { code: 0x33, layer: 'inner', dir: 'peer', fields: [uint('epoch', 1), bin('hash', L.ROSTER_HASH_BYTES)] },
 } as const satisfies Record<string, { code: number; layer: Layer; dir: Direction; fields: readonly FieldSpec[] }>;
 
 export type FrameName = keyof typeof FRAMES;

@@ -69,6 +69,12 @@ export const LIMITS = {
   MIN_MAX_FRAME_BYTES: 654,
   /** A receiver sends its cumulative ACK at the latest when this many TEXTs await it (§8.3 step 6). */
   ACK_BATCH_TEXTS: 64,
+  /** Length of a roster commitment, ROSTER.hash (§8.6): a SHA-256 output. */
+  ROSTER_HASH_BYTES: 32,
+  /** A client keeps its own roster commitments for this many of the latest epochs (§8.6). */
+  ROSTER_WINDOW_EPOCHS: 256,
+  /** A peer's commitment for an epoch the client has not reached is reported once it waited this long (§8.6). */
+  ROSTER_WAIT_MS: 10000,
   /** Clients send PING when they have sent nothing for a third of the announced idle timeout. */
   KEEPALIVE_DIVISOR: 3,
   /** default: connections the relay holds at once, in total and from one address. */

@@ -47,7 +47,7 @@ export const SESSION_TRANSITIONS: readonly SessionTransition[] = [
     state: 'ESTABLISHED',
     on: 'MSG',
     next: 'ESTABLISHED',
-    action: 'open; TEXT: show, ACK due at the end of the batch; ACK: mark delivered up to upto',
+    action: 'open; TEXT: show, ACK due at the end of the batch; ACK: mark delivered up to upto; ROSTER: compare (§8.6)',
     errors: ['REPLAY', 'OUT_OF_ORDER', 'DECRYPT_FAILED', 'BAD_PADDING', 'MALFORMED_FRAME', 'UNKNOWN_FRAME_TYPE', 'INVALID_FIELD'],
   },
   { state: 'AWAIT_RESP', on: 'timeout', next: 'FAILED', action: 'report TIMEOUT', errors: [] },

@@ -33,13 +33,15 @@ export interface RoomEngine<H> {
   /** Called once by the relay before any other method. */
   attach(sink: RoomSink<H>): void;
   /**
-   * Adds `handle` (nickname `nick`, key `key`) to `room`. On success calls `joined(others)` (the other
-   * members, in join order) before any event for `handle` reaches the sink, then resolves. Rejects with
+   * Adds `handle` (nickname `nick`, key `key`) to `room`. On success calls `joined(others, epoch)` (the
+   * other members, in join order, and the room's epoch after this join, spec §7.1 "Room epoch", which
+   * the engine increments atomically with the add and puts in every PEER_JOINED and PEER_LEFT it fans
+   * out) before any event for `handle` reaches the sink, then resolves. Rejects with
    * ProtocolError NICK_IN_ROOM or ROOM_FULL (checked in that order, atomically with the add), or another
    * error when the engine failed. Resolves without calling `joined` when the engine dropped `handle`
    * (RoomSink.refuse) while the join was in flight; the membership it made is then already undone.
    */
-  join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[]) => void): Promise<void>;
+  join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[], epoch: number) => void): Promise<void>;
   /**
    * Queues DELIVER{from: nick of handle, body} for member `to`. The engine may decide it later: a SEND to
    * a nickname that is not another member is then refused through RoomSink.refuse (NO_SUCH_PEER), in

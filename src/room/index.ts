@@ -6,6 +6,10 @@
  * step, so of concurrent joins to a room with k free places exactly k succeed: a caller on Node's single
  * event loop cannot observe a room between the check and the insert.
  *
+ * Each room has an epoch (spec §7.1 "Room epoch"): 1 when the room is created by its first join, one more
+ * with every join and every leave, in the same synchronous step as the change, so every member is told
+ * the same number for the same membership. It starts again at 1 when an emptied room is created anew.
+ *
  * `T` is whatever the caller attaches to a member (the server attaches its connection); the manager never
  * looks inside it.
  */
@@ -22,6 +26,7 @@ export interface RoomMember<T> {
 export class RoomManager<T> {
   // Insertion order is join order, so JOINED lists members in the order they arrived.
   private readonly rooms = new Map<string, Map<string, RoomMember<T>>>();
+  private readonly epochs = new Map<string, number>();
 
   /** @param maxRoomSize members per room, 2..MAX_ROOM_SIZE (spec §10). */
   constructor(readonly maxRoomSize: number = LIMITS.DEFAULT_ROOM_SIZE) {
@@ -46,6 +51,7 @@ export class RoomManager<T> {
     const members = existing ?? new Map<string, RoomMember<T>>();
     members.set(member.nick, member);
     if (existing === undefined) this.rooms.set(room, members);
+    this.epochs.set(room, (this.epochs.get(room) ?? 0) + 1);
     return others;
   }
 
@@ -58,9 +64,19 @@ export class RoomManager<T> {
     if (members === undefined || !members.delete(nick)) return [];
     if (members.size === 0) {
       this.rooms.delete(room);
+      this.epochs.delete(room);
       return [];
     }
+    this.epochs.set(room, this.epochs.get(room)! + 1);
     return [...members.values()];
+  }
+
+  /**
+   * The epoch of `room` (§7.1 "Room epoch"): the number of the last join or leave, which JOINED,
+   * PEER_JOINED and PEER_LEFT carry; 0 for a room that does not exist.
+   */
+  epoch(room: string): number {
+    return this.epochs.get(room) ?? 0;
   }
 
   /** The member `nick` of `room`, or undefined. */

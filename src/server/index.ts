@@ -217,7 +217,7 @@ function joinedFits(size: number): boolean {
   const key = new Uint8Array(294);
   const members = Array.from({ length: size - 1 }, (_, i) => ({ nick: `m${i}`.padEnd(LIMITS.NICK_MAX_BYTES, 'x'), key }));
   try {
-    return encodeFrame(frame('JOINED', { room: 'r'.repeat(LIMITS.ROOM_MAX_BYTES), members })).length <= LIMITS.MAX_FRAME_BYTES;
+    return encodeFrame(frame('JOINED', { room: 'r'.repeat(LIMITS.ROOM_MAX_BYTES), epoch: LIMITS.MAX_UINT, members })).length <= LIMITS.MAX_FRAME_BYTES;
   } catch (e) {
     if (isProtocolError(e, 'FRAME_TOO_LARGE')) return false;
     throw e;
@@ -878,8 +878,9 @@ class Relay implements RelayServer {
     conn.room = f.room;
     this.log({ event: 'join', conn: conn.id, nick, room: f.room, members: others.length + 1 });
     // §7.1 "Joining": JOINED to the joiner, PEER_JOINED to the rest, before anything the joiner sends next.
-    this.send(conn, frame('JOINED', { room: f.room, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
-    const joined = encodeWire(frame('PEER_JOINED', { nick, key }));
+    const epoch = this.rooms.epoch(f.room);
+    this.send(conn, frame('JOINED', { room: f.room, epoch, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
+    const joined = encodeWire(frame('PEER_JOINED', { nick, key, epoch }));
     for (const m of others) this.write(m.handle, joined);
   }
 
@@ -887,11 +888,11 @@ class Relay implements RelayServer {
 
   private async onEngineJoin(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'JOIN'>): Promise<void> {
     const nick = conn.nick!;
-    await engine.join(f.room, nick, conn.spki!, conn, (others) => {
+    await engine.join(f.room, nick, conn.spki!, conn, (others, epoch) => {
       conn.room = f.room;
       this.log({ event: 'join', conn: conn.id, nick, room: f.room, members: others.length + 1 });
       // The engine has published PEER_JOINED to the others in the step that added the member.
-      this.send(conn, frame('JOINED', { room: f.room, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
+      this.send(conn, frame('JOINED', { room: f.room, epoch, members: others.map((m) => ({ nick: m.nick, key: m.key })) }));
     });
     // Closed while the join was in flight: the member it added leaves again at once.
     if (conn.closing) this.leaveRoom(conn, 'disconnect');
@@ -944,7 +945,7 @@ class Relay implements RelayServer {
     const rest = this.rooms.leave(room, conn.nick);
     this.log({ event: 'leave', conn: conn.id, nick: conn.nick, room, reason: why, remaining: rest.length });
     if (rest.length === 0) return;
-    const left = encodeWire(frame('PEER_LEFT', { nick: conn.nick }));
+    const left = encodeWire(frame('PEER_LEFT', { nick: conn.nick, epoch: this.rooms.epoch(room) }));
     for (const m of rest) this.write(m.handle, left);
   }
 

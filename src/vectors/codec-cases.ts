@@ -74,9 +74,9 @@ const SAMPLES: { [N in FrameName]: Frame & { type: N } } = {
   AUTH: frame('AUTH', { sig: pattern(256, 2) }),
   WELCOME: frame('WELCOME', { idle_ms: L.IDLE_TIMEOUT_MS, max_frame: L.MAX_FRAME_BYTES, room_size: L.DEFAULT_ROOM_SIZE, rate: L.RATE_FRAMES_PER_S }),
   JOIN: frame('JOIN', { room: 'lobby' }),
-  JOINED: frame('JOINED', { room: 'lobby', members: [{ nick: 'bob', key: KEY }] }),
-  PEER_JOINED: frame('PEER_JOINED', { nick: 'carol', key: KEY }),
-  PEER_LEFT: frame('PEER_LEFT', { nick: 'carol' }),
+  JOINED: frame('JOINED', { room: 'lobby', epoch: 2, members: [{ nick: 'bob', key: KEY }] }),
+  PEER_JOINED: frame('PEER_JOINED', { nick: 'carol', key: KEY, epoch: 3 }),
+  PEER_LEFT: frame('PEER_LEFT', { nick: 'carol', epoch: 4 }),
   SEND: frame('SEND', { to: 'bob', body: pattern(256, 3) }),
   DELIVER: frame('DELIVER', { from: 'alice', body: pattern(5, 4) }),
   LEAVE: frame('LEAVE', {}),
@@ -93,6 +93,7 @@ const SAMPLES: { [N in FrameName]: Frame & { type: N } } = {
   MSG: frame('MSG', { seq: 0, ct: pattern(272, 13) }),
   TEXT: frame('TEXT', { ts: 1767225600000, text: 'hello' }),
   ACK: frame('ACK', { upto: 0 }),
+  ROSTER: frame('ROSTER', { epoch: 3, hash: pattern(32, 14) }),
 };
 
 /** The canonical entries of a sample frame, as [key, encoded value] pairs in catalogue order. */
@@ -146,7 +147,7 @@ export function buildCodecCases(): VectorCase[] {
   v('relay_welcome', 'WELCOME with the default limits', '§6 WELCOME', SAMPLES.WELCOME);
   v('relay_join', 'JOIN a room', '§6 JOIN', SAMPLES.JOIN);
   v('relay_joined', 'JOINED listing one other member (nesting depth 3, the limit)', '§6 JOINED', SAMPLES.JOINED);
-  v('relay_joined_empty', 'JOINED with no other member', '§6 JOINED', frame('JOINED', { room: 'lobby', members: [] }));
+  v('relay_joined_empty', 'JOINED with no other member', '§6 JOINED', frame('JOINED', { room: 'lobby', epoch: 1, members: [] }));
   v('relay_peer_joined', 'PEER_JOINED', '§6 PEER_JOINED', SAMPLES.PEER_JOINED);
   v('relay_peer_left', 'PEER_LEFT', '§6 PEER_LEFT', SAMPLES.PEER_LEFT);
   v('relay_send', 'SEND with a 256-byte opaque body', '§6 SEND', SAMPLES.SEND);
@@ -165,6 +166,7 @@ export function buildCodecCases(): VectorCase[] {
   v('e2e_msg', 'MSG with the smallest ciphertext (256-byte bucket + 16-byte tag)', '§6 MSG', SAMPLES.MSG);
   v('inner_text', 'TEXT with ASCII text', '§6 TEXT', SAMPLES.TEXT);
   v('inner_ack', 'ACK', '§6 ACK', SAMPLES.ACK);
+  v('inner_roster', 'ROSTER: a roster commitment (§8.6)', '§6 ROSTER', SAMPLES.ROSTER);
 
   // ---- Valid: every integer form at its edges (§4 rules 2, 3). ----
   for (const [n, what] of [
@@ -188,7 +190,7 @@ export function buildCodecCases(): VectorCase[] {
   v('bound_hello_nick_1', 'HELLO.nick of one byte', '§6 HELLO', frame('HELLO', { version: 1, nick: 'a', key: KEY }));
   v('bound_hello_key_1', 'HELLO.key of one byte (the codec does not parse keys)', '§6 HELLO', frame('HELLO', { version: 1, nick: 'alice', key: pattern(1, 9) }));
   v('bound_hello_key_512', 'HELLO.key of KEY_MAX_BYTES (512)', '§6 HELLO', frame('HELLO', { version: 1, nick: 'alice', key: pattern(L.KEY_MAX_BYTES, 9) }));
-  v('alphabet_nick_all_classes', 'nick using every character class of [A-Za-z0-9_-]', '§6', frame('PEER_LEFT', { nick: 'Az09_-' }));
+  v('alphabet_nick_all_classes', 'nick using every character class of [A-Za-z0-9_-]', '§6', frame('PEER_LEFT', { nick: 'Az09_-', epoch: 1 }));
   v('alphabet_room_all_classes', 'room using every character class of [A-Za-z0-9_.-]', '§6', frame('JOIN', { room: 'Az09_.-' }));
   v('bound_challenge_relay_255', 'CHALLENGE.relay of RELAY_NAME_MAX_BYTES (255): str 8', '§6 CHALLENGE', frame('CHALLENGE', { version: 2, nonce: pattern(32, 1), relay: 'r'.repeat(L.RELAY_NAME_MAX_BYTES) }));
   v('bound_challenge_relay_multibyte', 'CHALLENGE.relay is any UTF-8 (an IDN host name kept as typed)', '§6 CHALLENGE', frame('CHALLENGE', { version: 2, nonce: pattern(32, 1), relay: 'b\u00fccher.example:55555' }));
@@ -197,7 +199,7 @@ export function buildCodecCases(): VectorCase[] {
     frame('WELCOME', { idle_ms: L.MAX_UINT, max_frame: L.MAX_FRAME_BYTES, room_size: L.MAX_ROOM_SIZE, rate: L.MAX_UINT }));
   v('bound_welcome_min', 'WELCOME with every field at its minimum', '§6 WELCOME', frame('WELCOME', { idle_ms: 1, max_frame: 1, room_size: 2, rate: 1 }));
   v('bound_joined_members_255', 'JOINED with MAX_ROOM_SIZE - 1 (255) members: array 16', '§6 JOINED',
-    frame('JOINED', { room: 'big', members: Array.from({ length: L.MAX_ROOM_SIZE - 1 }, (_, i) => ({ nick: `m${i}`, key: pattern(1, i) })) }));
+    frame('JOINED', { room: 'big', epoch: L.MAX_UINT, members: Array.from({ length: L.MAX_ROOM_SIZE - 1 }, (_, i) => ({ nick: `m${i}`, key: pattern(1, i) })) }));
   v('bound_send_body_1', 'SEND.body of one byte', '§6 SEND', frame('SEND', { to: 'bob', body: pattern(1, 3) }));
   v('bound_send_body_49152', 'SEND.body of MAX_BODY_BYTES (49152)', '§6 SEND', frame('SEND', { to: 'bob', body: pattern(L.MAX_BODY_BYTES, 3) }));
   v('bound_error_code_255', 'ERROR.code at its maximum 255', '§6 ERROR', frame('ERROR', { code: 255, detail: '' }));
@@ -321,8 +323,8 @@ export function buildCodecCases(): VectorCase[] {
   r('declared_str32_huge', 'ERROR.detail declares 2^32 - 1 bytes (str 32)', '§4 rule 7', cat('83', str('t'), uint(15), str('code'), uint(1), str('detail'), 'dbffffffff6869'), M);
   r('declared_bin8_beyond', 'DELIVER.body declares 255 bytes (bin 8); 3 remain', '§4 rule 7', cat('83', str('t'), uint(10), str('from'), str('alice'), str('body'), 'c4ff010203'), M);
   r('declared_bin32_huge', 'DELIVER.body declares 2^32 - 1 bytes (bin 32)', '§4 rule 7', cat('83', str('t'), uint(10), str('from'), str('alice'), str('body'), 'c6ffffffff010203'), M);
-  r('declared_array16_beyond', 'JOINED.members declares 65535 elements (array 16); 1 byte remains', '§4 rule 7', cat('83', str('t'), uint(6), str('room'), str('lobby'), str('members'), 'dcffff90'), M);
-  r('declared_array32_huge', 'JOINED.members declares 2^32 - 1 elements (array 32)', '§4 rule 7', cat('83', str('t'), uint(6), str('room'), str('lobby'), str('members'), 'ddffffffff90'), M);
+  r('declared_array16_beyond', 'JOINED.members declares 65535 elements (array 16); 1 byte remains', '§4 rule 7', cat('84', str('t'), uint(6), str('room'), str('lobby'), str('epoch'), uint(2), str('members'), 'dcffff90'), M);
+  r('declared_array32_huge', 'JOINED.members declares 2^32 - 1 elements (array 32)', '§4 rule 7', cat('84', str('t'), uint(6), str('room'), str('lobby'), str('epoch'), uint(2), str('members'), 'ddffffffff90'), M);
   r('declared_map_beyond', 'a fixmap declaring 3 entries with 2 present', '§4 rule 7', cat('83', str('t'), uint(13), str('n'), uint(7)), M);
 
   // ---- Rule 8: the top level is a map. ----

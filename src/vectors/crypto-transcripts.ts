@@ -102,7 +102,8 @@ const sendOf = (ev: SessionEvent[]): Uint8Array => {
 };
 
 function innerJson(f: InnerFrame): Json {
-  return f.type === 'TEXT' ? { type: 'TEXT', ts: f.ts, text: f.text } : { type: 'ACK', upto: f.upto };
+  if (f.type === 'TEXT') return { type: 'TEXT', ts: f.ts, text: f.text };
+  return f.type === 'ACK' ? { type: 'ACK', upto: f.upto } : { type: 'ROSTER', epoch: f.epoch, hash: toHex(f.hash) };
 }
 
 /** Builds the whole transcript case from its inputs: the single definition used to generate and to verify. */

@@ -377,7 +377,7 @@ const misbehaviours: { name: string; kind: string; code: string; script: (f: Rel
     script: (f, s) => {
       if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
       if (f.type === 'AUTH') s.write(w(welcome));
-      if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', members: [{ nick: 'probe', key: id('probe').spki }] })));
+      if (f.type === 'JOIN') s.write(w(frame('JOINED', { room: 'lobby', epoch: 2, members: [{ nick: 'probe', key: id('probe').spki }] })));
     },
   },
   {

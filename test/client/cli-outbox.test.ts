@@ -57,8 +57,9 @@ t.test('on the wire (a recording proxy): a line entered while alone never leaves
   t.equal((await alice.exited).code, 9);
   eve.end();
   await eve.exited;
-  // Every end-to-end frame alice sent through the relay: the handshake, and one MSG (eve sent nothing to
-  // acknowledge). The client that queued the first line sent two MSGs to eve.
+  // Every end-to-end frame alice sent through the relay: the handshake, her ROSTER once the session was
+  // established (§8.6), and one MSG for the line (eve sent nothing to acknowledge). The client that
+  // queued the first line sent three MSGs to eve.
   const reader = new FrameReader();
   const sent: string[] = [];
   for (const chunk of proxy.upstream) {
@@ -67,7 +68,7 @@ t.test('on the wire (a recording proxy): a line entered while alone never leaves
       if (f.type === 'SEND') sent.push(decodeFrame(f.body, 'e2e').type);
     }
   }
-  t.equal(sent.filter((x) => x === 'MSG').length, 1, `one MSG on the wire, the line typed with eve present (${sent.join(' ')})`);
+  t.equal(sent.filter((x) => x === 'MSG').length, 2, `two MSGs on the wire: the ROSTER and the line typed with eve present (${sent.join(' ')})`);
   t.ok(sent.length > 1, 'the handshake frames were recorded too');
 });
 

@@ -79,7 +79,9 @@ t.test('alice on relay 1 and bob on relay 2 chat both ways, in order, and see ea
   t.equal(await b.c.expectError(), 'NO_SUCH_PEER');
   b.c.send(frame('LEAVE', {}));
   await b.c.expect('LEFT');
-  t.equal((await a.c.expect('PEER_LEFT')).nick, 'bob');
+  const pl = await a.c.expect('PEER_LEFT');
+  t.equal(pl.nick, 'bob');
+  t.same([pj.epoch, pl.epoch], [2, 3], 'PEER_JOINED and PEER_LEFT carry the room epochs set by the join and leave scripts');
   a.c.send(frame('SEND', { to: 'bob', body: Uint8Array.of(0) }));
   t.equal(await a.c.expectError(), 'NO_SUCH_PEER');
   a.c.destroy();
@@ -98,11 +100,13 @@ t.test('a malformed pub/sub message is logged and dropped; the relay carries on'
   const member = (await raw.hget('e2ee:room:malformed', 'mal'))!;
   const [, relayId, token] = member.split(' ');
   // A nickname outside the alphabet: the frame cannot be built.
-  await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.from(`J\n${token!}\nnot a nick\nxx`));
+  await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.from(`J\n${token!}\nnot a nick\n2\nxx`));
+  // No room epoch (PROTOCOL.md §7.1): dropped and logged the same way.
+  await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.from(`L\n${token!}\nmal3\n`));
   const b = await joined(r.port, 'mal2', K2, 'malformed');
   t.same(b.members, ['mal']);
   t.equal((await a.c.expect('PEER_JOINED')).nick, 'mal2', 'the next event is the real one');
-  t.ok(events.some((e) => e['event'] === 'cluster_bad_message'));
+  t.equal(events.filter((e) => e['event'] === 'cluster_bad_message').length, 2);
   a.c.destroy();
   b.c.destroy();
 });
@@ -177,7 +181,12 @@ t.test('50 rounds of three clients racing for a two-member room through three re
     for (let i = 0; i < 3; i++) {
       const a = answers[i]!;
       if (a === 'closed' || a.type !== 'JOINED') continue;
-      if (a.members.length === 0) await clients[i]!.expect('PEER_JOINED');
+      // Room epochs (PROTOCOL.md §7.1): the first winner created the room at 1, the second joined at 2;
+      // the first is told 2 as well, whichever relay each is on (incremented in the join script).
+      if (a.members.length === 0) {
+        t.equal(a.epoch, 1, `round ${round}: the room's first JOINED is epoch 1`);
+        t.equal((await clients[i]!.expect('PEER_JOINED')).epoch, 2, `round ${round}: the second join is epoch 2 for the first winner`);
+      } else t.equal(a.epoch, 2, `round ${round}: and for the second winner`);
       clients[i]!.send(frame('LEAVE', {}));
     }
     for (let i = 0; i < 3; i++) {

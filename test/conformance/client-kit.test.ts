@@ -32,7 +32,7 @@ t.test('the reference client passes every client case', async (t) => {
   );
 });
 
-t.test('a lax client (any seq, no state machine, v1 ACKs, no pins) fails exactly the cases of those rules', async (t) => {
+t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters) fails exactly the cases of those rules', async (t) => {
   const lax = `"${process.execPath}" dist/test/conformance/fixtures/lax-client.js --host {host} --port {port} --nick {nick} --room {room}`;
   const results = await runClientKit({ cmd: lax, waitMs: 8000 });
   t.same(
@@ -50,6 +50,8 @@ t.test('a lax client (any seq, no state machine, v1 ACKs, no pins) fails exactly
       'client_msg_before_finish: fail',
       'client_reorder: fail',
       'client_replay: fail',
+      'client_roster_commitment: fail',
+      'client_roster_mismatch: fail',
     ],
     failures(results),
   );

@@ -327,7 +327,7 @@ t.test('PEER_JOINED beyond the announced room size ends the connection as a rela
   t.ok(await until(() => alice.established.length > 0 && bob.established.length > 0));
   let failure: string | undefined;
   alice.client.on('closed', (e) => (failure = e.failure?.error?.errorName));
-  mitm.legs.get(ids.a.nick)!.toClient(frame('PEER_JOINED', { nick: 'eve', key: MALLORY.spki }) as RelayFrame);
+  mitm.legs.get(ids.a.nick)!.toClient(frame('PEER_JOINED', { nick: 'eve', key: MALLORY.spki, epoch: 0 }) as RelayFrame);
   t.ok(await until(() => alice.client.closed), 'alice closes');
   t.equal(failure, 'UNEXPECTED_FRAME', 'the relay invented a member the room cannot hold');
   t.notOk(alice.client.members().some((m) => m.nick === 'eve'), 'eve is never a member');
@@ -342,10 +342,10 @@ t.test('join/leave churn from one nickname is throttled with back-off and one co
   alice.client.on('peer-churn', (e) => churn.push({ joins: e.joins, until: e.until }));
   const leg = mitm.legs.get(ids.a.nick)!;
   for (let i = 0; i < 40; i++) {
-    leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki }) as RelayFrame);
-    leg.toClient(frame('PEER_LEFT', { nick: 'bob' }) as RelayFrame);
+    leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki, epoch: 0 }) as RelayFrame);
+    leg.toClient(frame('PEER_LEFT', { nick: 'bob', epoch: 0 }) as RelayFrame);
   }
-  leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki }) as RelayFrame);
+  leg.toClient(frame('PEER_JOINED', { nick: 'bob', key: MALLORY.spki, epoch: 0 }) as RelayFrame);
   t.ok(await until(() => alice.client.members().length === 1));
   t.equal(joined.length, 5, 'five joins shown (CHURN.JOINS), the rest collapsed');
   t.ok(churn.length >= 1 && churn.length <= 7, `collapsed into ${churn.length} notices, not 36`);
@@ -381,8 +381,8 @@ t.test('3,000 announced members pin nothing: the store is touched only by establ
   let joinedCount = 0;
   alice.client.on('peer-joined', () => joinedCount++);
   for (let i = 0; i < 3000; i++) {
-    leg.toClient(frame('PEER_JOINED', { nick: `m${i}`, key: MALLORY.spki }) as RelayFrame);
-    leg.toClient(frame('PEER_LEFT', { nick: `m${i}` }) as RelayFrame);
+    leg.toClient(frame('PEER_JOINED', { nick: `m${i}`, key: MALLORY.spki, epoch: 0 }) as RelayFrame);
+    leg.toClient(frame('PEER_LEFT', { nick: `m${i}`, epoch: 0 }) as RelayFrame);
     if (i % 500 === 499) await until(() => joinedCount >= i + 1);
   }
   t.ok(await until(() => joinedCount === 3000), 'all 3,000 announcements handled');

@@ -14,8 +14,15 @@ import { relayIdentity } from '../../src/protocol/relay-id.js';
 export interface Leg {
   /** The nickname the client claimed in HELLO (known once HELLO went by). */
   nick: string | undefined;
-  /** Sends a frame (or raw bytes) to the client now. */
+  /**
+   * Sends a frame (or raw bytes, as they are) to the client now. Membership events are numbered for this
+   * client as a relay numbers them (spec §7.1 "Room epoch"): JOINED keeps its epoch, and every
+   * PEER_JOINED and PEER_LEFT forwarded or made up gets the next one, so dropping or inventing events
+   * keeps the client's epochs consecutive, as a malicious relay would (it can number as it likes).
+   */
   toClient(f: RelayFrame | Buffer): void;
+  /** The epoch of the last membership event sent to this client. */
+  epoch: number;
 }
 
 /** Decides what the client receives for each frame the real relay sent it: [] drops it. */
@@ -66,7 +73,12 @@ export class MaliciousRelay {
     up.setNoDelay(true);
     const leg: Leg = {
       nick: undefined,
+      epoch: 0,
       toClient: (f) => {
+        if (!Buffer.isBuffer(f)) {
+          if (f.type === 'JOINED') leg.epoch = f.epoch;
+          else if (f.type === 'PEER_JOINED' || f.type === 'PEER_LEFT') f = { ...f, epoch: ++leg.epoch };
+        }
         if (!client.destroyed) client.write(Buffer.isBuffer(f) ? f : encodeWire(f));
       },
     };

@@ -143,7 +143,7 @@ t.test('a slow reader is disconnected with SLOW_CONSUMER while other rooms keep 
     if (r !== 'closed' && r.type === 'DELIVER' && Buffer.from(r.body).toString() === `m${sent}`) fastOk++;
     if (!more) await Promise.race([new Promise((r) => a.socket.once('drain', r)), aliceSaw]);
   }
-  t.same(await aliceSaw, { type: 'PEER_LEFT', nick: 'bob' }, `alice saw bob leave after ${sent} frames`);
+  t.same(await aliceSaw, { type: 'PEER_LEFT', nick: 'bob', epoch: 3 }, `alice saw bob leave after ${sent} frames`);
   t.equal(fastOk, sent, 'every frame in the other room arrived, in order, while bob was stalled');
   t.equal(server.stats().errors.SLOW_CONSUMER, 1);
   t.ok(logs.some((e) => e['event'] === 'refuse' && e['code'] === 'SLOW_CONSUMER' && e['nick'] === 'bob'), 'logged with its code');

@@ -60,11 +60,11 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
     case 'JOIN':
       return frame('JOIN', { room: `room-${conn.nick}` });
     case 'JOINED':
-      return frame('JOINED', { room: 'r', members: [] });
+      return frame('JOINED', { room: 'r', epoch: 1, members: [] });
     case 'PEER_JOINED':
-      return frame('PEER_JOINED', { nick: 'x', key: id.spki });
+      return frame('PEER_JOINED', { nick: 'x', key: id.spki, epoch: 2 });
     case 'PEER_LEFT':
-      return frame('PEER_LEFT', { nick: 'x' });
+      return frame('PEER_LEFT', { nick: 'x', epoch: 3 });
     case 'SEND':
       return frame('SEND', { to: 'nobody', body: k32 });
     case 'DELIVER':

@@ -56,6 +56,26 @@ t.test('changing one byte of an expected output in a copy makes verify fail and 
   t.equal(r.out.match(/^FAIL /gm)?.length, 1, 'only that case fails');
 });
 
+t.test('roster.json: a changed byte of a commitment, of a sealed ROSTER, or a changed report fails that case only, with both backends', async (t) => {
+  const dir = copyVectors(t);
+  const file = join(dir, 'roster.json');
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { cases: { id: string; input: Record<string, unknown>; output?: Record<string, unknown> }[] };
+  const flip = (hex: string) => hex.slice(0, -2) + (hex.endsWith('00') ? '01' : '00');
+  const commitment = doc.cases.find((x) => x.id === 'roster_commitment_two')!;
+  commitment.output!['hash'] = flip(commitment.output!['hash'] as string);
+  const sealed = doc.cases.find((x) => x.id === 'roster_seal')!;
+  sealed.output!['msg'] = flip(sealed.output!['msg'] as string);
+  const check = doc.cases.find((x) => x.id === 'roster_check_mismatch')!;
+  (check.output!['reports'] as { epoch: number }[])[0]!.epoch = 3;
+  writeFileSync(file, JSON.stringify(doc, null, 2) + '\n');
+  for (const crypto of ['node', 'webcrypto']) {
+    const r = spawnSync(process.execPath, [CLI, 'vectors', 'verify', '--crypto', crypto, '--only', 'roster.json', dir], { encoding: 'utf8' });
+    t.equal(r.status, 1, crypto);
+    const failed = [...(r.stdout + r.stderr).matchAll(/^FAIL roster\.json (\S+): /gm)].map((m) => m[1]).sort();
+    t.same(failed, ['roster_check_mismatch', 'roster_commitment_two', 'roster_seal'], `${crypto}: exactly the three changed cases are named`);
+  }
+});
+
 t.test('a changed expected error code is named', async (t) => {
   const dir = copyVectors(t);
   const file = join(dir, 'codec.json');
