@@ -21,6 +21,9 @@ import type { RosterReport } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
+import { addRecoveryMark, readRecoveryMarks, recoveryMark } from '../client/recovery-marks.js';
+import { formatRecoveryCode, newRecoveryCode, parseRecoveryCode, recoveryCommit } from '../crypto/recovery.js';
+import { nodeBackend } from '../crypto/node.js';
 import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
 import { readRemembered, REMEMBERED_FILE, writeRemembered } from '../client/remembered.js';
 import { PrivateFileError } from '../files/private.js';
@@ -106,6 +109,9 @@ const USAGE = `usage: e2ee-chat client [options]
   --reconnect SECONDS      after a lost connection, keep reconnecting (back-off 0.5 s doubling to 30 s,
                            with jitter) for this long before giving up with status 6 (default
                            ${DEFAULT_RECONNECT_S} on a terminal, 0 in scriptable mode; 0 = never reconnect)
+  --recover                take your nickname over with a new key (spec §7.5): the recovery code
+                           shown when the nickname was first bound is read from E2EE_CHAT_RECOVERY_CODE
+                           (never from the command line, which other users can see); a new code is shown
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
   -h, --help               show this help
@@ -139,6 +145,8 @@ interface Options {
   tls: TlsClientOptions | undefined;
   /** The options given on the command line (the rest are defaults, which remembered values replace). */
   given: { relay: boolean; room: boolean };
+  /** --recover: the recovery code (16 bytes) from E2EE_CHAT_RECOVERY_CODE. */
+  recover: Uint8Array | undefined;
 }
 
 class UsageError extends Error {}
@@ -165,6 +173,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         to: { type: 'string', multiple: true },
         tls: { type: 'boolean' },
         'tls-ca': { type: 'string' },
+        recover: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -205,7 +214,19 @@ function parseOptions(argv: string[]): Options | 'help' {
     to: toList(values['to'] as string[] | undefined),
     tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
     given: { relay: str('host') !== undefined || str('port') !== undefined || relay !== undefined, room: str('room') !== undefined },
+    recover: values['recover'] === true ? recoveryCodeFromEnv() : undefined,
   };
+}
+
+/** --recover: the code in E2EE_CHAT_RECOVERY_CODE, in the text form of spec §7.5. */
+function recoveryCodeFromEnv(): Uint8Array {
+  const text = process.env['E2EE_CHAT_RECOVERY_CODE'];
+  if (text === undefined || text === '') throw new UsageError('--recover: put the recovery code in E2EE_CHAT_RECOVERY_CODE');
+  try {
+    return parseRecoveryCode(text);
+  } catch (e) {
+    throw new UsageError(`--recover: E2EE_CHAT_RECOVERY_CODE is not a recovery code (${(e as Error).message})`);
+  }
 }
 
 function toList(to: string[] | undefined): string[] | null {
@@ -471,9 +492,12 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.USAGE;
   }
 
+  // §7.5: a takeover registers the commitment of a fresh code, shown once WELCOME confirms it.
+  const next = opts.recover !== undefined ? newRecoveryCode(nodeBackend) : undefined;
   const client = new ChatClient({
     host: opts.host,
     port: opts.port,
+    ...(opts.recover !== undefined && next !== undefined ? { recover: { code: opts.recover, commit: await recoveryCommit(nodeBackend, nick, next) } } : {}),
     relayName: relayName(opts),
     nick,
     identity,
@@ -486,6 +510,7 @@ export async function run(argv: string[]): Promise<number> {
     const h = history;
     recordHistory(client, h, relayName(opts), opts.room, (e) => err(`history: ${e.message}; messages are no longer recorded`));
   }
+  pendingCode = next;
   try {
     return await (interactive ? runInteractive(client, opts, identity, history, hooks) : runScriptable(client, opts, identity, hooks));
   } finally {
@@ -531,10 +556,36 @@ const BRACKETED_PASTE_OFF = '\x1b[?2004l';
 /** How many stored messages a (re)join shows, and `/history` without a number. */
 const HISTORY_SHOWN = 20;
 
+/** The fresh code of a takeover (--recover), shown once the relay has welcomed it. */
+let pendingCode: Uint8Array | undefined;
+
+/**
+ * Spec §7.5 after WELCOME: shows the fresh code of a takeover, or registers a code at the first WELCOME
+ * of this nickname on this relay (SET_RECOVERY) and shows it. The code is shown once (stderr, the user's
+ * own screen) and never stored; --home/recovery.json keeps only that one was registered.
+ */
+async function recoveryAfterWelcome(client: ChatClient, opts: Options): Promise<void> {
+  const mark = recoveryMark(relayName(opts), client.nick);
+  let code = pendingCode;
+  pendingCode = undefined;
+  if (code === undefined) {
+    if ((await readRecoveryMarks(opts.home)).has(mark)) return;
+    code = newRecoveryCode(nodeBackend);
+    await client.registerRecovery(await recoveryCommit(nodeBackend, client.nick, code));
+  }
+  await addRecoveryMark(opts.home, mark);
+  process.stderr.write(
+    `recovery code for ${client.nick} at ${relayName(opts)}: ${formatRecoveryCode(code)} (shown only now: write it down, keep it off this computer; ` +
+      'with it a new key takes this nickname back: e2ee-chat client --recover, the code in E2EE_CHAT_RECOVERY_CODE; your contacts then see a key change)\n',
+  );
+  code.fill(0);
+}
+
 /** Connects and joins; returns an exit status on failure, or null when in the room. */
 async function enter(client: ChatClient, opts: Options, report: (msg: string) => void): Promise<number | null> {
   try {
     await client.connect();
+    await recoveryAfterWelcome(client, opts);
     await client.join(opts.room);
     return null;
   } catch (e) {

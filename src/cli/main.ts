@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   history: () => import('./history.js'),
   key: () => import('./key.js'),
   pins: () => import('./pins.js'),
+  admin: () => import('./admin.js'),
 };
 
 const USAGE = `usage: e2ee-chat <command> [options]
@@ -25,6 +26,7 @@ commands:
   history        export or clear your encrypted message history
   key            show, export (encrypted backup) or import your identity key
   pins           list or forget the keys you pinned (trust on first use)
+  admin          a relay operator's commands: admin bindings list|release NICK (nickname registry)
 
 Run 'e2ee-chat <command> --help' for a command's options; 'e2ee-chat --version' prints the version.`;
 

@@ -109,6 +109,12 @@ export interface ChatClientOptions {
   reconnect?: ReconnectPolicy;
   /** Milliseconds a peer's roster commitment for an epoch we have not reached waits (default ROSTER_WAIT_MS, §8.6). */
   rosterWaitMs?: number;
+  /**
+   * Take the nickname over (spec §7.5): the first connection sends RECOVER with `code` (the user's
+   * recovery code, 16 bytes) and `commit` (the commitment of a fresh code, which the caller shows once
+   * WELCOME arrives) instead of AUTH; later connections (reconnects) send AUTH.
+   */
+  recover?: { code: Uint8Array; commit: Uint8Array };
 }
 
 /**
@@ -358,6 +364,10 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
 
   private pendingConnect: { resolve: (w: Welcome) => void; reject: (e: ClientFailure) => void } | null = null;
   private pendingJoin: { room: string; resolve: (m: string[]) => void; reject: (e: ClientFailure) => void } | null = null;
+  /** §7.5: SET_RECOVERY sent, RECOVERY_SET awaited. */
+  private pendingRecovery: { commit: Uint8Array; resolve: () => void; reject: (e: ClientFailure) => void } | null = null;
+  /** §7.5: the takeover still to send (cleared at the first WELCOME). */
+  private recoverOnce: { code: Uint8Array; commit: Uint8Array } | undefined;
   private pendingLeave: (() => void) | null = null;
   private settleWaiters = new Set<() => void>();
   /** While a chunk from the relay is parsed: the events it produced, delivered once it is fully handled. */
@@ -385,6 +395,7 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       throw new RangeError(`nick: ${NICK_RULE}`);
     }
     this.opts = opts;
+    this.recoverOnce = opts.recover;
     this.nick = opts.nick;
     this.spki = Uint8Array.from(opts.identity.spki);
     this.pins = opts.pins ?? PinStore.memory();
@@ -471,6 +482,19 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
   }
 
   /** Joins `room` (spec §7.1 JOIN). Resolves with the nicknames already there; rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM. */
+  /**
+   * Registers a recovery commitment (spec §7.5, SET_RECOVERY) for this nickname; resolves on RECOVERY_SET,
+   * after which the caller shows the code once. Only before join() (state READY).
+   */
+  registerRecovery(commit: Uint8Array): Promise<void> {
+    const tr = clientTransition(this.state, 'set_recovery');
+    if (tr === undefined) return Promise.reject(this.failure ?? new ClientFailure('protocol', `registerRecovery() in state ${this.state}`));
+    return new Promise<void>((resolve, reject) => {
+      this.pendingRecovery = { commit, resolve, reject };
+      this.run(tr);
+    });
+  }
+
   join(room: string): Promise<string[]> {
     if (!isRoom(room)) {
       return Promise.reject(new RangeError(`room: ${ROOM_RULE}`));
@@ -836,6 +860,13 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       }
       case 'join':
         return this.write(frame('JOIN', { room: this.pendingJoin!.room }));
+      case 'set-recovery':
+        return this.write(frame('SET_RECOVERY', { commit: this.pendingRecovery!.commit }));
+      case 'recovery-set': {
+        const r = this.pendingRecovery!;
+        this.pendingRecovery = null;
+        return r.resolve();
+      }
       case 'joined':
         return this.onJoined(as('JOINED').room, as('JOINED').members, as('JOINED').epoch);
       case 'join-refused': {
@@ -885,7 +916,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     if (c.relay !== this.relayName) throw new ProtocolError('WRONG_RELAY', 'CHALLENGE names another relay than the one addressed');
     const cb = this.socket?.channelBinding?.() ?? new Uint8Array(0);
     const sig = pssSign(this.opts.identity.privateKey, authMessage(c.nonce, this.nick, this.spki, this.relayName, cb));
-    this.write(frame('AUTH', { sig }));
+    // §7.5: a takeover carries the same signature, the user's code and the next code's commitment.
+    const r = this.recoverOnce;
+    this.write(r === undefined ? frame('AUTH', { sig }) : frame('RECOVER', { sig, code: r.code, commit: r.commit }));
   }
 
   private onWelcome(w: Welcome): void {
@@ -894,6 +927,8 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
       throw new ProtocolError('INVALID_FIELD', `WELCOME.max_frame ${w.maxFrame} is below the ${minimumMaxFrame()} bytes a session needs`);
     }
     this.welcomeInfo = w;
+    if (this.recoverOnce !== undefined) this.recoverOnce.code.fill(0);
+    this.recoverOnce = undefined;
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     // HELLO and AUTH already spent two of the relay's tokens.
@@ -1389,6 +1424,9 @@ export class ChatClient extends EventEmitter<ChatClientEvents> {
     const j = this.pendingJoin;
     this.pendingJoin = null;
     j?.reject(failure ?? new ClientFailure('connection', 'closed before JOINED'));
+    const rs = this.pendingRecovery;
+    this.pendingRecovery = null;
+    rs?.reject(failure ?? new ClientFailure('connection', 'closed before RECOVERY_SET'));
     const l = this.pendingLeave;
     this.pendingLeave = null;
     l?.();

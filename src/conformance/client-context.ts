@@ -210,7 +210,10 @@ export class Session {
     const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey, this.relayName(), new Uint8Array(0)), auth.sig);
     if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
     this.conn.send({ type: 'WELCOME', idle_ms: welcome.idle_ms ?? 60_000, max_frame: welcome.max_frame ?? 65536, room_size: 8, rate: 1000 });
-    const join = await this.expectFrom('JOIN');
+    // §7.5: a client may register a recovery code before it joins; the scripted relay confirms it.
+    const first = await this.expectFrom('JOIN', 'SET_RECOVERY');
+    if (first.type === 'SET_RECOVERY') this.conn.send({ type: 'RECOVERY_SET' });
+    const join = first.type === 'JOIN' ? first : await this.expectFrom('JOIN');
     if (join.room !== this.ctx.room) throw new CaseFailure(`JOIN {room: ${this.ctx.room}}`, `JOIN {room: ${join.room}}`);
     // As if the client joined a room its peers had entered one by one: epoch 1 + one per earlier member.
     this.epoch = peers.length + 1;
@@ -255,14 +258,15 @@ export class Session {
   }
 
   /** The next frame from the client that is not a PING (PINGs are answered, §7.1); must be `name`. */
-  async expectFrom<N extends RelayFrame['type']>(name: N): Promise<Extract<RelayFrame, { type: N }>> {
+  async expectFrom<N extends RelayFrame['type']>(...names: N[]): Promise<Extract<RelayFrame, { type: N }>> {
+    const name = names.join(' or ');
     for (let i = 0; i < 50; i++) {
       const a = await this.conn.next();
       if (a.kind === 'frame' && a.frame.type === 'PING') {
         this.conn.send({ type: 'PONG', n: a.frame.n });
         continue;
       }
-      if (a.kind === 'frame' && a.frame.type === name) return a.frame as Extract<RelayFrame, { type: N }>;
+      if (a.kind === 'frame' && (names as string[]).includes(a.frame.type)) return a.frame as Extract<RelayFrame, { type: N }>;
       throw new CaseFailure(`${name} from the client`, `${describe(a)}; client output: ${this.proc.tail()}`);
     }
     throw new CaseFailure(`${name} from the client`, 'only PINGs');

@@ -45,7 +45,9 @@ t.test('two clients exchange messages both ways, long and non-ASCII, with acks a
     t.same(delivered.sort(), sent.sort(), `${who}: every sent message is shown as delivered`);
     t.notOk(p.out.some((l) => l.includes('not delivered')), `${who}: nothing listed as undelivered`);
   }
-  t.same(alice.err, [], 'nothing on alice stderr');
+  // The one line on stderr: the recovery code of alice's first binding on this relay (spec §7.5).
+  t.same(alice.err.filter((l) => !l.startsWith('recovery code for alice at ')), [], 'nothing else on alice stderr');
+  t.equal(alice.err.length, 1, 'the recovery code, once');
 });
 
 t.test('a third client is refused with status 3 (room full)', async (t) => {
