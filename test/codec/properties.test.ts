@@ -224,7 +224,7 @@ t.test('the encoder refuses what the decoder would reject (INVALID_FIELD), so it
 t.test('the encoder refuses a frame whose body would exceed MAX_FRAME_BYTES (FRAME_TOO_LARGE)', async (t) => {
   // Every field within its bounds, the whole over the frame limit: 255 members with 512-byte keys.
   const members = Array.from({ length: LIMITS.MAX_ROOM_SIZE - 1 }, (_, i) => ({ nick: `m${i}`, key: new Uint8Array(LIMITS.KEY_MAX_BYTES) }));
-  const big = { type: 'JOINED', room: 'r', members } as Frame;
+  const big = { type: 'JOINED', room: 'r', epoch: 1, members } as Frame;
   for (const enc of [encodeFrame, encodeWire]) {
     let code = 'ok';
     try {

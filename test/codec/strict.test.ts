@@ -175,7 +175,7 @@ t.test('bounds and alphabets: at each bound accepted, one past rejected with INV
   const err = (detail: string) => map([['t', uint(15)], ['code', uint(1)], ['detail', str(detail)]]);
   t.equal(decode(err('\u00e9'.repeat(128))), 'ok', '256 UTF-8 bytes in 128 characters');
   t.equal(decode(err('\u00e9'.repeat(128) + 'x')), 'INVALID_FIELD', '257 UTF-8 bytes: bounds count bytes, not characters');
-  const joined = (n: number) => map([['t', uint(6)], ['room', str('r')], ['members', array(Array.from({ length: n }, (_, i) => map([['nick', str(`m${i}`)], ['key', bin(cat('01'))]])))]]);
+  const joined = (n: number) => map([['t', uint(6)], ['room', str('r')], ['epoch', uint(1)], ['members', array(Array.from({ length: n }, (_, i) => map([['nick', str(`m${i}`)], ['key', bin(cat('01'))]])))]]);
   t.equal(decode(joined(LIMITS.MAX_ROOM_SIZE - 1)), 'ok');
   t.equal(decode(joined(LIMITS.MAX_ROOM_SIZE)), 'INVALID_FIELD');
 });
