@@ -15,6 +15,7 @@
  *   first (before our JOINED) or older than the window cannot be checked and is reported as
  *   `unverifiable`: an honest relay never causes either.
  */
+import { concatBytes, lp, utf8, writeU32BE, writeU64BE } from '../crypto/bytes.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 
@@ -27,22 +28,13 @@ export interface RosterMember {
   readonly key: Uint8Array;
 }
 
-const enc = new TextEncoder();
-
-function u32(n: number): Uint8Array {
-  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+function uint(bytes: 4 | 8, n: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  if (bytes === 4) writeU32BE(out, 0, n);
+  else writeU64BE(out, 0, n);
+  return out;
 }
 
-function u64(n: number): Uint8Array {
-  const hi = Math.floor(n / 2 ** 32);
-  return Uint8Array.of(...u32(hi), ...u32(n >>> 0));
-}
-
-function lp(b: Uint8Array): Uint8Array[] {
-  return [u32(b.length), b];
-}
-
-/** Byte-wise order of two nicknames (ASCII: the same as comparing the JS strings). */
 function byNick(a: RosterMember, b: RosterMember): number {
   return a.nick < b.nick ? -1 : a.nick > b.nick ? 1 : 0;
 }
@@ -54,17 +46,9 @@ function byNick(a: RosterMember, b: RosterMember): number {
  */
 export function rosterPreimage(room: string, epoch: number, members: readonly RosterMember[]): Uint8Array {
   const sorted = [...members].sort(byNick);
-  const parts: Uint8Array[] = [enc.encode(ROSTER_LABEL), ...lp(enc.encode(room)), u64(epoch), u32(sorted.length)];
-  for (const m of sorted) parts.push(...lp(enc.encode(m.nick)), ...lp(m.key));
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const parts: Uint8Array[] = [utf8(ROSTER_LABEL), lp(room), uint(8, epoch), uint(4, sorted.length)];
+  for (const m of sorted) parts.push(lp(m.nick), lp(m.key));
+  return concatBytes(...parts);
 }
 
 /** What the tracker reports to the user (§8.6): never silently dropped. */
