@@ -10,12 +10,21 @@
  *   (MALFORMED_FRAME);
  * - a message over `max_frame` (ws's `maxPayload`, checked on the frame header before any byte of the
  *   payload is buffered) becomes a prefix declaring `max_frame + 1` (FRAME_TOO_LARGE).
- * When the relay ends the stream after a closing ERROR, the close frame carries 4000 + that §9 code;
- * ws itself sends 1002/1007/1009 when it fails the connection first.
+ * When the relay ends the stream after a closing ERROR, the close frame carries 4000 + that §9 code.
+ *
+ * When ws fails the connection itself (1009 for a message over the limit, 1002/1007 for an RFC 6455
+ * violation) it would send its close frame at once, ahead of the answers to frames it had already
+ * handed over, which the relay may still be working on (AUTH waits for a signature check, SET_RECOVERY
+ * for a registry write): RFC 6455 allows no data after a close frame, so those answers would be lost,
+ * and §3's "errors never overtake frames" broken. So ws's close is held back: the refusal goes into the
+ * byte stream behind those frames, the relay answers them in order, and its answer to the refusal
+ * itself (the ERROR the refusal's prefix earns) is replaced by ws's close code, without an ERROR frame
+ * (§3.1). The wait is bounded by `failCloseMs` (FRAME_TIMEOUT_MS); nothing more is read meanwhile.
  */
 import { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { decodeFrame } from '../codec/index.js';
+import { ERROR_CODES } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import type { RelayStream } from './stream.js';
 
@@ -41,16 +50,32 @@ function lengthOnly(n: number): Buffer {
   return b;
 }
 
+/** The §9 code of an ERROR body the relay wrote, or undefined for any other body. */
+function errorCodeOf(body: Buffer | undefined): number | undefined {
+  // Small bodies only (an ERROR's detail is clipped), and only at close or after a WebSocket failure:
+  // the relay's hot path is not touched.
+  if (body === undefined || body.length > 512) return undefined;
+  try {
+    const f = decodeFrame(body, 'relay');
+    return f.type === 'ERROR' ? f.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The ws close code for the last body the relay wrote before ending: 4000 + code after an ERROR. */
 function closeCodeAfter(last: Buffer | undefined): number {
-  // Only one small frame per connection is decoded, at close: the relay's hot path is not touched.
-  if (last === undefined || last.length > 512) return WS_CLOSE_NORMAL;
-  try {
-    const f = decodeFrame(last, 'relay');
-    return f.type === 'ERROR' ? WS_CLOSE_ERROR_BASE + f.code : WS_CLOSE_NORMAL;
-  } catch {
-    return WS_CLOSE_NORMAL;
-  }
+  const code = errorCodeOf(last);
+  return code === undefined ? WS_CLOSE_NORMAL : WS_CLOSE_ERROR_BASE + code;
+}
+
+/** A failure of the WebSocket layer itself, whose close frame waits for the answers before it. */
+interface WsFailure {
+  /** ws's close code: 1009, 1002 or 1007. */
+  closeCode: number;
+  /** The §9 code the relay answers the refusal with (FRAME_TOO_LARGE or MALFORMED_FRAME); never sent. */
+  refusal: number;
+  timer: NodeJS.Timeout;
 }
 
 export class WsStream extends Duplex implements RelayStream {
@@ -62,6 +87,13 @@ export class WsStream extends Duplex implements RelayStream {
   /** Set once a refusal was handed to the relay: nothing more is read from this peer. */
   private poisoned = false;
   private lastPingAt = -Infinity;
+  /** ws's own close(), called by us; ws's calls go through the override in the constructor. */
+  private readonly wsClose: WebSocket['close'];
+  /** A close ws asked for, until we know why (a failure of its receiver is followed by 'error'). */
+  private asked: { code: number | undefined; data: string | Buffer | undefined } | undefined;
+  private failure: WsFailure | undefined;
+  /** Set once we have closed (or terminated) the WebSocket: later closes by ws go straight through. */
+  private closedByUs = false;
   /** Set by the web listener over https: the tls-exporter value of the TLS socket under this WebSocket (§3.2). */
   channelBinding: (() => Uint8Array | undefined) | undefined;
 
@@ -70,11 +102,30 @@ export class WsStream extends Duplex implements RelayStream {
     remoteAddress: string | undefined,
     remotePort: number | undefined,
     private readonly maxFrame: number,
+    /** Longest wait, after ws failed the connection, for the relay's answers to the frames before it. */
+    private readonly failCloseMs: number = LIMITS.FRAME_TIMEOUT_MS,
   ) {
     super({ allowHalfOpen: true, decodeStrings: true });
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
     ws.binaryType = 'nodebuffer';
+    const close = ws.close.bind(ws);
+    this.wsClose = close;
+    // ws closes by itself in two cases: its receiver failed (it calls close(code), then emits 'error'
+    // in the same step), or the peer sent a close frame (it echoes it, §5.5.1). The first is held back
+    // by the 'error' handler below; the second goes out once this step is over, as before.
+    ws.close = (code?: number, data?: string | Buffer): void => {
+      if (this.closedByUs || ws.readyState !== ws.OPEN) {
+        close(code, data);
+        return;
+      }
+      this.asked = { code, data };
+      queueMicrotask(() => {
+        const a = this.asked;
+        this.asked = undefined;
+        if (a !== undefined && this.failure === undefined) this.closeNow(a.code, a.data);
+      });
+    };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.poisoned) return;
       if (!isBinary || data.length === 0) this.refuseWith(lengthOnly(0));
@@ -88,14 +139,31 @@ export class WsStream extends Duplex implements RelayStream {
       ws.pong(data);
     });
     ws.on('error', (e: Error & { code?: string }) => {
-      if (this.poisoned) return;
-      // ws has already sent its close frame (1009 for a message over maxPayload, 1002/1007 otherwise).
-      this.refuseWith(e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? lengthOnly(this.maxFrame + 1) : lengthOnly(0));
+      // ws's receiver failed: 1009 for a message over maxPayload (refused on its header), 1002/1007 for
+      // an RFC 6455 violation. Its close waits for the relay to reach the refusal (see the file comment).
+      const tooLarge = e.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+      const asked = this.asked;
+      this.asked = undefined;
+      if (asked !== undefined && asked.code !== undefined) {
+        const refusal = tooLarge ? ERROR_CODES.FRAME_TOO_LARGE.code : ERROR_CODES.MALFORMED_FRAME.code;
+        const timer = setTimeout(() => this.closeNow(asked.code, asked.data), this.failCloseMs);
+        timer.unref();
+        this.failure = { closeCode: asked.code, refusal, timer };
+        this.lastBody = undefined;
+      }
+      if (!this.poisoned) this.refuseWith(tooLarge ? lengthOnly(this.maxFrame + 1) : lengthOnly(0));
     });
     ws.on('close', () => {
+      if (this.failure !== undefined) clearTimeout(this.failure.timer);
       this.push(null);
       this.destroy();
     });
+  }
+
+  private closeNow(code: number | undefined, data?: string | Buffer): void {
+    if (this.failure !== undefined) clearTimeout(this.failure.timer);
+    this.closedByUs = true;
+    if (this.ws.readyState === this.ws.OPEN) this.wsClose(code, data);
   }
 
   private refuseWith(prefix: Buffer): void {
@@ -133,7 +201,13 @@ export class WsStream extends Duplex implements RelayStream {
       buf = buf.subarray(PREFIX + n);
     }
     this.partial = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
-    if (bodies.length === 0 || this.ws.readyState !== this.ws.OPEN) {
+    const f = this.failure;
+    if (f !== undefined && !this.closedByUs) {
+      // The relay's ERROR for the refusal is the last thing it writes; ws's close code stands for it.
+      // (An earlier frame refused with the same code would be taken for it: both name the same fault.)
+      for (let i = bodies.length - 1; i >= 0; i--) if (errorCodeOf(bodies[i]) === f.refusal) bodies.splice(i, 1);
+    }
+    if (bodies.length === 0 || this.ws.readyState !== this.ws.OPEN || this.closedByUs) {
       done();
       return;
     }
@@ -147,11 +221,16 @@ export class WsStream extends Duplex implements RelayStream {
   }
 
   override _final(done: (e?: Error | null) => void): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(closeCodeAfter(this.lastBody));
+    // After a WebSocket failure: an ERROR the relay sent since (an earlier frame's) gives 4000 + its
+    // code, else ws's own close code (the refusal's answer, which was not sent).
+    const code = closeCodeAfter(this.lastBody);
+    this.closeNow(this.failure !== undefined && code === WS_CLOSE_NORMAL ? this.failure.closeCode : code);
     done();
   }
 
   override _destroy(err: Error | null, done: (e?: Error | null) => void): void {
+    if (this.failure !== undefined) clearTimeout(this.failure.timer);
+    this.closedByUs = true;
     if (this.ws.readyState !== this.ws.CLOSED) this.ws.terminate();
     done(err);
   }

@@ -14,6 +14,13 @@ import { startServer, type RelayServer, type ServerOptions } from '../../src/ser
 import { isLoopback, originOf, parseOrigin, securityHeaders, startWeb, WS_PATH, WS_SUBPROTOCOL, type WebListener, type WebOptions } from '../../src/server/web.js';
 import { WS_CLOSE_ERROR_BASE, WsStream } from '../../src/server/ws-stream.js';
 import { identities, TestClient, type Identity } from './helpers.js';
+import { encodeFrame } from '../../src/codec/index.js';
+import { identity as kitIdentity } from '../../src/wirekit/relay-conn.js';
+import { WsRawConnection } from '../../src/wirekit/relay-ws-conn.js';
+import { OP, wsFrame } from '../../src/wirekit/ws.js';
+import { WebSocketServer } from 'ws';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 
 const [alice, bob] = identities(2) as [Identity, Identity];
 const main = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
@@ -141,6 +148,76 @@ t.test('a message over max_frame is refused at its header: close 1009, counted a
   ws.send(Buffer.alloc(2049, 0x80));
   t.equal(await closed, 1009);
   t.equal(relay.stats().errors.FRAME_TOO_LARGE, 1);
+});
+
+/** One binary WebSocket message holding frame `f` (§3.1), as a client writes it. */
+const message = (f: Parameters<typeof encodeFrame>[0]): Buffer => wsFrame({ opcode: OP.BINARY, payload: encodeFrame(f) });
+
+// §3: errors never overtake frames. ws fails a connection on the header of an oversized message, in
+// the same read as the frames before it, while the relay may still be working on them (SET_RECOVERY
+// waits for a registry write, AUTH for its signature check): their answers go out first, then the close.
+t.test('frames before a message over max_frame are answered first, then close 1009 without an ERROR', async (t) => {
+  const { relay, web } = await setup(t, { maxFrameBytes: 2048 });
+  const c = await WsRawConnection.open('127.0.0.1', web.port);
+  t.teardown(() => c.close());
+  await c.authenticate(kitIdentity('wsorder1'));
+  c.raw(Buffer.concat([message(frame('SET_RECOVERY', { commit: new Uint8Array(32).fill(7) })), message(frame('PING', { n: 41 })), wsFrame({ opcode: OP.BINARY, declared: 2049 })]));
+  t.equal((await c.next()).type, 'RECOVERY_SET', 'the registry step before the oversized header is answered');
+  const pong = await c.next();
+  t.same(pong.type === 'PONG' ? pong.n : pong.type, 41, 'then the PING behind it');
+  t.equal((await c.next()).type, 'closed', 'then the close, with no ERROR frame');
+  t.equal(c.closeCode, 1009);
+  t.equal(relay.stats().errors.FRAME_TOO_LARGE, 1, 'counted as FRAME_TOO_LARGE');
+});
+
+t.test('an AUTH refused before a message over max_frame: its ERROR first, then close 4000 + its code', async (t) => {
+  const { relay, web } = await setup(t);
+  const c = await WsRawConnection.open('127.0.0.1', web.port);
+  t.teardown(() => c.close());
+  const id = kitIdentity('wsorder2');
+  c.send(frame('HELLO', { version: 2, nick: id.nick, key: id.spki }));
+  await c.expect('CHALLENGE');
+  c.raw(Buffer.concat([message(frame('AUTH', { sig: new Uint8Array(256).fill(1) })), wsFrame({ opcode: OP.BINARY, declared: 2 ** 32 })]));
+  const err = await c.next();
+  t.equal(err.type === 'ERROR' ? err.code : err.type, ERROR_CODES.AUTH_FAILED.code, 'AUTH_FAILED, not overtaken by the oversized header');
+  t.equal((await c.next()).type, 'closed');
+  t.equal(c.closeCode, WS_CLOSE_ERROR_BASE + ERROR_CODES.AUTH_FAILED.code, 'the first error is final (§3): its close code');
+  t.equal(relay.stats().errors.FRAME_TOO_LARGE, undefined, 'the oversized message was never reached');
+});
+
+t.test('an RFC 6455 violation after a frame: the frame is answered, then close 1002 (MALFORMED_FRAME)', async (t) => {
+  const { relay, web } = await setup(t);
+  const c = await WsRawConnection.open('127.0.0.1', web.port);
+  t.teardown(() => c.close());
+  await c.authenticate(kitIdentity('wsorder3'));
+  c.raw(Buffer.concat([message(frame('SET_RECOVERY', { commit: new Uint8Array(32).fill(9) })), wsFrame({ opcode: OP.BINARY, payload: Buffer.from([1]), masked: false })]));
+  t.equal((await c.next()).type, 'RECOVERY_SET');
+  t.equal((await c.next()).type, 'closed');
+  t.equal(c.closeCode, 1002);
+  t.equal(relay.stats().errors.MALFORMED_FRAME, 1);
+});
+
+t.test('the held close is bounded: a stream whose owner never answers still gets close 1009', async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64, handleProtocols: () => WS_SUBPROTOCOL });
+  t.teardown(() => new Promise<void>((r) => wss.close(() => r())));
+  await once(wss, 'listening');
+  const streams: WsStream[] = [];
+  const inputs: Buffer[] = [];
+  wss.on('connection', (ws) => {
+    // Nobody reads the refusal or ends the stream: only the bound closes the connection.
+    const s = new WsStream(ws, undefined, undefined, 64, 50);
+    s.on('data', (b: Buffer) => inputs.push(b));
+    streams.push(s);
+  });
+  const c = await WsRawConnection.open('127.0.0.1', (wss.address() as AddressInfo).port);
+  t.teardown(() => c.close());
+  c.raw(wsFrame({ opcode: OP.BINARY, declared: 65 }));
+  t.equal((await c.next()).type, 'closed');
+  t.equal(c.closeCode, 1009);
+  t.same(inputs.map((b) => b.readUInt32BE(0)), [65], 'the stream carried the refusal: a prefix declaring max_frame + 1');
+  const s = streams[0]!;
+  if (!s.destroyed) await once(s, 'close');
+  t.ok(s.destroyed, 'and the stream ended with it');
 });
 
 t.test('a message of exactly max_frame is read and decoded (here: not msgpack, MALFORMED_FRAME)', async (t) => {
