@@ -11,7 +11,6 @@
  * nickname has no binding.
  */
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { RedisRegistry } from '../cluster/registry.js';
 import { fingerprintOf } from '../crypto/fingerprint.js';
 import { nodeBackend } from '../crypto/node.js';
@@ -19,6 +18,7 @@ import { LIMITS } from '../protocol/limits.js';
 import { isNick, NICK_RULE } from '../protocol/names.js';
 import { SqliteRegistry, type Registry } from '../server/registry.js';
 import { printable } from '../client/text.js';
+import { parseCommand } from './args.js';
 
 export const ADMIN_EXIT = { OK: 0, REGISTRY: 1, USAGE: 2, NO_BINDING: 3 } as const;
 
@@ -40,22 +40,9 @@ function fail(msg: string): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: { registry: { type: 'string' }, redis: { type: 'string' }, 'binding-expiry-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (e) {
-    return fail((e as Error).message);
-  }
+  const parsed = parseCommand('admin', argv, { registry: { type: 'string' }, redis: { type: 'string' }, 'binding-expiry-ms': { type: 'string' } }, USAGE);
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help === true) {
-    process.stdout.write(USAGE + '\n');
-    return ADMIN_EXIT.OK;
-  }
   const [what, verb, nick, ...rest] = positionals;
   if (what !== 'bindings' || (verb !== 'list' && verb !== 'release') || rest.length > 0) return fail('expected: bindings list, or bindings release NICK');
   if (verb === 'list' && nick !== undefined) return fail('bindings list takes no nickname');

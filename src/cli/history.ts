@@ -9,9 +9,9 @@
  */
 import { closeSync, constants as fsc, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultHome, IdentityError } from '../client/home.js';
 import { History, HistoryError, HISTORY_FILE } from '../client/history.js';
+import { failer, parseCommand } from './args.js';
 import { EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 const USAGE = `usage: e2ee-chat history export [--home DIR] [--out FILE]
@@ -23,26 +23,10 @@ The history is encrypted under your identity key; the passphrase comes from E2EE
 a prompt. Exit status: 0 done, 2 usage or no identity, 4 wrong passphrase, 130 cancelled.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const fail = (msg: string, code = 2) => {
-    process.stderr.write(`e2ee-chat history: ${msg}\n`);
-    return code;
-  };
-  let values: { home?: string | undefined; out?: string | undefined; help?: boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: { home: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    return fail(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help === true) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const fail = failer('history');
+  const parsed = parseCommand('history', argv, { home: { type: 'string' }, out: { type: 'string' } }, USAGE);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   const [verb, ...extra] = positionals;
   if ((verb !== 'export' && verb !== 'clear') || extra.length > 0 || (verb === 'clear' && values.out !== undefined)) return fail(USAGE);
   const home = values.home ?? defaultHome();

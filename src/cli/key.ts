@@ -16,12 +16,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { checkNewPassphrase, defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
 import { PrivateFileError } from '../files/private.js';
 import { MIN_BACKUP_PASSPHRASE } from '../crypto/backup.js';
 import { identityIsEncrypted, KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 import { fingerprint } from '../crypto/safety.js';
+import { failer, parseCommand } from './args.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 /** Shortest backup passphrase: a backup leaves the machine, so it must stand an offline guess alone. */
@@ -63,35 +63,20 @@ async function existingPassphrase(envName: string, what: string): Promise<string
   return askHidden(`${what}: `);
 }
 
+const OPTIONS = {
+  home: { type: 'string' },
+  out: { type: 'string' },
+  kdf: { type: 'string' },
+  'no-passphrase': { type: 'boolean' },
+  force: { type: 'boolean' },
+} as const;
+
 export async function run(argv: string[]): Promise<number> {
-  const fail = (msg: string, code = 2) => {
-    process.stderr.write(`e2ee-chat key: ${msg}\n`);
-    return code;
-  };
+  const fail = failer('key');
+  const parsed = parseCommand('key', argv, OPTIONS, USAGE);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   try {
-    const { values, positionals } = (() => {
-      try {
-        return parseArgs({
-          args: argv,
-          strict: true,
-          allowPositionals: true,
-          options: {
-            home: { type: 'string' },
-            out: { type: 'string' },
-            kdf: { type: 'string' },
-            'no-passphrase': { type: 'boolean' },
-            force: { type: 'boolean' },
-            help: { type: 'boolean', short: 'h' },
-          },
-        });
-      } catch (e) {
-        throw new Usage(`${(e as Error).message}\n${USAGE}`);
-      }
-    })();
-    if (values.help === true) {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    }
     const [verb, ...rest] = positionals;
     const home = values.home ?? defaultHome();
     const path = join(home, IDENTITY_FILE);

@@ -12,13 +12,13 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { defaultHome } from '../client/home.js';
 import { PinStore, PINS_DB } from '../client/pins.js';
 import { parseRelayIdentity } from '../protocol/relay-id.js';
 import { printable } from '../client/text.js';
 import { checkPrivateDir, PrivateFileError } from '../files/private.js';
 import { isNick, NICK_RULE } from '../protocol/names.js';
+import { failer, parseCommand, STD, type Output } from './args.js';
 
 const USAGE = `usage: e2ee-chat pins list [--relay ID] [--home DIR]
        e2ee-chat pins forget NICK [--relay ID] [--home DIR]
@@ -29,35 +29,11 @@ forget   remove the pins of NICK (on every relay, or on --relay ID only); the ne
 ID       a relay as 'list' prints it or as you dial it: HOST:PORT or [IPV6]:PORT
 Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 8 the store could not be written.`;
 
-/** Where the command writes (the process's streams, or a test's). */
-export interface Output {
-  out(s: string): void;
-  err(s: string): void;
-}
-
-const STD: Output = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
-
 export async function run(argv: string[], io: Output = STD): Promise<number> {
-  const fail = (msg: string, code = 2) => {
-    io.err(`e2ee-chat pins: ${msg}\n`);
-    return code;
-  };
-  let values: { home?: string | undefined; relay?: string | undefined; help?: boolean | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: { home: { type: 'string' }, relay: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    }));
-  } catch (e) {
-    return fail(`${(e as Error).message}\n${USAGE}`);
-  }
-  if (values.help === true) {
-    io.out(USAGE + '\n');
-    return 0;
-  }
+  const fail = failer('pins', io);
+  const parsed = parseCommand('pins', argv, { home: { type: 'string' }, relay: { type: 'string' } }, USAGE, io);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   const [verb, ...rest] = positionals;
   if (!((verb === 'list' && rest.length === 0) || (verb === 'forget' && rest.length === 1))) return fail(USAGE);
   const nick = rest[0];
