@@ -17,6 +17,7 @@ import { PeerSession, type SessionEvent } from '../src/handshake/session.js';
 import type { RsaPrivateKey, RsaPublicKey } from '../src/crypto/backend.js';
 import { nodeBackend, nodePrivateKey, nodePublicKey } from '../src/crypto/node.js';
 import { ChatClient } from '../src/client/chat-client.js';
+import { nodeClient } from '../src/client/node-client.js';
 import { Reservoir, checkReceived } from './harness.js';
 import { establishedPair, measureFloor, type FloorResult } from './crypto-floor.js';
 import { RawConn, bounded, type Identity, type RelayAddr } from './client.js';
@@ -509,7 +510,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
 };
 
 function newChat(addr: RelayAddr, spec: SideSpec): ChatClient {
-  const client = new ChatClient({ host: addr.host, port: addr.port, nick: spec.nick, identity: keyOf(spec.key) });
+  const client = nodeClient({ host: addr.host, port: addr.port, nick: spec.nick, identity: keyOf(spec.key) });
   return client;
 }
 

@@ -1,6 +1,7 @@
 // The core runs anywhere (STYLE.md rule 12, issue 11): the protocol tables, codec, handshake, session,
-// key schedule and the crypto interface with its WebCrypto backend bundle with esbuild for
-// platform=browser, and the build fails on any import of a Node built-in (node:crypto, net, fs, ...).
+// key schedule, the crypto interface with its WebCrypto backend and the client core (ChatClient, its relay
+// connection, members, emitter and pin book) bundle with esbuild for platform=browser, and the build fails
+// on any import of a Node built-in (node:crypto, net, fs, ...).
 // The bundle then runs a whole session pair in a fresh JavaScript realm that has only what a page has
 // (globalThis.crypto, TextEncoder, TextDecoder): no Buffer, no process, no require.
 import t from 'tap';
@@ -10,7 +11,7 @@ import { runInNewContext } from 'node:vm';
 import { build, type Plugin } from 'esbuild';
 import { utf8Length } from '../src/codec/frame.js';
 import { fixedIdentity } from '../src/vectors/crypto-keys.js';
-import { safetyNumber } from '../src/crypto/safety.js';
+import { fingerprint, safetyNumber } from '../src/crypto/safety.js';
 
 /** Every module of the core, by path from the repository root. */
 const CORE = [
@@ -32,6 +33,15 @@ const CORE = [
   'src/crypto/schedule.ts',
   'src/crypto/webcrypto.ts',
   'src/handshake/session.ts',
+  'src/crypto/fingerprint.ts',
+  'src/client/chat-client.ts',
+  'src/client/relay-connection.ts',
+  'src/client/members.ts',
+  'src/client/emitter.ts',
+  'src/client/events.ts',
+  'src/client/pin-book.ts',
+  'src/client/transport.ts',
+  'src/protocol/relay-id.ts',
 ];
 
 const BUILTIN = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
@@ -62,6 +72,24 @@ export async function selfTest(a, b) {
   const got = await R.receive(sendOf(m.events));
   const ack = await I.receive(sendOf(got));
   return { states: [I.state, R.state], text: got.find((e) => e.kind === 'text')?.text, delivered: ack[0]?.kind, safety: await R.safetyNumber(), bufferSeen: typeof Buffer !== 'undefined' };
+}
+import { ChatClient } from './src/client/chat-client.ts';
+import { decodeFrame, encodeFrame, frame } from './src/codec/index.ts';
+import { ERROR_CODES } from './src/protocol/errors.ts';
+/** A ChatClient on WebCrypto over a message transport whose relay is this function: HELLO, CHALLENGE, AUTH, then an ERROR. */
+export async function clientTest(a) {
+  const c = webCryptoBackend();
+  const written = [];
+  let h;
+  const client = new ChatClient({ host: 'relay.example', port: 7000, nick: a.nick, identity: { privateKey: c.importPrivateKey(hex(a.pkcs8)), spki: hex(a.spki) }, crypto: c,
+    transport: (handlers) => {
+      h = handlers;
+      setTimeout(() => h.open(), 0);
+      return { encode: encodeFrame, write: (b) => { const f = decodeFrame(b, 'relay'); written.push(f); if (f.type === 'HELLO') setTimeout(() => h.data(encodeFrame(frame('CHALLENGE', { version: 2, nonce: new Uint8Array(32), relay: 'relay.example:7000' }))), 0); if (f.type === 'AUTH') setTimeout(() => h.data(encodeFrame(frame('ERROR', { code: ERROR_CODES.AUTH_FAILED.code, detail: '' }))), 0); return true; }, cork() {}, uncork() {}, end() { setTimeout(() => h.close(), 0); } };
+    } });
+  const closed = new Promise((r) => client.on('closed', (e) => r(e.failure && e.failure.kind)));
+  const err = await client.connect().then(() => 'connected', (e) => e.kind);
+  return { written: written.map((f) => f.type), err, closed: await closed, fingerprint: client.fingerprint(), bufferSeen: typeof Buffer !== 'undefined' };
 }
 `;
 
@@ -105,6 +133,21 @@ t.test('the bundled core runs a session pair on WebCrypto in a realm without Nod
   t.equal(r['delivered'], 'delivered');
   t.equal(r['bufferSeen'], false, 'the realm has no Buffer');
   t.equal(r['safety'], safetyNumber('alice', fixedIdentity('alice').spki, 'bob', fixedIdentity('bob').spki), 'the same safety number as node:crypto computes');
+});
+
+t.test('the bundled ChatClient runs on WebCrypto over a message transport in a realm without Node globals', async (t) => {
+  const out = await bundle(ENTRY);
+  // What a page has besides WebCrypto: timers, microtasks, performance, URL (relayIdentity).
+  const sandbox: Record<string, unknown> = { crypto: globalThis.crypto, TextEncoder, TextDecoder, setTimeout, clearTimeout, queueMicrotask, performance, URL };
+  runInNewContext(out.outputFiles[0]!.text, sandbox);
+  const core = sandbox['core'] as { clientTest(a: unknown): Promise<Record<string, unknown>> };
+  const id = fixedIdentity('alice');
+  const r = await core.clientTest({ nick: 'alice', pkcs8: Buffer.from(id.pkcs8).toString('hex'), spki: Buffer.from(id.spki).toString('hex') });
+  t.same(r['written'], ['HELLO', 'AUTH'], 'HELLO, then AUTH signed with the WebCrypto key');
+  t.equal(r['err'], 'auth', 'the relay refusing AUTH is an auth failure');
+  t.equal(r['closed'], 'auth', 'reported once as closed');
+  t.equal(r['fingerprint'], fingerprint(id.spki), 'its own fingerprint is the one node:crypto computes');
+  t.equal(r['bufferSeen'], false, 'the realm has no Buffer');
 });
 
 t.test('utf8Length (the codec without Buffer) equals the UTF-8 byte length, lone surrogates included', async (t) => {

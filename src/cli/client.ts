@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Undelivered } from '../client/chat-client.js';
+import { nodeClient } from '../client/node-client.js';
+import { inOrder } from './in-order.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { RosterReport } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
@@ -494,7 +496,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // §7.5: a takeover registers the commitment of a fresh code, shown once WELCOME confirms it.
   const next = opts.recover !== undefined ? newRecoveryCode(nodeBackend) : undefined;
-  const client = new ChatClient({
+  const client = nodeClient({
     host: opts.host,
     port: opts.port,
     ...(opts.recover !== undefined && next !== undefined ? { recover: { code: opts.recover, commit: await recoveryCommit(nodeBackend, nick, next) } } : {}),
@@ -606,7 +608,8 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
 // Scriptable mode: the contract of issue 5.
 
 async function runScriptable(client: ChatClient, opts: Options, identity: Identity, hooks: Hooks): Promise<number> {
-  const out = (line: string) => process.stdout.write(line + '\n');
+  const ordered = inOrder();
+  const out = (line: string) => ordered.run(() => void process.stdout.write(line + '\n'));
   const event = (line: string) => out(`* ${line}`);
   const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
 
@@ -655,7 +658,7 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
     for (const u of undelivered) listLost(u);
   });
   client.on('established', ({ nick, safetyNumber, verified }) => {
-    event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`);
+    ordered.after(safetyNumber, (sn) => process.stdout.write(`* secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${sn}\n`));
     resendHeld();
   });
   client.on('text', ({ from, seq, ts, text }) => {
@@ -807,7 +810,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   let resize: ResizeRedraw | null = null;
 
   /** Writes whole lines above the prompt, then redraws the prompt and whatever is typed (never garbled). */
-  const print = (...lines: string[]) => {
+  const printNow = (...lines: string[]) => {
     if (rl === null) {
       for (const l of lines) stdout.write(l + '\n');
       return;
@@ -822,6 +825,8 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     (rl as unknown as { prevRows: number }).prevRows = 0;
     rl.prompt(true);
   };
+  const ordered = inOrder();
+  const print = (...lines: string[]) => ordered.run(() => printNow(...lines));
   const info = (s: string) => print(p.dim(`[${clock()}] * ${s}`));
   const warn = (...lines: string[]) => print(...lines.map((l) => p.red(p.bold(l))));
   const err = (msg: string) => print(p.red(`error: ${msg}`));
@@ -887,8 +892,9 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   client.on('established', ({ nick, safetyNumber, verified }) => {
     info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
     if (!verified) {
-      info(`safety number ${safetyNumber}`);
-      info(`compare it with ${nick} (in person or by phone), then /verify ${nick}`);
+      ordered.after(safetyNumber, (sn) =>
+        printNow(p.dim(`[${clock()}] * safety number ${sn}`), p.dim(`[${clock()}] * compare it with ${nick} (in person or by phone), then /verify ${nick}`)),
+      );
     }
   });
   client.on('text', ({ from, ts, text, verified }) => {
@@ -1121,7 +1127,9 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
         // A changed key is accepted with /trust before it can be verified (/verify refuses it until then).
         const changed = client.members().some((m) => m.nick === n && m.status === 'key-changed');
         const then = changed ? `/trust ${n} accepts this new key, then /verify ${n}` : `/verify ${n}`;
-        print(`safety number with ${n}${changed ? ` (with the NEW key ${n} offers)` : ''}:`, `  ${client.safetyNumber(n)}`, p.dim(`compare it with ${n} over another channel; if it matches, ${then}`));
+        void client.safetyNumber(n).then((sn) =>
+          print(`safety number with ${n}${changed ? ` (with the NEW key ${n} offers)` : ''}:`, `  ${sn}`, p.dim(`compare it with ${n} over another channel; if it matches, ${then}`)),
+        );
         return;
       }
       case '/verify': {

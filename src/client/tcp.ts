@@ -5,6 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { connect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
+import { encodeWire, FrameReader } from '../codec/index.js';
+import type { ProtocolError } from '../protocol/errors.js';
+import { LIMITS } from '../protocol/limits.js';
 import { TLS_BINDING } from '../protocol/tls.js';
 import type { Transport, TransportFactory } from './transport.js';
 
@@ -126,7 +129,24 @@ export function tcpTransport(host: string, port: number, tls?: TlsClientOptions)
       connected = true;
       h.open();
     });
-    sock.on('data', (chunk: Buffer) => h.data(chunk));
+    // §3: the stream is split into frame bodies here; a framing error counts after the frames before it.
+    const reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
+    sock.on('data', (chunk: Buffer) => {
+      if (closed) return;
+      let bodies: Uint8Array[];
+      try {
+        bodies = reader.push(chunk);
+      } catch (e) {
+        return h.invalid(e as ProtocolError);
+      }
+      sock.cork();
+      try {
+        for (const body of bodies) h.data(body);
+        if (reader.failure !== undefined) h.invalid(reader.failure);
+      } finally {
+        if (!sock.destroyed) sock.uncork();
+      }
+    });
     sock.on('drain', () => h.drain());
     sock.on('error', (err: NodeJS.ErrnoException) => {
       if (connected) return close(`connection lost: ${err.code ?? err.message}`);
@@ -147,7 +167,7 @@ export function tcpTransport(host: string, port: number, tls?: TlsClientOptions)
       if (!sock.destroyed) sock.uncork();
     };
     const t: Transport = {
-      framing: 'stream',
+      encode: encodeWire,
       write: (bytes) => {
         if (sock.destroyed) return false;
         if (!held) {

@@ -1,16 +1,24 @@
 /**
- * The one small interface between a relay connection and what carries its bytes (STYLE.md rule 12). A
- * byte stream (TCP, src/client/tcp.ts) carries frames with the §3 length prefix; a message transport
- * (a WebSocket, spec §3.1) carries one frame body per message. The client core decides nothing else by
- * transport: pacing, keepalive, the §7.4 machine and the sessions are the same over both.
+ * The one small interface between a relay connection (src/client/relay-connection.ts) and what carries
+ * its frames (STYLE.md rule 12). A byte stream (TCP, src/client/tcp.ts) carries frames with the §3 length
+ * prefix and splits them at the edge; a message transport (a WebSocket, spec §3.1, src/web/ws.ts) carries
+ * one frame body per message. Either way the connection sees frame bodies: the core decides nothing by
+ * transport, and pacing, keepalive, the §7.4 machine and the sessions are the same over both.
  */
+import type { Frame } from '../codec/index.js';
+import type { ProtocolError } from '../protocol/errors.js';
 
 /** What a transport reports to the connection that owns it. */
 export interface TransportHandlers {
   /** The transport is connected: the connection may write. */
   open(): void;
-  /** Bytes received: any slice of the stream (`stream`), or exactly one frame body (`message`). */
-  data(bytes: Uint8Array): void;
+  /** One frame body received (without the §3 length prefix). */
+  data(body: Uint8Array): void;
+  /**
+   * The input broke its framing (§3: a zero or oversized length prefix, §3.1: a text message), after the
+   * bodies before it were reported: the connection answers with the error's code and closes.
+   */
+  invalid(error: ProtocolError): void;
   /** Writes may go on after `write` returned false. */
   drain(): void;
   /**
@@ -21,9 +29,9 @@ export interface TransportHandlers {
 }
 
 export interface Transport {
-  /** `stream`: bytes with the 4-byte length prefix (§3); `message`: one frame body per message (§3.1). */
-  readonly framing: 'stream' | 'message';
-  /** Writes bytes (one prefixed frame, or one body); false when the caller should wait for `drain`. */
+  /** The bytes of one frame on this transport: with the 4-byte length prefix on a byte stream (§3), the bare body on a message transport (§3.1). */
+  encode(f: Frame): Uint8Array;
+  /** Writes what `encode` made; false when the caller should wait for `drain`. */
   write(bytes: Uint8Array): boolean;
   /** Holds writes until `uncork`, so the frames of one batch leave together (a no-op where unsupported). */
   cork(): void;

@@ -6,8 +6,9 @@ import t from 'tap';
 import { connect, createServer, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { ChatClient, ClientFailure, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
-import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
+import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
 import { generateIdentity } from '../../src/crypto/rsa.js';
 import { nodeBackend } from '../../src/crypto/node.js';
 import { startServer, type ServerOptions } from '../../src/server/index.js';
@@ -31,8 +32,8 @@ async function relay(t: Teardown, opts: ServerOptions = {}) {
   return s;
 }
 
-function client(t: Teardown, port: number, nick: string, extra: Partial<ChatClientOptions> = {}): ChatClient {
-  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: extra.identity ?? id(nick), ...extra });
+function client(t: Teardown, port: number, nick: string, extra: Partial<NodeChatClientOptions> = {}): ChatClient {
+  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: extra.identity ?? id(nick), ...extra });
   t.teardown(() => c.close());
   return c;
 }
@@ -65,8 +66,8 @@ t.test('two library clients: sessions, texts both ways, acks, safety numbers, me
   const estB = next(bob, 'established');
   t.same(await inRoom(bob), ['alice'], 'JOINED lists alice');
   const [ea, eb] = await Promise.all([estA, estB]);
-  t.equal(ea.safetyNumber, eb.safetyNumber, 'same safety number on both sides');
-  t.equal(alice.safetyNumber('bob'), ea.safetyNumber, 'safetyNumber() agrees with the session');
+  t.equal(await ea.safetyNumber, await eb.safetyNumber, 'same safety number on both sides');
+  t.equal(await alice.safetyNumber('bob'), await ea.safetyNumber, 'safetyNumber() agrees with the session');
   const first = next(bob, 'text');
   t.same(alice.send('after bob joined'), ['bob']);
   t.equal((await first).text, 'after bob joined', 'bob gets only what was sent while he was there');
@@ -514,7 +515,7 @@ t.test('a message transport (one frame body per message, §3.1) carries the same
     sock.on('error', () => {});
     sock.on('close', () => h.close());
     return {
-      framing: 'message',
+      encode: encodeFrame,
       write: (body) => {
         written.push(decodeFrame(body, 'relay').type);
         return sock.write(wire(body));

@@ -8,6 +8,7 @@ import t from 'tap';
 import type { KeyObject } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import { ChatClient, reconnectDelay, RECONNECT, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { generateIdentity } from '../../src/crypto/rsa.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
@@ -23,10 +24,10 @@ interface Teardown {
 /** Passed as `reconnect`: a client that does not reconnect. */
 const NONE = null;
 
-function client(t: Teardown, port: number, nick: string, extra: Omit<Partial<ChatClientOptions>, 'reconnect'> & { reconnect?: ChatClientOptions['reconnect'] | null } = {}): ChatClient {
+function client(t: Teardown, port: number, nick: string, extra: Omit<Partial<NodeChatClientOptions>, 'reconnect'> & { reconnect?: ChatClientOptions['reconnect'] | null } = {}): ChatClient {
   const { reconnect, ...rest } = extra;
   const policy = reconnect === undefined ? { reconnect: { baseMs: 50, maxMs: 400 } } : reconnect === null ? {} : { reconnect };
-  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), ...policy, ...rest });
+  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), ...policy, ...rest });
   t.teardown(() => c.close());
   return c;
 }

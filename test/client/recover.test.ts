@@ -7,6 +7,7 @@
 import t from 'tap';
 import type { KeyObject } from 'node:crypto';
 import { ChatClient, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { relayIdentity } from '../../src/protocol/relay-id.js';
 import { generateIdentity } from '../../src/crypto/rsa.js';
@@ -24,8 +25,8 @@ interface Teardown {
 // Long handshake timeouts: a named failure must come from the notice, never from a timer.
 const SLOW = 600_000;
 
-function client(t: Teardown, port: number, nick: string, extra: Partial<ChatClientOptions> = {}): ChatClient {
-  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), handshakeTimeoutMs: SLOW, ...extra });
+function client(t: Teardown, port: number, nick: string, extra: Partial<NodeChatClientOptions> = {}): ChatClient {
+  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), handshakeTimeoutMs: SLOW, ...extra });
   t.teardown(() => c.close());
   return c;
 }

@@ -3,6 +3,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { MAX_CLOCK_SKEW_MS, skewNote } from '../../src/cli/client.js';
 import { ChatClient } from '../../src/client/chat-client.js';
+import { nodeClient } from '../../src/client/node-client.js';
 import { identity } from '../../src/wirekit/relay-conn.js';
 import { startClient, startServerProc, tempDir } from './procs.js';
 
@@ -22,7 +23,7 @@ t.test('the scripted client shows the sender\'s timestamp of a held-back message
   const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
   const bob = startClient(t, { port, nick: 'bob', home: join(dir, 'bob'), room: 'r' });
   await bob.waitFor(/^\* joined r as bob/);
-  const alice = new ChatClient({ host: '127.0.0.1', port, nick: 'alice', identity: identity('alice', true) });
+  const alice = nodeClient({ host: '127.0.0.1', port, nick: 'alice', identity: identity('alice', true) });
   t.teardown(() => alice.close());
   const established = new Promise<void>((r) => alice.once('established', () => r()));
   await alice.connect();

@@ -7,6 +7,7 @@
 import t, { type Test } from 'tap';
 import { frame, type RelayFrame } from '../../src/codec/index.js';
 import { ChatClient } from '../../src/client/chat-client.js';
+import { nodeClient } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { fingerprint } from '../../src/crypto/safety.js';
 import { PeerSession } from '../../src/handshake/session.js';
@@ -55,7 +56,7 @@ async function setup(t: Test, roomSize = 2) {
   const join = async (id: Identity, room: string, pins?: PinStore, at?: { host: string; port: number; relayName?: string }): Promise<Watched> => {
     const { host, port, relayName } = at ?? mitm;
     const named = relayName === undefined ? {} : { relayName };
-    const client = new ChatClient({ host, port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...named, ...(pins ? { pins } : {}) });
+    const client = nodeClient({ host, port, nick: id.nick, identity: id, handshakeTimeoutMs: 4000, ...named, ...(pins ? { pins } : {}) });
     clients.push(client);
     const w = watch(client);
     await client.connect();
@@ -216,8 +217,8 @@ t.test('substituted key for one side only: both handshakes fail (the transcript 
   t.same([alice.established, bob.established], [[], []], 'neither side ever shows a working session');
   t.same([alice.shown, bob.shown], [[], []], 'nothing shown');
   t.equal(bob.client.undelivered().length, 1, 'bob\'s text is listed as not delivered');
-  const sa = alice.client.safetyNumber(ids.b.nick);
-  const sb = bob.client.safetyNumber(ids.a.nick);
+  const sa = await alice.client.safetyNumber(ids.b.nick);
+  const sb = await bob.client.safetyNumber(ids.a.nick);
   t.ok(sa !== undefined && sb !== undefined && sa !== sb, 'and the safety numbers the two would compare differ');
 });
 

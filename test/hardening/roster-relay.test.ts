@@ -5,7 +5,8 @@
 // alice is reported by alice as withheld; an honest relay under churn causes no report.
 import t, { type Test } from 'tap';
 import { frame, type RelayFrame } from '../../src/codec/index.js';
-import { ChatClient } from '../../src/client/chat-client.js';
+import type { ChatClient } from '../../src/client/chat-client.js';
+import { nodeClient } from '../../src/client/node-client.js';
 import type { RosterReport } from '../../src/client/roster.js';
 import { startServer } from '../../src/server/index.js';
 import { identity, type Identity } from '../../src/wirekit/relay-conn.js';
@@ -28,7 +29,7 @@ async function setup(t: Test, roomSize: number, rosterWaitMs = 10_000) {
     await relay.close();
   });
   const join = async (id: Identity, room: string) => {
-    const client = new ChatClient({ host: mitm.host, port: mitm.port, relayName: mitm.relayName, nick: id.nick, identity: id, handshakeTimeoutMs: 3000, rosterWaitMs });
+    const client = nodeClient({ host: mitm.host, port: mitm.port, relayName: mitm.relayName, nick: id.nick, identity: id, handshakeTimeoutMs: 3000, rosterWaitMs });
     clients.push(client);
     const reports: RosterReport[] = [];
     const established: string[] = [];

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { connect, createServer, type Socket } from 'node:net';
 import { ChatClient, ClientFailure } from '../../src/client/chat-client.js';
+import { nodeClient } from '../../src/client/node-client.js';
 import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../../src/codec/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,7 +66,7 @@ async function relayY(t: Teardown) {
 
 function client(t: Teardown, port: number, nick: string): ChatClient {
   const { privateKey, spki } = generateIdentity();
-  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: { privateKey, spki } });
+  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: { privateKey, spki } });
   t.teardown(() => c.close());
   return c;
 }
@@ -180,7 +181,7 @@ t.test('README defaults: a relay on 127.0.0.1 is the same relay dialled as local
   const y = await relayY(t);
   for (const [i, host] of ['127.0.0.1', 'localhost', 'LocalHost'].entries()) {
     const { privateKey, spki } = generateIdentity();
-    const c = new ChatClient({ host, port: y.port, nick: `spelled${i}`, identity: { privateKey, spki } });
+    const c = nodeClient({ host, port: y.port, nick: `spelled${i}`, identity: { privateKey, spki } });
     t.teardown(() => c.close());
     await t.resolves(c.connect(), `dialled as ${host}`);
     t.equal(c.relayName, y.relayName, `${host}: the name the relay announces`);

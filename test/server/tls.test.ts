@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { WebSocket } from 'ws';
 import { ChatClient, ClientFailure, type ChatClientOptions } from '../../src/client/chat-client.js';
+import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
 import { isCertificateError, readCaFile, systemCa, tcpTransport } from '../../src/client/tcp.js';
 import type { Transport } from '../../src/client/transport.js';
 import { frame } from '../../src/codec/index.js';
@@ -36,8 +37,8 @@ async function relay(t: Test, opts: ServerOptions = {}) {
   return { s, logs };
 }
 
-function client(t: Test, port: number, nick: string, id: Identity, extra: Partial<ChatClientOptions> = {}): ChatClient {
-  const c = new ChatClient({ host: '127.0.0.1', port, nick, identity: id, ...extra });
+function client(t: Test, port: number, nick: string, id: Identity, extra: Partial<NodeChatClientOptions> = {}): ChatClient {
+  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: id, ...extra });
   t.teardown(() => c.close());
   return c;
 }
@@ -103,7 +104,7 @@ t.test('the tls-exporter value is the same 32 bytes on the relay connection and 
       const port = (srv.address() as { port: number }).port;
       let tr: Transport | undefined;
       const opened = new Promise<void>((r) => {
-        tr = tcpTransport('127.0.0.1', port, { ca: certs.ca })({ open: r, data: () => {}, drain: () => {}, close: () => {} });
+        tr = tcpTransport('127.0.0.1', port, { ca: certs.ca })({ open: r, data: () => {}, invalid: () => {}, drain: () => {}, close: () => {} });
       });
       void opened.then(() => (clientValue = tr!.channelBinding!()));
       t.teardown(() => tr?.end());
@@ -117,7 +118,7 @@ t.test('the tls-exporter value is the same 32 bytes on the relay connection and 
   t.same(Buffer.from(relayValue!), Buffer.from(clientValue!), 'equal on both ends');
   t.same(Buffer.from(tlsExporter(serverSide)!), Buffer.from(relayValue!));
   t.equal(tlsExporter(new Object()), undefined, 'nothing for a non-TLS stream');
-  t.equal(tcpTransport('127.0.0.1', 1)({ open: () => {}, data: () => {}, drain: () => {}, close: () => {} }).channelBinding!(), undefined, 'nothing on plain TCP');
+  t.equal(tcpTransport('127.0.0.1', 1)({ open: () => {}, data: () => {}, invalid: () => {}, drain: () => {}, close: () => {} }).channelBinding!(), undefined, 'nothing on plain TCP');
 });
 
 t.test('a client that does not trust the certificate fails with kind certificate', async (t) => {
