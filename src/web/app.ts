@@ -1,32 +1,32 @@
 /**
  * The browser client's page (README "The web client"): the identity kept in IndexedDB (src/web/keys.ts),
- * the connection to the relay's WebSocket endpoint (spec §3.1, src/web/relay.ts) from the page's own
- * origin, the room's end-to-end sessions (src/web/room.ts), and the view with the automation contract's
- * data-testid attributes (README). Peer-supplied text only ever reaches the page as textContent, after
- * the CLI's escaping (src/client/text.ts `printable`), never as markup.
+ * and the same client core as the CLI (src/client/chat-client.ts ChatClient, issue 18 point 2) with the
+ * WebCrypto backend, over the relay's WebSocket endpoint (spec §3.1, src/web/ws.ts) from the page's own
+ * origin, with the pins in IndexedDB (src/web/pins.ts). This file is the page's presenter: it renders the
+ * client's events into the view with the automation contract's data-testid attributes (README).
+ * Peer-supplied text only ever reaches the page as textContent, after the CLI's escaping
+ * (src/client/text.ts `printable`), never as markup.
  */
 import type { RsaPrivateKey } from '../crypto/backend.js';
-import { fingerprintOf, safetyNumberOf } from '../crypto/fingerprint.js';
+import { fingerprintOf } from '../crypto/fingerprint.js';
 import { webCryptoBackend } from '../crypto/webcrypto.js';
+import { ChatClient, ClientFailure, reconnectDelay, type ChatClientEvents, type Undelivered } from '../client/chat-client.js';
+import type { PinBook } from '../client/pin-book.js';
 import { printable, splitText } from '../client/text.js';
 import type { ErrorName } from '../protocol/errors.js';
-import { LIMITS } from '../protocol/limits.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { BackupError } from '../crypto/backup.js';
 import { exportBackup, importBackup, storedBackup } from './backup.js';
 import { ERROR_TEXTS } from './errors.js';
-import { getPin, loadOrCreateIdentity, openStore, putPin, replaceIdentity, type StoredIdentity } from './keys.js';
-import { RelayLink, type RelayEvent } from './relay.js';
-import { WebRoom, type Outgoing, type RoomEvent } from './room.js';
+import { loadOrCreateIdentity, openStore, replaceIdentity, type StoredIdentity } from './keys.js';
+import { openPins } from './pins.js';
+import { webSocketTransport } from './ws.js';
 
 const backend = webCryptoBackend();
 
 /** The WebSocket endpoint's path and subprotocol (spec §3.1; src/server/web.ts serves them). */
 export const WS_PATH = '/v1/ws';
 export const WS_SUBPROTOCOL = 'e2ee-chat.v1';
-/** Reconnect back-off: the first retry after BASE ms, doubling to at most MAX ms, each with jitter. */
-export const RECONNECT_BASE_MS = 500;
-export const RECONNECT_MAX_MS = 30_000;
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -81,6 +81,14 @@ function note(text: string): void {
   li.scrollIntoView({ block: 'nearest' });
 }
 
+/** One own message on screen and what became of it with each member it went to. */
+interface Outgoing {
+  text: string;
+  li: HTMLElement;
+  tick: HTMLElement;
+  to: Map<string, 'queued' | 'sent' | 'delivered' | 'lost'>;
+}
+
 interface Page {
   db: IDBDatabase;
   identity: StoredIdentity;
@@ -88,56 +96,62 @@ interface Page {
   ownFingerprint: string;
   nick: string;
   roomName: string;
-  link: RelayLink | undefined;
-  room: WebRoom | undefined;
-  /** Consecutive failed connection attempts (reset once a JOIN succeeds). */
+  pins: PinBook | undefined;
+  client: ChatClient | undefined;
+  /** Connection attempts the page itself made after a final failure (reset once in the room). */
   attempts: number;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Own messages on screen, by id, with their tick element. */
-  shown: Map<number, { li: HTMLElement; tick: HTMLElement }>;
+  /** Own messages not yet numbered by a member's session (`sent` numbers them), per member, in order. */
+  awaitingSeq: Map<string, Outgoing[]>;
+  /** Own messages by `${member} ${seq}`. */
+  bySeq: Map<string, Outgoing>;
 }
 
 // ---- members ----
-
-/** The member keys the relay listed, kept for the safety number (the room checks them, §8.5). */
-const memberKeys = new Map<string, Uint8Array>();
 
 function memberLi(nick: string): HTMLElement | null {
   return el('members').querySelector<HTMLElement>(`li[data-nick="${CSS.escape(nick)}"]`);
 }
 
-async function renderMember(page: Page, e: Extract<RoomEvent, { type: 'member' }>): Promise<void> {
+function setMemberStatus(nick: string, status: string, text = status): void {
+  const li = memberLi(nick);
+  if (li === null) return;
+  li.dataset['status'] = status;
+  li.querySelector('.mstatus')!.textContent = text;
+}
+
+async function renderMember(page: Page, client: ChatClient, e: ChatClientEvents['peer-joined'][0]): Promise<void> {
   const li = testid(document.createElement('li'), 'member', e.nick);
   li.dataset['fingerprint'] = e.fingerprint;
-  li.dataset['status'] = e.status;
+  li.dataset['status'] = 'handshake';
   li.dataset['verified'] = String(e.verified);
   const name = textEl('div', e.nick, 'nick');
   if (e.verified) name.classList.add('verified');
-  li.append(name, textEl('div', e.fingerprint, 'fp'), textEl('div', e.status, 'mstatus'));
+  li.append(name, textEl('div', e.fingerprint, 'fp'), textEl('div', 'handshake', 'mstatus'));
   const old = memberLi(e.nick);
   if (old !== null) old.replaceWith(li);
   else el('members').append(li);
-  if (e.status === 'key-changed' || e.status === 'bad-key') return;
-  if (e.status === 'handshake') note(`${e.nick} is here, key ${e.fingerprint}${e.firstSeen ? ' (seen for the first time)' : e.verified ? ' (verified)' : ''}`);
-  const spki = memberKeys.get(e.nick);
-  if (spki === undefined || !li.isConnected) return;
-  const sn = testid(textEl('div', await safetyNumberOf(backend, page.nick, page.identity.spki, e.nick, spki), 'sn'), 'safety-number', e.nick);
+  note(`${e.nick} is here, key ${e.fingerprint}${e.firstSeen ? ' (seen for the first time)' : e.verified ? ' (verified)' : ''}`);
+  const number = await client.safetyNumber(e.nick);
+  if (number === undefined || !li.isConnected || li.dataset['status'] === 'key-changed' || li.dataset['status'] === 'bad-key') return;
+  const sn = testid(textEl('div', number, 'sn'), 'safety-number', e.nick);
   const verify = testid(textEl('button', e.verified ? 'verified' : 'mark as verified'), 'verify', e.nick);
   verify.addEventListener('click', () => {
-    void page.room?.verify(e.nick).then((ok) => {
-      if (!ok) return;
-      name.classList.add('verified');
-      li.dataset['verified'] = 'true';
-      verify.textContent = 'verified';
-      note(`you marked ${e.nick}'s key as verified`);
-    });
+    if (page.client !== client || !client.verify(e.nick)) return;
+    name.classList.add('verified');
+    li.dataset['verified'] = 'true';
+    verify.textContent = 'verified';
+    note(`you marked ${e.nick}'s key as verified`);
   });
-  if (li.isConnected) li.append(sn, verify);
+  li.append(sn, verify);
 }
 
-
-function showKeyChanged(page: Page, e: Extract<RoomEvent, { type: 'key-changed' }>): void {
+function showKeyChanged(page: Page, client: ChatClient, e: ChatClientEvents['key-changed'][0]): void {
   el('warnings').querySelector(`[data-nick="${CSS.escape(e.nick)}"]`)?.remove();
+  setMemberStatus(e.nick, 'key-changed');
+  memberLi(e.nick)
+    ?.querySelectorAll('[data-testid=safety-number], [data-testid=verify]')
+    .forEach((x) => x.remove());
   const w = testid(document.createElement('div'), 'key-changed', e.nick);
   w.className = 'warning';
   w.append(
@@ -147,12 +161,10 @@ function showKeyChanged(page: Page, e: Extract<RoomEvent, { type: 'key-changed' 
   );
   const accept = testid(textEl('button', 'accept the new key'), 'accept-key', e.nick);
   accept.addEventListener('click', () => {
-    void page.room?.accept(e.nick).then((ok) => {
-      if (ok) {
-        w.remove();
-        note(`you accepted the new key of ${e.nick}`);
-      }
-    });
+    if (page.client !== client || !client.trust(e.nick)) return;
+    w.remove();
+    setMemberStatus(e.nick, 'handshake');
+    note(`you accepted the new key of ${e.nick}`);
   });
   w.append(accept);
   el('warnings').append(w);
@@ -173,25 +185,42 @@ function renderMessage(from: string, text: string, own: boolean): { li: HTMLElem
 }
 
 /** An own message's tick: ✓ sent to all, ✓✓ delivered to all; data-state for scripts. */
-function updateTicks(page: Page, m: Outgoing): void {
-  const shown = page.shown.get(m.id);
-  if (shown === undefined) return;
-  const states = [...m.to.values()].map((v) => v.state);
+function updateTicks(m: Outgoing): void {
+  const states = [...m.to.values()];
   const all = (s: string) => states.every((x) => x === s);
   const state = all('delivered') ? 'delivered' : states.some((x) => x === 'lost') ? 'undelivered' : states.every((x) => x === 'sent' || x === 'delivered') ? 'sent' : 'queued';
-  const body = shown.li.querySelector<HTMLElement>('[data-testid=message]')!;
+  const body = m.li.querySelector<HTMLElement>('[data-testid=message]')!;
   body.dataset['state'] = state;
-  body.dataset['deliveredTo'] = [...m.to].filter(([, v]) => v.state === 'delivered').map(([n]) => n).join(' ');
-  shown.tick.textContent = { delivered: '✓✓', sent: '✓', queued: '…', undelivered: '!' }[state];
-  shown.tick.title = [...m.to].map(([n, v]) => `${n}: ${v.state}`).join(', ');
+  body.dataset['deliveredTo'] = [...m.to].filter(([, v]) => v === 'delivered').map(([n]) => n).join(' ');
+  m.tick.textContent = { delivered: '✓✓', sent: '✓', queued: '…', undelivered: '!' }[state];
+  m.tick.title = [...m.to].map(([n, v]) => `${n}: ${v}`).join(', ');
 }
 
-function listUndelivered(page: Page, m: Outgoing, to: string, reason: string): void {
-  const li = testid(document.createElement('li'), 'undelivered', to);
-  li.append(textEl('span', `not delivered to ${to} (${reason}): `), textEl('span', printable(m.text), 'text'));
-  const again = testid(textEl('button', 'send again'), 'resend', to);
+/** The own message a text the client reports as undelivered was, if it is on screen. */
+function outgoingOf(page: Page, u: Undelivered): Outgoing | undefined {
+  if (u.to === null) return undefined;
+  if (u.seq !== null) {
+    const m = page.bySeq.get(`${u.to} ${u.seq}`);
+    if (m !== undefined) page.bySeq.delete(`${u.to} ${u.seq}`);
+    return m;
+  }
+  const q = page.awaitingSeq.get(u.to);
+  const i = q?.findIndex((m) => m.text === u.text) ?? -1;
+  return i < 0 ? undefined : q!.splice(i, 1)[0];
+}
+
+function listUndelivered(page: Page, u: Undelivered, reason: string): void {
+  if (u.to === null) return;
+  const m = outgoingOf(page, u);
+  if (m !== undefined) {
+    m.to.set(u.to, 'lost');
+    updateTicks(m);
+  }
+  const li = testid(document.createElement('li'), 'undelivered', u.to);
+  li.append(textEl('span', `not delivered to ${u.to} (${reason}): `), textEl('span', printable(u.text), 'text'));
+  const again = testid(textEl('button', 'send again'), 'resend', u.to);
   again.addEventListener('click', () => {
-    if (sendText(page, m.text)) li.remove();
+    if (sendText(page, u.text)) li.remove();
   });
   li.append(again);
   el('undelivered').append(li);
@@ -200,165 +229,139 @@ function listUndelivered(page: Page, m: Outgoing, to: string, reason: string): v
 
 /** Sends `text` to the members present; false (and the reason shown) when it reaches no one. */
 function sendText(page: Page, text: string): boolean {
-  const room = page.room;
-  if (room === undefined || page.link?.state !== 'IN_ROOM') {
+  const client = page.client;
+  if (client === undefined || client.state !== 'IN_ROOM') {
     showError('LOCAL', 'Not connected: the message was not sent.');
     return false;
   }
-  const pieces = splitText(text, LIMITS.MAX_TEXT_BYTES);
-  for (const piece of pieces) {
-    const m = room.send(piece);
-    if (m === null) {
-      showError('LOCAL', room.list().length === 0 ? 'Nobody else is in the room: the message was not sent.' : 'No member with a trusted key: the message was not sent.');
+  for (const piece of splitText(text, client.maxTextBytes())) {
+    const to = client.send(piece);
+    if (to.length === 0) {
+      showError('LOCAL', client.members().length === 0 ? 'Nobody else is in the room: the message was not sent.' : 'No member with a trusted key: the message was not sent.');
       return false;
     }
-    page.shown.set(m.id, renderMessage(page.nick, piece, true));
-    updateTicks(page, m);
+    const shown = renderMessage(page.nick, piece, true);
+    const m: Outgoing = { text: piece, ...shown, to: new Map(to.map((n) => [n, 'queued'])) };
+    for (const n of to) {
+      const q = page.awaitingSeq.get(n) ?? [];
+      q.push(m);
+      page.awaitingSeq.set(n, q);
+    }
+    updateTicks(m);
   }
   return true;
 }
 
-function onRoom(page: Page, e: RoomEvent): void {
-  switch (e.type) {
-    case 'member':
-      void renderMember(page, e);
-      return;
-    case 'key-changed':
-      showKeyChanged(page, e);
-      showError('KEY_CHANGED', ERROR_TEXTS.KEY_CHANGED.text);
-      return;
-    case 'established': {
-      const li = memberLi(e.nick);
-      if (li !== null) {
-        li.dataset['status'] = 'established';
-        li.querySelector('.mstatus')!.textContent = 'secure session';
-      }
-      note(`secure session with ${e.nick}`);
-      return;
-    }
-    case 'member-left':
-      memberLi(e.nick)?.remove();
-      memberKeys.delete(e.nick);
-      el('warnings').querySelector(`[data-nick="${CSS.escape(e.nick)}"]`)?.remove();
-      note(`${e.nick} left`);
-      return;
-    case 'text':
-      renderMessage(e.from, e.text, false);
-      return;
-    case 'outgoing':
-      updateTicks(page, e.message);
-      return;
-    case 'undelivered':
-      updateTicks(page, e.message);
-      listUndelivered(page, e.message, e.to, e.reason);
-      return;
-    case 'rejected':
-      note(`${e.fatal ? 'session with' : 'a message from'} ${e.nick} failed: ${ERROR_TEXTS[e.code].text} (${e.code})`);
-      if (e.fatal) {
-        const li = memberLi(e.nick);
-        if (li !== null) li.dataset['status'] = 'failed';
-      }
-      return;
-  }
+// ---- the client's events ----
+
+function forgetMember(page: Page, nick: string): void {
+  page.awaitingSeq.delete(nick);
+  for (const k of [...page.bySeq.keys()]) if (k.startsWith(`${nick} `)) page.bySeq.delete(k);
 }
 
-// ---- the connection ----
-
-function onRelay(page: Page, link: RelayLink, e: RelayEvent): void {
-  if (page.link !== link) return;
-  switch (e.type) {
-    case 'ready':
-      setStatus('connected, joining', 'connecting');
-      link.join(page.roomName);
-      return;
-    case 'joined': {
-      page.attempts = 0;
-      clearError();
-      setStatus(`connected, in ${e.room}`, 'connected');
-      el('join-view').hidden = true;
-      el('chat-view').hidden = false;
-      el('room-name').textContent = e.room;
-      el('members').replaceChildren();
-      el('warnings').replaceChildren();
-      memberKeys.clear();
-      const room = newRoom(page, link);
-      for (const m of e.members) {
-        memberKeys.set(m.nick, Uint8Array.from(m.key));
-        room.add(m.nick, m.key, 'initiator');
-      }
-      return;
-    }
-    case 'join-refused':
-      showError(e.code, ERROR_TEXTS[e.code].text);
-      page.link = undefined;
-      link.close();
-      setStatus('not connected', 'failed');
-      el('join-view').hidden = false;
-      el('chat-view').hidden = true;
-      return;
-    case 'peer-joined':
-      memberKeys.set(e.member.nick, Uint8Array.from(e.member.key));
-      page.room?.add(e.member.nick, e.member.key, 'responder');
-      return;
-    case 'peer-left':
-      page.room?.remove(e.nick);
-      return;
-    case 'deliver':
-      page.room?.deliver(e.from, e.body);
-      return;
-    case 'relay-error':
-      note(`relay: ${ERROR_TEXTS[e.code].text} (${e.code})`);
-      return;
-    case 'closed': {
-      page.link = undefined;
-      page.room?.close();
-      page.room = undefined;
-      el('members').replaceChildren();
-      if (e.byUs) return;
-      const retry = e.code === undefined || ERROR_TEXTS[e.code].retry;
-      if (e.code !== undefined) showError(e.code, ERROR_TEXTS[e.code].text);
-      if (!retry) {
-        setStatus(`disconnected: ${e.code}`, 'failed');
-        el('join-view').hidden = false;
-        return;
-      }
-      scheduleReconnect(page);
-      return;
-    }
-  }
-}
-
-function newRoom(page: Page, link: RelayLink): WebRoom {
-  page.room?.close();
-  const relay = location.host;
-  const room = new WebRoom({
-    crypto: backend,
-    room: page.roomName,
-    self: { nick: page.nick, key: page.key, spki: page.identity.spki },
-    pins: {
-      get: (nick) => getPin(page.db, relay, nick),
-      put: (nick, pin) => putPin(page.db, relay, nick, Uint8Array.from(pin.spki), pin.verified),
-    },
-    send: (to, body) => link.sendTo(to, body),
-    onEvent: (e) => {
-      if (page.room === room) onRoom(page, e);
-    },
+/** The page's presenter: every event of the client, rendered. */
+function present(page: Page, client: ChatClient): void {
+  const mine = () => page.client === client;
+  client.on('joined', (e) => {
+    if (!mine()) return;
+    page.attempts = 0;
+    clearError();
+    setStatus(`connected, in ${e.room}`, 'connected');
+    el('join-view').hidden = true;
+    el('chat-view').hidden = false;
+    el('room-name').textContent = e.room;
+    el('members').replaceChildren();
+    el('warnings').replaceChildren();
   });
-  page.room = room;
-  return room;
+  client.on('peer-joined', (e) => {
+    if (mine()) void renderMember(page, client, e);
+  });
+  client.on('key-changed', (e) => {
+    if (!mine()) return;
+    showKeyChanged(page, client, e);
+    showError('KEY_CHANGED', ERROR_TEXTS.KEY_CHANGED.text);
+  });
+  client.on('established', ({ nick }) => {
+    if (!mine()) return;
+    setMemberStatus(nick, 'established', 'secure session');
+    note(`secure session with ${nick}`);
+  });
+  client.on('peer-left', ({ nick, undelivered }) => {
+    if (!mine()) return;
+    for (const u of undelivered) listUndelivered(page, u, 'left before acknowledging it');
+    forgetMember(page, nick);
+    memberLi(nick)?.remove();
+    el('warnings').querySelector(`[data-nick="${CSS.escape(nick)}"]`)?.remove();
+    note(`${nick} left`);
+  });
+  client.on('text', ({ from, text }) => {
+    if (mine()) renderMessage(from, text, false);
+  });
+  client.on('sent', ({ to, seq, text }) => {
+    const q = page.awaitingSeq.get(to);
+    const i = q?.findIndex((m) => m.text === text) ?? -1;
+    if (!mine() || i < 0) return;
+    const m = q!.splice(i, 1)[0]!;
+    page.bySeq.set(`${to} ${seq}`, m);
+    m.to.set(to, 'sent');
+    updateTicks(m);
+  });
+  client.on('delivered', ({ to, seq }) => {
+    const m = page.bySeq.get(`${to} ${seq}`);
+    if (!mine() || m === undefined) return;
+    page.bySeq.delete(`${to} ${seq}`);
+    m.to.set(to, 'delivered');
+    updateTicks(m);
+  });
+  client.on('rejected', ({ from, error, fatal }) => {
+    if (!mine()) return;
+    note(`${fatal ? 'session with' : 'a message from'} ${from} failed: ${ERROR_TEXTS[error.errorName].text} (${error.errorName})`);
+    if (fatal && memberLi(from)?.dataset['status'] !== 'key-changed') setMemberStatus(from, 'failed');
+  });
+  client.on('relay-error', ({ error }) => {
+    if (mine()) note(`relay: ${ERROR_TEXTS[error.errorName].text} (${error.errorName})`);
+  });
+  client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) => {
+    if (mine()) note(`warning: ${nick} is verified on ${elsewhere.map((x) => `${x.relay} with key ${x.fingerprint}`).join(', ')}; here the key is ${offeredFingerprint}`);
+  });
+  client.on('peer-churn', ({ nick, joins }) => {
+    if (mine()) note(`${nick} joined and left ${joins} times; ignored for a while`);
+  });
+  client.on('connection-lost', ({ failure, undelivered }) => {
+    if (!mine()) return;
+    for (const u of undelivered) listUndelivered(page, u, 'the connection was lost');
+    page.awaitingSeq.clear();
+    page.bySeq.clear();
+    el('members').replaceChildren();
+    note(`connection to the relay lost (${failure.message})`);
+  });
+  client.on('reconnecting', ({ attempt, delayMs }) => {
+    if (mine()) setStatus(`connection lost, reconnecting in ${Math.ceil(delayMs / 1000)} s (attempt ${attempt})`, 'reconnecting');
+  });
+  client.on('closed', ({ failure, undelivered }) => {
+    if (!mine()) return;
+    page.client = undefined;
+    for (const u of undelivered) listUndelivered(page, u, 'the connection ended');
+    el('members').replaceChildren();
+    if (failure === null) return;
+    ended(page, failure);
+  });
 }
 
-/** Exponential back-off with jitter: BASE * 2^attempts, at most MAX, times a random factor in [0.5, 1). */
-export function backoffMs(attempts: number, random: number): number {
-  return Math.round(Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempts, 16)) * (0.5 + random / 2));
-}
-
-function scheduleReconnect(page: Page): void {
-  if (page.retryTimer !== undefined) return;
-  const ms = backoffMs(page.attempts, Math.random());
-  page.attempts++;
+/** The client ended for good: say why, and try again where that can help (a relay that broke the protocol). */
+function ended(page: Page, failure: ClientFailure): void {
+  const code = failure.error?.errorName;
+  if (code !== undefined) showError(code, ERROR_TEXTS[code].text);
+  else showError('LOCAL', failure.message);
+  const retry = failure.kind !== 'room' && failure.kind !== 'auth' && (code === undefined ? page.roomName !== '' && page.attempts > 0 : ERROR_TEXTS[code].retry);
+  if (!retry) {
+    setStatus(`disconnected${code === undefined ? '' : `: ${code}`}`, 'failed');
+    el('join-view').hidden = false;
+    el('chat-view').hidden = true;
+    return;
+  }
+  const ms = reconnectDelay(++page.attempts);
   setStatus(`connection lost, reconnecting in ${Math.ceil(ms / 1000)} s (attempt ${page.attempts})`, 'reconnecting');
-  note('connection to the relay lost');
   page.retryTimer = setTimeout(() => {
     page.retryTimer = undefined;
     connect(page);
@@ -367,16 +370,40 @@ function scheduleReconnect(page: Page): void {
 
 function connect(page: Page): void {
   setStatus('connecting', 'connecting');
-  const link: RelayLink = new RelayLink({
-    url: wsUrl(),
-    subprotocol: WS_SUBPROTOCOL,
+  const client = new ChatClient({
+    host: location.hostname,
+    port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
+    // The page's pins of earlier versions are kept under the origin's host (src/web/keys.ts).
+    serverName: location.host,
+    // §7.3: a page served by the relay signs over the name that relay announces (no other to compare);
+    // a WebSocket has no TLS exporter, so the binding is empty.
+    relayName: null,
     nick: page.nick,
-    spki: page.identity.spki,
-    key: page.key,
+    identity: { privateKey: page.key, spki: page.identity.spki },
     crypto: backend,
-    onEvent: (e) => onRelay(page, link, e),
+    transport: webSocketTransport(wsUrl(), WS_SUBPROTOCOL),
+    ...(page.pins !== undefined ? { pins: page.pins } : {}),
+    // Automatic reconnect with back-off (src/client/chat-client.ts ReconnectPolicy), as the CLI's terminal.
+    reconnect: {},
   });
-  page.link = link;
+  page.client = client;
+  present(page, client);
+  void client
+    .connect()
+    .then(() => {
+      setStatus('connected, joining', 'connecting');
+      return client.join(page.roomName);
+    })
+    .catch((e: unknown) => {
+      if (page.client !== client) return;
+      // A refusal that left the connection open (ROOM_FULL, NICK_IN_ROOM): said here, then closed; a
+      // failure that closed it was said by the `closed` listener.
+      if (!client.closed) {
+        page.client = undefined;
+        client.close();
+        ended(page, e instanceof ClientFailure ? e : new ClientFailure('protocol', String(e)));
+      }
+    });
 }
 
 // ---- identity and backups ----
@@ -418,7 +445,7 @@ function wireBackups(page: Page): void {
     const pass = el<HTMLInputElement>('backup-pass').value;
     void (async () => {
       try {
-        if (page.link !== undefined) throw new Error('leave the room first (reload the page)');
+        if (page.client !== undefined) throw new Error('leave the room first (reload the page)');
         const { identity, text } = await exportBackup(pass);
         await replaceIdentity(page.db, identity);
         page.identity = identity;
@@ -439,7 +466,7 @@ function wireBackups(page: Page): void {
     const file = el<HTMLInputElement>('import-file').files?.[0];
     void (async () => {
       try {
-        if (page.link !== undefined) throw new Error('leave the room first (reload the page)');
+        if (page.client !== undefined) throw new Error('leave the room first (reload the page)');
         const text = file !== undefined ? await file.text() : el<HTMLTextAreaElement>('import-text').value;
         const identity = await importBackup(text, pass);
         await replaceIdentity(page.db, identity);
@@ -488,18 +515,20 @@ async function main(): Promise<void> {
     ownFingerprint: '',
     nick: '',
     roomName: '',
-    link: undefined,
-    room: undefined,
+    pins: undefined,
+    client: undefined,
     attempts: 0,
     retryTimer: undefined,
-    shown: new Map(),
+    awaitingSeq: new Map(),
+    bySeq: new Map(),
   };
   await showIdentity(page, created);
+  page.pins = await openPins(db, location.host, backend, (e) => showError('LOCAL', `pins not saved: ${e instanceof Error ? e.message : String(e)}`));
   setStatus('not connected', 'idle');
 
   el<HTMLFormElement>('join-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    if (page.link !== undefined) return;
+    if (page.client !== undefined) return;
     const nick = el<HTMLInputElement>('nick').value;
     const room = el<HTMLInputElement>('room').value || 'lobby';
     if (!isNick(nick)) return showError('LOCAL', `nickname: ${NICK_RULE}`);

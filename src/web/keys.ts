@@ -166,8 +166,16 @@ export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity:
   return { identity, created: true, code };
 }
 
-export async function getPin(db: IDBDatabase, relay: string, nick: string): Promise<StoredPin | undefined> {
-  return get<StoredPin>(db, PINS, `${relay} ${nick}`);
+/** Every pin kept for `relay`, with its nickname. */
+export async function listPins(db: IDBDatabase, relay: string): Promise<(StoredPin & { nick: string })[]> {
+  const prefix = `${relay} `;
+  const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
+  const all = (await req(db.transaction(PINS, 'readonly').objectStore(PINS).getAll(range))) as StoredPin[];
+  return all.filter((p) => p.id.startsWith(prefix)).map((p) => ({ ...p, nick: p.id.slice(prefix.length) }));
+}
+
+export async function deletePin(db: IDBDatabase, relay: string, nick: string): Promise<void> {
+  await req(db.transaction(PINS, 'readwrite').objectStore(PINS).delete(`${relay} ${nick}`));
 }
 
 export async function putPin(db: IDBDatabase, relay: string, nick: string, spki: Uint8Array<ArrayBuffer>, verified: boolean): Promise<void> {

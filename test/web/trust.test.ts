@@ -1,7 +1,8 @@
 // The page across a relay restart and a key change, in real Chromium: the relay goes away and comes back
 // on the same ports with an empty registry; the page reconnects by itself (back-off) and rejoins; the CLI
 // user bob returns with a new key, and the page shows `key-changed` for him: nothing is sent to him or
-// accepted from him until the user accepts the new key, and the texts flow both ways after that.
+// accepted from him until the user accepts the new key (his client is told so at once), and the texts
+// flow both ways after that.
 import t from 'tap';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { startWeb, type WebListener } from '../../src/server/web.js';
@@ -42,7 +43,7 @@ t.test('after a relay restart the page reconnects; a changed key blocks that mem
   await alice.page.locator('[data-testid=status][data-state=connected]').filter({ hasText: 'in lobby' }).waitFor();
 
   const bob2 = startClient(t, { port, nick: 'bob', home: tempDir(t) });
-  bob2.write('from the new bob');
+  bob2.write('refused with the new key');
   const warning = alice.page.locator('[data-testid=key-changed][data-nick=bob]');
   await warning.waitFor();
   t.equal(await alice.page.locator('[data-testid=member][data-nick=bob]').getAttribute('data-status'), 'key-changed');
@@ -54,8 +55,16 @@ t.test('after a relay restart the page reconnects; a changed key blocks that mem
   t.equal(await alice.page.getByTestId('composer').inputValue(), 'not for the new key', 'the text is kept, not sent');
   t.equal(await alice.page.getByTestId('message').count(), 0, 'no message shown, none accepted from bob');
 
+  // Refused, bob's client is told at once (the refusal notice, as the CLI's: his session with the page
+  // fails as key-not-accepted) and lists his text as not delivered once the page rejoins to accept.
+  await bob2.waitFor(/^\* session with alice failed: UNEXPECTED_FRAME/);
+  t.equal(await alice.page.getByTestId('message').count(), 0, 'nothing from bob shown while his key is refused');
   await alice.page.locator('[data-testid=accept-key][data-nick=bob]').click();
   await warning.waitFor({ state: 'detached' });
+  // Accepting gives both sides new machines (v1, §7.2: the page leaves and joins again), now with bob's new key.
+  await bob2.waitFor(/^\* secure session with alice/);
+  await alice.page.locator('[data-testid=member][data-nick=bob][data-status=established]').waitFor();
+  bob2.write('from the new bob');
   await message(alice.page, 'bob', 'from the new bob').waitFor();
   await say(alice.page, 'after accepting');
   const got = await bob2.waitFor(/^alice: /);
