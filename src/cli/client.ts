@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { createInterface, clearScreenDown, cursorTo, moveCursor, type Interface } from 'node:readline';
 import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Undelivered } from '../client/chat-client.js';
 import { nodeClient } from '../client/node-client.js';
-import { inOrder } from './in-order.js';
+import { present, type Presenter } from './presenter.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import type { RosterReport } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
@@ -608,8 +608,7 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
 // Scriptable mode: the contract of issue 5.
 
 async function runScriptable(client: ChatClient, opts: Options, identity: Identity, hooks: Hooks): Promise<number> {
-  const ordered = inOrder();
-  const out = (line: string) => ordered.run(() => void process.stdout.write(line + '\n'));
+  const out = (line: string) => process.stdout.write(line + '\n');
   const event = (line: string) => out(`* ${line}`);
   const err = (msg: string) => process.stderr.write(`e2ee-chat client: ${msg}\n`);
 
@@ -633,63 +632,60 @@ async function runScriptable(client: ChatClient, opts: Options, identity: Identi
   });
 
   if (identity.created) event(`created identity key in ${opts.home}`);
-  client.on('joined', ({ room, rejoin }) => event(rejoin ? `rejoined ${room} as ${client.nick}` : `joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`));
-  // Reconnecting (--reconnect): one line when the connection is lost, one when back; the attempts in
-  // between are not listed. The rule for what was not acknowledged before the drop: it is sent again to
-  // the member it was for, once that member is back in the room with the same (pinned) key, through the
-  // new session; lines read while reconnecting wait the same way for the members present at the drop.
-  // Whatever never gets through is listed at the end like any undelivered text (status 9).
-  client.on('connection-lost', ({ failure, undelivered }) =>
-    event(`connection lost (${failure.message}); ${undelivered.length} text(s) not acknowledged; reconnecting`),
-  );
-  client.on('reconnected', ({ room, attempts, downMs }) => {
-    event(`reconnected to ${room} after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'})`);
-    resendHeld();
-  });
   const resendHeld = () => {
     if (client.heldTexts().length === 0) return;
     for (const u of client.resend().sent) event(`resending to ${u.to} (not acknowledged before the connection was lost): ${printable(u.text)}`);
   };
-  client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
-    event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen)' : verified ? ' (verified)' : ''}`),
-  );
-  client.on('peer-left', ({ nick, undelivered }) => {
-    event(`${nick} left`);
-    for (const u of undelivered) listLost(u);
-  });
-  client.on('established', ({ nick, safetyNumber, verified }) => {
-    ordered.after(safetyNumber, (sn) => process.stdout.write(`* secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${sn}\n`));
-    resendHeld();
-  });
-  client.on('text', ({ from, seq, ts, text }) => {
-    out(`${from}: ${printable(text)}`);
-    const skew = skewNote(ts);
-    if (skew !== null) event(`clock: message #${seq} from ${from} carries ${new Date(ts).toISOString()}: ${skew}`);
-  });
-  client.on('sent', ({ to, seq }) => event(`sent to ${to} #${seq}`));
-  client.on('delivered', ({ to, seq }) => event(`delivered to ${to} #${seq}`));
-  client.on('rejected', ({ from, error, fatal, cause }) => {
-    const advice = fatal ? causeAdvice(from, error, cause, false) : null;
-    event(fatal ? `session with ${from} failed: ${error.errorName}${advice === null ? '' : `; ${advice}`}` : `message from ${from} failed to verify: ${error.errorName}`);
-  });
-  client.on('relay-error', ({ error }) => event(`relay refused: ${error.errorName}`));
-  client.on('roster-mismatch', (r) => event(rosterLine(r)));
-  client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
-    event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
-  );
-  client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) =>
-    event(`WARNING: ${nick} is verified on ${elsewhere.map((e) => `${printable(e.relay)} with key ${e.fingerprint}`).join(', ')}; here the key is ${offeredFingerprint}`),
-  );
-  client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) => {
-    event(`WARNING: the identity key of ${nick} CHANGED: pinned ${pinnedFingerprint}, now ${offeredFingerprint}; nothing is sent to or accepted from ${nick}`);
-    err(`the identity key of ${nick} changed (pinned ${pinnedFingerprint}, offered ${offeredFingerprint}); run interactively and use /trust ${nick} if expected`);
-    void client.leave().then(() => exit(EXIT.KEY_CHANGED));
-  });
-  client.on('closed', ({ failure, undelivered }) => {
-    if (failure === null) return;
-    for (const u of undelivered) listLost(u);
-    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
-    exit(EXIT_BY_FAILURE[failure.kind]);
+  // The scripted renderer (src/cli/presenter.ts): the line contract of issue 5.
+  present(client, {
+    joined: ({ room, rejoin }) => event(rejoin ? `rejoined ${room} as ${client.nick}` : `joined ${room} as ${client.nick}, fingerprint ${client.fingerprint()}`),
+    // Reconnecting (--reconnect): one line when the connection is lost, one when back; the attempts in
+    // between are not listed. The rule for what was not acknowledged before the drop: it is sent again to
+    // the member it was for, once that member is back in the room with the same (pinned) key, through the
+    // new session; lines read while reconnecting wait the same way for the members present at the drop.
+    // Whatever never gets through is listed at the end like any undelivered text (status 9).
+    'connection-lost': ({ failure, undelivered }) => event(`connection lost (${failure.message}); ${undelivered.length} text(s) not acknowledged; reconnecting`),
+    reconnecting: () => {},
+    reconnected: ({ room, attempts, downMs }) => {
+      event(`reconnected to ${room} after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'})`);
+      resendHeld();
+    },
+    'peer-joined': ({ nick, fingerprint, verified, firstSeen }) => event(`${nick} joined, fingerprint ${fingerprint}${firstSeen ? ' (first seen)' : verified ? ' (verified)' : ''}`),
+    'peer-left': ({ nick, undelivered }) => {
+      event(`${nick} left`);
+      for (const u of undelivered) listLost(u);
+    },
+    established: ({ nick, safetyNumber, verified }) => {
+      event(`secure session with ${nick}${verified ? ' (verified)' : ''}, safety number ${safetyNumber}`);
+      resendHeld();
+    },
+    text: ({ from, seq, ts, text }) => {
+      out(`${from}: ${printable(text)}`);
+      const skew = skewNote(ts);
+      if (skew !== null) event(`clock: message #${seq} from ${from} carries ${new Date(ts).toISOString()}: ${skew}`);
+    },
+    sent: ({ to, seq }) => event(`sent to ${to} #${seq}`),
+    delivered: ({ to, seq }) => event(`delivered to ${to} #${seq}`),
+    rejected: ({ from, error, fatal, cause }) => {
+      const advice = fatal ? causeAdvice(from, error, cause, false) : null;
+      event(fatal ? `session with ${from} failed: ${error.errorName}${advice === null ? '' : `; ${advice}`}` : `message from ${from} failed to verify: ${error.errorName}`);
+    },
+    'relay-error': ({ error }) => event(`relay refused: ${error.errorName}`),
+    'roster-mismatch': (r) => event(rosterLine(r)),
+    'peer-churn': ({ nick, joins, windowMs, until }) => event(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${new Date(until).toISOString()}`),
+    'key-elsewhere': ({ nick, offeredFingerprint, elsewhere }) =>
+      event(`WARNING: ${nick} is verified on ${elsewhere.map((e) => `${printable(e.relay)} with key ${e.fingerprint}`).join(', ')}; here the key is ${offeredFingerprint}`),
+    'key-changed': ({ nick, pinnedFingerprint, offeredFingerprint }) => {
+      event(`WARNING: the identity key of ${nick} CHANGED: pinned ${pinnedFingerprint}, now ${offeredFingerprint}; nothing is sent to or accepted from ${nick}`);
+      err(`the identity key of ${nick} changed (pinned ${pinnedFingerprint}, offered ${offeredFingerprint}); run interactively and use /trust ${nick} if expected`);
+      void client.leave().then(() => exit(EXIT.KEY_CHANGED));
+    },
+    closed: ({ failure, undelivered }) => {
+      if (failure === null) return;
+      for (const u of undelivered) listLost(u);
+      err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
+      exit(EXIT_BY_FAILURE[failure.kind]);
+    },
   });
 
   const entered = await enter(client, opts, err);
@@ -810,7 +806,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   let resize: ResizeRedraw | null = null;
 
   /** Writes whole lines above the prompt, then redraws the prompt and whatever is typed (never garbled). */
-  const printNow = (...lines: string[]) => {
+  const print = (...lines: string[]) => {
     if (rl === null) {
       for (const l of lines) stdout.write(l + '\n');
       return;
@@ -825,8 +821,6 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     (rl as unknown as { prevRows: number }).prevRows = 0;
     rl.prompt(true);
   };
-  const ordered = inOrder();
-  const print = (...lines: string[]) => ordered.run(() => printNow(...lines));
   const info = (s: string) => print(p.dim(`[${clock()}] * ${s}`));
   const warn = (...lines: string[]) => print(...lines.map((l) => p.red(p.bold(l))));
   const err = (msg: string) => print(p.red(`error: ${msg}`));
@@ -867,41 +861,6 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (unreadable > 0) warn(`${unreadable} stored message(s) did not open (altered on disk?) and are not shown`);
   };
 
-  client.on('joined', ({ room, members, rejoin }) => {
-    if (rejoin) {
-      info(`rejoined ${room}${members.length === 0 ? '; nobody else is here' : ` with ${members.join(', ')}`}`);
-      const n = client.heldTexts().length;
-      if (n > 0 && !client.reconnecting) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before rejoining: /resend sends ${n === 1 ? 'it' : 'them'} again`);
-      return;
-    }
-    if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
-    info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
-    // Remembered for the next run (defaults when --nick, --host/--port or --room are not given).
-    writeRemembered(opts.home, { nick: client.nick, host: opts.host, port: opts.port, ...(opts.relayName === undefined ? {} : { relayName: opts.relayName }), room }).catch((e: Error) =>
-      err(`local error: ${e.message}; the nickname, relay and room are not remembered (${REMEMBERED_FILE})`),
-    );
-    if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
-  });
-  client.on('peer-joined', ({ nick, fingerprint, verified, firstSeen }) =>
-    info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`),
-  );
-  client.on('peer-left', ({ nick, undelivered }) => {
-    info(`${nick} left`);
-    for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
-  });
-  client.on('established', ({ nick, safetyNumber, verified }) => {
-    info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
-    if (!verified) {
-      ordered.after(safetyNumber, (sn) =>
-        printNow(p.dim(`[${clock()}] * safety number ${sn}`), p.dim(`[${clock()}] * compare it with ${nick} (in person or by phone), then /verify ${nick}`)),
-      );
-    }
-  });
-  client.on('text', ({ from, ts, text, verified }) => {
-    // The sender's time (TEXT.ts), flagged when it is far from ours.
-    const skew = skewNote(ts);
-    print(...message(clock(new Date(ts)), label(from, verified), labelWidth(from, verified), text, skew === null ? '' : p.yellow(` (${skew})`)));
-  });
   // Receipts, one line per message (not one per member): our messages are numbered #1, #2, ... in the
   // order we send them (our own count, not the sessions' sequence numbers, which ACKs share), and the line
   // comes once every member it went to has acknowledged it.
@@ -927,70 +886,106 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     awaitingSeq.delete(nick);
     for (const [k, o] of bySeq) if (o.to.has(nick) && k.startsWith(`${nick} `)) bySeq.delete(k);
   };
-  client.on('sent', ({ to, seq, text }) => {
-    const q = awaitingSeq.get(to);
-    const i = q?.findIndex((o) => o.text === text) ?? -1;
-    if (q === undefined || i < 0) return;
-    bySeq.set(`${to} ${seq}`, q.splice(i, 1)[0]!);
+  /** Set once the prompt exists (below): what a lost connection and a reconnect show there. */
+  let reconnectView: Pick<Presenter, 'connection-lost' | 'reconnecting' | 'reconnected'> = { 'connection-lost': () => {}, reconnecting: () => {}, reconnected: () => {} };
+  // The interactive renderer (src/cli/presenter.ts).
+  present(client, {
+    joined: ({ room, members, rejoin }) => {
+      if (rejoin) {
+        info(`rejoined ${room}${members.length === 0 ? '; nobody else is here' : ` with ${members.join(', ')}`}`);
+        const n = client.heldTexts().length;
+        if (n > 0 && !client.reconnecting) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before rejoining: /resend sends ${n === 1 ? 'it' : 'them'} again`);
+        return;
+      }
+      if (history !== null && history.last(relayName(opts), opts.room, 1).records.length > 0) showHistory(HISTORY_SHOWN);
+      info(`joined ${room} as ${client.nick}; your fingerprint is ${client.fingerprint()}`);
+      // Remembered for the next run (defaults when --nick, --host/--port or --room are not given).
+      writeRemembered(opts.home, { nick: client.nick, host: opts.host, port: opts.port, ...(opts.relayName === undefined ? {} : { relayName: opts.relayName }), room }).catch((e: Error) =>
+        err(`local error: ${e.message}; the nickname, relay and room are not remembered (${REMEMBERED_FILE})`),
+      );
+      if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
+    },
+    'peer-joined': ({ nick, fingerprint, verified, firstSeen }) =>
+      info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`),
+    'peer-left': ({ nick, undelivered }) => {
+      forget(nick);
+      info(`${nick} left`);
+      for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
+    },
+    established: ({ nick, safetyNumber, verified }) => {
+      info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
+      if (!verified) {
+        info(`safety number ${safetyNumber}`);
+        info(`compare it with ${nick} (in person or by phone), then /verify ${nick}`);
+      }
+    },
+    text: ({ from, ts, text, verified }) => {
+      // The sender's time (TEXT.ts), flagged when it is far from ours.
+      const skew = skewNote(ts);
+      print(...message(clock(new Date(ts)), label(from, verified), labelWidth(from, verified), text, skew === null ? '' : p.yellow(` (${skew})`)));
+    },
+    sent: ({ to, seq, text }) => {
+      const q = awaitingSeq.get(to);
+      const i = q?.findIndex((o) => o.text === text) ?? -1;
+      if (q === undefined || i < 0) return;
+      bySeq.set(`${to} ${seq}`, q.splice(i, 1)[0]!);
+    },
+    delivered: ({ to, seq }) => {
+      const o = bySeq.get(`${to} ${seq}`);
+      if (o === undefined) return;
+      bySeq.delete(`${to} ${seq}`);
+      o.acked.add(to);
+      if (o.acked.size < o.to.size) return;
+      const who = o.to.size === 1 ? to : `all ${o.to.size}`;
+      print(p.dim(`[${clock()}]   ✓ #${o.n} delivered to ${who} "${preview(o.text)}"`));
+    },
+    rejected: ({ from, error, fatal, cause }) => {
+      const advice = fatal ? causeAdvice(from, error, cause, true) : null;
+      warn(fatal ? `session with ${from} failed (${error.errorName})${advice === null ? '' : `: ${advice}`}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`);
+    },
+    'relay-error': ({ error }) => info(`relay refused: ${error.errorName}`),
+    'roster-mismatch': (r) =>
+      warn(
+        '',
+        `!!! WARNING: ${rosterLine(r)}`,
+        '    The relay is showing members of this room different rooms (spec §8.6). Messages stay end-to-end',
+        `    encrypted, but who else is here is in doubt: compare the member list with ${r.peer} through another channel.`,
+        '',
+      ),
+    'peer-churn': ({ nick, joins, windowMs, until }) =>
+      info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
+    'key-elsewhere': ({ nick, offeredFingerprint, elsewhere }) =>
+      warn(
+        `WARNING: you verified ${nick} on another relay with another key:`,
+        ...elsewhere.map((e) => `    on ${printable(e.relay)}: ${e.fingerprint}`),
+        `    here: ${offeredFingerprint}`,
+        `    Nicknames belong to each relay, so this may be someone else; compare safety numbers (/safety ${nick}) before trusting them.`,
+      ),
+    'key-changed': ({ nick, pinnedFingerprint, offeredFingerprint }) =>
+      warn(
+        '',
+        `!!! WARNING: THE IDENTITY KEY OF ${nick} HAS CHANGED !!!`,
+        `    pinned key:  ${pinnedFingerprint}`,
+        `    offered key: ${offeredFingerprint}`,
+        `    Someone may be impersonating ${nick}, or ${nick} set up a new key.`,
+        `    Nothing is sent to or accepted from ${nick} until you check with them (/safety ${nick})`,
+        `    and accept the new key with /trust ${nick}.`,
+        '',
+      ),
+    closed: ({ failure, undelivered }) => {
+      if (failure === null) return;
+      for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
+      err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
+      exit(EXIT_BY_FAILURE[failure.kind]);
+    },
+    'connection-lost': (e) => {
+      awaitingSeq.clear();
+      bySeq.clear();
+      reconnectView['connection-lost'](e);
+    },
+    reconnecting: (e) => reconnectView.reconnecting(e),
+    reconnected: (e) => reconnectView.reconnected(e),
   });
-  client.on('delivered', ({ to, seq }) => {
-    const o = bySeq.get(`${to} ${seq}`);
-    if (o === undefined) return;
-    bySeq.delete(`${to} ${seq}`);
-    o.acked.add(to);
-    if (o.acked.size < o.to.size) return;
-    const who = o.to.size === 1 ? to : `all ${o.to.size}`;
-    print(p.dim(`[${clock()}]   ✓ #${o.n} delivered to ${who} "${preview(o.text)}"`));
-  });
-  client.on('peer-left', ({ nick }) => forget(nick));
-  client.on('connection-lost', () => {
-    awaitingSeq.clear();
-    bySeq.clear();
-  });
-  client.on('rejected', ({ from, error, fatal, cause }) => {
-    const advice = fatal ? causeAdvice(from, error, cause, true) : null;
-    warn(fatal ? `session with ${from} failed (${error.errorName})${advice === null ? '' : `: ${advice}`}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`);
-  });
-  client.on('relay-error', ({ error }) => info(`relay refused: ${error.errorName}`));
-  client.on('roster-mismatch', (r) =>
-    warn(
-      '',
-      `!!! WARNING: ${rosterLine(r)}`,
-      '    The relay is showing members of this room different rooms (spec §8.6). Messages stay end-to-end',
-      `    encrypted, but who else is here is in doubt: compare the member list with ${r.peer} through another channel.`,
-      '',
-    ),
-  );
-  client.on('peer-churn', ({ nick, joins, windowMs, until }) =>
-    info(`${nick} joined and left ${joins} times in ${Math.round(windowMs / 1000)} s; ignored until ${clock(new Date(until))}`),
-  );
-  client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) =>
-    warn(
-      `WARNING: you verified ${nick} on another relay with another key:`,
-      ...elsewhere.map((e) => `    on ${printable(e.relay)}: ${e.fingerprint}`),
-      `    here: ${offeredFingerprint}`,
-      `    Nicknames belong to each relay, so this may be someone else; compare safety numbers (/safety ${nick}) before trusting them.`,
-    ),
-  );
-  client.on('key-changed', ({ nick, pinnedFingerprint, offeredFingerprint }) =>
-    warn(
-      '',
-      `!!! WARNING: THE IDENTITY KEY OF ${nick} HAS CHANGED !!!`,
-      `    pinned key:  ${pinnedFingerprint}`,
-      `    offered key: ${offeredFingerprint}`,
-      `    Someone may be impersonating ${nick}, or ${nick} set up a new key.`,
-      `    Nothing is sent to or accepted from ${nick} until you check with them (/safety ${nick})`,
-      `    and accept the new key with /trust ${nick}.`,
-      '',
-    ),
-  );
-  client.on('closed', ({ failure, undelivered }) => {
-    if (failure === null) return;
-    for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
-    err(failureAdvice(failure, opts, client.nick, client.welcome?.roomSize, client.announcedRelay));
-    exit(EXIT_BY_FAILURE[failure.kind]);
-  });
-
   info(`connecting to ${opts.host}:${opts.port} as ${client.nick}...`);
   const entered = await enter(client, opts, err);
   if (entered !== null) return entered;
@@ -1024,17 +1019,19 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     info(intro);
     for (const u of held) print(p.yellow(`  ! for ${u.to}: ${printable(preview(u.text))}`));
   };
-  client.on('connection-lost', ({ failure }) => {
-    warn(`connection lost: ${failure.message}`);
-    listHeld('not acknowledged before the drop (kept; /resend sends them again once you are back):');
-  });
-  client.on('reconnecting', ({ attempt, delayMs }) => setStatus(`reconnecting: attempt ${attempt} in ${Math.max(1, Math.round(delayMs / 1000))} s`));
-  client.on('reconnected', ({ downMs, attempts }) => {
-    setStatus(null);
-    info(`reconnected after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'}); new end-to-end sessions are being set up`);
-    const n = client.heldTexts().length;
-    if (n > 0) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before the drop: /resend sends ${n === 1 ? 'it' : 'them'} again to the member${n === 1 ? '' : 's'} ${n === 1 ? 'it was' : 'they were'} for (who may then see ${n === 1 ? 'it' : 'them'} twice)`);
-  });
+  reconnectView = {
+    'connection-lost': ({ failure }) => {
+      warn(`connection lost: ${failure.message}`);
+      listHeld('not acknowledged before the drop (kept; /resend sends them again once you are back):');
+    },
+    reconnecting: ({ attempt, delayMs }) => setStatus(`reconnecting: attempt ${attempt} in ${Math.max(1, Math.round(delayMs / 1000))} s`),
+    reconnected: ({ downMs, attempts }) => {
+      setStatus(null);
+      info(`reconnected after ${(downMs / 1000).toFixed(1)} s (${attempts} attempt${attempts === 1 ? '' : 's'}); new end-to-end sessions are being set up`);
+      const n = client.heldTexts().length;
+      if (n > 0) info(`${n} message${n === 1 ? '' : 's'} not acknowledged before the drop: /resend sends ${n === 1 ? 'it' : 'them'} again to the member${n === 1 ? '' : 's'} ${n === 1 ? 'it was' : 'they were'} for (who may then see ${n === 1 ? 'it' : 'them'} twice)`);
+    },
+  };
 
   let quitting = false;
   /**
