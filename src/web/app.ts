@@ -373,10 +373,8 @@ function connect(page: Page): void {
   const client = new ChatClient({
     host: location.hostname,
     port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
-    // The page's pins of earlier versions are kept under the origin's host (src/web/keys.ts).
-    serverName: location.host,
     // §7.3: a page served by the relay signs over the name that relay announces (no other to compare);
-    // a WebSocket has no TLS exporter, so the binding is empty.
+    // a WebSocket has no TLS exporter, so the binding is empty. The pins are kept under that name too.
     relayName: null,
     nick: page.nick,
     identity: { privateKey: page.key, spki: page.identity.spki },
@@ -523,7 +521,7 @@ async function main(): Promise<void> {
     bySeq: new Map(),
   };
   await showIdentity(page, created);
-  page.pins = await openPins(db, location.host, backend, (e) => showError('LOCAL', `pins not saved: ${e instanceof Error ? e.message : String(e)}`));
+  page.pins = await openPins(db, backend, (e) => showError('LOCAL', `pins not saved: ${e instanceof Error ? e.message : String(e)}`));
   setStatus('not connected', 'idle');
 
   el<HTMLFormElement>('join-form').addEventListener('submit', (ev) => {

@@ -166,12 +166,13 @@ export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity:
   return { identity, created: true, code };
 }
 
-/** Every pin kept for `relay`, with its nickname. */
-export async function listPins(db: IDBDatabase, relay: string): Promise<(StoredPin & { nick: string })[]> {
-  const prefix = `${relay} `;
-  const range = IDBKeyRange.bound(prefix, `${prefix}\uffff`);
-  const all = (await req(db.transaction(PINS, 'readonly').objectStore(PINS).getAll(range))) as StoredPin[];
-  return all.filter((p) => p.id.startsWith(prefix)).map((p) => ({ ...p, nick: p.id.slice(prefix.length) }));
+/** Every pin kept, with its relay and nickname (the id is `${relay} ${nick}`; a relay name has no space). */
+export async function listPins(db: IDBDatabase): Promise<(StoredPin & { relay: string; nick: string })[]> {
+  const all = (await req(db.transaction(PINS, 'readonly').objectStore(PINS).getAll())) as StoredPin[];
+  return all.flatMap((p) => {
+    const at = p.id.indexOf(' ');
+    return at > 0 ? [{ ...p, relay: p.id.slice(0, at), nick: p.id.slice(at + 1) }] : [];
+  });
 }
 
 export async function deletePin(db: IDBDatabase, relay: string, nick: string): Promise<void> {
