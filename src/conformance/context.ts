@@ -66,52 +66,75 @@ export interface InRoom extends Authed {
  * goes to the back of the queue, so it is leased again as late as possible (the target has long seen
  * those connections close by then). One pool serves every run in a process (RSA key generation is the
  * kit's most expensive step); it grows, off the event loop, when a case starts with fewer free keys
- * than it may need.
+ * than it may need, and keeps `spare` free keys on hand beyond that, so a case that needs more keys than
+ * it reserved (a relay with a large room_size) takes one without generating it on the event loop: a
+ * key generated there stalls every running case and the target in the same process (up to 1.6 s at a
+ * load average of 18 here), long enough to blow their deadlines.
  */
 export class Pool {
   private readonly free: Identity[] = [];
   private growing: Promise<void> | undefined;
   /** Keys generated in all. */
   made = 0;
+  /** Keys generated on the event loop because none was free (each one stalled the process). */
+  madeBlocking = 0;
 
   /** The process-wide pool. */
   static readonly shared = new Pool();
+
+  constructor(
+    /** Free keys kept on hand beyond the reservations (topped up in the thread pool). */
+    readonly spare = 8,
+  ) {}
 
   /** Keys not leased now. */
   get available(): number {
     return this.free.length;
   }
 
+  private grow(missing: number): Promise<void> {
+    this.growing ??= Promise.all(Array.from({ length: missing }, () => makeIdentity())).then(
+      (ids) => {
+        this.made += ids.length;
+        this.free.push(...ids);
+        this.growing = undefined;
+      },
+      (e: unknown) => {
+        this.growing = undefined;
+        throw e;
+      },
+    );
+    return this.growing;
+  }
+
+  /** Starts generating keys in the thread pool when fewer than `spare` are free. */
+  private topUp(): void {
+    if (this.growing === undefined && this.free.length < this.spare) this.grow(this.spare - this.free.length).catch(() => undefined);
+  }
+
+  /** Resolves once `spare` keys are free (a run calls it before its first case). */
+  async warm(): Promise<void> {
+    while (this.free.length < this.spare) await this.grow(this.spare - this.free.length);
+  }
+
   /** Leases `n` keys, generating the missing ones in the thread pool (never on the event loop). */
   async reserve(n: number): Promise<Identity[]> {
-    while (this.free.length < n) {
-      if (this.growing === undefined) {
-        const missing = n - this.free.length;
-        this.growing = Promise.all(Array.from({ length: missing }, () => makeIdentity())).then(
-          (ids) => {
-            this.made += ids.length;
-            this.free.push(...ids);
-            this.growing = undefined;
-          },
-          (e: unknown) => {
-            this.growing = undefined;
-            throw e;
-          },
-        );
-      }
-      await this.growing;
-    }
-    return this.free.splice(0, n);
+    while (this.free.length < n) await this.grow(n - this.free.length);
+    const ids = this.free.splice(0, n);
+    this.topUp();
+    return ids;
   }
 
   /**
-   * Takes a key no running case holds. For a case that needs more keys than it reserved (a relay with a
-   * large room_size), one is generated at once, blocking: correct, only slower.
+   * Takes a key no running case holds: a spare one, else (all spares taken at once) one generated at
+   * once, blocking: correct, only slower.
    */
   lease(): Identity {
     const id = this.free.shift();
+    this.topUp();
     if (id !== undefined) return id;
     this.made++;
+    this.madeBlocking++;
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
     return identityOf(privateKey, publicKey);
   }

@@ -606,6 +606,7 @@ add({
 add({
   id: 'recovery_code_spent',
   section: '§7.5',
+  keys: 3,
   title: 'a code works once: after a takeover it is refused (NICK_BOUND), and the fresh code sent with the takeover works',
   async run(ctx) {
     const { nick, code } = await registered(ctx);

@@ -31,6 +31,8 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
   const selected = SERVER_CASES.filter((c) => selects(o.only, c));
   if (selected.length === 0) return [];
   const pool = Pool.shared;
+  // Spare keys first, off the event loop: a case that needs more than it reserved takes one of them.
+  await pool.warm();
   return runCases(selected, {
     concurrency: o.concurrency ?? 8,
     // Generous: the slowest case waits about 2.5 idle timeouts plus a few answers.

@@ -9,9 +9,15 @@ import { SERVER_CASES } from '../../src/conformance/server-cases.js';
 import type { CaseResult } from '../../src/conformance/runner.js';
 import { startBroken, type BrokenKind } from './fixtures/broken.js';
 
-// Short timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME.
-const HANDSHAKE_MS = 2000;
-const IDLE_MS = 3000;
+// Short relay timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME. The kit,
+// the relay and the fixtures share this process on a loaded machine: each timeout leaves a starved
+// process time to finish a handshake, and the kit's liveness deadline for a required answer (WAIT_MS)
+// is generous. Verdicts come from what arrives: a case passes on the answer it needs and fails on a
+// wrong one at once; only a missing answer is judged by the deadline, so a longer one makes failing
+// cases slower, never passing ones fail (negative checks are PING/PONG barriers, not waits).
+const HANDSHAKE_MS = 4000;
+const IDLE_MS = 4000;
+const WAIT_MS = 15_000;
 
 async function reference(maxRoomSize = 2, maxFrameBytes?: number) {
   return startServer({
@@ -45,7 +51,7 @@ t.test('case ids are unique and every case names a spec section', async (t) => {
 t.test('the reference relay passes every case (room_size 2)', async (t) => {
   const srv = await reference();
   t.teardown(() => srv.close());
-  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS });
+  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
   t.equal(results.length, SERVER_CASES.length);
   t.same(ids(results, 'fail'), [], failures(results));
   t.same(ids(results, 'error'), [], failures(results));
@@ -56,15 +62,15 @@ t.test('the reference relay passes every case (room_size 2)', async (t) => {
 t.test('the reference relay passes the §7.1 and §6 cases with room_size 3 and a 1024-byte max_frame', async (t) => {
   const srv = await reference(3, 1024);
   t.teardown(() => srv.close());
-  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: '7.1' });
+  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: '7.1' });
   t.ok(results.length > 80);
   t.same(ids(results, 'fail'), [], failures(results));
   t.same(ids(results, 'error'), [], failures(results));
   t.same(ids(results, 'skip'), []);
-  const frames = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: 'framing_' });
+  const frames = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'framing_' });
   t.same(ids(frames, 'fail'), [], failures(frames));
   // A 49152-byte body cannot fit a 1024-byte frame: those two cases are skipped, not failed.
-  const sends = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, only: 'relay_body_' });
+  const sends = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'relay_body_' });
   t.same(ids(sends, 'skip'), ['relay_body_at_max', 'relay_body_too_long']);
 });
 
@@ -90,7 +96,7 @@ for (const kind of Object.keys(EXPECTED) as Array<keyof typeof EXPECTED>) {
       await fx.close();
       await srv.close();
     });
-    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS });
+    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
     t.same(ids(results, 'fail'), EXPECTED[kind], failures(results));
     t.same(ids(results, 'error'), []);
   });
