@@ -2,12 +2,13 @@
  * The node:crypto (OpenSSL) implementation of CryptoBackend: the default in Node. It sits at the edge:
  * only Node entry points (the CLI, the relay, the vectors runner, tests, benchmarks) import it; the core
  * receives it as a CryptoBackend. The operations are OpenSSL's synchronous calls (src/crypto/primitives.ts,
- * src/crypto/rsa.ts) behind the interface's promises.
+ * src/crypto/rsa.ts) behind the interface's promises, except the PSS signature, which runs in libuv's
+ * thread pool (`pssSignAsync`).
  */
 import { createHash, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { HandleTable, type CryptoBackend, type RsaPrivateKey, type RsaPublicKey, type X25519KeyPair, type X25519PrivateKey } from './backend.js';
 import { aeadOpen, aeadSeal, hkdf, hmac, hmac512, x25519, x25519KeyPair } from './primitives.js';
-import { oaepDecrypt, oaepEncrypt, pssSign, pssVerify, publicKeyObject } from './rsa.js';
+import { oaepDecrypt, oaepEncrypt, pssSignAsync, pssVerify, publicKeyObject } from './rsa.js';
 
 const NAME = 'node';
 const publics = new HandleTable<RsaPublicKey, KeyObject>(NAME);
@@ -62,7 +63,8 @@ export const nodeBackend: CryptoBackend = {
   },
   oaepEncrypt: async (publicKey, message) => oaepEncrypt(publics.get(publicKey, 'public key'), message),
   oaepDecrypt: async (privateKey, ciphertext, label) => oaepDecrypt(privates.get(privateKey, 'private key'), ciphertext, label),
-  pssSign: async (privateKey, message) => pssSign(privates.get(privateKey, 'private key'), message),
+  // In the thread pool: a handshake step signs beside its OAEP decryption, off the event loop.
+  pssSign: async (privateKey, message) => pssSignAsync(privates.get(privateKey, 'private key'), message),
   pssVerify: async (publicKey, message, signature) => pssVerify(publics.get(publicKey, 'public key'), message, signature),
 };
 

@@ -48,6 +48,17 @@ export function pssSign(privateKey: KeyObject, message: Uint8Array): Uint8Array 
   return new Uint8Array(sign('sha256', message, { key: privateKey, ...PSS }));
 }
 
+/**
+ * The same signature computed in libuv's thread pool (node:crypto's asynchronous `sign`), so the event
+ * loop is free meanwhile and a caller can run another operation beside it (the responder's OAEP
+ * decryption, src/handshake/session.ts). Rejects where `pssSign` throws.
+ */
+export function pssSignAsync(privateKey: KeyObject, message: Uint8Array): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    sign('sha256', message, { key: privateKey, ...PSS }, (err, sig) => (err === null ? resolve(new Uint8Array(sig)) : reject(err)));
+  });
+}
+
 /** Verifies an RSA-PSS-SHA-256 signature (salt length exactly 32). Never throws. */
 export function pssVerify(publicKey: KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
   try {

@@ -386,11 +386,19 @@ export class PeerSession {
     try {
       const x = await this.#ephemeral();
       dh = await this.#c.x25519(x.privateKey, f.eph);
-      sI = await this.#decryptSecret(f.ct);
+      // sig_R covers TH2, which needs nothing of s_I: the signature is started before s_I is decrypted,
+      // so with a backend that signs off the calling thread (node:crypto's thread pool, WebCrypto) this
+      // step's two private-key operations run side by side instead of one after the other (issue 16:
+      // the handshake within 1.5x of its RSA). What the peer sees is unchanged: a failed decryption is
+      // still OAEP_FAILED, and the signature is sent only in the HS_RESP of a step that succeeded.
       const ctR = await this.#rsa.oaepEncrypt(this.#peer, sR, this.#random);
       const t2 = await th2(this.#c, await th1(this.#c, await this.#th0, init), x.publicKey, ctR);
+      const signing = Promise.resolve(this.#rsa.pssSign(this.#self.key, responderSignedMessage(t2), this.#random));
+      // Observed when the decryption below throws first; the step then fails with OAEP_FAILED.
+      signing.catch(() => {});
+      sI = await this.#decryptSecret(f.ct);
       const keys = await keySchedule(this.#c, sI, sR, dh, t2, this.#psk);
-      const sig = await this.#rsa.pssSign(this.#self.key, responderSignedMessage(t2), this.#random);
+      const sig = await signing;
       const mac = await this.#c.hmacSha256(keys.confR, t2);
       const resp = encodeFrame(frame('HS_RESP', { eph: x.publicKey, ct: ctR, sig, mac }));
       erase(keys.prk, keys.confR);
@@ -407,8 +415,14 @@ export class PeerSession {
     let sR: Uint8Array | undefined;
     try {
       dh = await this.#c.x25519(st.x.privateKey, f.eph);
-      sR = await this.#decryptSecret(f.ct);
+      // sig_I covers TH3, a hash of what HS_RESP carries: it is started here, beside the decryption of
+      // s_R (as the responder does, see #onInit), and used only once every check below has passed, in
+      // the spec's order; when one fails the signature is dropped unseen and the step fails as before.
       const t2 = await th2(this.#c, st.th1, f.eph, f.ct);
+      const t3 = await th3(this.#c, t2, f.sig, f.mac);
+      const signing = Promise.resolve(this.#rsa.pssSign(this.#self.key, initiatorSignedMessage(t3), this.#random));
+      signing.catch(() => {});
+      sR = await this.#decryptSecret(f.ct);
       if (!(await this.#c.pssVerify(this.#peer, responderSignedMessage(t2), f.sig))) throw new ProtocolError('BAD_SIGNATURE', 'HS_RESP signature');
       const keys = await keySchedule(this.#c, st.sI, sR, dh, t2, this.#psk);
       const macOk = equalSecret(await this.#c.hmacSha256(keys.confR, t2), f.mac);
@@ -417,8 +431,7 @@ export class PeerSession {
         erase(keys.confI, keys.ckIR, keys.ckRI, keys.sid);
         throw new ProtocolError('BAD_KEY_CONFIRMATION', 'HS_RESP mac');
       }
-      const t3 = await th3(this.#c, t2, f.sig, f.mac);
-      const sig = await this.#rsa.pssSign(this.#self.key, initiatorSignedMessage(t3), this.#random);
+      const sig = await signing;
       const mac = await this.#c.hmacSha256(keys.confI, t3);
       erase(keys.confI);
       const finish = encodeFrame(frame('HS_FINISH', { sig, mac }));

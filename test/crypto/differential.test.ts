@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import forge from 'node-forge';
 import { generateKeyPairSync } from 'node:crypto';
-import { oaepDecrypt, oaepEncrypt, pssSign, pssVerify } from '../../src/crypto/rsa.js';
+import { oaepDecrypt, oaepEncrypt, pssSign, pssSignAsync, pssVerify } from '../../src/crypto/rsa.js';
 import { aeadOpen, aeadSeal } from '../../src/crypto/primitives.js';
 import { forgeOaepDecrypt, forgeOaepEncrypt, forgePssSign, forgePssVerify } from '../../src/vectors/crypto-forge.js';
 import { fixedIdentity } from '../../src/vectors/crypto-keys.js';
@@ -92,6 +92,19 @@ t.test('RSA-PSS with a fixed salt is deterministic; signatures under another key
   t.ok(same(forgePssSign(a.pkcs8, m, salt), forgePssSign(a.pkcs8, m, salt)));
   t.notOk(pssVerify(b.publicKey, m, forgePssSign(a.pkcs8, m, salt)));
   t.notOk(forgePssVerify(b.spki, m, pssSign(a.privateKey, m)));
+});
+
+t.test('RSA-PSS in the thread pool (pssSignAsync): the same scheme, verified by node and forge; a public key is refused', async (t) => {
+  const [a, b] = [KEYS[0]!, KEYS[1]!];
+  const m = Buffer.from('e2ee-chat/1 initiator signature');
+  const sigs = await Promise.all([1, 2, 3].map(() => pssSignAsync(a.privateKey, m)));
+  for (const s of sigs) {
+    t.equal(s.length, 256);
+    t.ok(pssVerify(a.publicKey, m, s) && forgePssVerify(a.spki, m, s), 'verified by both');
+    t.notOk(pssVerify(b.publicKey, m, s), 'not under another key');
+  }
+  t.notOk(same(sigs[0]!, sigs[1]!), 'a fresh salt each time');
+  await t.rejects(pssSignAsync(a.publicKey, m), 'a public key cannot sign');
 });
 
 t.test('AES-256-GCM: forge -> node and node -> forge for any plaintext and AD; any bit change refused', async (t) => {

@@ -9,7 +9,7 @@ import type { CryptoBackend } from '../../src/crypto/backend.js';
 import { nodeBackend } from '../../src/crypto/node.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { webCryptoBackend } from '../../src/crypto/webcrypto.js';
-import { BACKENDS, alice, bob, mallory, pair, privateKeyOf, publicKeyOf, session, sent, rejections, handshake, established, flip, thrownCode } from './helpers.js';
+import { BACKENDS, alice, bob, mallory, pair, privateKeyOf, publicKeyOf, session, sent, rejections, handshake, established, flip, thrownCode, local } from './helpers.js';
 
 for (const c of BACKENDS) {
   t.test(`${c.name}: initiator and responder establish a session and agree on the safety number`, async (t) => {
@@ -433,3 +433,77 @@ t.test('an ACK is sent at the latest after ACK_BATCH_TEXTS TEXTs, even inside a 
   t.equal(flushed.length, 1, 'the text after the bound is acknowledged when the batch ends');
   t.same((await I.receive(sent(flushed))).map((e) => (e.kind === 'delivered' ? e.seq : -1)), [LIMITS.ACK_BATCH_TEXTS]);
 });
+
+/**
+ * A backend that logs when the OAEP decryption is called, and an `rsa` whose signature is logged when it
+ * starts and finishes a turn of the event loop later (or fails then, with `failSign`).
+ */
+function logged(c: CryptoBackend, log: string[], failSign = false): { c: CryptoBackend; rsa: SessionRsa } {
+  const wrapped: CryptoBackend = {
+    ...c,
+    oaepDecrypt: (k, ct, label) => {
+      log.push('decrypt');
+      return c.oaepDecrypt(k, ct, label);
+    },
+  };
+  const rsa: SessionRsa = {
+    oaepEncrypt: (k, m) => c.oaepEncrypt(k, m),
+    pssSign: async (k, m) => {
+      log.push('sign started');
+      const sig = await c.pssSign(k, m);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      log.push('sign done');
+      if (failSign) throw new Error('signer failed');
+      return sig;
+    },
+  };
+  return { c: wrapped, rsa };
+}
+
+for (const c of BACKENDS) {
+  t.test(`${c.name}: each side's signature runs beside its OAEP decryption, and is sent only when the step succeeds`, async (t) => {
+    const log: string[] = [];
+    const w = logged(c, log);
+    const I = new PeerSession({ crypto: w.c, room: 'lobby', self: await local(w.c, alice), peerNick: 'bob', peerKey: await publicKeyOf(c, bob), role: 'initiator', rsa: w.rsa });
+    const R = new PeerSession({ crypto: w.c, room: 'lobby', self: await local(w.c, bob), peerNick: 'alice', peerKey: await publicKeyOf(c, alice), role: 'responder', rsa: w.rsa });
+    const init = sent(await I.start());
+    log.length = 0;
+    const resp = sent(await R.receive(init));
+    t.same(log, ['sign started', 'decrypt', 'sign done'], 'responder: the decryption of s_I does not wait for sig_R');
+    log.length = 0;
+    const fin = sent(await I.receive(resp));
+    t.same(log, ['sign started', 'decrypt', 'sign done'], 'initiator: the decryption of s_R does not wait for sig_I');
+    t.same((await R.receive(fin)).map((e) => e.kind), ['established']);
+    t.equal(I.state, 'ESTABLISHED');
+    t.equal(R.state, 'ESTABLISHED');
+
+    // A failed decryption is OAEP_FAILED as before, whatever the signature in flight does afterwards.
+    for (const failSign of [false, true]) {
+      const l2: string[] = [];
+      const w2 = logged(c, l2, failSign);
+      const I2 = await session(c, alice, mallory, 'initiator', { peerNick: 'bob' });
+      const R2 = new PeerSession({ crypto: w2.c, room: 'lobby', self: await local(w2.c, bob), peerNick: 'alice', peerKey: await publicKeyOf(c, alice), role: 'responder', rsa: w2.rsa });
+      const out = await R2.receive(sent(await I2.start()));
+      t.same(rejections(out), ['OAEP_FAILED'], `responder, signature ${failSign ? 'failing' : 'succeeding'} later`);
+      t.notOk(out.some((e) => e.kind === 'send'), 'nothing is sent');
+      t.equal(R2.state, 'FAILED');
+      // The initiator's checks keep the spec's order: a substituted responder key is BAD_SIGNATURE
+      // (after a successful decryption), and the early signature is never sent.
+      const l3: string[] = [];
+      const w3 = logged(c, l3, failSign);
+      const I3 = new PeerSession({ crypto: w3.c, room: 'lobby', self: await local(w3.c, alice), peerNick: 'bob', peerKey: await publicKeyOf(c, bob), role: 'initiator', rsa: w3.rsa });
+      const M = await session(c, bob, alice, 'responder', { rsa: { oaepEncrypt: (k, m) => c.oaepEncrypt(k, m), pssSign: async (_k, m) => c.pssSign(await privateKeyOf(c, mallory), m) } });
+      const out3 = await I3.receive(sent(await M.receive(sent(await I3.start()))));
+      t.same(rejections(out3), ['BAD_SIGNATURE'], `initiator, signature ${failSign ? 'failing' : 'succeeding'} later`);
+      t.notOk(out3.some((e) => e.kind === 'send'), 'no HS_FINISH');
+      t.equal(I3.state, 'FAILED');
+    }
+    // The signature failing after a successful decryption fails the step as an internal error.
+    const l4: string[] = [];
+    const w4 = logged(c, l4, true);
+    const I4 = await session(c, alice, bob, 'initiator');
+    const R4 = new PeerSession({ crypto: w4.c, room: 'lobby', self: await local(w4.c, bob), peerNick: 'alice', peerKey: await publicKeyOf(c, alice), role: 'responder', rsa: w4.rsa });
+    t.same(rejections(await R4.receive(sent(await I4.start()))), ['INTERNAL_ERROR']);
+    t.equal(R4.state, 'FAILED');
+  });
+}
