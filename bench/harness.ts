@@ -379,3 +379,24 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     help: values.help === true,
   };
 }
+
+/**
+ * Where the CPU of a connection goes (microseconds of /proc CPU per connection, medians over the
+ * repetitions), ours and the pipe's: the relay's, the load generators' (all clients together), and the
+ * rate each relay's own CPU alone would allow (1e6 / its microseconds: what it could take from clients
+ * on other machines). `cpu_bound_ratio` is the pipe's relay + client CPU per connection over ours: the
+ * most connect_rate_ratio can be when the machine's cores, not the relays, are the limit.
+ */
+export function connectCpu(ours: readonly { relayUs: number; clientUs: number }[], pipe: readonly { relayUs: number; clientUs: number }[]): Record<string, number> {
+  const m = (xs: readonly { relayUs: number; clientUs: number }[], k: 'relayUs' | 'clientUs') => median(xs.map((x) => x[k]));
+  const [or, oc, pr, pc] = [m(ours, 'relayUs'), m(ours, 'clientUs'), m(pipe, 'relayUs'), m(pipe, 'clientUs')];
+  return {
+    relay_cpu_us_per_conn: or,
+    floor_relay_cpu_us_per_conn: pr,
+    client_cpu_us_per_conn: oc,
+    floor_client_cpu_us_per_conn: pc,
+    relay_bound_conns_per_s: or > 0 ? 1e6 / or : NaN,
+    floor_relay_bound_conns_per_s: pr > 0 ? 1e6 / pr : NaN,
+    cpu_bound_ratio: or + oc > 0 ? (pr + pc) / (or + oc) : NaN,
+  };
+}

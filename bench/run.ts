@@ -21,6 +21,7 @@ import { LIMITS } from '../src/protocol/limits.js';
 import { benchCodec } from './codec.js';
 import {
   BENCH_USAGE,
+  connectCpu,
   formatNumber,
   formatTable,
   makeFigure,
@@ -477,8 +478,9 @@ class Bench {
 
   /** idle_conn_bytes: resident memory per idle authenticated connection, ours and the pipe relay's. */
   async idle(): Promise<void> {
+    type Idle = { perConn: number; fds: number; connsPerS: number; relayUs: number; clientUs: number };
     const n = this.plan.idleConnections;
-    const measure = async (relay: Relay): Promise<{ perConn: number; fds: number; connsPerS: number }> => {
+    const measure = async (relay: Relay): Promise<Idle> => {
       // Warm the relay's code paths with one room first, so the baseline includes loaded code.
       await this.setup(relay, this.sides(`warm${this.serial++}`, 1, 'w'));
       await this.closeAll();
@@ -487,8 +489,14 @@ class Bench {
       const fds0 = openFds(relay.pid);
       progress(`idle: opening ${n.toLocaleString('en-US')} ${relay.kind === 'server' ? 'authenticated ' : ''}connections in ${(n / 2).toLocaleString('en-US')} rooms on the ${relay.kind} relay`);
       const c0 = performance.now();
+      const relayCpu0 = cpuMs(relay.pid);
+      const clientCpu0 = this.workers.reduce((x, w) => x + cpuMs(w.child.pid!), 0);
       await this.setup(relay, this.sides(`idle${this.serial++}`, n / 2, 'i'));
       const connsPerS = n / ((performance.now() - c0) / 1000);
+      // CPU per connection (/proc, user + system) of the relay and of all load generators together: on
+      // one machine the clients' work (ours: an RSA-2048 signature each) takes the cores the relay needs.
+      const relayUs = ((cpuMs(relay.pid) - relayCpu0) * 1000) / n;
+      const clientUs = ((this.workers.reduce((x, w) => x + cpuMs(w.child.pid!), 0) - clientCpu0) * 1000) / n;
       // Settle: let the garbage of n authentications be collected before reading memory.
       let after = rssBytes(relay.pid);
       for (let i = 0; i < (this.args.quick ? 3 : 6); i++) {
@@ -497,9 +505,8 @@ class Bench {
       }
       const fds = openFds(relay.pid);
       await this.closeAll();
-      return { perConn: (after - before) / n, fds, connsPerS };
+      return { perConn: (after - before) / n, fds, connsPerS, relayUs, clientUs };
     };
-    type Idle = { perConn: number; fds: number; connsPerS: number };
     const floor: Idle[] = [];
     const ours: Idle[] = [];
     // Each repetition opens the whole set on a fresh relay process: a relay that already held (and freed)
@@ -534,7 +541,8 @@ class Bench {
         floors: floor.map((f) => f.connsPerS),
         unit: 'conns/s',
         targets: [{ on: 'ratio', op: '>=', value: 0.5 }],
-        note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, AUTH, JOIN; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker',
+        extra: connectCpu(ours, floor),
+        note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, AUTH, JOIN; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker; CPU per connection of the relay and of the load generators in the extras',
       });
     }
   }

@@ -8,6 +8,7 @@ import {
   BENCH_NAMES,
   MIN_REPS,
   checkReceived,
+  connectCpu,
   Reservoir,
   formatNumber,
   formatTable,
@@ -229,4 +230,27 @@ t.test('arguments: --quick, --json, --only, --workers; anything else is refused'
   t.throws(() => parseBenchArgs(['positional']));
   t.throws(() => parseBenchArgs(['--json', '']));
   t.same([...BENCH_NAMES].sort(), ['cluster', 'codec', 'e2e', 'handshake', 'idle', 'relay']);
+});
+
+t.test('connectCpu: CPU per connection of relay and clients, medians over repetitions, and the bound it puts on the ratio', async (t) => {
+  const ours = [
+    { relayUs: 300, clientUs: 1500 },
+    { relayUs: 200, clientUs: 1300 },
+    { relayUs: 250, clientUs: 1700 },
+  ];
+  const pipe = [
+    { relayUs: 40, clientUs: 160 },
+    { relayUs: 50, clientUs: 150 },
+    { relayUs: 60, clientUs: 140 },
+  ];
+  const x = connectCpu(ours, pipe);
+  t.equal(x['relay_cpu_us_per_conn'], 250);
+  t.equal(x['client_cpu_us_per_conn'], 1500);
+  t.equal(x['floor_relay_cpu_us_per_conn'], 50);
+  t.equal(x['floor_client_cpu_us_per_conn'], 150);
+  t.equal(x['relay_bound_conns_per_s'], 4000);
+  t.equal(x['floor_relay_bound_conns_per_s'], 20000);
+  t.equal(x['cpu_bound_ratio'], 200 / 1750, "the pipe's relay + client CPU over ours");
+  const none = connectCpu([{ relayUs: 0, clientUs: 0 }], [{ relayUs: 0, clientUs: 0 }]);
+  t.ok(Number.isNaN(none['relay_bound_conns_per_s']) && Number.isNaN(none['cpu_bound_ratio']), 'no CPU measured (a tick of /proc is 10 ms): not a number, not infinity');
 });
