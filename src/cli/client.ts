@@ -19,7 +19,7 @@ import { ChatClient, ClientFailure, type FailureCause, type FailureKind, type Un
 import { nodeClient } from '../client/node-client.js';
 import { present, type Presenter } from './presenter.js';
 import type { ProtocolError } from '../protocol/errors.js';
-import type { RosterReport } from '../client/roster.js';
+import { rosterLine } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
@@ -36,22 +36,6 @@ import { identityIsEncrypted } from '../crypto/keystore.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
-
-/**
- * The roster-mismatch event (spec §8.6) as one line, in both modes: `roster mismatch at epoch E: NICK …`
- * (spec/CONFORMANCE.md §2.1, README scripted contract).
- */
-export function rosterLine(r: RosterReport): string {
-  const head = `roster mismatch at epoch ${r.epoch}: ${r.peer}`;
-  switch (r.kind) {
-    case 'mismatch':
-      return `${head} sees other members than we do (we see ${r.members.join(', ')})`;
-    case 'withheld':
-      return `${head} is at this epoch and the relay has not told us of it (we are at epoch ${r.ourEpoch}): a membership event is withheld`;
-    case 'unverifiable':
-      return `${head} committed to an epoch we cannot check (we are at epoch ${r.ourEpoch})`;
-  }
-}
 
 /** Lines a scripted client with --to keeps for named members who are not present yet. */
 const MAX_WAITING_LINES = 1000;

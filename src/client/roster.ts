@@ -60,6 +60,22 @@ export type RosterReport =
   /** `peer` committed at `epoch`, before our first epoch or beyond our window: it cannot be checked. */
   | { kind: 'unverifiable'; epoch: number; peer: string; ourEpoch: number };
 
+/**
+ * A report as one line, the same in every client (the CLI's both modes, the page): `roster mismatch at
+ * epoch E: NICK …` (spec/CONFORMANCE.md §2.1, README scripted contract).
+ */
+export function rosterLine(r: RosterReport): string {
+  const head = `roster mismatch at epoch ${r.epoch}: ${r.peer}`;
+  switch (r.kind) {
+    case 'mismatch':
+      return `${head} sees other members than we do (we see ${r.members.join(', ')})`;
+    case 'withheld':
+      return `${head} is at this epoch and the relay has not told us of it (we are at epoch ${r.ourEpoch}): a membership event is withheld`;
+    case 'unverifiable':
+      return `${head} committed to an epoch we cannot check (we are at epoch ${r.ourEpoch})`;
+  }
+}
+
 interface Own {
   readonly epoch: number;
   /** Nicknames at this epoch, sorted. */

@@ -12,13 +12,15 @@ import { fingerprintOf } from '../crypto/fingerprint.js';
 import { webCryptoBackend } from '../crypto/webcrypto.js';
 import { ChatClient, ClientFailure, reconnectDelay, type ChatClientEvents, type Undelivered } from '../client/chat-client.js';
 import type { PinBook } from '../client/pin-book.js';
+import { rosterLine } from '../client/roster.js';
+import { formatRecoveryCode, newRecoveryCode, parseRecoveryCode, recoveryCommit } from '../crypto/recovery.js';
 import { printable, splitText } from '../client/text.js';
 import type { ErrorName } from '../protocol/errors.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { BackupError } from '../crypto/backup.js';
 import { exportBackup, importBackup, storedBackup } from './backup.js';
 import { ERROR_TEXTS } from './errors.js';
-import { loadOrCreateIdentity, openStore, replaceIdentity, type StoredIdentity } from './keys.js';
+import { addRecoveryMark, hasRecoveryMark, loadOrCreateIdentity, openStore, replaceIdentity, type StoredIdentity } from './keys.js';
 import { openPins } from './pins.js';
 import { webSocketTransport } from './ws.js';
 
@@ -105,6 +107,11 @@ interface Page {
   awaitingSeq: Map<string, Outgoing[]>;
   /** Own messages by `${member} ${seq}`. */
   bySeq: Map<string, Outgoing>;
+  /**
+   * A takeover asked for in the join form (spec §7.5): the user's recovery code, sent in RECOVER by the
+   * next connection, and the fresh code whose commitment goes with it (shown once WELCOME confirms it).
+   */
+  recover: { code: Uint8Array; next: Uint8Array } | undefined;
 }
 
 // ---- members ----
@@ -168,6 +175,63 @@ function showKeyChanged(page: Page, client: ChatClient, e: ChatClientEvents['key
   });
   w.append(accept);
   el('warnings').append(w);
+}
+
+/** §8.6: the relay shows this room differently to a member; the warning stays until the page leaves the room. */
+function showRosterMismatch(r: ChatClientEvents['roster-mismatch'][0]): void {
+  const line = rosterLine(r);
+  const w = testid(document.createElement('div'), 'roster-mismatch', r.peer);
+  w.className = 'warning';
+  w.dataset['epoch'] = String(r.epoch);
+  w.dataset['kind'] = r.kind;
+  w.append(
+    textEl('strong', line),
+    textEl('div', `The relay is showing members of this room different rooms. Messages stay end-to-end encrypted, but who else is here is in doubt: compare the member list with ${r.peer} through another channel.`),
+  );
+  el('warnings').append(w);
+  note(`warning: ${line}`);
+}
+
+// ---- recovery codes (spec §7.5) ----
+
+/** Shows a recovery code once, with a way to save it; "done" erases it from the page. */
+function showRecoveryCode(page: Page, relay: string, code: Uint8Array, takeover: boolean): void {
+  const text = formatRecoveryCode(code);
+  code.fill(0);
+  el('recovery-code').textContent = text;
+  el('recovery-for').textContent = `${page.nick} at ${relay}`;
+  el('recovery-takeover').hidden = !takeover;
+  el('recovery-view').hidden = false;
+}
+
+function wireRecoveryView(): void {
+  el('recovery-save').addEventListener('click', () => {
+    download('e2ee-chat-recovery-code.txt', `recovery code for ${el('recovery-for').textContent ?? ''}: ${el('recovery-code').textContent ?? ''}\n`, 'text/plain');
+  });
+  el('recovery-done').addEventListener('click', () => {
+    el('recovery-code').textContent = '';
+    el('recovery-view').hidden = true;
+  });
+}
+
+/**
+ * After WELCOME (spec §7.5), as the CLI does: a takeover's fresh code is shown; otherwise, at the first
+ * WELCOME of this nickname on this relay, a code is registered (SET_RECOVERY) and shown. The page keeps
+ * only that it registered one (IndexedDB), never the code.
+ */
+async function recoveryAfterWelcome(page: Page, client: ChatClient): Promise<void> {
+  const relay = client.serverName;
+  const takeover = page.recover;
+  page.recover = undefined;
+  let code: Uint8Array;
+  if (takeover !== undefined) code = takeover.next;
+  else {
+    if (await hasRecoveryMark(page.db, relay, client.nick)) return;
+    code = newRecoveryCode(backend);
+    await client.registerRecovery(await recoveryCommit(backend, client.nick, code));
+  }
+  await addRecoveryMark(page.db, relay, client.nick);
+  showRecoveryCode(page, relay, code, takeover !== undefined);
 }
 
 // ---- messages ----
@@ -324,6 +388,9 @@ function present(page: Page, client: ChatClient): void {
   client.on('key-elsewhere', ({ nick, offeredFingerprint, elsewhere }) => {
     if (mine()) note(`warning: ${nick} is verified on ${elsewhere.map((x) => `${x.relay} with key ${x.fingerprint}`).join(', ')}; here the key is ${offeredFingerprint}`);
   });
+  client.on('roster-mismatch', (r) => {
+    if (mine()) showRosterMismatch(r);
+  });
   client.on('peer-churn', ({ nick, joins }) => {
     if (mine()) note(`${nick} joined and left ${joins} times; ignored for a while`);
   });
@@ -364,12 +431,14 @@ function ended(page: Page, failure: ClientFailure): void {
   setStatus(`connection lost, reconnecting in ${Math.ceil(ms / 1000)} s (attempt ${page.attempts})`, 'reconnecting');
   page.retryTimer = setTimeout(() => {
     page.retryTimer = undefined;
-    connect(page);
+    void connect(page);
   }, ms);
 }
 
-function connect(page: Page): void {
+async function connect(page: Page): Promise<void> {
   setStatus('connecting', 'connecting');
+  const takeover = page.recover;
+  const recover = takeover === undefined ? {} : { recover: { code: takeover.code, commit: await recoveryCommit(backend, page.nick, takeover.next) } };
   const client = new ChatClient({
     host: location.hostname,
     port: Number(location.port || (location.protocol === 'https:' ? 443 : 80)),
@@ -383,11 +452,13 @@ function connect(page: Page): void {
     ...(page.pins !== undefined ? { pins: page.pins } : {}),
     // Automatic reconnect with back-off (src/client/chat-client.ts ReconnectPolicy), as the CLI's terminal.
     reconnect: {},
+    ...recover,
   });
   page.client = client;
   present(page, client);
   void client
     .connect()
+    .then(() => recoveryAfterWelcome(page, client))
     .then(() => {
       setStatus('connected, joining', 'connecting');
       return client.join(page.roomName);
@@ -413,9 +484,9 @@ async function showIdentity(page: Page, created: boolean): Promise<void> {
   own.dataset['created'] = String(created);
 }
 
-function download(name: string, text: string): void {
+function download(name: string, text: string, type = 'application/json'): void {
   const a = document.createElement('a');
-  a.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+  a.href = URL.createObjectURL(new Blob([text], { type }));
   a.download = name;
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
@@ -519,6 +590,7 @@ async function main(): Promise<void> {
     retryTimer: undefined,
     awaitingSeq: new Map(),
     bySeq: new Map(),
+    recover: undefined,
   };
   await showIdentity(page, created);
   page.pins = await openPins(db, backend, (e) => showError('LOCAL', `pins not saved: ${e instanceof Error ? e.message : String(e)}`));
@@ -531,11 +603,23 @@ async function main(): Promise<void> {
     const room = el<HTMLInputElement>('room').value || 'lobby';
     if (!isNick(nick)) return showError('LOCAL', `nickname: ${NICK_RULE}`);
     if (!isRoom(room)) return showError('LOCAL', `room: ${ROOM_RULE}`);
+    // §7.5: a recovery code given takes the nickname over with this browser's key.
+    const codeText = el<HTMLInputElement>('recover-code').value.trim();
+    let recover: Page['recover'];
+    if (codeText !== '') {
+      try {
+        recover = { code: parseRecoveryCode(codeText), next: newRecoveryCode(backend) };
+      } catch {
+        return showError('LOCAL', 'recovery code: not a recovery code (26 symbols in groups of four, as it was shown)');
+      }
+    }
     clearError();
+    el<HTMLInputElement>('recover-code').value = '';
     page.nick = nick;
     page.roomName = room;
     page.attempts = 0;
-    connect(page);
+    page.recover = recover;
+    void connect(page);
   });
   el<HTMLFormElement>('send-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -551,6 +635,7 @@ async function main(): Promise<void> {
     if (!about.hidden) void showManifest();
   });
   wireBackups(page);
+  wireRecoveryView();
 }
 
 main().catch((e: unknown) => setStatus(`error: ${e instanceof Error ? e.message : String(e)}`, 'failed'));

@@ -16,9 +16,11 @@
 import { BACKUP_ITERATIONS, MIN_BACKUP_ITERATIONS, sealBackup } from '../crypto/backup.js';
 
 const DB_NAME = 'e2ee-chat';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 const IDENTITY = 'identity';
 const PINS = 'pins';
+/** Version 2: which nicknames this browser registered a recovery code for, per relay (spec §7.5). */
+const RECOVERY = 'recovery';
 const SELF = 'self';
 
 export interface StoredIdentity {
@@ -57,6 +59,7 @@ export function openStore(): Promise<IDBDatabase> {
     const db = r.result;
     if (!db.objectStoreNames.contains(IDENTITY)) db.createObjectStore(IDENTITY);
     if (!db.objectStoreNames.contains(PINS)) db.createObjectStore(PINS, { keyPath: 'id' });
+    if (!db.objectStoreNames.contains(RECOVERY)) db.createObjectStore(RECOVERY);
   };
   return req(r);
 }
@@ -181,4 +184,17 @@ export async function deletePin(db: IDBDatabase, relay: string, nick: string): P
 
 export async function putPin(db: IDBDatabase, relay: string, nick: string, spki: Uint8Array<ArrayBuffer>, verified: boolean): Promise<void> {
   await put(db, PINS, { id: `${relay} ${nick}`, spki, verified } satisfies StoredPin);
+}
+
+/**
+ * Whether this browser registered a recovery code for `nick` at `relay` (spec §7.5): the page registers
+ * one at the first WELCOME of a nickname on a relay, as the CLI does (its --home/recovery.json). Only the
+ * mark is kept, never the code: the code is shown once and kept by the user.
+ */
+export async function hasRecoveryMark(db: IDBDatabase, relay: string, nick: string): Promise<boolean> {
+  return (await get<true>(db, RECOVERY, `${relay} ${nick}`)) === true;
+}
+
+export async function addRecoveryMark(db: IDBDatabase, relay: string, nick: string): Promise<void> {
+  await put(db, RECOVERY, true, `${relay} ${nick}`);
 }
