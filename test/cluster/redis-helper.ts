@@ -30,6 +30,11 @@ export class TestRedis {
     readonly fsync: 'always' | 'everysec',
   ) {}
 
+  /** The redis-server process id (the benchmark reads its CPU time), or undefined when not running. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}/0`;
   }

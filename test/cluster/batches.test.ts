@@ -1,0 +1,142 @@
+/**
+ * A connection's SENDs go to Redis in batches (spec/CLUSTER.md §3): per addressee its DELIVER frames in
+ * one buffer, one deliver-if-member call per batch, and at most MAX_IN_FLIGHT_BYTES of them unanswered
+ * before the relay stops reading that connection. The engines run in this process with a recording sink
+ * (no relay around them), so the test decides exactly what is sent in one turn of the event loop: while
+ * it runs synchronously Redis cannot answer, and what `send` returns is decided by the bound alone.
+ * Real Redis, real TCP on 127.0.0.1.
+ */
+import t from 'tap';
+import { decodeFrame, FrameReader } from '../../src/codec/index.js';
+import { LIMITS } from '../../src/protocol/limits.js';
+import { MAX_BATCH_BYTES, MAX_BATCH_FRAMES, MAX_IN_FLIGHT_BYTES, RedisCluster } from '../../src/cluster/redis.js';
+import type { RoomSink } from '../../src/room/engine.js';
+import { deliverHead } from '../../src/server/deliver.js';
+import { TestRedis } from './redis-helper.js';
+
+const redis = await TestRedis.start();
+t.teardown(() => redis.stop());
+
+interface Handle {
+  nick: string;
+  /** DELIVERs written to this handle: [from, body]. */
+  got: [string, Buffer][];
+  refused: string[];
+  reader: FrameReader;
+}
+
+function handle(nick: string): Handle {
+  return { nick, got: [], refused: [], reader: new FrameReader() };
+}
+
+function sink(onWrite: () => void = () => {}): RoomSink<Handle> {
+  return {
+    write(h, wire) {
+      for (const body of h.reader.push(wire)) {
+        const f = decodeFrame(body, 'relay');
+        if (f.type === 'DELIVER') h.got.push([f.from, Buffer.from(f.body)]);
+      }
+      onWrite();
+    },
+    refuse(h, code) {
+      h.refused.push(code);
+    },
+    lost() {},
+    restored() {},
+  };
+}
+
+/** Resolves once `cond()` holds, checked after every write to a handle (bounded: 10,000 checks per wait). */
+function waiter(): { wake: () => void; until: (cond: () => boolean) => Promise<void> } {
+  let waiting: { cond: () => boolean; resolve: () => void; left: number } | undefined;
+  return {
+    wake() {
+      if (waiting === undefined) return;
+      if (waiting.cond()) {
+        waiting.resolve();
+        waiting = undefined;
+      } else if (--waiting.left === 0) throw new Error('waited 10,000 writes');
+    },
+    until(cond) {
+      if (cond()) return Promise.resolve();
+      return new Promise((resolve) => (waiting = { cond, resolve, left: 10000 }));
+    },
+  };
+}
+
+const KEY = new Uint8Array(32).fill(7);
+
+t.test('one batch to several addressees: each gets its own frames in order, once; every other SEND is refused once', async (t) => {
+  const w = waiter();
+  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 3 });
+  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 3 });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  a.attach(sink(w.wake));
+  b.attach(sink(w.wake));
+  const alice = handle('alice');
+  const bob = handle('bob');
+  const carol = handle('carol');
+  await b.join('multi', 'bob', KEY, bob, () => {});
+  await b.join('multi', 'carol', KEY, carol, () => {});
+  await a.join('multi', 'alice', KEY, alice, () => {});
+  // Bodies across the bin 8 / bin 16 boundary and up to MAX_BODY_BYTES, interleaved between addressees,
+  // with SENDs to a non-member and to alice herself among them: all in one turn, so one batch.
+  const sizes = [1, 255, 256, 257, 1000, LIMITS.MAX_BODY_BYTES];
+  const want: Record<string, Buffer[]> = { bob: [], carol: [] };
+  let bad = 0;
+  for (let i = 0; i < 60; i++) {
+    const to = ['bob', 'carol', 'nobody', 'bob', 'alice', 'carol'][i % 6]!;
+    const body = Buffer.alloc(sizes[i % sizes.length]!, i);
+    body.writeUInt8(i, 0);
+    t.equal(a.send(alice, to, body), undefined, 'under every bound: keep reading');
+    if (to in want) want[to]!.push(body);
+    else bad++;
+  }
+  await a.settled(alice);
+  await w.until(() => bob.got.length === want['bob']!.length && carol.got.length === want['carol']!.length);
+  t.same(bob.got.map(([, x]) => x.toString('hex')), want['bob']!.map((x) => x.toString('hex')), 'bob: his frames, in order, once');
+  t.same(carol.got.map(([, x]) => x.toString('hex')), want['carol']!.map((x) => x.toString('hex')), 'carol: hers');
+  t.ok([...bob.got, ...carol.got].every(([from]) => from === 'alice'), 'from is the sender');
+  t.same(alice.refused, Array(bad).fill('NO_SUCH_PEER'), 'one NO_SUCH_PEER per SEND to a non-member or to herself');
+  t.equal(alice.got.length, 0, 'nothing comes back to the sender');
+});
+
+t.test(`past ${MAX_IN_FLIGHT_BYTES} bytes unanswered, send asks the relay to stop reading; once answered, everything arrives in order`, async (t) => {
+  const w = waiter();
+  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2 });
+  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2 });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  a.attach(sink(w.wake));
+  b.attach(sink(w.wake));
+  const alice = handle('alice');
+  const bob = handle('bob');
+  await b.join('bound', 'bob', KEY, bob, () => {});
+  await a.join('bound', 'alice', KEY, alice, () => {});
+  // Small frames: a batch closes at MAX_BATCH_FRAMES, so four batches of 100-byte bodies are about 115 KB;
+  // the byte bound must let far more than four batches through before it stops the reader.
+  const body = (i: number) => Buffer.alloc(100, i & 0xff);
+  let sent = 0;
+  let stop: Promise<void> | undefined;
+  // Synchronous: no answer can arrive while this loop runs. Bounded by the frames the bound allows.
+  const cap = Math.ceil((MAX_IN_FLIGHT_BYTES + MAX_BATCH_BYTES) / 100) + MAX_BATCH_FRAMES;
+  while (stop === undefined && sent < cap) stop = a.send(alice, 'bob', body(sent++));
+  t.ok(stop instanceof Promise, 'send asked the relay to stop reading');
+  const wire = 4 + deliverHead('alice').length + 2 + 100; // prefix, DELIVER's start for alice, bin 8 header, body
+  t.ok(sent * wire >= MAX_IN_FLIGHT_BYTES, `not before ${MAX_IN_FLIGHT_BYTES} bytes were sent (${sent} frames of about ${wire} bytes)`);
+  t.ok(sent * wire < MAX_IN_FLIGHT_BYTES + MAX_BATCH_BYTES, 'and at most one batch past it');
+  t.ok(sent > 4 * MAX_BATCH_FRAMES, 'small batches do not stall the stream: more than four batches went out');
+  await stop;
+  // Reading resumes: the rest of the stream follows.
+  for (let i = 0; i < 500; i++) void a.send(alice, 'bob', body(sent++));
+  await a.settled(alice);
+  await w.until(() => bob.got.length === sent);
+  t.equal(bob.got.length, sent, 'every frame once');
+  t.ok(bob.got.every(([, x], i) => x.length === 100 && x[0] === (i & 0xff) && x[99] === (i & 0xff)), 'in the order sent');
+  t.same(alice.refused, [], 'nothing refused');
+});
