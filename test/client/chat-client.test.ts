@@ -4,51 +4,16 @@
  */
 import t from 'tap';
 import { connect, createServer, type Socket } from 'node:net';
-import type { KeyObject } from 'node:crypto';
-import { ChatClient, ClientFailure, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
-import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
+import { ChatClient, ClientFailure } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
-import { generateIdentity } from '../../src/crypto/rsa.js';
 import { nodeBackend } from '../../src/crypto/node.js';
-import { startServer, type ServerOptions } from '../../src/server/index.js';
+import { startServer } from '../../src/server/index.js';
 import { RecordingProxy } from './procs.js';
+import { client, id, next, relay, type Teardown } from './lib.js';
 import type { TransportFactory } from '../../src/client/transport.js';
 import { wire } from '../../src/wirekit/msgpack.js';
 
-type Id = { privateKey: KeyObject; spki: Uint8Array };
-const ids: Record<string, Id> = {};
-function id(name: string): Id {
-  return (ids[name] ??= (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity()));
-}
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
-
-async function relay(t: Teardown, opts: ServerOptions = {}) {
-  const s = await startServer({ port: 0, ...opts });
-  t.teardown(() => s.close());
-  return s;
-}
-
-function client(t: Teardown, port: number, nick: string, extra: Partial<NodeChatClientOptions> = {}): ChatClient {
-  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: extra.identity ?? id(nick), ...extra });
-  t.teardown(() => c.close());
-  return c;
-}
-
-/** Resolves with the next event of that name whose payload passes `pred`. */
-function next<K extends keyof ChatClientEvents>(c: ChatClient, name: K, pred: (...a: ChatClientEvents[K]) => boolean = () => true): Promise<ChatClientEvents[K][0]> {
-  return new Promise((resolve) => {
-    const on = (...a: ChatClientEvents[K]) => {
-      if (!pred(...a)) return;
-      (c.off as (n: K, f: typeof on) => void)(name, on);
-      resolve(a[0]);
-    };
-    (c.on as (n: K, f: typeof on) => void)(name, on);
-  });
-}
 
 async function inRoom(c: ChatClient, room = 'lobby'): Promise<string[]> {
   await c.connect();

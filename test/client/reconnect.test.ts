@@ -5,21 +5,12 @@
  * giving up, and the back-off itself.
  */
 import t from 'tap';
-import type { KeyObject } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
-import { ChatClient, reconnectDelay, RECONNECT, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
-import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
+import { ChatClient, reconnectDelay, RECONNECT, type ChatClientOptions } from '../../src/client/chat-client.js';
+import type { NodeChatClientOptions } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
-import { generateIdentity } from '../../src/crypto/rsa.js';
-import { startServer, type RelayServer } from '../../src/server/index.js';
-
-type Id = { privateKey: KeyObject; spki: Uint8Array };
-const ids: Record<string, Id> = {};
-const id = (name: string): Id => (ids[name] ??= (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity()));
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import type { RelayServer } from '../../src/server/index.js';
+import { client as libClient, next, relay as libRelay, type Teardown } from './lib.js';
 
 /** Passed as `reconnect`: a client that does not reconnect. */
 const NONE = null;
@@ -27,27 +18,12 @@ const NONE = null;
 function client(t: Teardown, port: number, nick: string, extra: Omit<Partial<NodeChatClientOptions>, 'reconnect'> & { reconnect?: ChatClientOptions['reconnect'] | null } = {}): ChatClient {
   const { reconnect, ...rest } = extra;
   const policy = reconnect === undefined ? { reconnect: { baseMs: 50, maxMs: 400 } } : reconnect === null ? {} : { reconnect };
-  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), ...policy, ...rest });
-  t.teardown(() => c.close());
-  return c;
-}
-
-function next<K extends keyof ChatClientEvents>(c: ChatClient, name: K, pred: (...a: ChatClientEvents[K]) => boolean = () => true): Promise<ChatClientEvents[K][0]> {
-  return new Promise((resolve) => {
-    const on = (...a: ChatClientEvents[K]) => {
-      if (!pred(...a)) return;
-      (c.off as (n: K, f: typeof on) => void)(name, on);
-      resolve(a[0]);
-    };
-    (c.on as (n: K, f: typeof on) => void)(name, on);
-  });
+  return libClient(t, port, nick, { pins: PinStore.memory(), ...policy, ...rest });
 }
 
 /** A relay on `port` (0: any); closed at teardown unless closed before. */
 async function relay(t: Teardown, port = 0): Promise<RelayServer> {
-  const s = await startServer({ port, maxRoomSize: 8 });
-  t.teardown(() => s.close());
-  return s;
+  return libRelay(t, { port, maxRoomSize: 8 });
 }
 
 t.test('back-off: each ceiling doubles up to maxMs, the delay is jittered within [ceiling/2, ceiling]', async (t) => {

@@ -5,47 +5,21 @@
  * told at once; trust() then restarts both machines by rejoining; retry() restarts a failed session.
  */
 import t from 'tap';
-import type { KeyObject } from 'node:crypto';
-import { ChatClient, type ChatClientEvents, type ChatClientOptions } from '../../src/client/chat-client.js';
-import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
+import type { ChatClient } from '../../src/client/chat-client.js';
+import type { NodeChatClientOptions } from '../../src/client/node-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { relayIdentity } from '../../src/protocol/relay-id.js';
-import { generateIdentity } from '../../src/crypto/rsa.js';
-import { startServer } from '../../src/server/index.js';
-
-type Id = { privateKey: KeyObject; spki: Uint8Array };
-const fresh = (): Id => (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity());
-const ids: Record<string, Id> = {};
-const id = (name: string): Id => (ids[name] ??= fresh());
-
-interface Teardown {
-  teardown(fn: () => unknown): void;
-}
+import { client as libClient, fresh, id, next, relay as libRelay, type Teardown } from './lib.js';
 
 // Long handshake timeouts: a named failure must come from the notice, never from a timer.
 const SLOW = 600_000;
 
 function client(t: Teardown, port: number, nick: string, extra: Partial<NodeChatClientOptions> = {}): ChatClient {
-  const c = nodeClient({ host: '127.0.0.1', port, nick, identity: id(nick), pins: PinStore.memory(), handshakeTimeoutMs: SLOW, ...extra });
-  t.teardown(() => c.close());
-  return c;
-}
-
-function next<K extends keyof ChatClientEvents>(c: ChatClient, name: K, pred: (...a: ChatClientEvents[K]) => boolean = () => true): Promise<ChatClientEvents[K][0]> {
-  return new Promise((resolve) => {
-    const on = (...a: ChatClientEvents[K]) => {
-      if (!pred(...a)) return;
-      (c.off as (n: K, f: typeof on) => void)(name, on);
-      resolve(a[0]);
-    };
-    (c.on as (n: K, f: typeof on) => void)(name, on);
-  });
+  return libClient(t, port, nick, { pins: PinStore.memory(), handshakeTimeoutMs: SLOW, ...extra });
 }
 
 async function relay(t: Teardown) {
-  const s = await startServer({ port: 0, maxRoomSize: 4 });
-  t.teardown(() => s.close());
-  return s;
+  return libRelay(t, { maxRoomSize: 4 });
 }
 
 const enc = (s: string) => new Uint8Array(Buffer.from(s));

@@ -14,7 +14,7 @@ import { PeerSession } from '../../src/handshake/session.js';
 import { nodeBackend, nodePrivateKey, nodePublicKey } from '../../src/crypto/node.js';
 import { startServer } from '../../src/server/index.js';
 import { identity, type Identity } from '../../src/wirekit/relay-conn.js';
-import { carried, MaliciousRelay, type Attack } from './malicious-relay.js';
+import { behindMalicious, carried, MaliciousRelay, type Attack } from './malicious-relay.js';
 
 const MALLORY = identity('mallory', true);
 const ids = { a: identity('alice', true), b: identity('bob', true), c: identity('carol', true) };
@@ -44,14 +44,7 @@ async function until(cond: () => boolean, tries = 2000): Promise<boolean> {
 }
 
 async function setup(t: Test, roomSize = 2) {
-  const relay = await startServer({ port: 0, maxRoomSize: roomSize });
-  const mitm = await MaliciousRelay.start(relay.host, relay.port);
-  const clients: ChatClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.close();
-    await mitm.close();
-    await relay.close();
-  });
+  const { relay, mitm, clients } = await behindMalicious(t, roomSize);
   /** Joins through the malicious relay, or straight to `at` (a relay as the user dialled it). */
   const join = async (id: Identity, room: string, pins?: PinStore, at?: { host: string; port: number; relayName?: string }): Promise<Watched> => {
     const { host, port, relayName } = at ?? mitm;

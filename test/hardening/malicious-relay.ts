@@ -9,6 +9,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { decodeFrame, encodeWire, FrameReader, type RelayFrame } from '../../src/codec/index.js';
 import { relayIdentity } from '../../src/protocol/relay-id.js';
+import { startServer, type RelayServer } from '../../src/server/index.js';
 
 /** One client's leg through the proxy. */
 export interface Leg {
@@ -128,4 +129,20 @@ export class MaliciousRelay {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * A real relay in process (room size `roomSize`) with a MaliciousRelay in front of it, and the list of
+ * clients a test makes: at teardown the clients are closed, then the malicious relay, then the relay.
+ */
+export async function behindMalicious(t: { teardown(fn: () => unknown): void }, roomSize: number): Promise<{ relay: RelayServer; mitm: MaliciousRelay; clients: { close(): void }[] }> {
+  const relay = await startServer({ port: 0, maxRoomSize: roomSize });
+  const mitm = await MaliciousRelay.start(relay.host, relay.port);
+  const clients: { close(): void }[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await mitm.close();
+    await relay.close();
+  });
+  return { relay, mitm, clients };
 }

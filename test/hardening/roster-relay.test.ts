@@ -5,12 +5,10 @@
 // alice is reported by alice as withheld; an honest relay under churn causes no report.
 import t, { type Test } from 'tap';
 import { frame, type RelayFrame } from '../../src/codec/index.js';
-import type { ChatClient } from '../../src/client/chat-client.js';
 import { nodeClient } from '../../src/client/node-client.js';
 import type { RosterReport } from '../../src/client/roster.js';
-import { startServer } from '../../src/server/index.js';
 import { identity, type Identity } from '../../src/wirekit/relay-conn.js';
-import { MaliciousRelay, type Attack } from './malicious-relay.js';
+import { behindMalicious, type Attack } from './malicious-relay.js';
 
 const ids = { a: identity('alice', true), b: identity('bob', true), c: identity('carol', true), m: identity('mallory', true), d: identity('dave', true) };
 
@@ -20,14 +18,7 @@ async function until(cond: () => boolean, tries = 2000): Promise<boolean> {
 }
 
 async function setup(t: Test, roomSize: number, rosterWaitMs = 10_000) {
-  const relay = await startServer({ port: 0, maxRoomSize: roomSize });
-  const mitm = await MaliciousRelay.start(relay.host, relay.port);
-  const clients: ChatClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.close();
-    await mitm.close();
-    await relay.close();
-  });
+  const { mitm, clients } = await behindMalicious(t, roomSize);
   const join = async (id: Identity, room: string) => {
     const client = nodeClient({ host: mitm.host, port: mitm.port, relayName: mitm.relayName, nick: id.nick, identity: id, handshakeTimeoutMs: 3000, rosterWaitMs });
     clients.push(client);

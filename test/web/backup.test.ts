@@ -8,7 +8,7 @@ import t from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, tempDir } from '../client/procs.js';
-import { launch, person, relayWithWeb } from './chromium.js';
+import { launch, person, READ_STORED_IDENTITY, relayWithWeb } from './chromium.js';
 
 const b = await launch(t);
 const PASS = 'correct horse battery staple';
@@ -20,17 +20,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
 }
 
 /** What IndexedDB holds for the page's identity: field names, the keys' extractability, the backup's header. */
-const STORED = `(async () => {
-  const db = await new Promise((resolve, reject) => {
-    const r = indexedDB.open('e2ee-chat');
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-  const v = await new Promise((resolve, reject) => {
-    const r = db.transaction('identity').objectStore('identity').get('self');
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
+const STORED = `(async () => {${READ_STORED_IDENTITY}
   const b = JSON.parse(v.backup);
   return { fields: Object.keys(v).sort(), extractable: [v.oaep.extractable, v.pss.extractable], backup: v.backup, format: b.format, kdf: b.kdf.name };
 })()`;

@@ -94,3 +94,20 @@ export function watchErrors(page: Page): string[] {
   page.on('pageerror', (e) => errors.push(e.message));
   return errors;
 }
+
+/**
+ * Page code (a string: the tests are type-checked without the DOM library) that opens the page's
+ * IndexedDB and binds `v` to its stored identity; to be followed by code that reads `v`, inside an
+ * async function.
+ */
+export const READ_STORED_IDENTITY = `
+  const db = await new Promise((resolve, reject) => {
+    const r = indexedDB.open('e2ee-chat');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+  const v = await new Promise((resolve, reject) => {
+    const r = db.transaction('identity').objectStore('identity').get('self');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });`;

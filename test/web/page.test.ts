@@ -3,7 +3,7 @@
 // endpoint from its own origin.
 import t from 'tap';
 import { securityHeaders, WS_PATH } from '../../src/server/web.js';
-import { browser, relayWithWeb, watchErrors } from './chromium.js';
+import { browser, READ_STORED_IDENTITY, relayWithWeb, watchErrors } from './chromium.js';
 
 t.test('the page loads under its CSP, keeps its identity across a reload, and connects', async (t) => {
   const { web, url } = await relayWithWeb(t);
@@ -22,17 +22,7 @@ t.test('the page loads under its CSP, keeps its identity across a reload, and co
   const first = await fp.textContent();
   t.equal(await fp.getAttribute('data-created'), 'true', 'first visit: a new identity');
   // Evaluated in the page (a string: this file is type-checked without the DOM library).
-  const stored = await page.evaluate(`(async () => {
-    const db = await new Promise((resolve, reject) => {
-      const r = indexedDB.open('e2ee-chat');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const v = await new Promise((resolve, reject) => {
-      const r = db.transaction('identity').objectStore('identity').get('self');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
+  const stored = await page.evaluate(`(async () => {${READ_STORED_IDENTITY}
     let exported = 'refused';
     try {
       await crypto.subtle.exportKey('pkcs8', v.pss);
