@@ -1,5 +1,5 @@
 /**
- * `e2ee-chat conformance server --target HOST:PORT [--only SECTION] [--json FILE]` and
+ * `e2ee-chat conformance server --target HOST:PORT [--transport tcp|ws] [--only SECTION] [--json FILE]` and
  * `e2ee-chat conformance client --cmd "COMMAND"`: drive another implementation through the spec's cases
  * (spec/CONFORMANCE.md). Exit status: 0 every case passed (skips allowed), 1 a case failed or the kit
  * could not run it, 2 usage.
@@ -9,12 +9,13 @@ import { parseArgs } from 'node:util';
 import { formatTable, summarize, type CaseResult } from '../conformance/runner.js';
 
 const USAGE = `usage:
-  e2ee-chat conformance server --target HOST:PORT [--only SECTION|CASE] [--json FILE]
-                               [--wait-ms N] [--handshake-ms N] [--budget N] [--list]
+  e2ee-chat conformance server --target HOST:PORT [--transport tcp|ws] [--only SECTION|CASE]
+                               [--json FILE] [--wait-ms N] [--handshake-ms N] [--budget N] [--list]
   e2ee-chat conformance client --cmd "COMMAND" [--only CASE] [--json FILE] [--wait-ms N] [--list]
 
 server: one case per server-side MUST of spec/PROTOCOL.md against a running relay.
-  --target         HOST:PORT of the relay
+  --target         HOST:PORT of the relay (with --transport ws: of its web listener, --web-port)
+  --transport      tcp (default) or ws: the same cases over the WebSocket endpoint /v1/ws (§3.1)
   --only           run only cases of a spec section ("4", "7.1") or whose id starts with CASE
   --json           also write the results as JSON to FILE
   --wait-ms        how long to wait for each answer the spec requires (default 2000)
@@ -61,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       args: rest,
       options: {
         target: { type: 'string' },
+        transport: { type: 'string' },
         cmd: { type: 'string' },
         only: { type: 'string' },
         json: { type: 'string' },
@@ -108,9 +110,15 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`e2ee-chat conformance server: --target HOST:PORT is required\n${USAGE}\n`);
       return 2;
     }
+    const transport = (values['transport'] as string | undefined) ?? 'tcp';
+    if (transport !== 'tcp' && transport !== 'ws') {
+      process.stderr.write(`e2ee-chat conformance server: --transport must be tcp or ws, got '${transport}'\n`);
+      return 2;
+    }
     const { runServerKit } = await import('../conformance/server-kit.js');
     const results = await runServerKit({
       ...target,
+      transport,
       only,
       ...(waitMs !== undefined ? { waitMs } : {}),
       ...(handshakeMs !== undefined ? { handshakeMs } : {}),
@@ -120,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`e2ee-chat conformance server: no case matches --only ${only ?? ''}\n`);
       return 2;
     }
-    return finish(results, json, { kind: 'server', target: `${target.host}:${target.port}`, only: only ?? null }, t0);
+    return finish(results, json, { kind: 'server', target: `${target.host}:${target.port}`, transport, only: only ?? null }, t0);
   }
 
   if (sub === 'client') {

@@ -1,5 +1,7 @@
 /**
- * One kit-side TCP connection to the target relay (spec/PROTOCOL.md §3).
+ * One kit-side connection to the target relay: over TCP (spec/PROTOCOL.md §3), or over the relay's
+ * WebSocket endpoint (§3.1), where the same §3 byte stream travels as one binary message per frame body
+ * (src/wirekit/ws.ts WsStreamAdapter) and the relay's close code is checked as §3.1 states it.
  *
  * Everything the target sends is read through the strict codec (a relay's own output must be canonical,
  * §4 "Encoders MUST produce exactly this canonical form"), and turned into a queue of events: a decoded
@@ -11,6 +13,15 @@ import { FrameReader, decodeFrame, encodeWire, type RelayFrame, type FrameName }
 import { ERROR_CODES, errorName, isProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { wire } from '../wirekit/msgpack.js';
+import { upgrade, WsLink, WsStreamAdapter } from '../wirekit/ws.js';
+
+/** What carries a kit connection: TCP (§3) or WebSocket (§3.1). */
+export type Transport = 'tcp' | 'ws';
+export const TRANSPORTS: readonly Transport[] = ['tcp', 'ws'];
+
+/** §3.1 close codes: after a closing ERROR 4000 + its code; 1009 for a message over the limit (no ERROR). */
+const WS_CLOSE_ERROR_BASE = 4000;
+const WS_CLOSE_TOO_BIG = 1009;
 
 export type Arrival =
   | { readonly kind: 'frame'; readonly frame: RelayFrame }
@@ -79,15 +90,45 @@ export class Conn {
   /** Frames received so far, in order (for diagnostics). */
   readonly log: string[] = [];
 
+  /** Over WebSocket: the adapter that carries the §3 byte stream as messages, and the link under it. */
+  private ws: { link: WsLink; adapter: WsStreamAdapter } | undefined;
+  /** Over WebSocket: the code of the relay's close frame, once one arrived (undefined: none). */
+  closeCode: number | undefined;
+
   private constructor(
     readonly socket: Socket,
     /** Default wait for an expected answer, in milliseconds. */
     readonly waitMs: number,
+    /** Over WebSocket: the bytes after the upgrade response (the first server frames). */
+    wsRest?: Buffer,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => this.finish());
-    socket.on('close', () => this.finish());
-    socket.on('end', () => this.finish());
+    if (wsRest === undefined) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      socket.on('error', () => this.finish());
+      socket.on('close', () => this.finish());
+      socket.on('end', () => this.finish());
+      return;
+    }
+    const link = new WsLink(socket, wsRest, {
+      // A message is one frame body (§3.1): the reader sees it with its length prefix, as on TCP.
+      binary: (body) => this.onData(wire(body)),
+      closed: (code) => {
+        this.closeCode = code;
+        this.finish();
+      },
+      violation: (what) => {
+        this.push({ kind: 'invalid', detail: `WebSocket: ${what}` });
+        this.finish();
+      },
+    });
+    // Before WELCOME the relay reads at most MAX_PRELOGIN_FRAME_BYTES, and its WebSocket layer at most
+    // its max_frame (not known yet: MAX_FRAME_BYTES assumed); WELCOME's max_frame sets both (onData).
+    this.ws = { link, adapter: new WsStreamAdapter((b) => link.write(b), LIMITS.MAX_PRELOGIN_FRAME_BYTES, LIMITS.MAX_FRAME_BYTES) };
+  }
+
+  /** The transport this connection runs over. */
+  get transport(): Transport {
+    return this.ws === undefined ? 'tcp' : 'ws';
   }
 
   /** Wraps an accepted socket (the kit's scripted relay reads the client under test with it). */
@@ -96,8 +137,28 @@ export class Conn {
     return new Conn(socket, waitMs);
   }
 
-  /** Opens a TCP connection to host:port; rejects with a CaseFailure when it cannot connect within waitMs. */
-  static open(host: string, port: number, waitMs: number): Promise<Conn> {
+  /**
+   * Opens a connection to host:port over `transport` (for WebSocket, host:port is the relay's web
+   * listener: the upgrade of §3.1, path and subprotocol, no Origin as a program sends it); rejects with
+   * a CaseFailure when it cannot connect (and upgrade) within waitMs.
+   */
+  static async open(host: string, port: number, waitMs: number, transport: Transport = 'tcp'): Promise<Conn> {
+    if (transport === 'tcp') return Conn.openTcp(host, port, waitMs);
+    let u: Awaited<ReturnType<typeof upgrade>>;
+    try {
+      u = await upgrade({ host, port }, waitMs);
+    } catch (e) {
+      throw new CaseFailure('a WebSocket upgrade (§3.1)', e instanceof Error ? e.message : String(e));
+    }
+    if (u.status !== 101) {
+      u.socket.destroy();
+      throw new CaseFailure('a WebSocket upgrade answered 101 (§3.1)', u.status === 0 ? 'the connection closed without a response' : `HTTP ${u.status}`);
+    }
+    u.socket.setNoDelay(true);
+    return new Conn(u.socket, waitMs, u.rest);
+  }
+
+  private static openTcp(host: string, port: number, waitMs: number): Promise<Conn> {
     return new Promise((resolve, reject) => {
       const s = connect({ host, port });
       s.setNoDelay(true);
@@ -141,7 +202,11 @@ export class Conn {
     for (const body of bodies) {
       if (body.length > this.maxBody) this.maxBody = body.length;
       try {
-        this.push({ kind: 'frame', frame: decodeFrame(body, 'relay') });
+        const f = decodeFrame(body, 'relay');
+        // §3: from WELCOME on the relay reads frames up to the max_frame it announced (and §3.1: its
+        // WebSocket layer the same).
+        if (f.type === 'WELCOME' && this.ws !== undefined) this.ws.adapter.limit = this.ws.adapter.wsMax = f.max_frame;
+        this.push({ kind: 'frame', frame: f });
       } catch (e) {
         this.push({ kind: 'invalid', detail: isProtocolError(e) ? `${e.errorName}: ${e.message}` : String(e) });
       }
@@ -157,7 +222,8 @@ export class Conn {
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
-    this.socket.destroy();
+    if (this.ws !== undefined) this.ws.link.destroy();
+    else this.socket.destroy();
     this.push({ kind: 'closed' });
   }
 
@@ -166,9 +232,22 @@ export class Conn {
     return this.ended;
   }
 
-  /** Sends raw bytes as they are (no length prefix added). Ignored after the connection ended. */
+  /**
+   * Sends raw bytes of the §3 stream as they are (no length prefix added); over WebSocket each frame
+   * goes out as one message once complete (a declared length over the limit as §3.1 carries it).
+   * Ignored after the connection ended.
+   */
   raw(bytes: Uint8Array): void {
-    if (!this.ended) this.socket.write(bytes);
+    if (this.ended) return;
+    if (this.ws !== undefined) this.ws.adapter.write(bytes);
+    else this.socket.write(bytes);
+  }
+
+  /** Ends the kit's side: over WebSocket an unfinished frame goes out as a fragment without FIN first. */
+  end(): void {
+    if (this.ended) return;
+    this.ws?.adapter.end();
+    this.socket.end();
   }
 
   /** Sends one body with its length prefix. */
@@ -211,10 +290,24 @@ export class Conn {
   /** The next arrival must be ERROR `code`; when the code closes (§9) the connection must then end. */
   async expectError(code: ErrorName, ms?: number): Promise<void> {
     const a = await this.next(ms);
+    // §3.1: a message over the limit is refused on its header with close code 1009 and no ERROR.
+    if (code === 'FRAME_TOO_LARGE' && this.ws !== undefined && a.kind === 'closed' && this.closeCode === WS_CLOSE_TOO_BIG) return;
     if (!(a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES[code].code)) {
-      throw new CaseFailure(`ERROR ${code}`, describe(a));
+      throw new CaseFailure(`ERROR ${code}${code === 'FRAME_TOO_LARGE' && this.ws !== undefined ? ' (or close code 1009, §3.1)' : ''}`, this.describeEnd(a));
     }
-    if (ERROR_CODES[code].close) await this.expectClosed(`connection closed after ERROR ${code} (§3, §9 closes = yes)`);
+    if (ERROR_CODES[code].close) {
+      await this.expectClosed(`connection closed after ERROR ${code} (§3, §9 closes = yes)`);
+      const want = WS_CLOSE_ERROR_BASE + ERROR_CODES[code].code;
+      if (this.ws !== undefined && this.closeCode !== want) {
+        throw new CaseFailure(`close code ${want} after ERROR ${code} (§3.1)`, this.closeCode === undefined ? 'no close frame' : `close code ${this.closeCode}`);
+      }
+    }
+  }
+
+  /** An arrival described for a report; over WebSocket a close names its close code. */
+  private describeEnd(a: Arrival): string {
+    if (a.kind !== 'closed' || this.ws === undefined) return describe(a);
+    return `connection closed (${this.closeCode === undefined ? 'no close frame' : `close code ${this.closeCode}`})`;
   }
 
   /** The connection must end with no further frame. */
@@ -237,6 +330,7 @@ export class Conn {
   /** Closes the connection from the kit's side. */
   destroy(): void {
     this.ended = true;
-    this.socket.destroy();
+    if (this.ws !== undefined) this.ws.link.destroy();
+    else this.socket.destroy();
   }
 }

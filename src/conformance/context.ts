@@ -6,7 +6,7 @@ import { generateKeyPair, generateKeyPairSync, randomBytes, type KeyObject } fro
 import { promisify } from 'node:util';
 import type { FrameOf, Member } from '../codec/index.js';
 import { authMessage, pssSign } from '../crypto/rsa.js';
-import { CaseFailure, Conn } from './conn.js';
+import { CaseFailure, Conn, type Transport } from './conn.js';
 import { LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 
@@ -42,6 +42,8 @@ export interface ServerKitOptions {
    * default 4): a case never opens more than this many with one key unless that is what it tests.
    */
   readonly connectionsPerKey: number;
+  /** TCP (§3), or the relay's WebSocket endpoint (§3.1; host:port is then its web listener). */
+  readonly transport: Transport;
 }
 
 /** A connection that has passed the relay handshake (state READY). */
@@ -196,7 +198,7 @@ export class Ctx {
   }
 
   async open(): Promise<Conn> {
-    const c = await Conn.open(this.opts.host, this.opts.port, this.opts.waitMs);
+    const c = await Conn.open(this.opts.host, this.opts.port, this.opts.waitMs, this.opts.transport);
     this.conns.push(c);
     return c;
   }

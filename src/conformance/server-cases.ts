@@ -1280,7 +1280,7 @@ add({
     const f = mp.wire(mp.map([['t', mp.uint(9)], ['to', mp.str(b!.nick)], ['body', mp.bin(Buffer.alloc(100, 1))]]));
     a!.conn.raw(f.subarray(0, f.length - 10));
     await new Promise((r) => setTimeout(r, 20));
-    a!.conn.socket.end();
+    a!.conn.end();
     const x = await b!.conn.next();
     if (!(x.kind === 'frame' && x.frame.type === 'PEER_LEFT' && x.frame.nick === a!.nick)) throw new CaseFailure(`PEER_LEFT {nick: ${a!.nick}}, no DELIVER`, describe(x));
   },

@@ -1,5 +1,6 @@
 /**
- * `conformance server`: drives a live relay through SERVER_CASES (spec/PROTOCOL.md §3-§7, §9, §10).
+ * `conformance server`: drives a live relay through SERVER_CASES (spec/PROTOCOL.md §3-§7, §9, §10),
+ * over TCP or over its WebSocket endpoint (§3.1): the same cases, the same byte streams.
  */
 import { LIMITS } from '../protocol/limits.js';
 import { Ctx, KEYS_PER_CASE, Pool, type ServerKitOptions } from './context.js';
@@ -27,6 +28,7 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
     handshakeMs: o.handshakeMs ?? LIMITS.HANDSHAKE_TIMEOUT_MS,
     connectionBudget: o.connectionBudget ?? DEFAULT_BUDGET,
     connectionsPerKey: o.connectionsPerKey ?? LIMITS.MAX_CONNECTIONS_PER_KEY,
+    transport: o.transport ?? 'tcp',
   };
   const selected = SERVER_CASES.filter((c) => selects(o.only, c));
   if (selected.length === 0) return [];

@@ -24,18 +24,21 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-function startRelay(dir: string): Promise<{ child: ChildProcess; target: string }> {
+function startRelay(dir: string, web = false): Promise<{ child: ChildProcess; target: string; web?: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [MAIN, 'server', '--port', '0', '--registry', join(dir, 'registry.db'), '--handshake-timeout-ms', '2000', '--idle-timeout-ms', '3000'],
+      // The WebSocket run keeps the relay's timeouts longer: its cases wait for none of them.
+      [MAIN, 'server', '--port', '0', '--registry', join(dir, 'registry.db'), ...(web ? ['--handshake-timeout-ms', '10000', '--idle-timeout-ms', '10000', '--web-port', '0'] : ['--handshake-timeout-ms', '2000', '--idle-timeout-ms', '3000'])],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (\S+:\d+)/.exec(out);
-      if (m) resolve({ child, target: m[1]! });
+      const w = /web on https?:\/\/(\S+:\d+)\//.exec(out);
+      if (m && !web) resolve({ child, target: m[1]! });
+      if (m && w) resolve({ child, target: m[1]!, web: w[1]! });
     });
     child.on('exit', (code) => reject(new Error(`relay exited ${String(code)} before listening`)));
   });
@@ -74,7 +77,27 @@ t.test('against a relay that never answers: exit 1, and each failure says what w
   t.notOk(lines.some((l) => l.startsWith('PASS ')));
 });
 
+t.test('--transport ws: the §3 cases over the relay\'s WebSocket endpoint pass, and the report names the transport', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-conf-cli-'));
+  const relay = await startRelay(dir, true);
+  t.teardown(() => {
+    relay.child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const json = join(dir, 'results.json');
+  const r = await run(['conformance', 'server', '--target', relay.web!, '--transport', 'ws', '--only', '3', '--handshake-ms', '10000', '--wait-ms', '15000', '--json', json]);
+  t.equal(r.code, 0, r.stdout.split('\n').filter((l) => l.startsWith('FAIL') || l.startsWith('  ')).join('\n'));
+  const report = JSON.parse(readFileSync(json, 'utf8')) as { transport: string; summary: Record<string, number> };
+  t.equal(report.transport, 'ws');
+  t.ok(report.summary.pass! > 10 && report.summary.fail === 0, JSON.stringify(report.summary));
+  // The TCP port is not a WebSocket endpoint: every case fails on its upgrade, exit 1.
+  const wrong = await run(['conformance', 'server', '--target', relay.target, '--transport', 'ws', '--only', 'framing_zero', '--wait-ms', '3000']);
+  t.equal(wrong.code, 1);
+  t.match(wrong.stdout, /expected: a WebSocket upgrade/);
+});
+
 t.test('usage errors exit 2', async (t) => {
+  t.equal((await run(['conformance', 'server', '--target', '127.0.0.1:1', '--transport', 'quic'])).code, 2);
   t.equal((await run(['conformance'])).code, 2);
   t.equal((await run(['conformance', 'server'])).code, 2);
   t.equal((await run(['conformance', 'server', '--target', 'nohost'])).code, 2);

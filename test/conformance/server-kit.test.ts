@@ -1,6 +1,7 @@
 /**
  * The conformance kit against the reference relay (every case passes) and against relays that each break
- * one rule (each fails exactly the cases that rule governs). Real TCP on 127.0.0.1, port 0.
+ * one rule (each fails exactly the cases that rule governs). Real TCP on 127.0.0.1, port 0; the whole kit
+ * also over the relay's WebSocket endpoint (§3.1), where a wrong close code fails it.
  */
 import t from 'tap';
 import { startServer } from '../../src/server/index.js';
@@ -8,15 +9,18 @@ import { runServerKit } from '../../src/conformance/server-kit.js';
 import { SERVER_CASES } from '../../src/conformance/server-cases.js';
 import type { CaseResult } from '../../src/conformance/runner.js';
 import { startBroken, type BrokenKind } from './fixtures/broken.js';
+import { startWrongCloseCode } from './fixtures/broken-ws.js';
+import { startWeb } from '../../src/server/web.js';
 
 // Short relay timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME. The kit,
 // the relay and the fixtures share this process on a loaded machine: each timeout leaves a starved
-// process time to finish a handshake, and the kit's liveness deadline for a required answer (WAIT_MS)
+// process time to finish a handshake (4 s idle still timed out kit members waiting for the next joiner at
+// load average 24), and the kit's liveness deadline for a required answer (WAIT_MS)
 // is generous. Verdicts come from what arrives: a case passes on the answer it needs and fails on a
 // wrong one at once; only a missing answer is judged by the deadline, so a longer one makes failing
 // cases slower, never passing ones fail (negative checks are PING/PONG barriers, not waits).
-const HANDSHAKE_MS = 4000;
-const IDLE_MS = 4000;
+const HANDSHAKE_MS = 6000;
+const IDLE_MS = 8000;
 const WAIT_MS = 15_000;
 
 async function reference(maxRoomSize = 2, maxFrameBytes?: number) {
@@ -72,6 +76,36 @@ t.test('the reference relay passes the §7.1 and §6 cases with room_size 3 and 
   // A 49152-byte body cannot fit a 1024-byte frame: those two cases are skipped, not failed.
   const sends = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'relay_body_' });
   t.same(ids(sends, 'skip'), ['relay_body_at_max', 'relay_body_too_long']);
+});
+
+t.test('over WebSocket (§3.1) the reference relay passes every case too', async (t) => {
+  const srv = await reference();
+  const web = await startWeb(srv, { host: '127.0.0.1', port: 0, root: t.testdir({ 'index.html': '<!doctype html>' }) });
+  t.teardown(async () => {
+    await srv.close();
+    await web.close();
+  });
+  const results = await runServerKit({ host: web.host, port: web.port, transport: 'ws', handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
+  t.equal(results.length, SERVER_CASES.length);
+  t.same(ids(results, 'fail'), [], failures(results));
+  t.same(ids(results, 'error'), [], failures(results));
+  t.same(ids(results, 'skip'), ['relay_to_no_one_else']);
+});
+
+t.test('over WebSocket the kit checks the close code: an endpoint that always closes with 1000 fails the closing-ERROR cases', async (t) => {
+  const srv = await reference();
+  const fx = await startWrongCloseCode(srv);
+  t.teardown(async () => {
+    await fx.close();
+    await srv.close();
+  });
+  const results = await runServerKit({ host: fx.host, port: fx.port, transport: 'ws', handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'framing_' });
+  const failed = results.filter((r) => r.status === 'fail');
+  // framing_zero_length and framing_first_error_final end in ERROR MALFORMED_FRAME; the coalesced PINGs end in nothing.
+  t.ok(ids(results, 'fail').includes('framing_zero_length') && ids(results, 'fail').includes('framing_first_error_final'), failures(results));
+  t.ok(ids(results, 'pass').includes('framing_coalesced_frames') && ids(results, 'pass').includes('framing_split_segments'), failures(results));
+  for (const r of failed) t.match(r.arrived, /close code 1000/, `${r.id}: ${r.expected ?? ''}`);
+  t.same(ids(results, 'error'), []);
 });
 
 const EXPECTED: Record<Exclude<BrokenKind, 'silent' | 'echo'>, string[]> = {
