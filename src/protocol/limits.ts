@@ -16,6 +16,12 @@ export const LIMITS = {
    * 572 bytes; AUTH is 267 and ERROR at most 268). A larger declared length is refused on the prefix.
    */
   MAX_PRELOGIN_FRAME_BYTES: 572,
+  /**
+   * relay over TLS (§3.2): bytes of TLS records a client may send before its ClientHello is complete,
+   * record headers included (a TLS 1.3 ClientHello is 0.3 to 2 KB). The relay gathers them itself and
+   * hands them to TLS only once the ClientHello is complete; a ClientHello that needs more is refused.
+   */
+  MAX_CLIENT_HELLO_BYTES: 8192,
   /** Deepest container nesting in a frame: the frame map is depth 1. */
   MAX_DEPTH: 3,
   /** Most entries in any map. */

@@ -1106,7 +1106,7 @@ class Relay implements RelayServer {
   /** Bytes held for all connections: partial frames being read plus output not yet taken by the kernel. */
   private bufferedBytes(): number {
     let out = 0;
-    for (const c of this.conns) out += c.socket.writableLength;
+    for (const c of this.conns) out += c.socket.writableLength + (c.socket.pendingInput ?? 0);
     return this.readerBytes + out;
   }
 
@@ -1117,13 +1117,13 @@ class Relay implements RelayServer {
    * at once (its reader is dropped; its output is discarded when the socket is destroyed).
    */
   private shed(): void {
-    const cost = (c: Connection): number => c.charged + c.socket.writableLength;
+    const cost = (c: Connection): number => c.charged + c.socket.writableLength + (c.socket.pendingInput ?? 0);
     const live = [...this.conns].filter((c) => !c.closing && cost(c) > 0).sort((a, b) => cost(b) - cost(a));
     let total = this.bufferedBytes();
     for (const c of live) {
       if (total <= this.cfg.bufferBudgetBytes) break;
       const held = cost(c);
-      const output = c.socket.writableLength >= c.charged;
+      const output = c.socket.writableLength >= c.charged + (c.socket.pendingInput ?? 0);
       this.log({ event: 'shed', conn: c.id, bytes: held });
       this.refuse(c, output ? 'SLOW_CONSUMER' : 'TIMEOUT', output ? 'relay buffer budget exceeded' : 'relay buffer budget exceeded by a partial frame');
       this.readerBytes -= c.charged;

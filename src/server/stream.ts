@@ -10,6 +10,11 @@ export interface RelayStream {
   readonly writable: boolean;
   /** Bytes written and not yet handed to the operating system (the SLOW_CONSUMER measure, §7.1). */
   readonly writableLength: number;
+  /**
+   * Bytes the stream holds from the peer that are not frames yet and not in the relay's frame reader:
+   * a TLS ClientHello being gathered (src/server/tls.ts). Counted in the relay's buffer budget (§7.1).
+   */
+  readonly pendingInput?: number;
   write(bytes: Uint8Array): boolean;
   end(): unknown;
   end(bytes: Uint8Array): unknown;

@@ -1,12 +1,16 @@
 /**
  * A relay in a child process for tests that measure it (test/server/memory.test.ts): started with the
- * ServerOptions given as JSON in argv[2], it prints `port N`, then answers IPC requests. `measure` runs a
+ * ServerOptions given as JSON in argv[2] (TLS as `tlsCertFile`/`tlsKeyFile` paths), it prints `port N`, then answers IPC requests. `measure` runs a
  * full garbage collection first (the process runs with --expose-gc), so resident memory and the heap reflect what the
  * relay holds rather than garbage not yet collected. Not a test file itself.
  */
+import { getHeapSpaceStatistics } from 'node:v8';
 import { startServer, type ServerOptions } from '../../src/server/index.js';
+import { loadTlsCredentials } from '../../src/server/tls.js';
 
-const opts = JSON.parse(process.argv[2] ?? '{}') as ServerOptions;
+/** ServerOptions as JSON; TLS credentials (not JSON) are given as the paths of their PEM files. */
+const { tlsCertFile, tlsKeyFile, ...opts } = JSON.parse(process.argv[2] ?? '{}') as ServerOptions & { tlsCertFile?: string; tlsKeyFile?: string };
+if (tlsCertFile !== undefined && tlsKeyFile !== undefined) opts.tls = loadTlsCredentials(tlsCertFile, tlsKeyFile);
 const relay = await startServer(opts);
 const gc = (globalThis as { gc?: () => void }).gc;
 process.on('message', (m: { op: string }) => {
@@ -14,7 +18,11 @@ process.on('message', (m: { op: string }) => {
     gc?.();
     gc?.();
     const mem = process.memoryUsage();
-    process.send!({ rss: mem.rss, mem, cpu: process.cpuUsage(), stats: relay.stats() });
+    // V8's compiled code (and its metadata) lives in the code spaces: not memory held for any peer.
+    const code = getHeapSpaceStatistics()
+      .filter((sp) => sp.space_name.startsWith('code'))
+      .reduce((n, sp) => n + sp.space_used_size, 0);
+    process.send!({ rss: mem.rss, mem, code, cpu: process.cpuUsage(), stats: relay.stats() });
   } else if (m.op === 'cpu') {
     // No collection first: the CPU the relay itself spent, for tests that compare two kinds of traffic.
     process.send!({ cpu: process.cpuUsage() });

@@ -15,14 +15,16 @@ import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-cl
 import { isCertificateError, readCaFile, systemCa, tcpTransport } from '../../src/client/tcp.js';
 import type { Transport } from '../../src/client/transport.js';
 import { frame } from '../../src/codec/index.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 import { startServer, type ServerOptions } from '../../src/server/index.js';
-import { acceptTls, channelBindingOf, credentialsFrom, loadTlsCredentials, TLS_ALPN, TlsConfigError, tlsExporter, type TlsCredentials } from '../../src/server/tls.js';
+import { acceptTls, channelBindingOf, ClientHelloGate, credentialsFrom, type HelloProgress, loadTlsCredentials, TLS_ALPN, TlsConfigError, tlsExporter, type TlsCredentials, type TlsStream } from '../../src/server/tls.js';
 import { startWeb, webListenerAllowed, WS_PATH, WS_SUBPROTOCOL } from '../../src/server/web.js';
 import { WsStream } from '../../src/server/ws-stream.js';
 import { run as runClient, EXIT } from '../../src/cli/client.js';
 import { plainTcpWarning, run as runServer } from '../../src/cli/server.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 import { makeCerts, type TestCerts } from './tls-certs.js';
+import { capturedHello, padded, refragment } from './tls-hello.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'e2ee-tls-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,12 +94,13 @@ t.test('two clients chat over TLS 1.3 with the CA: AUTH, JOIN, texts both ways',
 
 t.test('the tls-exporter value is the same 32 bytes on the relay connection and the client transport', async (t) => {
   // The relay's own accept path (acceptTls) and the client's transport, face to face.
-  let serverSide: TLSSocket | undefined;
+  let serverSide: TlsStream | undefined;
   const secured = new Promise<void>((resolve) => {
     const srv = netServer((raw) => {
-      serverSide = acceptTls(raw, creds);
-      serverSide.on('error', () => {});
-      serverSide.once('secure', () => resolve());
+      const st = acceptTls(raw, creds);
+      serverSide = st;
+      st.on('error', () => {});
+      st.once('secure', () => resolve());
     });
     t.teardown(() => srv.close());
     srv.listen(0, '127.0.0.1', () => {
@@ -176,18 +179,148 @@ t.test('a TLS client against a plain relay fails to connect, not as a certificat
 
 t.test('a peer that opens TCP and never finishes the TLS handshake is cut off by the handshake timeout', async (t) => {
   const { s } = await relay(t, { handshakeTimeoutMs: 300 });
-  // One sends nothing; one sends a record header declaring a 16 KiB ClientHello and 100 bytes of it.
+  // One sends nothing; one sends a record header declaring a 4 KiB ClientHello and 100 bytes of it.
   const silent = netConnect({ host: '127.0.0.1', port: s.port });
   const partial = netConnect({ host: '127.0.0.1', port: s.port });
   for (const x of [silent, partial]) x.on('error', () => {});
   await Promise.all([silent, partial].map((x) => new Promise((r) => x.once('connect', r))));
-  partial.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc]), Buffer.alloc(100, 0x03)]));
+  partial.write(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x10, 0x00, 0x01, 0x00, 0x0f, 0xfc]), Buffer.alloc(100, 0x03)]));
   t.ok(await until(() => s.stats().connections === 2), 'both are held as connections while they handshake');
+  t.ok(await until(() => s.stats().bufferedBytes === 256), 'the partial ClientHello is counted in the buffer budget (the gate\'s first 256 bytes)');
   await Promise.all([closedOf(silent), closedOf(partial)]);
   t.pass('the relay closed both');
   t.ok(await until(() => s.stats().connections === 0), 'and forgot them');
   t.equal(s.stats().errors.TIMEOUT, 2, 'each counted as TIMEOUT');
   t.equal(s.stats().bufferedBytes, 0, 'nothing held');
+});
+
+/** Sends `bytes` on a raw TCP connection; resolves with what came back until the relay closed. */
+async function firstAnswer(port: number, bytes: Buffer, step = bytes.length): Promise<Buffer> {
+  const sock = netConnect({ host: '127.0.0.1', port });
+  sock.on('error', () => {});
+  const chunks: Buffer[] = [];
+  sock.on('data', (d: Buffer) => {
+    chunks.push(d);
+    // A ServerHello is enough to know the ClientHello reached TLS; nothing here finishes the handshake.
+    if (Buffer.concat(chunks)[5] === 2) sock.destroy();
+  });
+  await new Promise((r) => sock.once('connect', r));
+  for (let o = 0; o < bytes.length && !sock.destroyed; o += step) {
+    sock.write(bytes.subarray(o, o + step));
+    await new Promise((r) => setImmediate(r));
+  }
+  await closedOf(sock);
+  return Buffer.concat(chunks);
+}
+
+const alert = (description: number) => Buffer.from([0x15, 3, 3, 0, 2, 2, description]);
+
+t.test('the ClientHello gate (MAX_CLIENT_HELLO_BYTES): at the limit it reaches TLS, one byte over it is refused with illegal_parameter', async (t) => {
+  const { s, logs } = await relay(t);
+  const hello = await capturedHello();
+  t.ok(hello.length < 2048, `Node's ClientHello is ${hello.length} bytes`);
+  const at = await firstAnswer(s.port, padded(hello, LIMITS.MAX_CLIENT_HELLO_BYTES), 100);
+  t.equal(at[0], 0x16, 'a ClientHello of exactly MAX_CLIENT_HELLO_BYTES, trickled in 100-byte writes: TLS answers with a handshake record');
+  t.equal(at[5], 2, 'a ServerHello');
+  const over = await firstAnswer(s.port, padded(hello, LIMITS.MAX_CLIENT_HELLO_BYTES + 1));
+  t.same(over, alert(47), 'one byte more: the fatal illegal_parameter alert, then the close');
+  // Refused on the handshake header: 9 bytes that declare a ClientHello too long to fit.
+  const declared = await firstAnswer(s.port, Buffer.from([0x16, 3, 1, 0x40, 0, 1, 0, 0x3f, 0xfc]));
+  t.same(declared, alert(47), 'a declared length over the limit is refused on the 9 header bytes');
+  t.ok(await until(() => s.stats().connections === 0), 'all forgotten');
+  t.same(
+    // (The at-limit one reached TLS and was then reset by the test: OpenSSL's ECONNRESET, not the gate's.)
+    logs.filter((e) => e['event'] === 'tls_failed' && String(e['code']).startsWith('ERR_TLS_')).map((e) => e['code']),
+    ['ERR_TLS_CLIENT_HELLO_TOO_LARGE', 'ERR_TLS_CLIENT_HELLO_TOO_LARGE'],
+    'logged with the gate\'s code',
+  );
+});
+
+t.test('the ClientHello gate: a ClientHello split over records and trickled byte by byte still completes the handshake and AUTH', async (t) => {
+  const { s } = await relay(t);
+  // A proxy that re-frames the client's first flight into 7-byte records and writes them one byte at a time.
+  const proxy = netServer((inbound) => {
+    const out = netConnect({ host: '127.0.0.1', port: s.port });
+    out.on('error', () => inbound.destroy());
+    inbound.on('error', () => out.destroy());
+    let first: Buffer | undefined = Buffer.alloc(0);
+    inbound.on('data', async (d: Buffer) => {
+      if (first === undefined) return void out.write(d);
+      first = Buffer.concat([first, d]);
+      if (first.length < 5 || first.length < 5 + first.readUInt16BE(3)) return;
+      const whole = first;
+      first = undefined;
+      const rec = whole.subarray(0, 5 + whole.readUInt16BE(3));
+      const wire = Buffer.concat([refragment(rec, 7), whole.subarray(rec.length)]);
+      inbound.pause();
+      for (const b of wire) {
+        out.write(Buffer.from([b]));
+        await new Promise((r) => setImmediate(r));
+      }
+      inbound.resume();
+    });
+    out.on('data', (d: Buffer) => inbound.write(d));
+    out.on('close', () => inbound.destroy());
+    inbound.on('close', () => out.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  t.teardown(() => proxy.close());
+  const via = (proxy.address() as { port: number }).port;
+  const sock = await new Promise<TLSSocket>((resolve, reject) => {
+    const c = tlsConnect({ host: '127.0.0.1', port: via, ca: certs.ca, servername: 'localhost', ALPNProtocols: [TLS_ALPN] });
+    c.once('secureConnect', () => resolve(c));
+    c.once('error', reject);
+  });
+  t.equal(sock.getProtocol(), 'TLSv1.3');
+  const c = TestClient.over(sock);
+  t.equal((await c.auth('alice', alice)).type, 'WELCOME', 'AUTH through the fragmented, trickled ClientHello');
+  c.destroy();
+});
+
+t.test('the ClientHello gate: what is not a ClientHello is refused before TLS sees it', async (t) => {
+  const { s, logs } = await relay(t);
+  t.same(await firstAnswer(s.port, Buffer.from([0x15, 3, 3, 0, 2, 2, 40])), alert(10), 'an alert record first: unexpected_message');
+  t.same(await firstAnswer(s.port, Buffer.from([0x16, 3, 1, 0, 4, 2, 0, 0, 0])), alert(10), 'a handshake record with a ServerHello: unexpected_message');
+  t.same(await firstAnswer(s.port, Buffer.from([0x16, 3, 1, 0x40, 0x01])), alert(22), 'a record over 2^14 bytes: record_overflow');
+  t.same(await firstAnswer(s.port, Buffer.from([0x16, 3, 1, 0, 0])), alert(22), 'an empty handshake record: record_overflow');
+  t.same(await firstAnswer(s.port, Buffer.from('GET / HTTP/1.1\r\n\r\n')), Buffer.alloc(0), 'not TLS at all (HTTP): closed without an alert');
+  t.ok(await until(() => s.stats().connections === 0), 'all forgotten');
+  t.same(
+    logs.filter((e) => e['event'] === 'tls_failed').map((e) => e['code']),
+    ['ERR_TLS_UNEXPECTED_MESSAGE', 'ERR_TLS_UNEXPECTED_MESSAGE', 'ERR_TLS_RECORD_OVERFLOW', 'ERR_TLS_RECORD_OVERFLOW', 'ERR_TLS_WRONG_VERSION_NUMBER'],
+  );
+});
+
+t.test('ClientHelloGate: holds at most twice what came (and at least 256 bytes), never past its limit', async (t) => {
+  const hello = await capturedHello();
+  const g = new ClientHelloGate();
+  let p: HelloProgress = 'more';
+  for (let i = 0; i < hello.length && p === 'more'; i++) {
+    p = g.push(hello.subarray(i, i + 1));
+    if (i < hello.length - 1) {
+      t.equal(p, 'more');
+      t.ok(g.held <= Math.max(256, 2 * (i + 1)), `after ${i + 1} bytes it holds ${g.held}`);
+    }
+  }
+  t.equal(p, 'complete', 'byte by byte to the last byte');
+  t.same(Buffer.concat(g.bytes()), hello, 'and gives back exactly the bytes it got');
+  // The chunk that completes it may carry more (a ChangeCipherSpec): kept, in order, also past the limit.
+  const small = new ClientHelloGate(hello.length);
+  const ccs = Buffer.from([0x14, 3, 3, 0, 1, 1]);
+  t.equal(small.push(Buffer.concat([hello, ccs])), 'complete');
+  t.same(Buffer.concat(small.bytes()), Buffer.concat([hello, ccs]));
+  t.ok(small.held <= hello.length, 'its buffer stays within the limit');
+  // Full, but the records' headers left no room for the rest of the message.
+  const split = refragment(hello, 10);
+  const tight = new ClientHelloGate(hello.length + 5);
+  t.equal(tight.push(split), 'too_large', 'a ClientHello whose record headers push it past the limit');
+  t.equal(new ClientHelloGate().push(Buffer.from([0x16, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3])), 'more');
+  t.equal(new ClientHelloGate().push(Buffer.from([0x16, 2, 0])), 'more', 'an incomplete record header waits');
+  t.equal(new ClientHelloGate().push(Buffer.from([0x16, 2, 0, 0, 1])), 'version');
+  const across = new ClientHelloGate();
+  t.equal(across.push(Buffer.from([0x16, 3, 1, 0, 2, 1, 0])), 'more', 'the handshake header split over two records');
+  t.equal(across.push(Buffer.from([0x16, 3, 1, 0, 4, 0, 2, 0xaa, 0xbb])), 'complete');
+  t.equal(new ClientHelloGate().push(Buffer.from([0x16, 3, 1, 0, 2, 1, 0, 0x17, 3, 3, 0, 1, 0])), 'unexpected', 'application data inside a ClientHello');
 });
 
 t.test('over a cap, the refusal TOO_MANY_CONNECTIONS arrives inside TLS', async (t) => {
