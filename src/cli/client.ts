@@ -464,11 +464,7 @@ export async function run(argv: string[]): Promise<number> {
       err(`identity key in ${opts.home}: ${e.message}`);
       return e.code === 'BAD_PASSPHRASE' ? EXIT.AUTH_REFUSED : EXIT.USAGE;
     }
-    if (e instanceof PrivateFileError) {
-      // Insecure files or folder: refused at start like the identity key; an I/O failure is a local error.
-      err(e.code === 'IO' ? `local error: ${e.message}` : `--home ${opts.home}: ${e.message}`);
-      return e.code === 'IO' ? EXIT.LOCAL_FILE : EXIT.USAGE;
-    }
+    if (e instanceof PrivateFileError) return homeFileFailure(e, opts, err);
     if (e instanceof PromptCancelled) return EXIT_INTERRUPTED;
     if (e instanceof HistoryError) {
       err(`history in ${opts.home}: ${e.message} (or run with --no-history)`);
@@ -503,6 +499,16 @@ export async function run(argv: string[]): Promise<number> {
     history?.close();
     pins.close();
   }
+}
+
+/**
+ * A file of --home that cannot be used: an insecure file or folder is refused like the identity key
+ * (status 2, the path); an I/O failure (disk full, read-only, a file size limit) is a local error
+ * (status 8), never the relay's.
+ */
+function homeFileFailure(e: PrivateFileError, opts: Options, report: (msg: string) => void): number {
+  report(e.code === 'IO' ? `local error: ${e.message}` : `--home ${opts.home}: ${e.message}`);
+  return e.code === 'IO' ? EXIT.LOCAL_FILE : EXIT.USAGE;
 }
 
 /** True when opening the identity of --home would ask for a passphrase (a sealed key, or a new one to seal). */
@@ -559,12 +565,14 @@ async function recoveryAfterWelcome(client: ChatClient, opts: Options): Promise<
     code = newRecoveryCode(nodeBackend);
     await client.registerRecovery(await recoveryCommit(nodeBackend, client.nick, code));
   }
-  await addRecoveryMark(opts.home, mark);
+  // The relay holds the code's commitment now: the code is shown before the mark is written, so a mark
+  // that cannot be written (status 8) never costs the user the only copy of a registered code.
   process.stderr.write(
     `recovery code for ${client.nick} at ${relayName(opts)}: ${formatRecoveryCode(code)} (shown only now: write it down, keep it off this computer; ` +
       'with it a new key takes this nickname back: e2ee-chat client --recover, the code in E2EE_CHAT_RECOVERY_CODE; your contacts then see a key change)\n',
   );
   code.fill(0);
+  await addRecoveryMark(opts.home, mark);
 }
 
 /** Connects and joins; returns an exit status on failure, or null when in the room. */
@@ -583,6 +591,11 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
         client.close();
       }
       return EXIT_BY_FAILURE[e.kind];
+    }
+    if (e instanceof PrivateFileError) {
+      // --home/recovery.json could not be read or written (§7.5 marks): a local failure, reported once.
+      client.close();
+      return homeFileFailure(e, opts, report);
     }
     throw e;
   }

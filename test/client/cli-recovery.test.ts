@@ -3,11 +3,12 @@
  * of a nickname shows a recovery code once (stderr) and stores no code in --home; another home (a lost
  * key) gets NICK_BOUND (status 4) without the code, and takes the nickname over with it (--recover,
  * E2EE_CHAT_RECOVERY_CODE), getting a fresh code; the spent code then fails; a peer that pinned the
- * old key sees the normal key-change flow (warning, status 5, no session).
+ * old key sees the normal key-change flow (warning, status 5, no session). A --home/recovery.json that
+ * cannot be written is a local error (status 8) after the code is shown; one that is not a file, status 2.
  */
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fingerprintOf, startClient, startServerProc, tempDir } from './procs.js';
 
 const CODE = /^recovery code for (\S+) at (\S+): ([0-9A-Z]{4}(?:-[0-9A-Z]{4}){5}-[0-9A-Z]{2}) \(shown only now/;
@@ -76,4 +77,59 @@ t.test('lost key: NICK_BOUND without the code, takeover with it; peers see a key
   const spent = startClient(t, { port, nick: 'alice', home: join(dir, 'alice-third'), args: ['--recover'], env: { E2EE_CHAT_RECOVERY_CODE: code } });
   spent.end();
   t.equal((await spent.exited).code, 4, 'the spent code: status 4');
+});
+
+/**
+ * Moves `home` to a path so long that `HOME/recovery.json` is a valid path but the temporary file it is
+ * written through (`HOME/.recovery.json.<16 hex>.tmp`, src/files/private.ts) is not (PATH_MAX, 4096
+ * bytes with its NUL on Linux): reading the marks works, writing them fails with ENAMETOOLONG, a local
+ * I/O failure as a full or read-only disk gives one. Returns the new path.
+ */
+function moveToLongPath(dir: string, home: string): string {
+  const room = 4095 - '/recovery.json'.length;
+  let p = join(dir, 'long');
+  while (p.length < room - 250) p = join(p, 'd'.repeat(200));
+  p = join(p, 'h'.repeat(room - p.length - 1));
+  mkdirSync(dirname(p), { recursive: true });
+  renameSync(home, p);
+  return p;
+}
+
+t.test('a recovery.json that cannot be written: the code is shown, then a local error naming the file, status 8', async (t) => {
+  const dir = tempDir(t);
+  const first = await startServerProc(t, { registry: join(dir, 'reg1.db') });
+  const made = startClient(t, { port: first.port, nick: 'alice', home: join(dir, 'alice'), args: ['--no-history'] });
+  await made.waitFor(/^\* joined /);
+  made.end();
+  t.equal((await made.exited).code, 0, 'identity and marks of a first relay written');
+  const home = moveToLongPath(dir, join(dir, 'alice'));
+  // Another relay: the first WELCOME of alice there registers a code and writes its mark, which fails.
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg2.db') });
+  const c = startClient(t, { port, nick: 'alice', home, args: ['--no-history', '--wait', '1'] });
+  c.end();
+  t.equal((await c.exited).code, 8, 'status 8: a local file error');
+  t.equal(c.err.filter((l) => CODE.test(l)).length, 1, 'the code the relay now holds was shown');
+  const local = c.err.filter((l) => l.includes(join(home, 'recovery.json')));
+  t.equal(local.length, 1, `one error names the file: ${c.err.map((l) => l.slice(0, 120)).join(' | ')}`);
+  t.match(local[0], /local error: .*ENAMETOOLONG/, 'as the local I/O error it is');
+  t.notOk(c.out.some((l) => l.startsWith('* joined')), 'did not join');
+});
+
+t.test('a recovery.json that is not a regular file: status 2 naming it, nothing registered', async (t) => {
+  const dir = tempDir(t);
+  const home = join(dir, 'alice');
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const made = startClient(t, { port, nick: 'bob', home, args: ['--no-history'] });
+  await made.waitFor(/^\* joined /);
+  made.end();
+  t.equal((await made.exited).code, 0);
+  mkdirSync(join(home, 'recovery.json.d'));
+  rmSync(join(home, 'recovery.json'));
+  renameSync(join(home, 'recovery.json.d'), join(home, 'recovery.json'));
+  const c = startClient(t, { port, nick: 'carol', home, args: ['--no-history'] });
+  c.end();
+  t.equal((await c.exited).code, 2, 'status 2: an unsafe --home file');
+  t.equal(c.err.filter((l) => l.includes(join(home, 'recovery.json'))).length, 1, 'named once');
+  t.notOk(c.err.some((l) => CODE.test(l)), 'no code registered or shown');
+  t.notOk(c.out.some((l) => l.startsWith('* joined')), 'did not join');
 });
