@@ -905,6 +905,7 @@ add({
   id: 'join_members_and_peer_joined',
   section: '§7.1 Joining',
   title: 'the joiner gets JOINED listing every other member with its key; every member gets PEER_JOINED with the joiner',
+  keys: 3,
   async run(ctx) {
     const a0 = await ctx.authed();
     const n = Math.min(a0.welcome.room_size, 3);
@@ -1073,6 +1074,78 @@ add({
     await a!.conn.expect('LEFT', 'LEFT');
     const b = await ctx.joined(room, ctx.nick(), ctx.ident(1));
     if (b.joined.members.length !== 0) throw new CaseFailure('JOINED {members: []}', describe({ kind: 'frame', frame: b.joined }));
+  },
+});
+
+// ---------------------------------------------------------------------------------------------------
+// §7.1 Room epoch: JOINED, PEER_JOINED and PEER_LEFT carry the epoch after the change they announce
+
+/** The epoch a membership event carries must be `want`. */
+function epochIs(f: FrameOf<'JOINED'> | FrameOf<'PEER_JOINED'> | FrameOf<'PEER_LEFT'>, want: number, what: string): void {
+  if (f.epoch !== want) throw new CaseFailure(`${what} with epoch ${want} (§7.1 Room epoch)`, describe({ kind: 'frame', frame: f }));
+}
+
+add({
+  id: 'epoch_join_leave_numbering',
+  section: '§7.1 Room epoch',
+  title: 'a new room is at epoch 1; each join and each leave (LEAVE or disconnect) adds one, a JOIN refused with NICK_IN_ROOM none, and the joiner and the members are told the same epoch',
+  async run(ctx) {
+    const room = ctx.room();
+    const a = await ctx.joined(room, ctx.nick(), ctx.ident(0));
+    epochIs(a.joined, 1, 'JOINED of a new room');
+    const b = await ctx.joined(room, ctx.nick(), ctx.ident(1));
+    epochIs(b.joined, 2, 'JOINED of the second member');
+    epochIs(await a.conn.expect('PEER_JOINED', `PEER_JOINED {nick: ${b.nick}}`), 2, 'PEER_JOINED of the second member');
+    // The barriers keep a, which otherwise only listens, from reaching idle_ms on a slow run.
+    await a.conn.barrier(1, 'nothing after PEER_JOINED');
+    // A refused JOIN (NICK_IN_ROOM) is no membership change: the LEAVE after it is still epoch 3.
+    const twin = await ctx.authed(a.nick, a.ident);
+    twin.conn.send({ type: 'JOIN', room });
+    await twin.conn.expectError('NICK_IN_ROOM');
+    b.conn.send({ type: 'LEAVE' });
+    await b.conn.expect('LEFT', 'LEFT after LEAVE');
+    epochIs(await a.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${b.nick}}`), 3, 'PEER_LEFT after a LEAVE (and a JOIN refused with NICK_IN_ROOM)');
+    await a.conn.barrier(2, 'nothing after PEER_LEFT');
+    b.conn.send({ type: 'JOIN', room });
+    epochIs(await b.conn.expect('JOINED', 'JOINED after joining again'), 4, 'JOINED of a member joining again');
+    epochIs(await a.conn.expect('PEER_JOINED', `PEER_JOINED {nick: ${b.nick}}`), 4, 'PEER_JOINED of a member joining again');
+    await a.conn.barrier(3, 'nothing after PEER_JOINED');
+    b.conn.destroy();
+    epochIs(await a.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${b.nick}} after its disconnect`), 5, 'PEER_LEFT after a disconnect');
+  },
+});
+
+add({
+  id: 'epoch_refused_join_unchanged',
+  section: '§7.1 Room epoch',
+  title: 'a JOIN refused with ROOM_FULL changes no epoch: the next leave is announced with the epoch after the last change',
+  async run(ctx) {
+    const { room, size, members } = await fullRoom(ctx);
+    const late = await ctx.authed(ctx.nick(), ctx.spare());
+    late.conn.send({ type: 'JOIN', room });
+    await late.conn.expectError('ROOM_FULL');
+    let n = 1;
+    for (const m of members) await m.conn.barrier(n++, 'no PEER_JOINED for a refused join');
+    const first = members[0]!;
+    const last = members[members.length - 1]!;
+    last.conn.send({ type: 'LEAVE' });
+    await last.conn.expect('LEFT', 'LEFT after LEAVE');
+    // size joins: epochs 1..size; the leave is size + 1.
+    epochIs(await first.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${last.nick}}`), size + 1, 'PEER_LEFT after a JOIN refused with ROOM_FULL');
+  },
+});
+
+add({
+  id: 'epoch_empty_room_restarts',
+  section: '§7.1 Room epoch',
+  title: 'a room whose last member left is removed with its epoch: created again, its JOINED says epoch 1',
+  async run(ctx) {
+    const room = ctx.room();
+    const a = await ctx.joined(room, ctx.nick(), ctx.ident(0));
+    a.conn.send({ type: 'LEAVE' });
+    await a.conn.expect('LEFT', 'LEFT');
+    a.conn.send({ type: 'JOIN', room });
+    epochIs(await a.conn.expect('JOINED', 'JOINED of the room created again'), 1, 'JOINED of a room created again');
   },
 });
 
