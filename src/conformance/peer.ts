@@ -108,6 +108,19 @@ export abstract class SessionBase {
     this.th0 = sha256(ascii('e2ee-chat/1 handshake'), lp(room), lp(initiator.nick), lp(initiator.spki), lp(responder.nick), lp(responder.spki));
   }
 
+  /**
+   * Verifies a handshake signature (§8.1: RSA-PSS, SHA-256, MGF1-SHA-256, salt length exactly 32). The
+   * kit's peers keep it strict; a test fixture overrides it to show the kit catches a lax verifier.
+   */
+  protected verifySignature(key: KeyObject, message: Uint8Array, sig: Uint8Array): boolean {
+    return pssVerify(key, message, sig);
+  }
+
+  /** Whether an HS_INIT of `version` is answered (§2.1: only PROTOCOL_VERSION; a fixture overrides it). */
+  protected acceptsVersion(version: number): boolean {
+    return version === PROTOCOL_VERSION;
+  }
+
   /** True once the key schedule ran (keys exist), whether or not the handshake finished. */
   get keyed(): boolean {
     return this.sendCk !== undefined;
@@ -209,7 +222,7 @@ export class ResponderSession extends SessionBase {
   onInit(initBody: Uint8Array, opts: RespOptions = {}): Uint8Array {
     const init = decodeFrame(initBody, 'e2e');
     if (init.type !== 'HS_INIT') throw new ProtocolError('UNEXPECTED_FRAME', `expected HS_INIT, got ${init.type}`);
-    if (init.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${init.version}`);
+    if (!this.acceptsVersion(init.version)) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${init.version}`);
     const th1 = sha256(this.th0, lp(initBody));
     const eph = x25519Pair();
     const dh = x25519(eph.priv, init.eph);
@@ -238,7 +251,7 @@ export class ResponderSession extends SessionBase {
     const f = decodeFrame(body, 'e2e');
     if (f.type !== 'HS_FINISH' || !this.th3 || !this.confI) return false;
     const key = createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' });
-    const ok = pssVerify(key, Buffer.concat([ascii('e2ee-chat/1 initiator signature'), this.th3]), f.sig) && timingSafeEqual(hmac(this.confI, this.th3), f.mac);
+    const ok = this.verifySignature(key, Buffer.concat([ascii('e2ee-chat/1 initiator signature'), this.th3]), f.sig) && timingSafeEqual(hmac(this.confI, this.th3), f.mac);
     this.established = ok;
     return ok;
   }
@@ -283,7 +296,7 @@ export class InitiatorSession extends SessionBase {
     if (sR.length !== 32) throw new ProtocolError('OAEP_FAILED', 's_R is not 32 bytes');
     const th2 = sha256(this.th1, lp(r.eph), lp(r.ct));
     const key = createPublicKey({ key: Buffer.from(this.peer.spki), format: 'der', type: 'spki' });
-    if (!pssVerify(key, Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]), r.sig)) throw new ProtocolError('BAD_SIGNATURE', 'sig_R');
+    if (!this.verifySignature(key, Buffer.concat([ascii('e2ee-chat/1 responder signature'), th2]), r.sig)) throw new ProtocolError('BAD_SIGNATURE', 'sig_R');
     const { confI, confR } = this.schedule(this.sI, sR, dh, th2, 'I');
     if (!timingSafeEqual(hmac(confR, th2), r.mac)) throw new ProtocolError('BAD_KEY_CONFIRMATION', 'mac_R');
     const th3 = sha256(th2, lp(r.sig), lp(r.mac));

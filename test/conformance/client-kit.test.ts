@@ -1,6 +1,6 @@
 /**
  * The client kit against the reference client (every case passes), against a lax client that breaks
- * four rules on purpose (it fails exactly their cases), and against a command that never connects
+ * eight rules on purpose (it fails exactly their cases), and against a command that never connects
  * (every case fails, so no case passes vacuously). Real child processes and real TCP on
  * 127.0.0.1; the reference client runs from dist/ (build first: `npx tsc`).
  */
@@ -32,7 +32,7 @@ t.test('the reference client passes every client case', async (t) => {
   );
 });
 
-t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters) fails exactly the cases of those rules', async (t) => {
+t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters, any PSS salt, v1 peers, any relay name) fails exactly the cases of those rules', async (t) => {
   const lax = `"${process.execPath}" dist/test/conformance/fixtures/lax-client.js --host {host} --port {port} --nick {nick} --room {room}`;
   const results = await runClientKit({ cmd: lax, waitMs: 8000 });
   t.same(
@@ -41,15 +41,20 @@ t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters) f
       'client_ack_batched: fail',
       'client_ack_cumulative: fail',
       'client_ack_unknown_seq: fail',
+      'client_challenge_version: fail',
       'client_challenge_wrong_relay: fail',
       'client_handshake_bad_confirmation: fail',
       'client_handshake_frame_when_established: fail',
+      'client_handshake_pss_salt_0: fail',
+      'client_handshake_pss_salt_20: fail',
+      'client_handshake_pss_salt_64: fail',
       'client_hs_init_to_initiator: fail',
       'client_key_changed: fail',
       'client_msg_before_established: fail',
       'client_msg_before_finish: fail',
       'client_reorder: fail',
       'client_replay: fail',
+      'client_responder_hs_init_version: fail',
       'client_roster_commitment: fail',
       'client_roster_mismatch: fail',
     ],
