@@ -16,6 +16,18 @@
  *   BUG_NONATOMIC_BIND  the binding is read in one step and written in another
  *   BUG_NO_TOKEN_CHECK  a relay forwards pub/sub events without checking the member's token
  *   BUG_MOVE_WITHOUT_CODE  a takeover moves the nickname without comparing the code's commitment
+ *   BUG_NONATOMIC_EPOCH  the join reads the room epoch in one step and writes epoch + 1 in another
+ *   BUG_STALE_MEMBERS  the joiner's member list is read in one step and the member added in another
+ *
+ * Room epochs (PROTOCOL.md §7.1 "Room epoch"): the scripts that change the membership change the epoch
+ * in the same step (a room created at 1, one more per join and per leave, removed with the room), and
+ * JOINED, PEER_JOINED and PEER_LEFT carry it (the seq field of the pub/sub and pending messages). The
+ * properties, checked where a client reads each event: its epochs are consecutive from its JOINED on
+ * (never skipped, repeated or out of order), and the roster it then holds (itself and the members it
+ * was told of) is the room's membership after the change of that epoch, which the script that made
+ * the change attaches to the event as a ghost field (the roster field of ps and pend, and the join's
+ * reply), so two members that saw one epoch saw the same roster. The monitor checks that a room has
+ * an epoch exactly while it has members.
  */
 
 /* Held equal to src/limits.ts and src/cluster/tables.ts by test/cluster/model.test.ts. */
@@ -41,18 +53,22 @@ mtype = { OK, ROOM_FULL, NICK_IN_ROOM, NO_SUCH_PEER, NICK_BOUND,
 byte member[NC];              /* room hash: nickname -> member token, 0 = not a member */
 byte memberRelay[NC];         /* the relay holding that member */
 byte members;                 /* HLEN of the room hash */
+byte epoch;                   /* e2ee:epoch:<room>, 0 = no room */
 byte bound[2];                /* nickname 0's binding: key + 1, 0 = free (index 1 unused) */
 byte rec0;                    /* nickname 0's recovery commitment: the code it was made from, 0 = none */
 bool registered[NR];          /* the relay is in the relay set */
 byte ttl[NR];                 /* its presence key's remaining lifetime, in heartbeats; 0 = expired */
-/* pub/sub, one channel per relay: kind, target client, target token, subject nickname, seq */
-chan ps[NR] = [8] of { mtype, byte, byte, byte, byte };
+/*
+ * pub/sub, one channel per relay: kind, target client, target token, subject nickname, seq (DELIVER) or
+ * epoch (PEER_JOINED, PEER_LEFT), and the ghost roster: the member bitmask after the change (0 for DELIVER)
+ */
+chan ps[NR] = [8] of { mtype, byte, byte, byte, byte, byte };
 
 /* ---- relays (process-local state) ----------------------------------------------------------------- */
 bool crashed[NR];
 byte activeTok[NC];           /* the token the client's relay routes events for, 0 = none */
 byte pendingTok[NC];          /* a join in flight: events for this token wait in pend[c] */
-chan pend[NC] = [8] of { mtype, byte, byte };
+chan pend[NC] = [8] of { mtype, byte, byte, byte };
 byte relayOf[NC];
 
 /* ---- what the clients saw (for the properties) ------------------------------------------------------ */
@@ -60,13 +76,14 @@ bool inRoom[NC];              /* JOINED received, LEFT not yet */
 byte knows[NC];               /* bit x: x announced (JOINED, PEER_JOINED) and not since PEER_LEFT */
 bool joining[NC];             /* a JOIN awaits its answer */
 bool leaving[NC];             /* a LEAVE awaits LEFT */
+byte ep[NC];                  /* the epoch of the last membership event received, 0 = not in the room */
 byte lastSeq[NC * NC];        /* [to * NC + from]: last seq received from `from` */
 byte sentSeq[NC * NC];        /* [from * NC + to]: last seq accepted by deliver-if-member */
 bool welcomed[2];             /* key k holds WELCOME for nickname 0 on a live connection */
 
 /* Scratch variables, dead between steps, so not part of the state (spin's `hidden`). */
 hidden byte i, j, k;
-hidden byte hKind, hTarget, hTok, hSubj, hSeq;
+hidden byte hKind, hTarget, hTok, hSubj, hSeq, hRos;
 
 #if NC == 3
 #define ON_RELAY(r) ((memberRelay[0] == r && member[0] != 0) + (memberRelay[1] == r && member[1] != 0) + (memberRelay[2] == r && member[2] != 0))
@@ -125,11 +142,11 @@ inline set_recovery_if_same_key(k, code, res) {
   }
 }
 
-/* PEER_JOINED to every member, published in the same step as the add. */
-inline announce_join(c) {
+/* PEER_JOINED at epoch e, with roster g, to every member, published in the same step as the add. */
+inline announce_join(c, e, g) {
   i = 0;
   do
-  :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_JOINED, i, member[i], c, 0 :: else -> skip fi; i++
+  :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_JOINED, i, member[i], c, e, g :: else -> skip fi; i++
   :: else -> break
   od
 }
@@ -142,8 +159,32 @@ inline others_mask(c, m) {
   od
 }
 
-inline join_if_room_has_space(c, r, t, res, m) {
-#ifdef BUG_NONATOMIC_JOIN
+/* A member added at the next epoch e; g is the membership after it (a ghost, for the properties). */
+inline join_if_room_has_space(c, r, t, res, m, e, g) {
+#ifdef BUG_NONATOMIC_EPOCH
+  byte seenEpoch;
+  d_step { seenEpoch = epoch };
+  d_step {
+    if
+    :: !registered[r] -> res = CLOSED
+    :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
+    :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
+    :: else -> others_mask(c, m); epoch = seenEpoch + 1; e = epoch; g = m | (1 << c);
+               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+    fi
+  }
+#elif defined(BUG_STALE_MEMBERS)
+  d_step { others_mask(c, m) };   /* the member list read before the add, apart from it */
+  d_step {
+    if
+    :: !registered[r] -> res = CLOSED
+    :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
+    :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
+    :: else -> epoch++; e = epoch; others_mask(c, g); g = g | (1 << c);
+               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+    fi
+  }
+#elif defined(BUG_NONATOMIC_JOIN)
   byte seenSize;
   d_step { seenSize = members };
   d_step {
@@ -151,7 +192,8 @@ inline join_if_room_has_space(c, r, t, res, m) {
     :: !registered[r] -> res = CLOSED   /* a reaped relay adds no member (its join was in flight) */
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && seenSize >= ROOM_LIMIT -> res = ROOM_FULL
-    :: else -> others_mask(c, m); announce_join(c); member[c] = t; memberRelay[c] = r; members++; res = OK
+    :: else -> others_mask(c, m); epoch++; e = epoch; g = m | (1 << c);
+               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #else
@@ -160,7 +202,8 @@ inline join_if_room_has_space(c, r, t, res, m) {
     :: !registered[r] -> res = CLOSED   /* a reaped relay adds no member (its join was in flight) */
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
-    :: else -> others_mask(c, m); announce_join(c); member[c] = t; memberRelay[c] = r; members++; res = OK
+    :: else -> others_mask(c, m); epoch++; e = epoch; g = m | (1 << c);
+               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #endif
@@ -171,21 +214,28 @@ inline deliver_if_member(c, t, p, res) {
     if
     :: member[c] == t && p != c && member[p] != 0 ->
          sentSeq[c * NC + p]++;
-         ps[memberRelay[p]]!DELIVER, p, member[p], c, sentSeq[c * NC + p];
+         ps[memberRelay[p]]!DELIVER, p, member[p], c, sentSeq[c * NC + p], 0;
          res = OK
     :: else -> res = NO_SUCH_PEER
     fi
   }
 }
 
-/* Removes nickname c if it still holds token t; PEER_LEFT to the rest in the same step. */
+/*
+ * Removes nickname c if it still holds token t; PEER_LEFT at the next epoch (with the roster after it,
+ * in hRos) to the rest in the same step. The last member's leave removes the room with its epoch.
+ */
 inline remove_member(c, t) {
   if
   :: member[c] == t && t != 0 ->
        member[c] = 0; members--;
+       if
+       :: members == 0 -> epoch = 0
+       :: else -> epoch++; others_mask(NOBODY, hRos)
+       fi;
        i = 0;
        do
-       :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_LEFT, i, member[i], c, 0 :: else -> skip fi; i++
+       :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_LEFT, i, member[i], c, epoch, hRos :: else -> skip fi; i++
        :: else -> break
        od
   :: else -> skip
@@ -268,26 +318,29 @@ proctype impostor() {
  * What a client does with a frame its relay writes to it. TCP keeps the relay's order, so the client
  * reading the frame is taken to be the relay's write (the properties are checked on the client's view).
  */
-inline receive(c, kind, arg, seq) {
+inline receive(c, kind, arg, seq, ros) {
   if
-  :: kind == JOINED -> assert(joining[c]); joining[c] = false; inRoom[c] = true; knows[c] = arg
+  :: kind == JOINED -> assert(joining[c]); joining[c] = false; inRoom[c] = true; knows[c] = arg;
+       assert(seq > 0 && ros == (knows[c] | (1 << c))); ep[c] = seq
   :: kind == ROOM_FULL || kind == NICK_IN_ROOM || kind == CLOSED -> assert(joining[c]); joining[c] = false
-  :: kind == PEER_JOINED -> assert(inRoom[c]); knows[c] = knows[c] | (1 << arg)
-  :: kind == PEER_LEFT -> assert(inRoom[c]); assert(knows[c] & (1 << arg)); knows[c] = knows[c] & ~(1 << arg)
+  :: kind == PEER_JOINED -> assert(inRoom[c]); knows[c] = knows[c] | (1 << arg);
+       assert(seq == ep[c] + 1); assert(ros == (knows[c] | (1 << c))); ep[c] = seq
+  :: kind == PEER_LEFT -> assert(inRoom[c]); assert(knows[c] & (1 << arg)); knows[c] = knows[c] & ~(1 << arg);
+       assert(seq == ep[c] + 1); assert(ros == (knows[c] | (1 << c))); ep[c] = seq
   :: kind == DELIVER ->
        /* never to a non-member, never from a nickname after its PEER_LEFT, in order, at most once */
        assert(inRoom[c]);
        assert(knows[c] & (1 << arg));
        assert(seq > lastSeq[c * NC + arg]);
        lastSeq[c * NC + arg] = seq
-  :: kind == LEFT -> assert(inRoom[c] && leaving[c]); inRoom[c] = false; leaving[c] = false; knows[c] = 0
+  :: kind == LEFT -> assert(inRoom[c] && leaving[c]); inRoom[c] = false; leaving[c] = false; knows[c] = 0; ep[c] = 0
   fi
 }
 
 /* A client with its connection's handler on relay relayOf[c]. */
 proctype client(byte c) {
   byte r = relayOf[c];
-  byte round, sent, t, m, p;
+  byte round, sent, t, m, p, e, g;
   mtype res;
 
   if
@@ -316,27 +369,27 @@ proctype client(byte c) {
        round++;
        t = c * ROUNDS + round;
        d_step { joining[c] = true; pendingTok[c] = t };
-       join_if_room_has_space(c, r, t, res, m);
+       join_if_room_has_space(c, r, t, res, m, e, g);
        /* the relay handles the script's reply: JOINED first, then what waited for it */
        d_step {
          if
          :: crashed[r] -> skip
          :: !crashed[r] && res == OK ->
-              receive(c, JOINED, m, 0);
+              receive(c, JOINED, m, e, g);
               activeTok[c] = t; pendingTok[c] = 0;
               do
-              :: pend[c]?hKind, hSubj, hSeq -> receive(c, hKind, hSubj, hSeq)
+              :: pend[c]?hKind, hSubj, hSeq, hRos -> receive(c, hKind, hSubj, hSeq, hRos)
               :: empty(pend[c]) -> break
               od
          :: !crashed[r] && res != OK ->
               pendingTok[c] = 0;
               do
-              :: pend[c]?hKind, hSubj, hSeq
+              :: pend[c]?hKind, hSubj, hSeq, hRos
               :: empty(pend[c]) -> break
               od;
-              receive(c, res, 0, 0)
+              receive(c, res, 0, 0, 0)
          fi;
-         res = 0; m = 0; t = 0; hKind = 0; hSubj = 0; hSeq = 0
+         res = 0; m = 0; t = 0; e = 0; g = 0; hKind = 0; hSubj = 0; hSeq = 0; hRos = 0
        }
   :: d_step {
        !crashed[r] && inRoom[c] && !leaving[c] && knows[c] != 0 && sent < round && SENDS ->
@@ -355,12 +408,12 @@ proctype client(byte c) {
   :: !crashed[r] && inRoom[c] && !leaving[c] ->
        d_step { leaving[c] = true; t = activeTok[c]; activeTok[c] = 0 };   /* stop routing before the script runs */
        leave_and_announce(c, t);
-       d_step { if :: !crashed[r] -> receive(c, LEFT, 0, 0) :: else -> skip fi; t = 0 }
+       d_step { if :: !crashed[r] -> receive(c, LEFT, 0, 0, 0) :: else -> skip fi; t = 0 }
   :: !crashed[r] && round == ROUNDS && !inRoom[c] && !joining[c] -> break
   od;
 done:
   skip;
-  d_step { joining[c] = false; inRoom[c] = false; knows[c] = 0 }
+  d_step { joining[c] = false; inRoom[c] = false; knows[c] = 0; ep[c] = 0 }
 }
 
 /* ---- a relay's pub/sub handler -------------------------------------------------------------------- */
@@ -369,18 +422,18 @@ proctype subscriber(byte r) {
 end:
   do
   :: d_step {
-       ps[r]?hKind, hTarget, hTok, hSubj, hSeq ->
+       ps[r]?hKind, hTarget, hTok, hSubj, hSeq, hRos ->
        if
        :: crashed[r] -> skip
 #ifdef BUG_NO_TOKEN_CHECK
-       :: else -> receive(hTarget, hKind, hSubj, hSeq)
+       :: else -> receive(hTarget, hKind, hSubj, hSeq, hRos)
 #else
-       :: !crashed[r] && activeTok[hTarget] == hTok -> receive(hTarget, hKind, hSubj, hSeq)
-       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] == hTok -> assert(nfull(pend[hTarget])); pend[hTarget]!hKind, hSubj, hSeq
+       :: !crashed[r] && activeTok[hTarget] == hTok -> receive(hTarget, hKind, hSubj, hSeq, hRos)
+       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] == hTok -> assert(nfull(pend[hTarget])); pend[hTarget]!hKind, hSubj, hSeq, hRos
        :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] != hTok -> skip  /* stale: dropped */
 #endif
        fi;
-       hKind = 0; hTarget = 0; hTok = 0; hSubj = 0; hSeq = 0
+       hKind = 0; hTarget = 0; hTok = 0; hSubj = 0; hSeq = 0; hRos = 0
      }
   od
 }
@@ -391,6 +444,7 @@ end:
   do
   :: d_step { members > ROOM_LIMIT -> assert(members <= ROOM_LIMIT) }
   :: d_step { MEMBERS != members -> assert(false) }
+  :: d_step { (epoch == 0) != (members == 0) -> assert((epoch == 0) == (members == 0)) }
   od
 }
 

@@ -51,6 +51,8 @@ export const SEEDED_BUGS = {
   BUG_NONATOMIC_BIND: 'assertion violated  !((welcomed[0]&&welcomed[1]))',
   BUG_NO_TOKEN_CHECK: 'assertion violated inRoom[hTarget]',
   BUG_MOVE_WITHOUT_CODE: 'assertion violated  !((welcomed[0]&&welcomed[1]))',
+  BUG_NONATOMIC_EPOCH: 'assertion violated (hSeq==(ep[hTarget]+1))',
+  BUG_STALE_MEMBERS: 'assertion violated ((e>0)&&(g==(knows[c]|(1<<c))))',
 } as const;
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
