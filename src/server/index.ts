@@ -252,7 +252,7 @@ function resolveConfig(o: ServerOptions): Config {
     rateFramesPerSecond: intOption('rateFramesPerSecond', o.rateFramesPerSecond, LIMITS.RATE_FRAMES_PER_S, 1, M),
     rateBurst: intOption('rateBurst', o.rateBurst, LIMITS.RATE_BURST_FRAMES, 1, M),
     writeHighWaterBytes: intOption('writeHighWaterBytes', o.writeHighWaterBytes, LIMITS.WRITE_HIGH_WATER_BYTES, 1, M),
-    // A HELLO with a 294-byte key is about 330 bytes: below 1024 no client could authenticate.
+    // Below MIN_MAX_FRAME_BYTES (654, §6 WELCOME) the largest SEND a session needs would not fit.
     maxFrameBytes: intOption('maxFrameBytes', o.maxFrameBytes, LIMITS.MAX_FRAME_BYTES, LIMITS.MIN_MAX_FRAME_BYTES, LIMITS.MAX_FRAME_BYTES),
     frameTimeoutMs: intOption('frameTimeoutMs', o.frameTimeoutMs, LIMITS.FRAME_TIMEOUT_MS, 1, 2 ** 31 - 1),
     bufferBudgetBytes: intOption('bufferBudgetBytes', o.bufferBudgetBytes, LIMITS.BUFFER_BUDGET_BYTES, 65536, M),

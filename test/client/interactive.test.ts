@@ -83,9 +83,15 @@ t.test('after Ctrl-Z and fg in a shell, typing works again at once', async (t) =
 
 t.test('Tab completes nicknames and commands', async (t) => {
   const { alice, bob } = await room(t);
+  // Node's readline completes on a Tab only when the Tab is read on its own (a chunk of several
+  // characters is taken as pasted, its Tab inserted as text), so each key waits for the echo of the
+  // keys before it: under load tmux may otherwise hand them over in one read.
   alice.type('/sa');
+  await alice.waitFor(/alice@lobby> \/sa$/);
   alice.keys('Tab');
+  await alice.waitFor(/alice@lobby> \/safety$/);
   alice.type(' b');
+  await alice.waitFor(/alice@lobby> \/safety b$/);
   alice.keys('Tab');
   await alice.waitFor(/alice@lobby> \/safety bob$/);
   alice.keys('Enter');
