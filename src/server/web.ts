@@ -248,6 +248,8 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
       if (!offered.includes(WS_SUBPROTOCOL)) return refuseUpgrade(socket, 400, `subprotocol ${WS_SUBPROTOCOL} required`, 'Bad Request', origin);
       wss.handleUpgrade(req, socket, head, (ws) => {
         const stream = new WsStream(ws, socket.remoteAddress, socket.remotePort, relay.maxFrameBytes);
+        // Before ws's own listener: each read is counted, then a read that completes a message resets it.
+        socket.prependListener('data', (chunk: Buffer) => stream.noteRead(chunk.length));
         if (opts.tls !== undefined) stream.channelBinding = () => tlsExporter(socket);
         relay.accept(stream);
       });

@@ -35,6 +35,20 @@ export const WS_CLOSE_NORMAL = 1000;
 /** At most one WebSocket ping per this many ms is answered (§3.1); the rest are ignored. */
 export const WS_PING_INTERVAL_MS = 1000;
 
+/**
+ * A message ws is still gathering is held as the reads it arrived in, each a Buffer of its own (about a
+ * hundred bytes of heap beside its bytes): a peer trickling a message one byte per read would make the
+ * relay hold ~80 times what it sent. So an incomplete message may take at most WS_READS_BASE reads plus
+ * one per WS_READ_BYTES of it (§3.1); past that the connection fails with close code 1008. A browser
+ * writes a message at once, and TCP segments and TLS records are far larger than WS_READ_BYTES.
+ */
+export const WS_READS_BASE = 16;
+export const WS_READ_BYTES = 256;
+/** Heap a held read costs beside its bytes (a Buffer and its backing store), for the buffer budget. */
+const WS_READ_COST_BYTES = 128;
+/** Policy violation (RFC 6455 §7.4.1): the close code for a message in too many small reads. */
+export const WS_CLOSE_POLICY = 1008;
+
 const PREFIX = LIMITS.LENGTH_PREFIX_BYTES;
 
 function prefixed(body: Buffer): Buffer {
@@ -71,7 +85,7 @@ function closeCodeAfter(last: Buffer | undefined): number {
 
 /** A failure of the WebSocket layer itself, whose close frame waits for the answers before it. */
 interface WsFailure {
-  /** ws's close code: 1009, 1002 or 1007. */
+  /** ws's close code: 1009, 1002 or 1007; ours, 1008, for a message in too many small reads. */
   closeCode: number;
   /** The §9 code the relay answers the refusal with (FRAME_TOO_LARGE or MALFORMED_FRAME); never sent. */
   refusal: number;
@@ -94,6 +108,11 @@ export class WsStream extends Duplex implements RelayStream {
   private failure: WsFailure | undefined;
   /** Set once we have closed (or terminated) the WebSocket: later closes by ws go straight through. */
   private closedByUs = false;
+  /** Reads and bytes of what ws holds since its last complete message or control frame. */
+  private heldReads = 0;
+  private heldBytes = 0;
+  /** Set when a message came in too many small reads: nothing more is read from the socket. */
+  private halted = false;
   /** Set by the web listener over https: the tls-exporter value of the TLS socket under this WebSocket (§3.2). */
   channelBinding: (() => Uint8Array | undefined) | undefined;
 
@@ -127,11 +146,16 @@ export class WsStream extends Duplex implements RelayStream {
       });
     };
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.heldReads = this.heldBytes = 0;
       if (this.poisoned) return;
       if (!isBinary || data.length === 0) this.refuseWith(lengthOnly(0));
       else this.push(prefixed(data));
     });
+    ws.on('pong', () => {
+      this.heldReads = this.heldBytes = 0;
+    });
     ws.on('ping', (data: Buffer) => {
+      this.heldReads = this.heldBytes = 0;
       // §3.1: pings are not frames (no idle credit); answered at most once per WS_PING_INTERVAL_MS.
       const now = performance.now();
       if (now - this.lastPingAt < WS_PING_INTERVAL_MS || ws.readyState !== ws.OPEN) return;
@@ -160,6 +184,30 @@ export class WsStream extends Duplex implements RelayStream {
     });
   }
 
+  /** What ws holds of an incomplete message, as it costs (counted in the relay's buffer budget, §7.1). */
+  get pendingInput(): number {
+    return this.heldBytes + this.heldReads * WS_READ_COST_BYTES;
+  }
+
+  /**
+   * Called by the web listener with the size of each read of the socket under this WebSocket, before ws
+   * takes it. A message that needs more reads than WS_READS_BASE + bytes / WS_READ_BYTES fails the
+   * connection like a WebSocket violation (§3.1): the frames before it are answered, then close 1008.
+   */
+  noteRead(bytes: number): void {
+    if (this.poisoned || this.halted) return;
+    this.heldReads++;
+    this.heldBytes += bytes;
+    if (this.heldReads <= WS_READS_BASE + Math.floor(this.heldBytes / WS_READ_BYTES)) return;
+    this.halted = true;
+    this.ws.pause();
+    const timer = setTimeout(() => this.closeNow(WS_CLOSE_POLICY), this.failCloseMs);
+    timer.unref();
+    this.failure = { closeCode: WS_CLOSE_POLICY, refusal: ERROR_CODES.MALFORMED_FRAME.code, timer };
+    this.lastBody = undefined;
+    this.refuseWith(lengthOnly(0));
+  }
+
   private closeNow(code: number | undefined, data?: string | Buffer): void {
     if (this.failure !== undefined) clearTimeout(this.failure.timer);
     this.closedByUs = true;
@@ -183,7 +231,7 @@ export class WsStream extends Duplex implements RelayStream {
 
   override resume(): this {
     super.resume();
-    this.ws.resume();
+    if (!this.halted) this.ws.resume();
     return this;
   }
 

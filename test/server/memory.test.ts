@@ -16,6 +16,10 @@ import { LIMITS } from '../../src/protocol/limits.js';
 import { startServer, type ServerOptions, type ServerStats } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 import { makeCerts } from './tls-certs.js';
+import { randomBytes } from 'node:crypto';
+import { WS_PATH, WS_SUBPROTOCOL } from '../../src/server/web.js';
+import { WS_CLOSE_POLICY, WS_READ_BYTES, WS_READS_BASE } from '../../src/server/ws-stream.js';
+import { OP, wsFrame } from '../../src/wirekit/ws.js';
 import { capturedHello, withoutKeyShare } from './tls-hello.js';
 
 const CHILD = join(fileURLToPath(new URL('../..', import.meta.url)), 'dist', 'test', 'server', 'relay-child.js');
@@ -35,14 +39,17 @@ interface Measure {
 /** What the relay's own allocations hold: the V8 heap in use, less compiled code, plus memory outside it (Buffers). */
 const accounted = (m: Measure) => m.mem.heapUsed - m.code + m.mem.external;
 
-async function childRelay(t: Test, opts: ServerOptions & { tlsCertFile?: string; tlsKeyFile?: string }): Promise<{ port: number; measure: () => Promise<Measure> }> {
+async function childRelay(t: Test, opts: ServerOptions & { tlsCertFile?: string; tlsKeyFile?: string; webRoot?: string }): Promise<{ port: number; webPort?: number; measure: () => Promise<Measure> }> {
   const child: ChildProcess = fork(CHILD, [JSON.stringify(opts)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   t.teardown(() => void child.kill('SIGKILL'));
+  let webPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /^port (\d+)\n/.exec(out);
+      const w = /^web (\d+)\n/.exec(out);
+      if (w !== null) webPort = Number(w[1]);
+      const m = /^(?:web \d+\n)?port (\d+)\n/.exec(out);
       if (m !== null) resolve(Number(m[1]));
     });
     child.once('exit', (code) => reject(new Error(`relay child exited ${String(code)}`)));
@@ -52,7 +59,7 @@ async function childRelay(t: Test, opts: ServerOptions & { tlsCertFile?: string;
       child.once('message', (m) => resolve(m as Measure));
       child.send({ op: 'measure' });
     });
-  return { port, measure };
+  return { port, ...(webPort === undefined ? {} : { webPort }), measure };
 }
 
 /** Writes `wire` to every client in `step`-byte writes, round robin, letting each write reach the socket. */
@@ -280,6 +287,83 @@ t.test('TLS: partial ClientHellos before the handshake, and a second ClientHello
   const rss = after.rss - before.rss;
   t.comment(`TLS, second ClientHello after HelloRetryRequest in 4096-byte writes: ${sent} bytes sent, RSS growth ${rss} (${(rss / sent).toFixed(2)}x)`);
   t.ok(rss <= 4 * sent, `RSS growth ${rss} <= 4 x ${sent}`);
+});
+
+/** Raw sockets upgraded to the relay's WebSocket endpoint (§3.1); what the relay sends is read and dropped. */
+async function wsConns(port: number, n: number): Promise<Socket[]> {
+  const socks = await rawConns(port, n);
+  await Promise.all(
+    socks.map(
+      (s) =>
+        new Promise<void>((resolve, reject) => {
+          s.once('data', (d: Buffer) => (d.toString('latin1').startsWith('HTTP/1.1 101') ? resolve() : reject(new Error(d.toString('latin1').split('\r\n')[0]))));
+          s.write(`GET ${WS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WS_SUBPROTOCOL}\r\n\r\n`);
+        }),
+    ),
+  );
+  return socks;
+}
+
+// §3.1: ws holds a message it is gathering as the reads it came in. Before the read rule, 20 connections
+// trickling 4000 bytes each one byte per read before login grew the relay's RSS by 83.7x what they sent
+// (measured 2026-12-02). Now a message may take WS_READS_BASE reads plus one per WS_READ_BYTES: what a
+// peer keeps within that costs at most 4x what it sent, and one byte per read is cut off at once.
+t.test('WebSocket: a message gathered before login costs at most 4x the bytes sent; one byte per read is closed with 1008', async (t) => {
+  const long = 600_000;
+  const relay = await childRelay(t, {
+    webRoot: t.testdir({ 'index.html': '<!doctype html><title>t</title>' }),
+    handshakeTimeoutMs: long,
+    idleTimeoutMs: long,
+    frameTimeoutMs: long,
+    maxConnectionsPerAddress: 1000,
+    maxConnectionsPerSubnet: 1000,
+  });
+  const { measure } = relay;
+  const webPort = relay.webPort!;
+  const size = 20_000;
+  // One binary message declared `size` bytes, all of it but its last byte (it never completes).
+  const partial = Buffer.concat([wsFrame({ opcode: OP.BINARY, declared: size }), Buffer.alloc(size - 1, 0x41)]);
+  const warm = await wsConns(webPort, 20);
+  await trickleRaw(warm, partial, WS_READ_BYTES);
+  await held(measure, warm.length * size);
+  for (const s of warm) s.destroy();
+  await settled(measure, 0, 0);
+
+  const n = 100;
+  const socks = await wsConns(webPort, n);
+  const before = await settled(measure, n, 0);
+  t.equal(before.stats.connections, n, `the baseline has only the ${n} idle WebSocket connections open`);
+  const sent = await trickleRaw(socks, partial, WS_READ_BYTES);
+  const after = await held(measure, n * size);
+  t.equal(after.stats.connections, n, `no connection was dropped: reads of ${WS_READ_BYTES} bytes are within the rule`);
+  t.ok(after.stats.bufferedBytes >= n * (size - 1), 'what ws holds is counted in the buffer budget');
+  const acc = accounted(after) - accounted(before);
+  t.comment(`WebSocket, ${n} partial messages in ${WS_READ_BYTES}-byte writes: ${sent} bytes sent, RSS growth ${after.rss - before.rss}, heap+external ${acc} (${(acc / sent).toFixed(2)}x)`);
+  t.ok(acc <= 4 * sent, `heap+external growth ${acc} is at most 4x the ${sent} bytes sent`);
+  for (const s of socks) s.destroy();
+  await settled(measure, 0, 0);
+
+  // One byte per read: each connection is closed with 1008 after its header and WS_READS_BASE bytes.
+  const tricklers = await wsConns(webPort, 20);
+  const closes = tricklers.map(
+    (s) =>
+      new Promise<number>((resolve) => {
+        let got = Buffer.alloc(0);
+        s.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          if (got.length >= 4 && got[0] === 0x88) resolve(got.readUInt16BE(2));
+        });
+        s.on('close', () => resolve(-1));
+      }),
+  );
+  const header = wsFrame({ opcode: OP.BINARY, declared: size });
+  for (const s of tricklers) s.write(header);
+  for (let i = 0; i < 4 * WS_READS_BASE; i++) {
+    for (const s of tricklers) if (!s.destroyed) s.write(Buffer.from([0x41]));
+    await sleep(10);
+  }
+  t.same(await Promise.all(closes), tricklers.map(() => WS_CLOSE_POLICY), 'every one-byte-per-read message is closed with 1008');
+  for (const s of tricklers) s.destroy();
 });
 
 async function authed(port: number, nick: string, id: Identity): Promise<TestClient> {

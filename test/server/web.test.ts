@@ -12,7 +12,7 @@ import { frame } from '../../src/codec/index.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { startServer, type RelayServer, type ServerOptions } from '../../src/server/index.js';
 import { isLoopback, originOf, parseOrigin, securityHeaders, startWeb, WS_PATH, WS_SUBPROTOCOL, type WebListener, type WebOptions } from '../../src/server/web.js';
-import { WS_CLOSE_ERROR_BASE, WsStream } from '../../src/server/ws-stream.js';
+import { WS_CLOSE_ERROR_BASE, WS_CLOSE_POLICY, WS_READ_BYTES, WS_READS_BASE, WsStream } from '../../src/server/ws-stream.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 import { encodeFrame } from '../../src/codec/index.js';
 import { identity as kitIdentity } from '../../src/wirekit/relay-conn.js';
@@ -195,6 +195,66 @@ t.test('an RFC 6455 violation after a frame: the frame is answered, then close 1
   t.equal((await c.next()).type, 'closed');
   t.equal(c.closeCode, 1002);
   t.equal(relay.stats().errors.MALFORMED_FRAME, 1);
+});
+
+/** Writes `bytes` one per read of the relay's socket: each write waits until the relay holds it (bounded). */
+async function oneByteReads(c: WsRawConnection, relay: RelayServer, bytes: Buffer): Promise<number> {
+  let n = 0;
+  for (const b of bytes) {
+    if (c.closeCode !== undefined) break;
+    const before = relay.stats().bufferedBytes;
+    c.raw(Buffer.from([b]));
+    n++;
+    for (let i = 0; i < 400 && relay.stats().bufferedBytes === before && c.closeCode === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+  }
+  return n;
+}
+
+// §3.1: ws holds an incomplete message as the reads it came in, each a Buffer of its own; a peer
+// trickling one byte per read would make the relay hold ~80x what it sent (measured 2026-12-02: 83.7x
+// for 20 connections trickling 4000 bytes each before login). So a message may take WS_READS_BASE reads
+// plus one per WS_READ_BYTES; past that, close 1008, counted as MALFORMED_FRAME.
+t.test('a message in too many small reads fails the connection with close 1008; a small frame byte by byte is still read', async (t) => {
+  const { relay, web } = await setup(t);
+  const c = await WsRawConnection.open('127.0.0.1', web.port);
+  t.teardown(() => c.close());
+  await c.authenticate(kitIdentity('wsreads1'));
+  const ping = message(frame('PING', { n: 7 }));
+  t.ok(ping.length <= WS_READS_BASE, 'a PING message fits the base allowance');
+  t.equal(await oneByteReads(c, relay, ping), ping.length);
+  const pong = await c.next();
+  t.same(pong.type === 'PONG' ? pong.n : pong.type, 7, 'a small frame sent one byte per read is answered');
+  t.ok(relay.stats().bufferedBytes < 1024, 'nothing held once the message completed');
+  // A 4000-byte message: its header in one read, then one byte per read.
+  c.raw(wsFrame({ opcode: OP.BINARY, declared: 4000 }));
+  for (let i = 0; i < 400 && relay.stats().bufferedBytes === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  const sent = await oneByteReads(c, relay, Buffer.alloc(4000, 0x41));
+  t.equal((await c.next()).type, 'closed', 'no ERROR frame: the close stands for it');
+  t.equal(c.closeCode, WS_CLOSE_POLICY);
+  t.equal(sent, WS_READS_BASE, 'the read after the allowance (header + WS_READS_BASE bytes) fails it');
+  t.equal(relay.stats().errors.MALFORMED_FRAME, 1, 'counted as MALFORMED_FRAME');
+});
+
+t.test('a large message in reads of WS_READ_BYTES each is read whole', async (t) => {
+  const { relay, web } = await setup(t);
+  const c = await WsRawConnection.open('127.0.0.1', web.port);
+  t.teardown(() => c.close());
+  await c.authenticate(kitIdentity('wsreads2'));
+  await c.join('wsreads');
+  const wire = message(frame('SEND', { to: 'nobody-z9', body: Buffer.alloc(6000, 5) }));
+  let reads = 0;
+  for (let off = 0; off < wire.length; off += WS_READ_BYTES) {
+    const before = relay.stats().bufferedBytes;
+    c.raw(wire.subarray(off, off + WS_READ_BYTES));
+    reads++;
+    for (let i = 0; i < 400 && relay.stats().bufferedBytes === before && off + WS_READ_BYTES < wire.length; i++) await new Promise((r) => setTimeout(r, 5));
+  }
+  t.ok(reads > WS_READS_BASE, `more reads (${reads}) than the base allowance`);
+  const err = await c.next();
+  t.equal(err.type === 'ERROR' ? err.code : err.type, ERROR_CODES.NO_SUCH_PEER.code, 'the whole SEND was read and answered');
+  c.send(frame('PING', { n: 3 }));
+  const pong = await c.next();
+  t.same(pong.type === 'PONG' ? pong.n : pong.type, 3, 'and the connection stays open');
 });
 
 t.test('the held close is bounded: a stream whose owner never answers still gets close 1009', async (t) => {
