@@ -16,10 +16,8 @@ import { LIMITS } from '../../src/protocol/limits.js';
 import { startServer, type ServerOptions, type ServerStats } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 import { makeCerts } from './tls-certs.js';
-import { randomBytes } from 'node:crypto';
-import { WS_PATH, WS_SUBPROTOCOL } from '../../src/server/web.js';
 import { WS_CLOSE_POLICY, WS_READ_BYTES, WS_READS_BASE } from '../../src/server/ws-stream.js';
-import { OP, wsFrame } from '../../src/wirekit/ws.js';
+import { OP, upgrade, wsFrame } from '../../src/wirekit/ws.js';
 import { capturedHello, withoutKeyShare } from './tls-hello.js';
 
 const CHILD = join(fileURLToPath(new URL('../..', import.meta.url)), 'dist', 'test', 'server', 'relay-child.js');
@@ -63,18 +61,8 @@ async function childRelay(t: Test, opts: ServerOptions & { tlsCertFile?: string;
 }
 
 /** Writes `wire` to every client in `step`-byte writes, round robin, letting each write reach the socket. */
-async function trickle(clients: TestClient[], wire: Buffer, step: number): Promise<number> {
-  let sent = 0;
-  for (let off = 0; off < wire.length; off += step) {
-    const part = wire.subarray(off, Math.min(wire.length, off + step));
-    for (const c of clients) {
-      c.raw(part);
-      sent += part.length;
-    }
-    await new Promise((r) => setImmediate(r));
-  }
-  return sent;
-}
+const trickle = (clients: TestClient[], wire: Buffer, step: number): Promise<number> =>
+  trickleRaw(clients.map((c) => ({ write: (b: Buffer) => c.raw(b) })), wire, step);
 
 /** Waits (bounded: 600 polls) until the relay reports `want` bytes held. */
 async function held(measure: () => Promise<Measure>, want: number): Promise<Measure> {
@@ -169,7 +157,7 @@ async function rawConns(port: number, n: number): Promise<Socket[]> {
 }
 
 /** Writes `wire` to every socket in `step`-byte writes, round robin, letting each write reach the socket. */
-async function trickleRaw(socks: Socket[], wire: Buffer, step: number): Promise<number> {
+async function trickleRaw(socks: readonly { write(b: Buffer): unknown }[], wire: Buffer, step: number): Promise<number> {
   let sent = 0;
   for (let off = 0; off < wire.length; off += step) {
     const part = wire.subarray(off, Math.min(wire.length, off + step));
@@ -291,17 +279,12 @@ t.test('TLS: partial ClientHellos before the handshake, and a second ClientHello
 
 /** Raw sockets upgraded to the relay's WebSocket endpoint (§3.1); what the relay sends is read and dropped. */
 async function wsConns(port: number, n: number): Promise<Socket[]> {
-  const socks = await rawConns(port, n);
-  await Promise.all(
-    socks.map(
-      (s) =>
-        new Promise<void>((resolve, reject) => {
-          s.once('data', (d: Buffer) => (d.toString('latin1').startsWith('HTTP/1.1 101') ? resolve() : reject(new Error(d.toString('latin1').split('\r\n')[0]))));
-          s.write(`GET ${WS_PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WS_SUBPROTOCOL}\r\n\r\n`);
-        }),
-    ),
-  );
-  return socks;
+  const ups = await Promise.all(Array.from({ length: n }, () => upgrade({ host: '127.0.0.1', port })));
+  for (const u of ups) {
+    if (u.status !== 101) throw new Error(`upgrade refused: HTTP ${u.status}`);
+    u.socket.on('data', () => {});
+  }
+  return ups.map((u) => u.socket);
 }
 
 // §3.1: ws holds a message it is gathering as the reads it came in. Before the read rule, 20 connections
