@@ -6,7 +6,7 @@
  * it runs synchronously Redis cannot answer, and what `send` returns is decided by the bound alone.
  * Real Redis, real TCP on 127.0.0.1.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { decodeFrame, FrameReader } from '../../src/codec/index.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_FRAMES, MAX_IN_FLIGHT_BYTES, RedisCluster } from '../../src/cluster/redis.js';
@@ -66,16 +66,22 @@ function waiter(): { wake: () => void; until: (cond: () => boolean) => Promise<v
 
 const KEY = new Uint8Array(32).fill(7);
 
-t.test('one batch to several addressees: each gets its own frames in order, once; every other SEND is refused once', async (t) => {
+/** Two cluster engines on the test's Redis, each attached to a sink that wakes `w`; closed at teardown. */
+async function twoRelays(t: Test, maxRoomSize: number) {
   const w = waiter();
-  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 3 });
-  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 3 });
+  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize });
+  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize });
   t.teardown(async () => {
     await a.close();
     await b.close();
   });
   a.attach(sink(w.wake));
   b.attach(sink(w.wake));
+  return { w, a, b };
+}
+
+t.test('one batch to several addressees: each gets its own frames in order, once; every other SEND is refused once', async (t) => {
+  const { w, a, b } = await twoRelays(t, 3);
   const alice = handle('alice');
   const bob = handle('bob');
   const carol = handle('carol');
@@ -105,15 +111,7 @@ t.test('one batch to several addressees: each gets its own frames in order, once
 });
 
 t.test(`past ${MAX_IN_FLIGHT_BYTES} bytes unanswered, send asks the relay to stop reading; once answered, everything arrives in order`, async (t) => {
-  const w = waiter();
-  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2 });
-  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2 });
-  t.teardown(async () => {
-    await a.close();
-    await b.close();
-  });
-  a.attach(sink(w.wake));
-  b.attach(sink(w.wake));
+  const { w, a, b } = await twoRelays(t, 2);
   const alice = handle('alice');
   const bob = handle('bob');
   await b.join('bound', 'bob', KEY, bob, () => {});
