@@ -12,6 +12,12 @@ export interface ServerRunOptions extends Partial<Omit<ServerKitOptions, 'host' 
   readonly port: number;
   /** A section number ("7.1") or a case id prefix; only matching cases run. */
   readonly only?: string | undefined;
+  /**
+   * true: only the cases that wait for a timeout of the target (ServerCase.slow); false: only the others;
+   * undefined: both. A test can then run the timing cases against a relay with short timeouts and the
+   * rest against one whose timeouts no case reaches under load.
+   */
+  readonly slow?: boolean | undefined;
   readonly concurrency?: number;
   readonly onResult?: (r: CaseResult) => void;
 }
@@ -30,7 +36,7 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
     connectionsPerKey: o.connectionsPerKey ?? LIMITS.MAX_CONNECTIONS_PER_KEY,
     transport: o.transport ?? 'tcp',
   };
-  const selected = SERVER_CASES.filter((c) => selects(o.only, c));
+  const selected = SERVER_CASES.filter((c) => selects(o.only, c) && (o.slow === undefined || !!c.slow === o.slow));
   if (selected.length === 0) return [];
   const pool = Pool.shared;
   // Spare keys first, off the event loop: a case that needs more than it reserved takes one of them.

@@ -13,20 +13,20 @@ import t from 'tap';
 import { startServer, type Registry } from '../../src/server/index.js';
 import { runServerKit } from '../../src/conformance/server-kit.js';
 import type { CaseResult } from '../../src/conformance/runner.js';
+import { SERVER_CASES } from '../../src/conformance/server-cases.js';
 import { Pool } from '../../src/conformance/context.js';
 import { startBroken } from './fixtures/broken.js';
 import { openLaxRegistry, type LaxRegistryKind } from './fixtures/lax-registry.js';
+import { LONG, runSplit, WAIT_MS, type Timeouts } from './fixtures/split.js';
 
-// Timeouts long enough that no connection of a case reaches them on a loaded machine (these runs test
-// fixtures, not timing; the timing cases then take about 2.5 idle timeouts, in parallel with the rest),
-// and a generous deadline for an answer the relay owes (verdicts still come from what arrives; negative
-// checks are PING/PONG barriers).
-const HANDSHAKE_MS = 8000;
-const IDLE_MS = 10_000;
-const WAIT_MS = 15_000;
+// The proxy runs are split over two relays (fixtures/split.ts): the timing cases against short
+// timeouts, the rest against timeouts no case reaches; the other runs hold no timing case and use the
+// long ones. The subtests are independent (each its own relays, fresh nicknames and rooms) and run
+// concurrently.
+t.jobs = 4;
 
-function reference(registry: string | Registry = ':memory:') {
-  return startServer({ port: 0, registry, maxRoomSize: 2, handshakeTimeoutMs: HANDSHAKE_MS, idleTimeoutMs: IDLE_MS });
+function reference(registry: string | Registry = ':memory:', timeouts: Timeouts = LONG) {
+  return startServer({ port: 0, registry, maxRoomSize: 2, handshakeTimeoutMs: timeouts.handshakeMs, idleTimeoutMs: timeouts.idleMs });
 }
 
 function failed(results: readonly CaseResult[]): string[] {
@@ -55,13 +55,19 @@ const PROXIES = {
 
 for (const [kind, expected] of Object.entries(PROXIES) as Array<[keyof typeof PROXIES, readonly string[]]>) {
   t.test(`a relay that breaks one v2 rule (${kind}) fails exactly the cases of that rule`, async (t) => {
-    const srv = await reference();
-    const fx = await startBroken(kind, srv);
-    t.teardown(async () => {
-      await fx.close();
-      await srv.close();
+    const results = await runSplit(t, async (timeouts) => {
+      const srv = await reference(':memory:', timeouts);
+      const fx = await startBroken(kind, srv);
+      return {
+        host: fx.host,
+        port: fx.port,
+        close: async () => {
+          await fx.close();
+          await srv.close();
+        },
+      };
     });
-    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
+    t.equal(results.length, SERVER_CASES.length);
     t.same(failed(results), expected.map((id) => `${id}: fail`), report(results));
     // No case used more keys than it reserved: none was generated on the event loop mid-run (which
     // stalls this process, the relay under test included, for seconds under load).
@@ -76,7 +82,7 @@ t.test('a relay that keeps a removed room\'s epoch fails the restart case, and o
     await fx.close();
     await srv.close();
   });
-  const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'epoch_' });
+  const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS, only: 'epoch_' });
   t.equal(results.length, 3);
   t.same(failed(results), ['epoch_empty_room_restarts: fail'], report(results));
 });
@@ -96,7 +102,7 @@ for (const kind of Object.keys(REGISTRIES) as LaxRegistryKind[]) {
       await srv.close();
       await registry.close();
     });
-    const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'recovery_' });
+    const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS, only: 'recovery_' });
     t.equal(results.length, 7);
     t.same(failed(results), REGISTRIES[kind].map((id) => `${id}: fail`), report(results));
   });

@@ -11,27 +11,30 @@ import type { CaseResult } from '../../src/conformance/runner.js';
 import { startBroken, type BrokenKind } from './fixtures/broken.js';
 import { startWrongCloseCode } from './fixtures/broken-ws.js';
 import { startWeb } from '../../src/server/web.js';
+import { LONG, runSplit, SHORT, WAIT_MS, type Target, type Timeouts } from './fixtures/split.js';
 
-// Short relay timeouts so the timing cases finish quickly; the kit reads idle_ms from WELCOME. The kit,
-// the relay and the fixtures share this process on a loaded machine: each timeout leaves a starved
-// process time to finish a handshake (4 s idle still timed out kit members waiting for the next joiner at
-// load average 24), and the kit's liveness deadline for a required answer (WAIT_MS)
-// is generous. Verdicts come from what arrives: a case passes on the answer it needs and fails on a
-// wrong one at once; only a missing answer is judged by the deadline, so a longer one makes failing
-// cases slower, never passing ones fail (negative checks are PING/PONG barriers, not waits).
-const HANDSHAKE_MS = 6000;
-const IDLE_MS = 8000;
-const WAIT_MS = 15_000;
+// Each run is split over two relays (fixtures/split.ts): the timing cases against short timeouts, the
+// rest against timeouts no case reaches. The subtests are independent (each its own relays, fresh
+// nicknames and rooms) and run concurrently.
+t.jobs = 4;
 
-async function reference(maxRoomSize = 2, maxFrameBytes?: number) {
+async function reference(maxRoomSize = 2, maxFrameBytes?: number, timeouts: Timeouts = SHORT) {
   return startServer({
     port: 0,
     registry: ':memory:',
     maxRoomSize,
-    handshakeTimeoutMs: HANDSHAKE_MS,
-    idleTimeoutMs: IDLE_MS,
+    handshakeTimeoutMs: timeouts.handshakeMs,
+    idleTimeoutMs: timeouts.idleMs,
     ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}),
   });
+}
+
+/** A target of one relay, closed with it. */
+function relayTarget(maxRoomSize = 2, maxFrameBytes?: number) {
+  return async (timeouts: Timeouts): Promise<Target> => {
+    const srv = await reference(maxRoomSize, maxFrameBytes, timeouts);
+    return { host: srv.host, port: srv.port, close: () => srv.close() };
+  };
 }
 
 function ids(results: readonly CaseResult[], status: CaseResult['status']): string[] {
@@ -53,9 +56,7 @@ t.test('case ids are unique and every case names a spec section', async (t) => {
 });
 
 t.test('the reference relay passes every case (room_size 2)', async (t) => {
-  const srv = await reference();
-  t.teardown(() => srv.close());
-  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
+  const results = await runSplit(t, relayTarget());
   t.equal(results.length, SERVER_CASES.length);
   t.same(ids(results, 'fail'), [], failures(results));
   t.same(ids(results, 'error'), [], failures(results));
@@ -64,28 +65,43 @@ t.test('the reference relay passes every case (room_size 2)', async (t) => {
 });
 
 t.test('the reference relay passes the §7.1 and §6 cases with room_size 3 and a 1024-byte max_frame', async (t) => {
-  const srv = await reference(3, 1024);
-  t.teardown(() => srv.close());
-  const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: '7.1' });
+  let srv: { host: string; port: number } | undefined;
+  const results = await runSplit(t, async (timeouts) => {
+    const s = await reference(3, 1024, timeouts);
+    if (timeouts === LONG) srv = s;
+    return { host: s.host, port: s.port, close: () => s.close() };
+  }, { only: '7.1' });
   t.ok(results.length > 80);
   t.same(ids(results, 'fail'), [], failures(results));
   t.same(ids(results, 'error'), [], failures(results));
   t.same(ids(results, 'skip'), []);
-  const frames = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'framing_' });
+  // Neither set holds a timing case: both run against the relay with the long timeouts.
+  const target = { host: srv!.host, port: srv!.port, handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS };
+  const frames = await runServerKit({ ...target, only: 'framing_' });
   t.same(ids(frames, 'fail'), [], failures(frames));
   // A 49152-byte body cannot fit a 1024-byte frame: those two cases are skipped, not failed.
-  const sends = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'relay_body_' });
+  const sends = await runServerKit({ ...target, only: 'relay_body_' });
   t.same(ids(sends, 'skip'), ['relay_body_at_max', 'relay_body_too_long']);
 });
 
 t.test('over WebSocket (§3.1) the reference relay passes every case too', async (t) => {
-  const srv = await reference();
-  const web = await startWeb(srv, { host: '127.0.0.1', port: 0, root: t.testdir({ 'index.html': '<!doctype html>' }) });
-  t.teardown(async () => {
-    await srv.close();
-    await web.close();
-  });
-  const results = await runServerKit({ host: web.host, port: web.port, transport: 'ws', handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
+  const root = t.testdir({ 'index.html': '<!doctype html>' });
+  const results = await runSplit(
+    t,
+    async (timeouts) => {
+      const srv = await reference(2, undefined, timeouts);
+      const web = await startWeb(srv, { host: '127.0.0.1', port: 0, root });
+      return {
+        host: web.host,
+        port: web.port,
+        close: async () => {
+          await srv.close();
+          await web.close();
+        },
+      };
+    },
+    { transport: 'ws' },
+  );
   t.equal(results.length, SERVER_CASES.length);
   t.same(ids(results, 'fail'), [], failures(results));
   t.same(ids(results, 'error'), [], failures(results));
@@ -93,13 +109,13 @@ t.test('over WebSocket (§3.1) the reference relay passes every case too', async
 });
 
 t.test('over WebSocket the kit checks the close code: an endpoint that always closes with 1000 fails the closing-ERROR cases', async (t) => {
-  const srv = await reference();
+  const srv = await reference(2, undefined, LONG);
   const fx = await startWrongCloseCode(srv);
   t.teardown(async () => {
     await fx.close();
     await srv.close();
   });
-  const results = await runServerKit({ host: fx.host, port: fx.port, transport: 'ws', handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS, only: 'framing_' });
+  const results = await runServerKit({ host: fx.host, port: fx.port, transport: 'ws', handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS, only: 'framing_' });
   const failed = results.filter((r) => r.status === 'fail');
   // framing_zero_length and framing_first_error_final end in ERROR MALFORMED_FRAME; the coalesced PINGs end in nothing.
   t.ok(ids(results, 'fail').includes('framing_zero_length') && ids(results, 'fail').includes('framing_first_error_final'), failures(results));
@@ -126,13 +142,19 @@ const EXPECTED: Record<Exclude<BrokenKind, 'silent' | 'echo' | 'frozen-epoch' | 
 
 for (const kind of Object.keys(EXPECTED) as Array<keyof typeof EXPECTED>) {
   t.test(`a relay that breaks one rule (${kind}) fails exactly the cases of that rule`, async (t) => {
-    const srv = await reference(kind === 'no-room-limit' ? 8 : 2);
-    const fx = await startBroken(kind, srv);
-    t.teardown(async () => {
-      await fx.close();
-      await srv.close();
+    const results = await runSplit(t, async (timeouts) => {
+      const srv = await reference(kind === 'no-room-limit' ? 8 : 2, undefined, timeouts);
+      const fx = await startBroken(kind, srv);
+      return {
+        host: fx.host,
+        port: fx.port,
+        close: async () => {
+          await fx.close();
+          await srv.close();
+        },
+      };
     });
-    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: WAIT_MS });
+    t.equal(results.length, SERVER_CASES.length);
     t.same(ids(results, 'fail'), EXPECTED[kind], failures(results));
     t.same(ids(results, 'error'), []);
   });
@@ -142,7 +164,7 @@ for (const kind of ['silent', 'echo'] as const) {
   t.test(`a relay that ${kind === 'silent' ? 'never answers' : 'echoes what it receives'} fails every case`, async (t) => {
     const fx = await startBroken(kind);
     t.teardown(() => fx.close());
-    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: HANDSHAKE_MS, waitMs: 400, concurrency: 24 });
+    const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: SHORT.handshakeMs, waitMs: 400, concurrency: 24 });
     t.equal(results.length, SERVER_CASES.length);
     t.same(
       results.filter((r) => r.status !== 'fail').map((r) => `${r.id}: ${r.status}`),
