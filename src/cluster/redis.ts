@@ -186,6 +186,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     const c = new RedisCluster<H>(parseRedisUrl(url), opts);
     try {
       await Promise.all([c.cmd.connect(), c.sub.connect()]);
+      await c.checkPubsubLimit();
       await c.register();
     } catch (e) {
       c.cmd.disconnect();
@@ -196,6 +197,29 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     c.timers.push(setInterval(() => void c.reap(), c.reapMs));
     for (const t of c.timers) t.unref();
     return c;
+  }
+
+  /**
+   * Redis holds what it has published to a subscriber that reads slowly in that connection's output
+   * buffer, bounded only by `client-output-buffer-limit pubsub` (spec/CLUSTER.md §3 "A slow subscriber").
+   * A relay refuses to start on a Redis that sets no hard limit for the class (the backlog of a stalled
+   * relay would then grow without bound in Redis); where CONFIG is not allowed it says it could not check.
+   */
+  private async checkPubsubLimit(): Promise<void> {
+    let reply: unknown;
+    try {
+      reply = await this.cmd.config('GET', 'client-output-buffer-limit');
+    } catch {
+      this.log({ event: 'cluster_pubsub_limit_unknown' });
+      return;
+    }
+    const limit = parsePubsubLimit(reply);
+    if (limit === undefined) {
+      this.log({ event: 'cluster_pubsub_limit_unknown' });
+      return;
+    }
+    if (limit.hardBytes === 0) throw new RangeError('Redis client-output-buffer-limit pubsub has no hard limit: set one (the default is 32mb 8mb 60)');
+    this.log({ event: 'cluster_pubsub_limit', hard_bytes: limit.hardBytes, soft_bytes: limit.softBytes, soft_seconds: limit.softSeconds });
   }
 
   private log(e: Record<string, unknown>): void {
@@ -542,6 +566,18 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.cmd.disconnect();
     this.sub.disconnect();
   }
+}
+
+/**
+ * The `pubsub` class of a `CONFIG GET client-output-buffer-limit` reply (`['client-output-buffer-limit',
+ * 'normal 0 0 0 slave ... pubsub 33554432 8388608 60']`, bytes and seconds), or undefined when the reply
+ * has no such class.
+ */
+export function parsePubsubLimit(reply: unknown): { hardBytes: number; softBytes: number; softSeconds: number } | undefined {
+  if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== 'string') return undefined;
+  const m = /(?:^| )pubsub ([0-9]{1,19}) ([0-9]{1,19}) ([0-9]{1,19})(?: |$)/.exec(reply[1]);
+  if (m === null) return undefined;
+  return { hardBytes: Number(m[1]), softBytes: Number(m[2]), softSeconds: Number(m[3]) };
 }
 
 /**
