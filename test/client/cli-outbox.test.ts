@@ -86,7 +86,7 @@ t.test('scripted --to NICK: waits for NICK with its pinned key; a member not nam
   t.equal((await a1.exited).code, 0);
   t.equal((await b1.exited).code, 0);
 
-  const alice = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: homes.alice, room: 'r2', args: ['--to', 'bob', '--to', 'dave', '--wait', '30'] });
+  const alice = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'alice', home: homes.alice, room: 'r2', args: ['--to', 'bob', '--to', 'dave', '--wait', '1'] });
   await alice.waitFor(/^\* joined r2 as alice/);
   alice.write('for bob: the door code is 1234');
   const carol = startClient(t, { port: mitm.port, relayName: mitm.relayName, nick: 'carol', home: homes.carol, room: 'r2' });
