@@ -206,14 +206,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
    * relay would then grow without bound in Redis); where CONFIG is not allowed it says it could not check.
    */
   private async checkPubsubLimit(): Promise<void> {
-    let reply: unknown;
-    try {
-      reply = await this.cmd.config('GET', 'client-output-buffer-limit');
-    } catch {
-      this.log({ event: 'cluster_pubsub_limit_unknown' });
-      return;
-    }
-    const limit = parsePubsubLimit(reply);
+    const limit = await this.cmd.config('GET', 'client-output-buffer-limit').then(parsePubsubLimit, () => undefined);
     if (limit === undefined) {
       this.log({ event: 'cluster_pubsub_limit_unknown' });
       return;

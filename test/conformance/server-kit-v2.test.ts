@@ -17,7 +17,7 @@ import { SERVER_CASES } from '../../src/conformance/server-cases.js';
 import { Pool } from '../../src/conformance/context.js';
 import { startBroken } from './fixtures/broken.js';
 import { openLaxRegistry, type LaxRegistryKind } from './fixtures/lax-registry.js';
-import { LONG, runSplit, WAIT_MS, type Timeouts } from './fixtures/split.js';
+import { endpoint, failures, LONG, runSplit, WAIT_MS, type Timeouts } from './fixtures/split.js';
 
 // The proxy runs are split over two relays (fixtures/split.ts): the timing cases against short
 // timeouts, the rest against timeouts no case reaches; the other runs hold no timing case and use the
@@ -31,13 +31,6 @@ function reference(registry: string | Registry = ':memory:', timeouts: Timeouts 
 
 function failed(results: readonly CaseResult[]): string[] {
   return results.filter((r) => r.status !== 'pass' && r.status !== 'skip').map((r) => `${r.id}: ${r.status}`).sort();
-}
-
-function report(results: readonly CaseResult[]): string {
-  return results
-    .filter((r) => r.status === 'fail' || r.status === 'error')
-    .map((r) => `${r.id}: expected ${r.expected ?? ''}, arrived ${r.arrived ?? ''}`)
-    .join('\n');
 }
 
 const PROXIES = {
@@ -57,18 +50,10 @@ for (const [kind, expected] of Object.entries(PROXIES) as Array<[keyof typeof PR
   t.test(`a relay that breaks one v2 rule (${kind}) fails exactly the cases of that rule`, async (t) => {
     const results = await runSplit(t, async (timeouts) => {
       const srv = await reference(':memory:', timeouts);
-      const fx = await startBroken(kind, srv);
-      return {
-        host: fx.host,
-        port: fx.port,
-        close: async () => {
-          await fx.close();
-          await srv.close();
-        },
-      };
+      return endpoint(await startBroken(kind, srv), srv);
     });
     t.equal(results.length, SERVER_CASES.length);
-    t.same(failed(results), expected.map((id) => `${id}: fail`), report(results));
+    t.same(failed(results), expected.map((id) => `${id}: fail`), failures(results));
     // No case used more keys than it reserved: none was generated on the event loop mid-run (which
     // stalls this process, the relay under test included, for seconds under load).
     t.equal(Pool.shared.madeBlocking, 0);
@@ -84,7 +69,7 @@ t.test('a relay that keeps a removed room\'s epoch fails the restart case, and o
   });
   const results = await runServerKit({ host: fx.host, port: fx.port, handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS, only: 'epoch_' });
   t.equal(results.length, 3);
-  t.same(failed(results), ['epoch_empty_room_restarts: fail'], report(results));
+  t.same(failed(results), ['epoch_empty_room_restarts: fail'], failures(results));
 });
 
 const REGISTRIES: Record<LaxRegistryKind, string[]> = {
@@ -104,6 +89,6 @@ for (const kind of Object.keys(REGISTRIES) as LaxRegistryKind[]) {
     });
     const results = await runServerKit({ host: srv.host, port: srv.port, handshakeMs: LONG.handshakeMs, waitMs: WAIT_MS, only: 'recovery_' });
     t.equal(results.length, 7);
-    t.same(failed(results), REGISTRIES[kind].map((id) => `${id}: fail`), report(results));
+    t.same(failed(results), REGISTRIES[kind].map((id) => `${id}: fail`), failures(results));
   });
 }

@@ -11,7 +11,7 @@ import type { CaseResult } from '../../src/conformance/runner.js';
 import { startBroken, type BrokenKind } from './fixtures/broken.js';
 import { startWrongCloseCode } from './fixtures/broken-ws.js';
 import { startWeb } from '../../src/server/web.js';
-import { LONG, runSplit, SHORT, WAIT_MS, type Target, type Timeouts } from './fixtures/split.js';
+import { endpoint, failures, LONG, runSplit, SHORT, WAIT_MS, type Target, type Timeouts } from './fixtures/split.js';
 
 // Each run is split over two relays (fixtures/split.ts): the timing cases against short timeouts, the
 // rest against timeouts no case reaches. The subtests are independent (each its own relays, fresh
@@ -33,19 +33,12 @@ async function reference(maxRoomSize = 2, maxFrameBytes?: number, timeouts: Time
 function relayTarget(maxRoomSize = 2, maxFrameBytes?: number) {
   return async (timeouts: Timeouts): Promise<Target> => {
     const srv = await reference(maxRoomSize, maxFrameBytes, timeouts);
-    return { host: srv.host, port: srv.port, close: () => srv.close() };
+    return srv;
   };
 }
 
 function ids(results: readonly CaseResult[], status: CaseResult['status']): string[] {
   return results.filter((r) => r.status === status).map((r) => r.id).sort();
-}
-
-function failures(results: readonly CaseResult[]): string {
-  return results
-    .filter((r) => r.status === 'fail' || r.status === 'error')
-    .map((r) => `${r.id}: expected ${r.expected ?? ''}, arrived ${r.arrived ?? ''}`)
-    .join('\n');
 }
 
 t.test('case ids are unique and every case names a spec section', async (t) => {
@@ -69,7 +62,7 @@ t.test('the reference relay passes the §7.1 and §6 cases with room_size 3 and 
   const results = await runSplit(t, async (timeouts) => {
     const s = await reference(3, 1024, timeouts);
     if (timeouts === LONG) srv = s;
-    return { host: s.host, port: s.port, close: () => s.close() };
+    return s;
   }, { only: '7.1' });
   t.ok(results.length > 80);
   t.same(ids(results, 'fail'), [], failures(results));
@@ -91,14 +84,7 @@ t.test('over WebSocket (§3.1) the reference relay passes every case too', async
     async (timeouts) => {
       const srv = await reference(2, undefined, timeouts);
       const web = await startWeb(srv, { host: '127.0.0.1', port: 0, root });
-      return {
-        host: web.host,
-        port: web.port,
-        close: async () => {
-          await srv.close();
-          await web.close();
-        },
-      };
+      return endpoint(web, srv);
     },
     { transport: 'ws' },
   );
@@ -144,15 +130,7 @@ for (const kind of Object.keys(EXPECTED) as Array<keyof typeof EXPECTED>) {
   t.test(`a relay that breaks one rule (${kind}) fails exactly the cases of that rule`, async (t) => {
     const results = await runSplit(t, async (timeouts) => {
       const srv = await reference(kind === 'no-room-limit' ? 8 : 2, undefined, timeouts);
-      const fx = await startBroken(kind, srv);
-      return {
-        host: fx.host,
-        port: fx.port,
-        close: async () => {
-          await fx.close();
-          await srv.close();
-        },
-      };
+      return endpoint(await startBroken(kind, srv), srv);
     });
     t.equal(results.length, SERVER_CASES.length);
     t.same(ids(results, 'fail'), EXPECTED[kind], failures(results));
