@@ -36,6 +36,7 @@ import { identityIsEncrypted } from '../crypto/keystore.js';
 import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
+import { LIMITS } from '../protocol/limits.js';
 
 /** Lines a scripted client with --to keeps for named members who are not present yet. */
 const MAX_WAITING_LINES = 1000;
@@ -69,6 +70,10 @@ const EXIT_BY_FAILURE: Record<FailureKind, number> = {
 const DEFAULT_PORT = 55555;
 const DEFAULT_WAIT_S = 10;
 const DEFAULT_RECONNECT_S = 300;
+/** --handshake-timeout bounds (seconds): the default is spec §7.2's E2E_HANDSHAKE_TIMEOUT_MS. */
+const DEFAULT_HANDSHAKE_S = LIMITS.E2E_HANDSHAKE_TIMEOUT_MS / 1000;
+const MIN_HANDSHAKE_S = 0.1;
+const MAX_HANDSHAKE_S = 3600;
 
 const USAGE = `usage: e2ee-chat client [options]
 
@@ -100,6 +105,9 @@ const USAGE = `usage: e2ee-chat client [options]
                            (never from the command line, which other users can see); a new code is shown
   --wait SECONDS           scriptable mode: at end of input, wait this long for queued messages
                            to be delivered and acknowledged (default ${DEFAULT_WAIT_S})
+  --handshake-timeout SECONDS
+                           how long an end-to-end handshake with a member may take before that
+                           session fails (${MIN_HANDSHAKE_S} to ${MAX_HANDSHAKE_S}, default ${DEFAULT_HANDSHAKE_S}; spec §7.2)
   -h, --help               show this help
 
 The identity passphrase comes from a no-echo prompt on a terminal, or from E2EE_CHAT_PASSPHRASE.
@@ -124,6 +132,8 @@ interface Options {
   roomSecretFile: string | undefined;
   history: boolean;
   waitMs: number;
+  /** --handshake-timeout: ms an end-to-end handshake may take (spec §7.2 E2E_HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs: number;
   /** How long to keep reconnecting after a drop, in ms; 0 = never. */
   reconnectMs: number;
   /** Scripted mode: the only recipients (--to), or null for whoever is present when a line is read. */
@@ -155,6 +165,7 @@ function parseOptions(argv: string[]): Options | 'help' {
         'no-history': { type: 'boolean' },
         'room-secret-file': { type: 'string' },
         wait: { type: 'string' },
+        'handshake-timeout': { type: 'string' },
         reconnect: { type: 'string' },
         to: { type: 'string', multiple: true },
         tls: { type: 'boolean' },
@@ -172,6 +183,9 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(str('port') ?? '1')) throw new UsageError('--port: expected an integer 1..65535');
   const wait = str('wait') === undefined ? DEFAULT_WAIT_S : Number(str('wait'));
   if (!Number.isFinite(wait) || wait < 0 || wait > 86400 || !/^\d+(\.\d+)?$/.test(str('wait') ?? '0')) throw new UsageError('--wait: expected seconds, 0..86400');
+  const hs = str('handshake-timeout') === undefined ? DEFAULT_HANDSHAKE_S : Number(str('handshake-timeout'));
+  if (!/^\d+(\.\d+)?$/.test(str('handshake-timeout') ?? '1') || !(hs >= MIN_HANDSHAKE_S && hs <= MAX_HANDSHAKE_S))
+    throw new UsageError(`--handshake-timeout: expected seconds, ${MIN_HANDSHAKE_S}..${MAX_HANDSHAKE_S}`);
   // Scripted mode keeps its contract (a lost connection is status 6) unless --reconnect is given.
   const rec = str('reconnect') === undefined ? (process.stdin.isTTY === true ? DEFAULT_RECONNECT_S : 0) : Number(str('reconnect'));
   if (!Number.isFinite(rec) || rec < 0 || rec > 86400 || !/^\d+(\.\d+)?$/.test(str('reconnect') ?? '0')) throw new UsageError('--reconnect: expected seconds, 0..86400');
@@ -196,6 +210,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     roomSecretFile: str('room-secret-file'),
     history: values['no-history'] !== true,
     waitMs: Math.round(wait * 1000),
+    handshakeTimeoutMs: Math.round(hs * 1000),
     reconnectMs: Math.round(rec * 1000),
     to: toList(values['to'] as string[] | undefined),
     tls: str('tls-ca') !== undefined ? { ca: readTlsCa(str('tls-ca')!) } : values['tls'] === true ? {} : undefined,
@@ -485,6 +500,7 @@ export async function run(argv: string[]): Promise<number> {
     identity,
     pins,
     ...(psk ? { psk } : {}),
+    handshakeTimeoutMs: opts.handshakeTimeoutMs,
     ...(opts.tls !== undefined ? { transport: tcpTransport(opts.host, opts.port, opts.tls) } : {}),
     ...(opts.reconnectMs > 0 ? { reconnect: { giveUpMs: opts.reconnectMs } } : {}),
   });
@@ -883,11 +899,14 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     awaitingSeq.delete(nick);
     for (const [k, o] of bySeq) if (o.to.has(nick) && k.startsWith(`${nick} `)) bySeq.delete(k);
   };
+  /** Members whose session failed and was said so: one line per failed session (a new one starts at a (re)join). */
+  const failureShown = new Set<string>();
   /** Set once the prompt exists (below): what a lost connection and a reconnect show there. */
   let reconnectView: Pick<Presenter, 'connection-lost' | 'reconnecting' | 'reconnected'> = { 'connection-lost': () => {}, reconnecting: () => {}, reconnected: () => {} };
   // The interactive renderer (src/cli/presenter.ts).
   present(client, {
     joined: ({ room, members, rejoin }) => {
+      failureShown.clear();
       if (rejoin) {
         info(`rejoined ${room}${members.length === 0 ? '; nobody else is here' : ` with ${members.join(', ')}`}`);
         const n = client.heldTexts().length;
@@ -902,14 +921,18 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       );
       if (members.length === 0) info('nobody else is here yet; a message goes only to the members present when you send it');
     },
-    'peer-joined': ({ nick, fingerprint, verified, firstSeen }) =>
-      info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`),
+    'peer-joined': ({ nick, fingerprint, verified, firstSeen }) => {
+      failureShown.delete(nick);
+      info(`${nick} is here (key ${fingerprint}${firstSeen ? ', seen for the first time: pinned once the session is set up' : verified ? ', verified' : ''})`);
+    },
     'peer-left': ({ nick, undelivered }) => {
+      failureShown.delete(nick);
       forget(nick);
       info(`${nick} left`);
       for (const u of undelivered) print(p.yellow(`  ! ${describeUndelivered(u)}`));
     },
     established: ({ nick, safetyNumber, verified }) => {
+      failureShown.delete(nick);
       info(`end-to-end session with ${nick} established${verified ? ' (verified)' : ''}`);
       if (!verified) {
         info(`safety number ${safetyNumber}`);
@@ -937,6 +960,12 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       print(p.dim(`[${clock()}]   ✓ #${o.n} delivered to ${who} "${preview(o.text)}"`));
     },
     rejected: ({ from, error, fatal, cause }) => {
+      if (fatal) {
+        // §7.2: a FAILED machine reports each later input as UNEXPECTED_FRAME (a peer's late HS_RESP after
+        // our TIMEOUT): that session's failure was said already, so it is said once.
+        if (failureShown.has(from)) return;
+        failureShown.add(from);
+      }
       const advice = fatal ? causeAdvice(from, error, cause, true) : null;
       warn(fatal ? `session with ${from} failed (${error.errorName})${advice === null ? '' : `: ${advice}`}` : `a message from ${from} failed to verify (${error.errorName}) and was dropped`);
     },
@@ -976,6 +1005,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
       exit(EXIT_BY_FAILURE[failure.kind]);
     },
     'connection-lost': (e) => {
+      failureShown.clear();
       awaitingSeq.clear();
       bySeq.clear();
       reconnectView['connection-lost'](e);

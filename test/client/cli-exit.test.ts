@@ -21,6 +21,18 @@ t.test('exit statuses: 2 usage, 6 cannot connect, 6 connection lost', async (t) 
   t.ok(noHome.err.some((l) => l.includes('/proc/e2ee-chat-nonexistent')), 'stderr names the path');
 
   const closed = await freePort();
+  // --handshake-timeout is seconds from 0.1 to 3600, written as digits (no exponent, sign or unit).
+  for (const v of ['0', '0.05', '1e3', '3601', ' 1']) {
+    const c = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x'), args: ['--handshake-timeout', v] });
+    c.end();
+    t.equal((await c.exited).code, 2, `--handshake-timeout ${JSON.stringify(v)}: usage`);
+    t.ok(c.err.some((l) => l.includes('--handshake-timeout')), 'the error names the option');
+  }
+  for (const v of ['0.1']) {
+    const c = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x'), args: ['--handshake-timeout', v] });
+    c.end();
+    t.equal((await c.exited).code, 6, `--handshake-timeout ${v}: accepted, then cannot connect`);
+  }
   const nobody = startClient(t, { port: closed, nick: 'x', home: join(dir, 'x') });
   nobody.end();
   t.equal((await nobody.exited).code, 6, 'nothing listening: status 6');
