@@ -231,6 +231,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   opts.registry = registry;
   opts.log = (event) => logger.log(event);
+  opts.logs = (event) => logger.takes(event);
 
   let server;
   let cluster: RedisCluster<object> | undefined;

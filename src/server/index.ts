@@ -10,12 +10,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, Socket, type Server } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type FrameOf, type RelayFrame } from '../codec/index.js';
 import { pssVerify, authMessage } from '../crypto/rsa.js';
 import { sha256 } from '../crypto/primitives.js';
 import { recoveryCommitInput } from '../crypto/recovery.js';
-import { importTemplateSpki, isTemplateSpki } from './spki.js';
+import { isTemplateSpki, KeyCache } from './spki.js';
 import { ERROR_CODES, isProtocolError, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { RoomManager } from '../room/index.js';
@@ -102,6 +103,11 @@ export interface ServerOptions {
   bufferBudgetBytes?: number;
   /** Receives one structured event per call; never a body, key or passphrase. */
   log?: (event: Record<string, unknown>) => void;
+  /**
+   * Whether `log` takes events named `event` (the CLI's logger drops the per-connection ones below its
+   * level); events it does not take are not made at all. Default: every event.
+   */
+  logs?: (event: string) => boolean;
   /** TLS 1.3 on the TCP listener (§3.2, src/server/tls.ts); plain TCP when absent. */
   tls?: TlsCredentials;
 }
@@ -283,6 +289,11 @@ function clipDetail(s: string): string {
   return out;
 }
 
+/** A plain TCP socket: its buffered output changes only by the relay's own writes (see Relay.held). */
+function plainSocket(s: RelayStream): boolean {
+  return s instanceof Socket && !(s instanceof TLSSocket);
+}
+
 class Connection {
   state: ServerState = 'AWAIT_HELLO';
   closing = false;
@@ -351,6 +362,15 @@ class Relay implements RelayServer {
   private readonly engine: RoomEngine<Connection> | undefined;
   private readonly ownsRegistry: boolean;
   private readonly conns = new Set<Connection>();
+  /**
+   * The connections whose stream may hold bytes the relay's buffer budget counts (§7.1) outside its frame
+   * readers, so `bufferedBytes` adds up these instead of every connection (it runs at every accept):
+   * every stream that is not a plain TCP socket (TLS, WebSocket: their pending input and output change
+   * on their own), and a plain socket from the moment a write of ours left bytes in its buffer until
+   * the sum finds it empty again. A plain socket's buffer grows only by the relay's own writes, and a
+   * write the kernel takes at once leaves it empty, so every other connection holds 0 there.
+   */
+  private readonly held = new Set<Connection>();
   private readonly refusing = new Set<RelayStream>();
   private readonly perAddress = new Map<string, number>();
   private readonly perSubnet = new Counter();
@@ -360,6 +380,8 @@ class Relay implements RelayServer {
   private readonly bindsByAddress: Buckets;
   private readonly bindsRelay: Bucket;
   private readonly errorCounts: Partial<Record<ErrorName, number>> = {};
+  /** Imported identity keys of recent AUTHs that verified. */
+  private readonly keyCache = new KeyCache();
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
   private batching = false;
@@ -381,6 +403,7 @@ class Relay implements RelayServer {
     private readonly cfg: Config,
     private readonly registry: Registry,
     private readonly logSink: ((event: Record<string, unknown>) => void) | undefined,
+    private readonly logs: ((event: string) => boolean) | undefined,
   ) {
     this.ownsRegistry = typeof cfg.registry === 'string';
     this.bindsByKey = new Buckets(cfg.bindsPerKey, cfg.bindIntervalMs);
@@ -453,6 +476,7 @@ class Relay implements RelayServer {
   log(event: Record<string, unknown>): void {
     if (this.logSink === undefined) return;
     try {
+      if (this.logs !== undefined && !this.logs(event['event'] as string)) return;
       this.logSink({ ts: new Date().toISOString(), ...event });
     } catch {
       // A failing log sink must not take a connection handler down with it.
@@ -542,6 +566,7 @@ class Relay implements RelayServer {
     const now = performance.now();
     const conn = new Connection(this.nextId++, socket, addr, now, this.cfg.maxFrameBytes, this.cfg.rateBurst);
     this.conns.add(conn);
+    if (!plainSocket(socket)) this.held.add(conn);
     this.perAddress.set(addr, fromAddr + 1);
     conn.subnet = subnetKey(remote);
     this.perSubnet.add(conn.subnet);
@@ -789,11 +814,13 @@ class Relay implements RelayServer {
     conn.identity = undefined;
     // §7.3: the signature is checked first; only a proven key may touch the registry.
     // §7.3: bound to this relay's name and, over TLS, to this connection (RFC 9266 tls-exporter).
-    if (!pssVerify(importTemplateSpki(identity.spki), authMessage(nonce, nick, identity.spki, this.relayName, channelBinding(conn.socket)), f.sig)) {
+    const keyId = Buffer.from(identity.spki).toString('base64');
+    const key = this.keyCache.get(keyId, identity.spki);
+    if (!pssVerify(key, authMessage(nonce, nick, identity.spki, this.relayName, channelBinding(conn.socket)), f.sig)) {
       throw new ProtocolError('AUTH_FAILED', 'signature does not verify under the HELLO key');
     }
+    this.keyCache.remember(keyId, key);
     // §7.1 "Quotas", after the proof of possession and before anything is bound.
-    const keyId = Buffer.from(identity.spki).toString('base64');
     if (this.perKey.get(keyId) >= this.cfg.maxConnectionsPerKey) {
       throw new ProtocolError('TOO_MANY_CONNECTIONS', `more than ${this.cfg.maxConnectionsPerKey} connections of this key`);
     }
@@ -854,15 +881,21 @@ class Relay implements RelayServer {
   /**
    * For a nickname not bound yet, takes one token from each binding quota (key, address, relay) or
    * refuses with RATE_LIMITED; the tokens go back if the bind turns out not to create a binding. For a
-   * bound nickname (the common case: a returning user) nothing is taken. The registry is asked first, so
-   * a lookup is all a returning user costs.
+   * bound nickname (a returning user) nothing is spent. While every quota has a token (the common case)
+   * they are taken before the bind, which is then the only registry call of the AUTH, and given back at
+   * once unless it created a binding; only when a quota is empty is the registry asked first, so a
+   * returning user still gets in while new bindings are refused.
    */
   private async reserveBinding(nick: string, keyId: string, addr: string): Promise<{ release(used: boolean): void } | undefined> {
-    if ((await this.registry.lookup(nick)) !== undefined) return undefined;
-    const now = performance.now();
-    const buckets = [this.bindsByKey.get(keyId, now), this.bindsByAddress.get(addr, now), this.bindsRelay];
-    const scope = ['key', 'address', 'relay'][buckets.findIndex((b) => !b.has(now))];
-    if (scope !== undefined) throw new ProtocolError('RATE_LIMITED', `new nickname bindings per ${scope} exhausted for now`);
+    let now = performance.now();
+    let buckets = [this.bindsByKey.get(keyId, now), this.bindsByAddress.get(addr, now), this.bindsRelay];
+    if (!buckets.every((b) => b.has(now))) {
+      if ((await this.registry.lookup(nick)) !== undefined) return undefined;
+      now = performance.now();
+      buckets = [this.bindsByKey.get(keyId, now), this.bindsByAddress.get(addr, now), this.bindsRelay];
+      const scope = ['key', 'address', 'relay'][buckets.findIndex((b) => !b.has(now))];
+      if (scope !== undefined) throw new ProtocolError('RATE_LIMITED', `new nickname bindings per ${scope} exhausted for now`);
+    }
     for (const b of buckets) b.take(now);
     return {
       release: (used) => {
@@ -1010,7 +1043,10 @@ class Relay implements RelayServer {
 
   private flushConn(conn: Connection): void {
     const bytes = conn.out?.take();
-    if (bytes !== undefined && !conn.socket.destroyed && conn.socket.writable) conn.socket.write(bytes);
+    if (bytes !== undefined && !conn.socket.destroyed && conn.socket.writable) {
+      conn.socket.write(bytes);
+      if (conn.socket.writableLength > 0) this.held.add(conn);
+    }
   }
 
   /** Sends ERROR `code`; closes the connection when the code's `closes` column says so (§9). */
@@ -1047,6 +1083,7 @@ class Relay implements RelayServer {
       this.flushConn(conn);
       if (code !== undefined) s.write(encodeWire(frame('ERROR', { code: ERROR_CODES[code].code, detail: clipDetail(detail) })));
       s.end();
+      this.held.add(conn); // corked: its bytes wait in the socket until uncorked
     } else conn.out?.take();
     conn.grace = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
     conn.grace.unref();
@@ -1061,6 +1098,7 @@ class Relay implements RelayServer {
       conn.state = 'CLOSED';
     }
     this.conns.delete(conn);
+    this.held.delete(conn);
     this.readerBytes -= conn.charged;
     conn.charged = 0;
     this.perSubnet.remove(conn.subnet);
@@ -1106,7 +1144,12 @@ class Relay implements RelayServer {
   /** Bytes held for all connections: partial frames being read plus output not yet taken by the kernel. */
   private bufferedBytes(): number {
     let out = 0;
-    for (const c of this.conns) out += c.socket.writableLength + (c.socket.pendingInput ?? 0);
+    for (const c of this.held) {
+      const n = c.socket.writableLength + (c.socket.pendingInput ?? 0);
+      // A plain socket whose buffer the kernel has emptied holds nothing until the relay writes again.
+      if (n === 0 && plainSocket(c.socket)) this.held.delete(c);
+      out += n;
+    }
     return this.readerBytes + out;
   }
 
@@ -1177,7 +1220,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<RelayServer
     }
   }
   const registry = typeof cfg.registry === 'string' ? await SqliteRegistry.open(cfg.registry, { expiryMs: cfg.bindingExpiryMs }) : cfg.registry;
-  const relay = new Relay(cfg, registry, opts.log);
+  const relay = new Relay(cfg, registry, opts.log, opts.logs);
   await relay.listen();
   return relay;
 }

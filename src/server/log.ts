@@ -161,6 +161,14 @@ export class Logger {
     return (EVENT_LEVELS as Record<string, LogLevel>)[event] ?? 'info';
   }
 
+  /**
+   * Whether `log` would do anything with an event of this name: write it (its level is enabled), or
+   * count it (`refuse`, aggregated at every level), or end the run's counts (`stopped`).
+   */
+  takes(name: string): boolean {
+    return !this.closed && (name === 'refuse' || name === 'stopped' || LOG_LEVELS.indexOf(Logger.levelOf(name)) <= this.level);
+  }
+
   /** Takes one event (the relay's `log` sink). Never throws, never blocks. */
   log(event: Record<string, unknown>): void {
     if (this.closed) return;

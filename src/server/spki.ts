@@ -30,3 +30,38 @@ export function importTemplateSpki(spki: Uint8Array): KeyObject {
   const n = Buffer.from(spki.buffer, spki.byteOffset + HEAD.length, MODULUS_BYTES);
   return createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: 'AQAB' }, format: 'jwk' });
 }
+
+/** Keys kept imported by a `KeyCache`: a few hundred KB of OpenSSL key objects at most, whatever the load. */
+export const KEY_CACHE_ENTRIES = 256;
+
+/**
+ * The imported keys of recently proven identities, by their SPKI (base64), least recently used dropped
+ * first: a returning key is verified without importing it again (the import costs about as much as the
+ * PSS verification itself). Only a key whose signature verified is put in (`remember`), so a stranger's
+ * random moduli can push out at most the keys it proves it holds.
+ */
+export class KeyCache {
+  private readonly keys = new Map<string, KeyObject>();
+
+  constructor(private readonly max: number = KEY_CACHE_ENTRIES) {}
+
+  /** The key of `spki` (template-checked), from the cache or imported now; `id` is its base64. */
+  get(id: string, spki: Uint8Array): KeyObject {
+    const k = this.keys.get(id);
+    if (k === undefined) return importTemplateSpki(spki);
+    this.keys.delete(id);
+    this.keys.set(id, k);
+    return k;
+  }
+
+  /** Keeps `key` (whose signature just verified) under `id`. */
+  remember(id: string, key: KeyObject): void {
+    if (this.keys.has(id)) return;
+    if (this.keys.size >= this.max) this.keys.delete(this.keys.keys().next().value!);
+    this.keys.set(id, key);
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+}
