@@ -18,6 +18,16 @@
  *   BUG_MOVE_WITHOUT_CODE  a takeover moves the nickname without comparing the code's commitment
  *   BUG_NONATOMIC_EPOCH  the join reads the room epoch in one step and writes epoch + 1 in another
  *   BUG_STALE_MEMBERS  the joiner's member list is read in one step and the member added in another
+ *   BUG_NO_SENDER_CHECK  a relay writes DELIVER without checking the sender's token against the
+ *                      addressee's view of the room
+ *
+ * Delivery (spec/CLUSTER.md §3): no script decides a SEND. Each member's relay keeps that member's view
+ * of the room (view[]: the tokens of the members it was told of, from the join reply and the PEER_JOINED
+ * and PEER_LEFT written to it); the sender's relay decides a SEND against the sender's view
+ * (send_from_view) and sends a plain PUBLISH to the addressee's relay, which Redis runs at some later
+ * moment (publish_deliver: a command in flight may run after its relay crashed and was reaped); the
+ * addressee's relay writes the DELIVER only if its token is the addressee's current one and the sender's
+ * token is in the addressee's view (route).
  *
  * Room epochs (PROTOCOL.md §7.1 "Room epoch"): the scripts that change the membership change the epoch
  * in the same step (a room created at 1, one more per join and per leave, removed with the room), and
@@ -60,16 +70,20 @@ bool registered[NR];          /* the relay is in the relay set */
 byte ttl[NR];                 /* its presence key's remaining lifetime, in heartbeats; 0 = expired */
 /*
  * pub/sub, one channel per relay: kind, target client, target token, subject nickname, seq (DELIVER) or
- * epoch (PEER_JOINED, PEER_LEFT), and the ghost roster: the member bitmask after the change (0 for DELIVER)
+ * epoch (PEER_JOINED, PEER_LEFT), the ghost roster: the member bitmask after the change (0 for DELIVER),
+ * and the subject's token (PEER_JOINED: the joiner's, DELIVER: the sender's; 0 for PEER_LEFT)
  */
-chan ps[NR] = [8] of { mtype, byte, byte, byte, byte, byte };
+chan ps[NR] = [8] of { mtype, byte, byte, byte, byte, byte, byte };
 
 /* ---- relays (process-local state) ----------------------------------------------------------------- */
 bool crashed[NR];
 byte activeTok[NC];           /* the token the client's relay routes events for, 0 = none */
 byte pendingTok[NC];          /* a join in flight: events for this token wait in pend[c] */
-chan pend[NC] = [8] of { mtype, byte, byte, byte };
+chan pend[NC] = [8] of { mtype, byte, byte, byte, byte };
 byte relayOf[NC];
+byte view[NC * NC];           /* [c * NC + x]: the token of member x in client c's view, 0 = not in it */
+/* A token names its relay (the code's `<relay id>.<counter>`): here token t is client (t - 1) / ROUNDS's. */
+#define RELAY_OF_TOKEN(t) relayOf[((t) - 1) / ROUNDS]
 
 /* ---- what the clients saw (for the properties) ------------------------------------------------------ */
 bool inRoom[NC];              /* JOINED received, LEFT not yet */
@@ -78,12 +92,12 @@ bool joining[NC];             /* a JOIN awaits its answer */
 bool leaving[NC];             /* a LEAVE awaits LEFT */
 byte ep[NC];                  /* the epoch of the last membership event received, 0 = not in the room */
 byte lastSeq[NC * NC];        /* [to * NC + from]: last seq received from `from` */
-byte sentSeq[NC * NC];        /* [from * NC + to]: last seq accepted by deliver-if-member */
+byte sentSeq[NC * NC];        /* [from * NC + to]: last seq the sender's relay published */
 bool welcomed[2];             /* key k holds WELCOME for nickname 0 on a live connection */
 
 /* Scratch variables, dead between steps, so not part of the state (spin's `hidden`). */
 hidden byte i, j, k;
-hidden byte hKind, hTarget, hTok, hSubj, hSeq, hRos;
+hidden byte hKind, hTarget, hTok, hSubj, hSeq, hRos, hStok;
 
 #if NC == 3
 #define ON_RELAY(r) ((memberRelay[0] == r && member[0] != 0) + (memberRelay[1] == r && member[1] != 0) + (memberRelay[2] == r && member[2] != 0))
@@ -142,11 +156,23 @@ inline set_recovery_if_same_key(k, code, res) {
   }
 }
 
-/* PEER_JOINED at epoch e, with roster g, to every member, published in the same step as the add. */
-inline announce_join(c, e, g) {
+/* PEER_JOINED of c (token t) at epoch e, with roster g, to every member, published in the same step as the add. */
+inline announce_join(c, t, e, g) {
   i = 0;
   do
-  :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_JOINED, i, member[i], c, e, g :: else -> skip fi; i++
+  :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_JOINED, i, member[i], c, e, g, t :: else -> skip fi; i++
+  :: else -> break
+  od
+}
+
+/*
+ * The join's reply lists the members before the add with their tokens, into the calling client's rt[]
+ * (rt[x]: member x's token, 0 = none; an array cannot be an inline's parameter).
+ */
+inline reply_tokens(c) {
+  i = 0;
+  do
+  :: i < NC -> if :: i != c -> rt[i] = member[i] :: else -> rt[i] = 0 fi; i++
   :: else -> break
   od
 }
@@ -170,7 +196,7 @@ inline join_if_room_has_space(c, r, t, res, m, e, g) {
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
     :: else -> others_mask(c, m); epoch = seenEpoch + 1; e = epoch; g = m | (1 << c);
-               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+               reply_tokens(c); announce_join(c, t, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #elif defined(BUG_STALE_MEMBERS)
@@ -181,7 +207,7 @@ inline join_if_room_has_space(c, r, t, res, m, e, g) {
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
     :: else -> epoch++; e = epoch; others_mask(c, g); g = g | (1 << c);
-               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+               reply_tokens(c); announce_join(c, t, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #elif defined(BUG_NONATOMIC_JOIN)
@@ -193,7 +219,7 @@ inline join_if_room_has_space(c, r, t, res, m, e, g) {
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && seenSize >= ROOM_LIMIT -> res = ROOM_FULL
     :: else -> others_mask(c, m); epoch++; e = epoch; g = m | (1 << c);
-               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+               reply_tokens(c); announce_join(c, t, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #else
@@ -203,22 +229,26 @@ inline join_if_room_has_space(c, r, t, res, m, e, g) {
     :: registered[r] && member[c] != 0 -> res = NICK_IN_ROOM
     :: registered[r] && member[c] == 0 && members >= ROOM_LIMIT -> res = ROOM_FULL
     :: else -> others_mask(c, m); epoch++; e = epoch; g = m | (1 << c);
-               announce_join(c, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
+               reply_tokens(c); announce_join(c, t, e, g); member[c] = t; memberRelay[c] = r; members++; res = OK
     fi
   }
 #endif
 }
 
-inline deliver_if_member(c, t, p, res) {
-  d_step {
-    if
-    :: member[c] == t && p != c && member[p] != 0 ->
-         sentSeq[c * NC + p]++;
-         ps[memberRelay[p]]!DELIVER, p, member[p], c, sentSeq[c * NC + p], 0;
-         res = OK
-    :: else -> res = NO_SUCH_PEER
-    fi
-  }
+/*
+ * The sender's relay decides a SEND of c to p against c's view: the addressee's token (tp, 0 for
+ * NO_SUCH_PEER) and the seq the DELIVER carries. One relay event handler, one step.
+ */
+inline send_from_view(c, p, tp, q) {
+  if
+  :: p != c && view[c * NC + p] != 0 -> tp = view[c * NC + p]; sentSeq[c * NC + p]++; q = sentSeq[c * NC + p]
+  :: else -> tp = 0
+  fi
+}
+
+/* Redis runs the PUBLISH of c's (token tc) DELIVER with seq q to p (token tp) on tp's relay's channel. */
+inline publish_deliver(c, tc, p, tp, q) {
+  d_step { ps[RELAY_OF_TOKEN(tp)]!DELIVER, p, tp, c, q, 0, tc }
 }
 
 /*
@@ -235,7 +265,7 @@ inline remove_member(c, t) {
        fi;
        i = 0;
        do
-       :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_LEFT, i, member[i], c, epoch, hRos :: else -> skip fi; i++
+       :: i < NC -> if :: member[i] != 0 -> ps[memberRelay[i]]!PEER_LEFT, i, member[i], c, epoch, hRos, 0 :: else -> skip fi; i++
        :: else -> break
        od
   :: else -> skip
@@ -337,10 +367,31 @@ inline receive(c, kind, arg, seq, ros) {
   fi
 }
 
+/*
+ * The addressee's relay writes an event to client c (its token already matched): a DELIVER only while
+ * its sender's token st is in c's view; PEER_JOINED and PEER_LEFT keep the view. A DELIVER is dropped
+ * only once its sender is no longer that member (checked: the view is never behind for a live sender).
+ */
+inline route(c, kind, arg, seq, ros, st) {
+  if
+#ifndef BUG_NO_SENDER_CHECK
+  :: kind == DELIVER && view[c * NC + arg] != st -> assert(member[arg] != st)
+#endif
+  :: else ->
+       if
+       :: kind == PEER_JOINED -> view[c * NC + arg] = st
+       :: kind == PEER_LEFT -> view[c * NC + arg] = 0
+       :: else -> skip
+       fi;
+       receive(c, kind, arg, seq, ros)
+  fi
+}
+
 /* A client with its connection's handler on relay relayOf[c]. */
 proctype client(byte c) {
   byte r = relayOf[c];
-  byte round, sent, t, m, p, e, g;
+  byte round, sent, t, m, p, e, g, tp, q;
+  byte rt[NC];
   mtype res;
 
   if
@@ -370,30 +421,40 @@ proctype client(byte c) {
        t = c * ROUNDS + round;
        d_step { joining[c] = true; pendingTok[c] = t };
        join_if_room_has_space(c, r, t, res, m, e, g);
-       /* the relay handles the script's reply: JOINED first, then what waited for it */
+       /* the relay handles the script's reply: JOINED (and the view from its tokens) first, then what waited for it */
        d_step {
          if
          :: crashed[r] -> skip
          :: !crashed[r] && res == OK ->
               receive(c, JOINED, m, e, g);
+              i = 0;
+              do
+              :: i < NC -> view[c * NC + i] = rt[i]; i++
+              :: else -> break
+              od;
               activeTok[c] = t; pendingTok[c] = 0;
               do
-              :: pend[c]?hKind, hSubj, hSeq, hRos -> receive(c, hKind, hSubj, hSeq, hRos)
+              :: pend[c]?hKind, hSubj, hSeq, hRos, hStok -> route(c, hKind, hSubj, hSeq, hRos, hStok)
               :: empty(pend[c]) -> break
               od
          :: !crashed[r] && res != OK ->
               pendingTok[c] = 0;
               do
-              :: pend[c]?hKind, hSubj, hSeq, hRos
+              :: pend[c]?hKind, hSubj, hSeq, hRos, hStok
               :: empty(pend[c]) -> break
               od;
               receive(c, res, 0, 0, 0)
          fi;
-         res = 0; m = 0; t = 0; e = 0; g = 0; hKind = 0; hSubj = 0; hSeq = 0; hRos = 0
+         i = 0;
+         do
+         :: i < NC -> rt[i] = 0; i++
+         :: else -> break
+         od;
+         res = 0; m = 0; t = 0; e = 0; g = 0; hKind = 0; hSubj = 0; hSeq = 0; hRos = 0; hStok = 0
        }
   :: d_step {
        !crashed[r] && inRoom[c] && !leaving[c] && knows[c] != 0 && sent < round && SENDS ->
-       /* SEND to one of the peers this client knows of */
+       /* SEND to one of the peers this client knows of; its relay decides it against the view */
        sent = round;
        if
        :: knows[c] & 1 -> p = 0
@@ -401,19 +462,38 @@ proctype client(byte c) {
 #if NC == 3
        :: knows[c] & 4 -> p = 2
 #endif
-       fi
+       fi;
+       send_from_view(c, p, tp, q);
+       t = activeTok[c]
      };
-       deliver_if_member(c, activeTok[c], p, res);
-       res = 0; p = 0
+       if
+       :: tp != 0 -> publish_deliver(c, t, p, tp, q)
+       :: else -> skip
+       fi;
+       d_step { p = 0; tp = 0; q = 0; t = 0 }
   :: !crashed[r] && inRoom[c] && !leaving[c] ->
-       d_step { leaving[c] = true; t = activeTok[c]; activeTok[c] = 0 };   /* stop routing before the script runs */
+       d_step {   /* stop routing (and forget the view) before the script runs */
+         leaving[c] = true; t = activeTok[c]; activeTok[c] = 0;
+         i = 0;
+         do
+         :: i < NC -> view[c * NC + i] = 0; i++
+         :: else -> break
+         od
+       };
        leave_and_announce(c, t);
        d_step { if :: !crashed[r] -> receive(c, LEFT, 0, 0, 0) :: else -> skip fi; t = 0 }
   :: !crashed[r] && round == ROUNDS && !inRoom[c] && !joining[c] -> break
   od;
 done:
   skip;
-  d_step { joining[c] = false; inRoom[c] = false; knows[c] = 0; ep[c] = 0 }
+  d_step {
+    joining[c] = false; inRoom[c] = false; knows[c] = 0; ep[c] = 0;
+    i = 0;
+    do
+    :: i < NC -> view[c * NC + i] = 0; i++
+    :: else -> break
+    od
+  }
 }
 
 /* ---- a relay's pub/sub handler -------------------------------------------------------------------- */
@@ -422,18 +502,18 @@ proctype subscriber(byte r) {
 end:
   do
   :: d_step {
-       ps[r]?hKind, hTarget, hTok, hSubj, hSeq, hRos ->
+       ps[r]?hKind, hTarget, hTok, hSubj, hSeq, hRos, hStok ->
        if
        :: crashed[r] -> skip
 #ifdef BUG_NO_TOKEN_CHECK
-       :: else -> receive(hTarget, hKind, hSubj, hSeq, hRos)
+       :: else -> route(hTarget, hKind, hSubj, hSeq, hRos, hStok)
 #else
-       :: !crashed[r] && activeTok[hTarget] == hTok -> receive(hTarget, hKind, hSubj, hSeq, hRos)
-       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] == hTok -> assert(nfull(pend[hTarget])); pend[hTarget]!hKind, hSubj, hSeq, hRos
+       :: !crashed[r] && activeTok[hTarget] == hTok -> route(hTarget, hKind, hSubj, hSeq, hRos, hStok)
+       :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] == hTok -> assert(nfull(pend[hTarget])); pend[hTarget]!hKind, hSubj, hSeq, hRos, hStok
        :: !crashed[r] && activeTok[hTarget] != hTok && pendingTok[hTarget] != hTok -> skip  /* stale: dropped */
 #endif
        fi;
-       hKind = 0; hTarget = 0; hTok = 0; hSubj = 0; hSeq = 0; hRos = 0
+       hKind = 0; hTarget = 0; hTok = 0; hSubj = 0; hSeq = 0; hRos = 0; hStok = 0
      }
   od
 }

@@ -53,7 +53,20 @@ export const SEEDED_BUGS = {
   BUG_MOVE_WITHOUT_CODE: 'assertion violated  !((welcomed[0]&&welcomed[1]))',
   BUG_NONATOMIC_EPOCH: 'assertion violated (hSeq==(ep[hTarget]+1))',
   BUG_STALE_MEMBERS: 'assertion violated ((e>0)&&(g==(knows[c]|(1<<c))))',
+  BUG_NO_SENDER_CHECK: 'assertion violated (knows[c]&(1<<hSubj))',
 } as const;
+
+/** The configuration each seeded bug is checked in (the smallest in which spin finds it). */
+export const SEEDED_BUG_DEFINES: Record<keyof typeof SEEDED_BUGS, readonly string[]> = {
+  BUG_NONATOMIC_JOIN: ['NC=3', 'SENDS=0', 'ROUNDS=1'],
+  BUG_NONATOMIC_BIND: ['NC=3', 'SENDS=0', 'ROUNDS=1'],
+  BUG_NO_TOKEN_CHECK: ['NC=2', 'SENDS=1', 'ROUNDS=2'],
+  BUG_MOVE_WITHOUT_CODE: ['NC=3', 'SENDS=0', 'ROUNDS=1'],
+  BUG_NONATOMIC_EPOCH: ['NC=3', 'SENDS=0', 'ROUNDS=1'],
+  BUG_STALE_MEMBERS: ['NC=3', 'SENDS=0', 'ROUNDS=1'],
+  // A SEND decided before relay 0 crashed, published after its member was reaped (spec/CLUSTER.md §3).
+  BUG_NO_SENDER_CHECK: ['NC=2', 'SENDS=1', 'ROUNDS=1'],
+};
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {

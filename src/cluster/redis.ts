@@ -3,15 +3,18 @@
  * module is the relay's RoomEngine and Registry for it; the invariants live in the Lua scripts of
  * ./scripts.ts, each one atomic step, and model/cluster.pml checks the same steps.
  *
- * Delivery: every relay subscribes to its own channel; the scripts publish PEER_JOINED, PEER_LEFT and
- * DELIVER to the channel of the addressee's relay in the same step that checks membership, so one
- * subscriber connection sees them in the order Redis decided them (in order per sender, each once).
- * SENDs are pipelined: those a connection's reads produce go to Redis as one deliver-if-member call per
- * batch, without waiting for the previous batch's answer (one Redis connection runs them in order), and
- * the frames of a batch for one addressee arrive as one message, written to its socket in one write.
- * An event carries the addressee's membership token: a relay writes it only to the connection holding
- * that token now, holds it while that connection's JOIN reply is still in flight (JOINED goes first),
- * and drops it otherwise (the member left: nothing is delivered after LEFT).
+ * Delivery: every relay subscribes to its own channel; the scripts publish PEER_JOINED and PEER_LEFT to
+ * the channel of the addressee's relay in the same step that changes the membership, so one subscriber
+ * connection sees them in the order Redis decided them. Each member's relay keeps the member's view of
+ * its room (the JOIN reply, then the PEER_JOINED and PEER_LEFT written to it: nickname -> membership
+ * token). A SEND is decided against the sender's view (NO_SUCH_PEER at once for a nickname not in it)
+ * and published with a plain PUBLISH to the addressee's relay, without waiting (one Redis connection
+ * keeps the order); the frames of a turn for one addressee go as one message, written to its socket in
+ * one write. An event carries the addressee's membership token: a relay writes it only to the
+ * connection holding that token now, holds it while that connection's JOIN reply is still in flight
+ * (JOINED goes first), and drops it otherwise (the member left: nothing is delivered after LEFT); a
+ * DELIVER message also carries its sender's token, and is written only while that token is in the
+ * addressee's view (so never from a member after its PEER_LEFT, nor from a relay reaped meanwhile).
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -31,21 +34,23 @@ import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
  */
 export const MAX_PENDING_EVENTS = 1024;
 
-/** A connection's SENDs go to Redis in batches of at most this many frames and bytes. */
+/** A connection's SENDs go to Redis in batches (one PUBLISH per addressee) of at most this many frames and bytes. */
 export const MAX_BATCH_FRAMES = 256;
 export const MAX_BATCH_BYTES = 256 * 1024;
 /**
  * Bytes of one connection's batches sent to Redis and not yet answered; past this the relay stops reading
  * that connection until the oldest batch is answered (so a fast sender cannot queue without bound in
  * front of Redis). A bound in bytes, not in batches: the batches of a busy connection are as large as its
- * reads (43 frames on average in the cluster benchmark), and a bound of four batches stalled a stream for a
- * Redis round trip every few hundred frames; four full batches, the most the old bound let through, is
- * the same memory bound as before.
+ * reads; four full batches.
  */
 export const MAX_IN_FLIGHT_BYTES = 4 * MAX_BATCH_BYTES;
 /** Offset of the type code in a frame body (fixmap, fixstr "t", code: spec §4 rule 9) and DELIVER's code. */
 const TYPE_OFFSET = 3;
 const DELIVER_CODE = 10;
+/** The kinds of a pub/sub message (spec/CLUSTER.md §3). */
+const KIND_J = 0x4a;
+const KIND_L = 0x4c;
+const KIND_W = 0x57;
 
 export interface RedisAddress {
   host: string;
@@ -84,6 +89,25 @@ export interface ClusterOptions {
   bindingExpiryMs?: number | undefined;
 }
 
+/** Another member of a local member's room, as that member was told of it. */
+interface Peer {
+  token: string;
+  /** The channel of its relay. */
+  channel: string;
+  /** The start of a W message from the local member to it: "W\n<its token>\n<local member's token>\n". */
+  header: Buffer;
+}
+
+/** A message held for a joining connection, to be handled in order once JOINED is written. */
+interface Held {
+  kind: number;
+  /** J, L: the nickname; W: the sender's token. */
+  subject: string;
+  /** J: the joiner's token. */
+  token: string;
+  wire: Buffer;
+}
+
 interface Local<H> {
   handle: H;
   nick: string;
@@ -91,17 +115,26 @@ interface Local<H> {
   head: Buffer;
   room: string;
   token: string;
-  /** Events that arrived before JOINED was written; undefined once active. */
-  pending: Buffer[] | undefined;
-  /** Bytes in `pending`. */
+  /**
+   * The other members as this connection has been told of them (JOINED's list, then each PEER_JOINED and
+   * PEER_LEFT written to it), by nickname; and their tokens. SENDs are decided against it, and a DELIVER
+   * message is written only from a token in it.
+   */
+  peers: Map<string, Peer>;
+  peerTokens: Set<string>;
+  /** Messages that arrived before JOINED was written; undefined once active. */
+  pending: Held[] | undefined;
+  /** Events (frames) and bytes in `pending`. */
+  pendingEvents: number;
   pendingBytes: number;
   /** The connection was dropped because `pending` overflowed: its join, once answered, is undone. */
   overflowed: boolean;
   /**
-   * SENDs not yet sent to Redis: per addressee (in the order first addressed) its DELIVER frames laid
-   * out one after the other in one buffer, and their number; the batch's frames and bytes in total.
+   * SENDs not yet sent to Redis: per addressee (in the order first addressed) the W message being laid
+   * out (its header, then its DELIVER frames one after the other, in one buffer) and its channel; the
+   * batch's frames and bytes in total.
    */
-  batch: Map<string, { out: Outbox; n: number }>;
+  batch: Map<Peer, Outbox>;
   batchFrames: number;
   batchBytes: number;
   /** Batches sent and not yet answered, oldest first (they never reject), and their bytes. */
@@ -137,6 +170,8 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private readonly maxPendingBytes: number;
   /** Connections dropped with SLOW_CONSUMER because their held events overflowed (spec/CLUSTER.md §3). */
   pendingOverflows = 0;
+  /** DELIVER messages dropped because their sender's token was not in the addressee's view (spec/CLUSTER.md §3). */
+  droppedFromNonMembers = 0;
 
   private constructor(
     addr: RedisAddress,
@@ -293,46 +328,90 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     const b = msg.indexOf(10, a + 1);
     const c = msg.indexOf(10, b + 1);
     if (a !== 1 || b < 0 || c < 0) return;
-    const token = msg.subarray(a + 1, b).toString('latin1');
-    const local = this.byToken.get(token);
+    const local = this.byToken.get(msg.toString('latin1', a + 1, b));
     if (local === undefined) return; // left (or never joined) here: nothing after LEFT
-    const nick = msg.subarray(b + 1, c).toString('latin1');
+    // J, L: the nickname the event is about; W: the sender's membership token.
+    const subject = msg.toString('latin1', b + 1, c);
     const payload = msg.subarray(c + 1);
+    const kind = msg[0]!;
     let wire: Buffer;
+    let token = '';
     let frames = 1;
-    switch (msg[0]) {
-      case 0x4a: {
-        // J: "<epoch>\n<key>", the room epoch the join script set (PROTOCOL.md §7.1 "Room epoch").
+    switch (kind) {
+      case KIND_J: {
+        // "<epoch>\n<joiner's token>\n<key>", the room epoch the join script set (PROTOCOL.md §7.1 "Room epoch").
         const d = payload.indexOf(10);
-        const epoch = d < 0 ? NaN : Number(payload.subarray(0, d).toString('latin1'));
+        const e = d < 0 ? -1 : payload.indexOf(10, d + 1);
+        const epoch = e < 0 ? NaN : Number(payload.toString('latin1', 0, d));
         if (!Number.isSafeInteger(epoch) || epoch < 1) throw new Error('no room epoch in the message');
-        wire = encodeWire(frame('PEER_JOINED', { nick, key: new Uint8Array(payload.subarray(d + 1)), epoch }));
+        token = payload.toString('latin1', d + 1, e);
+        if (!validToken(token)) throw new Error('no member token in the message');
+        wire = encodeWire(frame('PEER_JOINED', { nick: subject, key: new Uint8Array(payload.subarray(e + 1)), epoch }));
         break;
       }
-      case 0x4c: {
-        // L: "<epoch>", the epoch after the leave.
+      case KIND_L: {
+        // "<epoch>", the epoch after the leave.
         const epoch = Number(payload.toString('latin1'));
         if (!Number.isSafeInteger(epoch) || epoch < 1) throw new Error('no room epoch in the message');
-        wire = encodeWire(frame('PEER_LEFT', { nick, epoch }));
+        wire = encodeWire(frame('PEER_LEFT', { nick: subject, epoch }));
         break;
       }
-      case 0x57: // W
+      case KIND_W:
         frames = deliverFrames(payload);
         wire = payload;
+        if (local.pending === undefined) {
+          // The common case, without allocating: a member's DELIVERs, checked against its view.
+          if (local.peerTokens.has(subject)) this.sink?.write(local.handle, wire);
+          else this.droppedFromNonMembers++;
+          return;
+        }
         break;
       default:
         return;
     }
+    const ev: Held = { kind, subject, token, wire };
     if (local.pending === undefined) {
-      this.sink?.write(local.handle, wire);
+      this.applyEvent(local, ev);
       return;
     }
-    if (local.pending.length + frames <= this.maxPendingEvents && local.pendingBytes + wire.length <= this.maxPendingBytes) {
-      local.pending.push(wire);
+    if (local.pendingEvents + frames <= this.maxPendingEvents && local.pendingBytes + wire.length <= this.maxPendingBytes) {
+      local.pending.push(ev);
+      local.pendingEvents += frames;
       local.pendingBytes += wire.length;
       return;
     }
     this.overflow(local);
+  }
+
+  /**
+   * Writes one message to its member's connection, in the order received, keeping the member's view:
+   * PEER_JOINED adds the joiner, PEER_LEFT removes the leaver, and DELIVER frames are written only from
+   * a sender in the view (else dropped: it left, or was reaped, before they arrived).
+   */
+  private applyEvent(local: Local<H>, ev: Held): void {
+    if (ev.kind === KIND_W) {
+      if (!local.peerTokens.has(ev.subject)) {
+        this.droppedFromNonMembers++;
+        return;
+      }
+    } else if (ev.kind === KIND_J) {
+      this.addPeer(local, ev.subject, ev.token);
+    } else {
+      const old = local.peers.get(ev.subject);
+      if (old !== undefined) {
+        local.peers.delete(ev.subject);
+        local.peerTokens.delete(old.token);
+      }
+    }
+    this.sink?.write(local.handle, ev.wire);
+  }
+
+  private addPeer(local: Local<H>, nick: string, token: string): void {
+    const old = local.peers.get(nick);
+    if (old !== undefined) local.peerTokens.delete(old.token);
+    const channel = `e2ee:deliver:${token.slice(0, token.lastIndexOf('.'))}`;
+    local.peers.set(nick, { token, channel, header: Buffer.from(`W\n${token}\n${local.token}\n`, 'latin1') });
+    local.peerTokens.add(token);
   }
 
   /**
@@ -342,9 +421,10 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
    * relay), and join() undoes the membership once its reply arrives (PEER_LEFT to the others).
    */
   private overflow(local: Local<H>): void {
-    const held = local.pending?.length ?? 0;
+    const held = local.pendingEvents;
     const bytes = local.pendingBytes;
     local.pending = [];
+    local.pendingEvents = 0;
     local.pendingBytes = 0;
     local.overflowed = true;
     this.byToken.delete(local.token);
@@ -370,7 +450,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[], epoch: number) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
-    const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, pending: [], pendingBytes: 0, overflowed: false, batch: new Map(), batchFrames: 0, batchBytes: 0, flights: [], flightBytes: 0 };
+    const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, peers: new Map(), peerTokens: new Set(), pending: [], pendingEvents: 0, pendingBytes: 0, overflowed: false, batch: new Map(), batchFrames: 0, batchBytes: 0, flights: [], flightBytes: 0 };
     this.byToken.set(token, local);
     let reply: Buffer[];
     try {
@@ -405,37 +485,44 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     }
     const epoch = Number(reply[1]?.toString('latin1'));
     const others: { seq: number; m: EngineMember }[] = [];
-    for (let i = 2; i + 2 < reply.length; i += 3) {
-      others.push({ seq: Number(reply[i]!.toString('latin1')), m: { nick: reply[i + 1]!.toString('latin1'), key: new Uint8Array(reply[i + 2]!) } });
+    for (let i = 2; i + 3 < reply.length; i += 4) {
+      const m = { nick: reply[i + 1]!.toString('latin1'), key: new Uint8Array(reply[i + 3]!) };
+      others.push({ seq: Number(reply[i]!.toString('latin1')), m });
+      this.addPeer(local, m.nick, reply[i + 2]!.toString('latin1'));
     }
     others.sort((x, y) => x.seq - y.seq);
     this.byHandle.set(handle, local);
     joined(others.map((o) => o.m), epoch);
     const held = local.pending ?? [];
     local.pending = undefined;
-    for (const w of held) this.sink?.write(handle, w);
+    local.pendingEvents = 0;
+    local.pendingBytes = 0;
+    for (const ev of held) this.applyEvent(local, ev);
   }
 
   send(handle: H, to: string, body: Uint8Array): Promise<void> | undefined {
     const local = this.byHandle.get(handle);
     if (local === undefined || !this.available) throw new Error('not a member here');
+    // Decided against what this connection has been told of its room (never itself): as on one relay.
+    const peer = local.peers.get(to);
+    if (peer === undefined) throw new ProtocolError('NO_SUCH_PEER', `${to} is not another member of this room`);
     // The DELIVER is built here, where `from` is the authenticated nickname (§7.1 "Relaying"); the
     // addressee's relay writes the bytes as they come.
     if (local.batchFrames === 0) this.dirty.add(local);
-    let q = local.batch.get(to);
-    if (q === undefined) local.batch.set(to, (q = { out: new Outbox(), n: 0 }));
-    local.batchBytes += q.out.appendDeliver(local.head, body);
-    q.n++;
+    let out = local.batch.get(peer);
+    if (out === undefined) {
+      local.batch.set(peer, (out = new Outbox()));
+      out.append(peer.header);
+    }
+    local.batchBytes += out.appendDeliver(local.head, body);
     if (++local.batchFrames >= MAX_BATCH_FRAMES || local.batchBytes >= MAX_BATCH_BYTES) this.flush(local);
     else this.scheduleFlush();
     return local.flightBytes >= MAX_IN_FLIGHT_BYTES ? local.flights[0] : undefined;
   }
 
-  settled(handle: H): Promise<void> | undefined {
-    const local = this.byHandle.get(handle);
-    if (local === undefined) return undefined;
-    this.flush(local);
-    return local.flights.length === 0 ? undefined : local.flights[local.flights.length - 1];
+  /** Every SEND is decided when it is read (send): nothing to wait for. */
+  settled(_handle: H): Promise<void> | undefined {
+    return undefined;
   }
 
   /** Flushes every connection's batch once the current I/O phase is over (all reads of this turn). */
@@ -449,9 +536,8 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   }
 
   /**
-   * Sends `local`'s batch as one deliver-if-member call. Its answer refuses the SENDs to non-members
-   * (NO_SUCH_PEER, one ERROR each, as one relay does) or, if the sender is no member any more (this relay
-   * was reaped), ends the connection; the promise kept in `flights` never rejects.
+   * Publishes `local`'s batch, one W message per addressee, to the addressees' relays. A failed PUBLISH
+   * (Redis lost) ends the connection with INTERNAL_ERROR; the promise kept in `flights` never rejects.
    */
   private flush(local: Local<H>): void {
     this.dirty.delete(local);
@@ -461,21 +547,10 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     local.batch = new Map();
     local.batchFrames = 0;
     local.batchBytes = 0;
-    // One argument triple per addressee (nickname, its frames in order, their number): Redis then copies
-    // each addressee's frames once instead of handling an argument per frame.
-    const args: (string | Buffer)[] = [];
-    for (const [to, q] of batch) {
-      const wires = q.out.take();
-      if (wires !== undefined) args.push(to, wires, String(q.n));
-    }
-    const p = (this.call('deliver-if-member')(`e2ee:room:${local.room}`, local.nick, local.token, ...args) as Promise<[string, number?]>).then(
-      (r) => {
-        if (r[0] !== 'OK') {
-          this.sink?.refuse(local.handle, 'INTERNAL_ERROR', `send: ${String(r[0])}`);
-          return;
-        }
-        for (let i = 0; i < (r[1] ?? 0); i++) this.sink?.refuse(local.handle, 'NO_SUCH_PEER', 'not another member of this room');
-      },
+    const sent: Promise<unknown>[] = [];
+    for (const [peer, out] of batch) sent.push(this.cmd.publish(peer.channel, out.take()!));
+    const p = (sent.length === 1 ? sent[0]! : Promise.all(sent)).then(
+      () => {},
       (e: unknown) => {
         this.log({ event: 'cluster_send_failed', error: e instanceof Error ? e.message : String(e) });
         this.sink?.refuse(local.handle, 'INTERNAL_ERROR', 'send failed');
@@ -496,9 +571,9 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     // Stop routing first: an event decided before the leave but arriving after it is dropped.
     this.byHandle.delete(handle);
     this.byToken.delete(local.token);
-    // Every SEND read before the leave is decided (and its refusals written) before the member goes.
+    // Every SEND read before the leave is published before the leave script runs (one connection keeps
+    // the order), so its addressee gets it before the PEER_LEFT.
     this.flush(local);
-    await local.flights[local.flights.length - 1];
     await this.leaveToken(local);
   }
 
@@ -571,6 +646,11 @@ export function parsePubsubLimit(reply: unknown): { hardBytes: number; softBytes
   const m = /(?:^| )pubsub ([0-9]{1,19}) ([0-9]{1,19}) ([0-9]{1,19})(?: |$)/.exec(reply[1]);
   if (m === null) return undefined;
   return { hardBytes: Number(m[1]), softBytes: Number(m[2]), softSeconds: Number(m[3]) };
+}
+
+/** A membership token as relays make them: `<relay id>.<counter>` (spec/CLUSTER.md §1). */
+function validToken(t: string): boolean {
+  return /^[0-9a-f]{16}(?:-[0-9a-f]{8})?\.[0-9]{1,15}$/.test(t);
 }
 
 /**

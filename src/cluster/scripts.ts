@@ -9,9 +9,10 @@
  * epoch, changed only by the scripts that change the room's hash, in the same step), `e2ee:seq` (join order),
  * `e2ee:relays` (set of relay ids), `e2ee:relay:<id>:alive` (presence, PX TTL),
  * `e2ee:relay:<id>:members` (set of "<room>\n<nick>"). Channel `e2ee:deliver:<id>` carries
- * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload "<epoch>\n<key>"), L (PEER_LEFT,
- * payload "<epoch>") or
- * W (DELIVER frames for the addressee, nick empty, payload their wire bytes as the relay writes them). Scripts reach keys beyond KEYS: standalone Redis, not Redis Cluster.
+ * "<kind>\n<token>\n<nick>\n<payload>" with kind J (PEER_JOINED, payload "<epoch>\n<joiner's token>\n<key>")
+ * or L (PEER_LEFT, payload "<epoch>"), published by these scripts, and W (DELIVER frames), published by
+ * the sender's relay with a plain PUBLISH (./redis.ts). Scripts reach keys beyond KEYS: standalone Redis,
+ * not Redis Cluster.
  */
 import type { ClusterScript } from './tables.js';
 
@@ -100,8 +101,10 @@ return 1
 `,
   },
   // KEYS: room hash, this relay's presence key. ARGV: nick, limit, token, relay id, room name, spki.
-  // Returns {'OK', epoch, seq1, nick1, key1, ...}: the room's epoch after the add (PROTOCOL.md §7.1 "Room
-  // epoch", incremented in this step) and the members before it; or {code}.
+  // Returns {'OK', epoch, seq1, nick1, token1, key1, ...}: the room's epoch after the add (PROTOCOL.md
+  // §7.1 "Room epoch", incremented in this step) and the members before it with their membership tokens
+  // (the joiner's relay addresses its DELIVERs to them by token); or {code}. PEER_JOINED carries the
+  // joiner's token the same way.
   'join-if-room-has-space': {
     keys: 2,
     lua: `
@@ -114,40 +117,16 @@ if #all == 0 then redis.call('SET', 'e2ee:epoch:' .. ARGV[5], 1) else epoch = re
 local out = {'OK', tostring(epoch)}
 for i = 1, #all, 2 do
   local seq, relay, token, key = fields(all[i + 1])
-  redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'J\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. epoch .. '\\n' .. ARGV[6])
+  redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'J\\n' .. token .. '\\n' .. ARGV[1] .. '\\n' .. epoch .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[6])
   out[#out + 1] = seq
   out[#out + 1] = all[i]
+  out[#out + 1] = token
   out[#out + 1] = key
 end
 local seq = redis.call('INCR', 'e2ee:seq')
 redis.call('HSET', KEYS[1], ARGV[1], seq .. ' ' .. ARGV[4] .. ' ' .. ARGV[3] .. ' ' .. ARGV[6])
 redis.call('SADD', 'e2ee:relay:' .. ARGV[4] .. ':members', ARGV[5] .. '\\n' .. ARGV[1])
 return out
-`,
-  },
-  // KEYS: room hash. ARGV: from nick, from token, then per addressee of the batch (each named once) its
-  // nickname, its DELIVER frames' wire bytes concatenated in the order the relay read the SENDs, and
-  // their number. A batch is the model's deliver_if_member once per SEND with nothing in between.
-  // Returns {'OK', refused} (SENDs to a nickname that is not another member) or {'NOT_MEMBER'}.
-  'deliver-if-member': {
-    keys: 1,
-    lua: `
-local me = redis.call('HGET', KEYS[1], ARGV[1])
-if not me then return {'NOT_MEMBER'} end
-local _, _, mytoken = fields(me)
-if mytoken ~= ARGV[2] then return {'NOT_MEMBER'} end
-local refused = 0
-for i = 3, #ARGV - 2, 3 do
-  local rec = false
-  if ARGV[i] ~= ARGV[1] then rec = redis.call('HGET', KEYS[1], ARGV[i]) end
-  if rec then
-    local _, relay, token = fields(rec)
-    redis.call('PUBLISH', 'e2ee:deliver:' .. relay, 'W\\n' .. token .. '\\n\\n' .. ARGV[i + 1])
-  else
-    refused = refused + tonumber(ARGV[i + 2])
-  end
-end
-return {'OK', refused}
 `,
   },
   // KEYS: room hash. ARGV: nick, token, room name. Returns 1 when removed, 0 when not (already) a member.

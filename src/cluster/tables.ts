@@ -15,8 +15,6 @@ export const CLUSTER_SCRIPTS = {
   'set-recovery-if-same-key': 'registers a recovery commitment only for the key the nickname is bound to',
   /** A room never holds more than its limit, a nickname at most once; PEER_JOINED published in the same step. */
   'join-if-room-has-space': 'adds a member only below the limit and only if the nickname is absent',
-  /** DELIVER is published only while both sender and addressee are members. */
-  'deliver-if-member': 'publishes DELIVER to the addressee only while both are members',
   /** A member is removed once and the rest get PEER_LEFT in the same step. */
   'leave-and-announce': 'removes a member and publishes PEER_LEFT to the rest',
   /** A relay's presence key is refreshed only while it still exists (a reaped relay learns it was reaped). */

@@ -1,16 +1,19 @@
 /**
  * A connection's SENDs go to Redis in batches (spec/CLUSTER.md §3): per addressee its DELIVER frames in
- * one buffer, one deliver-if-member call per batch, and at most MAX_IN_FLIGHT_BYTES of them unanswered
- * before the relay stops reading that connection. The engines run in this process with a recording sink
+ * one buffer, one PUBLISH per addressee and batch, and at most MAX_IN_FLIGHT_BYTES of them unanswered
+ * before the relay stops reading that connection. A SEND is decided against the sender's view of its
+ * room when it is read; the addressee's relay writes DELIVER frames only from a sender in its view. The engines run in this process with a recording sink
  * (no relay around them), so the test decides exactly what is sent in one turn of the event loop: while
  * it runs synchronously Redis cannot answer, and what `send` returns is decided by the bound alone.
  * Real Redis, real TCP on 127.0.0.1.
  */
 import t, { type Test } from 'tap';
+import { Redis } from 'ioredis';
 import { decodeFrame, FrameReader } from '../../src/codec/index.js';
 import { LIMITS } from '../../src/protocol/limits.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_FRAMES, MAX_IN_FLIGHT_BYTES, RedisCluster } from '../../src/cluster/redis.js';
 import type { RoomSink } from '../../src/room/engine.js';
+import { ProtocolError } from '../../src/protocol/errors.js';
 import { deliverHead } from '../../src/server/deliver.js';
 import { TestRedis } from './redis-helper.js';
 
@@ -21,12 +24,14 @@ interface Handle {
   nick: string;
   /** DELIVERs written to this handle: [from, body]. */
   got: [string, Buffer][];
+  /** Nicknames of the PEER_LEFTs written to it. */
+  left: string[];
   refused: string[];
   reader: FrameReader;
 }
 
 function handle(nick: string): Handle {
-  return { nick, got: [], refused: [], reader: new FrameReader() };
+  return { nick, got: [], left: [], refused: [], reader: new FrameReader() };
 }
 
 function sink(onWrite: () => void = () => {}): RoomSink<Handle> {
@@ -35,6 +40,7 @@ function sink(onWrite: () => void = () => {}): RoomSink<Handle> {
       for (const body of h.reader.push(wire)) {
         const f = decodeFrame(body, 'relay');
         if (f.type === 'DELIVER') h.got.push([f.from, Buffer.from(f.body)]);
+        if (f.type === 'PEER_LEFT') h.left.push(f.nick);
       }
       onWrite();
     },
@@ -93,20 +99,27 @@ t.test('one batch to several addressees: each gets its own frames in order, once
   const sizes = [1, 255, 256, 257, 1000, LIMITS.MAX_BODY_BYTES];
   const want: Record<string, Buffer[]> = { bob: [], carol: [] };
   let bad = 0;
+  const refused: string[] = [];
   for (let i = 0; i < 60; i++) {
     const to = ['bob', 'carol', 'nobody', 'bob', 'alice', 'carol'][i % 6]!;
     const body = Buffer.alloc(sizes[i % sizes.length]!, i);
     body.writeUInt8(i, 0);
-    t.equal(a.send(alice, to, body), undefined, 'under every bound: keep reading');
+    try {
+      t.equal(a.send(alice, to, body), undefined, 'under every bound: keep reading');
+    } catch (e) {
+      // Decided when read, against what alice was told of the room: the relay answers it as one relay does.
+      refused.push(e instanceof ProtocolError ? e.errorName : String(e));
+    }
     if (to in want) want[to]!.push(body);
     else bad++;
   }
-  await a.settled(alice);
+  t.equal(a.settled(alice), undefined, 'nothing left to decide');
   await w.until(() => bob.got.length === want['bob']!.length && carol.got.length === want['carol']!.length);
   t.same(bob.got.map(([, x]) => x.toString('hex')), want['bob']!.map((x) => x.toString('hex')), 'bob: his frames, in order, once');
   t.same(carol.got.map(([, x]) => x.toString('hex')), want['carol']!.map((x) => x.toString('hex')), 'carol: hers');
   t.ok([...bob.got, ...carol.got].every(([from]) => from === 'alice'), 'from is the sender');
-  t.same(alice.refused, Array(bad).fill('NO_SUCH_PEER'), 'one NO_SUCH_PEER per SEND to a non-member or to herself');
+  t.same(refused, Array(bad).fill('NO_SUCH_PEER'), 'one NO_SUCH_PEER per SEND to a non-member or to herself');
+  t.same(alice.refused, [], 'and nothing refused later');
   t.equal(alice.got.length, 0, 'nothing comes back to the sender');
 });
 
@@ -137,4 +150,34 @@ t.test(`past ${MAX_IN_FLIGHT_BYTES} bytes unanswered, send asks the relay to sto
   t.equal(bob.got.length, sent, 'every frame once');
   t.ok(bob.got.every(([, x], i) => x.length === 100 && x[0] === (i & 0xff) && x[99] === (i & 0xff)), 'in the order sent');
   t.same(alice.refused, [], 'nothing refused');
+});
+
+t.test('frames a reaped relay publishes after the reap are dropped by the addressee\'s relay: nothing from a member after its PEER_LEFT', async (t) => {
+  const w = waiter();
+  // a never heartbeats in this test (it does not learn it was reaped); b reaps every 20 ms.
+  const a = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2, heartbeatMs: 600_000, reapIntervalMs: 600_000 });
+  const b = await RedisCluster.connect<Handle>(redis.url, { maxRoomSize: 2, reapIntervalMs: 20 });
+  const raw = new Redis(redis.port, '127.0.0.1');
+  t.teardown(async () => {
+    raw.disconnect();
+    await a.close();
+    await b.close();
+  });
+  a.attach(sink(w.wake));
+  b.attach(sink(w.wake));
+  const alice = handle('alice');
+  const bob = handle('bob');
+  await b.join('reaped', 'bob', KEY, bob, () => {});
+  await a.join('reaped', 'alice', KEY, alice, () => {});
+  void a.send(alice, 'bob', Buffer.from('before'));
+  await w.until(() => bob.got.length === 1);
+  // a is taken for dead (its presence key gone, as after a pause longer than the TTL): b reaps alice.
+  await raw.del(`e2ee:relay:${a.relayId}:alive`);
+  await w.until(() => bob.left.length === 1);
+  t.same(bob.left, ['alice'], 'bob is told alice left');
+  // a still holds alice and bob in her view, so it publishes; bob's relay must not write it.
+  t.equal(a.send(alice, 'bob', Buffer.from('after')), undefined);
+  for (let i = 0; i < 500 && b.droppedFromNonMembers === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(b.droppedFromNonMembers, 1, 'the frame reached bob\'s relay and was dropped there');
+  t.same(bob.got.map(([from, x]) => `${from}:${x.toString()}`), ['alice:before'], 'bob got only the frame sent while alice was a member');
 });

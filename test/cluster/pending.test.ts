@@ -26,16 +26,25 @@ t.teardown(() => raw.disconnect());
 
 const [K1, K2] = identities(2) as [Identity, Identity];
 
+/** The membership token of `nick` in `room` (field 3 of its record, spec/CLUSTER.md §1), read synchronously. */
+function tokenNow(room: string, nick: string): string {
+  const rec = execFileSync('redis-cli', ['-p', String(redis.port), 'HGET', `e2ee:room:${room}`, nick], { encoding: 'latin1' });
+  const tok = rec.split(' ')[2];
+  if (tok === undefined) throw new Error(`${nick} is no member of ${room}`);
+  return tok;
+}
+
 /**
- * Publishes `n` DELIVER events from `from` (bodies `<payload>1`..`<payload>n`, one W message each, spec
- * /CLUSTER.md §3) to membership `token` on `relayId`'s channel, synchronously. The frames go in on stdin
- * (redis-cli -x: the last argument), since arguments cannot carry their zero bytes.
+ * Publishes `n` DELIVER events from `from` (bodies `<payload>1`..`<payload>n`, one W message each with
+ * the sender's membership token `fromToken`, spec/CLUSTER.md §3) to membership `token` on `relayId`'s
+ * channel, synchronously. The frames go in on stdin (redis-cli -x: the last argument), since arguments
+ * cannot carry their zero bytes.
  */
-const PUBLISH_N = `local sz = tonumber(ARGV[2]) for i = 0, #ARGV[3] / sz - 1 do redis.call('PUBLISH', KEYS[1], 'W\\n' .. ARGV[1] .. '\\n\\n' .. string.sub(ARGV[3], i * sz + 1, (i + 1) * sz)) end return 1`;
-function publishNow(relayId: string, token: string, from: string, payload: string, n: number): void {
+const PUBLISH_N = `local sz = tonumber(ARGV[3]) for i = 0, #ARGV[4] / sz - 1 do redis.call('PUBLISH', KEYS[1], 'W\\n' .. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. string.sub(ARGV[4], i * sz + 1, (i + 1) * sz)) end return 1`;
+function publishNow(relayId: string, token: string, fromToken: string, from: string, payload: string, n: number): void {
   const frames = Array.from({ length: n }, (_, i) => deliverWire(from, Buffer.from(`${payload}${i + 1}`)));
   if (frames.some((f) => f.length !== frames[0]!.length)) throw new RangeError('publishNow: frames of one length only');
-  execFileSync('redis-cli', ['-p', String(redis.port), '-x', 'EVAL', PUBLISH_N, '1', `e2ee:deliver:${relayId}`, token, String(frames[0]!.length)], {
+  execFileSync('redis-cli', ['-p', String(redis.port), '-x', 'EVAL', PUBLISH_N, '1', `e2ee:deliver:${relayId}`, token, fromToken, String(frames[0]!.length)], {
     input: Buffer.concat(frames),
     stdio: ['pipe', 'ignore', 'ignore'],
   });
@@ -50,9 +59,10 @@ interface Setup {
 
 /**
  * Relay `relay` (engine options `opts`, log collected) and a second relay `other`; the first join on
- * `relay` gets `n` events published into its window just before its join script runs.
+ * `relay` gets `n` events from bob published into its window just before its join script runs, with
+ * bob's membership token, or with `fromToken` when given.
  */
-async function setup(t: Test, opts: Partial<ClusterOptions>, n: number, payload: string): Promise<Setup> {
+async function setup(t: Test, opts: Partial<ClusterOptions>, n: number, payload: string, fromToken?: string): Promise<Setup> {
   const events: Record<string, unknown>[] = [];
   const cluster = await RedisCluster.connect<object>(redis.url, { maxRoomSize: 2, ...opts, log: (e) => events.push(e) });
   const relay = await startServer({ port: 0, registry: cluster, rooms: cluster, log: (e) => events.push(e) });
@@ -68,7 +78,7 @@ async function setup(t: Test, opts: Partial<ClusterOptions>, n: number, payload:
     if (first && n > 0) {
       first = false;
       // Tokens are `<relay id>.<counter>` (spec/CLUSTER.md §1): this engine's first membership is `.1`.
-      publishNow(cluster.relayId, `${cluster.relayId}.1`, 'bob', payload, n);
+      publishNow(cluster.relayId, `${cluster.relayId}.1`, fromToken ?? tokenNow(args[0], 'bob'), 'bob', payload, n);
     }
     return join(...args);
   };
@@ -98,6 +108,24 @@ t.test('events held within the bound are written after JOINED, in order', async 
   }
   t.equal(s.cluster.pendingOverflows, 0);
   t.equal((await bob.expect('PEER_JOINED')).nick, 'carol');
+  carol.destroy();
+  bob.destroy();
+});
+
+t.test('held DELIVER events from a token that is not in the joiner\'s view of the room are dropped, not written', async (t) => {
+  // bob is a member, but these frames carry a membership token the room never had (a sender that left,
+  // or a relay reaped meanwhile, spec/CLUSTER.md §3): the check runs as the held events are written.
+  const s = await setup(t, {}, 3, 'stale', '0123456789abcdef.999');
+  const bob = await member(s.other.port, 'bob', K2, 'hold-stale');
+  const carol = await TestClient.connect(s.relay.port);
+  await carol.auth('carol', K1);
+  carol.send(frame('JOIN', { room: 'hold-stale' }));
+  t.same((await carol.expect('JOINED')).members.map((m) => m.nick), ['bob']);
+  t.equal((await bob.expect('PEER_JOINED')).nick, 'carol');
+  bob.send(frame('SEND', { to: 'carol', body: Uint8Array.of(42) }));
+  t.same([...(await carol.expect('DELIVER')).body], [42], 'the first DELIVER carol gets is bob\'s real one');
+  t.equal(s.cluster.droppedFromNonMembers, 3, 'the three held ones were dropped');
+  t.equal(carol.pending, 0);
   carol.destroy();
   bob.destroy();
 });
