@@ -51,9 +51,24 @@ export interface X25519KeyPair {
   readonly publicKey: Uint8Array;
 }
 
+/**
+ * The per-message primitives of §8.3 (the chain step and the AEAD), synchronously: what a backend whose
+ * operations are synchronous underneath (node:crypto) offers beside its promises. Same results and the
+ * same errors as the asynchronous methods of the same names. Where a backend has them, the session seals
+ * and opens a message with no promise per primitive (issue 16: a lone message leaves in the turn it is
+ * sealed, with the fewest steps); WebCrypto has none, and the session then awaits the methods below.
+ */
+export interface SyncMessagePrimitives {
+  hmacSha512(key: Uint8Array, data: Uint8Array): Uint8Array;
+  aesGcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array;
+  aesGcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array;
+}
+
 export interface CryptoBackend {
   /** 'node' or 'webcrypto'. */
   readonly name: string;
+  /** The per-message primitives synchronously, where the platform has them (see SyncMessagePrimitives). */
+  readonly sync?: SyncMessagePrimitives;
 
   /** `n` bytes from the platform's CSPRNG (synchronous on every platform). */
   randomBytes(n: number): Uint8Array;

@@ -25,17 +25,27 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 
 /** Writes `n` (0..2^32-1) big-endian into `out` at `at`. */
 export function writeU32BE(out: Uint8Array, at: number, n: number): void {
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(at, n, false);
+  // Byte by byte: a DataView per call was an allocation on every message's hot path (issue 16).
+  if (!(n >= 0 && n <= 0xffffffff && Number.isInteger(n))) throw new RangeError(`u32 out of range: ${n}`);
+  if (!(at >= 0 && at + 4 <= out.length)) throw new RangeError(`u32 at ${at} outside ${out.length} bytes`);
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 0xff;
+  out[at + 2] = (n >>> 8) & 0xff;
+  out[at + 3] = n & 0xff;
 }
 
 /** Reads a big-endian u32 from `b` at `at`. */
 export function readU32BE(b: Uint8Array, at: number): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at, false);
+  if (!(at >= 0 && at + 4 <= b.length)) throw new RangeError(`u32 at ${at} outside ${b.length} bytes`);
+  return ((b[at] as number) * 0x1000000 + (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)));
 }
 
 /** Writes `n` (a safe integer, >= 0) as a big-endian u64 into `out` at `at`. */
 export function writeU64BE(out: Uint8Array, at: number, n: number): void {
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(at, BigInt(n), false);
+  // Two u32 halves instead of a DataView and a BigInt per call (every message's nonce and ad, issue 16).
+  if (!(n >= 0 && Number.isSafeInteger(n))) throw new RangeError(`u64 out of range: ${n}`);
+  writeU32BE(out, at, Math.floor(n / 0x100000000));
+  writeU32BE(out, at + 4, n >>> 0);
 }
 
 /**

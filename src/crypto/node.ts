@@ -6,7 +6,7 @@
  * thread pool (`pssSignAsync`).
  */
 import { createHash, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { HandleTable, type CryptoBackend, type RsaPrivateKey, type RsaPublicKey, type X25519KeyPair, type X25519PrivateKey } from './backend.js';
+import { HandleTable, type CryptoBackend, type SyncMessagePrimitives, type RsaPrivateKey, type RsaPublicKey, type X25519KeyPair, type X25519PrivateKey } from './backend.js';
 import { aeadOpen, aeadSeal, hkdf, hmac, hmac512, x25519, x25519KeyPair } from './primitives.js';
 import { oaepDecrypt, oaepEncrypt, pssSignAsync, pssVerify, publicKeyObject } from './rsa.js';
 
@@ -36,16 +36,24 @@ export function nodeKeyObject(key: RsaPublicKey): KeyObject {
   return publics.get(key, 'public key');
 }
 
+/** OpenSSL's per-message primitives are synchronous: offered as such (SyncMessagePrimitives). */
+const sync: SyncMessagePrimitives = {
+  hmacSha512: (key, data) => u8(hmac512(key, data)),
+  aesGcmSeal: (key, nonce, plaintext, ad) => u8(aeadSeal(key, nonce, plaintext, ad)),
+  aesGcmOpen: (key, nonce, sealed, ad) => u8(aeadOpen(key, nonce, sealed, ad)),
+};
+
 export const nodeBackend: CryptoBackend = {
   name: NAME,
+  sync,
   randomBytes: (n) => u8(randomBytes(n)),
   sha256: async (data) => u8(createHash('sha256').update(data).digest()),
   sha512: async (data) => u8(createHash('sha512').update(data).digest()),
   hmacSha256: async (key, data) => u8(hmac(key, data)),
-  hmacSha512: async (key, data) => u8(hmac512(key, data)),
+  hmacSha512: async (key, data) => sync.hmacSha512(key, data),
   hkdfSha256: async (ikm, salt, info, length) => u8(hkdf(ikm, salt, info, length)),
-  aesGcmSeal: async (key, nonce, plaintext, ad) => u8(aeadSeal(key, nonce, plaintext, ad)),
-  aesGcmOpen: async (key, nonce, sealed, ad) => u8(aeadOpen(key, nonce, sealed, ad)),
+  aesGcmSeal: async (key, nonce, plaintext, ad) => sync.aesGcmSeal(key, nonce, plaintext, ad),
+  aesGcmOpen: async (key, nonce, sealed, ad) => sync.aesGcmOpen(key, nonce, sealed, ad),
   async x25519KeyPair(scalar): Promise<X25519KeyPair> {
     const kp = x25519KeyPair(scalar);
     return { privateKey: ephemerals.make({ backend: NAME }, kp.privateKey), publicKey: kp.publicKey };

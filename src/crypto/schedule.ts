@@ -5,7 +5,7 @@
  */
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
-import { AEAD_NONCE_BYTES, type CryptoBackend } from './backend.js';
+import { AEAD_NONCE_BYTES, type CryptoBackend, type SyncMessagePrimitives } from './backend.js';
 import { concatBytes, lp, readU32BE, utf8, writeU32BE, writeU64BE } from './bytes.js';
 
 export const LABEL_HANDSHAKE = utf8('e2ee-chat/1 handshake');
@@ -119,6 +119,12 @@ export async function chainStep(c: CryptoBackend, ck: Uint8Array): Promise<{ mk:
   return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
 }
 
+/** chainStep with a backend's synchronous primitives (CryptoBackend.sync): the same two halves. */
+export function chainStepSync(s: SyncMessagePrimitives, ck: Uint8Array): { mk: Uint8Array; next: Uint8Array } {
+  const out = s.hmacSha512(ck, LABEL_CHAIN);
+  return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
+}
+
 /**
  * One direction's symmetric ratchet (§8.3). Each step replaces and erases the old chain key; the caller
  * erases the message key after use. The chain only moves forward, so a message number, and with it a
@@ -148,10 +154,25 @@ export class Chain {
     return Uint8Array.from(this.#pending.mk);
   }
 
+  /** peekKey with the backend's synchronous primitives (CryptoBackend.sync): the same key. */
+  peekKeySync(s: SyncMessagePrimitives): Uint8Array {
+    this.#pending ??= chainStepSync(s, this.#ck);
+    return Uint8Array.from(this.#pending.mk);
+  }
+
   /** Moves to ck_{next+1}, erasing ck_next and mk_next. Throws RangeError past MAX_UINT messages (§8.3). */
   async advance(): Promise<void> {
     if (this.#next >= LIMITS.MAX_UINT) throw new RangeError('message chain exhausted');
-    const step = this.#pending ?? (await chainStep(this.#c, this.#ck));
+    this.#install(this.#pending ?? (await chainStep(this.#c, this.#ck)));
+  }
+
+  /** advance with the backend's synchronous primitives (CryptoBackend.sync); throws as advance. */
+  advanceSync(s: SyncMessagePrimitives): void {
+    if (this.#next >= LIMITS.MAX_UINT) throw new RangeError('message chain exhausted');
+    this.#install(this.#pending ?? chainStepSync(s, this.#ck));
+  }
+
+  #install(step: { mk: Uint8Array; next: Uint8Array }): void {
     this.#pending = undefined;
     this.#ck.fill(0);
     step.mk.fill(0);
@@ -206,6 +227,16 @@ export function unpad(padded: Uint8Array): Uint8Array {
 /** Seals padded plaintext as message n of a direction: AES-256-GCM under mk with nonce_n and ad_n. */
 export function sealMessage(c: CryptoBackend, mk: Uint8Array, n: number, padded: Uint8Array, ad: Uint8Array): Promise<Uint8Array> {
   return c.aesGcmSeal(mk, messageNonce(n), padded, ad);
+}
+
+/** sealMessage with the backend's synchronous primitives (CryptoBackend.sync). */
+export function sealMessageSync(s: SyncMessagePrimitives, mk: Uint8Array, n: number, padded: Uint8Array, ad: Uint8Array): Uint8Array {
+  return s.aesGcmSeal(mk, messageNonce(n), padded, ad);
+}
+
+/** openMessage with the backend's synchronous primitives (CryptoBackend.sync); ProtocolError DECRYPT_FAILED on failure. */
+export function openMessageSync(s: SyncMessagePrimitives, mk: Uint8Array, n: number, ct: Uint8Array, ad: Uint8Array): Uint8Array {
+  return s.aesGcmOpen(mk, messageNonce(n), ct, ad);
 }
 
 /** Opens message n; ProtocolError DECRYPT_FAILED on failure. */

@@ -33,9 +33,11 @@ import {
   messageAdFor,
   messageAdPrefix,
   openMessage,
+  openMessageSync,
   pad,
   responderSignedMessage,
   sealMessage,
+  sealMessageSync,
   th0,
   th1,
   th2,
@@ -456,15 +458,19 @@ export class PeerSession {
     const next = st.recv.next;
     if (f.seq < next) throw new ProtocolError('REPLAY', `seq ${f.seq}, expected ${next}`);
     if (f.seq > next) throw new ProtocolError('OUT_OF_ORDER', `seq ${f.seq}, expected ${next}`);
-    const mk = await st.recv.peekKey();
+    // With a backend's synchronous primitives (node:crypto) no promise per primitive (issue 16).
+    const sync = this.#c.sync;
+    const mk = sync !== undefined ? st.recv.peekKeySync(sync) : await st.recv.peekKey();
     let padded: Uint8Array;
     try {
-      padded = await openMessage(this.#c, mk, f.seq, f.ct, messageAdFor(st.adRecv, f.seq));
+      const ad = messageAdFor(st.adRecv, f.seq);
+      padded = sync !== undefined ? openMessageSync(sync, mk, f.seq, f.ct, ad) : await openMessage(this.#c, mk, f.seq, f.ct, ad);
     } finally {
       erase(mk);
     }
     // Authentic: the chain moves on even if what is inside turns out to be unusable (steps 3-5).
-    await st.recv.advance();
+    if (sync !== undefined) st.recv.advanceSync(sync);
+    else await st.recv.advance();
     try {
       const inner = decodeFrame(unpad(padded), 'inner');
       if (inner.type === 'TEXT') {
@@ -512,12 +518,29 @@ export class PeerSession {
 
   /** Pads, seals and frames one inner frame as our next MSG, then ratchets the sending chain. */
   async #seal(st: Established, inner: Uint8Array): Promise<Uint8Array> {
+    const sync = this.#c.sync;
+    if (sync !== undefined) return this.#sealSync(st, inner, sync);
     const seq = st.send.next;
     const mk = await st.send.peekKey();
     const padded = pad(inner);
     try {
       const ct = await sealMessage(this.#c, mk, seq, padded, messageAdFor(st.adSend, seq));
       await st.send.advance();
+      this.#sealed++;
+      return encodeFrame(frame('MSG', { seq, ct }));
+    } finally {
+      erase(mk, padded, inner);
+    }
+  }
+
+  /** #seal with the backend's synchronous primitives (CryptoBackend.sync): the same MSG, no promise per primitive. */
+  #sealSync(st: Established, inner: Uint8Array, sync: NonNullable<CryptoBackend['sync']>): Uint8Array {
+    const seq = st.send.next;
+    const mk = st.send.peekKeySync(sync);
+    const padded = pad(inner);
+    try {
+      const ct = sealMessageSync(sync, mk, seq, padded, messageAdFor(st.adSend, seq));
+      st.send.advanceSync(sync);
       this.#sealed++;
       return encodeFrame(frame('MSG', { seq, ct }));
     } finally {

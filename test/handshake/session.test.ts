@@ -321,7 +321,8 @@ function jittery(inner: CryptoBackend, seed: number): CryptoBackend {
   const pause = () => new Promise<void>((resolve) => setTimeout(resolve, (s = (s * 1103515245 + 12345) % 2 ** 31) % 4));
   const out: Record<string, unknown> = { name: inner.name, randomBytes: (n: number) => inner.randomBytes(n) };
   for (const k of Object.keys(inner) as (keyof CryptoBackend)[]) {
-    if (k === 'name' || k === 'randomBytes') continue;
+    // Without the synchronous per-message primitives: every operation goes through a delayed promise.
+    if (k === 'name' || k === 'randomBytes' || k === 'sync') continue;
     const f = inner[k] as (...a: unknown[]) => Promise<unknown>;
     out[k] = async (...a: unknown[]) => {
       await pause();
