@@ -91,12 +91,24 @@ t.test('a frozen relay (SIGSTOP) is noticed by its silence, and every client rec
   t.teardown(() => {
     if (!resumed) process.kill(pid, 'SIGCONT');
   });
+  // Issue 15: "a message sent then stayed unacknowledged with no warning". The scripted rule (README,
+  // --reconnect): what was not acknowledged before the drop is sent again, through the new session, to the
+  // member it was for once that member is back with the same key.
+  const [ann, ben, cy] = members as [Member, Member, Member];
+  ann.proc.write('said into the freeze');
   const lost = await Promise.all(members.map((m, i) => m.proc.waitFor(/^\* connection lost \(/, marks[i])));
   for (const l of lost) t.match(l, /did not answer a PING/, 'noticed by the PONG deadline');
+  t.match(lost[0], /; 2 text\(s\) not acknowledged; reconnecting$/, "ann's line to ben and cy is counted as not acknowledged");
   process.kill(pid, 'SIGCONT');
   resumed = true;
   await Promise.all(members.map((m, i) => m.proc.waitFor(/^\* reconnected to ice after /, marks[i])));
   await Promise.all(members.map((m, i) => sessionsWith(m, nicks.filter((n) => n !== m.nick), marks[i]!)));
   t.pass('all three back with new sessions');
+  for (const [i, m] of [ben, cy].entries()) {
+    await ann.proc.waitFor(new RegExp(`^\\* resending to ${m.nick} \\(not acknowledged before the connection was lost\\): said into the freeze$`), marks[0]);
+    t.equal(await m.proc.waitFor(/^ann: said/, marks[i + 1]), 'ann: said into the freeze', `${m.nick} gets the held line after the reconnect`);
+  }
   await chatAndEnd(t, members, 'thawed');
+  for (const m of [ben, cy]) t.equal(m.proc.out.filter((l) => l === 'ann: said into the freeze').length, 1, `${m.nick} got it once`);
+  t.notOk(ann.proc.out.some((l) => /^\* not delivered to /.test(l)), 'nothing is listed as not delivered at the end');
 });
