@@ -657,9 +657,16 @@ add({
     const s = await open(ctx, [bob]);
     const sess = await s.established(bob);
     const want = [{ epoch: s.epoch, hash: Buffer.from(s.commitment()).toString('hex') }];
+    const roster = async (when: string) => {
+      const instead = await s.untilRoster(bob.nick, sess, s.epoch);
+      const epochs = JSON.stringify((s.rosters.get(bob.nick) ?? []).map((r) => r.epoch));
+      if (instead !== undefined) throw new CaseFailure(`a ROSTER for epoch ${s.epoch} ${when} (§8.6)`, `ROSTER epochs ${epochs}, then ${instead}`);
+    };
+    await roster('once established');
     s.peerJoined(carol);
     want.push({ epoch: s.epoch, hash: Buffer.from(s.commitment()).toString('hex') });
-    // A TEXT from bob after the PEER_JOINED: its ACK comes after the ROSTER the PEER_JOINED caused.
+    await roster('after the PEER_JOINED');
+    // A TEXT from bob once both arrived: nothing but its ACK is due, so no second ROSTER for an epoch comes first.
     const text = marker('roster');
     s.deliver(bob.nick, sess.text(text));
     const ack = await s.nextMsg(bob.nick, sess);

@@ -316,11 +316,35 @@ export class Session {
       if (body === undefined) return undefined;
       const inner = sess.open(body);
       if (inner?.type !== 'ROSTER') return { body, inner };
-      const list = this.rosters.get(peer) ?? [];
-      list.push({ epoch: inner.epoch, hash: inner.hash });
-      this.rosters.set(peer, list);
+      this.record(peer, inner);
     }
     return undefined;
+  }
+
+  /**
+   * Reads the client's MSGs to `peer` (opened in `sess`) until a ROSTER for `epoch` is recorded in
+   * `rosters`: undefined then, else what came instead (a MSG that is not a ROSTER, or nothing). A ROSTER
+   * and an ACK are both due at the end of a read batch (§8.6 "Sending" 2, §8.3 step 6) in no fixed order,
+   * so a case that needs the ROSTER of a membership event waits for it before it makes an ACK due.
+   */
+  async untilRoster(peer: string, sess: SessionBase, epoch: number, ms = this.ctx.waitMs): Promise<string | undefined> {
+    const deadline = Date.now() + ms;
+    for (let i = 0; i < 16; i++) {
+      if ((this.rosters.get(peer) ?? []).some((r) => r.epoch === epoch)) return undefined;
+      const left = deadline - Date.now();
+      const body = left > 0 ? await this.sendTo(peer, 'MSG', left) : undefined;
+      if (body === undefined) return `nothing more within ${ms} ms`;
+      const inner = sess.open(body);
+      if (inner?.type !== 'ROSTER') return inner ? `a MSG with ${inner.type}` : 'a MSG that does not open';
+      this.record(peer, inner);
+    }
+    return 'only ROSTERs for other epochs';
+  }
+
+  private record(peer: string, r: { epoch: number; hash: Uint8Array }): void {
+    const list = this.rosters.get(peer) ?? [];
+    list.push({ epoch: r.epoch, hash: r.hash });
+    this.rosters.set(peer, list);
   }
 
   deliver(from: string, body: Uint8Array): void {
