@@ -8,6 +8,9 @@ import t from 'tap';
 import { CLIENT_CASES, runClientKit } from '../../src/conformance/client-kit.js';
 import type { CaseResult } from '../../src/conformance/runner.js';
 
+// The subtests are independent (each run has its own scripted relays, ports, homes and client processes).
+t.jobs = 3;
+
 const CLIENT = `"${process.execPath}" dist/src/cli/main.js client --host {host} --port {port} --nick {nick} --room {room} --home {home} --no-passphrase --wait 1`;
 
 function failures(results: readonly CaseResult[]): string {
