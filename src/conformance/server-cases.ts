@@ -10,7 +10,8 @@ import { authMessage, lp, pssSign } from '../crypto/rsa.js';
 import { authOf } from './context.js';
 import { ERROR_CODES, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
-import { SERVER_TRANSITIONS, type ServerState } from '../protocol/relay-machine.js';
+import type { ServerState } from '../protocol/relay-machine.js';
+import { ConnectionOracle, frameItem, type Expectation } from '../wirekit/relay-model.js';
 import { CaseFailure, CaseSkip, describe, type Conn } from './conn.js';
 import { makeIdentity, sameMembers, type Ctx, type Identity } from './context.js';
 import * as mp from '../wirekit/msgpack.js';
@@ -480,10 +481,11 @@ add({
 });
 
 // ---------------------------------------------------------------------------------------------------
-// §7.1 every (state, frame) pair outside the relay's table: UNEXPECTED_FRAME and close
+// §7.1 every (state, frame) pair outside the relay's table: UNEXPECTED_FRAME and close. Which pairs, and
+// what the relay must do, is the wire kit's relay model's word (src/wirekit/relay-model.ts, the fuzzer's
+// oracle, which test/server/transitions.test.ts also judges every pair with).
 
-function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
-  const key = ctx.ident().spki;
+function sampleFrame(name: FrameName, ctx: Pick<Ctx, 'nick' | 'room'>, key: Uint8Array): RelayFrame {
   const f: Record<FrameName, RelayFrame | undefined> = {
     HELLO: { type: 'HELLO', version: PROTOCOL_VERSION, nick: ctx.nick(), key },
     CHALLENGE: { type: 'CHALLENGE', version: PROTOCOL_VERSION, nonce: new Uint8Array(32), relay: 'r' },
@@ -515,17 +517,36 @@ function sampleFrame(name: FrameName, ctx: Ctx): RelayFrame {
 }
 
 const RELAY_FRAMES = (Object.keys(FRAMES) as FrameName[]).filter((n) => FRAMES[n].layer === 'relay');
+
+/** What the relay model says the relay must do with `f` on a fresh connection in `state`. */
+function modelVerdict(state: LiveState, f: RelayFrame): Expectation {
+  return new ConnectionOracle({ state, maxFrame: LIMITS.MAX_FRAME_BYTES, peers: new Set(), registry: new Map() }).expect(frameItem(f));
+}
+
+/** The connection does what the model expects: the ERROR (and the close its code requires), or a close with no frame. */
+async function meets(c: Conn, exp: Expectation): Promise<void> {
+  if (exp.kind === 'error' && exp.codes.length === 1) return c.expectError(exp.codes[0]!);
+  if (exp.kind === 'close') return c.expectClosed('connection closed with no frame (§7.1 ERROR -> CLOSED; §9 unknown codes are fatal)');
+  throw new Error(`kit: no check written for the model's verdict ${exp.kind}`);
+}
+
+/** A frame of `name` with placeholder names, to ask the model which pairs it refuses before any case runs. */
+const placeholder = (name: FrameName) => sampleFrame(name, { nick: () => 'placeholder', room: () => 'placeholder' }, new Uint8Array(294));
+const refused = (e: Expectation) => e.kind === 'error' && e.codes.length === 1 && e.codes[0] === 'UNEXPECTED_FRAME';
+
 for (const state of LIVE) {
   for (const name of RELAY_FRAMES) {
-    if (SERVER_TRANSITIONS.some((t) => t.state === state && t.on === name)) continue;
+    if (!refused(modelVerdict(state, placeholder(name)))) continue;
     add({
       id: `transition_${state.toLowerCase()}_${name.toLowerCase()}`,
       section: '§7.1',
       title: `${name} in ${state} is not in the table: UNEXPECTED_FRAME and close`,
       async run(ctx) {
         const c = await reach(ctx, state);
-        c.send(sampleFrame(name, ctx));
-        await c.expectError('UNEXPECTED_FRAME');
+        const f = sampleFrame(name, ctx, ctx.ident().spki);
+        const exp = modelVerdict(state, f);
+        c.send(f);
+        await meets(c, exp);
       },
     });
   }
@@ -538,8 +559,11 @@ for (const state of LIVE) {
     title: `ERROR from the client in ${state}: the relay closes (and sends nothing)`,
     async run(ctx) {
       const c = await reach(ctx, state);
-      c.send({ type: 'ERROR', code: state === 'READY' ? 200 : ERROR_CODES.INTERNAL_ERROR.code, detail: 'conformance' });
-      await c.expectClosed('connection closed with no frame (§7.1 ERROR -> CLOSED; §9 unknown codes are fatal)');
+      const f: RelayFrame = { type: 'ERROR', code: state === 'READY' ? 200 : ERROR_CODES.INTERNAL_ERROR.code, detail: 'conformance' };
+      const exp = modelVerdict(state, f);
+      if (exp.kind !== 'close') throw new Error(`kit: the relay model does not close on ${f.type} in ${state}`);
+      c.send(f);
+      await meets(c, exp);
     },
   });
 }

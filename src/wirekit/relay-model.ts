@@ -10,7 +10,7 @@
 import { ERROR_CODES, ProtocolError, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { decodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
+import { decodeFrame, encodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
 import { serverTransition, type ServerInput, type ServerState } from '../protocol/relay-machine.js';
 import { authMessage, parsePublicKey, pssVerify } from '../crypto/rsa.js';
 
@@ -44,6 +44,11 @@ export interface ConnectionContext {
   peers: Set<string>;
   /** nickname -> identity key bound in the relay's registry, as far as the harness knows. */
   registry: Map<string, Buffer>;
+}
+
+/** One whole frame as the model's input (its body, as the reference framing would hand it on). */
+export function frameItem(f: RelayFrame): Item {
+  return { kind: 'frame', body: Buffer.from(encodeFrame(f)) };
 }
 
 /** Splits a byte stream into frames with the reference FrameReader, keeping frames before an error. */
@@ -144,6 +149,12 @@ export class ConnectionOracle {
    */
   observe(exp: Expectation, got: RelayFrame | undefined): string | undefined {
     const want = describe(exp);
+    if (exp.kind === 'close') {
+      // The client's ERROR (§7.1 ERROR -> CLOSED): the relay closes and sends nothing.
+      if (got !== undefined) return `expected ${want}, got ${got.type}${got.type === 'ERROR' ? ' ' + got.code : ''}`;
+      this.ctx.state = 'CLOSED';
+      return undefined;
+    }
     if (got === undefined) return `expected ${want}, relay closed the connection`;
     switch (exp.kind) {
       case 'error':

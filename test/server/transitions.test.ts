@@ -1,15 +1,19 @@
-// Every (state, frame) pair of the relay's per-connection machine (spec/PROTOCOL.md §7.1), over real TCP:
-// a pair in the table produces its action and lands in the listed next state (checked by a probe that
-// only that state accepts); a pair not in the table is ERROR UNEXPECTED_FRAME and the connection closes.
+// Every (state, frame) pair of the relay's per-connection machine (spec/PROTOCOL.md §7.1), over real TCP,
+// judged by the wire kit's relay model (src/wirekit/relay-model.ts, the fuzzer's oracle): the model says
+// what the relay must answer to the frame in that state and where the connection then is; the relay's
+// answer must be that, the model's next state must be the table row's (UNEXPECTED_FRAME and CLOSED for
+// a pair not in the table), and a probe that only that state accepts shows the relay is there too.
 import t, { type Test } from 'tap';
-import { frame, type Frame, type RelayFrame } from '../../src/codec/index.js';
+import { frame, type RelayFrame } from '../../src/codec/index.js';
 import { FRAMES, type FrameName } from '../../src/protocol/frames.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { startServer } from '../../src/server/index.js';
 import { serverTransition, type ServerState } from '../../src/protocol/relay-machine.js';
-import { identities, TestClient } from './helpers.js';
+import { identity, RawConnection } from '../../src/wirekit/relay-conn.js';
+import { ConnectionOracle, describe, frameItem } from '../../src/wirekit/relay-model.js';
+import { LIMITS } from '../../src/protocol/limits.js';
 
-const [id] = identities(1) as [ReturnType<typeof identities>[number]];
+const id = identity('transitions', true);
 const server = await startServer({ maxConnectionsPerAddress: 1000 });
 t.teardown(() => server.close());
 
@@ -20,31 +24,42 @@ t.equal(RELAY_FRAMES.length, 18, 'every relay frame of the catalogue is an input
 let serial = 0;
 
 interface Conn {
-  c: TestClient;
+  c: RawConnection;
   nick: string;
-  nonce: Uint8Array | undefined;
+  /** The relay model of this connection: its state, nonce and relay name as the relay announced them. */
+  model: ConnectionOracle;
 }
 
-/** A connection driven into `state` by the table's own success paths. */
+/** Sends `f` and requires the answer the model expects; returns the mismatch, or undefined. */
+async function step(conn: Conn, f: RelayFrame): Promise<string | undefined> {
+  const exp = conn.model.expect(frameItem(f));
+  conn.c.send(f);
+  const got = await conn.c.next();
+  return conn.model.observe(exp, got.type === 'closed' ? undefined : got);
+}
+
+/** A connection driven into `state` by the table's own success paths, each step judged by the model. */
 async function inState(state: ServerState): Promise<Conn> {
   const nick = `n${++serial}`;
-  const c = await TestClient.connect(server.port);
-  const conn: Conn = { c, nick, nonce: undefined };
-  if (state === 'AWAIT_HELLO') return conn;
-  c.send(frame('HELLO', { version: 2, nick, key: id.spki }));
-  conn.nonce = (await c.expect('CHALLENGE')).nonce;
-  if (state === 'AWAIT_AUTH') return conn;
-  c.send(frame('AUTH', { sig: pssSign(id.privateKey, authMessage(conn.nonce, nick, id.spki, server.relayName, new Uint8Array(0))) }));
-  await c.expect('WELCOME');
-  conn.nonce = undefined;
-  if (state === 'READY') return conn;
-  c.send(frame('JOIN', { room: `room-${nick}` }));
-  await c.expect('JOINED');
+  const c = await RawConnection.open('127.0.0.1', server.port);
+  const conn: Conn = { c, nick, model: new ConnectionOracle({ state: 'AWAIT_HELLO', maxFrame: LIMITS.MAX_PRELOGIN_FRAME_BYTES, nick, spki: id.spki, peers: new Set(), registry: new Map() }) };
+  const walk: RelayFrame['type'][] = ['HELLO', 'AUTH', 'JOIN'];
+  for (const type of walk.slice(0, LIVE.indexOf(state))) {
+    const mismatch = await step(conn, sample(type, conn));
+    if (mismatch !== undefined) throw new Error(`reaching ${state}, ${type}: ${mismatch}`);
+  }
+  if (conn.model.ctx.state !== state) throw new Error(`reaching ${state}: the model is in ${conn.model.ctx.state}`);
   return conn;
 }
 
+/** AUTH's signature over the nonce and relay name of the connection's CHALLENGE (or a junk one before it). */
+function sig(conn: Conn): Uint8Array {
+  const { nonce, relayName } = conn.model.ctx;
+  return conn.model.ctx.state !== 'AWAIT_AUTH' || nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(nonce, conn.nick, id.spki, relayName ?? '', new Uint8Array(0)));
+}
+
 /** A valid instance of every relay frame, as a client could put it on the wire. */
-function sample(type: RelayFrame['type'], conn: Conn): Frame {
+function sample(type: RelayFrame['type'], conn: Conn): RelayFrame {
   const k32 = new Uint8Array(32).fill(7);
   switch (type) {
     case 'HELLO':
@@ -52,9 +67,7 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
     case 'CHALLENGE':
       return frame('CHALLENGE', { version: 2, nonce: k32, relay: 'r' });
     case 'AUTH':
-      return frame('AUTH', {
-        sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki, server.relayName, new Uint8Array(0))),
-      });
+      return frame('AUTH', { sig: sig(conn) });
     case 'WELCOME':
       return frame('WELCOME', { idle_ms: 1000, max_frame: 65536, room_size: 2, rate: 10 });
     case 'JOIN':
@@ -82,7 +95,7 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
     case 'RECOVER':
       // A free nickname: RECOVER binds it with the new commitment (§7.5), whatever the code.
       return frame('RECOVER', {
-        sig: conn.nonce === undefined ? new Uint8Array(256).fill(1) : pssSign(id.privateKey, authMessage(conn.nonce, conn.nick, id.spki, server.relayName, new Uint8Array(0))),
+        sig: sig(conn),
         code: new Uint8Array(16).fill(3),
         commit: k32,
       });
@@ -93,73 +106,17 @@ function sample(type: RelayFrame['type'], conn: Conn): Frame {
   }
 }
 
-/** What the relay answers when the row's action succeeds (or, for SEND to a non-member, its refusal). */
-async function checkAction(t: Test, type: RelayFrame['type'], conn: Conn, errors: readonly string[]): Promise<void> {
-  const c = conn.c;
-  switch (type) {
-    case 'HELLO':
-      conn.nonce = (await c.expect('CHALLENGE')).nonce;
-      t.equal(conn.nonce.length, 32, 'CHALLENGE carries a 32-byte nonce');
-      return;
-    case 'AUTH':
-    case 'RECOVER':
-      await c.expect('WELCOME');
-      conn.nonce = undefined;
-      t.pass('WELCOME');
-      return;
-    case 'SET_RECOVERY':
-      await c.expect('RECOVERY_SET');
-      t.pass('RECOVERY_SET');
-      return;
-    case 'JOIN':
-      t.equal((await c.expect('JOINED')).room, `room-${conn.nick}`);
-      return;
-    case 'PING':
-      t.equal((await c.expect('PONG')).n, 7, 'PONG echoes n');
-      return;
-    case 'SEND': {
-      // No other member is called "nobody": the listed refusal, which does not close.
-      const code = await c.expectError();
-      t.equal(code, 'NO_SUCH_PEER');
-      t.ok(errors.includes('NO_SUCH_PEER'), 'the refusal is listed in the row');
-      return;
-    }
-    case 'LEAVE':
-      await c.expect('LEFT');
-      t.pass('LEFT');
-      return;
-    case 'ERROR':
-      return; // an ERROR is never answered; the probe for CLOSED checks the close
-    default:
-      t.fail(`no expectation written for ${type}`);
-  }
-}
-
-/** A step that only `state` accepts, proving the connection is in it. */
+/** A step that only `state` accepts, proving the relay holds the connection there (the model judges the answer). */
 async function probe(t: Test, state: ServerState, conn: Conn): Promise<void> {
-  const c = conn.c;
-  switch (state) {
-    case 'AWAIT_AUTH':
-      c.send(sample('AUTH', conn));
-      await c.expect('WELCOME');
-      t.pass('in AWAIT_AUTH: a correct AUTH is welcomed');
-      return;
-    case 'READY':
-      c.send(frame('JOIN', { room: `probe-${conn.nick}` }));
-      await c.expect('JOINED');
-      t.pass('in READY: JOIN is accepted');
-      return;
-    case 'IN_ROOM':
-      c.send(frame('LEAVE', {}));
-      await c.expect('LEFT');
-      t.pass('in IN_ROOM: LEAVE is accepted');
-      return;
-    case 'CLOSED':
-      t.equal(await c.next(), 'closed', 'closed without another frame');
-      return;
-    default:
-      t.fail(`no probe for ${state}`);
-  }
+  const probes: Partial<Record<ServerState, RelayFrame>> = {
+    AWAIT_AUTH: sample('AUTH', conn),
+    READY: frame('JOIN', { room: `probe-${conn.nick}` }),
+    IN_ROOM: frame('LEAVE', {}),
+  };
+  const f = probes[state];
+  if (state === 'CLOSED') t.equal((await conn.c.next()).type, 'closed', 'closed without another frame');
+  else if (f === undefined) t.fail(`no probe for ${state}`);
+  else t.equal(await step(conn, f), undefined, `in ${state}: ${f.type} is answered as the model says`);
 }
 
 for (const state of LIVE) {
@@ -168,15 +125,17 @@ for (const state of LIVE) {
     const title = row === undefined ? `${input} in ${state} is not in the table: UNEXPECTED_FRAME, close` : `${input} in ${state}: ${row.action}, next ${row.next}`;
     t.test(title, async (t) => {
       const conn = await inState(state);
-      conn.c.send(sample(input, conn));
-      if (row === undefined) {
-        t.equal(await conn.c.expectError(), 'UNEXPECTED_FRAME');
-        t.equal(await conn.c.next(), 'closed');
-      } else {
-        await checkAction(t, input, conn, row.errors);
-        await probe(t, row.next, conn);
-      }
-      conn.c.destroy();
+      const f = sample(input, conn);
+      const exp = conn.model.expect(frameItem(f));
+      if (row === undefined) t.match(exp, { kind: 'error', codes: ['UNEXPECTED_FRAME'] }, 'the model: UNEXPECTED_FRAME');
+      else if (exp.kind === 'error') t.ok(exp.codes.every((c) => row.errors.includes(c)), `the model's refusal ${exp.codes.join('|')} is listed in the row`);
+      conn.c.send(f);
+      const got = await conn.c.next();
+      t.equal(conn.model.observe(exp, got.type === 'closed' ? undefined : got), undefined, `the relay answers ${describe(exp)}`);
+      t.equal(conn.model.ctx.state, row?.next ?? 'CLOSED', 'the model is in the next state of the row');
+      await probe(t, conn.model.ctx.state, conn);
+      t.same(conn.c.violations, [], 'every byte from the relay was a valid relay frame');
+      conn.c.close();
     });
   }
 }
