@@ -21,6 +21,9 @@ import { CaseFailure, Conn, describe } from './conn.js';
 import type { Identity } from './context.js';
 import { ResponderSession, safetyNumber, type KitPeer, type RespOptions, type SessionBase } from './peer.js';
 
+/** How many waitMs the kit waits for a started client to connect (a liveness bound, see ClientCtx.accept). */
+export const CONNECT_WAITS = 4;
+
 export const SAFETY = /\d{5}( \d{5}){11}/;
 export const ERROR_NAMES = Object.keys(ERROR_CODES) as ErrorName[];
 
@@ -28,7 +31,8 @@ export const ERROR_NAMES = Object.keys(ERROR_CODES) as ErrorName[];
 export class Proc {
   readonly lines: string[] = [];
   readonly stderr: string[] = [];
-  private readonly exited: Promise<number | string>;
+  /** Resolves with the exit status (or the spawn error) once the process is gone. */
+  readonly exited: Promise<number | string>;
   private lineWaiters: Array<() => void> = [];
   exitCode: number | string | undefined;
 
@@ -165,16 +169,30 @@ export class ClientCtx {
     return p;
   }
 
-  /** The next connection the client opens to the scripted relay. */
-  accept(): Promise<Conn> {
+  /**
+   * The next connection `proc` opens to the scripted relay. Waits up to CONNECT_WAITS x waitMs, or until
+   * the process exits: how fast a process starts is no rule of the contract (on a loaded machine a node
+   * process with a fresh home takes seconds), and a client that exits without connecting fails at once.
+   */
+  accept(proc: Proc): Promise<Conn> {
     const s = this.accepted.shift();
     if (s) return Promise.resolve(Conn.wrap(s, this.waitMs));
+    const ms = CONNECT_WAITS * this.waitMs;
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new CaseFailure('the client to connect to the relay', `no connection within ${this.waitMs} ms`)), this.waitMs);
-      this.acceptWaiters.push((sock) => {
+      const waiter = (sock: Socket) => {
         clearTimeout(t);
         resolve(Conn.wrap(sock, this.waitMs));
-      });
+      };
+      const give = (arrived: string) => {
+        const i = this.acceptWaiters.indexOf(waiter);
+        if (i < 0) return; // connected meanwhile
+        this.acceptWaiters.splice(i, 1);
+        clearTimeout(t);
+        reject(new CaseFailure('the client to connect to the relay', arrived));
+      };
+      const t = setTimeout(() => give(`no connection within ${ms} ms`), ms);
+      this.acceptWaiters.push(waiter);
+      void proc.exited.then((code) => give(`the client exited first (status ${String(code)})`));
     });
   }
 
@@ -410,7 +428,7 @@ export async function connected(ctx: ClientCtx): Promise<Session> {
   const proc = ctx.start();
   let conn: Conn;
   try {
-    conn = await ctx.accept();
+    conn = await ctx.accept(proc);
   } catch (e) {
     if (e instanceof CaseFailure) throw new CaseFailure(e.expected, `${e.arrived}; client output: ${proc.tail()}`);
     throw e;
