@@ -96,6 +96,11 @@ interface Peer {
   channel: string;
   /** The start of a W message from the local member to it: "W\n<its token>\n<local member's token>\n". */
   header: Buffer;
+  /**
+   * The W message to it being laid out (header, then DELIVER frames one after the other, in one buffer);
+   * one Outbox per peer, so each batch starts at about the size of the last ones.
+   */
+  out: Outbox;
 }
 
 /** A message held for a joining connection, to be handled in order once JOINED is written. */
@@ -129,12 +134,8 @@ interface Local<H> {
   pendingBytes: number;
   /** The connection was dropped because `pending` overflowed: its join, once answered, is undone. */
   overflowed: boolean;
-  /**
-   * SENDs not yet sent to Redis: per addressee (in the order first addressed) the W message being laid
-   * out (its header, then its DELIVER frames one after the other, in one buffer) and its channel; the
-   * batch's frames and bytes in total.
-   */
-  batch: Map<Peer, Outbox>;
+  /** SENDs not yet sent to Redis: the addressees (in the order first addressed; each its Peer.out), the batch's frames and bytes. */
+  batch: Set<Peer>;
   batchFrames: number;
   batchBytes: number;
   /** Batches sent and not yet answered, oldest first (they never reject), and their bytes. */
@@ -410,7 +411,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     const old = local.peers.get(nick);
     if (old !== undefined) local.peerTokens.delete(old.token);
     const channel = `e2ee:deliver:${token.slice(0, token.lastIndexOf('.'))}`;
-    local.peers.set(nick, { token, channel, header: Buffer.from(`W\n${token}\n${local.token}\n`, 'latin1') });
+    local.peers.set(nick, { token, channel, header: Buffer.from(`W\n${token}\n${local.token}\n`, 'latin1'), out: new Outbox() });
     local.peerTokens.add(token);
   }
 
@@ -450,7 +451,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   async join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[], epoch: number) => void): Promise<void> {
     if (!this.available) throw new Error('cluster store unavailable');
     const token = `${this.relayEpoch}.${this.nextToken++}`;
-    const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, peers: new Map(), peerTokens: new Set(), pending: [], pendingEvents: 0, pendingBytes: 0, overflowed: false, batch: new Map(), batchFrames: 0, batchBytes: 0, flights: [], flightBytes: 0 };
+    const local: Local<H> = { handle, nick, head: deliverHead(nick), room, token, peers: new Map(), peerTokens: new Set(), pending: [], pendingEvents: 0, pendingBytes: 0, overflowed: false, batch: new Set(), batchFrames: 0, batchBytes: 0, flights: [], flightBytes: 0 };
     this.byToken.set(token, local);
     let reply: Buffer[];
     try {
@@ -509,12 +510,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     // The DELIVER is built here, where `from` is the authenticated nickname (§7.1 "Relaying"); the
     // addressee's relay writes the bytes as they come.
     if (local.batchFrames === 0) this.dirty.add(local);
-    let out = local.batch.get(peer);
-    if (out === undefined) {
-      local.batch.set(peer, (out = new Outbox()));
-      out.append(peer.header);
+    if (!local.batch.has(peer)) {
+      local.batch.add(peer);
+      peer.out.append(peer.header);
     }
-    local.batchBytes += out.appendDeliver(local.head, body);
+    local.batchBytes += peer.out.appendDeliver(local.head, body);
     if (++local.batchFrames >= MAX_BATCH_FRAMES || local.batchBytes >= MAX_BATCH_BYTES) this.flush(local);
     else this.scheduleFlush();
     return local.flightBytes >= MAX_IN_FLIGHT_BYTES ? local.flights[0] : undefined;
@@ -544,11 +544,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     if (local.batchFrames === 0) return;
     const batch = local.batch;
     const bytes = local.batchBytes;
-    local.batch = new Map();
+    local.batch = new Set();
     local.batchFrames = 0;
     local.batchBytes = 0;
     const sent: Promise<unknown>[] = [];
-    for (const [peer, out] of batch) sent.push(this.cmd.publish(peer.channel, out.take()!));
+    for (const peer of batch) sent.push(this.cmd.publish(peer.channel, peer.out.take()!));
     const p = (sent.length === 1 ? sent[0]! : Promise.all(sent)).then(
       () => {},
       (e: unknown) => {
