@@ -143,6 +143,23 @@ interface ChannelKeys {
 
 const ESTABLISHED_EVENT: SessionEvent = Object.freeze({ kind: 'established' });
 
+/** What a responder's HS_RESP needs that HS_INIT does not decide: s_R, its ephemeral key pair, ct_R. */
+interface EarlyResponse {
+  readonly sR: Uint8Array;
+  readonly x: X25519KeyPair;
+  readonly ctR: Uint8Array;
+}
+
+type Timers = { setImmediate?: (f: () => void) => unknown; setTimeout?: (f: () => void, ms: number) => unknown };
+
+/** Runs `f` once the current turn and its promise steps are done (setImmediate in Node, a 0 ms timer on a page). */
+function afterThisTurn(f: () => void): void {
+  const g = globalThis as Timers;
+  if (typeof g.setImmediate === 'function') g.setImmediate(f);
+  else if (typeof g.setTimeout === 'function') g.setTimeout(f, 0);
+  else void Promise.resolve().then(f);
+}
+
 export class PeerSession {
   readonly room: string;
   readonly peerNick: string;
@@ -170,6 +187,14 @@ export class PeerSession {
   #sealed = 0;
   /** The epoch of the peer's latest ROSTER (§8.6: each one names a later epoch than the one before). */
   #peerRosterEpoch = 0;
+  /**
+   * Responder with the platform's randomness: s_R, x_R and ct_R = OAEP(peer, s_R) made after the turn
+   * that created the session, while HS_INIT is on its way (none of the three depends on it), so the
+   * HS_INIT step starts at the Diffie-Hellman (issue 16: session setup within 1.5x of its RSA). Taken by
+   * the first HS_INIT; erased when the session ends unused. With `random` or `rsa` (tests, vectors) the
+   * draws stay in the documented order, inside the HS_INIT step.
+   */
+  #early: { result?: Promise<EarlyResponse> } | undefined;
 
   constructor(p: SessionParams) {
     this.#c = p.crypto;
@@ -188,6 +213,36 @@ export class PeerSession {
     this.#th0 = th0(c, p.room, nickI, keyI, nickR, keyR);
     // Awaited by the first handshake step; a rejection (a backend bug) surfaces there as INTERNAL_ERROR.
     this.#th0.catch(() => {});
+    if (p.role === 'responder' && p.random === undefined && p.rsa === undefined) {
+      const slot: { result?: Promise<EarlyResponse> } = {};
+      this.#early = slot;
+      afterThisTurn(() => {
+        // Taken (an HS_INIT came first: that step makes its own) or the session ended: nothing to make.
+        if (this.#early !== slot) return;
+        slot.result = this.#prepareResponse();
+        // A failure here (a backend bug, a key of another backend) is met again, and reported, in the HS_INIT step.
+        slot.result.catch(() => {});
+      });
+    }
+  }
+
+  async #prepareResponse(): Promise<EarlyResponse> {
+    const sR = Uint8Array.from(this.#draw(SECRET_BYTES));
+    try {
+      const x = await this.#ephemeral();
+      const ctR = await this.#rsa.oaepEncrypt(this.#peer, sR, this.#random);
+      return { sR, x, ctR };
+    } catch (e) {
+      erase(sR);
+      throw e;
+    }
+  }
+
+  /** The early response for the HS_INIT step (once), or undefined when there is none or it failed. */
+  async #takeEarly(): Promise<EarlyResponse | undefined> {
+    const slot = this.#early;
+    this.#early = undefined;
+    return slot?.result?.catch(() => undefined);
   }
 
   /** The state after the steps that have completed (a queued step shows once it has run). */
@@ -381,19 +436,23 @@ export class PeerSession {
   /** Responder, IDLE + HS_INIT (§8.2 "R on HS_INIT"). */
   async #onInit(f: FrameOf<'HS_INIT'>, init: Uint8Array): Promise<Outcome> {
     if (this.role !== 'responder') throw new ProtocolError('UNEXPECTED_FRAME', 'HS_INIT sent to the initiator');
-    if (f.version !== PROTOCOL_VERSION) throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}`);
-    const sR = Uint8Array.from(this.#draw(SECRET_BYTES));
+    const early = await this.#takeEarly();
+    if (f.version !== PROTOCOL_VERSION) {
+      erase(early?.sR);
+      throw new ProtocolError('UNSUPPORTED_VERSION', `version ${f.version}`);
+    }
+    const sR = early?.sR ?? Uint8Array.from(this.#draw(SECRET_BYTES));
     let dh: Uint8Array | undefined;
     let sI: Uint8Array | undefined;
     try {
-      const x = await this.#ephemeral();
+      const x = early?.x ?? (await this.#ephemeral());
       dh = await this.#c.x25519(x.privateKey, f.eph);
       // sig_R covers TH2, which needs nothing of s_I: the signature is started before s_I is decrypted,
       // so with a backend that signs off the calling thread (node:crypto's thread pool, WebCrypto) this
       // step's two private-key operations run side by side instead of one after the other (issue 16:
       // the handshake within 1.5x of its RSA). What the peer sees is unchanged: a failed decryption is
       // still OAEP_FAILED, and the signature is sent only in the HS_RESP of a step that succeeded.
-      const ctR = await this.#rsa.oaepEncrypt(this.#peer, sR, this.#random);
+      const ctR = early?.ctR ?? (await this.#rsa.oaepEncrypt(this.#peer, sR, this.#random));
       const t2 = await th2(this.#c, await th1(this.#c, await this.#th0, init), x.publicKey, ctR);
       const signing = Promise.resolve(this.#rsa.pssSign(this.#self.key, responderSignedMessage(t2), this.#random));
       // Observed when the decryption below throws first; the step then fails with OAEP_FAILED.
@@ -581,6 +640,7 @@ export class PeerSession {
   #fail(err: ProtocolError): SessionEvent[] {
     erasePhase(this.#phase);
     this.#phase = { kind: 'FAILED' };
+    void this.#takeEarly().then((e) => erase(e?.sR));
     return [{ kind: 'rejected', error: err }];
   }
 
@@ -588,6 +648,8 @@ export class PeerSession {
     this.#epoch++;
     erasePhase(this.#phase);
     this.#phase = { kind: 'CLOSED' };
+    // An early response never used: its s_R is erased once made (or at once, if made already).
+    void this.#takeEarly().then((e) => erase(e?.sR));
   }
 }
 
