@@ -221,3 +221,123 @@ export function describe(exp: Expectation): string {
       return 'no reply to an unfinished frame';
   }
 }
+
+/** One frame a client received, as RoomModel writes what it expects (room events, deliveries, errors). */
+export function describeReceived(f: RelayFrame): string {
+  switch (f.type) {
+    case 'JOINED':
+      return `JOINED ${f.room} [${f.members.map((m) => m.nick).sort().join(',')}]`;
+    case 'PEER_JOINED':
+    case 'PEER_LEFT':
+      return `${f.type} ${f.nick}`;
+    case 'DELIVER':
+      return `DELIVER ${f.from} ${Buffer.from(f.body).toString()}`;
+    case 'ERROR':
+      return `ERROR ${f.code}`;
+    default:
+      return f.type;
+  }
+}
+
+/** A client of RoomModel: off, or authenticated (READY), or in a room (IN_ROOM), as in §7.1. */
+export type MemberState = 'OFF' | Extract<ServerState, 'READY' | 'IN_ROOM'>;
+
+/**
+ * The relay over several connections (spec §7.1 "Rooms" and "Relaying"), where ConnectionOracle sees one:
+ * which of `clients` clients (numbered from 0) are connected, who is in which room of at most
+ * `roomSize`, and what each must receive next, queued per client as describeReceived writes it:
+ * - JOIN: JOINED listing the members already there, PEER_JOINED to each of them; to a full room
+ *   ROOM_FULL, and nobody else learns of it;
+ * - SEND: DELIVER, stamped with the sender's nick, to the addressee when it is another member of the
+ *   sender's room, else NO_SUCH_PEER to the sender;
+ * - LEAVE: LEFT, and PEER_LEFT to the members left; a connection that ends: PEER_LEFT to them too.
+ */
+export class RoomModel {
+  readonly state: MemberState[];
+  readonly room: (string | undefined)[];
+  readonly rooms = new Map<string, number[]>();
+  readonly paused: boolean[];
+  private readonly expected: string[][];
+
+  constructor(
+    readonly clients: number,
+    readonly roomSize: number,
+    readonly nick: (i: number) => string,
+  ) {
+    this.state = Array.from({ length: clients }, () => 'OFF' as const);
+    this.room = Array.from({ length: clients }, () => undefined);
+    this.paused = Array.from({ length: clients }, () => false);
+    this.expected = Array.from({ length: clients }, () => []);
+  }
+
+  /** Client `i` authenticated (WELCOME): READY, reading. */
+  connect(i: number): void {
+    this.state[i] = 'READY';
+    this.paused[i] = false;
+  }
+
+  /** Client `i` sent JOIN `room`. */
+  join(i: number, room: string): 'joined' | 'full' {
+    const members = this.rooms.get(room) ?? [];
+    if (members.length >= this.roomSize) {
+      this.expected[i]!.push(`ERROR ${ERROR_CODES.ROOM_FULL.code}`);
+      return 'full';
+    }
+    this.expected[i]!.push(`JOINED ${room} [${members.map((x) => this.nick(x)).sort().join(',')}]`);
+    for (const x of members) this.expected[x]!.push(`PEER_JOINED ${this.nick(i)}`);
+    this.rooms.set(room, [...members, i]);
+    this.room[i] = room;
+    this.state[i] = 'IN_ROOM';
+    return 'joined';
+  }
+
+  /** The other members of client `i`'s room. */
+  mates(i: number): number[] {
+    const room = this.room[i];
+    return room === undefined ? [] : (this.rooms.get(room) ?? []).filter((x) => x !== i);
+  }
+
+  /** Client `i` sent SEND {to: nick(to), body}; `body` as DELIVER's body reads in describeReceived. */
+  send(i: number, to: number, body: string): 'delivered' | 'no such peer' {
+    if (this.mates(i).includes(to)) {
+      this.expected[to]!.push(`DELIVER ${this.nick(i)} ${body}`);
+      return 'delivered';
+    }
+    this.expected[i]!.push(`ERROR ${ERROR_CODES.NO_SUCH_PEER.code}`);
+    return 'no such peer';
+  }
+
+  /** Client `i` sent LEAVE. */
+  leave(i: number): void {
+    this.expected[i]!.push('LEFT');
+    this.quitRoom(i);
+    this.state[i] = 'READY';
+  }
+
+  /** Client `i`'s connection ended (closed by it, or by the relay after an ERROR): nothing more is due to it. */
+  drop(i: number): void {
+    this.expected[i] = [];
+    this.quitRoom(i);
+    this.state[i] = 'OFF';
+    this.paused[i] = false;
+  }
+
+  /** What client `i` must have received since the last take, oldest first; the queue is emptied. */
+  take(i: number): string[] {
+    return this.expected[i]!.splice(0);
+  }
+
+  /** Connections the relay must hold, and rooms with at least one member. */
+  counts(): { connections: number; rooms: number } {
+    return { connections: this.state.filter((s) => s !== 'OFF').length, rooms: [...this.rooms.values()].filter((v) => v.length > 0).length };
+  }
+
+  private quitRoom(i: number): void {
+    const left = this.mates(i);
+    const room = this.room[i];
+    if (room === undefined) return;
+    this.rooms.set(room, left);
+    this.room[i] = undefined;
+    for (const x of left) this.expected[x]!.push(`PEER_LEFT ${this.nick(i)}`);
+  }
+}

@@ -6,30 +6,26 @@
 // - nothing is delivered after a leave or a disconnect, and the others learn of it (PEER_LEFT) at once;
 // - no state is left behind by a closed connection (connection and room counts return to the model's).
 // After each command every connected client that is reading proves what it received with a PING/PONG
-// fence: the frames before its PONG must be exactly the ones the model predicts, nothing more.
+// fence: the frames before its PONG must be exactly the ones the model predicts, nothing more. The model
+// is the wire kit's (src/wirekit/relay-model.ts RoomModel, beside the per-connection model the fuzzer,
+// the kit and test/server/transitions.test.ts use).
 import t from 'tap';
 import fc from 'fast-check';
 import { frame } from '../../src/codec/index.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { identity, RawConnection, type Identity } from '../../src/wirekit/relay-conn.js';
+import { describeReceived, RoomModel } from '../../src/wirekit/relay-model.js';
 
 const CLIENTS = 4;
 const ROOM_SIZE = 3;
 
-interface Model {
-  state: ('OFF' | 'READY' | 'IN_ROOM')[];
-  room: (string | undefined)[];
-  rooms: Map<string, number[]>;
-  paused: boolean[];
-}
+type Model = RoomModel;
 
 interface Real {
   server: RelayServer;
   ids: Identity[];
   conns: (RawConnection | undefined)[];
-  /** What each client must receive before its next fence, as short descriptions. */
-  expected: string[][];
   fence: number;
   run: number;
   executed: number;
@@ -47,23 +43,8 @@ async function fenceOne(r: Real, i: number): Promise<string[]> {
   for (let k = 0; k < 1000; k++) {
     const f = await c.next(20_000);
     if (f.type === 'PONG' && f.n === n) return got;
-    switch (f.type) {
-      case 'JOINED':
-        got.push(`JOINED ${f.room} [${f.members.map((m) => m.nick).sort().join(',')}]`);
-        break;
-      case 'PEER_JOINED':
-      case 'PEER_LEFT':
-        got.push(`${f.type} ${f.nick}`);
-        break;
-      case 'DELIVER':
-        got.push(`DELIVER ${f.from} ${Buffer.from(f.body).toString()}`);
-        break;
-      case 'ERROR':
-        got.push(`ERROR ${f.code}`);
-        break;
-      default:
-        got.push(f.type);
-    }
+    if (f.type === 'closed') throw new Error(`client ${i}: the relay closed before the fence PONG`);
+    got.push(describeReceived(f));
   }
   throw new Error('no fence PONG after 1000 frames');
 }
@@ -74,29 +55,19 @@ async function check(m: Model, r: Real, actor?: number): Promise<void> {
   for (const i of order) {
     if (m.state[i] === 'OFF' || m.paused[i]) continue;
     const got = await fenceOne(r, i);
-    const want = r.expected[i]!.splice(0);
+    const want = m.take(i);
     if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`client ${i}: received ${JSON.stringify(got)}, model says ${JSON.stringify(want)}`);
   }
-  const connected = m.state.filter((s) => s !== 'OFF').length;
-  const rooms = [...m.rooms.values()].filter((v) => v.length > 0).length;
+  const { connections, rooms } = m.counts();
   for (const v of m.rooms.values()) if (v.length > ROOM_SIZE) throw new Error('model room over its limit');
   const st = r.server.stats();
-  if (st.connections !== connected || st.rooms !== rooms) throw new Error(`relay holds ${st.connections} connections / ${st.rooms} rooms, model ${connected} / ${rooms}`);
+  if (st.connections !== connections || st.rooms !== rooms) throw new Error(`relay holds ${st.connections} connections / ${st.rooms} rooms, model ${connections} / ${rooms}`);
 }
 
 /** Waits (bounded) until the relay's connection count equals the model's, after a close it must notice. */
 async function settle(m: Model, r: Real): Promise<void> {
-  const want = m.state.filter((s) => s !== 'OFF').length;
+  const want = m.counts().connections;
   for (let k = 0; k < 2000 && r.server.stats().connections !== want; k++) await new Promise((res) => setTimeout(res, 5));
-}
-
-function leaveModel(m: Model, r: Real, i: number, notify: boolean): void {
-  const room = m.room[i];
-  if (room === undefined) return;
-  const members = m.rooms.get(room)!.filter((x) => x !== i);
-  m.rooms.set(room, members);
-  m.room[i] = undefined;
-  if (notify) for (const x of members) r.expected[x]!.push(`PEER_LEFT ${nickOf(r, i)}`);
 }
 
 /** The k-th client (mod their number) among those `ok` admits: commands name a choice, not a client, so few are skipped. */
@@ -116,8 +87,7 @@ class Connect implements fc.AsyncCommand<Model, Real> {
     const c = await RawConnection.open(r.server.host, r.server.port);
     await c.authenticate(r.ids[this.i]!);
     r.conns[this.i] = c;
-    m.state[this.i] = 'READY';
-    m.paused[this.i] = false;
+    m.connect(this.i);
     await check(m, r, this.i);
   }
   toString = () => `connect(${this.i})`;
@@ -131,18 +101,8 @@ class Join implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real): Promise<void> {
     r.executed++;
     this.i = pick(m, this.k, this.ok(m))!;
-    const members = m.rooms.get(this.room) ?? [];
     r.conns[this.i]!.send(frame('JOIN', { room: this.room }));
-    if (members.length >= ROOM_SIZE) {
-      r.stats['room full'] = (r.stats['room full'] ?? 0) + 1;
-      r.expected[this.i]!.push(`ERROR ${ERROR_CODES.ROOM_FULL.code}`);
-    } else {
-      r.expected[this.i]!.push(`JOINED ${this.room} [${members.map((x) => nickOf(r, x)).sort().join(',')}]`);
-      for (const x of members) r.expected[x]!.push(`PEER_JOINED ${nickOf(r, this.i)}`);
-      m.rooms.set(this.room, [...members, this.i]);
-      m.room[this.i] = this.room;
-      m.state[this.i] = 'IN_ROOM';
-    }
+    if (m.join(this.i, this.room) === 'full') r.stats['room full'] = (r.stats['room full'] ?? 0) + 1;
     await check(m, r, this.i);
   }
   toString = () => `join(${this.i}, ${this.room})`;
@@ -158,14 +118,12 @@ class Send implements fc.AsyncCommand<Model, Real> {
     r.executed++;
     this.i = pick(m, this.k, this.ok(m))!;
     // Three times in four to a member of the sender's room when there is one, else to anyone (itself too).
-    const mates = (m.rooms.get(m.room[this.i]!) ?? []).filter((x) => x !== this.i);
+    const mates = m.mates(this.i);
     this.to = this.tag % 4 !== 0 && mates.length > 0 ? mates[this.j % mates.length]! : this.j;
     const body = `m${r.run}-${this.tag}-${this.i}>${this.to}`;
     r.conns[this.i]!.send(frame('SEND', { to: nickOf(r, this.to), body: Buffer.from(body) }));
-    const peer = this.i !== this.to && m.room[this.to] !== undefined && m.room[this.to] === m.room[this.i];
-    r.stats[peer ? 'delivered' : 'no such peer'] = (r.stats[peer ? 'delivered' : 'no such peer'] ?? 0) + 1;
-    if (peer) r.expected[this.to]!.push(`DELIVER ${nickOf(r, this.i)} ${body}`);
-    else r.expected[this.i]!.push(`ERROR ${ERROR_CODES.NO_SUCH_PEER.code}`);
+    const outcome = m.send(this.i, this.to, body);
+    r.stats[outcome] = (r.stats[outcome] ?? 0) + 1;
     await check(m, r, this.i);
   }
   toString = () => `send(${this.i} -> ${this.to})`;
@@ -180,9 +138,7 @@ class Leave implements fc.AsyncCommand<Model, Real> {
     r.executed++;
     this.i = pick(m, this.k, this.ok(m))!;
     r.conns[this.i]!.send(frame('LEAVE', {}));
-    r.expected[this.i]!.push('LEFT');
-    leaveModel(m, r, this.i, true);
-    m.state[this.i] = 'READY';
+    m.leave(this.i);
     await check(m, r, this.i);
   }
   toString = () => `leave(${this.i})`;
@@ -198,9 +154,7 @@ class Disconnect implements fc.AsyncCommand<Model, Real> {
     this.i = pick(m, this.k, this.ok(m))!;
     r.conns[this.i]!.close();
     r.conns[this.i] = undefined;
-    r.expected[this.i] = [];
-    leaveModel(m, r, this.i, true);
-    m.state[this.i] = 'OFF';
+    m.drop(this.i);
     await settle(m, r);
     await check(m, r);
   }
@@ -225,20 +179,18 @@ class Malformed implements fc.AsyncCommand<Model, Real> {
     ][this.kind % 5] as [Buffer, number];
     c.write(bytes);
     // Whatever was queued for it arrives first; then the ERROR and the close (spec §3, §9).
-    const pending = r.expected[this.i]!.splice(0);
+    const pending = m.take(this.i);
     const got: string[] = [];
     for (let k = 0; k < 1000; k++) {
       const f = await c.next(20_000);
       if (f.type === 'closed') break;
-      got.push(f.type === 'ERROR' ? `ERROR ${f.code}` : f.type === 'DELIVER' ? `DELIVER ${f.from} ${Buffer.from(f.body).toString()}` : `${f.type} ${'nick' in f ? f.nick : ''}`.trim());
+      got.push(describeReceived(f));
     }
-    const want = [...pending.map((p) => (p.startsWith('JOINED') ? 'JOINED' : p)), `ERROR ${code}`];
-    const norm = got.map((g) => (g.startsWith('JOINED') ? 'JOINED' : g));
-    if (JSON.stringify(norm) !== JSON.stringify(want)) throw new Error(`malformed(${this.i}): got ${JSON.stringify(norm)}, want ${JSON.stringify(want)}`);
+    const want = [...pending, `ERROR ${code}`];
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`malformed(${this.i}): got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
     c.close();
     r.conns[this.i] = undefined;
-    leaveModel(m, r, this.i, true);
-    m.state[this.i] = 'OFF';
+    m.drop(this.i);
     await settle(m, r);
     await check(m, r);
   }
@@ -313,18 +265,12 @@ t.test('the relay against its model: random command sequences over four clients 
         server,
         ids: keys.map((k, i) => ({ ...k, nick: `m${run}c${i}` })),
         conns: Array.from({ length: CLIENTS }, () => undefined),
-        expected: Array.from({ length: CLIENTS }, () => []),
         fence: 0,
         run,
         executed: 0,
         stats,
       };
-      const model: Model = {
-        state: Array.from({ length: CLIENTS }, () => 'OFF' as const),
-        room: Array.from({ length: CLIENTS }, () => undefined),
-        rooms: new Map(),
-        paused: Array.from({ length: CLIENTS }, () => false),
-      };
+      const model = new RoomModel(CLIENTS, ROOM_SIZE, (i) => real.ids[i]!.nick);
       try {
         await fc.asyncModelRun(() => ({ model, real }), cmds);
         commandsRun += real.executed;
