@@ -132,6 +132,15 @@ export class FrameReader {
     return out;
   }
 
+  /**
+   * Bytes still to come of the frame in progress: 0 between frames, -1 while its length prefix is itself
+   * incomplete (how long the frame is is not known yet).
+   */
+  get remaining(): number {
+    if (this.body !== undefined) return this.body.length - this.bodyHave;
+    return this.headHave === 0 ? 0 : -1;
+  }
+
   /** True when the stream ended between frames (no partial header or body pending). */
   get atBoundary(): boolean {
     return this.body === undefined && this.headHave === 0;

@@ -23,7 +23,7 @@ import { RoomManager } from '../room/index.js';
 import type { RoomEngine } from '../room/engine.js';
 import { addressKey, subnetKey } from './address.js';
 import { Bucket, Buckets, Counter } from './quota.js';
-import { Outbox, deliverHead, readSend } from './deliver.js';
+import { Outbox, Spare, deliverHead, readSend, sendAt, sendToIs } from './deliver.js';
 import { SqliteRegistry, type BindResult, type RecoverResult, type Registry } from './registry.js';
 import { serverTransition, type ServerState, type ServerTransition } from '../protocol/relay-machine.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
@@ -385,6 +385,8 @@ class Relay implements RelayServer {
   private readonly sweep: NodeJS.Timeout;
   private nextId = 1;
   private batching = false;
+  /** The batch buffer kept between batches for every connection's Outbox. */
+  private readonly spare = new Spare();
   /** Connections with output queued in their Outbox, written once the batch ends (flushOut). */
   private dirty: Connection[] = [];
   private flushQueued = false;
@@ -593,6 +595,92 @@ class Relay implements RelayServer {
     // §3: after a closing ERROR the relay reads nothing more; bytes are drained and dropped.
     if (conn.closing) return;
     this.bytesIn += chunk.length;
+    if (conn.state !== 'IN_ROOM' || this.engine !== undefined || conn.suspended || conn.reader.failure !== undefined) {
+      this.onBytes(conn, chunk);
+      return;
+    }
+    // A member of a room here: the frame a previous chunk began is finished by the frame reader, the
+    // SENDs that follow are relayed in place, the rest (if any) goes through the reader again, all in
+    // one batch of output.
+    const outer = this.batching;
+    this.batching = true;
+    try {
+      let pos = conn.reader.remaining;
+      if (pos !== 0) {
+        if (pos < 0 || pos >= chunk.length) {
+          this.onBytes(conn, chunk);
+          return;
+        }
+        this.onBytes(conn, chunk.subarray(0, pos));
+        if (conn.closing) return;
+        if (conn.suspended || conn.state !== 'IN_ROOM' || conn.reader.remaining !== 0 || conn.reader.failure !== undefined) {
+          this.onBytes(conn, chunk.subarray(pos));
+          return;
+        }
+      }
+      let used: number;
+      try {
+        used = this.relaySends(conn, chunk, pos, performance.now());
+      } catch (e) {
+        this.guard(conn, () => this.onFailure(conn, e));
+        return;
+      }
+      if (used === chunk.length) conn.partialSince = undefined;
+      else if (!conn.closing) this.onBytes(conn, used === 0 ? chunk : chunk.subarray(used));
+    } finally {
+      if (!outer) {
+        this.batching = false;
+        this.flushOut();
+      }
+    }
+  }
+
+  /**
+   * The busy room's hot path: the SENDs of `chunk` from `pos` on (of a connection IN_ROOM in this relay's
+   * own rooms, whose reader is between frames at `pos`), relayed straight from the chunk. A frame qualifies when it
+   * is complete, within the announced max_frame, a canonical SEND (`sendAt`) to the addressee of the
+   * connection's previous SEND, who is still another member of its room, and within both rate limits:
+   * then this has exactly the effects onFrame and onSend have for it (counters, the idle clock, both
+   * token buckets, the DELIVER queued; the row IN_ROOM x SEND stays IN_ROOM), without the frame's buffer,
+   * its decoded object or the table lookup. Returns where it stopped: the first frame that does not
+   * qualify (anything else, a refusal, a partial frame) and all after it go to the generic path in order,
+   * which decides them as it always has; nothing of that frame has been counted or taken here.
+   */
+  private relaySends(conn: Connection, chunk: Buffer, pos: number, now: number): number {
+    const to = conn.lastTo;
+    const head = conn.head;
+    const room = conn.room;
+    const bytes = conn.bytes;
+    if (to === undefined || head === undefined || room === undefined || bytes === undefined || to === conn.nick) return pos;
+    const limit = conn.reader.limit;
+    const end = chunk.length;
+    while (end - pos >= LIMITS.LENGTH_PREFIX_BYTES) {
+      const n = chunk.readUInt32BE(pos);
+      const start = pos + LIMITS.LENGTH_PREFIX_BYTES;
+      if (n === 0 || n > limit || end - start < n) break;
+      const at = sendAt(chunk, start, start + n);
+      if (at < 0 || !sendToIs(chunk, to)) break;
+      // onFrame's rate limits, decided before anything is taken.
+      const tokens = Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
+      if (tokens < 1 || !bytes.has(now, n + LIMITS.LENGTH_PREFIX_BYTES)) break;
+      const peer = this.rooms.member(room, to);
+      if (peer === undefined) break;
+      this.framesIn++;
+      conn.lastFrameAt = now;
+      conn.tokens = tokens - 1;
+      conn.refillAt = now;
+      bytes.take(now, n + LIMITS.LENGTH_PREFIX_BYTES);
+      this.framesRelayed++;
+      this.bytesRelayed += start + n - at;
+      this.deliver(peer.handle, head, chunk, at, start + n - at);
+      pos = start + n;
+      if (conn.closing) break;
+    }
+    return pos;
+  }
+
+  /** The frame reader's path for bytes of `conn` (onData without the hot path). */
+  private onBytes(conn: Connection, chunk: Buffer): void {
     let bodies: Buffer[];
     try {
       bodies = conn.reader.push(chunk);
@@ -957,7 +1045,7 @@ class Relay implements RelayServer {
     this.framesRelayed++;
     this.bytesRelayed += f.body.length;
     conn.head ??= deliverHead(conn.nick!);
-    this.deliver(to.handle, conn.head, f.body);
+    this.deliver(to.handle, conn.head, f.body, 0, f.body.length);
   }
 
   private onLeave(conn: Connection): void {
@@ -1000,11 +1088,11 @@ class Relay implements RelayServer {
     this.wrote(conn, out, bytes.length);
   }
 
-  /** Queues DELIVER (the sender's `head`, then `body`) for `conn`, as `write` does. */
-  private deliver(conn: Connection, head: Buffer, body: Uint8Array): void {
+  /** Queues DELIVER (the sender's `head`, then the body: `n` bytes of `src` at `at`) for `conn`, as `write` does. */
+  private deliver(conn: Connection, head: Buffer, src: Uint8Array, at: number, n: number): void {
     const out = this.outOf(conn);
     if (out === undefined) return;
-    this.wrote(conn, out, out.appendDeliver(head, body));
+    this.wrote(conn, out, out.appendDeliverOf(head, src, at, n));
   }
 
   /**
@@ -1014,7 +1102,7 @@ class Relay implements RelayServer {
    */
   private outOf(conn: Connection): Outbox | undefined {
     if (conn.closing || conn.socket.destroyed || !conn.socket.writable) return undefined;
-    const out = (conn.out ??= new Outbox());
+    const out = (conn.out ??= new Outbox(this.spare));
     if (out.length === 0) {
       this.dirty.push(conn);
       if (!this.batching && !this.flushQueued) {
@@ -1042,10 +1130,13 @@ class Relay implements RelayServer {
   }
 
   private flushConn(conn: Connection): void {
-    const bytes = conn.out?.take();
+    const out = conn.out;
+    const bytes = out?.take();
     if (bytes !== undefined && !conn.socket.destroyed && conn.socket.writable) {
       conn.socket.write(bytes);
       if (conn.socket.writableLength > 0) this.held.add(conn);
+      // Nothing left in the socket's buffer: a plain socket's kernel took the bytes, nothing refers to them.
+      else if (plainSocket(conn.socket)) out!.recycle();
     }
   }
 

@@ -195,3 +195,17 @@ t.test('the limit may change between frames and applies to the next prefix read'
   const low = new FrameReader(600);
   t.equal(errName(() => low.push(wire(new Uint8Array(0), 601))), 'FRAME_TOO_LARGE');
 });
+
+t.test('remaining: bytes to the end of the frame in progress, 0 between frames, -1 inside the length prefix', async (t) => {
+  const r = new FrameReader();
+  t.equal(r.remaining, 0);
+  const f = Buffer.concat([Buffer.from([0, 0, 0, 10]), Buffer.alloc(10, 7)]);
+  t.same(r.push(f.subarray(0, 2)), []);
+  t.equal(r.remaining, -1, 'the length is not known yet');
+  t.same(r.push(f.subarray(2, 7)), []);
+  t.equal(r.remaining, 7, '3 of 10 body bytes read');
+  t.equal(r.push(f.subarray(7)).length, 1);
+  t.equal(r.remaining, 0);
+  t.equal(r.push(Buffer.concat([f, f.subarray(0, 4)])).length, 1);
+  t.equal(r.remaining, 10, 'a whole prefix and no body byte yet');
+});

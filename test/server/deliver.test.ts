@@ -4,7 +4,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { decodeFrame, encodeWire, frame } from '../../src/codec/index.js';
 import { LIMITS } from '../../src/protocol/limits.js';
-import { Outbox, deliverHead, deliverWire, readSend } from '../../src/server/deliver.js';
+import { Outbox, Spare, deliverHead, deliverWire, readSend, sendAt, sendToIs } from '../../src/server/deliver.js';
 
 const NICK_CHARS = 'ABCXYZabcxyz0189_-';
 
@@ -157,4 +157,57 @@ t.test('deliverHead + Outbox lay out the same DELIVERs as deliverWire, one buffe
   t.ok(small.buffer.byteLength <= 8192, 'is not handed on inside the large batch-sized buffer it was queued in');
   t.throws(() => out.appendDeliver(head, new Uint8Array(0)), RangeError);
   t.throws(() => deliverHead('no.dots'), RangeError);
+});
+
+t.test('sendAt reads a SEND inside a larger buffer as readSend reads it alone', async (t) => {
+  const bodies = [Buffer.from('x'), Buffer.alloc(255, 1), Buffer.alloc(256, 2), Buffer.alloc(LIMITS.MAX_BODY_BYTES, 3)];
+  const frames = bodies.map((body, i) => encodeWire(frame('SEND', { to: i % 2 === 0 ? 'bob' : 'b'.repeat(32), body })));
+  const all = Buffer.concat(frames);
+  let p = 0;
+  for (const [i, f] of frames.entries()) {
+    const alone = readSend(f.subarray(4))!;
+    const at = sendAt(all, p + 4, p + f.length);
+    t.ok(at > 0);
+    t.ok(all.subarray(at, p + f.length).equals(Buffer.from(alone.body)), `frame ${i}: the same body`);
+    t.equal(sendToIs(all, alone.to), true);
+    t.equal(sendToIs(all, alone.to.slice(1)), false);
+    t.equal(sendAt(all, p + 4, p + f.length - 1), -1, 'a frame cut short is not a SEND');
+    p += f.length;
+  }
+  t.equal(sendAt(all, 1, all.length), -1);
+});
+
+t.test('Outbox with a Spare: a batch buffer whose bytes were written starts the next batch; what the spare keeps is bounded', async (t) => {
+  const spare = new Spare();
+  const out = new Outbox(spare);
+  const head = deliverHead('alice');
+  const body = Buffer.alloc(256, 9);
+  const batch = (n: number, fill: number): Buffer => {
+    for (let i = 0; i < n; i++) out.appendDeliver(head, Buffer.alloc(256, fill));
+    return out.take()!;
+  };
+  const first = batch(100, 1); // about 27 KB: owns its memory
+  const firstBuffer = first.buffer;
+  out.recycle();
+  const second = batch(100, 2);
+  t.equal(second.buffer, firstBuffer, 'the recycled buffer carries the next batch');
+  t.ok(second.equals(Buffer.concat(Array.from({ length: 100 }, () => deliverWire('alice', Buffer.alloc(256, 2))))), 'with the next batch bytes');
+  // Not recycled (the write did not complete at once): the next batch gets a fresh buffer.
+  const third = batch(100, 3);
+  t.not(third.buffer, firstBuffer);
+  // A small batch never goes to the spare (its buffer may be a slice of a shared pool).
+  const other = new Outbox(spare);
+  other.appendDeliver(head, body);
+  const small = other.take()!;
+  other.recycle();
+  t.equal(spare.get(1), undefined, 'nothing kept');
+  t.equal(small.length, deliverWire('alice', body).length);
+  // A buffer much larger than its bytes is copied out and kept at once; the spare holds one, at most 1 MiB.
+  spare.put(Buffer.allocUnsafeSlow(2 * 1024 * 1024));
+  t.equal(spare.get(1), undefined, 'over 1 MiB is not kept');
+  const kept = Buffer.allocUnsafeSlow(64 * 1024);
+  spare.put(kept);
+  t.equal(spare.get(128 * 1024), undefined, 'too small for the request');
+  t.equal(spare.get(1000), kept);
+  t.equal(spare.get(1000), undefined, 'handed out once');
 });

@@ -7,6 +7,7 @@ import { encode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { encodeWire, frame } from '../../src/codec/index.js';
 import { authMessage, pssSign } from '../../src/crypto/rsa.js';
+import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
 
@@ -137,6 +138,95 @@ t.test('a refusal that does not close does not drop the frames after it in the s
   t.equal(Buffer.from((await b.expect('DELIVER')).body).toString(), 'after the refusal');
   a.destroy();
   b.destroy();
+});
+
+t.test('SENDs in a busy room, in any mix and cut anywhere: every DELIVER in order, every refusal and PONG in its place', async (t) => {
+  // The relay reads a member's SENDs to the same addressee straight from the chunk (src/server/index.ts
+  // relaySends) and hands anything else, and the frame a chunk cuts, to the frame reader: whatever the
+  // mix and wherever the chunks end, the outcome is that of the frames taken one by one.
+  const { port, stats } = await withServer(t);
+  const a = await member(port, 'alice', alice, 'r');
+  const b = await member(port, 'bob', bob, 'r');
+  await member(port, 'carol', carol, 'other');
+  await a.expect('PEER_JOINED');
+  type Op = { k: 'bob'; body: Uint8Array } | { k: 'nobody' | 'self' | 'carol' } | { k: 'ping'; n: number };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 6, arbitrary: fc.uint8Array({ minLength: 2, maxLength: 600 }).map((body) => ({ k: 'bob' as const, body })) },
+    { weight: 1, arbitrary: fc.constantFrom({ k: 'nobody' as const }, { k: 'self' as const }, { k: 'carol' as const }) },
+    { weight: 1, arbitrary: fc.nat({ max: 1000 }).map((n) => ({ k: 'ping' as const, n })) },
+  );
+  const encoded = (o: Op): Buffer =>
+    o.k === 'bob' ? encodeWire(frame('SEND', { to: 'bob', body: o.body }))
+    : o.k === 'ping' ? encodeWire(frame('PING', { n: o.n }))
+    : encodeWire(frame('SEND', { to: o.k === 'self' ? 'alice' : o.k, body: Buffer.from('x') }));
+  let round = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), fc.array(fc.nat(), { maxLength: 8 }), async (ops, cuts) => {
+      round++;
+      const bytes = Buffer.concat([...ops.map(encoded), encodeWire(frame('SEND', { to: 'bob', body: Buffer.from([0xff]) })), encodeWire(frame('PING', { n: 1_000_000 + round }))]);
+      const at = [...new Set(cuts.map((c) => c % bytes.length))].sort((x, y) => x - y);
+      let from = 0;
+      for (const c of [...at, bytes.length]) {
+        if (c > from) a.raw(bytes.subarray(from, c));
+        from = c;
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      const delivered: string[] = [];
+      for (;;) {
+        const d = await b.expect('DELIVER');
+        if (d.from !== 'alice') return false;
+        if (d.body.length === 1 && d.body[0] === 0xff) break;
+        delivered.push(Buffer.from(d.body).toString('hex'));
+      }
+      const answered: string[] = [];
+      for (;;) {
+        const f = await a.next();
+        if (f === 'closed') return false;
+        if (f.type === 'PONG' && f.n === 1_000_000 + round) break;
+        answered.push(f.type === 'PONG' ? `PONG ${f.n}` : f.type === 'ERROR' ? `ERROR ${f.code}` : f.type);
+      }
+      const wantDelivered = ops.flatMap((o) => (o.k === 'bob' ? [Buffer.from(o.body).toString('hex')] : []));
+      const wantAnswered = ops.flatMap((o) => (o.k === 'bob' ? [] : o.k === 'ping' ? [`PONG ${o.n}`] : [`ERROR ${ERROR_CODES.NO_SUCH_PEER.code}`]));
+      t.same(delivered, wantDelivered);
+      t.same(answered, wantAnswered);
+      return JSON.stringify(delivered) === JSON.stringify(wantDelivered) && JSON.stringify(answered) === JSON.stringify(wantAnswered);
+    }),
+    { numRuns: 60 },
+  );
+  t.equal(round, 60);
+  t.equal(stats().errors.INTERNAL_ERROR, undefined);
+});
+
+t.test('SENDs in one write past the frame rate or the byte rate: the first ones delivered in order, then RATE_LIMITED', async (t) => {
+  for (const opts of [
+    { rateFramesPerSecond: 1, rateBurst: 24 },
+    { rateBytesPerSecond: 1, rateBurstBytes: 65536, rateFramesPerSecond: 1_000_000, rateBurst: 1_000_000 },
+  ]) {
+    const { port, stats } = await withServer(t, opts);
+    const a = await member(port, 'alice', alice, 'r');
+    const b = await member(port, 'bob', bob, 'r');
+    await a.expect('PEER_JOINED');
+    a.send(frame('SEND', { to: 'bob', body: Buffer.from('first') }));
+    t.equal(Buffer.from((await b.expect('DELIVER')).body).toString(), 'first');
+    const body = (i: number) => Buffer.concat([Buffer.from(`${i}:`), Buffer.alloc(600, i & 0xff)]);
+    const n = 200; // 200 x 616 bytes: past 65,536 bytes as well as past 24 frames
+    a.raw(Buffer.concat(Array.from({ length: n }, (_, i) => encodeWire(frame('SEND', { to: 'bob', body: body(i) })))));
+    const frames = await a.drainUntilClosed();
+    const last = frames.at(-1);
+    t.equal(last?.type === 'ERROR' ? last.code : undefined, 14, 'ERROR RATE_LIMITED (14) and close');
+    t.equal(stats().errors.RATE_LIMITED, 1);
+    const got: number[] = [];
+    for (;;) {
+      const d = await b.next();
+      if (d === 'closed' || d.type !== 'DELIVER') break;
+      got.push(Number(Buffer.from(d.body).toString('latin1').split(':')[0]));
+      if (got.length === n) break;
+    }
+    t.ok(got.length >= 1 && got.length < n, `some delivered before the limit (${got.length})`);
+    t.same(got, Array.from({ length: got.length }, (_, i) => i), 'in order, none skipped');
+    a.destroy();
+    b.destroy();
+  }
 });
 
 t.test('leave and rejoin: LEFT, PEER_LEFT at once, then JOINED/PEER_JOINED again; each event carries the next room epoch', async (t) => {
