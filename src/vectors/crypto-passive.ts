@@ -15,8 +15,8 @@ import { PeerSession, type SessionEvent, type SessionRsa } from '../handshake/se
 import type { CryptoBackend } from '../crypto/backend.js';
 import { nodeBackend } from '../crypto/node.js';
 import { fromHex, toHex } from './hex.js';
-import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
-import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
+import { diff, loadForge, suite, verifyCases, type Json } from './crypto-common.js';
+import type { VectorCase, VectorSuite } from './types.js';
 import { isClamped } from './crypto-keys.js';
 
 interface Setup {
@@ -195,25 +195,23 @@ async function build(): Promise<VectorCase[]> {
   return cases;
 }
 
-export const passiveSuite: VectorSuite = {
-  file: 'passive.json',
-  async generate(): Promise<VectorDocument> {
-    return {
-      title: 'e2ee-chat passive recipient vectors',
-      spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
-      description:
-        'Steps applied in order to one session of the recipient. passive_establish.setup gives the room, psk, the ' +
-        'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 private scalar, oaep_seed and pss_salt of its ' +
-        'one OAEP encryption and one PSS signature), the sender (nick, spki) and the handshake frames (hs_resp is ' +
-        'the HS_RESP the recipient sends with that randomness). Each later step either delivers a DELIVER ' +
-        'body (deliver, hex; batch: true when more bodies follow in the same read batch, so no ACK is sent yet) or has ' +
-        'the recipient send a text (send_text); expect lists what happens: text (shown), send (the frame the ' +
-        'recipient sends, hex: its cumulative ACKs and its own texts are deterministic), delivered (every seq the ' +
-        'ACK acknowledged, ascending), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',
-      cases: await build(),
-    };
+export const passiveSuite: VectorSuite = suite(
+  'passive.json',
+  {
+    title: 'e2ee-chat passive recipient vectors',
+    spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
+    description:
+      'Steps applied in order to one session of the recipient. passive_establish.setup gives the room, psk, the ' +
+      'recipient (nick, spki, pkcs8, secret = s_R, eph = its X25519 private scalar, oaep_seed and pss_salt of its ' +
+      'one OAEP encryption and one PSS signature), the sender (nick, spki) and the handshake frames (hs_resp is ' +
+      'the HS_RESP the recipient sends with that randomness). Each later step either delivers a DELIVER ' +
+      'body (deliver, hex; batch: true when more bodies follow in the same read batch, so no ACK is sent yet) or has ' +
+      'the recipient send a text (send_text); expect lists what happens: text (shown), send (the frame the ' +
+      'recipient sends, hex: its cumulative ACKs and its own texts are deterministic), delivered (every seq the ' +
+      'ACK acknowledged, ascending), error (§9 code name), seq (for send_text), and state (§7.2) afterwards.',
   },
-  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
+  () => build(),
+  async (doc: unknown, backend: CryptoBackend = nodeBackend) => {
     let session: PeerSession | undefined;
     return verifyCases(doc, async (c, i) => {
       const allowed = i === 0 ? ['id', 'description', 'section', 'setup', 'expect'] : ['id', 'description', 'section', 'deliver', 'batch', 'send_text', 'expect'];
@@ -235,4 +233,4 @@ export const passiveSuite: VectorSuite = {
       return diff(`${c.id}.expect`, c['expect'], await apply(session, step));
     });
   },
-};
+);

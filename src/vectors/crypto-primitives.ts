@@ -11,7 +11,6 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { authMessage } from '../crypto/identity.js';
-import { ProtocolError } from '../protocol/errors.js';
 import type { CryptoBackend } from '../crypto/backend.js';
 import { fingerprintOf, safetyNumberOf } from '../crypto/fingerprint.js';
 import { nodeBackend } from '../crypto/node.js';
@@ -21,8 +20,8 @@ import { formatRecoveryCode, parseRecoveryCode, recoveryCommit, recoveryCommitIn
 import { Chain, messageAd, messageNonce, pad, pskKey, unpad } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, REFUSED_SPKI, fixedIdentity } from './crypto-keys.js';
-import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
-import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
+import { loadForge, opCases, suite, verifyOpCases, type Json } from './crypto-common.js';
+import type { VectorCase, VectorSuite } from './types.js';
 
 type Forge = Awaited<ReturnType<typeof loadForge>>;
 type Input = Record<string, Json>;
@@ -36,97 +35,92 @@ function spkiOfPkcs8(pkcs8: Uint8Array): Uint8Array {
   return new Uint8Array(createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' }));
 }
 
-/** Runs one operation with the runtime code of backend `c` (forge only where fixed randomness is needed). */
+/** Runs one operation with the runtime code of backend `c` (forge only where fixed randomness is needed); a refusal throws its ProtocolError (opResult). */
 async function runOp(op: string, i: Input, forge: Forge, c: CryptoBackend): Promise<Result> {
-  try {
-    switch (op) {
-      case 'rsa_oaep_encrypt': {
-        const ct = forge.forgeOaepEncrypt(h(i['spki'], 'spki'), h(i['message'], 'message'), h(i['seed'], 'seed'));
-        const back = await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), ct);
-        if (toHex(back) !== i['message']) throw new Error(`${c.name} does not decrypt what forge encrypted`);
-        return { output: { ct: toHex(ct) } };
-      }
-      case 'rsa_oaep_decrypt':
-        return { output: { message: toHex(await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), h(i['ct'], 'ct'))) } };
-      case 'rsa_pss_sign': {
-        const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), h(i['message'], 'message'), h(i['salt'], 'salt'));
-        const pub = await c.importPublicKey(spkiOfPkcs8(h(i['pkcs8'], 'pkcs8')));
-        if (!(await c.pssVerify(pub, h(i['message'], 'message'), sig))) throw new Error(`${c.name} does not verify what forge signed`);
-        return { output: { sig: toHex(sig) } };
-      }
-      case 'rsa_pss_verify': {
-        const key = await c.importPublicKey(h(i['spki'], 'spki'));
-        if (!(await c.pssVerify(key, h(i['message'], 'message'), h(i['sig'], 'sig')))) return { error: 'BAD_SIGNATURE' };
-        return { output: { valid: true } };
-      }
-      case 'public_key':
-        await c.importPublicKey(h(i['spki'], 'spki'));
-        return { output: { fingerprint: await fingerprintOf(c, h(i['spki'], 'spki')) } };
-      case 'x25519': {
-        const kp = await c.x25519KeyPair(h(i['private'], 'private'));
-        const own = toHex(kp.publicKey);
-        return { output: { own_public: own, shared: toHex(await c.x25519(kp.privateKey, h(i['peer_public'], 'peer_public'))) } };
-      }
-      case 'psk_key':
-        return { output: { psk_key: toHex(await pskKey(c, i['psk'] === null ? undefined : h(i['psk'], 'psk'))) } };
-      case 'hkdf':
-        return { output: { okm: toHex(await c.hkdfSha256(h(i['ikm'], 'ikm'), h(i['salt'], 'salt'), h(i['info'], 'info'), Number(i['length']))) } };
-      case 'aead_seal':
-        return { output: { ct: toHex(await c.aesGcmSeal(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['plaintext'], 'plaintext'), h(i['ad'], 'ad'))) } };
-      case 'aead_open':
-        return { output: { plaintext: toHex(await c.aesGcmOpen(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['ct'], 'ct'), h(i['ad'], 'ad'))) } };
-      case 'chain': {
-        const chain = new Chain(c, Uint8Array.from(h(i['ck0'], 'ck0')));
-        const mks: string[] = [];
-        for (let n = 0; n < Number(i['count']); n++) {
-          mks.push(toHex(await chain.peekKey()));
-          await chain.advance();
-        }
-        return { output: { message_keys: mks } };
-      }
-      case 'message_ad': {
-        const n = Number(i['n']);
-        return { output: { ad: toHex(messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), n)), nonce: toHex(messageNonce(n)) } };
-      }
-      case 'pad':
-        return { output: { padded: toHex(pad(h(i['inner'], 'inner'))) } };
-      case 'unpad':
-        return { output: { inner: toHex(unpad(h(i['padded'], 'padded'))) } };
-      case 'auth_message': {
-        // §7.3: the exact bytes a client signs in AUTH, then the signature over them checked under spki.
-        const message = authMessage(h(i['nonce'], 'nonce'), String(i['nick']), h(i['spki'], 'spki'), String(i['relay']), h(i['cb'], 'cb'));
-        const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), message, h(i['salt'], 'salt'));
-        if (!(await c.pssVerify(await c.importPublicKey(h(i['spki'], 'spki')), message, sig))) throw new Error(`${c.name} does not verify the AUTH signature`);
-        return { output: { message: toHex(message), sig: toHex(sig) } };
-      }
-      case 'safety_number':
-        return { output: { safety_number: await safetyNumberOf(c, String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
-      case 'recovery_commit': {
-        const code = h(i['code'], 'code');
-        return { output: { commit: toHex(await recoveryCommit(c, String(i['nick']), code)), text: formatRecoveryCode(code) } };
-      }
-      case 'recovery_check': {
-        // §7.5 step 2 at the relay: the presented code's commitment against the registered one.
-        const proof = await recoveryCommit(c, String(i['nick']), h(i['code'], 'code'));
-        if (!equalSecret(proof, h(i['commit'], 'commit'))) return { error: 'NICK_BOUND' };
-        return { output: { valid: true } };
-      }
-      case 'recovery_code_parse': {
-        let code: string | null;
-        try {
-          code = toHex(parseRecoveryCode(String(i['text'])));
-        } catch (e) {
-          if (!(e instanceof RangeError)) throw e;
-          code = null;
-        }
-        return { output: { code } };
-      }
-      default:
-        throw new Error(`unknown op ${op}`);
+  switch (op) {
+    case 'rsa_oaep_encrypt': {
+      const ct = forge.forgeOaepEncrypt(h(i['spki'], 'spki'), h(i['message'], 'message'), h(i['seed'], 'seed'));
+      const back = await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), ct);
+      if (toHex(back) !== i['message']) throw new Error(`${c.name} does not decrypt what forge encrypted`);
+      return { output: { ct: toHex(ct) } };
     }
-  } catch (e) {
-    if (e instanceof ProtocolError) return { error: e.errorName };
-    throw e;
+    case 'rsa_oaep_decrypt':
+      return { output: { message: toHex(await c.oaepDecrypt(await c.importPrivateKey(h(i['pkcs8'], 'pkcs8')), h(i['ct'], 'ct'))) } };
+    case 'rsa_pss_sign': {
+      const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), h(i['message'], 'message'), h(i['salt'], 'salt'));
+      const pub = await c.importPublicKey(spkiOfPkcs8(h(i['pkcs8'], 'pkcs8')));
+      if (!(await c.pssVerify(pub, h(i['message'], 'message'), sig))) throw new Error(`${c.name} does not verify what forge signed`);
+      return { output: { sig: toHex(sig) } };
+    }
+    case 'rsa_pss_verify': {
+      const key = await c.importPublicKey(h(i['spki'], 'spki'));
+      if (!(await c.pssVerify(key, h(i['message'], 'message'), h(i['sig'], 'sig')))) return { error: 'BAD_SIGNATURE' };
+      return { output: { valid: true } };
+    }
+    case 'public_key':
+      await c.importPublicKey(h(i['spki'], 'spki'));
+      return { output: { fingerprint: await fingerprintOf(c, h(i['spki'], 'spki')) } };
+    case 'x25519': {
+      const kp = await c.x25519KeyPair(h(i['private'], 'private'));
+      const own = toHex(kp.publicKey);
+      return { output: { own_public: own, shared: toHex(await c.x25519(kp.privateKey, h(i['peer_public'], 'peer_public'))) } };
+    }
+    case 'psk_key':
+      return { output: { psk_key: toHex(await pskKey(c, i['psk'] === null ? undefined : h(i['psk'], 'psk'))) } };
+    case 'hkdf':
+      return { output: { okm: toHex(await c.hkdfSha256(h(i['ikm'], 'ikm'), h(i['salt'], 'salt'), h(i['info'], 'info'), Number(i['length']))) } };
+    case 'aead_seal':
+      return { output: { ct: toHex(await c.aesGcmSeal(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['plaintext'], 'plaintext'), h(i['ad'], 'ad'))) } };
+    case 'aead_open':
+      return { output: { plaintext: toHex(await c.aesGcmOpen(h(i['key'], 'key'), h(i['nonce'], 'nonce'), h(i['ct'], 'ct'), h(i['ad'], 'ad'))) } };
+    case 'chain': {
+      const chain = new Chain(c, Uint8Array.from(h(i['ck0'], 'ck0')));
+      const mks: string[] = [];
+      for (let n = 0; n < Number(i['count']); n++) {
+        mks.push(toHex(await chain.peekKey()));
+        await chain.advance();
+      }
+      return { output: { message_keys: mks } };
+    }
+    case 'message_ad': {
+      const n = Number(i['n']);
+      return { output: { ad: toHex(messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), n)), nonce: toHex(messageNonce(n)) } };
+    }
+    case 'pad':
+      return { output: { padded: toHex(pad(h(i['inner'], 'inner'))) } };
+    case 'unpad':
+      return { output: { inner: toHex(unpad(h(i['padded'], 'padded'))) } };
+    case 'auth_message': {
+      // §7.3: the exact bytes a client signs in AUTH, then the signature over them checked under spki.
+      const message = authMessage(h(i['nonce'], 'nonce'), String(i['nick']), h(i['spki'], 'spki'), String(i['relay']), h(i['cb'], 'cb'));
+      const sig = forge.forgePssSign(h(i['pkcs8'], 'pkcs8'), message, h(i['salt'], 'salt'));
+      if (!(await c.pssVerify(await c.importPublicKey(h(i['spki'], 'spki')), message, sig))) throw new Error(`${c.name} does not verify the AUTH signature`);
+      return { output: { message: toHex(message), sig: toHex(sig) } };
+    }
+    case 'safety_number':
+      return { output: { safety_number: await safetyNumberOf(c, String(i['nick_a']), h(i['spki_a'], 'spki_a'), String(i['nick_b']), h(i['spki_b'], 'spki_b')) } };
+    case 'recovery_commit': {
+      const code = h(i['code'], 'code');
+      return { output: { commit: toHex(await recoveryCommit(c, String(i['nick']), code)), text: formatRecoveryCode(code) } };
+    }
+    case 'recovery_check': {
+      // §7.5 step 2 at the relay: the presented code's commitment against the registered one.
+      const proof = await recoveryCommit(c, String(i['nick']), h(i['code'], 'code'));
+      if (!equalSecret(proof, h(i['commit'], 'commit'))) return { error: 'NICK_BOUND' };
+      return { output: { valid: true } };
+    }
+    case 'recovery_code_parse': {
+      let code: string | null;
+      try {
+        code = toHex(parseRecoveryCode(String(i['text'])));
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        code = null;
+      }
+      return { output: { code } };
+    }
+    default:
+      throw new Error(`unknown op ${op}`);
   }
 }
 
@@ -305,44 +299,28 @@ function loadForgeSync(): Forge {
 async function build(): Promise<VectorCase[]> {
   forgeCache ??= await loadForge();
   const forge = forgeCache;
-  const out: VectorCase[] = [];
-  for (const s of specs()) out.push({ id: s.id, description: s.description, section: s.section, op: s.op, input: s.input, ...(await runOp(s.op, s.input, forge, nodeBackend)) });
-  return out;
+  return opCases(specs(), (op, input) => runOp(op, input, forge, nodeBackend));
 }
 
-export const primitivesSuite: VectorSuite = {
-  file: 'primitives.json',
-  async generate(): Promise<VectorDocument> {
-    return {
-      title: 'e2ee-chat cryptographic primitive vectors',
-      spec: 'spec/PROTOCOL.md §8.1-§8.4, format in spec/VECTORS.md',
-      description:
-        'Fixed keys and fixed randomness. Each case: op (the operation), input (hex for bytes), and exactly one of ' +
-        'output (every field must match) or error (a §9 code name). Ops: rsa_oaep_encrypt (with a fixed seed), ' +
-        'rsa_oaep_decrypt, rsa_pss_sign (with a fixed salt), rsa_pss_verify, public_key (§8.1 checks, then the ' +
-        'fingerprint), x25519, psk_key, hkdf, chain (message keys of a chain), message_ad (ad_n and nonce_n), ' +
-        'aead_seal, aead_open, pad, unpad, safety_number. RSA keys are PKCS#8 / SPKI DER.',
-      cases: await build(),
-    };
+export const primitivesSuite: VectorSuite = suite(
+  'primitives.json',
+  {
+    title: 'e2ee-chat cryptographic primitive vectors',
+    spec: 'spec/PROTOCOL.md §8.1-§8.4, format in spec/VECTORS.md',
+    description:
+      'Fixed keys and fixed randomness. Each case: op (the operation), input (hex for bytes), and exactly one of ' +
+      'output (every field must match) or error (a §9 code name). Ops: rsa_oaep_encrypt (with a fixed seed), ' +
+      'rsa_oaep_decrypt, rsa_pss_sign (with a fixed salt), rsa_pss_verify, public_key (§8.1 checks, then the ' +
+      'fingerprint), x25519, psk_key, hkdf, chain (message keys of a chain), message_ad (ad_n and nonce_n), ' +
+      'aead_seal, aead_open, pad, unpad, safety_number. RSA keys are PKCS#8 / SPKI DER.',
   },
-  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
+  () => build(),
+  async (doc: unknown, backend: CryptoBackend = nodeBackend) => {
     forgeCache ??= await loadForge();
     const forge = forgeCache;
-    return verifyCases(doc, async (c) => {
-      // spec/VECTORS.md §3: a runner never skips what it does not understand.
-      const extra = Object.keys(c).filter((k) => !['id', 'description', 'section', 'op', 'input', 'output', 'error'].includes(k));
-      if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
-      if (('error' in c) === ('output' in c)) return 'expected exactly one of output, error';
-      const allowed = OP_INPUTS[String(c['op'])];
-      if (allowed === undefined) return `unknown op ${String(c['op'])}`;
-      const inputKeys = Object.keys((c['input'] ?? {}) as object);
-      if (inputKeys.length !== allowed.length || inputKeys.some((k) => !allowed.includes(k))) return `input fields ${inputKeys.join(',')}, expected ${allowed.join(',')}`;
-      const want = 'error' in c ? { error: c['error'] } : { output: c['output'] };
-      const got = await runOp(String(c['op']), c['input'] as Input, forge, backend);
-      return diff(c.id, want, got);
-    });
+    return verifyOpCases(doc, OP_INPUTS, (op, input) => runOp(op, input, forge, backend));
   },
-};
+);
 
 /** The salts of the PSS salt-length defects (§8.1): 20 bytes (SHA-1's length), none, and 64 bytes. */
 function pssSaltCases(label: (tag: string) => Uint8Array): [number, Uint8Array][] {

@@ -12,9 +12,9 @@ import { nodeBackend } from '../crypto/node.js';
 import { Chain, messageAd, openMessage, pad, sealMessage, unpad } from '../crypto/schedule.js';
 import { RosterTracker, rosterPreimage, type RosterReport } from '../client/roster.js';
 import { fromHex, toHex } from './hex.js';
-import { diff, verifyCases, type Json } from './crypto-common.js';
+import { opCases, suite, verifyOpCases, type Json } from './crypto-common.js';
 import { fixedIdentity } from './crypto-keys.js';
-import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
+import type { VectorCase, VectorSuite } from './types.js';
 
 type Input = Record<string, Json>;
 type Result = { output: Json } | { error: string };
@@ -40,64 +40,59 @@ function reportJson(r: RosterReport): Json {
 }
 
 async function runOp(op: string, i: Input, c: CryptoBackend): Promise<Result> {
-  try {
-    switch (op) {
-      case 'roster_preimage':
-        return { output: { preimage: toHex(rosterPreimage(String(i['room']), Number(i['epoch']), members(i['members']))) } };
-      case 'roster_commitment':
-        return { output: { hash: toHex(await c.sha256(rosterPreimage(String(i['room']), Number(i['epoch']), members(i['members'])))) } };
-      case 'roster_seal': {
-        const seq = Number(i['seq']);
-        const inner = encodeFrame(frame('ROSTER', { epoch: Number(i['epoch']), hash: h(i['hash'], 'hash') }));
-        const padded = pad(inner);
-        const ad = messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), seq);
-        const ct = await sealMessage(c, await messageKey(c, h(i['ck'], 'ck')), seq, padded, ad);
-        return { output: { inner: toHex(inner), padded: toHex(padded), msg: toHex(encodeFrame(frame('MSG', { seq, ct }))) } };
-      }
-      case 'roster_open': {
-        const msg = decodeFrame(h(i['msg'], 'msg'), 'e2e');
-        if (msg.type !== 'MSG') throw new ProtocolError('UNEXPECTED_FRAME', `${msg.type}, not MSG`);
-        const ad = messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), msg.seq);
-        let padded: Uint8Array;
-        try {
-          padded = await openMessage(c, await messageKey(c, h(i['ck'], 'ck')), msg.seq, msg.ct, ad);
-        } catch {
-          throw new ProtocolError('DECRYPT_FAILED', 'AEAD open failed');
-        }
-        const f = decodeFrame(unpad(padded), 'inner');
-        if (f.type !== 'ROSTER') throw new ProtocolError('UNEXPECTED_FRAME', `${f.type}, not ROSTER`);
-        return { output: { epoch: f.epoch, hash: toHex(f.hash) } };
-      }
-      case 'roster_check': {
-        const self = (i['self'] ?? {}) as unknown as MemberJson;
-        const t = new RosterTracker({
-          room: String(i['room']),
-          self: { nick: String(self.nick), key: h(self.key, 'self.key') },
-          sha256: (d) => c.sha256(d),
-          windowEpochs: Number(i['window']),
-          waitMs: Number(i['wait_ms']),
-        });
-        const reports: Json[] = [];
-        for (const raw of i['steps'] as Input[]) {
-          const [kind, v] = Object.entries(raw)[0] as [string, Input];
-          let rs: RosterReport[] = [];
-          if (kind === 'joined') t.joined(Number(v['epoch']), members(v['others']));
-          else if (kind === 'peer_joined') t.peerJoined(Number(v['epoch']), { nick: String(v['nick']), key: h(v['key'], 'key') });
-          else if (kind === 'peer_left') t.peerLeft(Number(v['epoch']), String(v['nick']));
-          else if (kind === 'roster') rs = await t.received(String(v['peer']), Number(v['epoch']), h(v['hash'], 'hash'), Number(v['at_ms']));
-          else if (kind === 'batch_end') rs = await t.check();
-          else if (kind === 'time') rs = t.expire(Number(v['at_ms']));
-          else throw new Error(`unknown step ${kind}`);
-          reports.push(...rs.map(reportJson));
-        }
-        return { output: { reports } };
-      }
-      default:
-        throw new Error(`unknown op ${op}`);
+  switch (op) {
+    case 'roster_preimage':
+      return { output: { preimage: toHex(rosterPreimage(String(i['room']), Number(i['epoch']), members(i['members']))) } };
+    case 'roster_commitment':
+      return { output: { hash: toHex(await c.sha256(rosterPreimage(String(i['room']), Number(i['epoch']), members(i['members'])))) } };
+    case 'roster_seal': {
+      const seq = Number(i['seq']);
+      const inner = encodeFrame(frame('ROSTER', { epoch: Number(i['epoch']), hash: h(i['hash'], 'hash') }));
+      const padded = pad(inner);
+      const ad = messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), seq);
+      const ct = await sealMessage(c, await messageKey(c, h(i['ck'], 'ck')), seq, padded, ad);
+      return { output: { inner: toHex(inner), padded: toHex(padded), msg: toHex(encodeFrame(frame('MSG', { seq, ct }))) } };
     }
-  } catch (e) {
-    if (e instanceof ProtocolError) return { error: e.errorName };
-    throw e;
+    case 'roster_open': {
+      const msg = decodeFrame(h(i['msg'], 'msg'), 'e2e');
+      if (msg.type !== 'MSG') throw new ProtocolError('UNEXPECTED_FRAME', `${msg.type}, not MSG`);
+      const ad = messageAd(h(i['sid'], 'sid'), String(i['sender']), String(i['recipient']), String(i['room']), msg.seq);
+      let padded: Uint8Array;
+      try {
+        padded = await openMessage(c, await messageKey(c, h(i['ck'], 'ck')), msg.seq, msg.ct, ad);
+      } catch {
+        throw new ProtocolError('DECRYPT_FAILED', 'AEAD open failed');
+      }
+      const f = decodeFrame(unpad(padded), 'inner');
+      if (f.type !== 'ROSTER') throw new ProtocolError('UNEXPECTED_FRAME', `${f.type}, not ROSTER`);
+      return { output: { epoch: f.epoch, hash: toHex(f.hash) } };
+    }
+    case 'roster_check': {
+      const self = (i['self'] ?? {}) as unknown as MemberJson;
+      const t = new RosterTracker({
+        room: String(i['room']),
+        self: { nick: String(self.nick), key: h(self.key, 'self.key') },
+        sha256: (d) => c.sha256(d),
+        windowEpochs: Number(i['window']),
+        waitMs: Number(i['wait_ms']),
+      });
+      const reports: Json[] = [];
+      for (const raw of i['steps'] as Input[]) {
+        const [kind, v] = Object.entries(raw)[0] as [string, Input];
+        let rs: RosterReport[] = [];
+        if (kind === 'joined') t.joined(Number(v['epoch']), members(v['others']));
+        else if (kind === 'peer_joined') t.peerJoined(Number(v['epoch']), { nick: String(v['nick']), key: h(v['key'], 'key') });
+        else if (kind === 'peer_left') t.peerLeft(Number(v['epoch']), String(v['nick']));
+        else if (kind === 'roster') rs = await t.received(String(v['peer']), Number(v['epoch']), h(v['hash'], 'hash'), Number(v['at_ms']));
+        else if (kind === 'batch_end') rs = await t.check();
+        else if (kind === 'time') rs = t.expire(Number(v['at_ms']));
+        else throw new Error(`unknown step ${kind}`);
+        reports.push(...rs.map(reportJson));
+      }
+      return { output: { reports } };
+    }
+    default:
+      throw new Error(`unknown op ${op}`);
   }
 }
 
@@ -214,39 +209,24 @@ async function specs(): Promise<{ id: string; section: string; op: string; input
 }
 
 async function build(c: CryptoBackend): Promise<VectorCase[]> {
-  const out: VectorCase[] = [];
-  for (const s of await specs()) out.push({ id: s.id, description: s.description, section: s.section, op: s.op, input: s.input, ...(await runOp(s.op, s.input, c)) });
-  return out;
+  return opCases(await specs(), (op, input) => runOp(op, input, c));
 }
 
-export const rosterSuite: VectorSuite = {
-  file: 'roster.json',
-  async generate(): Promise<VectorDocument> {
-    return {
-      title: 'e2ee-chat roster agreement vectors',
-      spec: 'spec/PROTOCOL.md §7.1 "Room epoch", §7.4, §8.6, format in spec/VECTORS.md §2.5',
-      description:
-        'Each case: op, input (hex for bytes), and exactly one of output (every field must match) or error (a §9 code name). ' +
-        'Ops: roster_preimage and roster_commitment (the input of §8.6 and its SHA-256; members in any order), roster_seal ' +
-        '(ROSTER{epoch, hash} as the MSG of seq `seq` under the message key of chain key ck, §8.3), roster_open (the reverse, ' +
-        'with its refusals), roster_check (a receiver: steps joined / peer_joined / peer_left are relay events, roster a ' +
-        "peer's ROSTER at time at_ms, batch_end the end of a read batch, time the clock reaching at_ms; output: every report " +
-        'in order, each {kind: mismatch|withheld|unverifiable, epoch, peer, and members or our_epoch}).',
-      cases: await build(nodeBackend),
-    };
+export const rosterSuite: VectorSuite = suite(
+  'roster.json',
+  {
+    title: 'e2ee-chat roster agreement vectors',
+    spec: 'spec/PROTOCOL.md §7.1 "Room epoch", §7.4, §8.6, format in spec/VECTORS.md §2.5',
+    description:
+      'Each case: op, input (hex for bytes), and exactly one of output (every field must match) or error (a §9 code name). ' +
+      'Ops: roster_preimage and roster_commitment (the input of §8.6 and its SHA-256; members in any order), roster_seal ' +
+      '(ROSTER{epoch, hash} as the MSG of seq `seq` under the message key of chain key ck, §8.3), roster_open (the reverse, ' +
+      'with its refusals), roster_check (a receiver: steps joined / peer_joined / peer_left are relay events, roster a ' +
+      "peer's ROSTER at time at_ms, batch_end the end of a read batch, time the clock reaching at_ms; output: every report " +
+      'in order, each {kind: mismatch|withheld|unverifiable, epoch, peer, and members or our_epoch}).',
   },
-  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
-    return verifyCases(doc, async (c) => {
-      const extra = Object.keys(c).filter((k) => !['id', 'description', 'section', 'op', 'input', 'output', 'error'].includes(k));
-      if (extra.length > 0) return `unknown case fields: ${extra.join(', ')}`;
-      if (('error' in c) === ('output' in c)) return 'expected exactly one of output, error';
-      const allowed = OP_INPUTS[String(c['op'])];
-      if (allowed === undefined) return `unknown op ${String(c['op'])}`;
-      const inputKeys = Object.keys((c['input'] ?? {}) as object);
-      if (inputKeys.length !== allowed.length || inputKeys.some((k) => !allowed.includes(k))) return `input fields ${inputKeys.join(',')}, expected ${allowed.join(',')}`;
-      const want = 'error' in c ? { error: c['error'] } : { output: c['output'] };
-      const got = await runOp(String(c['op']), c['input'] as Input, backend);
-      return diff(c.id, want, got);
-    });
+  () => build(nodeBackend),
+  async (doc: unknown, backend: CryptoBackend = nodeBackend) => {
+    return verifyOpCases(doc, OP_INPUTS, (op, input) => runOp(op, input, backend));
   },
-};
+);

@@ -20,8 +20,8 @@ import { hmac } from '../crypto/primitives.js';
 import { initiatorSignedMessage, keySchedule, pskKey, responderSignedMessage, th0, th1, th2, th3 } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, clampScalar, isClamped, type FixedName } from './crypto-keys.js';
-import { diff, loadForge, verifyCases, type Json } from './crypto-common.js';
-import type { VectorCase, VectorDocument, VectorSuite } from './types.js';
+import { diff, loadForge, suite, verifyCases, type Json } from './crypto-common.js';
+import type { VectorCase, VectorSuite } from './types.js';
 
 type Forge = Awaited<ReturnType<typeof loadForge>>;
 
@@ -323,25 +323,23 @@ async function verifyOne(backend: CryptoBackend, forge: Forge, c: VectorCase, ea
   return undefined;
 }
 
-export const handshakeSuite: VectorSuite = {
-  file: 'handshake.json',
-  async generate(): Promise<VectorDocument> {
-    return {
-      title: 'e2ee-chat handshake transcripts',
-      spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
-      description:
-        'Transcript cases give room, psk (hex or null), both parties (nick, spki, pkcs8, randomness: secret = s_I/s_R, ' +
-        'eph = X25519 private scalar, oaep_seed, pss_salt), the three handshake frames, every intermediate value, the ' +
-        'safety number and the messages exchanged afterwards (each text answered by an ACK; body = the MSG frame). ' +
-        'An implementation that uses the same randomness must produce every byte. Defect cases name a transcript ' +
-        '(based_on), the receiving side and its state (at: responder_idle, initiator_await_resp, ' +
-        'responder_await_finish; the side is driven there with the transcript\'s own frames and randomness), the ' +
-        'defective frame, and the code the session must fail with (initiator_psk, when present, replaces the ' +
-        'initiator\'s psk).',
-      cases: await build(await loadForge()),
-    };
+export const handshakeSuite: VectorSuite = suite(
+  'handshake.json',
+  {
+    title: 'e2ee-chat handshake transcripts',
+    spec: 'spec/PROTOCOL.md §7.2, §8.2, §8.3, format in spec/VECTORS.md',
+    description:
+      'Transcript cases give room, psk (hex or null), both parties (nick, spki, pkcs8, randomness: secret = s_I/s_R, ' +
+      'eph = X25519 private scalar, oaep_seed, pss_salt), the three handshake frames, every intermediate value, the ' +
+      'safety number and the messages exchanged afterwards (each text answered by an ACK; body = the MSG frame). ' +
+      'An implementation that uses the same randomness must produce every byte. Defect cases name a transcript ' +
+      '(based_on), the receiving side and its state (at: responder_idle, initiator_await_resp, ' +
+      'responder_await_finish; the side is driven there with the transcript\'s own frames and randomness), the ' +
+      'defective frame, and the code the session must fail with (initiator_psk, when present, replaces the ' +
+      'initiator\'s psk).',
   },
-  async verify(doc: unknown, backend: CryptoBackend = nodeBackend) {
+  async () => build(await loadForge()),
+  async (doc: unknown, backend: CryptoBackend = nodeBackend) => {
     const forge = await loadForge();
     const earlier = new Map<string, VectorCase>();
     return verifyCases(doc, async (c) => {
@@ -350,4 +348,4 @@ export const handshakeSuite: VectorSuite = {
       return r;
     });
   },
-};
+);
