@@ -246,7 +246,10 @@ inline send_from_view(c, p, tp, q) {
   fi
 }
 
-/* Redis runs the PUBLISH of c's (token tc) DELIVER with seq q to p (token tp) on tp's relay's channel. */
+/*
+ * Redis runs the PUBLISH of c's (token tc) DELIVER with seq q to p (token tp) on tp's relay's channel.
+ * (The code publishes a turn's W messages for one relay as one M message: those PUBLISHes back to back.)
+ */
 inline publish_deliver(c, tc, p, tp, q) {
   d_step { ps[RELAY_OF_TOKEN(tp)]!DELIVER, p, tp, c, q, 0, tc }
 }

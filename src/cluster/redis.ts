@@ -9,8 +9,8 @@
  * its room (the JOIN reply, then the PEER_JOINED and PEER_LEFT written to it: nickname -> membership
  * token). A SEND is decided against the sender's view (NO_SUCH_PEER at once for a nickname not in it)
  * and published with a plain PUBLISH to the addressee's relay, without waiting (one Redis connection
- * keeps the order); the frames of a turn for one addressee go as one message, written to its socket in
- * one write. An event carries the addressee's membership token: a relay writes it only to the
+ * keeps the order); the frames of a turn for one addressee go as one W message, written to its socket
+ * in one write, and the W messages of a turn for one relay as one PUBLISH (an M message). An event carries the addressee's membership token: a relay writes it only to the
  * connection holding that token now, holds it while that connection's JOIN reply is still in flight
  * (JOINED goes first), and drops it otherwise (the member left: nothing is delivered after LEFT); a
  * DELIVER message also carries its sender's token, and is written only while that token is in the
@@ -51,6 +51,8 @@ const DELIVER_CODE = 10;
 const KIND_J = 0x4a;
 const KIND_L = 0x4c;
 const KIND_W = 0x57;
+/** Several W messages for one relay in one PUBLISH: "M", then each as a 4-byte length and its bytes. */
+const KIND_M = 0x4d;
 
 export interface RedisAddress {
   host: string;
@@ -157,6 +159,12 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private readonly byToken = new Map<string, Local<H>>();
   /** Connections with SENDs not yet sent to Redis, and the pending flush of them. */
   private readonly dirty = new Set<Local<H>>();
+  /**
+   * W messages taken from the connections' batches and not yet published: per channel, in the order
+   * taken (one PUBLISH per relay and turn); and the connections they came from, with their bytes.
+   */
+  private readonly outgoing = new Map<string, Buffer[]>();
+  private outgoingFrom: { local: Local<H>; bytes: number }[] = [];
   private flushing: NodeJS.Immediate | undefined;
   private nextToken = 1;
   private timers: NodeJS.Timeout[] = [];
@@ -299,6 +307,8 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     this.log({ event: 'cluster_unavailable', reason });
     this.byHandle.clear();
     this.byToken.clear();
+    this.outgoing.clear();
+    this.outgoingFrom = [];
     this.sink?.lost(reason);
   }
 
@@ -324,7 +334,24 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
 
   // ---- pub/sub -------------------------------------------------------------------------------------
 
+  /** One message from this relay's channel: an event, or (M) several W messages in order. */
   private onMessage(msg: Buffer): void {
+    if (msg[0] !== KIND_M) {
+      this.onEvent(msg);
+      return;
+    }
+    let o = 1;
+    while (o < msg.length) {
+      if (o + 4 > msg.length) throw new RangeError('cluster message: truncated section length');
+      const len = msg.readUInt32BE(o);
+      o += 4;
+      if (len === 0 || o + len > msg.length || msg[o] !== KIND_W) throw new RangeError('cluster message: bad section');
+      this.onEvent(msg.subarray(o, o + len));
+      o += len;
+    }
+  }
+
+  private onEvent(msg: Buffer): void {
     const a = msg.indexOf(10);
     const b = msg.indexOf(10, a + 1);
     const c = msg.indexOf(10, b + 1);
@@ -515,8 +542,12 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       peer.out.append(peer.header);
     }
     local.batchBytes += peer.out.appendDeliver(local.head, body);
-    if (++local.batchFrames >= MAX_BATCH_FRAMES || local.batchBytes >= MAX_BATCH_BYTES) this.flush(local);
-    else this.scheduleFlush();
+    if (++local.batchFrames >= MAX_BATCH_FRAMES || local.batchBytes >= MAX_BATCH_BYTES) {
+      this.flush(local);
+      this.publish();
+    } else {
+      this.scheduleFlush();
+    }
     return local.flightBytes >= MAX_IN_FLIGHT_BYTES ? local.flights[0] : undefined;
   }
 
@@ -532,13 +563,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
       this.flushing = undefined;
       const all = [...this.dirty];
       for (const l of all) this.flush(l);
+      this.publish();
     });
   }
 
-  /**
-   * Publishes `local`'s batch, one W message per addressee, to the addressees' relays. A failed PUBLISH
-   * (Redis lost) ends the connection with INTERNAL_ERROR; the promise kept in `flights` never rejects.
-   */
+  /** Takes `local`'s batch, one W message per addressee, into `outgoing` (published by publish()). */
   private flush(local: Local<H>): void {
     this.dirty.delete(local);
     if (local.batchFrames === 0) return;
@@ -547,21 +576,44 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     local.batch = new Set();
     local.batchFrames = 0;
     local.batchBytes = 0;
+    for (const peer of batch) {
+      const m = peer.out.take()!;
+      const q = this.outgoing.get(peer.channel);
+      if (q === undefined) this.outgoing.set(peer.channel, [m]);
+      else q.push(m);
+    }
+    this.outgoingFrom.push({ local, bytes });
+  }
+
+  /**
+   * Publishes what flush() took, one PUBLISH per relay: its W messages in the order taken, as one M
+   * message when there are several (spec/CLUSTER.md §3). A failed PUBLISH (Redis lost) ends the
+   * connections it carried with INTERNAL_ERROR; the promise kept in their `flights` never rejects.
+   */
+  private publish(): void {
+    if (this.outgoingFrom.length === 0) return;
     const sent: Promise<unknown>[] = [];
-    for (const peer of batch) sent.push(this.cmd.publish(peer.channel, peer.out.take()!));
+    for (const [channel, ms] of this.outgoing) sent.push(this.cmd.publish(channel, ms.length === 1 ? ms[0]! : joinMessages(ms)));
+    this.outgoing.clear();
+    const from = this.outgoingFrom;
+    this.outgoingFrom = [];
     const p = (sent.length === 1 ? sent[0]! : Promise.all(sent)).then(
       () => {},
       (e: unknown) => {
         this.log({ event: 'cluster_send_failed', error: e instanceof Error ? e.message : String(e) });
-        this.sink?.refuse(local.handle, 'INTERNAL_ERROR', 'send failed');
+        for (const f of from) this.sink?.refuse(f.local.handle, 'INTERNAL_ERROR', 'send failed');
       },
     );
-    local.flights.push(p);
-    local.flightBytes += bytes;
+    for (const f of from) {
+      f.local.flights.push(p);
+      f.local.flightBytes += f.bytes;
+    }
     void p.then(() => {
-      const i = local.flights.indexOf(p);
-      if (i >= 0) local.flights.splice(i, 1);
-      local.flightBytes -= bytes;
+      for (const f of from) {
+        const i = f.local.flights.indexOf(p);
+        if (i >= 0) f.local.flights.splice(i, 1);
+        f.local.flightBytes -= f.bytes;
+      }
     });
   }
 
@@ -574,6 +626,7 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     // Every SEND read before the leave is published before the leave script runs (one connection keeps
     // the order), so its addressee gets it before the PEER_LEFT.
     this.flush(local);
+    this.publish();
     await this.leaveToken(local);
   }
 
@@ -646,6 +699,20 @@ export function parsePubsubLimit(reply: unknown): { hardBytes: number; softBytes
   const m = /(?:^| )pubsub ([0-9]{1,19}) ([0-9]{1,19}) ([0-9]{1,19})(?: |$)/.exec(reply[1]);
   if (m === null) return undefined;
   return { hardBytes: Number(m[1]), softBytes: Number(m[2]), softSeconds: Number(m[3]) };
+}
+
+/** Several W messages as one M message: "M", then each as a 4-byte big-endian length and its bytes. */
+function joinMessages(ms: Buffer[]): Buffer {
+  let n = 1;
+  for (const m of ms) n += 4 + m.length;
+  const out = Buffer.allocUnsafe(n);
+  out[0] = KIND_M;
+  let o = 1;
+  for (const m of ms) {
+    o = out.writeUInt32BE(m.length, o);
+    o += m.copy(out, o);
+  }
+  return out;
 }
 
 /** A membership token as relays make them: `<relay id>.<counter>` (spec/CLUSTER.md §1). */

@@ -181,3 +181,28 @@ t.test('frames a reaped relay publishes after the reap are dropped by the addres
   t.equal(b.droppedFromNonMembers, 1, 'the frame reached bob\'s relay and was dropped there');
   t.same(bob.got.map(([from, x]) => `${from}:${x.toString()}`), ['alice:before'], 'bob got only the frame sent while alice was a member');
 });
+
+t.test('the SENDs of several connections in one turn to members on one relay go in one PUBLISH; each addressee gets its own frames in order', async (t) => {
+  const { w, a, b } = await twoRelays(t, 2);
+  const raw = new Redis(redis.port, '127.0.0.1');
+  t.teardown(() => raw.disconnect());
+  const senders = [handle('alice'), handle('carol'), handle('erin')];
+  const receivers = [handle('bob'), handle('dave'), handle('frank')];
+  for (let i = 0; i < 3; i++) {
+    await b.join(`turn${i}`, receivers[i]!.nick, KEY, receivers[i]!, () => {});
+    await a.join(`turn${i}`, senders[i]!.nick, KEY, senders[i]!, () => {});
+  }
+  await raw.config('RESETSTAT');
+  // One turn: 20 SENDs from each sender, interleaved.
+  for (let k = 0; k < 20; k++) for (let i = 0; i < 3; i++) t.equal(a.send(senders[i]!, receivers[i]!.nick, Buffer.from(`${i}:${k}`)), undefined);
+  await w.until(() => receivers.every((r) => r.got.length === 20));
+  for (let i = 0; i < 3; i++) {
+    t.same(
+      receivers[i]!.got.map(([from, x]) => `${from} ${x.toString()}`),
+      Array.from({ length: 20 }, (_, k) => `${senders[i]!.nick} ${i}:${k}`),
+      `${receivers[i]!.nick}: its sender's frames, in order, once`,
+    );
+  }
+  const stats = String(await raw.info('commandstats'));
+  t.match(stats, /cmdstat_publish:calls=1,/, 'one PUBLISH for the three connections');
+});

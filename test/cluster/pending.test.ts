@@ -172,10 +172,15 @@ t.test('a W message that is not whole DELIVER frames is logged and dropped; the 
   for (const bad of [Buffer.alloc(0), good.subarray(0, 3), good.subarray(0, good.length - 1), ping, Buffer.concat([good, Buffer.from([0, 0, 0, 0])])]) {
     await raw.publish(`e2ee:deliver:${relayId!}`, Buffer.concat([Buffer.from(`W\n${token!}\n\n`), bad]));
   }
+  // Several W messages in one (M): a truncated section length, a section longer than the message, a section that is not a W.
+  const w = Buffer.from(`W\n${token!}\n\n`);
+  for (const bad of [Buffer.from([0x4d, 0, 0]), Buffer.concat([Buffer.from([0x4d, 0, 0, 1, 0]), w]), Buffer.concat([Buffer.from([0x4d, 0, 0, 0, 3]), Buffer.from('L\nx')])]) {
+    await raw.publish(`e2ee:deliver:${relayId!}`, bad);
+  }
   bob.send(frame('SEND', { to: 'carol', body: Uint8Array.of(7) }));
   const d = await carol.expect('DELIVER');
   t.same([...d.body], [7], 'the next frame is the real one');
-  t.equal(s.events.filter((e) => e['event'] === 'cluster_bad_message').length, 5);
+  t.equal(s.events.filter((e) => e['event'] === 'cluster_bad_message').length, 8);
   carol.destroy();
   bob.destroy();
 });
