@@ -76,47 +76,61 @@ function pick(m: Readonly<Model>, k: number, ok: (i: number) => boolean): number
   return xs.length === 0 ? undefined : xs[k % xs.length];
 }
 
-class Connect implements fc.AsyncCommand<Model, Real> {
+/**
+ * A command on one client: the k-th (mod their number) of the clients `eligible` admits, so commands
+ * name a choice, not a client, and few are skipped; `act` runs it for that client (`this.i`).
+ */
+abstract class OnClient implements fc.AsyncCommand<Model, Real> {
+  protected i = 0;
   constructor(readonly k: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'OFF';
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
+  protected abstract eligible(m: Readonly<Model>, i: number): boolean;
+  protected abstract act(m: Model, r: Real): Promise<void>;
+  check = (m: Readonly<Model>): boolean => pick(m, this.k, (i) => this.eligible(m, i)) !== undefined;
   async run(m: Model, r: Real): Promise<void> {
     r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+    this.i = pick(m, this.k, (i) => this.eligible(m, i))!;
+    await this.act(m, r);
+  }
+}
+
+class Connect extends OnClient {
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] === 'OFF';
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     const c = await RawConnection.open(r.server.host, r.server.port);
     await c.authenticate(r.ids[this.i]!);
     r.conns[this.i] = c;
     m.connect(this.i);
     await check(m, r, this.i);
   }
-  toString = () => `connect(${this.i})`;
+  override toString = () => `connect(${this.i})`;
 }
 
-class Join implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number, readonly room: string) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'READY' && !m.paused[i];
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Join extends OnClient {
+  constructor(k: number, readonly room: string) {
+    super(k);
+  }
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] === 'READY' && !m.paused[i];
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     r.conns[this.i]!.send(frame('JOIN', { room: this.room }));
     if (m.join(this.i, this.room) === 'full') r.stats['room full'] = (r.stats['room full'] ?? 0) + 1;
     await check(m, r, this.i);
   }
-  toString = () => `join(${this.i}, ${this.room})`;
+  override toString = () => `join(${this.i}, ${this.room})`;
 }
 
-class Send implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number, readonly j: number, readonly tag: number) {}
-  private i = 0;
+class Send extends OnClient {
+  constructor(k: number, readonly j: number, readonly tag: number) {
+    super(k);
+  }
   private to = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'IN_ROOM' && !m.paused[i];
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] === 'IN_ROOM' && !m.paused[i];
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     // Three times in four to a member of the sender's room when there is one, else to anyone (itself too).
     const mates = m.mates(this.i);
     this.to = this.tag % 4 !== 0 && mates.length > 0 ? mates[this.j % mates.length]! : this.j;
@@ -126,49 +140,43 @@ class Send implements fc.AsyncCommand<Model, Real> {
     r.stats[outcome] = (r.stats[outcome] ?? 0) + 1;
     await check(m, r, this.i);
   }
-  toString = () => `send(${this.i} -> ${this.to})`;
+  override toString = () => `send(${this.i} -> ${this.to})`;
 }
 
-class Leave implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] === 'IN_ROOM' && !m.paused[i];
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Leave extends OnClient {
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] === 'IN_ROOM' && !m.paused[i];
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     r.conns[this.i]!.send(frame('LEAVE', {}));
     m.leave(this.i);
     await check(m, r, this.i);
   }
-  toString = () => `leave(${this.i})`;
+  override toString = () => `leave(${this.i})`;
 }
 
-class Disconnect implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF';
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Disconnect extends OnClient {
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] !== 'OFF';
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     r.conns[this.i]!.close();
     r.conns[this.i] = undefined;
     m.drop(this.i);
     await settle(m, r);
     await check(m, r);
   }
-  toString = () => `disconnect(${this.i})`;
+  override toString = () => `disconnect(${this.i})`;
 }
 
-class Malformed implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number, readonly kind: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && !m.paused[i];
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Malformed extends OnClient {
+  constructor(k: number, readonly kind: number) {
+    super(k);
+  }
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] !== 'OFF' && !m.paused[i];
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     const c = r.conns[this.i]!;
     const [bytes, code] = [
       [Buffer.from([0, 0, 0, 0]), ERROR_CODES.MALFORMED_FRAME.code],
@@ -194,37 +202,31 @@ class Malformed implements fc.AsyncCommand<Model, Real> {
     await settle(m, r);
     await check(m, r);
   }
-  toString = () => `malformed(${this.i}, ${this.kind % 5})`;
+  override toString = () => `malformed(${this.i}, ${this.kind % 5})`;
 }
 
-class Pause implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && !m.paused[i];
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Pause extends OnClient {
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] !== 'OFF' && !m.paused[i];
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     r.conns[this.i]!.socket.pause();
     m.paused[this.i] = true;
     await check(m, r);
   }
-  toString = () => `slow-read(${this.i})`;
+  override toString = () => `slow-read(${this.i})`;
 }
 
-class Resume implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: number) {}
-  private i = 0;
-  private readonly ok = (m: Readonly<Model>) => (i: number): boolean => m.state[i] !== 'OFF' && m.paused[i] === true;
-  check = (m: Readonly<Model>) => pick(m, this.k, this.ok(m)) !== undefined;
-  async run(m: Model, r: Real): Promise<void> {
-    r.executed++;
-    this.i = pick(m, this.k, this.ok(m))!;
+class Resume extends OnClient {
+  protected eligible(m: Readonly<Model>, i: number): boolean {
+    return m.state[i] !== 'OFF' && m.paused[i] === true;
+  }
+  protected async act(m: Model, r: Real): Promise<void> {
     r.conns[this.i]!.socket.resume();
     m.paused[this.i] = false;
     await check(m, r, this.i);
   }
-  toString = () => `resume(${this.i})`;
+  override toString = () => `resume(${this.i})`;
 }
 
 const client = fc.integer({ min: 0, max: CLIENTS - 1 });
