@@ -250,8 +250,12 @@ export class RelayConnection {
     });
   }
 
-  /** A SEND to one member (§7.1); nothing once CLOSED. */
+  /**
+   * A SEND to one member (§7.1), only IN_ROOM: a handshake step that completes after LEAVE (AWAIT_LEFT)
+   * or after LEFT has no member to reach, and the relay fails a connection that sends outside a room.
+   */
   send(to: string, body: Uint8Array): void {
+    if (this.stateValue !== 'IN_ROOM') return;
     this.write(frame('SEND', { to, body }));
   }
 

@@ -20,18 +20,20 @@ t.test('remembered settings are parsed strictly', async (t) => {
 
 t.test('/msg, a two-line message, one receipt per message, and the settings remembered for the next run', async (t) => {
   const dir = tempDir(t);
-  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--max-room-size', '3'] });
+  // Five people, as the new user had: every message added 4 receipt lines then.
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--max-room-size', '5'] });
   const home = join(dir, 'alice');
-  const bob = startClient(t, { port, nick: 'bob', home: join(dir, 'bob'), room: 'den' });
-  await bob.waitFor(/^\* joined /);
-  const carol = startClient(t, { port, nick: 'carol', home: join(dir, 'carol'), room: 'den' });
-  await carol.waitFor(/^\* joined /);
+  const others = ['bob', 'carol', 'dave', 'erin'].map((nick) => startClient(t, { port, nick, home: join(dir, nick), room: 'den' }));
+  for (const o of others) await o.waitFor(/^\* joined /);
+  const bob = others[0]!;
   const alice = new Term(t, dir, [process.execPath, CLI, 'client', '--port', String(port), '--nick', 'alice', '--room', 'den', '--home', home, '--no-passphrase']);
-  await bob.waitFor(/^\* secure session with alice/);
-  await carol.waitFor(/^\* secure session with alice/);
-  await alice.waitFor(/end-to-end session with carol established/);
-  await alice.waitFor(/end-to-end session with bob established/);
+  for (const o of others) await o.waitFor(/^\* secure session with alice/);
+  for (const nick of ['bob', 'carol', 'dave', 'erin']) await alice.waitFor(new RegExp(`end-to-end session with ${nick} established`));
 
+  // Numbers count per direction (they were shared: #0, #2, #4 one way, #1, #3 the other): bob's message
+  // and alice's ACK of it leave alice's first message #1.
+  bob.write('hello from bob');
+  await alice.waitFor(/\] bob: hello from bob$/);
   alice.type('/msg bob just for you');
   alice.keys('Enter');
   t.equal(await bob.waitFor(/^alice: /), 'alice: just for you', 'bob gets the /msg');
@@ -42,11 +44,11 @@ t.test('/msg, a two-line message, one receipt per message, and the settings reme
   alice.type('second line');
   alice.keys('Enter');
   const two = 'alice: first line\\nsecond line';
-  t.equal(await carol.waitFor(/^alice: first/), two, 'one message of two lines (shown escaped in scripted mode)');
-  t.equal(await bob.waitFor(/^alice: first/), two);
-  t.notOk(carol.out.some((l) => l.includes('just for you')), 'carol never got the /msg');
-  const screen = await alice.waitFor(/✓ #2 delivered to all 2 /);
-  t.equal(screen.filter((l) => /✓ #2 /.test(l)).length, 1, 'one receipt line for two members');
+  for (const o of others) t.equal(await o.waitFor(/^alice: first/), two, 'one message of two lines (shown escaped in scripted mode)');
+  for (const o of others.slice(1)) t.notOk(o.out.some((l) => l.includes('just for you')), 'only bob got the /msg');
+  const screen = await alice.waitFor(/✓ #2 delivered to all 4 /);
+  t.equal(screen.filter((l) => /✓ #2 /.test(l)).length, 1, 'one receipt line for four members');
+  t.equal(screen.filter((l) => /✓ /.test(l)).length, 2, 'two messages, two receipt lines in all');
   t.ok(screen.some((l) => /^\s+second line/.test(l)), 'the second line is shown indented under the first');
 
   alice.type('/quit');
@@ -61,8 +63,9 @@ t.test('/msg, a two-line message, one receipt per message, and the settings reme
   await bob.waitFor(/^\* alice joined/, mark);
   again.type('/quit');
   again.keys('Enter');
-  t.equal(await again.waitExit(), 0);
-  bob.end();
-  carol.end();
-  await Promise.all([bob.exited, carol.exited]);
+  const code = await again.waitExit();
+  t.equal(code, 0, 'the second run quits with 0');
+  if (code !== 0) t.comment(again.screen(true).join('\n'));
+  for (const o of others) o.end();
+  await Promise.all(others.map((o) => o.exited));
 });

@@ -101,3 +101,32 @@ t.test('the blocked side as responder (the one who blocks joins later) is told t
   const r = await told;
   t.same([r.error.errorName, r.cause], ['UNEXPECTED_FRAME', 'key-not-accepted'], 'bob (responder, IDLE) is told');
 });
+
+t.test('leave() while handshakes are in flight sends no SEND after LEAVE: the relay never fails the connection (UNEXPECTED_FRAME)', async (t) => {
+  // Seen from the CLI: /quit right after the first of four sessions was set up ended with "the relay closed
+  // the connection (UNEXPECTED_FRAME)", status 7, in 2 of 5 runs: a handshake step that finished after
+  // LEAVE still sent its frame, and a SEND outside a room is refused by the relay (§7.1).
+  const s = await libRelay(t, { maxRoomSize: 5 });
+  const others = ['lb', 'lc', 'ld', 'le'];
+  for (const nick of others) {
+    const c = client(t, s.port, nick);
+    await c.connect();
+    await c.join('busy');
+  }
+  // Three rounds (the members' churn guard, §8.5, would ignore la after a few more joins in a row).
+  const ROUNDS = 3;
+  const failures: string[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const a = client(t, s.port, 'la');
+    let failure: string | null = null;
+    a.on('closed', (e) => (failure = e.failure === null ? null : `${e.failure.message} (${e.failure.error?.errorName ?? '-'})`));
+    await a.connect();
+    const first = next(a, 'established');
+    await a.join('busy');
+    await first;
+    // The other three handshakes (la initiates all four) are still being worked on.
+    await a.leave();
+    if (failure !== null) failures.push(`round ${i + 1}: ${failure}`);
+  }
+  t.same(failures, [], `${ROUNDS} leaves with handshakes in flight, all clean`);
+});
