@@ -139,3 +139,22 @@ t.test('a nickname already in the room: status 3, and what to do said once', asy
   first.end();
   t.equal((await first.exited).code, 0, 'the first client was not disturbed');
 });
+
+t.test("a full room: status 3, and the room's size and the relay's flag said once", async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--max-room-size', '2'] });
+  const a = startClient(t, { port, nick: 'a', home: join(dir, 'a') });
+  const b = startClient(t, { port, nick: 'b', home: join(dir, 'b') });
+  await a.waitFor(/^\* secure session with b/);
+  const carol = new Term(t, dir, [process.execPath, CLI, 'client', '--port', String(port), '--nick', 'carol', '--home', join(dir, 'carol'), '--no-passphrase', '--no-history']);
+  t.equal(await carol.waitExit(), 3, 'status 3: room refused');
+  const screen = carol.screen(true).filter((l) => l !== '');
+  // The advice may wrap on the 100-column pane: joined rows (-J) keep it one line.
+  const advice = screen.filter((l) => l.includes('ROOM_FULL'));
+  t.equal(advice.length, 1, `said once: ${screen.join(' | ')}`);
+  t.match(advice[0], /already has 2 members, the most this relay allows .*--max-room-size N\); try another --room, or later/, 'what happened and what to do');
+  t.notOk(a.out.some((l) => l.includes('carol')), 'the members never saw carol');
+  a.end();
+  b.end();
+  t.same((await Promise.all([a.exited, b.exited])).map((e) => e.code), [0, 0]);
+});
