@@ -56,6 +56,20 @@ async function reach(ctx: Ctx, state: LiveState): Promise<Conn> {
   }
 }
 
+/** LEAVE from `conn`, answered with LEFT (§7.1 IN_ROOM LEAVE -> READY). */
+async function leave(conn: Conn): Promise<void> {
+  conn.send({ type: 'LEAVE' });
+  await conn.expect('LEFT', 'LEFT after LEAVE');
+}
+
+/** The next frames are one PONG per `ns` entry, echoing each in order (§7.1 PING). */
+async function pongs(conn: Conn, ns: readonly number[]): Promise<void> {
+  for (const n of ns) {
+    const p = await conn.expect('PONG', `PONG {n: ${n}}`);
+    if (p.n !== n) throw new CaseFailure(`PONG {n: ${n}}`, `PONG {n: ${p.n}}`);
+  }
+}
+
 /** The entries of a valid HELLO body for a fresh nick, as raw msgpack, so one entry can be spoiled. */
 function helloEntries(ctx: Ctx, ident: Identity = ctx.ident()): Array<[string, Buffer]> {
   return [
@@ -173,10 +187,7 @@ add({
   async run(ctx) {
     const a = await ctx.authed();
     a.conn.raw(Buffer.concat([1, 2, 3].map((n) => mp.wire(mp.map([['t', mp.uint(13)], ['n', mp.uint(n)]])))));
-    for (const n of [1, 2, 3]) {
-      const p = await a.conn.expect('PONG', `PONG {n: ${n}}`);
-      if (p.n !== n) throw new CaseFailure(`PONG {n: ${n}}`, `PONG {n: ${p.n}}`);
-    }
+    await pongs(a.conn, [1, 2, 3]);
   },
 });
 
@@ -868,8 +879,7 @@ add({
     const a = await ctx.authed();
     for (const n of [0, LIMITS.MAX_UINT]) {
       a.conn.send({ type: 'PING', n });
-      const p = await a.conn.expect('PONG', `PONG {n: ${n}}`);
-      if (p.n !== n) throw new CaseFailure(`PONG {n: ${n}}`, `PONG {n: ${p.n}}`);
+      await pongs(a.conn, [n]);
     }
   },
 });
@@ -1065,8 +1075,7 @@ add({
   title: 'after a member of a full room leaves, a new JOIN succeeds',
   async run(ctx) {
     const { room, members } = await fullRoom(ctx);
-    members[0]!.conn.send({ type: 'LEAVE' });
-    await members[0]!.conn.expect('LEFT', 'LEFT');
+    await leave(members[0]!.conn);
     const late = await ctx.authed(ctx.nick(), ctx.spare());
     late.conn.send({ type: 'JOIN', room });
     await late.conn.expect('JOINED', 'JOINED in the place the leaver freed');
@@ -1094,8 +1103,7 @@ add({
   async run(ctx) {
     const room = ctx.room();
     const [a] = await ctx.roomOf(1, room);
-    a!.conn.send({ type: 'LEAVE' });
-    await a!.conn.expect('LEFT', 'LEFT');
+    await leave(a!.conn);
     const b = await ctx.joined(room, ctx.nick(), ctx.ident(1));
     if (b.joined.members.length !== 0) throw new CaseFailure('JOINED {members: []}', describe({ kind: 'frame', frame: b.joined }));
   },
@@ -1126,8 +1134,7 @@ add({
     const twin = await ctx.authed(a.nick, a.ident);
     twin.conn.send({ type: 'JOIN', room });
     await twin.conn.expectError('NICK_IN_ROOM');
-    b.conn.send({ type: 'LEAVE' });
-    await b.conn.expect('LEFT', 'LEFT after LEAVE');
+    await leave(b.conn);
     epochIs(await a.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${b.nick}}`), 3, 'PEER_LEFT after a LEAVE (and a JOIN refused with NICK_IN_ROOM)');
     await a.conn.barrier(2, 'nothing after PEER_LEFT');
     b.conn.send({ type: 'JOIN', room });
@@ -1152,8 +1159,7 @@ add({
     for (const m of members) await m.conn.barrier(n++, 'no PEER_JOINED for a refused join');
     const first = members[0]!;
     const last = members[members.length - 1]!;
-    last.conn.send({ type: 'LEAVE' });
-    await last.conn.expect('LEFT', 'LEFT after LEAVE');
+    await leave(last.conn);
     // size joins: epochs 1..size; the leave is size + 1.
     epochIs(await first.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${last.nick}}`), size + 1, 'PEER_LEFT after a JOIN refused with ROOM_FULL');
   },
@@ -1166,8 +1172,7 @@ add({
   async run(ctx) {
     const room = ctx.room();
     const a = await ctx.joined(room, ctx.nick(), ctx.ident(0));
-    a.conn.send({ type: 'LEAVE' });
-    await a.conn.expect('LEFT', 'LEFT');
+    await leave(a.conn);
     a.conn.send({ type: 'JOIN', room });
     epochIs(await a.conn.expect('JOINED', 'JOINED of the room created again'), 1, 'JOINED of a room created again');
   },
@@ -1327,8 +1332,7 @@ add({
   title: 'after LEAVE, SEND to the leaver is NO_SUCH_PEER and nothing is delivered to it',
   async run(ctx) {
     const [a, b] = await ctx.roomOf(2);
-    b!.conn.send({ type: 'LEAVE' });
-    await b!.conn.expect('LEFT', 'LEFT');
+    await leave(b!.conn);
     await a!.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${b!.nick}}`);
     a!.conn.send({ type: 'SEND', to: b!.nick, body: Buffer.from('late') });
     await a!.conn.expectError('NO_SUCH_PEER');
@@ -1346,8 +1350,7 @@ add({
   async run(ctx) {
     const room = ctx.room();
     const [a, b] = await ctx.roomOf(2, room);
-    a!.conn.send({ type: 'LEAVE' });
-    await a!.conn.expect('LEFT', 'LEFT');
+    await leave(a!.conn);
     const pl = await b!.conn.expect('PEER_LEFT', `PEER_LEFT {nick: ${a!.nick}}`);
     if (pl.nick !== a!.nick) throw new CaseFailure(`PEER_LEFT {nick: ${a!.nick}}`, describe({ kind: 'frame', frame: pl }));
     a!.conn.send({ type: 'JOIN', room });
