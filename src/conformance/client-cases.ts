@@ -23,7 +23,7 @@ import { CaseFailure, describe } from './conn.js';
 import { InitiatorSession, pad, ResponderSession, type KitPeer, type RespOptions } from './peer.js';
 import * as mp from '../wirekit/msgpack.js';
 import type { RunnableCase } from './runner.js';
-import { connected, endsWith, ERROR_NAMES, marker, open, refused, SAFETY, shown, type ClientCtx, type Session } from './client-context.js';
+import { connected, endsWith, ERROR_NAMES, marker, open, refused, SAFETY, shown, withPeer, type ClientCtx, type Session } from './client-context.js';
 
 export interface ClientCase extends RunnableCase<ClientCtx> {}
 
@@ -35,12 +35,9 @@ add({
   section: '§8.2, §8.3, §8.4',
   title: 'after the handshake (event with the §8.4 safety number) a TEXT from a peer is shown as "NICK: TEXT", acknowledged with ACK{upto: seq}; exit 0 at end of input',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const text = marker('hello');
-    s.deliver(bob.nick, sess.text(text));
-    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}" on stdout`, s.proc.tail());
+    await s.shows(bob.nick, sess, text, 'on stdout');
     const inner = (await s.nextMsg(bob.nick, sess))?.inner;
     if (!(inner && inner.type === 'ACK' && inner.upto === 0)) throw new CaseFailure('MSG carrying ACK {upto: 0} (§8.3 step 6)', inner ? JSON.stringify(inner) : 'no MSG that opens');
     await endsWith(s, 0);
@@ -52,9 +49,7 @@ add({
   section: '§8.3 step 1',
   title: 'a replayed MSG (same seq and bytes again) is refused (REPLAY), shown once only; the next message is shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const first = marker('once');
     const msg = sess.text(first);
     s.deliver(bob.nick, msg);
@@ -62,8 +57,7 @@ add({
     const from = s.proc.lines.length;
     s.deliver(bob.nick, msg);
     const next = marker('next');
-    s.deliver(bob.nick, sess.text(next));
-    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" after the replay`, s.proc.tail());
+    await s.shows(bob.nick, sess, next, 'after the replay');
     const times = s.proc.lines.filter(shown(bob.nick, first)).length;
     if (times !== 1) throw new CaseFailure('the replayed message shown once', `shown ${times} times`);
     refused(s, undefined, from, `${bob.nick}: ${next}`, 'REPLAY');
@@ -76,9 +70,7 @@ add({
   section: '§8.3 step 1',
   title: 'a MSG that arrives before its predecessor is refused (OUT_OF_ORDER) and changes nothing: seq 0 then the same seq 1 are shown in order',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const t0 = marker('zero');
     const t1 = marker('one');
     const m0 = sess.text(t0);
@@ -100,9 +92,7 @@ add({
   section: '§8.3 step 2',
   title: 'a MSG with one bit of its ciphertext flipped is refused (DECRYPT_FAILED), not shown; the genuine MSG is then shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const text = marker('genuine');
     const good = sess.text(text);
     const f = decodeFrame(good, 'e2e') as FrameOf<'MSG'>;
@@ -123,9 +113,7 @@ add({
   section: '§8.3 step 4',
   title: 'a MSG that opens but whose padding has a non-zero byte is refused (BAD_PADDING), not shown; the next MSG is shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const bad = marker('padded');
     const padded = pad(mp.map([['t', mp.uint(0x31)], ['ts', mp.uint(1)], ['text', mp.str(bad)]]));
     padded[padded.length - 1] = 0x01;
@@ -133,8 +121,7 @@ add({
     s.deliver(bob.nick, sess.seal(new Uint8Array(), { padded }));
     // Steps 1-3 succeeded, so the receive chain advanced: the next message is seq 1.
     const next = marker('next');
-    s.deliver(bob.nick, sess.text(next));
-    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    await s.shows(bob.nick, sess, next, '(seq 1)');
     refused(s, bad, from, `${bob.nick}: ${next}`, 'BAD_PADDING');
     await endsWith(s, 0);
   },
@@ -145,14 +132,11 @@ add({
   section: '§8.3 step 5, §4 rule 9',
   title: 'a MSG whose inner frame has an unknown type is refused (UNKNOWN_FRAME_TYPE); the next MSG is shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const from = s.proc.lines.length;
     s.deliver(bob.nick, sess.seal(mp.map([['t', mp.uint(0x7f)], ['text', mp.str('x')]])));
     const next = marker('next');
-    s.deliver(bob.nick, sess.text(next));
-    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    await s.shows(bob.nick, sess, next, '(seq 1)');
     refused(s, undefined, from, `${bob.nick}: ${next}`, 'UNKNOWN_FRAME_TYPE');
     await endsWith(s, 0);
   },
@@ -163,9 +147,7 @@ add({
   section: '§4 rule 7, §8.3',
   title: 'a DELIVER whose body is a truncated MSG is refused (MALFORMED_FRAME) and changes nothing: the intact MSG is then shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const text = marker('intact');
     const good = sess.text(text);
     const from = s.proc.lines.length;
@@ -354,8 +336,7 @@ add({
     s.deliver(bob.nick, finish);
     await s.sessionEvent(bob);
     const text = marker('responder');
-    s.deliver(bob.nick, sess.text(text));
-    if ((await s.proc.waitLine(shown(bob.nick, text), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${text}"`, s.proc.tail());
+    await s.shows(bob.nick, sess, text);
     await endsWith(s, 0);
   },
 });
@@ -400,14 +381,11 @@ add({
   section: '§8.3 step 6',
   title: 'an ACK for a seq the client never sent is refused (INVALID_FIELD) and changes nothing else: the next TEXT is shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const from = s.proc.lines.length;
     s.deliver(bob.nick, sess.seal(encodeFrame({ type: 'ACK', upto: 5 })));
     const next = marker('next');
-    s.deliver(bob.nick, sess.text(next));
-    if ((await s.proc.waitLine(shown(bob.nick, next), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${next}" (seq 1)`, s.proc.tail());
+    await s.shows(bob.nick, sess, next, '(seq 1)');
     refused(s, undefined, from, `${bob.nick}: ${next}`, 'INVALID_FIELD');
     await endsWith(s, 0);
   },
@@ -418,9 +396,7 @@ add({
   section: '§8.3 step 6',
   title: 'three TEXTs delivered in one TCP segment are all shown and acknowledged by fewer than three ACKs, the last ACK{upto: 2} (cumulative, never one per TEXT)',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const texts = [marker('b0'), marker('b1'), marker('b2')];
     s.conn.raw(Buffer.concat(texts.map((x) => encodeWire({ type: 'DELIVER', from: bob.nick, body: sess.text(x) }))));
     const uptos: number[] = [];
@@ -444,9 +420,7 @@ add({
   section: '§8.3 step 6',
   title: 'one ACK{upto: 1} from the peer acknowledges both of the client\'s TEXTs (seq 0 and 1): each is reported delivered, and end of input exits 0 (nothing undelivered)',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const lines = [marker('c0'), marker('c1')];
     s.proc.child.stdin!.write(`${lines[0]}\n${lines[1]}\n`);
     const seqs: number[] = [];
@@ -473,9 +447,7 @@ add({
   section: '§7.2',
   title: 'a handshake frame (HS_FINISH) in ESTABLISHED fails the session (UNEXPECTED_FRAME): a TEXT that follows is not shown',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     s.deliver(bob.nick, encodeFrame({ type: 'HS_FINISH', sig: randomBytes(256), mac: randomBytes(32) }));
     const after = marker('after');
     s.deliver(bob.nick, sess.text(after));
@@ -615,9 +587,7 @@ add({
   section: '§3',
   title: 'a relay connection that closes in the middle of a DELIVER is a lost connection: the partial message is not shown, exit 6',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const text = marker('partial');
     const w = encodeWire({ type: 'DELIVER', from: bob.nick, body: sess.text(text) });
     s.conn.raw(w.subarray(0, w.length - 20));
@@ -634,9 +604,7 @@ add({
   section: '§4 rule 3',
   title: 'a DELIVER whose `t` is written as uint 8 is refused (MALFORMED_FRAME): not shown, exit 7',
   async run(ctx) {
-    const bob = ctx.peer(0);
-    const s = await open(ctx, [bob]);
-    const sess = await s.established(bob);
+    const { bob, s, sess } = await withPeer(ctx);
     const text = marker('noncanonical');
     s.conn.body(mp.map([['t', Buffer.from([0xcc, 0x0a])], ['from', mp.str(bob.nick)], ['body', mp.bin(sess.text(text))]]));
     const code = await s.proc.exitStatus(ctx.waitMs);
@@ -700,8 +668,7 @@ add({
     s.deliver(bob.nick, roster(s.epoch + 1, s.commitment(s.epoch + 1, after)));
     s.peerLeft(carol.nick);
     const calm = marker('calm');
-    s.deliver(bob.nick, sess.text(calm));
-    if ((await s.proc.waitLine(shown(bob.nick, calm), ctx.waitMs)) === undefined) throw new CaseFailure(`"${bob.nick}: ${calm}"`, s.proc.tail());
+    await s.shows(bob.nick, sess, calm);
     const early = s.proc.lines.find(anyRosterLine);
     if (early !== undefined) throw new CaseFailure('no roster report while bob agrees (behind, then ahead, §8.6)', early);
     // Split: carol joins for the client; bob commits to a room that also holds mallory.

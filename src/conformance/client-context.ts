@@ -365,6 +365,12 @@ export class Session {
     this.rosters.set(peer, list);
   }
 
+  /** Delivers TEXT `text` from `peer` in `sess` and requires the client to show it (`when` goes into the report). */
+  async shows(peer: string, sess: SessionBase, text: string, when = ''): Promise<void> {
+    this.deliver(peer, sess.text(text));
+    if ((await this.proc.waitLine(shown(peer, text), this.ctx.waitMs)) === undefined) throw new CaseFailure(`"${peer}: ${text}"${when === '' ? '' : ` ${when}`}`, this.proc.tail());
+  }
+
   deliver(from: string, body: Uint8Array): void {
     this.conn.send({ type: 'DELIVER', from, body });
   }
@@ -420,6 +426,13 @@ export async function open(ctx: ClientCtx, peers: readonly KitPeer[], welcome: {
   const s = await connected(ctx);
   await s.admit(peers, welcome);
   return s;
+}
+
+/** The client in a room with one kit peer (ctx.peer(0)), their session established (§8.2). */
+export async function withPeer(ctx: ClientCtx): Promise<{ bob: KitPeer; s: Session; sess: ResponderSession }> {
+  const bob = ctx.peer(0);
+  const s = await open(ctx, [bob]);
+  return { bob, s, sess: await s.established(bob) };
 }
 
 /** Starts the client and accepts its connection, before HELLO. */
