@@ -5,7 +5,11 @@
  * two equal.
  */
 
-/** One Lua script per invariant the cluster keeps (STYLE.md rule 14). */
+/**
+ * One Lua script per invariant on shared state the cluster keeps (STYLE.md rule 14). DELIVER to members
+ * only is kept by the relays (spec/CLUSTER.md §3: the addressee's token and view checks), not by a
+ * script: it changes no shared state, and the model names those relay steps.
+ */
 export const CLUSTER_SCRIPTS = {
   /** A nickname gets at most one key at a time: a second key only once the first one's binding expired (§7.1, §7.5). */
   'bind-nickname-if-free-or-same-key': 'binds a free or expired nickname or confirms the same key; never a second live key',
