@@ -10,6 +10,7 @@ import { authMessage, pssSign } from '../../src/crypto/rsa.js';
 import { ERROR_CODES } from '../../src/protocol/errors.js';
 import { MAX_LISTABLE_ROOM_SIZE, startServer, type ServerOptions } from '../../src/server/index.js';
 import { identities, TestClient, type Identity } from './helpers.js';
+import { wire } from '../../src/wirekit/msgpack.js';
 
 const [alice, bob, carol, mallory] = identities(4) as [Identity, Identity, Identity, Identity];
 
@@ -28,14 +29,6 @@ async function member(port: number, nick: string, id: Identity, room?: string): 
     await c.expect('JOINED');
   }
   return c;
-}
-
-/** Length-prefixes raw msgpack bytes, for frames the codec's encoder would refuse to produce. */
-function wire(body: Uint8Array): Buffer {
-  const b = Buffer.alloc(4 + body.length);
-  b.writeUInt32BE(body.length, 0);
-  b.set(body, 4);
-  return b;
 }
 
 t.test('auth: WELCOME announces the limits in force', async (t) => {
