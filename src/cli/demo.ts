@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeFrame, FrameReader, type RelayFrame } from '../codec/index.js';
 import { startServer } from '../server/index.js';
 import { DEFAULT_WEB_ROOT, startWeb } from '../server/web.js';
+import { exitOnClosedStdout } from './closed-pipe.js';
 
 const CLI = fileURLToPath(new URL('./main.js', import.meta.url));
 const WIDTH = Math.max(100, Math.min(process.stdout.columns ?? 140, 180));
@@ -189,12 +190,6 @@ class Client {
   }
 }
 
-/**
- * Exit status when the reader of our output went away (`npm run demo | head`): the status a shell gives
- * a process ended by SIGPIPE (128 + 13). The checks did not finish, so it is not 0.
- */
-const CLOSED_PIPE = 141;
-
 async function main(): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'e2ee-chat-demo-'));
   const clients: Client[] = [];
@@ -207,7 +202,8 @@ async function main(): Promise<number> {
     cleanup();
     process.exit(code);
   };
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => abort(err.code === 'EPIPE' ? CLOSED_PIPE : 1));
+  // A closed output pipe (`npm run demo | head`): status 141, the checks did not finish.
+  exitOnClosedStdout(cleanup);
   process.once('SIGINT', () => abort(130)).once('SIGTERM', () => abort(143));
   const relay = await startServer({ port: 0, registry: ':memory:' });
   const recorder = new Recorder(relay.port, (who, dir, f) => row('', `${dir === '→' ? `${who} → relay` : `relay → ${who}`}  ${describe(f)}`));

@@ -5,13 +5,14 @@
  *   shownAt, state), to stdout or to `--out FILE` (created 0600, never over an existing file or link).
  * - `clear` deletes every record and compacts the file.
  * Exit status: 0 done, 2 usage (or no identity, or an unsafe history file), 4 wrong passphrase,
- * 130 cancelled at the prompt.
+ * 130 cancelled at the prompt, 141 stdout closed by its reader before the export was written.
  */
 import { closeSync, constants as fsc, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultHome, IdentityError } from '../client/home.js';
 import { History, HistoryError, HISTORY_FILE } from '../client/history.js';
 import { failer, parseCommand } from './args.js';
+import { CLOSED_PIPE, isClosedPipe } from './closed-pipe.js';
 import { EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 const USAGE = `usage: e2ee-chat history export [--home DIR] [--out FILE]
@@ -62,6 +63,10 @@ export async function run(argv: string[]): Promise<number> {
       for (const { relay, room, dir, from, to, text, sentAt, shownAt, state } of records) {
         writeSync(fd, JSON.stringify({ relay, room, dir, from, to, text, sentAt, shownAt, state }) + '\n');
       }
+    } catch (e) {
+      // `history export | head -3`: the reader went away; stop quietly (src/cli/closed-pipe.ts).
+      if (fd === 1 && isClosedPipe(e)) return CLOSED_PIPE;
+      throw e;
     } finally {
       if (fd !== 1) closeSync(fd);
     }

@@ -4,6 +4,7 @@
  * `run(argv: string[]): Promise<number>` returning the process exit status.
  */
 import { readFileSync } from 'node:fs';
+import { exitOnClosedStdout } from './closed-pipe.js';
 
 const COMMANDS: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
   server: () => import('./server.js'),
@@ -51,6 +52,9 @@ async function main(): Promise<number> {
     process.stderr.write(`e2ee-chat: unknown command '${cmd}'\n${USAGE}\n`);
     return 2;
   }
+  // `e2ee-chat pins list | head -1`: a reader that went away ends the command quietly (status 141). The
+  // client and the relay handle a closed stdout themselves.
+  if (cmd !== 'client' && cmd !== 'server') exitOnClosedStdout();
   return (await load()).run(rest);
 }
 

@@ -55,3 +55,24 @@ t.test('export prints every record as a JSON line, to stdout or a new 0600 file;
   t.equal(run(['clear', '--home', home, '--out', file]).status, 2, 'clear takes no --out');
 
 });
+
+t.test('export into a pipe closed by its reader (| head -3) stops quietly with status 141', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-history-pipe-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'home');
+  mkdirSync(home, { mode: 0o700 });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  const h = History.open(home, privateKey);
+  // About 400 KB of JSON lines: more than a pipe holds, so the export is still writing when head exits.
+  for (let i = 0; i < 3000; i++) h.add('127.0.0.1:55555', 'lobby', { dir: 'in', from: 'bob', to: ['alice'], text: `line ${i}`, sentAt: i, shownAt: i, state: 'received' });
+  h.close();
+  // A real shell pipe, as typed: the status is the exporter's, not head's.
+  const r = spawnSync('bash', ['-c', '"$0" "$1" history export --home "$2" | head -3; exit "${PIPESTATUS[0]}"', process.execPath, BIN, home], {
+    encoding: 'utf8',
+    env: { ...process.env, E2EE_CHAT_PASSPHRASE: PASS },
+  });
+  t.equal(r.status, 141, 'the status a shell gives a process ended by SIGPIPE');
+  t.equal(r.stdout.split('\n').filter((l) => l !== '').length, 3, 'head printed its three lines');
+  t.equal(r.stderr, '', 'nothing on stderr (no EPIPE error, no stack trace)');
+});

@@ -97,3 +97,17 @@ t.test('the scripted client warns when a nickname verified on another relay show
     ['relay.example.com:443', 'bob', 'verified'],
   ], 'this relay\'s bob is pinned under its identity; the verified pin elsewhere is untouched');
 });
+
+t.test('list into a pipe closed by its reader (| head -3) stops quietly with status 141', async (t) => {
+  const home = join(tempDir(t), 'h');
+  mkdirSync(home, { mode: 0o700 });
+  const s = await PinStore.open(home);
+  // About 200 KB of lines: more than a pipe holds, so the list is still being written when head exits.
+  for (let i = 0; i < 3000; i++) s.pin(`relay-${i}.example.com:443`, 'bob', k1);
+  s.close();
+  // A real shell pipe, as typed: the status is the lister's, not head's.
+  const r = spawnSync('bash', ['-c', '"$0" "$1" pins list --home "$2" | head -3; exit "${PIPESTATUS[0]}"', process.execPath, CLI, home], { encoding: 'utf8' });
+  t.equal(r.status, 141, 'the status a shell gives a process ended by SIGPIPE');
+  t.equal(lines(r.stdout).length, 3, 'head printed its three lines');
+  t.equal(r.stderr, '', 'nothing on stderr (no EPIPE error, no stack trace)');
+});
