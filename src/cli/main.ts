@@ -25,7 +25,7 @@ commands:
   vectors verify check the test vectors in a folder (default: vectors/)
   conformance    drive another implementation through the spec's cases
   history        export or clear your encrypted message history
-  key            show, export (encrypted backup) or import your identity key
+  key            show, export (encrypted backup), import or passwd (new passphrase) your identity key
   pins           list or forget the keys you pinned (trust on first use)
   admin          a relay operator's commands: admin bindings list|release NICK (nickname registry)
 
