@@ -1048,7 +1048,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   };
   reconnectView = {
     'connection-lost': ({ failure }) => {
-      warn(`connection lost: ${failure.message}`);
+      warn(`[${clock()}] connection lost: ${failure.message}`);
       listHeld('not acknowledged before the drop (kept; /resend sends them again once you are back):');
     },
     reconnecting: ({ attempt, delayMs }) => setStatus(`reconnecting: attempt ${attempt} in ${Math.max(1, Math.round(delayMs / 1000))} s`),

@@ -36,7 +36,8 @@ t.test('a relay restart: no passphrase asked again, one line for the drop, the a
   const bobMark = bob.out.length;
   relay.proc.kill('SIGKILL');
   await relay.proc.exited;
-  await alice.waitFor(/connection lost: /);
+  // Stamped with the time of day like every other event line.
+  await alice.waitFor(/^\[\d\d:\d\d:\d\d\] connection lost: /);
   // Back-off 0.5 s, 1 s, 2 s, ...: by the third attempt, a line per attempt would be on screen.
   await alice.waitFor(/^\(reconnecting: attempt [3-9] in \d+ s\) alice@lobby>$/);
   relay = await startServerProc(t, { port, registry });
