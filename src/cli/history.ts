@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { defaultHome, IdentityError } from '../client/home.js';
 import { History, HistoryError, HISTORY_FILE } from '../client/history.js';
 import { failer, parseCommand } from './args.js';
-import { CLOSED_PIPE, isClosedPipe } from './closed-pipe.js';
 import { EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
 const USAGE = `usage: e2ee-chat history export [--home DIR] [--out FILE]
@@ -21,7 +20,7 @@ const USAGE = `usage: e2ee-chat history export [--home DIR] [--out FILE]
 export   every stored message as one JSON line each (to stdout, or to FILE, created with mode 0600)
 clear    delete every stored message
 The history is encrypted under your identity key; the passphrase comes from E2EE_CHAT_PASSPHRASE or
-a prompt. Exit status: 0 done, 2 usage or no identity, 4 wrong passphrase, 130 cancelled.`;
+a prompt. Exit status: 0 done, 2 usage or no identity, 4 wrong passphrase, 130 cancelled, 141 the\noutput pipe closed early.`;
 
 export async function run(argv: string[]): Promise<number> {
   const fail = failer('history');
@@ -59,14 +58,14 @@ export async function run(argv: string[]): Promise<number> {
         return fail(`cannot create ${values.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
     }
+    // stdout through process.stdout, never writeSync(1): Node makes a stdout pipe non-blocking, so a
+    // synchronous write to a full pipe (a slow reader) fails with EAGAIN. A reader that went away
+    // (`| head -3`) ends the command with status 141 (src/cli/closed-pipe.ts, installed by main.ts).
+    const write = fd === 1 ? (line: string) => void process.stdout.write(line) : (line: string) => void writeSync(fd, line);
     try {
       for (const { relay, room, dir, from, to, text, sentAt, shownAt, state } of records) {
-        writeSync(fd, JSON.stringify({ relay, room, dir, from, to, text, sentAt, shownAt, state }) + '\n');
+        write(JSON.stringify({ relay, room, dir, from, to, text, sentAt, shownAt, state }) + '\n');
       }
-    } catch (e) {
-      // `history export | head -3`: the reader went away; stop quietly (src/cli/closed-pipe.ts).
-      if (fd === 1 && isClosedPipe(e)) return CLOSED_PIPE;
-      throw e;
     } finally {
       if (fd !== 1) closeSync(fd);
     }

@@ -27,7 +27,7 @@ list     every pinned key: relay, nickname, fingerprint, verified or unverified 
 forget   remove the pins of NICK (on every relay, or on --relay ID only); the next key seen for NICK
          is first seen again. Run it while no client uses this --home.
 ID       a relay as 'list' prints it or as you dial it: HOST:PORT or [IPV6]:PORT
-Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 8 the store could not be written.`;
+Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 8 the store could not be written,\n141 the output pipe closed early.`;
 
 export async function run(argv: string[], io: Output = STD): Promise<number> {
   const fail = failer('pins', io);

@@ -75,4 +75,11 @@ t.test('export into a pipe closed by its reader (| head -3) stops quietly with s
   t.equal(r.status, 141, 'the status a shell gives a process ended by SIGPIPE');
   t.equal(r.stdout.split('\n').filter((l) => l !== '').length, 3, 'head printed its three lines');
   t.equal(r.stderr, '', 'nothing on stderr (no EPIPE error, no stack trace)');
+  // A reader slower than the export (the pipe fills up): every line arrives, status 0 (not EAGAIN).
+  const slow = spawnSync('bash', ['-c', '"$0" "$1" history export --home "$2" | (sleep 1; wc -l); exit "${PIPESTATUS[0]}"', process.execPath, BIN, home], {
+    encoding: 'utf8',
+    env: { ...process.env, E2EE_CHAT_PASSPHRASE: PASS },
+  });
+  t.equal(slow.status, 0, slow.stderr);
+  t.equal(Number(slow.stdout.trim()), 3000, 'all 3000 lines read');
 });
