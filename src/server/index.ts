@@ -1020,12 +1020,14 @@ class Relay implements RelayServer {
   }
 
   private onEngineSend(engine: RoomEngine<Connection>, conn: Connection, f: FrameOf<'SEND'>): Promise<void> | undefined {
-    // Pipelined: a NO_SUCH_PEER comes back later through RoomSink.refuse; a promise means "read no more
-    // from this connection until it settles" (spec/CLUSTER.md §3).
+    // Counted once the engine took it: a SEND it refuses at once throws (RedisCluster: NO_SUCH_PEER for a
+    // nickname not in this connection's view), and is no more relayed than onSend's refusals. A promise
+    // means "read no more from this connection until it settles" (spec/CLUSTER.md §3).
     conn.lastTo = f.to;
+    const wait = engine.send(conn, f.to, f.body);
     this.framesRelayed++;
     this.bytesRelayed += f.body.length;
-    return engine.send(conn, f.to, f.body);
+    return wait;
   }
 
   private async onEngineLeave(engine: RoomEngine<Connection>, conn: Connection): Promise<void> {
