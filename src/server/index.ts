@@ -661,7 +661,7 @@ class Relay implements RelayServer {
       const at = sendAt(chunk, start, start + n);
       if (at < 0 || !sendToIs(chunk, to)) break;
       // onFrame's rate limits, decided before anything is taken.
-      const tokens = Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
+      const tokens = this.refilled(conn, now);
       if (tokens < 1 || !bytes.has(now, n + LIMITS.LENGTH_PREFIX_BYTES)) break;
       const peer = this.rooms.member(room, to);
       if (peer === undefined) break;
@@ -781,12 +781,17 @@ class Relay implements RelayServer {
     }
   }
 
+  /** `conn`'s frame tokens at `now`, refilled since `refillAt` (§7.1 "Resource limits"); nothing is changed. */
+  private refilled(conn: Connection, now: number): number {
+    return Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
+  }
+
   /** Handles one frame; returns a promise when its step waits for the registry (AUTH). */
   private onFrame(conn: Connection, body: Buffer, now: number): Promise<void> | undefined {
     this.framesIn++;
     conn.lastFrameAt = now;
     // §7.1 "Resource limits": token bucket, `rate` frames per second, RATE_BURST_FRAMES deep.
-    conn.tokens = Math.min(this.cfg.rateBurst, conn.tokens + ((now - conn.refillAt) * this.cfg.rateFramesPerSecond) / 1000);
+    conn.tokens = this.refilled(conn, now);
     conn.refillAt = now;
     if (conn.tokens < 1) throw new ProtocolError('RATE_LIMITED', `more than ${this.cfg.rateFramesPerSecond} frames per second`);
     conn.tokens -= 1;
