@@ -577,29 +577,16 @@ export class PeerSession {
 
   /** Pads, seals and frames one inner frame as our next MSG, then ratchets the sending chain. */
   async #seal(st: Established, inner: Uint8Array): Promise<Uint8Array> {
+    // With a backend's synchronous primitives (node:crypto) no promise per primitive (issue 16), as #onMsg.
     const sync = this.#c.sync;
-    if (sync !== undefined) return this.#sealSync(st, inner, sync);
     const seq = st.send.next;
-    const mk = await st.send.peekKey();
+    const mk = sync !== undefined ? st.send.peekKeySync(sync) : await st.send.peekKey();
     const padded = pad(inner);
     try {
-      const ct = await sealMessage(this.#c, mk, seq, padded, messageAdFor(st.adSend, seq));
-      await st.send.advance();
-      this.#sealed++;
-      return encodeFrame(frame('MSG', { seq, ct }));
-    } finally {
-      erase(mk, padded, inner);
-    }
-  }
-
-  /** #seal with the backend's synchronous primitives (CryptoBackend.sync): the same MSG, no promise per primitive. */
-  #sealSync(st: Established, inner: Uint8Array, sync: NonNullable<CryptoBackend['sync']>): Uint8Array {
-    const seq = st.send.next;
-    const mk = st.send.peekKeySync(sync);
-    const padded = pad(inner);
-    try {
-      const ct = sealMessageSync(sync, mk, seq, padded, messageAdFor(st.adSend, seq));
-      st.send.advanceSync(sync);
+      const ad = messageAdFor(st.adSend, seq);
+      const ct = sync !== undefined ? sealMessageSync(sync, mk, seq, padded, ad) : await sealMessage(this.#c, mk, seq, padded, ad);
+      if (sync !== undefined) st.send.advanceSync(sync);
+      else await st.send.advance();
       this.#sealed++;
       return encodeFrame(frame('MSG', { seq, ct }));
     } finally {
