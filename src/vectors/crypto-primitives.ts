@@ -20,7 +20,7 @@ import { formatRecoveryCode, parseRecoveryCode, recoveryCommit, recoveryCommitIn
 import { Chain, messageAd, messageNonce, pad, pskKey, unpad } from '../crypto/schedule.js';
 import { fromHex, toHex } from './hex.js';
 import { FIXED_RSA_PKCS8, REFUSED_SPKI, fixedIdentity } from './crypto-keys.js';
-import { loadForge, opCases, suite, verifyOpCases, type Json } from './crypto-common.js';
+import { loadForge, opCases, suite, verifyOpCases, type Json, type OpSpec } from './crypto-common.js';
 import type { VectorCase, VectorSuite } from './types.js';
 
 type Forge = Awaited<ReturnType<typeof loadForge>>;
@@ -147,21 +147,13 @@ const OP_INPUTS: Record<string, readonly string[]> = {
   recovery_code_parse: ['text'],
 };
 
-interface Spec {
-  id: string;
-  description: string;
-  section: string;
-  op: string;
-  input: Input;
-}
-
-function specs(): Spec[] {
+function specs(): OpSpec[] {
   const alice = fixedIdentity('alice');
   const bob = fixedIdentity('bob');
   const mallory = fixedIdentity('mallory');
   const secret = label('primitives/secret');
   const pkcs8 = (n: 'alice' | 'bob' | 'mallory') => FIXED_RSA_PKCS8[n];
-  const out: Spec[] = [];
+  const out: OpSpec[] = [];
   const add = (id: string, section: string, op: string, input: Input, description: string) => out.push({ id, description, section, op, input });
 
   // §8.1 RSA-OAEP with a fixed seed (reproducible with any RFC 8017 implementation that takes a seed).

@@ -12,12 +12,11 @@ import { nodeBackend } from '../crypto/node.js';
 import { Chain, messageAd, openMessage, pad, sealMessage, unpad } from '../crypto/schedule.js';
 import { RosterTracker, rosterPreimage, type RosterReport } from '../client/roster.js';
 import { fromHex, toHex } from './hex.js';
-import { opCases, suite, verifyOpCases, type Json } from './crypto-common.js';
+import { opCases, suite, verifyOpCases, type Json, type OpResult, type OpSpec } from './crypto-common.js';
 import { fixedIdentity } from './crypto-keys.js';
 import type { VectorCase, VectorSuite } from './types.js';
 
 type Input = Record<string, Json>;
-type Result = { output: Json } | { error: string };
 type MemberJson = { nick: string; key: string };
 
 const h = (v: Json | undefined, what: string): Uint8Array => {
@@ -39,7 +38,7 @@ function reportJson(r: RosterReport): Json {
   return { kind: r.kind, epoch: r.epoch, peer: r.peer, our_epoch: r.ourEpoch };
 }
 
-async function runOp(op: string, i: Input, c: CryptoBackend): Promise<Result> {
+async function runOp(op: string, i: Input, c: CryptoBackend): Promise<OpResult> {
   switch (op) {
     case 'roster_preimage':
       return { output: { preimage: toHex(rosterPreimage(String(i['room']), Number(i['epoch']), members(i['members']))) } };
@@ -106,8 +105,8 @@ const OP_INPUTS: Record<string, readonly string[]> = {
 
 const label = async (tag: string) => toHex(await nodeBackend.sha256(new TextEncoder().encode(`e2ee-chat/2 vector ${tag}`)));
 
-async function specs(): Promise<{ id: string; section: string; op: string; input: Input; description: string }[]> {
-  const out: { id: string; section: string; op: string; input: Input; description: string }[] = [];
+async function specs(): Promise<OpSpec[]> {
+  const out: OpSpec[] = [];
   const add = (id: string, section: string, op: string, input: Input, description: string) => out.push({ id, section, op, input, description });
   const key = (n: 'alice' | 'bob' | 'mallory') => toHex(fixedIdentity(n).spki);
   const A = { nick: 'alice', key: key('alice') };
