@@ -181,14 +181,18 @@ function parseOptions(argv: string[]): Options | 'help' {
   const str = (k: string): string | undefined => values[k] as string | undefined;
   const port = str('port') === undefined ? DEFAULT_PORT : Number(str('port'));
   if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(str('port') ?? '1')) throw new UsageError('--port: expected an integer 1..65535');
-  const wait = str('wait') === undefined ? DEFAULT_WAIT_S : Number(str('wait'));
-  if (!Number.isFinite(wait) || wait < 0 || wait > 86400 || !/^\d+(\.\d+)?$/.test(str('wait') ?? '0')) throw new UsageError('--wait: expected seconds, 0..86400');
-  const hs = str('handshake-timeout') === undefined ? DEFAULT_HANDSHAKE_S : Number(str('handshake-timeout'));
-  if (!/^\d+(\.\d+)?$/.test(str('handshake-timeout') ?? '1') || !(hs >= MIN_HANDSHAKE_S && hs <= MAX_HANDSHAKE_S))
-    throw new UsageError(`--handshake-timeout: expected seconds, ${MIN_HANDSHAKE_S}..${MAX_HANDSHAKE_S}`);
+  /** Option `k` in seconds, written as digits (no exponent, sign or unit), from `min` to `max`; `dflt` when absent. */
+  const seconds = (k: string, min: number, max: number, dflt: number): number => {
+    const v = str(k);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || !(n >= min && n <= max)) throw new UsageError(`--${k}: expected seconds, ${min}..${max}`);
+    return n;
+  };
+  const wait = seconds('wait', 0, 86400, DEFAULT_WAIT_S);
+  const hs = seconds('handshake-timeout', MIN_HANDSHAKE_S, MAX_HANDSHAKE_S, DEFAULT_HANDSHAKE_S);
   // Scripted mode keeps its contract (a lost connection is status 6) unless --reconnect is given.
-  const rec = str('reconnect') === undefined ? (process.stdin.isTTY === true ? DEFAULT_RECONNECT_S : 0) : Number(str('reconnect'));
-  if (!Number.isFinite(rec) || rec < 0 || rec > 86400 || !/^\d+(\.\d+)?$/.test(str('reconnect') ?? '0')) throw new UsageError('--reconnect: expected seconds, 0..86400');
+  const rec = seconds('reconnect', 0, 86400, process.stdin.isTTY === true ? DEFAULT_RECONNECT_S : 0);
   const nick = str('nick');
   if (nick !== undefined) checkNick(nick);
   const room = str('room') ?? 'lobby';
