@@ -551,11 +551,6 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     return local.flightBytes >= MAX_IN_FLIGHT_BYTES ? local.flights[0] : undefined;
   }
 
-  /** Every SEND is decided when it is read (send): nothing to wait for. */
-  settled(_handle: H): Promise<void> | undefined {
-    return undefined;
-  }
-
   /** Flushes every connection's batch once the current I/O phase is over (all reads of this turn). */
   private scheduleFlush(): void {
     if (this.flushing !== undefined) return;

@@ -17,12 +17,11 @@ export interface RoomSink<H> {
   /** Writes a frame's wire bytes (length prefix and body) to connection `handle`. */
   write(handle: H, wire: Buffer): void;
   /**
-   * Refuses on connection `handle` (counted and logged as any refusal of the relay): NO_SUCH_PEER for a
-   * SEND the engine decided later (see RoomEngine.send); SLOW_CONSUMER when the engine cannot give the
+   * Refuses on connection `handle` (counted and logged as any refusal of the relay): SLOW_CONSUMER when the engine cannot give the
    * connection every event it is owed (spec/CLUSTER.md §3), so it must not stay and miss some silently;
    * INTERNAL_ERROR when the engine failed for this connection.
    */
-  refuse(handle: H, code: 'NO_SUCH_PEER' | 'SLOW_CONSUMER' | 'INTERNAL_ERROR', detail: string): void;
+  refuse(handle: H, code: 'SLOW_CONSUMER' | 'INTERNAL_ERROR', detail: string): void;
   /** The engine can no longer keep its promises (store unreachable, presence lost): stop taking work. */
   lost(reason: string): void;
   /** The engine works again after `lost`. */
@@ -43,17 +42,12 @@ export interface RoomEngine<H> {
    */
   join(room: string, nick: string, key: Uint8Array, handle: H, joined: (others: EngineMember[], epoch: number) => void): Promise<void>;
   /**
-   * Queues DELIVER{from: nick of handle, body} for member `to`. The engine may decide it later: a SEND to
-   * a nickname that is not another member is then refused through RoomSink.refuse (NO_SUCH_PEER), in
-   * the order of the SENDs. Returns a promise (that never rejects) when the relay should read nothing
-   * more from `handle` until it settles, else undefined. Throws when `handle` is no member here.
+   * Queues DELIVER{from: nick of handle, body} for member `to`, decided when called: throws ProtocolError
+   * NO_SUCH_PEER when `to` is not another member of the room as `handle` knows it, another error when
+   * `handle` is no member here. Returns a promise (that never rejects) when the relay should read nothing
+   * more from `handle` until it settles, else undefined.
    */
   send(handle: H, to: string, body: Uint8Array): Promise<void> | undefined;
-  /**
-   * A promise (never rejecting) that settles once every SEND of `handle` queued so far is decided and its
-   * refusals given, or undefined when none is outstanding: a reply to a later frame (PONG) waits for it.
-   */
-  settled(handle: H): Promise<void> | undefined;
   /**
    * Removes `handle` from its room (no-op if it is in none), after its queued SENDs are decided; the rest
    * get PEER_LEFT. Never rejects.

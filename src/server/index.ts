@@ -865,14 +865,10 @@ class Relay implements RelayServer {
         if (this.engine !== undefined) return this.onEngineLeave(this.engine, conn);
         this.onLeave(conn);
         return undefined;
-      case 'PING': {
-        // Cluster mode: SENDs before this PING may still be decided (spec/CLUSTER.md §3); their refusals
-        // go first, as on one relay.
-        const before = this.engine?.settled(conn);
-        if (before !== undefined) return before.then(() => this.send(conn, frame('PONG', { n: f.n })));
+      case 'PING':
+        // Every SEND before it was decided as it was read (in cluster mode too), so its refusal went first.
         this.send(conn, frame('PONG', { n: f.n }));
         return undefined;
-      }
       case 'ERROR':
         // The peer gave up: close without answering (an ERROR is never answered with an ERROR).
         this.log({ event: 'peer_error', conn: conn.id, nick: conn.nick, code: f.code });
