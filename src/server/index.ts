@@ -105,7 +105,7 @@ export interface ServerOptions {
   log?: (event: Record<string, unknown>) => void;
   /**
    * Whether `log` takes events named `event` (the CLI's logger drops the per-connection ones below its
-   * level); events it does not take are not made at all. Default: every event.
+   * level); for an event it does not take, neither the time stamp nor the copy for the sink is made. Default: every event.
    */
   logs?: (event: string) => boolean;
   /** TLS 1.3 on the TCP listener (§3.2, src/server/tls.ts); plain TCP when absent. */
