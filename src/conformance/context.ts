@@ -2,31 +2,17 @@
  * Shared machinery of the server cases: identities, fresh names, and helpers that bring a kit connection
  * into each state of the relay's machine (spec/PROTOCOL.md §7.1) by the spec's own steps (§7.3).
  */
-import { generateKeyPair, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import type { FrameOf, Member } from '../codec/index.js';
 import { authMessage, pssSign } from '../crypto/rsa.js';
 import { CaseFailure, Conn, type Transport } from './conn.js';
 import { LIMITS } from '../protocol/limits.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { KeyPool, makeIdentity, type Keys } from '../wirekit/identity.js';
 
-const genKeyPair = promisify(generateKeyPair);
-
-/** An identity: RSA private key and its public key as SPKI DER (294 bytes for RSA-2048). */
-export interface Identity {
-  readonly privateKey: KeyObject;
-  readonly spki: Uint8Array;
-}
-
-/** Generates an RSA identity of `bits` bits with exponent `e` (2048 and 65537 are the protocol's, §8.1). */
-export async function makeIdentity(bits = 2048, e = 65537): Promise<Identity> {
-  const { privateKey, publicKey } = await genKeyPair('rsa', { modulusLength: bits, publicExponent: e });
-  return identityOf(privateKey, publicKey);
-}
-
-function identityOf(privateKey: KeyObject, publicKey: KeyObject): Identity {
-  return { privateKey, spki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })) };
-}
+/** An identity: RSA private key and its public key as SPKI DER (the wire kit's pool makes them). */
+export type Identity = Keys;
+export { makeIdentity };
 
 export interface ServerKitOptions {
   readonly host: string;
@@ -60,93 +46,6 @@ export interface InRoom extends Authed {
   readonly joined: FrameOf<'JOINED'>;
 }
 
-/**
- * The kit's identity keys, leased to one case at a time. A relay caps the authenticated connections of
- * one key (§7.1 "Quotas", MAX_CONNECTIONS_PER_KEY, 4 by default), and cases run concurrently: keys
- * shared across cases would add up past that cap and be refused with TOO_MANY_CONNECTIONS. So a case
- * leases its own keys and returns them when it ends, after its connections are closed; a returned key
- * goes to the back of the queue, so it is leased again as late as possible (the target has long seen
- * those connections close by then). One pool serves every run in a process (RSA key generation is the
- * kit's most expensive step); it grows, off the event loop, when a case starts with fewer free keys
- * than it may need, and keeps `spare` free keys on hand beyond that, so a case that needs more keys than
- * it reserved (a relay with a large room_size) takes one without generating it on the event loop: a
- * key generated there stalls every running case and the target in the same process (up to 1.6 s at a
- * load average of 18 here), long enough to blow their deadlines.
- */
-export class Pool {
-  private readonly free: Identity[] = [];
-  private growing: Promise<void> | undefined;
-  /** Keys generated in all. */
-  made = 0;
-  /** Keys generated on the event loop because none was free (each one stalled the process). */
-  madeBlocking = 0;
-
-  /** The process-wide pool. */
-  static readonly shared = new Pool();
-
-  constructor(
-    /** Free keys kept on hand beyond the reservations (topped up in the thread pool). */
-    readonly spare = 8,
-  ) {}
-
-  /** Keys not leased now. */
-  get available(): number {
-    return this.free.length;
-  }
-
-  private grow(missing: number): Promise<void> {
-    this.growing ??= Promise.all(Array.from({ length: missing }, () => makeIdentity())).then(
-      (ids) => {
-        this.made += ids.length;
-        this.free.push(...ids);
-        this.growing = undefined;
-      },
-      (e: unknown) => {
-        this.growing = undefined;
-        throw e;
-      },
-    );
-    return this.growing;
-  }
-
-  /** Starts generating keys in the thread pool when fewer than `spare` are free. */
-  private topUp(): void {
-    if (this.growing === undefined && this.free.length < this.spare) this.grow(this.spare - this.free.length).catch(() => undefined);
-  }
-
-  /** Resolves once `spare` keys are free (a run calls it before its first case). */
-  async warm(): Promise<void> {
-    while (this.free.length < this.spare) await this.grow(this.spare - this.free.length);
-  }
-
-  /** Leases `n` keys, generating the missing ones in the thread pool (never on the event loop). */
-  async reserve(n: number): Promise<Identity[]> {
-    while (this.free.length < n) await this.grow(n - this.free.length);
-    const ids = this.free.splice(0, n);
-    this.topUp();
-    return ids;
-  }
-
-  /**
-   * Takes a key no running case holds: a spare one, else (all spares taken at once) one generated at
-   * once, blocking: correct, only slower.
-   */
-  lease(): Identity {
-    const id = this.free.shift();
-    this.topUp();
-    if (id !== undefined) return id;
-    this.made++;
-    this.madeBlocking++;
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
-    return identityOf(privateKey, publicKey);
-  }
-
-  /** Returns keys whose connections are closed. */
-  release(ids: readonly Identity[]): void {
-    this.free.push(...ids);
-  }
-}
-
 /** Keys a server case reserves unless it says otherwise (ServerCase.keys): `ident(0)` and `ident(1)`. */
 export const KEYS_PER_CASE = 2;
 
@@ -163,7 +62,7 @@ export class Ctx {
 
   constructor(
     readonly opts: ServerKitOptions,
-    readonly pool: Pool,
+    readonly pool: KeyPool,
     /** Keys reserved for this case before it started; `ident(i)` hands them out first. */
     private readonly reserved: Identity[] = [],
   ) {}

@@ -3,7 +3,8 @@
  * over TCP or over its WebSocket endpoint (§3.1): the same cases, the same byte streams.
  */
 import { LIMITS } from '../protocol/limits.js';
-import { Ctx, KEYS_PER_CASE, Pool, type ServerKitOptions } from './context.js';
+import { Ctx, KEYS_PER_CASE, type ServerKitOptions } from './context.js';
+import { KeyPool } from '../wirekit/identity.js';
 import { runCases, selects, type CaseResult } from './runner.js';
 import { SERVER_CASES } from './server-cases.js';
 
@@ -38,7 +39,7 @@ export async function runServerKit(o: ServerRunOptions): Promise<CaseResult[]> {
   };
   const selected = SERVER_CASES.filter((c) => selects(o.only, c) && (o.slow === undefined || !!c.slow === o.slow));
   if (selected.length === 0) return [];
-  const pool = Pool.shared;
+  const pool = KeyPool.shared;
   // Spare keys first, off the event loop: a case that needs more than it reserved takes one of them.
   await pool.warm();
   return runCases(selected, {

@@ -7,44 +7,16 @@
  * `violation`, so a relay that answers garbage with garbage fails the check that reads it.
  */
 import { connect, type Socket } from 'node:net';
-import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type RelayFrame } from '../codec/index.js';
 import { ERROR_CODES, ProtocolError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { authMessage, generateIdentity, pssSign } from '../crypto/rsa.js';
+import { authMessage, pssSign } from '../crypto/rsa.js';
+import { identity, type Identity } from './identity.js';
 
 /** A received frame, or the end of the connection. */
 export type Received = RelayFrame | { type: 'closed' };
 
-export interface Identity {
-  nick: string;
-  privateKey: KeyObject;
-  spki: Uint8Array;
-}
-
-const keyPool: { privateKey: KeyObject; spki: Uint8Array }[] = [];
-let poolNext = 0;
-
-/**
- * Keys in the pool. The relay allows MAX_CONNECTIONS_PER_KEY (4) authenticated connections of one key:
- * the fuzzer's batch of 8 cases holds at most 19 at once (a connection and a peer per case, the
- * legitimate pair, a flood), so 16 keys handed out in turn give each at most 2.
- */
-export const KEY_POOL_SIZE = 16;
-
-/**
- * An identity with a fresh nickname. RSA key generation costs ~100 ms, so keys come from a small pool
- * handed out in turn: the relay binds nicknames, not keys, and every nickname here is new.
- */
-export function identity(nick: string, fresh = false): Identity {
-  if (fresh || keyPool.length < KEY_POOL_SIZE) {
-    const k = generateIdentity();
-    keyPool.push({ privateKey: k.privateKey, spki: k.spki });
-    return { nick, privateKey: k.privateKey, spki: k.spki };
-  }
-  const k = keyPool[poolNext++ % keyPool.length]!;
-  return { nick, ...k };
-}
+export { identity, KEY_POOL_SIZE, type Identity } from './identity.js';
 
 /**
  * What every kit connection to the relay shares, whatever carries it (TCP here, WebSocket in

@@ -2,20 +2,19 @@
  * What the in-process ChatClient tests share (chat-client, reconnect, recover): identities made once per
  * nickname, a relay and clients closed at teardown, and waiting for one event.
  */
-import type { KeyObject } from 'node:crypto';
 import type { ChatClient, ChatClientEvents } from '../../src/client/chat-client.js';
 import { nodeClient, type NodeChatClientOptions } from '../../src/client/node-client.js';
-import { generateIdentity } from '../../src/crypto/rsa.js';
+import { freshKeys, type Keys } from '../../src/wirekit/identity.js';
 import { startServer, type RelayServer, type ServerOptions } from '../../src/server/index.js';
 
-export type Id = { privateKey: KeyObject; spki: Uint8Array };
+export type Id = Keys;
 
 export interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** A new identity key pair. */
-export const fresh = (): Id => (({ privateKey, spki }) => ({ privateKey, spki }))(generateIdentity());
+/** A new identity key pair (the wire kit's). */
+export const fresh = freshKeys;
 
 const ids: Record<string, Id> = {};
 /** The identity of `name`, made on first use and the same for the rest of the test file. */

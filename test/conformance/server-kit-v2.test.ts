@@ -14,7 +14,7 @@ import { startServer, type Registry } from '../../src/server/index.js';
 import { runServerKit } from '../../src/conformance/server-kit.js';
 import type { CaseResult } from '../../src/conformance/runner.js';
 import { SERVER_CASES } from '../../src/conformance/server-cases.js';
-import { Pool } from '../../src/conformance/context.js';
+import { KeyPool } from '../../src/wirekit/identity.js';
 import { startBroken } from './fixtures/broken.js';
 import { openLaxRegistry, type LaxRegistryKind } from './fixtures/lax-registry.js';
 import { endpoint, failures, LONG, runSplit, WAIT_MS, type Timeouts } from './fixtures/split.js';
@@ -56,7 +56,7 @@ for (const [kind, expected] of Object.entries(PROXIES) as Array<[keyof typeof PR
     t.same(failed(results), expected.map((id) => `${id}: fail`), failures(results));
     // No case used more keys than it reserved: none was generated on the event loop mid-run (which
     // stalls this process, the relay under test included, for seconds under load).
-    t.equal(Pool.shared.madeBlocking, 0);
+    t.equal(KeyPool.shared.madeBlocking, 0);
   });
 }
 

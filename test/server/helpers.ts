@@ -5,22 +5,17 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { KeyObject } from 'node:crypto';
 import { decodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
-import { authMessage, generateIdentity, pssSign } from '../../src/crypto/rsa.js';
+import { authMessage, pssSign } from '../../src/crypto/rsa.js';
+import { freshKeys, type Keys } from '../../src/wirekit/identity.js';
 import { ERROR_CODES, type ErrorName } from '../../src/protocol/errors.js';
 import { tlsExporter } from '../../src/server/tls.js';
 
-export interface Identity {
-  privateKey: KeyObject;
-  spki: Uint8Array;
-}
+export type Identity = Keys;
 
+/** `n` new identity keys (the wire kit's, made at once: call it before the test's relay starts). */
 export function identities(n: number): Identity[] {
-  return Array.from({ length: n }, () => {
-    const { privateKey, spki } = generateIdentity();
-    return { privateKey, spki };
-  });
+  return Array.from({ length: n }, freshKeys);
 }
 
 export type Received = RelayFrame | 'closed';
