@@ -20,7 +20,7 @@ import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { BackupError } from '../crypto/backup.js';
 import { exportBackup, importBackup, storedBackup } from './backup.js';
 import { ERROR_TEXTS } from './errors.js';
-import { addRecoveryMark, hasRecoveryMark, loadOrCreateIdentity, openStore, replaceIdentity, type StoredIdentity } from './keys.js';
+import { addRecoveryMark, backupCodeUnconfirmed, confirmBackupCode, hasRecoveryMark, loadOrCreateIdentity, openStore, replaceIdentity, type StoredIdentity } from './keys.js';
 import { openPins } from './pins.js';
 import { webSocketTransport } from './ws.js';
 
@@ -517,6 +517,7 @@ function wireBackups(page: Page): void {
         if (page.client !== undefined) throw new Error('leave the room first (reload the page)');
         const { identity, text } = await exportBackup(pass);
         await replaceIdentity(page.db, identity);
+        forgetBackupCode();
         page.identity = identity;
         page.key = backend.privateKeyFromCryptoKeys(identity.oaep, identity.pss);
         await showIdentity(page, true);
@@ -539,6 +540,7 @@ function wireBackups(page: Page): void {
         const text = file !== undefined ? await file.text() : el<HTMLTextAreaElement>('import-text').value;
         const identity = await importBackup(text, pass);
         await replaceIdentity(page.db, identity);
+        forgetBackupCode();
         page.identity = identity;
         page.key = backend.privateKeyFromCryptoKeys(identity.oaep, identity.pss);
         await showIdentity(page, false);
@@ -547,6 +549,40 @@ function wireBackups(page: Page): void {
         failed(e);
       }
     })();
+  });
+}
+
+/**
+ * The backup code of a key made on this visit: shown above the join form and the room alike, until the
+ * user says it is written down ("done" erases it from the page) or saves it as a file; until then the key
+ * carries a mark (src/web/keys.ts), and a later visit warns that the code was never confirmed.
+ */
+function showBackupCode(code: string): void {
+  el('backup-code').textContent = code;
+  el('backup-code-view').hidden = false;
+}
+
+/** The key was replaced: the code shown (or the warning about it) was the old key's. */
+function forgetBackupCode(): void {
+  el('backup-code').textContent = '';
+  el('backup-code-view').hidden = true;
+  el('backup-unconfirmed').hidden = true;
+}
+
+function wireBackupCodeViews(db: IDBDatabase): void {
+  const confirmed = () => confirmBackupCode(db).catch((e: unknown) => showError('LOCAL', `not saved in this browser: ${e instanceof Error ? e.message : String(e)}`));
+  el('backup-code-save').addEventListener('click', () => {
+    download('e2ee-chat-backup-code.txt', `backup code of this browser's e2ee-chat key (the passphrase of its backup): ${el('backup-code').textContent ?? ''}\n`, 'text/plain');
+    void confirmed();
+  });
+  el('backup-code-done').addEventListener('click', () => {
+    el('backup-code').textContent = '';
+    el('backup-code-view').hidden = true;
+    void confirmed();
+  });
+  el('backup-unconfirmed-done').addEventListener('click', () => {
+    el('backup-unconfirmed').hidden = true;
+    void confirmed();
   });
 }
 
@@ -573,10 +609,8 @@ async function main(): Promise<void> {
   setStatus('loading key', 'idle');
   const db = await openStore();
   const { identity, created, code } = await loadOrCreateIdentity(db);
-  if (code !== null) {
-    el('backup-code').textContent = code;
-    el('backup-code-view').hidden = false;
-  }
+  if (code !== null) showBackupCode(code);
+  else el('backup-unconfirmed').hidden = !(await backupCodeUnconfirmed(db));
   const page: Page = {
     db,
     identity,
@@ -636,6 +670,7 @@ async function main(): Promise<void> {
   });
   wireBackups(page);
   wireRecoveryView();
+  wireBackupCodeViews(db);
 }
 
 main().catch((e: unknown) => setStatus(`error: ${e instanceof Error ? e.message : String(e)}`, 'failed'));

@@ -22,6 +22,11 @@ const PINS = 'pins';
 /** Version 2: which nicknames this browser registered a recovery code for, per relay (spec §7.5). */
 const RECOVERY = 'recovery';
 const SELF = 'self';
+/**
+ * Key of the identity store marking that the backup code of the key under SELF was shown but not yet
+ * confirmed by the user (written down or saved): a later visit says so instead of losing it silently.
+ */
+const CODE_UNCONFIRMED = 'backup-code-unconfirmed';
 
 export interface StoredIdentity {
   /** DER SubjectPublicKeyInfo, 294 bytes (spec §8.1). */
@@ -141,7 +146,20 @@ export async function generateExportingOnce<T>(use: (pkcs8: Uint8Array<ArrayBuff
 
 /** Stores `identity` as this browser's key, replacing the one it had (peers will see a key change). */
 export async function replaceIdentity(db: IDBDatabase, identity: StoredIdentity): Promise<void> {
-  await put(db, IDENTITY, identity, SELF);
+  // The new key's backup is the one the user just chose or imported: no code of the old key is pending.
+  const tx = db.transaction(IDENTITY, 'readwrite');
+  tx.objectStore(IDENTITY).delete(CODE_UNCONFIRMED);
+  await req(tx.objectStore(IDENTITY).put(identity, SELF));
+}
+
+/** Whether the backup code of the stored key was shown and never confirmed (see loadOrCreateIdentity). */
+export async function backupCodeUnconfirmed(db: IDBDatabase): Promise<boolean> {
+  return (await get<true>(db, IDENTITY, CODE_UNCONFIRMED)) === true;
+}
+
+/** The user wrote the backup code down or saved it. */
+export async function confirmBackupCode(db: IDBDatabase): Promise<void> {
+  await req(db.transaction(IDENTITY, 'readwrite').objectStore(IDENTITY).delete(CODE_UNCONFIRMED));
 }
 
 /**
@@ -156,7 +174,8 @@ export async function generateIdentity(passphrase: string, iterations = BACKUP_I
 
 /**
  * The stored identity, or on first use a new one, stored with its backup; `code` is then the backup code
- * that opens that backup, to be shown to the user once (it is kept nowhere), else null.
+ * that opens that backup, to be shown to the user once (it is kept nowhere), else null. A new key is
+ * stored with a mark that its code is unconfirmed, until confirmBackupCode.
  */
 export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity: StoredIdentity; created: boolean; code: string | null }> {
   const have = await get<StoredIdentity>(db, IDENTITY, SELF);
@@ -165,7 +184,10 @@ export async function loadOrCreateIdentity(db: IDBDatabase): Promise<{ identity:
   }
   const code = newBackupCode();
   const identity = await generateIdentity(code, MIN_BACKUP_ITERATIONS);
-  await put(db, IDENTITY, identity, SELF);
+  // The key and the mark that its code still awaits the user's confirmation, in one transaction.
+  const tx = db.transaction(IDENTITY, 'readwrite');
+  tx.objectStore(IDENTITY).put(true, CODE_UNCONFIRMED);
+  await req(tx.objectStore(IDENTITY).put(identity, SELF));
   return { identity, created: true, code };
 }
 

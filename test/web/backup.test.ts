@@ -3,12 +3,13 @@
 // once); exporting downloads that backup and `e2ee-chat key import` makes it a --home's identity (same
 // fingerprint); a new key made with a backup imports the same way; `e2ee-chat key export --kdf pbkdf2`
 // of that home imports into another browser (same fingerprint again), which then exports that file; a
-// scrypt export is refused by the page with code SCRYPT.
+// scrypt export is refused by the page with code SCRYPT. The backup code stays on screen until the user
+// says it is written down or saves it; a code never confirmed is said on the next visit.
 import t from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, tempDir } from '../client/procs.js';
-import { launch, person, READ_STORED_IDENTITY, relayWithWeb } from './chromium.js';
+import { join as joinRoom, launch, person, READ_STORED_IDENTITY, relayWithWeb } from './chromium.js';
 
 const b = await launch(t);
 const PASS = 'correct horse battery staple';
@@ -77,6 +78,55 @@ t.test("the key the page made on the first visit exports as its backup, which th
   await one.page.locator('[data-testid=backup-status][data-state=failed][data-code=NO_BACKUP]').waitFor();
   t.pass('a key without a kept backup: export fails with NO_BACKUP');
   t.same(one.errors, [], 'no CSP violation, no script error');
+});
+
+t.test('the backup code stays shown through the join until written down or saved; never confirmed, a later visit says so', async (t) => {
+  const { url } = await relayWithWeb(t);
+  const one = await person(t, b, url);
+  const view = one.page.getByTestId('backup-code-view');
+  await view.waitFor();
+  const code = (await one.page.getByTestId('backup-code').textContent())!;
+  await joinRoom(one.page, 'alice');
+  t.ok(await view.isVisible(), 'joining the room does not hide the code');
+  t.equal(await one.page.getByTestId('backup-code').textContent(), code, 'the same code');
+  // Left without confirming: the code is gone for good, and the next visit says so.
+  await one.page.reload();
+  await one.page.getByTestId('own-fingerprint').filter({ hasText: ':' }).waitFor();
+  await one.page.getByTestId('backup-unconfirmed').waitFor();
+  t.ok(await view.isHidden(), 'the code itself is never shown again');
+  t.notOk((await one.page.content()).includes(code));
+  await one.page.getByTestId('backup-unconfirmed-done').click();
+  await one.page.getByTestId('backup-unconfirmed').waitFor({ state: 'hidden' });
+  await one.page.reload();
+  await one.page.getByTestId('own-fingerprint').filter({ hasText: ':' }).waitFor();
+  t.ok(await one.page.getByTestId('backup-unconfirmed').isHidden(), 'confirmed: no warning on later visits');
+
+  // Saved as a file, then "written down": the file holds the code, the page no longer does.
+  const two = await person(t, b, url);
+  const code2 = (await two.page.getByTestId('backup-code').textContent())!;
+  const download = two.page.waitForEvent('download');
+  await two.page.getByTestId('backup-code-save').click();
+  const saved = join(tempDir(t), 'code.txt');
+  await (await download).saveAs(saved);
+  t.ok(readFileSync(saved, 'utf8').includes(code2), 'the saved file holds the code');
+  await two.page.getByTestId('backup-code-done').click();
+  await two.page.getByTestId('backup-code-view').waitFor({ state: 'hidden' });
+  t.notOk((await two.page.content()).includes(code2), 'done erases the code from the page');
+  await two.page.reload();
+  await two.page.getByTestId('own-fingerprint').filter({ hasText: ':' }).waitFor();
+  t.ok(await two.page.getByTestId('backup-unconfirmed').isHidden(), 'saved: no warning on later visits');
+
+  // A new key with a backup under a passphrase replaces the key: the old key's code is moot.
+  const three = await person(t, b, url);
+  await three.page.getByTestId('backup-toggle').click();
+  await three.page.getByTestId('backup-pass').fill(PASS);
+  await three.page.getByTestId('backup-new').click();
+  await three.page.locator('[data-testid=backup-status][data-state=ok]').waitFor();
+  t.ok(await three.page.getByTestId('backup-code-view').isHidden(), "the replaced key's code is no longer shown");
+  await three.page.reload();
+  await three.page.getByTestId('own-fingerprint').filter({ hasText: ':' }).waitFor();
+  t.ok(await three.page.getByTestId('backup-unconfirmed').isHidden(), 'and no warning about it later');
+  t.same([...one.errors, ...two.errors, ...three.errors], [], 'no CSP violation, no script error');
 });
 
 t.test('a backup made in the page imports into the CLI, and the CLI export imports into another browser', async (t) => {
