@@ -26,6 +26,9 @@ import { tlsExporter, tlsServerOptions, type TlsCredentials } from './tls.js';
 /** The WebSocket endpoint's path and subprotocol (§3.1). */
 export const WS_PATH = '/v1/ws';
 export const WS_SUBPROTOCOL = 'e2ee-chat.v1';
+/** The integrity manifest's two forms (not in the manifest themselves: they are made from it). */
+export const MANIFEST_JSON = '/manifest.json';
+export const MANIFEST_MODULE = '/manifest.js';
 /** dist/web next to this module's dist/src/server/ (where npm run build puts the bundle). */
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/', import.meta.url));
 /** Largest HTTP request head accepted, bytes (Node's default is 16 KiB). */
@@ -155,9 +158,16 @@ export async function startWeb(relay: RelayServer, opts: WebOptions): Promise<We
   const extra = (opts.allowOrigins ?? []).map(parseOrigin);
   const files = loadStatic(opts.root);
   const byPath = new Map(files.map((f) => [f.path, f]));
-  // The page's "about" view shows the manifest, as the relay printed it at start.
-  const listing = Buffer.from(JSON.stringify(files.map((f) => ({ path: f.path, sha256: f.sha256 }))));
-  byPath.set('/manifest.json', { path: '/manifest.json', type: TYPES['.json']!, body: listing, sha256: createHash('sha256').update(listing).digest('hex') });
+  // The manifest as the relay printed it at start: /manifest.json for scripts, and the same list as an ES
+  // module for the page's "about" view, which imports it (script-src 'self'): the CSP's connect-src
+  // names only the WebSocket endpoint, so the page cannot fetch the JSON.
+  const json = JSON.stringify(files.map((f) => ({ path: f.path, sha256: f.sha256 })));
+  for (const [path, body] of [
+    [MANIFEST_JSON, Buffer.from(json)],
+    [MANIFEST_MODULE, Buffer.from(`export default ${json};\n`)],
+  ] as const) {
+    byPath.set(path, { path, type: TYPES[extname(path)]!, body, sha256: createHash('sha256').update(body).digest('hex') });
+  }
   const index = byPath.get('/index.html')!;
   const log = (e: Record<string, unknown>): void => {
     try {

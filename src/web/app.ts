@@ -29,6 +29,8 @@ const backend = webCryptoBackend();
 /** The WebSocket endpoint's path and subprotocol (spec §3.1; src/server/web.ts serves them). */
 export const WS_PATH = '/v1/ws';
 export const WS_SUBPROTOCOL = 'e2ee-chat.v1';
+/** The integrity manifest as an ES module (src/server/web.ts serves it). */
+const MANIFEST_MODULE = '/manifest.js';
 
 function el<T extends HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -590,8 +592,11 @@ function wireBackupCodeViews(db: IDBDatabase): void {
 
 async function showManifest(): Promise<void> {
   const list = el('manifest');
-  const r = await fetch('/manifest.json', { cache: 'no-store' });
-  const files = (await r.json()) as { path: string; sha256: string }[];
+  // An ES module the relay makes from its manifest (src/server/web.ts): the CSP lets the page load scripts
+  // of its own origin but connect only to the WebSocket endpoint, so it is imported, not fetched. A
+  // variable, so that the bundler leaves the import to the browser.
+  const url: string = MANIFEST_MODULE;
+  const files = ((await import(url)) as { default: { path: string; sha256: string }[] }).default;
   list.replaceChildren(
     ...files.map((f) => {
       const li = document.createElement('li');

@@ -379,6 +379,9 @@ t.test('every response carries the CSP and security headers; files are served wi
   t.match((await get(web.port, '/app.js')).headers['content-type'], /^text\/javascript/);
   const listing = JSON.parse((await get(web.port, '/manifest.json')).body.toString()) as { path: string; sha256: string }[];
   t.same(listing, web.manifest.map((f) => ({ path: f.path, sha256: f.sha256 })), '/manifest.json is the printed manifest');
+  const module = await get(web.port, '/manifest.js');
+  t.match(module.headers['content-type'], /^text\/javascript/, 'the manifest as a module, for the page (script-src, not connect-src)');
+  t.equal(module.body.toString(), `export default ${JSON.stringify(listing)};\n`);
   const missing = await get(web.port, '/../package.json');
   t.equal(missing.status, 404, 'only manifest files exist');
   t.equal(missing.headers['content-security-policy'], want['Content-Security-Policy'], 'a 404 carries the headers too');

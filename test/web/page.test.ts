@@ -1,6 +1,6 @@
 // The web client in real Chromium: the page loads under its strict CSP with no violation, keeps its
 // identity (non-extractable CryptoKeys in IndexedDB) across a reload, and reaches the relay's WebSocket
-// endpoint from its own origin.
+// endpoint from its own origin; its "about" view shows the integrity manifest the relay printed.
 import t from 'tap';
 import { securityHeaders, WS_PATH } from '../../src/server/web.js';
 import { browser, READ_STORED_IDENTITY, relayWithWeb, watchErrors } from './chromium.js';
@@ -36,6 +36,12 @@ t.test('the page loads under its CSP, keeps its identity across a reload, and co
   await fp.filter({ hasText: FP }).waitFor();
   t.equal(await fp.textContent(), first, 'a reload keeps the fingerprint');
   t.equal(await fp.getAttribute('data-created'), 'false');
+
+  // The "about" view lists the integrity manifest the relay printed, under the same CSP.
+  await page.locator('#about-toggle').click();
+  const listed = page.locator('#manifest li');
+  await listed.first().waitFor();
+  t.same(await listed.allTextContents(), web.manifest.map((f) => `${f.sha256} ${f.path}`), 'the about view shows the printed manifest');
 
   await page.getByTestId('nick').fill('alice');
   await page.getByTestId('join').click();
