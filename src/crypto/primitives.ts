@@ -126,6 +126,8 @@ export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
   return shared;
 }
 
+const GCM_OPTIONS = { authTagLength: AEAD_TAG_BYTES } as const;
+
 /**
  * AES-256-GCM seal (spec §8.1): key 32 bytes, nonce 12 bytes; returns ciphertext || 16-byte tag.
  * Throws RangeError for wrong key or nonce lengths (a local error, never peer input).
@@ -133,9 +135,12 @@ export function x25519(privateKey: KeyObject, peerPublic: Uint8Array): Buffer {
 export function aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Buffer {
   expectLength('AES-256-GCM key', key, AEAD_KEY_BYTES);
   expectLength('AES-256-GCM nonce', nonce, AEAD_NONCE_BYTES);
-  const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+  const c = createCipheriv('aes-256-gcm', key, nonce, GCM_OPTIONS);
   c.setAAD(ad);
-  return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+  const ct = c.update(plaintext);
+  // GCM is a stream mode: final() returns no bytes (only the tag is left), so it is not concatenated.
+  const rest = c.final();
+  return Buffer.concat(rest.length === 0 ? [ct, c.getAuthTag()] : [ct, rest, c.getAuthTag()]);
 }
 
 /**
@@ -147,11 +152,13 @@ export function aeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array,
   expectLength('AES-256-GCM nonce', nonce, AEAD_NONCE_BYTES);
   if (sealed.length < AEAD_TAG_BYTES) throw new ProtocolError('DECRYPT_FAILED', 'ciphertext shorter than the tag');
   try {
-    const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: AEAD_TAG_BYTES });
+    const d = createDecipheriv('aes-256-gcm', key, nonce, GCM_OPTIONS);
     d.setAAD(ad);
     d.setAuthTag(sealed.subarray(sealed.length - AEAD_TAG_BYTES));
     const out = d.update(sealed.subarray(0, sealed.length - AEAD_TAG_BYTES));
-    return Buffer.concat([out, d.final()]);
+    // final() checks the tag and, GCM being a stream mode, returns no bytes: no copy of the plaintext.
+    const rest = d.final();
+    return rest.length === 0 ? out : Buffer.concat([out, rest]);
   } catch {
     throw new ProtocolError('DECRYPT_FAILED', 'AES-256-GCM authentication failed');
   }

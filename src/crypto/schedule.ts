@@ -119,23 +119,21 @@ export async function chainStep(c: CryptoBackend, ck: Uint8Array): Promise<{ mk:
   return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
 }
 
-/** chainStep with a backend's synchronous primitives (CryptoBackend.sync): the same two halves. */
-export function chainStepSync(s: SyncMessagePrimitives, ck: Uint8Array): { mk: Uint8Array; next: Uint8Array } {
-  const out = s.hmacSha512(ck, LABEL_CHAIN);
-  return { mk: out.subarray(0, 32), next: out.subarray(32, 64) };
-}
-
 /**
- * One direction's symmetric ratchet (§8.3). Each step replaces and erases the old chain key; the caller
- * erases the message key after use. The chain only moves forward, so a message number, and with it a
- * (key, nonce) pair, is never used twice. Callers run one operation at a time on a chain (the session
- * serializes them).
+ * One direction's symmetric ratchet (§8.3). Each step replaces and erases the old chain key and the
+ * message key. The chain only moves forward, so a message number, and with it a (key, nonce) pair, is
+ * never used twice. Callers run one operation at a time on a chain (the session serializes them).
+ *
+ * A step's HMAC output is kept whole: mk_n is a view of its first half, and ck_{n+1} of its second,
+ * which becomes the chain key (no copy of either per message, issue 16: the per-message path).
  */
 export class Chain {
   readonly #c: CryptoBackend;
   #ck: Uint8Array;
   #next = 0;
-  #pending: { mk: Uint8Array; next: Uint8Array } | undefined;
+  /** mk_next, a view of the pending step's output (mk_next || ck_{next+1}), until the chain advances. */
+  #mk: Uint8Array | undefined;
+  #ckNext: Uint8Array | undefined;
 
   /** Takes ownership of the 32-byte chain key `ck0` (it is erased when the chain advances). */
   constructor(c: CryptoBackend, ck0: Uint8Array) {
@@ -148,44 +146,79 @@ export class Chain {
     return this.#next;
   }
 
-  /** mk_next without advancing (a receiver tries it first and advances only on success). 32 bytes. */
+  /**
+   * mk_next without advancing (a receiver tries it first and advances only on success). 32 bytes, owned
+   * by the chain: valid until `advance` or `erase`, which wipe it; the caller neither keeps nor erases it.
+   */
   async peekKey(): Promise<Uint8Array> {
-    this.#pending ??= await chainStep(this.#c, this.#ck);
-    return Uint8Array.from(this.#pending.mk);
+    return this.#mk ?? this.#pend(await this.#c.hmacSha512(this.#ck, LABEL_CHAIN));
   }
 
-  /** peekKey with the backend's synchronous primitives (CryptoBackend.sync): the same key. */
+  /** peekKey with the backend's synchronous primitives (CryptoBackend.sync): the same key, owned the same way. */
   peekKeySync(s: SyncMessagePrimitives): Uint8Array {
-    this.#pending ??= chainStepSync(s, this.#ck);
-    return Uint8Array.from(this.#pending.mk);
+    return this.#mk ?? this.#pend(s.hmacSha512(this.#ck, LABEL_CHAIN));
   }
 
   /** Moves to ck_{next+1}, erasing ck_next and mk_next. Throws RangeError past MAX_UINT messages (§8.3). */
   async advance(): Promise<void> {
     if (this.#next >= LIMITS.MAX_UINT) throw new RangeError('message chain exhausted');
-    this.#install(this.#pending ?? (await chainStep(this.#c, this.#ck)));
+    if (this.#mk === undefined) this.#pend(await this.#c.hmacSha512(this.#ck, LABEL_CHAIN));
+    this.#install();
   }
 
   /** advance with the backend's synchronous primitives (CryptoBackend.sync); throws as advance. */
   advanceSync(s: SyncMessagePrimitives): void {
     if (this.#next >= LIMITS.MAX_UINT) throw new RangeError('message chain exhausted');
-    this.#install(this.#pending ?? chainStepSync(s, this.#ck));
+    if (this.#mk === undefined) this.#pend(s.hmacSha512(this.#ck, LABEL_CHAIN));
+    this.#install();
   }
 
-  #install(step: { mk: Uint8Array; next: Uint8Array }): void {
-    this.#pending = undefined;
+  /** Holds a step's 64-byte HMAC output as the pending step; returns its mk half. */
+  #pend(out: Uint8Array): Uint8Array {
+    const mk = out.subarray(0, 32);
+    this.#mk = mk;
+    this.#ckNext = out.subarray(32, 64);
+    return mk;
+  }
+
+  #install(): void {
     this.#ck.fill(0);
-    step.mk.fill(0);
-    this.#ck = Uint8Array.from(step.next);
-    step.next.fill(0);
+    this.#mk!.fill(0);
+    this.#ck = this.#ckNext!;
+    this.#mk = undefined;
+    this.#ckNext = undefined;
     this.#next += 1;
   }
 
   /** Erases the chain key; the chain is unusable afterwards. */
   erase(): void {
     this.#ck.fill(0);
-    this.#pending?.mk.fill(0);
-    this.#pending?.next.fill(0);
+    this.#mk?.fill(0);
+    this.#ckNext?.fill(0);
+  }
+}
+
+/**
+ * ad_n and nonce_n of one direction (§8.3) in two arrays reused from message to message: `number(n)`
+ * writes u64(n) into both, so a message costs no allocation for either. The AEAD reads them when it is
+ * called (node:crypto and WebCrypto both copy their inputs), and a session runs one step at a time.
+ */
+export class MessageNumbers {
+  /** "e2ee-chat/1 msg" || lp(sid) || lp(sender) || lp(recipient) || lp(room) || u64(n). */
+  readonly ad: Uint8Array;
+  /** 0x00000000 || u64(n): 12 bytes. */
+  readonly nonce = new Uint8Array(AEAD_NONCE_BYTES);
+
+  /** `prefix`: messageAdPrefix of the direction. */
+  constructor(prefix: Uint8Array) {
+    this.ad = new Uint8Array(prefix.length + 8);
+    this.ad.set(prefix, 0);
+  }
+
+  /** Sets ad and nonce to those of message n. */
+  number(n: number): void {
+    writeU64BE(this.ad, this.ad.length - 8, n);
+    writeU64BE(this.nonce, 4, n);
   }
 }
 
@@ -197,9 +230,14 @@ export function paddedLength(innerLength: number): number {
   return b;
 }
 
-/** padded = u32(len(inner)) || inner || zeros, to the bucket of §8.3. */
-export function pad(inner: Uint8Array): Uint8Array {
-  const out = new Uint8Array(paddedLength(inner.length));
+/**
+ * padded = u32(len(inner)) || inner || zeros, to the bucket of §8.3. With `scratch`, an all-zero array
+ * the caller reuses (and zeroes again after use), the result is written into it when it has the
+ * bucket's size, instead of into a fresh array.
+ */
+export function pad(inner: Uint8Array, scratch?: Uint8Array): Uint8Array {
+  const n = paddedLength(inner.length);
+  const out = scratch !== undefined && scratch.length === n ? scratch : new Uint8Array(n);
   writeU32BE(out, 0, inner.length);
   out.set(inner, 4);
   return out;
@@ -227,16 +265,6 @@ export function unpad(padded: Uint8Array): Uint8Array {
 /** Seals padded plaintext as message n of a direction: AES-256-GCM under mk with nonce_n and ad_n. */
 export function sealMessage(c: CryptoBackend, mk: Uint8Array, n: number, padded: Uint8Array, ad: Uint8Array): Promise<Uint8Array> {
   return c.aesGcmSeal(mk, messageNonce(n), padded, ad);
-}
-
-/** sealMessage with the backend's synchronous primitives (CryptoBackend.sync). */
-export function sealMessageSync(s: SyncMessagePrimitives, mk: Uint8Array, n: number, padded: Uint8Array, ad: Uint8Array): Uint8Array {
-  return s.aesGcmSeal(mk, messageNonce(n), padded, ad);
-}
-
-/** openMessage with the backend's synchronous primitives (CryptoBackend.sync); ProtocolError DECRYPT_FAILED on failure. */
-export function openMessageSync(s: SyncMessagePrimitives, mk: Uint8Array, n: number, ct: Uint8Array, ad: Uint8Array): Uint8Array {
-  return s.aesGcmOpen(mk, messageNonce(n), ct, ad);
 }
 
 /** Opens message n; ProtocolError DECRYPT_FAILED on failure. */

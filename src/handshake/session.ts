@@ -27,17 +27,13 @@ import { equalSecret, erase } from '../crypto/bytes.js';
 import { safetyNumberOf } from '../crypto/fingerprint.js';
 import {
   Chain,
+  MessageNumbers,
   SECRET_BYTES,
   initiatorSignedMessage,
   keySchedule,
-  messageAdFor,
   messageAdPrefix,
-  openMessage,
-  openMessageSync,
   pad,
   responderSignedMessage,
-  sealMessage,
-  sealMessageSync,
   th0,
   th1,
   th2,
@@ -119,9 +115,9 @@ interface Established {
   readonly sid: Uint8Array;
   readonly send: Chain;
   readonly recv: Chain;
-  /** The fixed parts of ad_n (§8.3) for what we send and what we receive. */
-  readonly adSend: Uint8Array;
-  readonly adRecv: Uint8Array;
+  /** ad_n and nonce_n (§8.3) of what we send and of what we receive, rewritten for each message. */
+  readonly sendNumbers: MessageNumbers;
+  readonly recvNumbers: MessageNumbers;
 }
 interface Ended {
   readonly kind: 'FAILED' | 'CLOSED';
@@ -185,6 +181,11 @@ export class PeerSession {
   #ackDueCount = 0;
   /** MSGs sealed in this session, TEXTs and ACKs (for the end-to-end benchmark's seals per TEXT). */
   #sealed = 0;
+  /**
+   * The padded plaintext of every MSG whose inner frame fits the smallest bucket (§8.3: every ACK and
+   * ROSTER, and a TEXT of up to about 240 bytes), all zero between seals: no array per message.
+   */
+  readonly #padScratch = new Uint8Array(LIMITS.PAD_MIN_BYTES);
   /** The epoch of the peer's latest ROSTER (§8.6: each one names a later epoch than the one before). */
   #peerRosterEpoch = 0;
   /**
@@ -519,14 +520,11 @@ export class PeerSession {
     if (f.seq > next) throw new ProtocolError('OUT_OF_ORDER', `seq ${f.seq}, expected ${next}`);
     // With a backend's synchronous primitives (node:crypto) no promise per primitive (issue 16).
     const sync = this.#c.sync;
+    // mk belongs to the chain, which erases it when it advances (a failed open leaves it for the next try).
     const mk = sync !== undefined ? st.recv.peekKeySync(sync) : await st.recv.peekKey();
-    let padded: Uint8Array;
-    try {
-      const ad = messageAdFor(st.adRecv, f.seq);
-      padded = sync !== undefined ? openMessageSync(sync, mk, f.seq, f.ct, ad) : await openMessage(this.#c, mk, f.seq, f.ct, ad);
-    } finally {
-      erase(mk);
-    }
+    const { nonce, ad } = st.recvNumbers;
+    st.recvNumbers.number(f.seq);
+    const padded = sync !== undefined ? sync.aesGcmOpen(mk, nonce, f.ct, ad) : await this.#c.aesGcmOpen(mk, nonce, f.ct, ad);
     // Authentic: the chain moves on even if what is inside turns out to be unusable (steps 3-5).
     if (sync !== undefined) st.recv.advanceSync(sync);
     else await st.recv.advance();
@@ -580,17 +578,20 @@ export class PeerSession {
     // With a backend's synchronous primitives (node:crypto) no promise per primitive (issue 16), as #onMsg.
     const sync = this.#c.sync;
     const seq = st.send.next;
+    // mk belongs to the chain (erased when it advances); the padded plaintext goes into the session's
+    // scratch when it fits the smallest bucket, and is zeroed after the seal either way.
     const mk = sync !== undefined ? st.send.peekKeySync(sync) : await st.send.peekKey();
-    const padded = pad(inner);
+    const padded = pad(inner, this.#padScratch);
     try {
-      const ad = messageAdFor(st.adSend, seq);
-      const ct = sync !== undefined ? sealMessageSync(sync, mk, seq, padded, ad) : await sealMessage(this.#c, mk, seq, padded, ad);
+      const { nonce, ad } = st.sendNumbers;
+      st.sendNumbers.number(seq);
+      const ct = sync !== undefined ? sync.aesGcmSeal(mk, nonce, padded, ad) : await this.#c.aesGcmSeal(mk, nonce, padded, ad);
       if (sync !== undefined) st.send.advanceSync(sync);
       else await st.send.advance();
       this.#sealed++;
       return encodeFrame(frame('MSG', { seq, ct }));
     } finally {
-      erase(mk, padded, inner);
+      erase(padded, inner);
     }
   }
 
@@ -600,8 +601,8 @@ export class PeerSession {
       sid,
       send: new Chain(this.#c, sendCk),
       recv: new Chain(this.#c, recvCk),
-      adSend: messageAdPrefix(sid, this.#self.nick, this.peerNick, this.room),
-      adRecv: messageAdPrefix(sid, this.peerNick, this.#self.nick, this.room),
+      sendNumbers: new MessageNumbers(messageAdPrefix(sid, this.#self.nick, this.peerNick, this.room)),
+      recvNumbers: new MessageNumbers(messageAdPrefix(sid, this.peerNick, this.#self.nick, this.room)),
     };
   }
 
