@@ -166,8 +166,15 @@ function showKeyChanged(page: Page, client: ChatClient, e: ChatClientEvents['key
   w.append(
     textEl('strong', `The identity key of ${e.nick} has changed.`),
     textEl('div', `pinned ${e.pinnedFingerprint}, now ${e.offeredFingerprint}`, 'fp'),
-    textEl('div', `Nothing is sent to or accepted from ${e.nick} until you accept the new key. Compare safety numbers first.`),
+    textEl('div', `Nothing is sent to or accepted from ${e.nick} until you accept the new key. Compare this safety number with ${e.nick} first (in person or by phone), as the CLI's /safety shows it:`),
   );
+  // The number with the offered key (the CLI's /safety for a changed key), so that it can be compared
+  // before the key is accepted; the member's own safety-number element comes back once it is.
+  const number = testid(textEl('div', '…', 'sn'), 'new-safety-number', e.nick);
+  w.append(number);
+  void client.safetyNumber(e.nick).then((n) => {
+    if (n !== undefined) number.textContent = n;
+  });
   const accept = testid(textEl('button', 'accept the new key'), 'accept-key', e.nick);
   accept.addEventListener('click', () => {
     if (page.client !== client || !client.trust(e.nick)) return;

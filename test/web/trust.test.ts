@@ -2,11 +2,11 @@
 // on the same ports with an empty registry; the page reconnects by itself (back-off) and rejoins; the CLI
 // user bob returns with a new key, and the page shows `key-changed` for him: nothing is sent to him or
 // accepted from him until the user accepts the new key (his client is told so at once), and the texts
-// flow both ways after that.
+// flow both ways after that. The warning shows the safety number with the new key, which equals bob's.
 import t from 'tap';
 import { startServer, type RelayServer } from '../../src/server/index.js';
 import { startWeb, type WebListener } from '../../src/server/web.js';
-import { startClient, tempDir } from '../client/procs.js';
+import { safetyOf, startClient, tempDir } from '../client/procs.js';
 import { join, launch, message, person, say, WEB_ROOT } from './chromium.js';
 
 const b = await launch(t);
@@ -59,10 +59,13 @@ t.test('after a relay restart the page reconnects; a changed key blocks that mem
   // fails as key-not-accepted) and lists his text as not delivered once the page rejoins to accept.
   await bob2.waitFor(/^\* session with alice failed: UNEXPECTED_FRAME/);
   t.equal(await alice.page.getByTestId('message').count(), 0, 'nothing from bob shown while his key is refused');
+  // The warning shows the safety number with the offered key, to be compared before accepting.
+  const offered = await warning.locator('[data-testid=new-safety-number][data-nick=bob]').filter({ hasText: /^(\d{5} ){11}\d{5}$/ }).textContent();
   await alice.page.locator('[data-testid=accept-key][data-nick=bob]').click();
   await warning.waitFor({ state: 'detached' });
   // Accepting gives both sides new machines (v1, §7.2: the page leaves and joins again), now with bob's new key.
-  await bob2.waitFor(/^\* secure session with alice/);
+  const secure = await bob2.waitFor(/^\* secure session with alice/);
+  t.equal(offered, safetyOf(secure), 'the warning showed the safety number of the new key, the one bob sees');
   await alice.page.locator('[data-testid=member][data-nick=bob][data-status=established]').waitFor();
   bob2.write('from the new bob');
   await message(alice.page, 'bob', 'from the new bob').waitFor();
