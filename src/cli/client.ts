@@ -33,7 +33,7 @@ import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled } from '
 import { redrawOnResize, type ResizeRedraw } from './resize.js';
 import { reachRelay } from './reach.js';
 import { identityIsEncrypted } from '../crypto/keystore.js';
-import { displayText, preview, printable, splitText, wrapRows } from '../client/text.js';
+import { displayText, displayWidth, preview, printable, splitText, wrapRows } from '../client/text.js';
 import { isNick, isRoom, NICK_RULE, ROOM_RULE } from '../protocol/names.js';
 import { parseRelayIdentity, relayIdentity } from '../protocol/relay-id.js';
 import { LIMITS } from '../protocol/limits.js';
@@ -806,13 +806,17 @@ const HELP = [
   '  //text          send a message that starts with "/"',
 ];
 
-/** One stored message as /history shows it: its date when not today, the sender, the text, its fate. */
-function historyLine(r: StoredRecord, now = new Date()): string {
+/**
+ * One stored message as /history shows it: its time (with the date when not today), the sender (and the
+ * recipients of one's own), and its fate after the text. The rows are made as live lines are (`message`
+ * in runInteractive): wrapped, further rows indented, so a stored text cannot pose as a row of its own.
+ */
+function historyParts(r: StoredRecord, now = new Date()): { time: string; who: string; fate: string } {
   const d = new Date(r.shownAt);
   const day = d.toDateString() === now.toDateString() ? '' : `${d.toISOString().slice(0, 10)} `;
   const fate = r.dir === 'in' ? '' : r.state === 'delivered' ? '  (delivered)' : r.state === 'not delivered' ? '  (NOT delivered)' : '  (not acknowledged)';
   const to = r.dir === 'out' && r.to.length > 0 ? ` → ${r.to.join(', ')}` : '';
-  return `[${day}${clock(d)}] ${r.from}${to}: ${printable(r.text)}${fate}`;
+  return { time: `${day}${clock(d)}`, who: `${r.from}${to}`, fate };
 }
 
 async function runInteractive(client: ChatClient, opts: Options, identity: Identity, history: History | null, hooks: Hooks): Promise<number> {
@@ -854,8 +858,8 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
   const labelWidth = (nick: string, verified: boolean) => nick.length + (verified ? 11 : 0);
   const cols = () => (stdout.columns > 0 ? stdout.columns : 80);
   /** A message as terminal rows: `[time] NICK: text`, continuation rows indented under the text. */
-  const message = (time: string, shownNick: string, nickWidth: number, text: string, note = ''): string[] => {
-    const head = `${p.dim(`[${time}]`)} ${shownNick}: `;
+  const message = (time: string, shownNick: string, nickWidth: number, text: string, note = '', dimmed = false): string[] => {
+    const head = `${dimmed ? `[${time}]` : p.dim(`[${time}]`)} ${shownNick}: `;
     const headWidth = time.length + 3 + nickWidth + 2;
     // A multi-line text: each of its lines wrapped on its own, every row after the first indented, so
     // no row a peer sends starts at column 0 where only the client starts rows.
@@ -866,7 +870,7 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     });
     rows[0] = head + rows[0];
     rows[rows.length - 1] += note;
-    return rows;
+    return dimmed ? rows.map((r) => p.dim(r)) : rows;
   };
 
   /** The last `n` stored messages of this room on this relay, above the prompt. */
@@ -874,7 +878,10 @@ async function runInteractive(client: ChatClient, opts: Options, identity: Ident
     if (history === null) return info('history is off (--no-history)');
     const { records, unreadable } = history.last(relayName(opts), opts.room, n);
     if (records.length === 0) info('no earlier messages in this room');
-    else print(p.dim(`── last ${records.length} message${records.length === 1 ? '' : 's'} in ${opts.room} ──`), ...records.map((r) => p.dim(historyLine(r))), p.dim('──'));
+    else print(p.dim(`── last ${records.length} message${records.length === 1 ? '' : 's'} in ${opts.room} ──`), ...records.flatMap((r) => {
+          const { time, who, fate } = historyParts(r);
+          return message(time, who, displayWidth(who), r.text, fate, true);
+        }), p.dim('──'));
     if (unreadable > 0) warn(`${unreadable} stored message(s) did not open (altered on disk?) and are not shown`);
   };
 

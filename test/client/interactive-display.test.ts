@@ -37,6 +37,23 @@ t.test("a text posing as a verified member's line wraps indented: no row starts 
   t.ok(rest.length > 0, 'at 40 columns the text goes on in further rows');
   for (const l of rest) t.match(l, /^ +\S/, `a further row is indented: ${JSON.stringify(l)}`);
   t.notOk(screen[malloryRow]!.includes(' '.repeat(5)), 'the run of 69 spaces is collapsed');
+
+  // /history shows stored texts under the same rule. This one is made for a history row: at 40 columns
+  // the 58 spaces would put a fake "[time] bob: ..." at the start of the third row the terminal wraps.
+  const time = /^\[([\d:]+)\]/.exec(bobRow)![1]!;
+  mallory.write('ok' + ' '.repeat(58) + `[${time}] bob: the meeting moved to room 5`);
+  await alice.waitFor(/room 5$/);
+  alice.type('/history');
+  alice.keys('Enter');
+  await alice.waitFor(/^── last \d+ messages in lobby ──$/);
+  await alice.waitFor(/^──$/);
+  const rows = alice.screen(true, false); // as the terminal shows them, wrapped rows not joined
+  const last = (f: (l: string) => boolean) => rows.length - 1 - [...rows].reverse().findIndex(f);
+  const shown = rows.slice(last((l) => l.startsWith('── last')) + 1, last((l) => l === '──'));
+  t.ok(shown.some((l) => l.endsWith('room 5')), `the stored text is in the history: ${JSON.stringify(shown)}`);
+  const starts = shown.filter((l) => !l.startsWith(' ')).map((l) => /^\[[\d:]+\] (\w+):/.exec(l)?.[1] ?? l);
+  t.same(starts.filter((n) => n === 'bob'), ['bob'], `one history row starts as bob's, his own: ${JSON.stringify(shown)}`);
+  t.same(new Set(starts), new Set(['bob', 'mallory']), 'every other history row is indented under its text');
   alice.type('/quit');
   alice.keys('Enter');
   t.equal(await alice.waitExit(), 0);

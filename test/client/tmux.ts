@@ -46,9 +46,13 @@ export class Term {
     return execFileSync('tmux', ['-S', this.socket, ...args], { encoding: 'utf8' });
   }
 
-  /** The visible screen, one string per row, trailing blanks trimmed (with `history`, the scrollback too). */
-  screen(history = false): string[] {
-    const args = ['capture-pane', '-p', '-J'];
+  /**
+   * The visible screen, one string per row, trailing blanks trimmed (with `history`, the scrollback too).
+   * Rows the terminal wrapped are joined unless `joined` is false: then each row is as a person sees it.
+   */
+  screen(history = false, joined = true): string[] {
+    const args = ['capture-pane', '-p'];
+    if (joined) args.push('-J');
     if (history) args.push('-S', '-');
     return this.tmux(...args).replace(/\n+$/, '').split('\n').map((l) => l.trimEnd());
   }
