@@ -23,7 +23,7 @@ import { rosterLine } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
-import { addRecoveryMark, readRecoveryMarks, recoveryMark } from '../client/recovery-marks.js';
+import { addRecoveryMark, importedKey, readRecoveryMarks, recoveryMark } from '../client/recovery-marks.js';
 import { formatRecoveryCode, newRecoveryCode, parseRecoveryCode, recoveryCommit } from '../crypto/recovery.js';
 import { nodeBackend } from '../crypto/node.js';
 import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
@@ -280,6 +280,11 @@ function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: 
     case 'NICK_IN_ROOM':
       return `${f.message}: someone named ${nick} is already in the room (another client of yours?); quit that one, or pick another --nick`;
     case 'NICK_BOUND':
+      // §7.5: RECOVER answers NICK_BOUND for a wrong code, a spent one (a takeover made a fresh code) and
+      // one replaced by a later registration: the user must learn that the code was what was refused.
+      if (opts.recover !== undefined) {
+        return `${f.message}: the relay refused the recovery code for ${nick} on ${where} (a wrong code, one already used by a takeover, or one replaced since: only the last code shown for ${nick} works); nothing changed`;
+      }
       return `${f.message}: the nickname ${nick} is bound on ${where} to another key; pick another --nick, or run with the --home that holds the key that first used it`;
     case 'WRONG_RELAY': {
       const named = announced === undefined ? 'another name' : `"${printable(announced)}"`;
@@ -582,6 +587,14 @@ async function recoveryAfterWelcome(client: ChatClient, opts: Options): Promise<
   pendingCode = undefined;
   if (code === undefined) {
     if ((await readRecoveryMarks(opts.home)).has(mark)) return;
+    // A key imported from another home (e2ee-chat key import) may have a code registered from there; the
+    // relay cannot say, and a new registration voids it (§7.5). Said before it happens, never silently.
+    if ((await importedKey(opts.home)) === client.fingerprint()) {
+      process.stderr.write(
+        `warning: this key was imported into ${opts.home}, so it may already have a recovery code for ${client.nick} at ${relayName(opts)} from the home it came from; ` +
+          'a new code is registered now and that earlier code NO LONGER WORKS: keep the new one below instead\n',
+      );
+    }
     code = newRecoveryCode(nodeBackend);
     await client.registerRecovery(await recoveryCommit(nodeBackend, client.nick, code));
   }

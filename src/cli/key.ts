@@ -1,6 +1,7 @@
 /**
  * `e2ee-chat key show|export|import`: the identity key of `--home`, without a relay.
- * - `show` prints the fingerprint (the format peers see) and whether the key file is encrypted.
+ * - `show` prints the fingerprint (the format peers see) and whether the key file is encrypted, from
+ *   --home/identity.pub without the passphrase (a home without that file is unlocked once, which writes it).
  * - `export --out FILE` writes an encrypted backup: the keystore's sealed format (scrypt + AES-256-GCM,
  *   src/crypto/keystore.ts) under a backup passphrase of its own (E2EE_CHAT_BACKUP_PASSPHRASE, else two
  *   prompts), into a new file of mode 0600 (never over an existing one).
@@ -16,11 +17,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkNewPassphrase, defaultHome, IDENTITY_FILE, IdentityError, prepareHome } from '../client/home.js';
+import { checkNewPassphrase, defaultHome, IDENTITY_FILE, IdentityError, prepareHome, readPublicKey, writePublicKey } from '../client/home.js';
 import { PrivateFileError } from '../files/private.js';
 import { MIN_BACKUP_PASSPHRASE } from '../crypto/backup.js';
 import { identityIsEncrypted, KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 import { fingerprint } from '../crypto/safety.js';
+import { markImported } from '../client/recovery-marks.js';
 import { failer, parseCommand } from './args.js';
 import { askHidden, askNewPassphrase, EXIT_INTERRUPTED, PromptCancelled, unlockIdentity } from './prompt.js';
 
@@ -33,6 +35,7 @@ const USAGE = `usage: e2ee-chat key show [--home DIR]
        e2ee-chat key passwd [--home DIR]
 
 show     your key's fingerprint (what peers see and pin) and whether it is stored encrypted
+         (no passphrase needed once the key has been used by this version)
 export   an encrypted backup of your identity key, under a backup passphrase of its own
          (E2EE_CHAT_BACKUP_PASSPHRASE or a prompt; at least ${MIN_BACKUP_PASSPHRASE} characters);
          --kdf pbkdf2 makes one the web client can import (WebCrypto has no scrypt)
@@ -81,8 +84,11 @@ export async function run(argv: string[]): Promise<number> {
     const home = values.home ?? defaultHome();
     const path = join(home, IDENTITY_FILE);
     if (verb === 'show' && rest.length === 0 && values.out === undefined) {
-      const id = await unlockIdentity(home);
-      process.stdout.write(`fingerprint ${fingerprint(id.spki)}\n`);
+      // The public key is kept in the clear next to the key file: no passphrase is needed to show it.
+      // A home from before identity.pub existed is unlocked once (which writes it).
+      const spki = existsSync(path) ? await readPublicKey(home) : null;
+      const fp = spki !== null ? fingerprint(spki) : fingerprint((await unlockIdentity(home)).spki);
+      process.stdout.write(`fingerprint ${fp}\n`);
       process.stdout.write(`key file    ${path} (${(await identityIsEncrypted(path)) ? 'encrypted under your passphrase' : 'NOT encrypted (--no-passphrase)'})\n`);
       return 0;
     }
@@ -119,6 +125,10 @@ export async function run(argv: string[]): Promise<number> {
       if (pass !== null) checkNewPassphrase(pass);
       prepareHome(home);
       await saveIdentity(path, backup.privateKey, pass);
+      await writePublicKey(home, backup.spki);
+      // The marks of the key's own home (which relays it registered a recovery code on) stay there: the
+      // client warns before registering a code that would void one made from that home.
+      await markImported(home, fingerprint(backup.spki));
       process.stderr.write(`imported ${fingerprint(backup.spki)} into ${path}\n`);
       return 0;
     }

@@ -6,14 +6,22 @@
  */
 import { mkdirSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { checkPrivateDir } from '../files/private.js';
+import { checkPrivateDir, PrivateFileError, readPrivateFile, writePrivateFile } from '../files/private.js';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { generateIdentity } from '../crypto/rsa.js';
 import { KeystoreError, loadIdentity, saveIdentity } from '../crypto/keystore.js';
 
 export const IDENTITY_FILE = 'identity.key';
+/**
+ * The identity's public key (SPKI PEM) next to it, so `e2ee-chat key show` prints the fingerprint without
+ * the passphrase. Written whenever the identity is opened and the file is missing or holds another key;
+ * read under the same rules as every file in --home (a file someone else could write is refused).
+ */
+export const PUBLIC_KEY_FILE = 'identity.pub';
+/** Largest identity.pub read (an RSA-2048 SPKI PEM is 451 bytes). */
+const MAX_PUBLIC_KEY_FILE_BYTES = 8192;
 /** Passphrase prompts for an existing key before giving up (interactive only). */
 export const PASSPHRASE_ATTEMPTS = 3;
 /** Largest room secret file read (the secret is hashed into the key schedule, §8.2; it need not be big). */
@@ -85,9 +93,15 @@ export class IdentityError extends Error {
  * Throws IdentityError (PASSPHRASE_REQUIRED when no passphrase can be had, BAD_PASSPHRASE, CORRUPT,
  * INSECURE_PERMISSIONS, PASSPHRASE_MISMATCH when the two entries of a new passphrase differ,
  * WEAK_PASSPHRASE when a new key's passphrase is below the floor of `checkNewPassphrase`). A failed write
- * of a new key is PrivateFileError IO, with the path.
+ * of a new key (or of its identity.pub) is PrivateFileError IO, with the path.
  */
 export async function openIdentity(home: string, pass: PassphraseSource): Promise<Identity> {
+  const id = await openIdentityKey(home, pass);
+  await writePublicKey(home, id.spki);
+  return id;
+}
+
+async function openIdentityKey(home: string, pass: PassphraseSource): Promise<Identity> {
   const path = join(home, IDENTITY_FILE);
   try {
     if (existsSync(path)) {
@@ -119,6 +133,36 @@ export async function openIdentity(home: string, pass: PassphraseSource): Promis
     if (e instanceof KeystoreError) throw new IdentityError(e.code, e.message);
     throw e;
   }
+}
+
+/** The SPKI DER kept in `<home>/identity.pub`, or null when there is none. Throws PrivateFileError, or KeystoreError CORRUPT. */
+export async function readPublicKey(home: string): Promise<Uint8Array | null> {
+  const path = join(home, PUBLIC_KEY_FILE);
+  let pem: Buffer;
+  try {
+    pem = await readPrivateFile(path, MAX_PUBLIC_KEY_FILE_BYTES);
+  } catch (e) {
+    if (e instanceof PrivateFileError && e.code === 'NOT_FOUND') return null;
+    throw e;
+  }
+  try {
+    return new Uint8Array(createPublicKey({ key: pem.toString('utf8'), format: 'pem' }).export({ format: 'der', type: 'spki' }));
+  } catch {
+    throw new KeystoreError('CORRUPT', `${path} is not a public key`);
+  }
+}
+
+/** Writes `<home>/identity.pub` for `spki` unless it holds that key already. Throws PrivateFileError. */
+export async function writePublicKey(home: string, spki: Uint8Array): Promise<void> {
+  let have: Uint8Array | null = null;
+  try {
+    have = await readPublicKey(home);
+  } catch (e) {
+    if (!(e instanceof KeystoreError)) throw e; // a damaged file is replaced; an unsafe one is refused
+  }
+  if (have !== null && Buffer.from(have).equals(spki)) return;
+  const pem = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' });
+  await writePrivateFile(join(home, PUBLIC_KEY_FILE), pem);
 }
 
 /**

@@ -3,11 +3,11 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IDENTITY_FILE } from '../../src/client/home.js';
+import { IDENTITY_FILE, PUBLIC_KEY_FILE } from '../../src/client/home.js';
 import { loadIdentity, saveIdentity } from '../../src/crypto/keystore.js';
 import { fingerprint } from '../../src/crypto/safety.js';
 
@@ -33,11 +33,12 @@ t.test('show, export and import keep one identity across homes', async (t) => {
   const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
   await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
 
+  // A key without identity.pub (as saveIdentity alone leaves it) is unlocked to be shown.
+  t.equal(key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: 'wrong' }).status, 4, 'wrong passphrase: 4');
   const show = key(['show', '--home', home]);
   t.equal(show.status, 0);
   t.match(show.stdout, new RegExp(`^fingerprint ${fp}$`, 'm'), 'the fingerprint peers see');
   t.match(show.stdout, /encrypted under your passphrase/);
-  t.equal(key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: 'wrong' }).status, 4, 'wrong passphrase: 4');
 
   const backup = join(dir, 'backup.key');
   t.equal(key(['export', '--home', home, '--out', backup], { E2EE_CHAT_BACKUP_PASSPHRASE: 'short' }).status, 2, 'a short backup passphrase is refused');
@@ -75,8 +76,35 @@ t.test('passwd changes the passphrase: the old one stops opening the key, a weak
   const ok = key(['passwd', '--home', home], { E2EE_CHAT_NEW_PASSPHRASE: NEW });
   t.equal(ok.status, 0, ok.stderr);
   t.equal(statSync(file).mode & 0o777, 0o600, 'rewritten 0600');
-  t.same(readdirSync(home), [IDENTITY_FILE], 'no temporary file left');
+  t.same(readdirSync(home).sort(), [IDENTITY_FILE, PUBLIC_KEY_FILE], 'no temporary file left (the public key is kept next to the key)');
   await t.rejects(loadIdentity(file, PASS), { code: 'BAD_PASSPHRASE' }, 'the old passphrase no longer opens it');
   t.equal(fingerprint((await loadIdentity(file, NEW)).spki), fp, 'same identity under the new passphrase');
   t.notOk(ok.stderr.includes(NEW) || ok.stdout.includes(NEW), 'the passphrase is never printed');
+});
+
+t.test('show needs no passphrase once the key was opened or imported: the fingerprint from identity.pub', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-show-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'a');
+  mkdirSync(home, { mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
+  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  // stdin is a pipe here (no terminal to ask at) and no E2EE_CHAT_PASSPHRASE.
+  t.equal(key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: '' }).status, 2, 'a key never opened by this version: the passphrase is needed once');
+  t.equal(key(['show', '--home', home]).status, 0, 'opened once (with the passphrase), which writes identity.pub');
+  t.equal(statSync(join(home, PUBLIC_KEY_FILE)).mode & 0o777, 0o600, 'identity.pub is kept 0600, as every file of --home');
+  const show = key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: '' });
+  t.equal(show.status, 0, show.stderr);
+  t.match(show.stdout, new RegExp(`^fingerprint ${fp}$`, 'm'), 'the fingerprint, without the passphrase');
+
+  const backup = join(dir, 'backup.key');
+  t.equal(key(['export', '--home', home, '--out', backup]).status, 0);
+  const other = join(dir, 'b');
+  t.equal(key(['import', backup, '--home', other]).status, 0);
+  const shown = key(['show', '--home', other], { E2EE_CHAT_PASSPHRASE: '' });
+  t.equal(shown.status, 0, shown.stderr);
+  t.match(shown.stdout, new RegExp(`^fingerprint ${fp}$`, 'm'), 'an imported key: shown without the passphrase');
+  chmodSync(join(other, PUBLIC_KEY_FILE), 0o644);
+  t.equal(key(['show', '--home', other], { E2EE_CHAT_PASSPHRASE: '' }).status, 2, 'an identity.pub open to others is refused, as any file of --home');
 });

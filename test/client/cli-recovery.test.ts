@@ -9,7 +9,7 @@
 import t from 'tap';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fingerprintOf, startClient, startServerProc, tempDir } from './procs.js';
+import { fingerprintOf, Proc, startClient, startServerProc, tempDir } from './procs.js';
 
 const CODE = /^recovery code for (\S+) at (\S+): ([0-9A-Z]{4}(?:-[0-9A-Z]{4}){5}-[0-9A-Z]{2}) \(shown only now/;
 
@@ -132,4 +132,47 @@ t.test('a recovery.json that is not a regular file: status 2 naming it, nothing 
   t.equal(c.err.filter((l) => l.includes(join(home, 'recovery.json'))).length, 1, 'named once');
   t.notOk(c.err.some((l) => CODE.test(l)), 'no code registered or shown');
   t.notOk(c.out.some((l) => l.startsWith('* joined')), 'did not join');
+});
+
+t.test('a key imported into another home: a warning comes before the new code that voids the old one; a refused code is said to be refused', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const first = startClient(t, { port, nick: 'alice', home: join(dir, 'a'), args: ['--no-history'] });
+  const written = CODE.exec(await first.waitFor(CODE, 0, 'err'))![3]!;
+  await first.waitFor(/^\* joined /);
+  first.end();
+  t.equal((await first.exited).code, 0);
+  t.notOk(first.err.some((l) => /^warning: .*imported/.test(l)), 'a key made in its home: no warning');
+
+  const backup = join(dir, 'backup.key');
+  const env = { E2EE_CHAT_BACKUP_PASSPHRASE: 'a separate backup passphrase' };
+  const exported = new Proc(['key', 'export', '--home', join(dir, 'a'), '--out', backup], env);
+  t.equal((await exported.exited).code, 0, 'exported');
+  const imported = new Proc(['key', 'import', backup, '--home', join(dir, 'b'), '--no-passphrase'], env);
+  t.equal((await imported.exited).code, 0, 'imported');
+
+  // Home b has none of home a's marks: its first WELCOME registers a new code, which voids the written one.
+  const second = startClient(t, { port, nick: 'alice', home: join(dir, 'b'), args: ['--no-history'] });
+  const fresh = CODE.exec(await second.waitFor(CODE, 0, 'err'))![3]!;
+  await second.waitFor(/^\* joined /);
+  second.end();
+  t.equal((await second.exited).code, 0);
+  const warned = second.err.findIndex((l) => /^warning: .*imported/.test(l));
+  t.ok(warned >= 0, `warned: ${second.err.join(' | ')}`);
+  t.ok(warned < second.err.findIndex((l) => CODE.test(l)), 'before the code is registered and shown');
+  t.not(fresh, written);
+
+  // The code written down from home a is refused now, and the advice says it was the code.
+  const plain = startClient(t, { port, nick: 'alice', home: join(dir, 'c'), args: ['--no-history'] });
+  plain.end();
+  t.equal((await plain.exited).code, 4);
+  t.notOk(plain.err.some((l) => /NICK_BOUND.*recovery code/.test(l)), 'without --recover the advice is about the binding');
+  const old = startClient(t, { port, nick: 'alice', home: join(dir, 'c'), args: ['--no-history', '--recover'], env: { E2EE_CHAT_RECOVERY_CODE: written } });
+  old.end();
+  t.equal((await old.exited).code, 4, 'the voided code: status 4');
+  t.ok(old.err.some((l) => /NICK_BOUND.*recovery code/.test(l)), `the advice says the code was refused: ${old.err.join(' | ')}`);
+  const good = startClient(t, { port, nick: 'alice', home: join(dir, 'c'), args: ['--no-history', '--recover'], env: { E2EE_CHAT_RECOVERY_CODE: fresh } });
+  await good.waitFor(/^\* joined /);
+  good.end();
+  t.equal((await good.exited).code, 0, 'the code shown after the warning works');
 });
