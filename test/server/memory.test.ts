@@ -80,7 +80,7 @@ const prefix = (n: number) => {
   return b;
 };
 
-t.test('trickled partial frames before and after login: relay RSS growth is at most 4x the bytes sent', async (t) => {
+t.test('trickled partial frames before login: heap+external growth is at most 4x the bytes sent', async (t) => {
   const long = 600_000;
   const { port, measure } = await childRelay(t, {
     handshakeTimeoutMs: long,
@@ -119,28 +119,58 @@ t.test('trickled partial frames before and after login: relay RSS growth is at m
   // +0.8 MB for these 200 connections in repeated runs (2026-12-01). That cost is per connection, not per
   // byte sent, and the connection caps bound it; what the relay itself holds is asserted exactly.
   const growthPre = accounted(afterPre) - accounted(before);
-  t.comment(`before login: compiled code ${before.code} -> ${afterPre.code}; ${sentPre} bytes sent, heap+external growth ${growthPre} (${(growthPre / sentPre).toFixed(2)}x), RSS ${before.rss} -> ${afterPre.rss}`);
+  t.comment(`before login: compiled code ${before.code} -> ${afterPre.code}; ${sentPre} bytes sent, heap+external growth ${growthPre} (${(growthPre / sentPre).toFixed(2)}x), RSS ${before.rss} -> ${afterPre.rss} (${((afterPre.rss - before.rss) / sentPre).toFixed(2)}x, not asserted: see above)`);
   t.ok(growthPre <= 4 * sentPre, `pre-login heap+external growth ${growthPre} <= 4 x ${sentPre}`);
   for (const c of pre) c.destroy();
+});
 
-  // After login: 12 connections of three keys, each trickles all but the last byte of a MAX_FRAME_BYTES frame.
-  const post: TestClient[] = [];
-  for (const [i, id] of [alice, bob, carol].entries()) {
-    for (let k = 0; k < 4; k++) {
-      const c = await TestClient.connect(port);
-      await c.auth(`user${i}`, id);
-      post.push(c);
+// After login a connection may hold one frame of up to MAX_FRAME_BYTES. Each figure is taken in a relay of
+// its own, with nothing freed before it: memory an earlier phase freed is reused, and the RSS growth of a
+// relay that had just dropped 200 connections was 0 (or negative) whatever the reader kept (2026-12-02: a
+// reader that kept every TCP segment's buffer still measured -0.58x there).
+t.test('trickled partial frames after login: heap+external growth at most 4x the bytes sent in 2-byte writes, RSS growth at most 4x in 1024-byte writes', async (t) => {
+  const long = 600_000;
+  const opts = { handshakeTimeoutMs: long, idleTimeoutMs: long, frameTimeoutMs: long, maxConnectionsPerAddress: 1000 };
+  /** 12 connections of three keys (MAX_CONNECTIONS_PER_KEY each), logged in, and the baseline with them idle. */
+  const loggedIn = async (port: number, measure: () => Promise<Measure>) => {
+    const post: TestClient[] = [];
+    for (const [i, id] of [alice, bob, carol].entries()) {
+      for (let k = 0; k < LIMITS.MAX_CONNECTIONS_PER_KEY; k++) post.push(await authed(port, `user${i}`, id));
     }
+    await sleep(100);
+    return { post, base: await measure() };
+  };
+  // Two bytes per write: a reader that kept each segment's buffer (the review's finding) grew heap+external
+  // 6.9x-11x here; one that copies into one buffer of the declared length, 0.75x-1.4x (2026-12-02). RSS in
+  // writes this small also carries what Node's read path leaves per read (a 64 KiB allocation shrunk to the
+  // segment, freed only by the next collection): 2x-9x the bytes sent whatever the relay holds, a cost of
+  // reads that is bounded by the collector and not held for the peer; it is printed, not asserted.
+  {
+    const { port, measure } = await childRelay(t, opts);
+    const { post, base } = await loggedIn(port, measure);
+    const size = 16384;
+    const sent = await trickle(post, Buffer.concat([prefix(size), Buffer.alloc(size - 1, 0x42)]), 2);
+    const after = await held(measure, post.length * size);
+    t.equal(after.stats.bufferedBytes, post.length * size, 'every partial frame is held in one buffer of its declared length');
+    const acc = accounted(after) - accounted(base);
+    const rss = after.rss - base.rss;
+    t.comment(`after login, 2-byte writes: ${sent} bytes sent, heap+external growth ${acc} (${(acc / sent).toFixed(2)}x), RSS growth ${rss} (${(rss / sent).toFixed(2)}x)`);
+    t.ok(acc <= 4 * sent, `heap+external growth ${acc} <= 4 x ${sent}`);
   }
-  await sleep(100);
-  const base = await measure();
-  const max = LIMITS.MAX_FRAME_BYTES;
-  const sentPost = await trickle(post, Buffer.concat([prefix(max), Buffer.alloc(max - 1, 0x42)]), 1024);
-  const afterPost = await held(measure, post.length * max);
-  t.equal(afterPost.stats.bufferedBytes, post.length * max, 'every partial frame is held in one buffer of its declared length');
-  const growthPost = afterPost.rss - base.rss;
-  t.comment(`after login: ${sentPost} bytes sent, RSS ${base.rss} -> ${afterPost.rss} (growth ${growthPost}, ${(growthPost / sentPost).toFixed(2)}x)`);
-  t.ok(growthPost <= 4 * sentPost, `post-login growth ${growthPost} <= 4 x ${sentPost}`);
+  // 1024-byte writes of MAX_FRAME_BYTES frames: RSS, the issue's figure (0.33x-1.17x in fresh relays, 2026-12-02).
+  {
+    const { port, measure } = await childRelay(t, opts);
+    const { post, base } = await loggedIn(port, measure);
+    const max = LIMITS.MAX_FRAME_BYTES;
+    const sent = await trickle(post, Buffer.concat([prefix(max), Buffer.alloc(max - 1, 0x42)]), 1024);
+    const after = await held(measure, post.length * max);
+    t.equal(after.stats.bufferedBytes, post.length * max, 'every partial frame is held in one buffer of its declared length');
+    const rss = after.rss - base.rss;
+    const acc = accounted(after) - accounted(base);
+    t.comment(`after login, 1024-byte writes: ${sent} bytes sent, RSS growth ${rss} (${(rss / sent).toFixed(2)}x), heap+external growth ${acc} (${(acc / sent).toFixed(2)}x)`);
+    t.ok(rss <= 4 * sent, `RSS growth ${rss} <= 4 x ${sent}`);
+    t.ok(acc <= 4 * sent, `heap+external growth ${acc} <= 4 x ${sent}`);
+  }
 });
 
 /** Raw TCP connections to the relay's TLS port; what the relay answers is read and dropped. */
