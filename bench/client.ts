@@ -139,7 +139,13 @@ export class RawConn {
       case 'hello':
         if (f.type !== 'CHALLENGE') return this.fail(`expected CHALLENGE, got ${f.type}`);
         this.phase = 'welcome';
-        this.sock.write(encodeWire(frame('AUTH', { sig: pssSign(this.id.privateKey, authMessage(f.nonce, this.nick, this.id.spki, f.relay, new Uint8Array(0))) })));
+        // JOIN right behind AUTH, in one write, as the reference client does (spec §7.4 "JOIN behind AUTH").
+        this.sock.write(
+          Buffer.concat([
+            encodeWire(frame('AUTH', { sig: pssSign(this.id.privateKey, authMessage(f.nonce, this.nick, this.id.spki, f.relay, new Uint8Array(0))) })),
+            encodeWire(frame('JOIN', { room: this.room })),
+          ]),
+        );
         return;
       case 'welcome':
         if (f.type !== 'WELCOME') return this.fail(`expected WELCOME, got ${f.type}`);
@@ -147,7 +153,6 @@ export class RawConn {
         this.keepalive = setInterval(() => this.sock.write(encodeWire(frame('PING', { n: this.pings++ }))), Math.max(1000, Math.floor(f.idle_ms / 3)));
         this.keepalive.unref();
         this.phase = 'join';
-        this.sock.write(encodeWire(frame('JOIN', { room: this.room })));
         return;
       case 'join':
         if (f.type !== 'JOINED') return this.fail(`expected JOINED, got ${f.type}`);

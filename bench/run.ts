@@ -542,7 +542,7 @@ class Bench {
         unit: 'conns/s',
         targets: [{ on: 'ratio', op: '>=', value: 0.5 }],
         extra: connectCpu(ours, floor),
-        note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, AUTH, JOIN; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker; CPU per connection of the relay and of the load generators in the extras',
+        note: 'connections brought to "peer present" per second while opening the idle set (ours: HELLO, then AUTH with JOIN behind it, spec §7.4; new nicknames, so each AUTH is a durable registry write); 64 connecting at once per worker; CPU per connection of the relay and of the load generators in the extras',
       });
     }
   }

@@ -306,7 +306,12 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     return this.conn.registerRecovery(commit);
   }
 
-  /** Joins `room` (spec §7.1 JOIN). Resolves with the nicknames already there; rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM. */
+  /**
+   * Joins `room` (spec §7.1 JOIN). Resolves with the nicknames already there; rejects ClientFailure `room`
+   * on ROOM_FULL / NICK_IN_ROOM. Called right after connect(), before it resolves, the JOIN goes right
+   * behind AUTH (§7.4 "JOIN behind AUTH", one round trip less) and a failed connect rejects it too; a
+   * caller that registers a recovery code (registerRecovery, READY only) joins after connect() instead.
+   */
   join(room: string): Promise<string[]> {
     if (!isRoom(room)) {
       return Promise.reject(new RangeError(`room: ${ROOM_RULE}`));
@@ -609,10 +614,10 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.framesBefore += this.conn?.framesSent ?? 0;
     this.conn = null;
     this.failure = null;
-    this.connect()
-      .then(() => this.join(r.room))
+    // JOIN behind AUTH (§7.4): a reconnect registers no recovery code.
+    Promise.all([this.connect(), this.join(r.room)])
       .then(
-        (members) => {
+        ([, members]) => {
           if (this.recon !== r) return;
           this.recon = null;
           this.rosterAtDrop = [];

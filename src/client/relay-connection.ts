@@ -131,11 +131,15 @@ export class RelayConnection {
   private failureValue: ClientFailure | null = null;
   private announced: string | undefined;
   private started = false;
+  /** AUTH (or RECOVER) has been written: a JOIN may follow it (§7.4). */
+  private authSent = false;
   /** Frames written to the relay (wireCounts). */
   private sent = 0;
 
   private pendingConnect: { resolve: (w: Welcome) => void; reject: (e: ClientFailure) => void } | null = null;
   private pendingJoin: { room: string; resolve: (m: readonly Member[]) => void; reject: (e: ClientFailure) => void } | null = null;
+  /** A join() made before AUTH was written: its JOIN goes right behind AUTH (§7.4 "JOIN behind AUTH"). */
+  private joinBehindAuth = false;
   /** §7.5: SET_RECOVERY sent, RECOVERY_SET awaited. */
   private pendingRecovery: { commit: Uint8Array; resolve: () => void; reject: (e: ClientFailure) => void } | null = null;
   private pendingLeave: (() => void) | null = null;
@@ -208,13 +212,20 @@ export class RelayConnection {
     });
   }
 
-  /** JOIN (§7.1); resolves with the members JOINED lists, rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM. */
+  /**
+   * JOIN (§7.1); resolves with the members JOINED lists, rejects ClientFailure `room` on ROOM_FULL / NICK_IN_ROOM.
+   * Called while connect() is under way (before WELCOME), the JOIN is sent right behind AUTH (§7.4 "JOIN
+   * behind AUTH": one round trip less) and the promise settles as for a JOIN in READY; a refused AUTH
+   * rejects it with connect()'s failure.
+   */
   join(room: string): Promise<readonly Member[]> {
+    const early = (this.stateValue === 'AWAIT_CHALLENGE' || this.stateValue === 'AWAIT_WELCOME') && this.pendingJoin === null;
     const tr = clientTransition(this.stateValue, 'join');
-    if (tr === undefined) return Promise.reject(this.failureValue ?? new ClientFailure('protocol', `join() in state ${this.stateValue}`));
+    if (!early && tr === undefined) return Promise.reject(this.failureValue ?? new ClientFailure('protocol', `join() in state ${this.stateValue}`));
     return new Promise((resolve, reject) => {
       this.pendingJoin = { room, resolve, reject };
-      this.run(tr);
+      if (this.stateValue === 'AWAIT_CHALLENGE' || (this.stateValue === 'AWAIT_WELCOME' && !this.authSent)) this.joinBehindAuth = true;
+      else this.run(tr!);
     });
   }
 
@@ -378,7 +389,7 @@ export class RelayConnection {
       }
       case 'timeout':
         return this.close(
-          new ClientFailure('connection', tr.state === 'AWAIT_CHALLENGE' || tr.state === 'AWAIT_WELCOME' ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
+          new ClientFailure('connection', tr.state === 'AWAIT_CHALLENGE' || tr.state === 'AWAIT_WELCOME' || tr.state === 'AWAIT_WELCOME_JOINED' ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
         );
       case 'disconnect':
         if (tr.state === 'AWAIT_LEFT' && this.pendingLeave && this.leaveFinal) return this.finish(null);
@@ -401,7 +412,22 @@ export class RelayConnection {
     key
       .then((k) => crypto.pssSign(k, message))
       .then(
-        (sig) => this.write(r === undefined ? frame('AUTH', { sig }) : frame('RECOVER', { sig, code: r.code, commit: r.commit })),
+        (sig) => {
+          // A join() made meanwhile: its JOIN leaves right behind the AUTH, in the same write (§7.4).
+          const sock = this.socket;
+          sock?.cork();
+          try {
+            this.write(r === undefined ? frame('AUTH', { sig }) : frame('RECOVER', { sig, code: r.code, commit: r.commit }));
+            this.authSent = true;
+            const tr = clientTransition(this.stateValue, 'join');
+            if (this.joinBehindAuth && tr !== undefined) {
+              this.joinBehindAuth = false;
+              this.run(tr);
+            }
+          } finally {
+            sock?.uncork();
+          }
+        },
         (e: unknown) => this.close(new ClientFailure('protocol', 'cannot sign AUTH with our key', new ProtocolError('INTERNAL_ERROR', String(e)))),
       );
   }
@@ -415,8 +441,8 @@ export class RelayConnection {
     this.opts.recover?.code.fill(0);
     if (this.connectTimer) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    // HELLO and AUTH already spent two of the relay's tokens.
-    this.tokens = Math.max(0, pacingBucket(w.rate) - 2);
+    // HELLO and AUTH (and a JOIN behind it) already spent the relay's tokens.
+    this.tokens = Math.max(0, pacingBucket(w.rate) - this.sent);
     this.lastRefill = performance.now();
     // §7.1 "Timeouts": PING when nothing was sent for idle_ms / KEEPALIVE_DIVISOR.
     this.keepaliveMs = Math.max(1, Math.floor(w.idleMs / LIMITS.KEEPALIVE_DIVISOR));

@@ -868,6 +868,37 @@ add({
   },
 });
 
+add({
+  id: 'auth_join_behind_auth',
+  section: '§7.1 JOIN behind AUTH',
+  title: 'a JOIN sent right behind AUTH, before WELCOME, is handled after it: WELCOME, then JOINED',
+  async run(ctx) {
+    const nick = ctx.nick();
+    const room = ctx.room();
+    const { conn, ident, challenge } = await ctx.challenged(nick);
+    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authOf(challenge, nick, ident.spki)) });
+    conn.send({ type: 'JOIN', room });
+    await conn.expect('WELCOME', 'WELCOME for the AUTH first (§7.1: frames handled in order)');
+    const joined = await conn.expect('JOINED', 'then JOINED for the JOIN behind it, handled in READY');
+    if (joined.room !== room) throw new CaseFailure(`JOINED {room: ${room}}`, describe({ kind: 'frame', frame: joined }));
+  },
+});
+
+add({
+  id: 'auth_join_behind_refused_auth',
+  section: '§7.1 JOIN behind AUTH',
+  title: 'a JOIN behind a refused AUTH is never handled: ERROR AUTH_FAILED, close, and the room stays empty',
+  async run(ctx) {
+    const room = ctx.room();
+    const { conn } = await ctx.challenged();
+    conn.send({ type: 'AUTH', sig: randomBytes(256) });
+    conn.send({ type: 'JOIN', room });
+    await conn.expectError('AUTH_FAILED');
+    const m = await ctx.joined(room);
+    if (m.joined.members.length !== 0) throw new CaseFailure(`JOINED {room: ${room}, members: []}`, describe({ kind: 'frame', frame: m.joined }));
+  },
+});
+
 // ---------------------------------------------------------------------------------------------------
 // §7.1 in-table steps: PING, JOIN, LEAVE
 

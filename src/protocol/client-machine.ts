@@ -15,7 +15,7 @@
 import { ERROR_CODES, wireErrorName, type ErrorName } from './errors.js';
 import { FRAMES, type FrameName } from './frames.js';
 
-export const CLIENT_STATES = ['AWAIT_CHALLENGE', 'AWAIT_WELCOME', 'READY', 'AWAIT_RECOVERY_SET', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT', 'CLOSED'] as const;
+export const CLIENT_STATES = ['AWAIT_CHALLENGE', 'AWAIT_WELCOME', 'AWAIT_WELCOME_JOINED', 'READY', 'AWAIT_RECOVERY_SET', 'AWAIT_JOINED', 'IN_ROOM', 'AWAIT_LEFT', 'CLOSED'] as const;
 export type ClientState = (typeof CLIENT_STATES)[number];
 
 /** The codes that answer a JOIN (§7.4: ROOM_FULL or NICK_IN_ROOM in AWAIT_JOINED). */
@@ -78,6 +78,8 @@ export interface ClientRow {
 export const CLIENT_TRANSITIONS: readonly ClientRow[] = [
   { states: ['AWAIT_CHALLENGE'], on: ['CHALLENGE'], next: 'AWAIT_WELCOME', action: 'send AUTH (§7.3), or RECOVER (§7.5)', errors: ['UNSUPPORTED_VERSION', 'WRONG_RELAY'], step: 'auth' },
   { states: ['AWAIT_WELCOME'], on: ['WELCOME'], next: 'READY', action: 'adopt the announced limits; start keepalive', errors: ['INVALID_FIELD'], step: 'welcome' },
+  { states: ['AWAIT_WELCOME'], on: ['join'], next: 'AWAIT_WELCOME_JOINED', action: 'send JOIN behind AUTH (§7.1: handled after WELCOME)', errors: [], step: 'join' },
+  { states: ['AWAIT_WELCOME_JOINED'], on: ['WELCOME'], next: 'AWAIT_JOINED', action: 'adopt the announced limits; start keepalive', errors: ['INVALID_FIELD'], step: 'welcome' },
   { states: ['READY'], on: ['join'], next: 'AWAIT_JOINED', action: 'send JOIN', errors: [], step: 'join' },
   { states: ['READY'], on: ['set_recovery'], next: 'AWAIT_RECOVERY_SET', action: 'send SET_RECOVERY (§7.5)', errors: [], step: 'set-recovery' },
   { states: ['AWAIT_RECOVERY_SET'], on: ['RECOVERY_SET'], next: 'READY', action: 'the code is registered: show it once', errors: [], step: 'recovery-set' },

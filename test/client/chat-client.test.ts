@@ -592,3 +592,49 @@ t.test('a member that leaves and joins again within one read is reported leaving
   await joined;
   t.same(order, ['left', 'joined'], 'peer-left first, then peer-joined');
 });
+
+t.test('join() called with connect(): JOIN leaves right behind AUTH, before any WELCOME (§7.4 "JOIN behind AUTH"), and both resolve', async (t) => {
+  // This relay answers AUTH only once the JOIN behind it has arrived: a client that waited for WELCOME
+  // before joining would never get one (its connect() fails at its handshake timeout).
+  const fake = await fakeRelay(t, (f, s) => {
+    if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
+    if (f.type === 'JOIN') s.write(Buffer.concat([w(welcome), w(frame('JOINED', { room: f.room, epoch: 1, members: [] }))]));
+  });
+  const c = client(t, fake.port, 'early', { connectTimeoutMs: 5000 });
+  const [welcomed, members] = await Promise.all([c.connect(), c.join('lobby')]);
+  t.equal(welcomed.roomSize, 2, 'connect() resolves with the WELCOME');
+  t.same(members, [], 'join() resolves with the JOINED members');
+  t.same(
+    fake.seen.map((f) => f.type),
+    ['HELLO', 'AUTH', 'JOIN'],
+    'HELLO, AUTH, then JOIN, with nothing from the relay between AUTH and JOIN',
+  );
+  t.equal(c.state, 'IN_ROOM');
+  t.rejects(c.join('lobby'), ClientFailure, 'a second join() is refused');
+});
+
+t.test('a JOIN behind an AUTH the relay refuses: connect() and join() both reject with the auth failure', async (t) => {
+  const fake = await fakeRelay(t, (f, s) => {
+    if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
+    if (f.type === 'JOIN') s.end(w(frame('ERROR', { code: 8, detail: '' })));
+  });
+  const c = client(t, fake.port, 'refused');
+  const closed = next(c, 'closed');
+  const [e1, e2] = await Promise.all([c.connect(), c.join('lobby')].map((p) => p.then(() => null, (e: unknown) => e)));
+  t.ok(e1 instanceof ClientFailure && e1.kind === 'auth', 'connect() rejects: auth');
+  t.ok(e2 instanceof ClientFailure && e2.kind === 'auth' && e2.error?.errorName === 'AUTH_FAILED', 'join() rejects with the same failure');
+  t.equal((await closed).failure?.error?.errorName, 'AUTH_FAILED');
+});
+
+t.test('against the relay, join() with connect() (JOIN behind AUTH) joins the room and sets up the session', async (t) => {
+  const r = await relay(t);
+  const a = client(t, r.port, 'pa');
+  await Promise.all([a.connect(), a.join('lobby')]);
+  const b = client(t, r.port, 'pb');
+  const established = Promise.all([next(a, 'established'), next(b, 'established')]);
+  const [, members] = await Promise.all([b.connect(), b.join('lobby')]);
+  t.same(members, ['pa'], 'the second joiner finds the first');
+  await established;
+  t.equal(a.state, 'IN_ROOM');
+  t.equal(b.state, 'IN_ROOM');
+});

@@ -558,3 +558,43 @@ t.test('room_size is capped where JOINED still fits one frame (spec §6): 192 wo
   t.equal(peerJoined, size - 1);
   for (const c of [...cs, over]) c.destroy();
 });
+
+t.test('JOIN behind AUTH (§7.1, §7.4): handled after WELCOME; behind a refused AUTH never handled, nothing reaches the room', async (t) => {
+  const dir = t.testdir({});
+  const { port } = await withServer(t, { registry: join(dir, 'registry.db') });
+  // AUTH and JOIN in one write, and JOIN in a write of its own while the new binding is being committed.
+  const behind = async (nick: string, id: Identity, signer: Identity, split: boolean): Promise<TestClient> => {
+    const c = await TestClient.connect(port);
+    c.send(frame('HELLO', { version: 2, nick, key: id.spki }));
+    const ch = await c.expect('CHALLENGE');
+    const auth = encodeWire(frame('AUTH', { sig: pssSign(signer.privateKey, authMessage(ch.nonce, nick, id.spki, ch.relay, new Uint8Array(0))) }));
+    const join = encodeWire(frame('JOIN', { room: 'early' }));
+    if (split) {
+      c.raw(auth);
+      c.raw(join);
+    } else c.raw(Buffer.concat([auth, join]));
+    return c;
+  };
+  const a = await behind('alice', alice, alice, false);
+  t.equal((await a.expect('WELCOME')).type, 'WELCOME', 'WELCOME first');
+  t.same((await a.expect('JOINED')).members, [], 'then JOINED: the JOIN was handled in READY');
+  const b = await behind('bob', bob, bob, true);
+  await b.expect('WELCOME');
+  t.same((await b.expect('JOINED')).members.map((m) => m.nick), ['alice'], 'a JOIN in its own write behind AUTH too');
+  t.equal((await a.expect('PEER_JOINED')).nick, 'bob');
+
+  // A bad signature (AUTH_FAILED), and another key for a bound nickname (NICK_BOUND, after the registry).
+  const forged = await behind('carol', carol, mallory, false);
+  t.equal(await forged.expectError(), 'AUTH_FAILED');
+  t.equal(await forged.next(), 'closed', 'closed, the JOIN behind never answered');
+  const taken = await behind('alice', mallory, mallory, true);
+  t.equal(await taken.expectError(), 'NICK_BOUND');
+  t.equal(await taken.next(), 'closed', 'closed, the JOIN behind never answered');
+  // Neither reached the room: its members saw no PEER_JOINED, and its epoch moved only for bob.
+  b.send(frame('LEAVE', {}));
+  await b.expect('LEFT');
+  const left = await a.expect('PEER_LEFT');
+  t.equal(left.nick, 'bob', 'the next event alice sees is bob leaving: no PEER_JOINED for carol or mallory');
+  t.equal(left.epoch, 3, 'epochs 1 (alice), 2 (bob), 3 (bob left): nothing else joined');
+  a.destroy();
+});
