@@ -1,6 +1,6 @@
 // Makes docs/screenshot.png (README "The web client"): a relay with its web listener (dist/, npm run
 // build first), two Chromium profiles (alice and bob) that join one room, compare safety numbers, mark
-// each other verified and exchange three messages; the picture shows both pages side by side. Needs /usr/bin/chromium
+// each other verified and exchange three messages (after writing down the codes the page shows once); the picture shows both pages side by side. Needs /usr/bin/chromium
 // (or $CHROMIUM). Not a test: the tests in test/web/ check the same things with assertions.
 import { chromium } from 'playwright-core';
 import { dirname, join } from 'node:path';
@@ -22,6 +22,11 @@ try {
     await page.getByTestId('nick').fill(nick);
     await page.getByTestId('join').click();
     await page.getByTestId('status').filter({ hasText: 'in lobby' }).waitFor();
+    // The backup code of the new key and the nickname's recovery code, written down as the page asks.
+    for (const done of ['backup-code-done', 'recovery-done']) {
+      await page.getByTestId(done).click();
+      await page.getByTestId(done).waitFor({ state: 'hidden' });
+    }
     pages[nick] = page;
   }
   const other = { alice: 'bob', bob: 'alice' };

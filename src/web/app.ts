@@ -345,6 +345,8 @@ function present(page: Page, client: ChatClient): void {
     el('room-name').textContent = e.room;
     el('members').replaceChildren();
     el('warnings').replaceChildren();
+    // As the CLI says it: alone, a text would reach no one (it is never kept for a later joiner).
+    if (e.members.length === 0) note(`you joined ${e.room} as ${page.nick}; nobody else is here yet: a message goes only to the members present when you send it`);
   });
   client.on('peer-joined', (e) => {
     if (mine()) void renderMember(page, client, e);
