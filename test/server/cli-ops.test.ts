@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { frame } from '../../src/codec/index.js';
 import { CLI, startServerProc } from '../client/procs.js';
 import { identities, TestClient, type Identity } from './helpers.js';
+import { makeCerts } from './tls-certs.js';
 
 const [alice, bob] = identities(2) as [Identity, Identity];
 
@@ -276,4 +277,27 @@ t.test('a log pipe that nobody reads does not stall the relay: clients keep chat
   const got = events(text.split('\n'));
   t.ok(got.length > 0 && got.every((e) => typeof e['event'] === 'string'), `${got.length} JSON lines read afterwards`);
   t.equal(got.at(-1)?.['event'], 'stopped', 'the last line is written once the pipe is read');
+});
+
+t.test('plain TCP beyond loopback: a warning on stderr (and an insecure_listener event); none on loopback or with TLS', async (t) => {
+  const dir = t.testdir({});
+  const certs = makeCerts(dir);
+  const run = async (name: string, args: string[]) => {
+    const { proc } = await startServerProc(t, { registry: join(dir, `${name}.db`), args });
+    proc.kill('SIGTERM');
+    t.equal((await proc.exited).code, 0, `${name}: exit 0 on SIGTERM`);
+    return { warned: events(proc.err.filter((l) => l.startsWith('{'))).some((e) => e['event'] === 'insecure_listener'), human: proc.err.filter((l) => l !== '' && !l.startsWith('{')) };
+  };
+  const open = await run('open', ['--host', '0.0.0.0', '--name', 'chat.example:55555']);
+  t.ok(open.warned, '0.0.0.0 without TLS: logged as insecure_listener');
+  t.equal(open.human.length, 1, `and one line for a person: ${open.human.join(' | ')}`);
+  t.ok(open.human[0]?.includes('0.0.0.0'), 'naming the address');
+  for (const [name, args] of [
+    ['loopback', []],
+    ['tls', ['--host', '0.0.0.0', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile]],
+  ] as const) {
+    const r = await run(name, [...args]);
+    t.notOk(r.warned, `${name}: no insecure_listener`);
+    t.same(r.human, [], `${name}: no line for a person`);
+  }
 });
