@@ -477,7 +477,7 @@ export async function run(argv: string[]): Promise<number> {
           }
         : {}),
     });
-    pins = await PinStore.open(opts.home, { onWriteError: (e) => hooks.pinWriteFailed(e) });
+    pins = await PinStore.open(opts.home, { onWriteError: (e) => hooks.pinWriteFailed(e), register: true });
     if (pins.warning !== null) err(`warning: pinned keys: ${pins.warning}`);
     if (opts.history) history = History.open(opts.home, identity.privateKey);
     const envSecret = process.env['E2EE_CHAT_ROOM_SECRET'];

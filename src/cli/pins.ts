@@ -7,10 +7,11 @@
  *   `ssh-keygen -R` does for a host: the next key seen for NICK is first seen again.
  * ID is a relay as `list` prints it or as dialled (`HOST:PORT`), read through relayIdentity, so
  * `--relay 127.0.0.1:7000` names the pins of `localhost:7000`.
- * Exit status: 0 done, 1 `forget` found no pin, 2 usage (or an unsafe --home or store), 8 the store could
- * not be written.
+ * Exit status: 0 done, 1 `forget` found no pin, 2 usage (or an unsafe --home or store), 3 a client uses
+ * this --home (forget only), 8 the store could not be written.
  */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { defaultHome } from '../client/home.js';
 import { PinStore, PINS_DB } from '../client/pins.js';
@@ -25,9 +26,9 @@ const USAGE = `usage: e2ee-chat pins list [--relay ID] [--home DIR]
 
 list     every pinned key: relay, nickname, fingerprint, verified or unverified (tab-separated)
 forget   remove the pins of NICK (on every relay, or on --relay ID only); the next key seen for NICK
-         is first seen again. Run it while no client uses this --home.
+         is first seen again. Refused (status 3) while a client uses this --home.
 ID       a relay as 'list' prints it or as you dial it: HOST:PORT or [IPV6]:PORT
-Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 8 the store could not be written,\n141 the output pipe closed early.`;
+Exit status: 0 done, 1 no pin to forget, 2 usage or an unsafe --home, 3 a client uses this --home,\n8 the store could not be written, 141 the output pipe closed early.`;
 
 export async function run(argv: string[], io: Output = STD): Promise<number> {
   const fail = failer('pins', io);
@@ -65,6 +66,13 @@ export async function run(argv: string[], io: Output = STD): Promise<number> {
       return 0;
     }
     if (store.mode !== 'read-write') return fail(`${store.path}: not writable now, nothing forgotten`, 8);
+    // A running client keeps the keys it checked in memory and would go on showing a forgotten key as
+    // verified (and write it back): forgetting waits until no client uses this --home.
+    const users = store.users();
+    if (users.length > 0) {
+      const who = users.map((u) => (u.host === hostname() ? `pid ${u.pid}` : `pid ${u.pid} on ${printable(u.host)}`)).join(', ');
+      return fail(`a client uses ${home} (${who}); quit it first, nothing forgotten`, 3);
+    }
     let n: number;
     try {
       n = store.forget(nick!, relay);

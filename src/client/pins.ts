@@ -26,6 +26,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { renameSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { fingerprint } from '../crypto/safety.js';
@@ -94,7 +95,16 @@ export interface PinStoreOptions {
   maxBytes?: number;
   /** Called once when a write fails; the store is read only afterwards. */
   onWriteError?: (e: PrivateFileError) => void;
+  /**
+   * Records this process in the store as one that uses it (a row `client PID` of the meta table, removed
+   * at close), so `users()` of another process can tell: `pins forget` must not change what a running
+   * client holds in memory (it would go on showing a forgotten key as verified). Only a store open for
+   * writing records itself; a crashed process leaves a row that `users()` finds dead and drops.
+   */
+  register?: boolean;
 }
+
+const USER_ROW = 'client ';
 
 interface Row {
   server: string;
@@ -192,6 +202,7 @@ export class PinStore {
     if (store.modeValue === 'read-write') {
       await store.importLegacy(home);
       store.canonicalRelays();
+      if (opts.register === true) store.registerUser();
     }
     return store;
   }
@@ -233,6 +244,45 @@ export class PinStore {
     if (readonly) {
       this.modeValue = 'read-only';
     }
+  }
+
+  private registered = false;
+
+  private registerUser(): void {
+    try {
+      this.db!.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)').run(USER_ROW + process.pid, hostname());
+      this.registered = true;
+    } catch {
+      // A busy store: the run goes on unrecorded (users() of another process will not see it).
+    }
+  }
+
+  /**
+   * The other live processes that opened this store with `register` (their pids). A row of a process
+   * that no longer exists on this host is dropped (when the store is writable); one recorded on another
+   * host (a --home on a network file system) is taken as live, since it cannot be checked from here.
+   */
+  users(): { pid: number; host: string }[] {
+    if (this.db === null) return [];
+    const rows = this.db.prepare("SELECT name, value FROM meta WHERE name LIKE 'client %'").all() as { name: string; value: string }[];
+    const live: { pid: number; host: string }[] = [];
+    for (const r of rows) {
+      const pid = Number(r.name.slice(USER_ROW.length));
+      if (!Number.isSafeInteger(pid) || pid <= 0) continue;
+      if (pid === process.pid && r.value === hostname()) continue;
+      if (r.value === hostname() && !alive(pid)) {
+        if (this.modeValue === 'read-write') {
+          try {
+            this.db.prepare('DELETE FROM meta WHERE name = ?').run(r.name);
+          } catch {
+            // left for the next look
+          }
+        }
+        continue;
+      }
+      live.push({ pid, host: r.value });
+    }
+    return live;
   }
 
   private detach(): void {
@@ -486,6 +536,14 @@ export class PinStore {
   close(): void {
     this.closing = true;
     this.flush();
+    if (this.registered && this.db !== null) {
+      try {
+        this.db.prepare('DELETE FROM meta WHERE name = ?').run(USER_ROW + process.pid);
+      } catch {
+        // a stale row is dropped by the next users()
+      }
+      this.registered = false;
+    }
     if (this.db !== null && this.modeValue === 'read-write') {
       try {
         this.db.pragma('wal_checkpoint(TRUNCATE)');
@@ -529,6 +587,16 @@ export class PinStore {
         unverified--;
       }
     }
+  }
+}
+
+/** True when a process with this pid exists (EPERM: it exists, another user's). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

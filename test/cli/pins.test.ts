@@ -111,3 +111,34 @@ t.test('list into a pipe closed by its reader (| head -3) stops quietly with sta
   t.equal(lines(r.stdout).length, 3, 'head printed its three lines');
   t.equal(r.stderr, '', 'nothing on stderr (no EPIPE error, no stack trace)');
 });
+
+t.test('forget is refused (status 3) while a client uses the --home, and works once it quit; a crashed client does not hold it', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db') });
+  const home = join(dir, 'alice');
+  mkdirSync(home, { mode: 0o700 });
+  const s = await PinStore.open(home);
+  s.pin('relay.example.com:443', 'bob', k1);
+  s.verify('relay.example.com:443', 'bob');
+  s.close();
+  const alice = startClient(t, { port, nick: 'alice', home, room: 'r' });
+  await alice.waitFor(/^\* joined r as alice/);
+  const busy = pins(['forget', 'bob', '--home', home]);
+  t.equal(busy.status, 3, `refused while alice runs: ${busy.stderr}`);
+  t.ok(busy.stderr.includes(`pid ${alice.child.pid}`), 'names the client that uses the home');
+  t.same(lines(pins(['list', '--home', home]).stdout).map((l) => l.split('\t')[3]), ['verified'], 'the verified pin is still there');
+  t.equal(pins(['list', '--home', home]).status, 0, 'listing is fine while a client runs');
+  alice.end();
+  t.equal((await alice.exited).code, 0);
+  t.equal(pins(['forget', 'bob', '--relay', 'relay.example.com:443', '--home', home]).status, 0, 'forgotten once alice quit');
+
+  // A client killed without closing its store leaves its row; a pid that is gone holds nothing.
+  const again = await PinStore.open(home);
+  again.pin('relay.example.com:443', 'carol', k2);
+  again.close();
+  const killed = startClient(t, { port, nick: 'alice', home, room: 'r' });
+  await killed.waitFor(/^\* joined r as alice/);
+  killed.kill('SIGKILL');
+  await killed.exited;
+  t.equal(pins(['forget', 'carol', '--home', home]).status, 0, 'the row of a dead process is dropped');
+});
