@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { ERROR_CODES, type ErrorName } from '../src/protocol/errors.js';
 import { LIMITS } from '../src/protocol/limits.js';
 import { FRAMES, type FieldSpec, type FrameName } from '../src/protocol/frames.js';
-import { decodeFrame, encodeFrame, encodeWire } from '../src/codec/frame.js';
+import { decodeFrame, encodeFrame, encodeWire, frame } from '../src/codec/frame.js';
+import { minimumMaxFrame } from '../src/client/relay-connection.js';
 import { SERVER_INPUTS, SERVER_STATES, SERVER_TRANSITIONS, serverTransition } from '../src/protocol/relay-machine.js';
 import { SESSION_INPUTS, SESSION_STATES, SESSION_TRANSITIONS, sessionTransition } from '../src/protocol/session-machine.js';
 import {
@@ -121,6 +122,19 @@ t.test('§10 limits equal LIMITS, row for row', async (t) => {
   t.ok(tb.rows.every((r) => r.length === 3 && r[2]!.length > 0), 'every limit says what it bounds');
 });
 
+
+t.test('§6 WELCOME: MIN_MAX_FRAME_BYTES is the largest SEND a session needs, and the client refuses exactly below it', async (t) => {
+  // The spec's own definition, encoded: SEND to a 32-byte nickname carrying an HS_RESP, or a MSG of the
+  // smallest bucket (PAD_MIN_BYTES plus the 16-byte GCM tag) with seq MAX_UINT.
+  const to = 'n'.repeat(LIMITS.NICK_MAX_BYTES);
+  const r = (n: number) => new Uint8Array(n);
+  const hsResp = encodeFrame(frame('HS_RESP', { eph: r(LIMITS.X25519_BYTES), ct: r(LIMITS.RSA_BYTES), sig: r(LIMITS.RSA_BYTES), mac: r(LIMITS.MAC_BYTES) }));
+  const msg = encodeFrame(frame('MSG', { seq: LIMITS.MAX_UINT, ct: r(LIMITS.PAD_MIN_BYTES + 16) }));
+  const largest = Math.max(...[hsResp, msg].map((body) => encodeFrame(frame('SEND', { to, body })).length));
+  t.equal(LIMITS.MIN_MAX_FRAME_BYTES, largest);
+  t.equal(minimumMaxFrame(), LIMITS.MIN_MAX_FRAME_BYTES);
+  t.match(SPEC, new RegExp(`below MIN_MAX_FRAME_BYTES \\(${LIMITS.MIN_MAX_FRAME_BYTES}\\)`));
+});
 const listCell = (xs: readonly string[]) => (xs.length === 0 ? '-' : xs.join(', '));
 
 t.test('§7.1 relay transition table equals SERVER_TRANSITIONS, row for row', async (t) => {

@@ -521,6 +521,36 @@ add({
 });
 
 add({
+  id: 'client_welcome_max_frame_below_min',
+  section: '§6 WELCOME, §7.4',
+  title: 'a WELCOME announcing max_frame 653 (one below MIN_MAX_FRAME_BYTES) is INVALID_FIELD: the client closes without JOIN: exit 7',
+  async run(ctx) {
+    const s = await connected(ctx);
+    await s.challenge(PROTOCOL_VERSION);
+    await s.expectFrom('AUTH');
+    s.conn.send({ type: 'WELCOME', idle_ms: 60_000, max_frame: LIMITS.MIN_MAX_FRAME_BYTES - 1, room_size: 8, rate: 1000 });
+    for (let i = 0; i < 3; i++) {
+      const a = await s.conn.next();
+      if (a.kind === 'closed') break;
+      if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES.INVALID_FIELD.code) continue; // SHOULD (§9)
+      throw new CaseFailure('the connection closed with no JOIN (optionally after ERROR INVALID_FIELD)', describe(a));
+    }
+    const code = await s.proc.exitStatus(ctx.waitMs);
+    if (code !== 7) throw new CaseFailure('exit status 7 (protocol error)', `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  },
+});
+
+add({
+  id: 'client_welcome_max_frame_at_min',
+  section: '§6 WELCOME',
+  title: 'a WELCOME announcing max_frame 654 (MIN_MAX_FRAME_BYTES) is accepted: the client joins, and leaves at end of input: exit 0',
+  async run(ctx) {
+    const s = await open(ctx, [], { max_frame: LIMITS.MIN_MAX_FRAME_BYTES });
+    await endsWith(s, 0);
+  },
+});
+
+add({
   id: 'client_respects_max_frame',
   section: '§3',
   title: 'with max_frame 1024 announced, the client sends no larger frame, even for a 3000-byte line (a short line after it still arrives)',

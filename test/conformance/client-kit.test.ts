@@ -35,7 +35,7 @@ t.test('the reference client passes every client case', async (t) => {
   );
 });
 
-t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters, any PSS salt, v1 peers, any relay name) fails exactly the cases of those rules', async (t) => {
+t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters, any PSS salt, v1 peers, any relay name, any max_frame) fails exactly the cases of those rules', async (t) => {
   const lax = `"${process.execPath}" dist/test/conformance/fixtures/lax-client.js --host {host} --port {port} --nick {nick} --room {room}`;
   const results = await runClientKit({ cmd: lax, waitMs: 8000 });
   t.same(
@@ -60,6 +60,7 @@ t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters, a
       'client_responder_hs_init_version: fail',
       'client_roster_commitment: fail',
       'client_roster_mismatch: fail',
+      'client_welcome_max_frame_below_min: fail',
     ],
     failures(results),
   );
