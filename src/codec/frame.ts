@@ -20,30 +20,42 @@ function invalid(detail: string): never {
   throw new ProtocolError('INVALID_FIELD', detail);
 }
 
-/** Checks a uint, str or bin value against its field spec (§6 bounds are inclusive). */
-function checkScalar(f: FieldSpec, v: unknown, where: string): void {
+/** `frame.field` (or `where` alone) for an error message: built only when a check fails. */
+function fieldName(where: string, field: string | undefined): string {
+  return field === undefined ? where : `${where}.${field}`;
+}
+
+/**
+ * Checks a uint, str or bin value against its field spec (§6 bounds are inclusive). The field is named
+ * `where` or `where.field` in an error; the name is built only then (every frame's fields pass here).
+ * With `encoding`, a str must also have a UTF-8 form (no lone UTF-16 surrogate, §4 rule 4).
+ */
+function checkScalar(f: FieldSpec, v: unknown, frameOrWhere: string, field?: string, encoding = false): void {
   switch (f.kind) {
     case 'uint':
       // Number.isSafeInteger also keeps an encoder from emitting a float for 1.5 or NaN.
-      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(`${where}: expected an integer`);
-      if (v < f.min || v > f.max) invalid(`${where}: expected ${f.min}..${f.max}, got ${v}`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(`${fieldName(frameOrWhere, field)}: expected an integer`);
+      if (v < f.min || v > f.max) invalid(`${fieldName(frameOrWhere, field)}: expected ${f.min}..${f.max}, got ${v}`);
       return;
     case 'str': {
-      if (typeof v !== 'string') invalid(`${where}: expected a string`);
+      if (typeof v !== 'string') invalid(`${fieldName(frameOrWhere, field)}: expected a string`);
       if (f.alphabet !== undefined) {
         // Both alphabets are ASCII, so once the pattern holds, UTF-16 length = UTF-8 byte length.
         const ok = f.alphabet === 'nick' ? NICK_PATTERN.test(v) : ROOM_PATTERN.test(v);
-        if (!ok && v.length > 0) invalid(`${where}: characters outside the ${f.alphabet} alphabet`);
-        if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
+        if (!ok && v.length > 0) invalid(`${fieldName(frameOrWhere, field)}: characters outside the ${f.alphabet} alphabet`);
+        if (v.length < f.min || v.length > f.max) invalid(`${fieldName(frameOrWhere, field)}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
         return;
       }
-      const n = utf8Length(v);
-      if (n < f.min || n > f.max) invalid(`${where}: expected ${f.min}..${f.max} UTF-8 bytes, got ${n}`);
+      const n = encoding ? wellFormedUtf8Length(v) : utf8Length(v);
+      // A JS string may hold a lone UTF-16 surrogate, which has no UTF-8 form (§4 rule 4); the msgpack
+      // encoder would write it as invalid UTF-8 that every decoder must reject.
+      if (n < 0) invalid(`${fieldName(frameOrWhere, field)}: lone UTF-16 surrogate`);
+      if (n < f.min || n > f.max) invalid(`${fieldName(frameOrWhere, field)}: expected ${f.min}..${f.max} UTF-8 bytes, got ${n}`);
       return;
     }
     case 'bin':
-      if (!(v instanceof Uint8Array)) invalid(`${where}: expected binary`);
-      if (v.length < f.min || v.length > f.max) invalid(`${where}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
+      if (!(v instanceof Uint8Array)) invalid(`${fieldName(frameOrWhere, field)}: expected binary`);
+      if (v.length < f.min || v.length > f.max) invalid(`${fieldName(frameOrWhere, field)}: expected ${f.min}..${f.max} bytes, got ${v.length}`);
       return;
     case 'members':
       // Checked by the callers: the wire form (StrictMap) and the typed form ({nick, key}) differ.
@@ -113,12 +125,12 @@ export function decodeFrame<Ly extends Layer>(body: Uint8Array, layer: Ly): Laye
     const f = fields[i]!;
     // checkKeys proved keys[i + 1] === f.name.
     const v = m.values[i + 1];
-    const where = `${name}.${f.name}`;
     if (f.kind === 'members') {
+      const where = `${name}.${f.name}`;
       checkMembersCount(f, v, where);
       out[f.name] = v.map((x, j) => memberFromWire(x, `${where}[${j}]`));
     } else {
-      checkScalar(f, v, where);
+      checkScalar(f, v, name, f.name);
       out[f.name] = v;
     }
   }
@@ -131,14 +143,15 @@ function toWireObject(frame: Frame): Record<string, unknown> {
   if (spec === undefined || !Object.hasOwn(FRAMES, frame.type)) invalid(`unknown frame type ${String(frame.type)}`);
   const rec = frame as unknown as Record<string, unknown>;
   const fields = spec.fields as readonly FieldSpec[];
-  for (const k of Object.keys(rec)) {
-    if (k !== 'type' && !fields.some((f) => f.name === k)) invalid(`${frame.type}: unknown field ${k}`);
+  // for-in over own keys: the same keys as Object.keys, without an array per frame.
+  for (const k in rec) {
+    if (Object.hasOwn(rec, k) && k !== 'type' && !fields.some((f) => f.name === k)) invalid(`${frame.type}: unknown field ${k}`);
   }
   const obj: Record<string, unknown> = { t: spec.code };
   for (const f of fields) {
     const v = rec[f.name];
-    const where = `${frame.type}.${f.name}`;
     if (f.kind === 'members') {
+      const where = `${frame.type}.${f.name}`;
       checkMembersCount(f, v, where);
       obj[f.name] = v.map((m, j) => {
         if (typeof m !== 'object' || m === null) invalid(`${where}[${j}]: expected a member`);
@@ -149,17 +162,12 @@ function toWireObject(frame: Frame): Record<string, unknown> {
         return { nick: mr['nick'], key: mr['key'] };
       });
     } else {
-      checkScalar(f, v, where);
-      // A JS string may hold a lone UTF-16 surrogate, which has no UTF-8 form (§4 rule 4); the msgpack
-      // encoder would write it as invalid UTF-8 that every decoder must reject.
-      if (f.kind === 'str' && LONE_SURROGATE.test(v as string)) invalid(`${where}: lone UTF-16 surrogate`);
+      checkScalar(f, v, frame.type, f.name, true);
       obj[f.name] = v;
     }
   }
   return obj;
 }
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * Encodes a frame to its one canonical body (no length prefix, at most MAX_FRAME_BYTES bytes). Throws
@@ -202,6 +210,22 @@ export function utf8Length(s: string): number {
       n += 4;
       i++;
     } else n += 3;
+  }
+  return n;
+}
+
+/** utf8Length of a string that has a UTF-8 form, or -1 when `s` holds a lone UTF-16 surrogate (one pass). */
+function wellFormedUtf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c < 0xd800 || c > 0xdfff) n += 3;
+    else if (c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else return -1;
   }
   return n;
 }
