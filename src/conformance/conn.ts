@@ -8,12 +8,10 @@
  * frame, an invalid frame, or the end of the connection. Tests pull events with a bounded wait, so no
  * case can hang on a target that never answers.
  */
-import { connect, type Socket } from 'node:net';
-import { FrameReader, decodeFrame, encodeWire, type RelayFrame, type FrameName } from '../codec/index.js';
+import type { Socket } from 'node:net';
+import type { RelayFrame, FrameName } from '../codec/index.js';
 import { ERROR_CODES, errorName, isProtocolError, type ErrorName } from '../protocol/errors.js';
-import { LIMITS } from '../protocol/limits.js';
-import { wire } from '../wirekit/msgpack.js';
-import { upgrade, WsLink, WsStreamAdapter } from '../wirekit/ws.js';
+import { ConnectTimeout, errorText, RelayConn, tcpCarrier, wsCarrier, type Carrier, type Invalid } from '../wirekit/relay-conn.js';
 
 /** What carries a kit connection: TCP (§3) or WebSocket (§3.1). */
 export type Transport = 'tcp' | 'ws';
@@ -80,50 +78,25 @@ export function describe(a: Arrival): string {
   }
 }
 
-export class Conn {
-  private readonly queue: Arrival[] = [];
-  private waiter: ((a: Arrival) => void) | undefined;
-  private readonly reader = new FrameReader(LIMITS.MAX_FRAME_BYTES);
-  private ended = false;
-  /** The largest frame body received so far, in bytes (§3: a peer must respect the announced max_frame). */
-  maxBody = 0;
-  /** Frames received so far, in order (for diagnostics). */
-  readonly log: string[] = [];
+/** An invalid arrival of the wire kit's connection, described for a report. */
+function detailOf(a: Invalid): string {
+  if (a.stage === 'ws') return `WebSocket: ${String(a.error)}`;
+  if (a.stage === 'stream') return errorText(a.error);
+  return isProtocolError(a.error) ? `${a.error.errorName}: ${a.error.message}` : String(a.error);
+}
 
-  /** Over WebSocket: the adapter that carries the §3 byte stream as messages, and the link under it. */
-  private ws: { link: WsLink; adapter: WsStreamAdapter } | undefined;
-  /** Over WebSocket: the code of the relay's close frame, once one arrived (undefined: none). */
-  closeCode: number | undefined;
-
+/**
+ * The wire kit's relay connection (src/wirekit/relay-conn.ts) with the kit's bounded waits and
+ * expectations: the first framing error or WebSocket violation ends the connection, and every
+ * failure is a CaseFailure that names what the spec requires.
+ */
+export class Conn extends RelayConn<Socket> {
   private constructor(
-    readonly socket: Socket,
+    carrier: Carrier<Socket>,
     /** Default wait for an expected answer, in milliseconds. */
     readonly waitMs: number,
-    /** Over WebSocket: the bytes after the upgrade response (the first server frames). */
-    wsRest?: Buffer,
   ) {
-    if (wsRest === undefined) {
-      socket.on('data', (chunk: Buffer) => this.onData(chunk));
-      socket.on('error', () => this.finish());
-      socket.on('close', () => this.finish());
-      socket.on('end', () => this.finish());
-      return;
-    }
-    const link = new WsLink(socket, wsRest, {
-      // A message is one frame body (§3.1): the reader sees it with its length prefix, as on TCP.
-      binary: (body) => this.onData(wire(body)),
-      closed: (code) => {
-        this.closeCode = code;
-        this.finish();
-      },
-      violation: (what) => {
-        this.push({ kind: 'invalid', detail: `WebSocket: ${what}` });
-        this.finish();
-      },
-    });
-    // Before WELCOME the relay reads at most MAX_PRELOGIN_FRAME_BYTES, and its WebSocket layer at most
-    // its max_frame (not known yet: MAX_FRAME_BYTES assumed); WELCOME's max_frame sets both (onData).
-    this.ws = { link, adapter: new WsStreamAdapter((b) => link.write(b), LIMITS.MAX_PRELOGIN_FRAME_BYTES, LIMITS.MAX_FRAME_BYTES) };
+    super(carrier);
   }
 
   /** The transport this connection runs over. */
@@ -134,7 +107,7 @@ export class Conn {
   /** Wraps an accepted socket (the kit's scripted relay reads the client under test with it). */
   static wrap(socket: Socket, waitMs: number): Conn {
     socket.setNoDelay(true);
-    return new Conn(socket, waitMs);
+    return new Conn({ socket }, waitMs);
   }
 
   /**
@@ -143,141 +116,53 @@ export class Conn {
    * a CaseFailure when it cannot connect (and upgrade) within waitMs.
    */
   static async open(host: string, port: number, waitMs: number, transport: Transport = 'tcp'): Promise<Conn> {
-    if (transport === 'tcp') return Conn.openTcp(host, port, waitMs);
-    let u: Awaited<ReturnType<typeof upgrade>>;
+    if (transport === 'tcp') {
+      try {
+        return new Conn(await tcpCarrier(host, port, { connectMs: waitMs }), waitMs);
+      } catch (e) {
+        const arrived = e instanceof ConnectTimeout ? e.message : `connect failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        throw new CaseFailure('a TCP connection', arrived);
+      }
+    }
+    let u: Awaited<ReturnType<typeof wsCarrier>>;
     try {
-      u = await upgrade({ host, port }, waitMs);
+      u = await wsCarrier(host, port, {}, waitMs);
     } catch (e) {
       throw new CaseFailure('a WebSocket upgrade (§3.1)', e instanceof Error ? e.message : String(e));
     }
-    if (u.status !== 101) {
-      u.socket.destroy();
+    if (u.carrier === undefined) {
       throw new CaseFailure('a WebSocket upgrade answered 101 (§3.1)', u.status === 0 ? 'the connection closed without a response' : `HTTP ${u.status}`);
     }
-    u.socket.setNoDelay(true);
-    return new Conn(u.socket, waitMs, u.rest);
+    return new Conn(u.carrier, waitMs);
   }
 
-  private static openTcp(host: string, port: number, waitMs: number): Promise<Conn> {
-    return new Promise((resolve, reject) => {
-      const s = connect({ host, port });
-      s.setNoDelay(true);
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new CaseFailure('a TCP connection', `no connection within ${waitMs} ms`));
-      }, waitMs);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        s.removeAllListeners('error');
-        resolve(new Conn(s, waitMs));
-      });
-      s.once('error', (e) => {
-        clearTimeout(timer);
-        reject(new CaseFailure('a TCP connection', `connect failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
-      });
-    });
+  /** Queued; a framing error or a WebSocket violation then ends the connection. */
+  protected override handleInvalid(a: Invalid): void {
+    super.handleInvalid(a);
+    if (a.stage !== 'body') this.finish();
   }
 
-  private push(a: Arrival): void {
-    if (a.kind === 'frame' || a.kind === 'invalid') this.log.push(describe(a));
-    const w = this.waiter;
-    if (w) {
-      this.waiter = undefined;
-      w(a);
-    } else {
-      this.queue.push(a);
-    }
-  }
-
-  private onData(chunk: Buffer): void {
-    if (this.ended) return;
-    let bodies: Buffer[];
-    try {
-      bodies = this.reader.push(chunk);
-    } catch (e) {
-      this.push({ kind: 'invalid', detail: isProtocolError(e) ? e.errorName : String(e) });
-      this.finish();
-      return;
-    }
-    for (const body of bodies) {
-      if (body.length > this.maxBody) this.maxBody = body.length;
-      try {
-        const f = decodeFrame(body, 'relay');
-        // §3: from WELCOME on the relay reads frames up to the max_frame it announced (and §3.1: its
-        // WebSocket layer the same).
-        if (f.type === 'WELCOME' && this.ws !== undefined) this.ws.adapter.limit = this.ws.adapter.wsMax = f.max_frame;
-        this.push({ kind: 'frame', frame: f });
-      } catch (e) {
-        this.push({ kind: 'invalid', detail: isProtocolError(e) ? `${e.errorName}: ${e.message}` : String(e) });
-      }
-    }
-    // §3: a framing error after complete frames of this chunk comes after them.
-    const failure = this.reader.failure;
-    if (failure !== undefined) {
-      this.push({ kind: 'invalid', detail: failure.errorName });
-      this.finish();
-    }
-  }
-
-  private finish(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.ws !== undefined) this.ws.link.destroy();
-    else this.socket.destroy();
-    this.push({ kind: 'closed' });
-  }
-
-  /** True once the target closed the connection (or it failed). */
-  get closed(): boolean {
-    return this.ended;
+  protected override handleEnd(): void {
+    this.close();
   }
 
   /**
    * Sends raw bytes of the §3 stream as they are (no length prefix added); over WebSocket each frame
-   * goes out as one message once complete (a declared length over the limit as §3.1 carries it).
-   * Ignored after the connection ended.
+   * goes out as one message once complete. Ignored after the connection ended.
    */
   raw(bytes: Uint8Array): void {
-    if (this.ended) return;
-    if (this.ws !== undefined) this.ws.adapter.write(bytes);
-    else this.socket.write(bytes);
+    this.write(bytes);
   }
 
   /** Ends the kit's side: over WebSocket an unfinished frame goes out as a fragment without FIN first. */
   end(): void {
-    if (this.ended) return;
-    this.ws?.adapter.end();
-    this.socket.end();
-  }
-
-  /** Sends one body with its length prefix. */
-  body(b: Uint8Array): void {
-    this.raw(wire(b));
-  }
-
-  /** Sends one canonical frame. */
-  send(f: RelayFrame): void {
-    this.raw(encodeWire(f));
+    if (!this.closed) this.endStream();
   }
 
   /** The next arrival, or `silence` after `ms` milliseconds. After `closed` every call returns `closed`. */
-  next(ms: number = this.waitMs): Promise<Arrival> {
-    const q = this.queue.shift();
-    if (q) {
-      if (q.kind === 'closed') this.queue.unshift(q);
-      return Promise.resolve(q);
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        resolve({ kind: 'silence', ms });
-      }, ms);
-      this.waiter = (a) => {
-        clearTimeout(timer);
-        if (a.kind === 'closed') this.queue.unshift(a);
-        resolve(a);
-      };
-    });
+  async next(ms: number = this.waitMs): Promise<Arrival> {
+    const a = await this.arrival(ms);
+    return a.kind === 'invalid' ? { kind: 'invalid', detail: detailOf(a) } : a;
   }
 
   /** The next frame, which must be of type `name`; anything else is a CaseFailure. */
@@ -329,8 +214,6 @@ export class Conn {
 
   /** Closes the connection from the kit's side. */
   destroy(): void {
-    this.ended = true;
-    if (this.ws !== undefined) this.ws.link.destroy();
-    else this.socket.destroy();
+    this.close();
   }
 }

@@ -48,6 +48,14 @@ export interface Carrier<S extends Duplex = Duplex> {
   readonly ws?: { readonly rest: Buffer; readonly fragmenting?: (index: number, body: Buffer) => Fragmenting };
 }
 
+/** No TCP connection within the time a caller allowed. */
+export class ConnectTimeout extends Error {
+  constructor(ms: number) {
+    super(`no connection within ${ms} ms`);
+    this.name = 'ConnectTimeout';
+  }
+}
+
 /** A TCP connection to host:port (no delay), resolved once connected; rejects on error or after `connectMs`. */
 export function tcpCarrier(host: string, port: number, o: { localAddress?: string; connectMs?: number } = {}): Promise<Carrier<Socket>> {
   return new Promise((resolve, reject) => {
@@ -55,7 +63,7 @@ export function tcpCarrier(host: string, port: number, o: { localAddress?: strin
     s.setNoDelay(true);
     const timer = o.connectMs === undefined ? undefined : setTimeout(() => {
       s.destroy();
-      reject(new Error(`no connection within ${o.connectMs} ms`));
+      reject(new ConnectTimeout(o.connectMs!));
     }, o.connectMs);
     s.once('connect', () => {
       clearTimeout(timer);
@@ -96,8 +104,8 @@ export async function wsCarrier(host: string, port: number, o: WsOptions = {}, d
  * WebSocket whose binary messages are the §3 frame bodies), the reference FrameReader on what the
  * relay sends, a queue of arrivals with bounded or unbounded waits, and the legitimate steps of §7.3.
  *
- * Each body goes through `onBody` (decode and queue; a load generator overrides it with a path that
- * reads only the type byte), each invalid arrival through `onInvalid`, the end through `onEnd`: what a
+ * Each body goes through `handleBody` (decode and queue; a load generator overrides it with a path that
+ * reads only the type byte), each invalid arrival through `handleInvalid`, the end through `handleEnd`: what a
  * user does about a relay that breaks the rules is the user's.
  */
 export class RelayConn<S extends Duplex = Duplex> {
@@ -133,10 +141,10 @@ export class RelayConn<S extends Duplex = Duplex> {
         this.closeCode = code;
         this.finish();
       },
-      violation: (what) => this.onInvalid({ kind: 'invalid', stage: 'ws', error: what }),
+      violation: (what) => this.handleInvalid({ kind: 'invalid', stage: 'ws', error: what }),
     });
     // Before WELCOME the relay reads at most MAX_PRELOGIN_FRAME_BYTES, and its WebSocket layer at most
-    // its max_frame (not known yet: MAX_FRAME_BYTES assumed); WELCOME's max_frame sets both (onBody).
+    // its max_frame (not known yet: MAX_FRAME_BYTES assumed); WELCOME's max_frame sets both (handleBody).
     this.ws = { link, adapter: new WsStreamAdapter((b) => link.write(b), LIMITS.MAX_PRELOGIN_FRAME_BYTES, LIMITS.MAX_FRAME_BYTES, c.ws.fragmenting) };
   }
 
@@ -147,25 +155,25 @@ export class RelayConn<S extends Duplex = Duplex> {
     try {
       bodies = this.reader.push(chunk);
     } catch (e) {
-      this.onInvalid({ kind: 'invalid', stage: 'stream', error: e });
+      this.handleInvalid({ kind: 'invalid', stage: 'stream', error: e });
       return;
     }
     for (const body of bodies) {
       if (body.length > this.maxBody) this.maxBody = body.length;
-      this.onBody(body);
+      this.handleBody(body);
     }
     // §3: a framing error after complete frames of this chunk comes after them.
     const failure = this.reader.failure;
-    if (failure !== undefined && bodies.length > 0) this.onInvalid({ kind: 'invalid', stage: 'stream', error: failure });
+    if (failure !== undefined && bodies.length > 0) this.handleInvalid({ kind: 'invalid', stage: 'stream', error: failure });
   }
 
   /** One frame body from the relay: decoded and queued. */
-  protected onBody(body: Buffer): void {
+  protected handleBody(body: Buffer): void {
     let f: RelayFrame;
     try {
       f = decodeFrame(body, 'relay');
     } catch (e) {
-      this.onInvalid({ kind: 'invalid', stage: 'body', error: e, body });
+      this.handleInvalid({ kind: 'invalid', stage: 'body', error: e, body });
       return;
     }
     // §3: from WELCOME on the relay reads frames up to the max_frame it announced (and §3.1: its
@@ -175,12 +183,12 @@ export class RelayConn<S extends Duplex = Duplex> {
   }
 
   /** Bytes from the relay that are not a valid relay frame: queued. */
-  protected onInvalid(a: Invalid): void {
+  protected handleInvalid(a: Invalid): void {
     this.push(a);
   }
 
   /** The connection ended (`error` when the socket failed). */
-  protected onEnd(_error?: Error): void {}
+  protected handleEnd(_error?: Error): void {}
 
   protected push(a: Arrival): void {
     const w = this.waiters.shift();
@@ -192,7 +200,7 @@ export class RelayConn<S extends Duplex = Duplex> {
   protected finish(error?: Error): void {
     if (this.ended) return;
     this.ended = true;
-    this.onEnd(error);
+    this.handleEnd(error);
     this.push({ kind: 'closed' });
   }
 
@@ -296,7 +304,7 @@ export class RelayLink<S extends Duplex = Duplex> extends RelayConn<S> {
   /** Bytes from the relay that did not decode as relay frames (a relay bug when non-empty). */
   readonly violations: string[] = [];
 
-  protected override onInvalid(a: Invalid): void {
+  protected override handleInvalid(a: Invalid): void {
     if (a.stage === 'ws') this.violations.push(`WebSocket: ${String(a.error)}`);
     else if (a.stage === 'stream') this.violations.push(`relay framing: ${errorText(a.error)}`);
     else this.violations.push(`relay sent an invalid frame (${errorText(a.error)}): ${a.body!.toString('hex').slice(0, 120)}`);

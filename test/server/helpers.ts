@@ -38,7 +38,7 @@ export class TestClient<S extends Duplex = Socket> extends RelayConn<S> {
     return TestClient.over((await tcpCarrier('127.0.0.1', port, localAddress === undefined ? {} : { localAddress })).socket);
   }
 
-  protected override onInvalid(a: Invalid): void {
+  protected override handleInvalid(a: Invalid): void {
     this.streamError ??= a.error;
     this.socket.destroy();
   }
