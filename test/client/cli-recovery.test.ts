@@ -3,7 +3,8 @@
  * of a nickname shows a recovery code once (stderr) and stores no code in --home; another home (a lost
  * key) gets NICK_BOUND (status 4) without the code, and takes the nickname over with it (--recover,
  * E2EE_CHAT_RECOVERY_CODE), getting a fresh code; the spent code then fails; a peer that pinned the
- * old key sees the normal key-change flow (warning, status 5, no session). A --home/recovery.json that
+ * old key sees the normal key-change flow (warning, status 5, no session). A first login whose JOIN is
+ * refused has bound the nickname (status 4 for another key) and shown the code that takes it back. A --home/recovery.json that
  * cannot be written is a local error (status 8) after the code is shown; one that is not a file, status 2.
  */
 import t from 'tap';
@@ -77,6 +78,33 @@ t.test('lost key: NICK_BOUND without the code, takeover with it; peers see a key
   const spent = startClient(t, { port, nick: 'alice', home: join(dir, 'alice-third'), args: ['--recover'], env: { E2EE_CHAT_RECOVERY_CODE: code } });
   spent.end();
   t.equal((await spent.exited).code, 4, 'the spent code: status 4');
+});
+
+t.test('a first login whose JOIN is refused (ROOM_FULL) has bound the nickname, and its code was shown: a new key takes it back with it', async (t) => {
+  const dir = tempDir(t);
+  const { port } = await startServerProc(t, { registry: join(dir, 'reg.db'), args: ['--max-room-size', '2'] });
+  const a = startClient(t, { port, nick: 'a', home: join(dir, 'a') });
+  const b = startClient(t, { port, nick: 'b', home: join(dir, 'b') });
+  await a.waitFor(/^\* secure session with b/);
+  // carol's very first login: AUTH binds 'carol' (§7.1), then the JOIN is refused.
+  const carol = startClient(t, { port, nick: 'carol', home: join(dir, 'carol') });
+  const shown = CODE.exec(await carol.waitFor(CODE, 0, 'err'))!;
+  carol.end();
+  t.equal((await carol.exited).code, 3, 'the room refused: status 3');
+  t.equal(shown[1], 'carol');
+  // The binding is real: another key is NICK_BOUND (status 4), elsewhere too...
+  const other = startClient(t, { port, nick: 'carol', home: join(dir, 'carol-new'), room: 'elsewhere' });
+  other.end();
+  t.equal((await other.exited).code, 4, 'bound by the refused login');
+  // ...and the code shown by the refused login takes it over.
+  const back = startClient(t, { port, nick: 'carol', home: join(dir, 'carol-new'), room: 'elsewhere', args: ['--recover'], env: { E2EE_CHAT_RECOVERY_CODE: shown[3]! } });
+  t.not(CODE.exec(await back.waitFor(CODE, 0, 'err'))![3], shown[3], 'a fresh code after the takeover');
+  await back.waitFor(/^\* joined /);
+  back.end();
+  t.equal((await back.exited).code, 0);
+  a.end();
+  b.end();
+  t.same((await Promise.all([a.exited, b.exited])).map((e) => e.code), [0, 0]);
 });
 
 /**
