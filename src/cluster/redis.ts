@@ -17,12 +17,12 @@
  * addressee's view (so never from a member after its PEER_LEFT, nor from a relay reaped meanwhile).
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Command, Redis } from 'ioredis';
 import { encodeWire, frame } from '../codec/index.js';
 import { ProtocolError } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
 import type { EngineMember, RoomEngine, RoomSink } from '../room/engine.js';
-import { deliverHead, Outbox } from '../server/deliver.js';
+import { deliverHead, Outbox, Spare } from '../server/deliver.js';
 import type { BindingRow, BindResult, RecoverResult, Registry } from '../server/registry.js';
 import { defineScripts, RedisRegistry } from './registry.js';
 import { CLUSTER_TIMINGS, type ClusterScript } from './tables.js';
@@ -94,13 +94,17 @@ export interface ClusterOptions {
 /** Another member of a local member's room, as that member was told of it. */
 interface Peer {
   token: string;
-  /** The channel of its relay. */
+  /** The channel of its relay, and the start of a PUBLISH to it (publishHead). */
   channel: string;
-  /** The start of a W message from the local member to it: "W\n<its token>\n<local member's token>\n". */
+  head: Buffer;
+  /**
+   * The start of a W message from the local member to it: room for the PUBLISH command's start
+   * (reserve(head) bytes, filled in by publishCommand), then "W\n<its token>\n<local member's token>\n".
+   */
   header: Buffer;
   /**
-   * The W message to it being laid out (header, then DELIVER frames one after the other, in one buffer);
-   * one Outbox per peer, so each batch starts at about the size of the last ones.
+   * The PUBLISH of the W message to it being laid out (header, then DELIVER frames one after the other,
+   * then CRLF, in one buffer); one Outbox per peer, so each batch starts at about the size of the last ones.
    */
   out: Outbox;
 }
@@ -163,7 +167,13 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
    * W messages taken from the connections' batches and not yet published: per channel, in the order
    * taken (one PUBLISH per relay and turn); and the connections they came from, with their bytes.
    */
-  private readonly outgoing = new Map<string, Buffer[]>();
+  private readonly outgoing = new Map<string, { head: Buffer; ms: Buffer[] }>();
+  /**
+   * A batch buffer whose PUBLISH Redis has answered (so the socket has written it whole and nothing
+   * refers to it) starts the next batch, instead of a fresh buffer of tens of KB per batch, which V8
+   * counts as external memory and collects with full mark-compacts.
+   */
+  private readonly spare = new Spare();
   private outgoingFrom: { local: Local<H>; bytes: number }[] = [];
   private flushing: NodeJS.Immediate | undefined;
   private nextToken = 1;
@@ -438,7 +448,9 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     const old = local.peers.get(nick);
     if (old !== undefined) local.peerTokens.delete(old.token);
     const channel = `e2ee:deliver:${token.slice(0, token.lastIndexOf('.'))}`;
-    local.peers.set(nick, { token, channel, header: Buffer.from(`W\n${token}\n${local.token}\n`, 'latin1'), out: new Outbox() });
+    const head = publishHead(channel);
+    const header = Buffer.concat([Buffer.alloc(reserve(head)), Buffer.from(`W\n${token}\n${local.token}\n`, 'latin1')]);
+    local.peers.set(nick, { token, channel, head, header, out: new Outbox(this.spare) });
     local.peerTokens.add(token);
   }
 
@@ -572,10 +584,11 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
     local.batchFrames = 0;
     local.batchBytes = 0;
     for (const peer of batch) {
+      peer.out.append(CRLF);
       const m = peer.out.take()!;
       const q = this.outgoing.get(peer.channel);
-      if (q === undefined) this.outgoing.set(peer.channel, [m]);
-      else q.push(m);
+      if (q === undefined) this.outgoing.set(peer.channel, { head: peer.head, ms: [m] });
+      else q.ms.push(m);
     }
     this.outgoingFrom.push({ local, bytes });
   }
@@ -588,7 +601,19 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
   private publish(): void {
     if (this.outgoingFrom.length === 0) return;
     const sent: Promise<unknown>[] = [];
-    for (const [channel, ms] of this.outgoing) sent.push(this.cmd.publish(channel, ms.length === 1 ? ms[0]! : joinMessages(ms)));
+    for (const { head, ms } of this.outgoing.values()) {
+      // The command's bytes go to the socket as they are (RawPublish): no copy by ioredis.
+      let b: Buffer;
+      if (ms.length === 1) {
+        b = ms[0]!;
+      } else {
+        b = this.joinMessages(head, ms);
+        for (const m of ms) this.spare.put(whole(m));
+      }
+      const c = new RawPublish(publishCommand(head, b));
+      this.cmd.sendCommand(c);
+      sent.push(c.promise.then(() => this.spare.put(whole(b))));
+    }
     this.outgoing.clear();
     const from = this.outgoingFrom;
     this.outgoingFrom = [];
@@ -610,6 +635,25 @@ export class RedisCluster<H extends object> implements RoomEngine<H>, Registry {
         f.local.flightBytes -= f.bytes;
       }
     });
+  }
+
+  /**
+   * Several W messages (each as flush() took it: reserve(head) bytes, the message, CRLF) as the one M
+   * message of a PUBLISH laid out the same way: "M", then each as a 4-byte big-endian length and its bytes.
+   */
+  private joinMessages(head: Buffer, ms: Buffer[]): Buffer {
+    const at = reserve(head);
+    let n = at + 1 + CRLF.length;
+    for (const m of ms) n += 4 + m.length - at - CRLF.length;
+    const out = (this.spare.get(n) ?? Buffer.allocUnsafe(n)).subarray(0, n);
+    out[at] = KIND_M;
+    let o = at + 1;
+    for (const m of ms) {
+      o = out.writeUInt32BE(m.length - at - CRLF.length, o);
+      o += m.copy(out, o, at, m.length - CRLF.length);
+    }
+    CRLF.copy(out, o);
+    return out;
   }
 
   async leave(handle: H): Promise<void> {
@@ -696,18 +740,50 @@ export function parsePubsubLimit(reply: unknown): { hardBytes: number; softBytes
   return { hardBytes: Number(m[1]), softBytes: Number(m[2]), softSeconds: Number(m[3]) };
 }
 
-/** Several W messages as one M message: "M", then each as a 4-byte big-endian length and its bytes. */
-function joinMessages(ms: Buffer[]): Buffer {
-  let n = 1;
-  for (const m of ms) n += 4 + m.length;
-  const out = Buffer.allocUnsafe(n);
-  out[0] = KIND_M;
-  let o = 1;
-  for (const m of ms) {
-    o = out.writeUInt32BE(m.length, o);
-    o += m.copy(out, o);
+/** RESP of `PUBLISH <channel>` up to its message's length: "*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n". */
+function publishHead(channel: string): Buffer {
+  return Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${Buffer.byteLength(channel)}\r\n${channel}\r\n`, 'latin1');
+}
+
+/** Bytes kept free before a message for publishHead and "$<length>\r\n" (up to 9 digits: a message is far under 1 GB). */
+function reserve(head: Buffer): number {
+  return head.length + 12;
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/**
+ * The PUBLISH command of the message that `b` holds after reserve(head) free bytes and before a final
+ * CRLF: writes `head` and "$<message length>\r\n" right before the message, and returns the command's
+ * bytes (a view of `b`).
+ */
+function publishCommand(head: Buffer, b: Buffer): Buffer {
+  const at = reserve(head);
+  const len = `$${b.length - at - CRLF.length}\r\n`;
+  const start = at - len.length - head.length;
+  head.copy(b, start);
+  b.write(len, at - len.length, 'latin1');
+  return b.subarray(start);
+}
+
+/** The whole buffer under `b` when `b` starts it (what a Spare may keep), else `b` (which a Spare refuses). */
+function whole(b: Buffer): Buffer {
+  return b.byteOffset === 0 && b.buffer.byteLength > b.length ? Buffer.from(b.buffer, 0, b.buffer.byteLength) : b;
+}
+
+/**
+ * PUBLISH whose RESP bytes the relay laid out itself (publishCommand): ioredis writes them as they are,
+ * instead of concatenating a copy of the message into a new command buffer, and matches the integer
+ * reply as for any command on the connection, in order.
+ */
+class RawPublish extends Command {
+  constructor(private readonly bytes: Buffer) {
+    super('publish', [], { replyEncoding: null });
   }
-  return out;
+
+  override toWritable(): Buffer {
+    return this.bytes;
+  }
 }
 
 /** A membership token as relays make them: `<relay id>.<counter>` (spec/CLUSTER.md §1). */
