@@ -1,5 +1,6 @@
 /**
- * The load generator's raw-frame relay client: connects, authenticates (spec §7.3) and joins a room on
+ * The load generator's raw-frame relay client, on the wire kit's relay connection
+ * (src/wirekit/relay-conn.ts): connects, authenticates (spec §7.3) and joins a room on
  * our relay, or sends the one pairing frame to the bare pipe relay, and then hands every frame body to a
  * benchmark's handler. The same code drives both relays, so a ratio compares relays, not clients.
  *
@@ -8,10 +9,10 @@
  * is all a counter or an echo needs. ERROR frames are decoded and end the connection with their code.
  */
 import { connect, type Socket } from 'node:net';
-import type { KeyObject } from 'node:crypto';
-import { FrameReader, decodeFrame, encodeWire, frame, type RelayFrame } from '../src/codec/index.js';
+import { decodeFrame, encodeWire, frame, type RelayFrame } from '../src/codec/index.js';
 import { errorName } from '../src/protocol/errors.js';
-import { authMessage, pssSign } from '../src/crypto/rsa.js';
+import type { Keys } from '../src/wirekit/identity.js';
+import { authFrame, RelayConn, type Invalid } from '../src/wirekit/relay-conn.js';
 
 export interface RelayAddr {
   readonly kind: 'server' | 'pipe';
@@ -19,10 +20,8 @@ export interface RelayAddr {
   readonly port: number;
 }
 
-export interface Identity {
-  readonly privateKey: KeyObject;
-  readonly spki: Uint8Array;
-}
+/** An identity key of the wire kit's (src/wirekit/identity.ts). */
+export type Identity = Keys;
 
 /** Frame type codes the hot path looks at (spec §5). */
 export const T = { SEND: 0x09, DELIVER: 0x0a, PING: 0x0d, PONG: 0x0e, ERROR: 0x0f, PEER_LEFT: 0x08 } as const;
@@ -30,9 +29,7 @@ export const T = { SEND: 0x09, DELIVER: 0x0a, PING: 0x0d, PONG: 0x0e, ERROR: 0x0
 /** Offset of the type code in a frame body: fixmap header, fixstr "t" (2 bytes), then the code. */
 export const TYPE_OFFSET = 3;
 
-export class RawConn {
-  readonly sock: Socket;
-  private readonly reader = new FrameReader();
+export class RawConn extends RelayConn<Socket> {
   /** The peer's identity key as the relay listed it (placeholder bytes on the pipe relay). */
   peerKey: Uint8Array | null = null;
   peerNick: string | null = null;
@@ -44,8 +41,9 @@ export class RawConn {
   failure: string | null = null;
   private keepalive: NodeJS.Timeout | null = null;
   private pings = 0;
-  private closedResolve!: () => void;
-  readonly closed: Promise<void>;
+  private goneResolve!: () => void;
+  /** Resolves once the connection has ended. */
+  readonly gone: Promise<void>;
   private phase: 'hello' | 'auth' | 'welcome' | 'join' | 'peer' | 'ready' = 'hello';
   private joinedResolve!: () => void;
   private readyResolve!: () => void;
@@ -58,9 +56,10 @@ export class RawConn {
     readonly addr: RelayAddr,
     readonly nick: string,
     readonly room: string,
-    private readonly id: Identity,
+    private readonly id: Keys,
   ) {
-    this.closed = new Promise((r) => (this.closedResolve = r));
+    super({ socket: connect({ host: addr.host, port: addr.port, noDelay: true }) });
+    this.gone = new Promise((r) => (this.goneResolve = r));
     let rejectJoined!: (e: Error) => void;
     this.joined = new Promise((res, rej) => {
       this.joinedResolve = res;
@@ -76,55 +75,57 @@ export class RawConn {
     // A rejection nobody awaits yet (joined settles first) must not crash the worker.
     this.joined.catch(() => {});
     this.ready.catch(() => {});
-    this.sock = connect({ host: addr.host, port: addr.port, noDelay: true });
-    this.sock.on('connect', () => {
+    this.socket.on('connect', () => {
       if (addr.kind === 'pipe') {
         this.phase = 'join';
-        this.sock.write(encodeWire(frame('JOIN', { room })));
+        this.send(frame('JOIN', { room }));
       } else {
-        this.sock.write(encodeWire(frame('HELLO', { version: 2, nick, key: id.spki })));
+        this.sendHello(nick, id.spki);
       }
     });
-    this.sock.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.sock.on('error', (e) => this.fail(`socket: ${e.message}`));
-    this.sock.on('close', () => {
-      if (this.keepalive) clearInterval(this.keepalive);
-      if (this.phase !== 'ready') this.fail('closed during setup');
-      this.closedResolve();
-    });
   }
 
-  write(buf: Uint8Array): boolean {
-    return this.sock.write(buf);
+  /** The socket (its writableLength is the benchmark's backlog figure). */
+  get sock(): Socket {
+    return this.socket;
   }
 
-  close(): void {
+  /** Writes straight to the socket (the hot path): false when its buffer is full. */
+  override write(buf: Uint8Array): boolean {
+    return this.socket.write(buf);
+  }
+
+  override close(): void {
     if (this.keepalive) clearInterval(this.keepalive);
-    this.sock.destroy();
+    this.socket.destroy();
   }
 
   private fail(why: string): void {
     this.failure ??= why;
     this.setupReject(new Error(`${this.nick}: ${why}`));
-    this.sock.destroy();
+    this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
-    let bodies: Buffer[];
-    try {
-      bodies = this.reader.push(chunk);
-    } catch (e) {
-      return this.fail(`framing: ${(e as Error).message}`);
+  protected override handleEnd(error?: Error): void {
+    if (error !== undefined) this.fail(`socket: ${error.message}`);
+    if (this.keepalive) clearInterval(this.keepalive);
+    if (this.phase !== 'ready') this.fail('closed during setup');
+    this.goneResolve();
+  }
+
+  protected override handleInvalid(a: Invalid): void {
+    this.fail(`framing: ${a.error instanceof Error ? a.error.message : String(a.error)}`);
+  }
+
+  protected override handleBody(body: Buffer): void {
+    if (this.failure !== null) return;
+    if (this.phase === 'ready') {
+      const t = body[TYPE_OFFSET];
+      if (t === T.ERROR || t === T.PEER_LEFT) return this.fail(describe(body));
+      if (this.onBody !== null && (t === T.DELIVER || t === T.SEND)) this.onBody(body);
+      return;
     }
-    for (const body of bodies) {
-      if (this.phase === 'ready') {
-        const t = body[TYPE_OFFSET];
-        if (t === T.ERROR || t === T.PEER_LEFT) return this.fail(describe(body));
-        if (this.onBody !== null && (t === T.DELIVER || t === T.SEND)) this.onBody(body);
-        continue;
-      }
-      this.setupFrame(body);
-    }
+    this.setupFrame(body);
   }
 
   private setupFrame(body: Buffer): void {
@@ -140,17 +141,12 @@ export class RawConn {
         if (f.type !== 'CHALLENGE') return this.fail(`expected CHALLENGE, got ${f.type}`);
         this.phase = 'welcome';
         // JOIN right behind AUTH, in one write, as the reference client does (spec §7.4 "JOIN behind AUTH").
-        this.sock.write(
-          Buffer.concat([
-            encodeWire(frame('AUTH', { sig: pssSign(this.id.privateKey, authMessage(f.nonce, this.nick, this.id.spki, f.relay, new Uint8Array(0))) })),
-            encodeWire(frame('JOIN', { room: this.room })),
-          ]),
-        );
+        this.write(Buffer.concat([encodeWire(authFrame(f, this.nick, this.id)), encodeWire(frame('JOIN', { room: this.room }))]));
         return;
       case 'welcome':
         if (f.type !== 'WELCOME') return this.fail(`expected WELCOME, got ${f.type}`);
         // Keepalive as a real client does (spec §7.1 "Timeouts"), so long setups do not time out.
-        this.keepalive = setInterval(() => this.sock.write(encodeWire(frame('PING', { n: this.pings++ }))), Math.max(1000, Math.floor(f.idle_ms / 3)));
+        this.keepalive = setInterval(() => this.send(frame('PING', { n: this.pings++ })), Math.max(1000, Math.floor(f.idle_ms / 3)));
         this.keepalive.unref();
         this.phase = 'join';
         return;

@@ -393,7 +393,7 @@ const ops: Record<string, (args: never) => Promise<unknown>> = {
     const all = conns.filter((c) => (args.kind === undefined || c.conn.addr.kind === args.kind) && (args.tag === undefined || c.spec.room.startsWith(`${args.tag}-`)));
     conns = conns.filter((c) => !all.includes(c));
     for (const { conn } of all) conn.close();
-    await Promise.all(all.map(({ conn }) => conn.closed));
+    await Promise.all(all.map(({ conn }) => conn.gone));
     return all.length;
   },
 

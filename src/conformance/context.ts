@@ -4,10 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FrameOf, Member } from '../codec/index.js';
-import { authMessage, pssSign } from '../crypto/rsa.js';
+import { authMessage } from '../crypto/rsa.js';
 import { CaseFailure, Conn, type Transport } from './conn.js';
 import { LIMITS } from '../protocol/limits.js';
-import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { KeyPool, makeIdentity, type Keys } from '../wirekit/identity.js';
 
 /** An identity: RSA private key and its public key as SPKI DER (the wire kit's pool makes them). */
@@ -106,7 +105,7 @@ export class Ctx {
   async challenged(nick = this.nick(), ident = this.spare()): Promise<{ conn: Conn; nick: string; ident: Identity; challenge: FrameOf<'CHALLENGE'> }> {
     this.uses.set(ident, (this.uses.get(ident) ?? 0) + 1);
     const conn = await this.open();
-    conn.send({ type: 'HELLO', version: PROTOCOL_VERSION, nick, key: ident.spki });
+    conn.sendHello(nick, ident.spki);
     const challenge = await conn.expect('CHALLENGE', 'CHALLENGE after HELLO (§7.1 AWAIT_HELLO)');
     return { conn, nick, ident, challenge };
   }
@@ -114,7 +113,7 @@ export class Ctx {
   /** Runs HELLO / CHALLENGE / AUTH / WELCOME (§7.3); returns the connection in READY. */
   async authed(nick = this.nick(), ident = this.spare()): Promise<Authed> {
     const { conn, challenge } = await this.challenged(nick, ident);
-    conn.send({ type: 'AUTH', sig: pssSign(ident.privateKey, authOf(challenge, nick, ident.spki)) });
+    conn.sendAuth(challenge, nick, ident);
     const welcome = await conn.expect('WELCOME', 'WELCOME after a valid AUTH (§7.1 AWAIT_AUTH, §7.3)');
     return { conn, nick, ident, welcome };
   }

@@ -99,6 +99,14 @@ export async function wsCarrier(host: string, port: number, o: WsOptions = {}, d
 }
 
 /**
+ * The AUTH frame (§7.3) answering `challenge`: signed over the name the relay announced and `binding`
+ * (its tls-exporter value on TLS, empty on plain TCP and on a WebSocket).
+ */
+export function authFrame(challenge: FrameOf<'CHALLENGE'>, nick: string, keys: Keys, binding: Uint8Array = new Uint8Array(0)): FrameOf<'AUTH'> {
+  return frame('AUTH', { sig: pssSign(keys.privateKey, authMessage(challenge.nonce, nick, keys.spki, challenge.relay, binding)) });
+}
+
+/**
  * The wire kit's one raw relay connection, which the fuzzer, the hostile and server tests, the
  * conformance kit and the benchmarks' load generator build on: a carrier (a byte stream, or a
  * WebSocket whose binary messages are the §3 frame bodies), the reference FrameReader on what the
@@ -273,7 +281,7 @@ export class RelayConn<S extends Duplex = Duplex> {
    * tls-exporter value on TLS, empty on plain TCP and on a WebSocket).
    */
   sendAuth(challenge: FrameOf<'CHALLENGE'>, nick: string, keys: Keys, binding: Uint8Array = new Uint8Array(0)): void {
-    this.send(frame('AUTH', { sig: pssSign(keys.privateKey, authMessage(challenge.nonce, nick, keys.spki, challenge.relay, binding)) }));
+    this.send(authFrame(challenge, nick, keys, binding));
   }
 
   /** Ends the client's side: over WebSocket an unfinished frame goes out as a fragment without FIN first. */
