@@ -14,6 +14,7 @@ import { authMessage } from '../crypto/identity.js';
 import { clientTransition, errorInput, type ClientInput, type ClientState, type ClientTransition } from '../protocol/client-machine.js';
 import { ProtocolError, wireErrorName, type ErrorName } from '../protocol/errors.js';
 import { LIMITS } from '../protocol/limits.js';
+import { isRoom, ROOM_RULE } from '../protocol/names.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
 import type { Transport, TransportFactory } from './transport.js';
 
@@ -219,9 +220,16 @@ export class RelayConnection {
    * rejects it with connect()'s failure.
    */
   join(room: string): Promise<readonly Member[]> {
-    const early = (this.stateValue === 'AWAIT_CHALLENGE' || this.stateValue === 'AWAIT_WELCOME') && this.pendingJoin === null;
+    // Checked here, not by the codec: a JOIN behind AUTH is encoded in the signing callback, where a throw
+    // would be an unhandled rejection instead of this promise's.
+    if (!isRoom(room)) return Promise.reject(new RangeError(`room: ${ROOM_RULE}`));
+    // One JOIN at a time: a second join() while one is pending (sent, or held behind AUTH) is refused, or it
+    // would replace the first, whose promise would never settle.
+    const early = this.stateValue === 'AWAIT_CHALLENGE' || this.stateValue === 'AWAIT_WELCOME';
     const tr = clientTransition(this.stateValue, 'join');
-    if (!early && tr === undefined) return Promise.reject(this.failureValue ?? new ClientFailure('protocol', `join() in state ${this.stateValue}`));
+    if (this.pendingJoin !== null || (!early && tr === undefined)) {
+      return Promise.reject(this.failureValue ?? new ClientFailure('protocol', `join() in state ${this.stateValue}${this.pendingJoin === null ? '' : ' with a JOIN pending'}`));
+    }
     return new Promise((resolve, reject) => {
       this.pendingJoin = { room, resolve, reject };
       if (this.stateValue === 'AWAIT_CHALLENGE' || (this.stateValue === 'AWAIT_WELCOME' && !this.authSent)) this.joinBehindAuth = true;

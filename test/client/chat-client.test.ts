@@ -7,11 +7,13 @@ import { connect, createServer, type Socket } from 'node:net';
 import { ChatClient, ClientFailure } from '../../src/client/chat-client.js';
 import { PinStore } from '../../src/client/pins.js';
 import { decodeFrame, encodeFrame, encodeWire, frame, FrameReader, type Frame, type RelayFrame } from '../../src/codec/index.js';
+import type { RsaPrivateKey } from '../../src/crypto/backend.js';
 import { nodeBackend } from '../../src/crypto/node.js';
 import { startServer } from '../../src/server/index.js';
 import { RecordingProxy } from './procs.js';
 import { client, id, next, relay, type Teardown } from './lib.js';
 import type { TransportFactory } from '../../src/client/transport.js';
+import { RelayConnection, type ConnectionEvents } from '../../src/client/relay-connection.js';
 import { wire } from '../../src/wirekit/msgpack.js';
 
 
@@ -611,6 +613,52 @@ t.test('join() called with connect(): JOIN leaves right behind AUTH, before any 
   );
   t.equal(c.state, 'IN_ROOM');
   t.rejects(c.join('lobby'), ClientFailure, 'a second join() is refused');
+});
+
+t.test('a second join() while the first waits behind AUTH is refused; the first still resolves (§7.4 "JOIN behind AUTH")', async (t) => {
+  const fake = await fakeRelay(t, (f, s) => {
+    if (f.type === 'HELLO') s.write(w(frame('CHALLENGE', { version: 2, nonce, relay: `localhost:${s.localPort}` })));
+    if (f.type === 'JOIN') s.write(Buffer.concat([w(welcome), w(frame('JOINED', { room: f.room, epoch: 1, members: [] }))]));
+  });
+  // The AUTH signature waits for the test: both join() calls come in AWAIT_WELCOME with AUTH not yet
+  // written, the first held to go behind it.
+  let signing!: () => void;
+  const signStarted = new Promise<void>((r) => (signing = r));
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const crypto = {
+    ...nodeBackend,
+    pssSign: async (k: RsaPrivateKey, m: Uint8Array) => {
+      signing();
+      await gate;
+      return nodeBackend.pssSign(k, m);
+    },
+  };
+  const c = client(t, fake.port, 'twice', { connectTimeoutMs: 5000, crypto });
+  const connected = c.connect();
+  await signStarted;
+  const first = c.join('lobby');
+  const refusal = c.join('other').then(() => null, (e: unknown) => e);
+  release();
+  const second = await refusal;
+  t.ok(second instanceof ClientFailure && second.kind === 'protocol', 'the second join() rejects: protocol');
+  // Awaited only when the second was refused: otherwise it replaced the first, which never settles.
+  if (second !== null) t.same(await first, [], 'the first join() resolves with the JOINED members');
+  await connected;
+  t.same(fake.seen.filter((f) => f.type === 'JOIN').map((f) => (f as { room: string }).room), ['lobby'], 'one JOIN, for the first room');
+});
+
+t.test('RelayConnection.join() refuses an invalid room up front (RangeError), not when the JOIN behind AUTH is encoded', async (t) => {
+  const conn = new RelayConnection(
+    { nick: 'badroom', spki: id('badroom').spki, key: new Promise<RsaPrivateKey>(() => {}), crypto: nodeBackend, transport: () => { throw new Error('not connected'); }, relayName: null },
+    {} as ConnectionEvents,
+  );
+  // Settled or not by the next turn of the event loop (a refusal is immediate; a held JOIN would wait).
+  const outcome = await Promise.race([
+    conn.join('no spaces').then(() => 'resolved', (e: unknown) => e),
+    new Promise((r) => setImmediate(() => r('pending'))),
+  ]);
+  t.ok(outcome instanceof RangeError, 'rejects with a RangeError');
 });
 
 t.test('a JOIN behind an AUTH the relay refuses: connect() and join() both reject with the auth failure', async (t) => {
