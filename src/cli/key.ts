@@ -124,6 +124,13 @@ export async function run(argv: string[]): Promise<number> {
       const pass = values['no-passphrase'] === true ? null : await newPassphrase('E2EE_CHAT_PASSPHRASE', 'passphrase for this home');
       if (pass !== null) checkNewPassphrase(pass);
       prepareHome(home);
+      // A refused import leaves the home as it was: what refuses (an identity.pub open to others or not a
+      // plain file, PrivateFileError) is checked before the key is replaced; a damaged one is replaced, as
+      // writePublicKey does. Only an IO error on a write after the key (disk full) can still leave
+      // identity.pub behind (exit 8; the next unlock rewrites it) or recovery.json.
+      await readPublicKey(home).catch((e: unknown) => {
+        if (!(e instanceof KeystoreError)) throw e;
+      });
       await saveIdentity(path, backup.privateKey, pass);
       await writePublicKey(home, backup.spki);
       // The marks of the key's own home (which relays it registered a recovery code on) stay there: the

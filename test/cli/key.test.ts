@@ -108,3 +108,21 @@ t.test('show needs no passphrase once the key was opened or imported: the finger
   chmodSync(join(other, PUBLIC_KEY_FILE), 0o644);
   t.equal(key(['show', '--home', other], { E2EE_CHAT_PASSPHRASE: '' }).status, 2, 'an identity.pub open to others is refused, as any file of --home');
 });
+
+t.test('import --force over a home whose identity.pub is open to others: refused, and the key of the home unchanged', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-import-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'a');
+  mkdirSync(home, { mode: 0o700 });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  t.equal(key(['show', '--home', home]).status, 0, 'opened once, which writes identity.pub');
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  const backup = join(dir, 'backup.key');
+  await saveIdentity(backup, other.privateKey, BACKUP);
+  const before = readFileSync(join(home, IDENTITY_FILE));
+  chmodSync(join(home, PUBLIC_KEY_FILE), 0o644);
+  const r = key(['import', backup, '--home', home, '--force']);
+  t.equal(r.status, 2, 'refused: status 2, as any file of --home open to others');
+  t.ok(readFileSync(join(home, IDENTITY_FILE)).equals(before), 'identity.key byte for byte as before');
+});
