@@ -1,13 +1,14 @@
 /**
  * A minimal scripted relay client for the server tests: the wire kit's raw relay connection, real TCP on
  * 127.0.0.1. Waits have no wall-clock limit (tap's own file timeout is the backstop): `next()` resolves
- * with the next frame, or with 'closed' once the server has closed the connection.
+ * with the next frame, or with 'closed' once the server has closed the connection; it rejects instead
+ * when the server sent bytes that are not valid frames (so a test expecting 'closed' fails on garbage).
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RelayFrame } from '../../src/codec/index.js';
 import { freshKeys, type Keys } from '../../src/wirekit/identity.js';
-import { RelayConn, tcpCarrier, type Invalid } from '../../src/wirekit/relay-conn.js';
+import { errorText, RelayConn, tcpCarrier, type Invalid } from '../../src/wirekit/relay-conn.js';
 import { ERROR_CODES, type ErrorName } from '../../src/protocol/errors.js';
 import { tlsExporter } from '../../src/server/tls.js';
 
@@ -25,8 +26,11 @@ export type Received = RelayFrame | 'closed';
  * default; `over()` takes any §3 byte stream (a WebSocket adapted by src/server/ws-stream.ts, a TLS socket).
  */
 export class TestClient<S extends Duplex = Socket> extends RelayConn<S> {
-  /** Set when the stream from the server was not valid frames (a relay bug); the connection is then dropped. */
-  streamError: unknown;
+  /**
+   * Set when the stream from the server was not valid frames (a relay bug); the connection is then
+   * dropped, and `next()` rejects with it instead of resolving with 'closed'.
+   */
+  streamError: Error | undefined;
 
   /** A client over an already open byte stream of §3 frames. */
   static over<S extends Duplex>(stream: S): TestClient<S> {
@@ -39,12 +43,17 @@ export class TestClient<S extends Duplex = Socket> extends RelayConn<S> {
   }
 
   protected override handleInvalid(a: Invalid): void {
-    this.streamError ??= a.error;
+    this.streamError ??= new Error(`the relay sent bytes that are not a valid frame (${a.stage}: ${errorText(a.error)})`, { cause: a.error });
     this.socket.destroy();
   }
 
+  /** The next frame, or 'closed'; rejects with `streamError` once the server sent an invalid frame. */
   next(): Promise<Received> {
-    return this.arrival().then((a) => (a.kind === 'frame' ? a.frame : 'closed'));
+    return this.arrival().then((a) => {
+      if (a.kind === 'frame') return a.frame;
+      if (this.streamError !== undefined) throw this.streamError;
+      return 'closed';
+    });
   }
 
   raw(bytes: Uint8Array): void {
