@@ -228,7 +228,8 @@ export class Session {
     const ok = pssVerify(parsePublicKey(this.clientKey).key, authMessage(nonce, this.clientNick, this.clientKey, this.relayName(), new Uint8Array(0)), auth.sig);
     if (!ok) throw new CaseFailure("an AUTH signature that verifies (§7.3)", 'a signature that does not verify');
     this.conn.send({ type: 'WELCOME', idle_ms: welcome.idle_ms ?? 60_000, max_frame: welcome.max_frame ?? 65536, room_size: 8, rate: 1000 });
-    // §7.5: a client may register a recovery code before it joins; the scripted relay confirms it.
+    // §7.5: a client may register a recovery code before it joins; the scripted relay confirms it. A JOIN
+    // sent behind AUTH (§7.4, before WELCOME) is read here too: the client's frames come in order.
     const first = await this.expectFrom('JOIN', 'SET_RECOVERY');
     if (first.type === 'SET_RECOVERY') this.conn.send({ type: 'RECOVERY_SET' });
     const join = first.type === 'JOIN' ? first : await this.expectFrom('JOIN');

@@ -35,6 +35,18 @@ t.test('the reference client passes every client case', async (t) => {
   );
 });
 
+t.test('a returning user (a recovery mark in --home) sends JOIN behind AUTH (§7.4) and still passes the cases that answer AUTH', async (t) => {
+  const seed = `"${process.execPath}" dist/test/conformance/fixtures/seed-recovery-mark.js`;
+  const results: CaseResult[] = [];
+  for (const only of ['client_welcome_max_frame_', 'client_baseline_message']) results.push(...(await runClientKit({ cmd: `${seed} && ${CLIENT}`, waitMs: 8000, only })));
+  t.same(results.map((r) => r.id).sort(), ['client_baseline_message', 'client_welcome_max_frame_at_min', 'client_welcome_max_frame_below_min'], 'the three cases ran');
+  t.same(
+    results.filter((r) => r.status !== 'pass').map((r) => r.id),
+    [],
+    failures(results),
+  );
+});
+
 t.test('a lax client (any seq, no state machine, v1 ACKs, no pins, no rosters, any PSS salt, v1 peers, any relay name, any max_frame) fails exactly the cases of those rules', async (t) => {
   const lax = `"${process.execPath}" dist/test/conformance/fixtures/lax-client.js --host {host} --port {port} --nick {nick} --room {room}`;
   const results = await runClientKit({ cmd: lax, waitMs: 8000 });
