@@ -167,9 +167,12 @@ export class RelayConn<S extends Duplex = Duplex> {
       return;
     }
     for (const body of bodies) {
+      // A user that dropped the connection (on an invalid frame, say) takes nothing that came after it.
+      if (this.ended || this.socket.destroyed) return;
       if (body.length > this.maxBody) this.maxBody = body.length;
       this.handleBody(body);
     }
+    if (this.ended || this.socket.destroyed) return;
     // §3: a framing error after complete frames of this chunk comes after them.
     const failure = this.reader.failure;
     if (failure !== undefined && bodies.length > 0) this.handleInvalid({ kind: 'invalid', stage: 'stream', error: failure });
@@ -204,12 +207,17 @@ export class RelayConn<S extends Duplex = Duplex> {
     else this.queue.push(a);
   }
 
-  /** Ends the connection's queue with `closed`, once. */
+  /** Ends the connection's queue with `closed`, once; every wait in progress resolves with it. */
   protected finish(error?: Error): void {
     if (this.ended) return;
     this.ended = true;
     this.handleEnd(error);
-    this.push({ kind: 'closed' });
+    const closed: Arrival = { kind: 'closed' };
+    const waiters = this.waiters;
+    this.waiters = [];
+    // Sticky: it stays at the head of the queue for every later wait.
+    this.queue.push(closed);
+    for (const w of waiters) w(closed);
   }
 
   /** True once the connection ended. */
@@ -235,7 +243,6 @@ export class RelayConn<S extends Duplex = Duplex> {
     return new Promise((resolve) => {
       const w = (a: Arrival): void => {
         clearTimeout(timer);
-        if (a.kind === 'closed') this.queue.unshift(a);
         resolve(a);
       };
       const timer =
