@@ -453,12 +453,37 @@ export async function connected(ctx: ClientCtx): Promise<Session> {
 export const shown = (nick: string, text: string) => (l: string) => l === `${nick}: ${text}`;
 export const marker = (what: string) => `${what}-${randomBytes(4).toString('hex')}`;
 
+/** Requires the client to exit with status `want`; `expected` names it in the failure. */
+export async function exitsWith(s: Session, want: number, expected: string): Promise<void> {
+  const code = await s.proc.exitStatus(s.ctx.waitMs);
+  if (code !== want) throw new CaseFailure(expected, `exit status ${String(code)}; output: ${s.proc.tail()}`);
+}
+
 /** Ends input, serves the LEAVE, and requires exit status `want`. */
 export async function endsWith(s: Session, want: number): Promise<void> {
   s.proc.child.stdin!.end();
   await s.serveUntilClosed(s.ctx.waitMs);
-  const code = await s.proc.exitStatus(s.ctx.waitMs);
-  if (code !== want) throw new CaseFailure(`exit status ${want} at end of input`, `exit status ${String(code)}; output: ${s.proc.tail()}`);
+  await exitsWith(s, want, `exit status ${want} at end of input`);
+}
+
+/**
+ * The client closes the connection on its own within `reads` arrivals, sending nothing before the close
+ * but ERROR `code` (its §9 SHOULD) and what `tolerated` lets through, then exits with status 7.
+ */
+export async function closesOnProtocolError(
+  s: Session,
+  code: ErrorName,
+  expected: string,
+  { reads = 3, tolerated = () => false }: { reads?: number; tolerated?: (frame: RelayFrame) => boolean } = {},
+): Promise<void> {
+  for (let i = 0; i < reads; i++) {
+    const a = await s.conn.next();
+    if (a.kind === 'closed') break;
+    if (a.kind === 'frame' && a.frame.type === 'ERROR' && a.frame.code === ERROR_CODES[code].code) continue;
+    if (a.kind === 'frame' && tolerated(a.frame)) continue;
+    throw new CaseFailure(expected, describe(a));
+  }
+  await exitsWith(s, 7, 'exit status 7 (protocol error)');
 }
 
 /**
