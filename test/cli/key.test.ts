@@ -1,6 +1,6 @@
 // `e2ee-chat key show|export|import` as a real child process: the fingerprint offline, an encrypted
 // backup that only its own passphrase opens, and an import that gives another home the same identity.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -21,6 +21,17 @@ const key = (args: string[], env: Record<string, string> = {}) =>
     encoding: 'utf8',
     env: { ...process.env, E2EE_CHAT_PASSPHRASE: PASS, E2EE_CHAT_BACKUP_PASSPHRASE: BACKUP, ...env },
   });
+
+/** A temporary folder holding home `a` (mode 0700) with a fresh identity saved under PASS. */
+async function homeWithKey(t: Test, prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const home = join(dir, 'a');
+  mkdirSync(home, { mode: 0o700 });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
+  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  return { dir, home, fp: fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }))) };
+}
 
 t.test('show, export and import keep one identity across homes', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-cli-'));
@@ -60,14 +71,8 @@ t.test('show, export and import keep one identity across homes', async (t) => {
 });
 
 t.test('passwd changes the passphrase: the old one stops opening the key, a weak new one is refused', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-passwd-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const home = join(dir, 'a');
-  mkdirSync(home, { mode: 0o700 });
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
-  const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
+  const { home, fp } = await homeWithKey(t, 'e2ee-key-passwd-');
   const file = join(home, IDENTITY_FILE);
-  await saveIdentity(file, privateKey, PASS);
   const NEW = 'a brand new passphrase for the key';
   t.equal(key(['passwd', '--home', home], { E2EE_CHAT_NEW_PASSPHRASE: 'pw' }).status, 2, 'a weak new passphrase: 2');
   t.equal(key(['passwd', '--home', home], { E2EE_CHAT_PASSPHRASE: 'wrong', E2EE_CHAT_NEW_PASSPHRASE: NEW }).status, 4, 'wrong current passphrase: 4');
@@ -83,13 +88,7 @@ t.test('passwd changes the passphrase: the old one stops opening the key, a weak
 });
 
 t.test('show needs no passphrase once the key was opened or imported: the fingerprint from identity.pub', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-show-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const home = join(dir, 'a');
-  mkdirSync(home, { mode: 0o700 });
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
-  const fp = fingerprint(new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })));
-  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  const { dir, home, fp } = await homeWithKey(t, 'e2ee-key-show-');
   // stdin is a pipe here (no terminal to ask at) and no E2EE_CHAT_PASSPHRASE.
   t.equal(key(['show', '--home', home], { E2EE_CHAT_PASSPHRASE: '' }).status, 2, 'a key never opened by this version: the passphrase is needed once');
   t.equal(key(['show', '--home', home]).status, 0, 'opened once (with the passphrase), which writes identity.pub');
@@ -110,12 +109,7 @@ t.test('show needs no passphrase once the key was opened or imported: the finger
 });
 
 t.test('import --force over a home whose identity.pub is open to others: refused, and the key of the home unchanged', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'e2ee-key-import-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const home = join(dir, 'a');
-  mkdirSync(home, { mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
-  await saveIdentity(join(home, IDENTITY_FILE), privateKey, PASS);
+  const { dir, home } = await homeWithKey(t, 'e2ee-key-import-');
   t.equal(key(['show', '--home', home]).status, 0, 'opened once, which writes identity.pub');
   const other = generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 });
   const backup = join(dir, 'backup.key');
