@@ -23,7 +23,7 @@ import { rosterLine } from '../client/roster.js';
 import { checkRoomSecret, defaultHome, IDENTITY_FILE, IdentityError, openIdentity, prepareHome, readRoomSecret, suggestPassphrase, type Identity } from '../client/home.js';
 import { History, HistoryError, recordHistory, type StoredRecord } from '../client/history.js';
 import { PinStore } from '../client/pins.js';
-import { addRecoveryMark, importedKey, readRecoveryMarks, recoveryMark } from '../client/recovery-marks.js';
+import { addRecoveryMark, readMarksFile, recoveryMark } from '../client/recovery-marks.js';
 import { formatRecoveryCode, newRecoveryCode, parseRecoveryCode, recoveryCommit } from '../crypto/recovery.js';
 import { nodeBackend } from '../crypto/node.js';
 import { readCaFile, tcpTransport, type TlsClientOptions } from '../client/tcp.js';
@@ -586,10 +586,12 @@ async function recoveryAfterWelcome(client: ChatClient, opts: Options): Promise<
   let code = pendingCode;
   pendingCode = undefined;
   if (code === undefined) {
-    if ((await readRecoveryMarks(opts.home)).has(mark)) return;
+    // Read again after WELCOME: another client of this home may have registered the code meanwhile.
+    const marks = await readMarksFile(opts.home);
+    if (marks.registered.has(mark)) return;
     // A key imported from another home (e2ee-chat key import) may have a code registered from there; the
     // relay cannot say, and a new registration voids it (§7.5). Said before it happens, never silently.
-    if ((await importedKey(opts.home)) === client.fingerprint()) {
+    if (marks.imported === client.fingerprint()) {
       process.stderr.write(
         `warning: this key was imported into ${opts.home}, so it may already have a recovery code for ${client.nick} at ${relayName(opts)} from the home it came from; ` +
           'a new code is registered now and that earlier code NO LONGER WORKS: keep the new one below instead\n',
@@ -611,7 +613,7 @@ async function recoveryAfterWelcome(client: ChatClient, opts: Options): Promise<
 /** Connects and joins; returns an exit status on failure, or null when in the room. */
 async function enter(client: ChatClient, opts: Options, report: (msg: string) => void): Promise<number | null> {
   try {
-    if (pendingCode === undefined && (await readRecoveryMarks(opts.home)).has(recoveryMark(relayName(opts), client.nick))) {
+    if (pendingCode === undefined && (await readMarksFile(opts.home)).registered.has(recoveryMark(relayName(opts), client.nick))) {
       // No recovery code to register or show: JOIN goes right behind AUTH (spec §7.4, one round trip less).
       await Promise.all([client.connect(), client.join(opts.room)]);
       return null;

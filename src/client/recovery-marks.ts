@@ -20,7 +20,8 @@ interface MarksFile {
   imported: string | null;
 }
 
-async function readMarksFile(home: string): Promise<MarksFile> {
+/** The whole file: the `relay nick` pairs registered from `home` and the imported key (empty when absent). */
+export async function readMarksFile(home: string): Promise<MarksFile> {
   const path = join(home, RECOVERY_MARKS_FILE);
   let buf: Buffer;
   try {
@@ -46,16 +47,6 @@ async function readMarksFile(home: string): Promise<MarksFile> {
 async function writeMarksFile(home: string, f: MarksFile): Promise<void> {
   const body = { registered: [...f.registered].sort(), ...(f.imported === null ? {} : { imported: f.imported }) };
   await writePrivateFile(join(home, RECOVERY_MARKS_FILE), JSON.stringify(body) + '\n');
-}
-
-/** The `relay nick` pairs registered from `home` (empty when the file does not exist). */
-export async function readRecoveryMarks(home: string): Promise<Set<string>> {
-  return (await readMarksFile(home)).registered;
-}
-
-/** The fingerprint `key import` recorded for this home's key, or null when the key was not imported. */
-export async function importedKey(home: string): Promise<string | null> {
-  return (await readMarksFile(home)).imported;
 }
 
 /**
