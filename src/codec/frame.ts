@@ -201,21 +201,16 @@ export function encodeWire(frame: Frame): Buffer {
  * 3 bytes), without encoding it.
  */
 export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
+  return utf8Bytes(s, false);
 }
 
 /** utf8Length of a string that has a UTF-8 form, or -1 when `s` holds a lone UTF-16 surrogate (one pass). */
 function wellFormedUtf8Length(s: string): number {
+  return utf8Bytes(s, true);
+}
+
+/** The one UTF-8 length loop: a lone surrogate counts as U+FFFD (3 bytes), or ends it with -1 if `strict`. */
+function utf8Bytes(s: string, strict: boolean): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -225,7 +220,8 @@ function wellFormedUtf8Length(s: string): number {
     else if (c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
       n += 4;
       i++;
-    } else return -1;
+    } else if (strict) return -1;
+    else n += 3;
   }
   return n;
 }
