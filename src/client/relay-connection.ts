@@ -49,6 +49,9 @@ export const PONG_TIMEOUT_MS = 10_000;
 /** Local bound on frames waiting for the rate limiter or a slow socket: a local caller's mistake, not a peer's. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
+/** The §7.4 states before WELCOME: connect() is still under way in each. */
+const BEFORE_WELCOME: ReadonlySet<ClientState> = new Set<ClientState>(['AWAIT_CHALLENGE', 'AWAIT_WELCOME', 'AWAIT_WELCOME_JOINED']);
+
 /** What a connection hands up. Every call but `closed` comes from inside `batch`; a ProtocolError thrown there fails the connection. */
 export interface ConnectionEvents {
   /** Runs the handling of one read from the relay (the facade delivers the events it raised afterwards). */
@@ -225,7 +228,7 @@ export class RelayConnection {
     if (!isRoom(room)) return Promise.reject(new RangeError(`room: ${ROOM_RULE}`));
     // One JOIN at a time: a second join() while one is pending (sent, or held behind AUTH) is refused, or it
     // would replace the first, whose promise would never settle.
-    const early = this.stateValue === 'AWAIT_CHALLENGE' || this.stateValue === 'AWAIT_WELCOME';
+    const early = BEFORE_WELCOME.has(this.stateValue);
     const tr = clientTransition(this.stateValue, 'join');
     if (this.pendingJoin !== null || (!early && tr === undefined)) {
       return Promise.reject(this.failureValue ?? new ClientFailure('protocol', `join() in state ${this.stateValue}${this.pendingJoin === null ? '' : ' with a JOIN pending'}`));
@@ -397,7 +400,7 @@ export class RelayConnection {
       }
       case 'timeout':
         return this.close(
-          new ClientFailure('connection', tr.state === 'AWAIT_CHALLENGE' || tr.state === 'AWAIT_WELCOME' || tr.state === 'AWAIT_WELCOME_JOINED' ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
+          new ClientFailure('connection', BEFORE_WELCOME.has(tr.state) ? 'no WELCOME from the relay in time' : `the relay did not answer a PING within ${this.pongDeadlineMs} ms`),
         );
       case 'disconnect':
         if (tr.state === 'AWAIT_LEFT' && this.pendingLeave && this.leaveFinal) return this.finish(null);
