@@ -766,9 +766,14 @@ function publishCommand(head: Buffer, b: Buffer): Buffer {
   return b.subarray(start);
 }
 
-/** The whole buffer under `b` when `b` starts it (what a Spare may keep), else `b` (which a Spare refuses). */
+/**
+ * The whole buffer under `b` when `b` starts it (what a Spare may keep), else `b` (which a Spare refuses).
+ * Never a slab of Node's Buffer pool (exactly Buffer.poolSize bytes, shared by small Buffers still in
+ * use): a pooled `b` is returned as it is, whatever Spare's size bounds are.
+ */
 function whole(b: Buffer): Buffer {
-  return b.byteOffset === 0 && b.buffer.byteLength > b.length ? Buffer.from(b.buffer, 0, b.buffer.byteLength) : b;
+  const n = b.buffer.byteLength;
+  return b.byteOffset === 0 && n > b.length && n > Buffer.poolSize ? Buffer.from(b.buffer, 0, n) : b;
 }
 
 /**
