@@ -200,8 +200,10 @@ export class Chain {
 
 /**
  * ad_n and nonce_n of one direction (§8.3) in two arrays reused from message to message: `number(n)`
- * writes u64(n) into both, so a message costs no allocation for either. The AEAD reads them when it is
- * called (node:crypto and WebCrypto both copy their inputs), and a session runs one step at a time.
+ * writes u64(n) into both, so a message costs no allocation for either. node:crypto reads them during
+ * the call; the WebCrypto backend reads them only after its `await importKey`, so they must not be
+ * rewritten until the seal or open has settled: a session runs one step at a time, and that is what
+ * keeps them intact.
  */
 export class MessageNumbers {
   /** "e2ee-chat/1 msg" || lp(sid) || lp(sender) || lp(recipient) || lp(room) || u64(n). */
