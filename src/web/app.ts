@@ -129,6 +129,18 @@ function setMemberStatus(nick: string, status: string, text = status): void {
   li.querySelector('.mstatus')!.textContent = text;
 }
 
+/**
+ * A safety number that could not be computed (WebCrypto refused its SHA-512, §8.4): the page's error, and
+ * in place of the 60 digits the sentence with data-state "failed", never digits to compare.
+ */
+function safetyFailed(e: HTMLElement, nick: string, err: unknown): void {
+  const text = `the safety number with ${nick} could not be computed (${err instanceof Error ? err.message : String(err)}): compare fingerprints instead`;
+  e.textContent = text;
+  e.dataset['state'] = 'failed';
+  e.classList.add('failed');
+  showError('LOCAL', text);
+}
+
 async function renderMember(page: Page, client: ChatClient, e: ChatClientEvents['peer-joined'][0]): Promise<void> {
   const li = testid(document.createElement('li'), 'member', e.nick);
   li.dataset['fingerprint'] = e.fingerprint;
@@ -141,8 +153,22 @@ async function renderMember(page: Page, client: ChatClient, e: ChatClientEvents[
   if (old !== null) old.replaceWith(li);
   else el('members').append(li);
   note(`${e.nick} is here, key ${e.fingerprint}${e.firstSeen ? ' (seen for the first time)' : e.verified ? ' (verified)' : ''}`);
-  const number = await client.safetyNumber(e.nick);
-  if (number === undefined || !li.isConnected || li.dataset['status'] === 'key-changed' || li.dataset['status'] === 'bad-key') return;
+  let number: string | undefined;
+  let failure: { err: unknown } | undefined;
+  try {
+    number = await client.safetyNumber(e.nick);
+  } catch (err) {
+    failure = { err };
+  }
+  if (!li.isConnected || li.dataset['status'] === 'key-changed' || li.dataset['status'] === 'bad-key') return;
+  if (failure !== undefined) {
+    // Nothing to compare, so nothing to mark as verified.
+    const failed = testid(textEl('div', '', 'sn'), 'safety-number', e.nick);
+    safetyFailed(failed, e.nick, failure.err);
+    li.append(failed);
+    return;
+  }
+  if (number === undefined) return;
   const sn = testid(textEl('div', number, 'sn'), 'safety-number', e.nick);
   const verify = testid(textEl('button', e.verified ? 'verified' : 'mark as verified'), 'verify', e.nick);
   verify.addEventListener('click', () => {
@@ -172,9 +198,12 @@ function showKeyChanged(page: Page, client: ChatClient, e: ChatClientEvents['key
   // before the key is accepted; the member's own safety-number element comes back once it is.
   const number = testid(textEl('div', '…', 'sn'), 'new-safety-number', e.nick);
   w.append(number);
-  void client.safetyNumber(e.nick).then((n) => {
-    if (n !== undefined) number.textContent = n;
-  });
+  void client.safetyNumber(e.nick).then(
+    (n) => {
+      if (n !== undefined) number.textContent = n;
+    },
+    (err: unknown) => safetyFailed(number, e.nick, err),
+  );
   const accept = testid(textEl('button', 'accept the new key'), 'accept-key', e.nick);
   accept.addEventListener('click', () => {
     if (page.client !== client || !client.trust(e.nick)) return;
