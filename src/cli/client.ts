@@ -281,9 +281,14 @@ function failureAdvice(f: ClientFailure, opts: Options, nick: string, roomSize: 
       return `${f.message}: someone named ${nick} is already in the room (another client of yours?); quit that one, or pick another --nick`;
     case 'NICK_BOUND':
       // §7.5: RECOVER answers NICK_BOUND for a wrong code, a spent one (a takeover made a fresh code) and
-      // one replaced by a later registration: the user must learn that the code was what was refused.
-      if (opts.recover !== undefined) {
+      // one replaced by a later registration: the user must learn that the code was what was refused. Only
+      // the connection that sent RECOVER (the first, until its WELCOME) did; a reconnect sends AUTH.
+      if (pendingCode !== undefined) {
         return `${f.message}: the relay refused the recovery code for ${nick} on ${where} (a wrong code, one already used by a takeover, or one replaced since: only the last code shown for ${nick} works); nothing changed`;
+      }
+      // Welcomed earlier in this run (a reconnect, or SET_RECOVERY after WELCOME): the binding moved since.
+      if (welcomed) {
+        return `${f.message}: ${nick} on ${where} was bound to your key when you logged in and is bound to another key now (taken over with its recovery code, released by the relay's operator, or expired: spec §7.5); this key cannot log in as ${nick} there again`;
       }
       return `${f.message}: the nickname ${nick} is bound on ${where} to another key; pick another --nick, or run with the --home that holds the key that first used it`;
     case 'WRONG_RELAY': {
@@ -518,6 +523,7 @@ export async function run(argv: string[]): Promise<number> {
     recordHistory(client, h, relayName(opts), opts.room, (e) => err(`history: ${e.message}; messages are no longer recorded`));
   }
   pendingCode = next;
+  welcomed = false;
   try {
     return await (interactive ? runInteractive(client, opts, identity, history, hooks) : runScriptable(client, opts, identity, hooks));
   } finally {
@@ -575,6 +581,8 @@ const HISTORY_SHOWN = 20;
 
 /** The fresh code of a takeover (--recover), shown once the relay has welcomed it. */
 let pendingCode: Uint8Array | undefined;
+/** A connection of this run was welcomed: a later NICK_BOUND is a binding that moved since (spec §7.5). */
+let welcomed = false;
 
 /**
  * Spec §7.5 after WELCOME: shows the fresh code of a takeover, or registers a code at the first WELCOME
@@ -615,10 +623,11 @@ async function enter(client: ChatClient, opts: Options, report: (msg: string) =>
   try {
     if (pendingCode === undefined && (await readMarksFile(opts.home)).registered.has(recoveryMark(relayName(opts), client.nick))) {
       // No recovery code to register or show: JOIN goes right behind AUTH (spec §7.4, one round trip less).
-      await Promise.all([client.connect(), client.join(opts.room)]);
+      await Promise.all([client.connect().then(() => (welcomed = true)), client.join(opts.room)]);
       return null;
     }
     await client.connect();
+    welcomed = true;
     await recoveryAfterWelcome(client, opts);
     await client.join(opts.room);
     return null;

@@ -204,3 +204,42 @@ t.test('a key imported into another home: a warning comes before the new code th
   good.end();
   t.equal((await good.exited).code, 0, 'the code shown after the warning works');
 });
+
+t.test('a reconnect refused with NICK_BOUND after a recovered login is not told its code was refused', async (t) => {
+  const dir = tempDir(t);
+  const registry = join(dir, 'reg.db');
+  let relay = await startServerProc(t, { registry });
+  const { port } = relay;
+  const first = startClient(t, { port, nick: 'alice', home: join(dir, 'a'), args: ['--no-history'] });
+  const code = CODE.exec(await first.waitFor(CODE, 0, 'err'))![3]!;
+  await first.waitFor(/^\* joined /);
+  first.end();
+  t.equal((await first.exited).code, 0);
+
+  // b takes alice over (RECOVER) and stays, ready to reconnect.
+  const b = startClient(t, { port, nick: 'alice', home: join(dir, 'b'), args: ['--no-history', '--recover', '--reconnect', '60'], env: { E2EE_CHAT_RECOVERY_CODE: code } });
+  const fresh = CODE.exec(await b.waitFor(CODE, 0, 'err'))![3]!;
+  await b.waitFor(/^\* joined /);
+  // d takes it over from b with b's fresh code; b's connection stays (§7.5) until the relay restarts.
+  const d = startClient(t, { port, nick: 'alice', home: join(dir, 'd'), room: 'elsewhere', args: ['--no-history', '--recover'], env: { E2EE_CHAT_RECOVERY_CODE: fresh } });
+  await d.waitFor(/^\* joined /);
+  d.end();
+  t.equal((await d.exited).code, 0);
+  relay.proc.kill();
+  await relay.proc.exited;
+  relay = await startServerProc(t, { port, registry });
+  t.equal((await b.exited).code, 4, 'the reconnect (AUTH with the key b took over with) is refused: status 4');
+
+  // The advice of each refusal, for the same nickname and relay: a refused code, a plain login, b's reconnect.
+  const advice = (p: Proc) => p.err.filter((l) => l.includes('(NICK_BOUND)'));
+  const wrong = startClient(t, { port, nick: 'alice', home: join(dir, 'e'), args: ['--no-history', '--recover'], env: { E2EE_CHAT_RECOVERY_CODE: '0'.repeat(26) } });
+  wrong.end();
+  const plain = startClient(t, { port, nick: 'alice', home: join(dir, 'e'), args: ['--no-history'] });
+  plain.end();
+  t.same([(await wrong.exited).code, (await plain.exited).code], [4, 4]);
+  const [refusedCode, refusedLogin, refusedReconnect] = [advice(wrong), advice(plain), advice(b)];
+  t.same([refusedCode.length, refusedLogin.length, refusedReconnect.length], [1, 1, 1], `each said once: ${b.err.join(' | ')}`);
+  t.not(refusedReconnect[0], refusedCode[0], 'the reconnect sent no code: not the advice of a refused code');
+  t.not(refusedReconnect[0], refusedLogin[0], 'nor that of a key that never held the nickname');
+  t.not(refusedCode[0], refusedLogin[0]);
+});
